@@ -1,0 +1,234 @@
+"""``Endpoint``: a served model with replicas, devices, traffic split, rollout, routing and SLOs."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from modelplane.api._dra import DeviceClaim
+from modelplane.api._meta import Resource, Schema, Status
+from modelplane.api._types import Duration, Name, Problems, duplicates, unknown_fields
+
+RoutingPolicy = Literal[
+    "round-robin", "least-request", "prefix-cache", "session-affinity", "prefix-load"
+]
+
+
+class TrafficTarget(Schema):
+    """A share of requests sent to one version of the model."""
+
+    version: Name = Field(description="A version of the endpoint's Model.")
+    weight: int = Field(ge=0, le=100, description="Percent of requests, 0 to 100.")
+
+
+class AnalysisMetrics(Schema):
+    """Thresholds a canary must stay within at each step; a breach rolls back (see autoRollback)."""
+
+    ttft_p99: Duration | None = Field(
+        default=None,
+        description='Largest allowed 99th-percentile time to first token, e.g. "800ms".',
+    )
+    tpot: Duration | None = Field(
+        default=None, description='Largest allowed mean time per output token, e.g. "50ms".'
+    )
+    error_rate: float | None = Field(
+        default=None, ge=0, le=1, description="Largest allowed fraction of failed requests, 0 to 1."
+    )
+
+
+class Analysis(Schema):
+    """How each rollout step is judged before moving to the next."""
+
+    interval: Duration = Field(default="1m", description="How long each step is observed.")
+    metrics: AnalysisMetrics = Field(
+        default_factory=AnalysisMetrics, description="Thresholds the new version must meet."
+    )
+    min_samples: int = Field(
+        default=100, ge=1, description="Requests needed at a step before it can be judged."
+    )
+
+
+class Rollout(Schema):
+    """Progressive delivery of a new version: traffic steps, analysis, automatic rollback."""
+
+    steps: list[int] = Field(
+        default_factory=lambda: [10, 50, 100],
+        description="Percent of traffic to the new version at each step, ascending, 1 to 100.",
+    )
+    analysis: Analysis = Field(default_factory=Analysis, description="How a step is judged.")
+    auto_rollback: bool = Field(
+        default=True, description="Send all traffic back to the old version when a step fails."
+    )
+
+    @model_validator(mode="after")
+    def _ascending(self) -> Self:
+        problems = Problems()
+        if not self.steps:
+            problems.add(("steps",), "list at least one step, e.g. [10, 50, 100]")
+        previous = 0
+        for i, step in enumerate(self.steps):
+            if not 1 <= step <= 100:
+                problems.add(("steps", i), f"step {step} must be between 1 and 100 percent")
+            elif step <= previous:
+                problems.add(
+                    ("steps", i),
+                    f"steps must ascend; {step} does not follow {previous} (e.g. [10, 50, 100])",
+                )
+            previous = max(previous, step)
+        problems.raise_any()
+        return self
+
+
+class Replicas(Schema):
+    """How many copies of the model server run."""
+
+    min: int = Field(default=1, ge=0, description="Fewest replicas (0 needs scaleToZero).")
+    max: int | None = Field(
+        default=None, ge=1, description="Most replicas; defaults to max(min, 1)."
+    )
+    scale_to_zero: bool = Field(
+        default=False,
+        description="Stop every replica when idle and start one on the next request.",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.max is None:
+            self.max = max(self.min, 1)
+        problems = Problems()
+        if self.min > self.max:
+            problems.add(("min",), f"min ({self.min}) must not exceed max ({self.max})")
+        if self.min == 0 and not self.scale_to_zero:
+            problems.add(
+                ("scaleToZero",),
+                "min is 0 but scaleToZero is false: set scaleToZero: true to let the endpoint"
+                " idle at zero replicas, or set min to 1 or more",
+            )
+        problems.raise_any()
+        return self
+
+
+class Routing(Schema):
+    """How the gateway picks a replica for each request."""
+
+    policy: RoutingPolicy = Field(
+        default="least-request",
+        description=(
+            "round-robin, least-request (fewest in flight), prefix-cache (replica most likely to"
+            " hold the prompt's prefix in KV cache), session-affinity (same session, same"
+            " replica) or prefix-load (prefix-cache balanced against load)."
+        ),
+    )
+
+
+class Slo(Schema):
+    """Service-level objectives the SRE loop watches and alerts on."""
+
+    ttft_p99: Duration | None = Field(
+        default=None, description='99th-percentile time to first token, e.g. "500ms".'
+    )
+    error_rate: float | None = Field(
+        default=None, ge=0, le=1, description="Fraction of failed requests allowed, 0 to 1."
+    )
+
+
+class Budget(Schema):
+    """A spending cap per period."""
+
+    amount: float = Field(ge=0, description="Largest spend per period, in US dollars.")
+    period: Literal["hour", "day", "week", "month"] = Field(
+        default="month", description="hour, day, week or month."
+    )
+
+
+class Limits(Schema):
+    """Rate and spend limits enforced by the gateway, per endpoint."""
+
+    tokens_per_minute: int | None = Field(default=None, ge=1, description="Tokens per minute.")
+    requests_per_minute: int | None = Field(default=None, ge=1, description="Requests per minute.")
+    budget: Budget | None = Field(default=None, description="Spending cap.")
+
+
+class EndpointSpec(Schema):
+    """What to serve and how."""
+
+    model: Name = Field(description="Name of the Model (same namespace) to serve.")
+    traffic: list[TrafficTarget] = Field(
+        default_factory=list,
+        description=(
+            "Split of requests across the Model's versions; weights sum to 100. When empty, all"
+            " traffic goes to the Model's last version."
+        ),
+    )
+    rollout: Rollout | None = Field(
+        default=None, description="Progressive delivery of a new version (canary steps)."
+    )
+    replicas: Replicas = Field(default_factory=Replicas, description="How many replicas.")
+    devices: DeviceClaim | None = Field(
+        default=None,
+        description=(
+            "Devices each replica needs, as a ResourceClaim's `spec.devices` (requests,"
+            " constraints, config)."
+        ),
+    )
+    routing: Routing = Field(default_factory=Routing, description="Replica selection.")
+    slo: Slo | None = Field(default=None, description="Service-level objectives.")
+    limits: Limits | None = Field(default=None, description="Rate and spend limits.")
+
+    # field validators, not a model validator: they run even when another field is broken, so
+    # every problem is reported at once
+    @field_validator("traffic")
+    @classmethod
+    def _traffic(cls, traffic: list[TrafficTarget]) -> list[TrafficTarget]:
+        problems = Problems()
+        if traffic:
+            total = sum(t.weight for t in traffic)
+            if total != 100:
+                problems.add(
+                    (),
+                    f"weights sum to {total}; they must sum to 100"
+                    f" (e.g. adjust traffic[{len(traffic) - 1}].weight by {100 - total:+d})",
+                )
+            for i, version, first in duplicates(t.version for t in traffic):
+                problems.add(
+                    (i, "version"),
+                    f"version {version!r} appears twice (also traffic[{first}]); merge the weights",
+                )
+        problems.raise_any()
+        return traffic
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, devices: DeviceClaim | None) -> DeviceClaim | None:
+        if devices is not None:
+            problems = Problems()
+            problems.extend(unknown_fields(devices))
+            problems.raise_any()
+        return devices
+
+
+class EndpointStatus(Status):
+    """Observed state of the endpoint."""
+
+    replicas: int | None = Field(default=None, description="Replicas that exist.")
+    ready_replicas: int | None = Field(default=None, description="Replicas that serve requests.")
+    traffic: list[TrafficTarget] | None = Field(
+        default=None, description="The traffic split the gateway applies now."
+    )
+    url: str | None = Field(default=None, description="Where the endpoint is served.")
+
+
+class Endpoint(Resource):
+    """A served model: replicas on devices, a traffic split across versions, routing and SLOs."""
+
+    spec: EndpointSpec = Field(description="What to serve and how.")
+    status: EndpointStatus | None = Field(default=None, description="Observed state.")
+
+    PLURAL: ClassVar[str] = "endpoints"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("ep",)
+    COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("MODEL", "spec.model"),
+        ("REPLICAS", "status.readyReplicas"),
+        ("READY", "status.conditions[type=Ready].status"),
+    )

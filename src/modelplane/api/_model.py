@@ -1,0 +1,143 @@
+"""``Model``: a named model whose versions are artifacts pinned by digest (or an upstream API)."""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar, Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from modelplane.api._meta import OpenSchema, Resource, Schema, Status
+from modelplane.api._types import Digest, Name, Problems, duplicates
+
+ModelTask = Literal["chat", "completion", "embedding"]
+ModelFormat = Literal["safetensors", "gguf", "onnx", "upstream", "pytorch"]
+
+_HTTP_URL = re.compile(r"^https?://[^\s/]+")
+
+
+class ModelVersion(Schema):
+    """One version of a model: where its artifact is and what it must hash to."""
+
+    name: Name = Field(description="Version name, unique within the model, e.g. `v1`.")
+    source: str = Field(
+        min_length=1,
+        description=(
+            "Where the artifact is: a local path (relative paths are relative to the manifest"
+            " file), a URI (`file://`, `s3://`, `hf://`...), or for format `upstream` the"
+            " base URL of an OpenAI-compatible API (`https://api.example.com/v1`)."
+        ),
+    )
+    format: ModelFormat = Field(
+        description=(
+            "Artifact format: safetensors, gguf, onnx, pytorch (pickled; needs allowPickle) or"
+            " upstream (served by a remote OpenAI-compatible API)."
+        )
+    )
+    digest: Digest | None = Field(
+        default=None,
+        description=(
+            "`sha256:<64 hex>` of the artifact; the artifact is refused if it does not match."
+            " Required unless the format is upstream."
+        ),
+    )
+    signature: str | None = Field(
+        default=None,
+        description="Reference to a signature of the artifact (e.g. a Sigstore bundle).",
+    )
+    license: str | None = Field(
+        default=None, description="SPDX license identifier of the weights, e.g. `apache-2.0`."
+    )
+    api_key_secret: str | None = Field(
+        default=None,
+        description=(
+            "For upstream models: path of a file holding the API key (read when calling the"
+            " upstream; the key itself never goes into an object)."
+        ),
+    )
+    allow_pickle: bool = Field(
+        default=False,
+        description=(
+            "Allow the pytorch format, whose pickled files can run code when loaded."
+            " Only for artifacts from a source you trust."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        problems = Problems()
+        if self.format == "upstream":
+            if not _HTTP_URL.match(self.source):
+                problems.add(
+                    ("source",),
+                    f"format upstream needs the base URL of an OpenAI-compatible API, such as"
+                    f" 'https://api.openai.com/v1' (got {self.source!r})",
+                )
+        elif self.digest is None:
+            problems.add(
+                ("digest",),
+                f"a {self.format} artifact needs its digest: 'sha256:' and the 64 hex characters"
+                " printed by `sha256sum FILE`",
+            )
+        if self.format == "pytorch" and not self.allow_pickle:
+            problems.add(
+                ("format",),
+                "format pytorch loads pickled Python objects, which can run arbitrary code;"
+                " convert the weights to safetensors, or set allowPickle: true if you trust the"
+                " source",
+            )
+        problems.raise_any()
+        return self
+
+
+class ModelSpec(Schema):
+    """What the model is and which versions exist."""
+
+    task: ModelTask = Field(
+        default="chat", description="What the model does: chat, completion or embedding."
+    )
+    versions: list[ModelVersion] = Field(
+        min_length=1,
+        description="Versions, oldest first; the last one is the default target of traffic.",
+    )
+
+    @field_validator("versions")
+    @classmethod
+    def _unique_versions(cls, versions: list[ModelVersion]) -> list[ModelVersion]:
+        problems = Problems()
+        for i, name, first in duplicates(v.name for v in versions):
+            problems.add((i, "name"), f"duplicate version name {name!r} (also versions[{first}])")
+        problems.raise_any()
+        return versions
+
+
+class ModelVersionStatus(OpenSchema):
+    """Observed state of one version: was its artifact fetched and verified?"""
+
+    name: str = Field(description="The version.")
+    ready: bool = Field(default=False, description="The artifact is present and verified.")
+    digest: str | None = Field(default=None, description="The digest that was verified.")
+    message: str = Field(default="", description="Why the version is not ready, if it is not.")
+
+
+class ModelStatus(Status):
+    """Observed state of the model's versions."""
+
+    versions: list[ModelVersionStatus] = Field(
+        default_factory=list, description="One entry per version."
+    )
+
+
+class Model(Resource):
+    """A named model with versions; each version is an artifact with a digest, or an upstream API."""
+
+    spec: ModelSpec = Field(description="Task and versions.")
+    status: ModelStatus | None = Field(default=None, description="Observed state.")
+
+    PLURAL: ClassVar[str] = "models"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("mdl",)
+    COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("TASK", "spec.task"),
+        ("LATEST", "spec.versions[-1].name"),
+        ("READY", "status.conditions[type=Ready].status"),
+    )

@@ -1,0 +1,54 @@
+"""``Node``: a machine that runs replicas and agent workers (cluster-scoped).
+
+Topology lives in labels, as in Kubernetes: ``kubernetes.io/hostname`` names the host,
+``topology.modelplane.dev/rack`` and ``topology.modelplane.dev/block`` the rack and block; a Job's
+``topology`` levels (``host``, ``rack``, ``block``) map to these labels through
+:data:`TOPOLOGY_LABELS`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from modelplane.api._meta import Resource, Schema, Status
+from modelplane.api._quantity import Quantity
+
+#: Job topology level -> the Node label whose value names that domain.
+TOPOLOGY_LABELS: dict[str, str] = {
+    "host": "kubernetes.io/hostname",
+    "rack": "topology.modelplane.dev/rack",
+    "block": "topology.modelplane.dev/block",
+}
+
+
+class NodeSpec(Schema):
+    """What the node offers beyond its devices (devices are published as ResourceSlices)."""
+
+    capacity: dict[str, Quantity] = Field(
+        default_factory=dict,
+        description='Resource name -> amount, e.g. `cpu: "16"`, `memory: 64Gi`.',
+    )
+    unschedulable: bool = Field(
+        default=False, description="Place no new replicas or workers here (cordoned)."
+    )
+
+
+class NodeStatus(Status):
+    """Observed state: conditions such as ``Ready``, plus what the node agent reports."""
+
+
+class Node(Resource):
+    """A machine that runs replicas and agent workers; labels carry its topology."""
+
+    spec: NodeSpec = Field(default_factory=NodeSpec, description="Capacity and schedulability.")
+    status: NodeStatus | None = Field(default=None, description="Observed state.")
+
+    PLURAL: ClassVar[str] = "nodes"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("no",)
+    NAMESPACED: ClassVar[bool] = False
+    COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("READY", "status.conditions[type=Ready].status"),
+        ("UNSCHEDULABLE", "spec.unschedulable"),
+    )

@@ -1,0 +1,87 @@
+"""``modelplane bench store|scheduling``: the benchmarks of ``modelplane.bench``, from the CLI.
+
+A benchmark module has ``main(argv) -> int``, reports progress on stderr and prints its figures as
+one JSON object on its last stdout line. This command keeps that last line as it is (so scripts
+can read it) and, unless ``-o json``, shows the figures as indented text above it. Each module is
+imported only when asked for, so the CLI starts fast and works in an installation without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+from collections.abc import Callable
+from typing import Any, cast
+
+import click
+import orjson
+
+from modelplane.cli._output import to_yaml
+
+
+def _benchmark_main(module: str) -> Callable[[list[str]], int]:
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            raise click.ClickException(
+                f"this installation of Modelplane has no {module.rsplit('.', 1)[-1]} benchmark"
+                f" ({module} is missing)"
+            ) from None
+        raise
+    return cast(Callable[[list[str]], int], loaded.main)
+
+
+def _run(ctx: click.Context, module: str, args: tuple[str, ...], output: str | None) -> None:
+    main = _benchmark_main(module)
+    captured = io.StringIO()
+    code: Any = 0
+    try:
+        with contextlib.redirect_stdout(captured):
+            code = main(list(args))
+    except SystemExit as exc:  # the benchmark's own argument parser: --help, or a mistake
+        code = exc.code
+    lines = captured.getvalue().rstrip("\n").splitlines()
+    try:
+        figures = orjson.loads(lines[-1]) if lines else None
+    except orjson.JSONDecodeError:
+        figures = None
+    if not isinstance(figures, dict):
+        click.echo(captured.getvalue(), nl=False)  # not figures (help text): show it as it is
+    else:
+        if output != "json":
+            click.echo(to_yaml(figures).rstrip("\n"))
+        click.echo(lines[-1])
+    if isinstance(code, int) and code:
+        ctx.exit(code)
+
+
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+@click.group()
+def bench() -> None:
+    """Run a benchmark; each prints a JSON object of figures on its last line.
+
+    Options the CLI does not know are passed to the benchmark: `bench store --quick`;
+    `bench store -- --help` lists them.
+    """
+
+
+@bench.command("store", context_settings=_PASS_THROUGH)
+@click.option("-o", "--output", type=click.Choice(["json"]), help="Print only the JSON figures.")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def store(ctx: click.Context, output: str | None, args: tuple[str, ...]) -> None:
+    """The object store: updates/s, list time, watch latency, on SQLite and PostgreSQL."""
+    _run(ctx, "modelplane.bench.store", args, output)
+
+
+@bench.command("scheduling", context_settings=_PASS_THROUGH)
+@click.option("-o", "--output", type=click.Choice(["json"]), help="Print only the JSON figures.")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def scheduling(ctx: click.Context, output: str | None, args: tuple[str, ...]) -> None:
+    """The device allocator: claims placed per second on a simulated cluster."""
+    _run(ctx, "modelplane.bench.scheduling", args, output)

@@ -1,0 +1,332 @@
+"""A small typed client for the Modelplane REST API, as the CLI needs it.
+
+Every method returns decoded JSON (plain dicts in the Kubernetes envelope) or raises an error of
+:mod:`modelplane.api.errors`: a ``Status`` body from the server is turned back into its error class
+with :func:`~modelplane.api.errors.from_status`, and transport failures become
+:class:`~modelplane.api.errors.Unavailable` / :class:`~modelplane.api.errors.Timeout` with a sentence
+saying what to do. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import Any, Protocol
+
+import httpx
+import orjson
+
+from modelplane.api import errors
+
+JSON = dict[str, Any]
+
+DEFAULT_SERVER = "http://127.0.0.1:8470"
+
+
+class KindRoute(Protocol):
+    """What the client needs to know of a kind to build its URLs (``modelplane.api.KindInfo``)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def plural(self) -> str: ...
+
+    @property
+    def namespaced(self) -> bool: ...
+
+
+def read_token_file(path: str) -> str:
+    """The bearer token in ``path``: its first line that is neither blank nor a ``#`` comment.
+
+    A line may be ``token,user[,...]`` as in a Kubernetes static token file (the file a server was
+    started with works for its clients too); only the token is kept.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise errors.BadRequest(
+            f"cannot read the token file {path}: {exc.strerror or exc}; pass --token-file with a"
+            " readable file or --token"
+        ) from None
+    for line in lines:
+        text = line.strip()
+        if text and not text.startswith("#"):
+            return text.split(",", 1)[0].strip()
+    raise errors.BadRequest(f"the token file {path} holds no token (one token per line)")
+
+
+class Client:
+    """Talks to one Modelplane server over HTTP.
+
+    ``server`` is the base URL (``http://127.0.0.1:8470``); ``token``, when given, is sent as
+    ``Authorization: Bearer``. Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, server: str, *, token: str | None = None, timeout: float = 30.0) -> None:
+        self.server = server.rstrip("/")
+        self.token = token
+        headers = {"Accept": "application/json", "User-Agent": "modelplane-cli"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(base_url=self.server, headers=headers, timeout=timeout)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        body: JSON | None = None,
+    ) -> Any:
+        """Send one request and return its decoded JSON body (or text when it is not JSON)."""
+        content = None if body is None else orjson.dumps(body)
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        try:
+            response = self._http.request(
+                method, path, params=params, content=content, headers=headers
+            )
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        if response.status_code >= 400:
+            raise self._http_error(response)
+        return _decode(response)
+
+    def _transport_error(self, exc: httpx.HTTPError) -> errors.ModelplaneError:
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return errors.Unavailable(
+                f"cannot reach the Modelplane server at {self.server}: is `modelplane up` running?"
+                " set --server or MODELPLANE_SERVER"
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return errors.Timeout(
+                f"the Modelplane server at {self.server} did not answer in time ({exc!s})"
+            )
+        return errors.Unavailable(
+            f"lost the connection to the Modelplane server at {self.server}"
+            f" ({type(exc).__name__}: {exc})"
+        )
+
+    def _http_error(self, response: httpx.Response) -> errors.ModelplaneError:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("kind") == "Status":
+            error = errors.from_status(body)
+        else:
+            text = response.text.strip()[:500] or response.reason_phrase
+            error = errors.ModelplaneError(
+                f"the server at {self.server} answered {response.status_code}: {text}"
+            )
+        if isinstance(error, errors.Unauthorized) and "--token" not in error.message:
+            hint = (
+                "the server refused the token; check --token, --token-file or MODELPLANE_TOKEN"
+                if self.token
+                else "the server requires a token; pass --token or --token-file, or set"
+                " MODELPLANE_TOKEN"
+            )
+            error.message = f"{error.message} ({hint})"
+        return error
+
+    # -- URLs ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def path(
+        info: KindRoute,
+        namespace: str | None,
+        name: str | None = None,
+        subresource: str | None = None,
+    ) -> str:
+        """The REST path of a collection or an object; ``namespace=None`` means all namespaces."""
+        parts = ["/apis", info.group, info.version]
+        if info.namespaced and namespace is not None:
+            parts += ["namespaces", namespace]
+        parts.append(info.plural)
+        if name is not None:
+            parts.append(name)
+            if subresource:
+                parts.append(subresource)
+        return "/".join(parts)
+
+    # -- objects -------------------------------------------------------------------------------
+
+    def get(self, info: KindRoute, namespace: str, name: str) -> JSON:
+        result: JSON = self.request("GET", self.path(info, namespace, name))
+        return result
+
+    def list_page(
+        self,
+        info: KindRoute,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+    ) -> JSON:
+        """One page of a list (``{"items": [...], "metadata": {"resourceVersion", "continue"}}``)."""
+        params: dict[str, str | int] = {}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        if limit:
+            params["limit"] = limit
+        if continue_token:
+            params["continue"] = continue_token
+        result: JSON = self.request("GET", self.path(info, namespace), params=params)
+        return result
+
+    def list_all(
+        self,
+        info: KindRoute,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        chunk_size: int | None = None,
+    ) -> tuple[list[JSON], str]:
+        """Every object of a list, fetched ``chunk_size`` at a time; and the list's version."""
+        items: list[JSON] = []
+        token: str | None = None
+        version = ""
+        while True:
+            page = self.list_page(
+                info,
+                namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                limit=chunk_size,
+                continue_token=token,
+            )
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            # the first page's version is the snapshot every later page belongs to
+            version = version or str(meta.get("resourceVersion") or "")
+            token = meta.get("continue") or None
+            if not token:
+                return items, version
+
+    def create(self, info: KindRoute, namespace: str, obj: JSON) -> JSON:
+        result: JSON = self.request("POST", self.path(info, namespace), body=obj)
+        return result
+
+    def replace(self, info: KindRoute, namespace: str, name: str, obj: JSON) -> JSON:
+        result: JSON = self.request("PUT", self.path(info, namespace, name), body=obj)
+        return result
+
+    def delete(self, info: KindRoute, namespace: str, name: str) -> JSON:
+        result: JSON = self.request("DELETE", self.path(info, namespace, name))
+        return result
+
+    def watch(
+        self,
+        info: KindRoute,
+        namespace: str | None,
+        *,
+        resource_version: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        bookmarks: bool = True,
+        timeout_seconds: int | None = None,
+    ) -> Iterator[JSON]:
+        """Stream watch events (``{"type": ..., "object": ...}``) until the server ends the stream
+        (after ``timeout_seconds`` when given).
+
+        An ``ERROR`` event is raised as its error (``Expired`` when ``resource_version`` is older
+        than the server's history). Closing the generator closes the connection.
+        """
+        params: dict[str, str | int] = {"watch": "true"}
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        if bookmarks:
+            params["allowWatchBookmarks"] = "true"
+        if timeout_seconds:
+            # the server ends the stream then: a quiet stream is not mistaken for a dead one
+            params["timeoutSeconds"] = timeout_seconds
+        # a watch is idle for as long as nothing changes: no read timeout
+        timeout = httpx.Timeout(self._http.timeout.connect, read=None)
+        try:
+            with self._http.stream(
+                "GET", self.path(info, namespace), params=params, timeout=timeout
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise self._http_error(response)
+                for line in response.iter_lines():
+                    if not line.strip():
+                        continue
+                    try:
+                        event = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        raise errors.ModelplaneError(
+                            f"the server at {self.server} sent a watch line that is not JSON:"
+                            f" {line[:200]!r}"
+                        ) from None
+                    if event.get("type") == "ERROR":
+                        raise errors.from_status(event.get("object") or {})
+                    yield event
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+
+    # -- server --------------------------------------------------------------------------------
+
+    def version(self) -> JSON:
+        result: JSON = self.request("GET", "/version")
+        return result
+
+    def ready(self) -> bool:
+        """Whether ``/readyz`` answers 200 (False when the server is unreachable or not ready)."""
+        try:
+            return self._http.get("/readyz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+def later_version(version: str, seen: object) -> str:
+    """The later of two resourceVersions (decimal strings) to resume a watch from.
+
+    A DELETED event's object may carry an older version than the event itself; resuming from it
+    would repeat events.
+    """
+    text = str(seen or "")
+    if not text.isdigit():
+        return version
+    return text if not version.isdigit() or int(text) > int(version) else version
+
+
+def _decode(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.text

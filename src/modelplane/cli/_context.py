@@ -1,0 +1,126 @@
+"""Global options shared by every command that talks to the server.
+
+They may be given before the command (``modelplane -n prod get models``) or after it
+(``modelplane get models -n prod``), as with kubectl; a value given after the command wins. The
+environment (``MODELPLANE_SERVER``, ``MODELPLANE_TOKEN``, ``MODELPLANE_TOKEN_FILE``) fills in what
+the command line leaves out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import click
+from click.core import ParameterSource
+
+from modelplane.cli._client import DEFAULT_SERVER, Client, read_token_file
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Settings:
+    """Where the server is and who we are to it; one per invocation (``ctx.obj``)."""
+
+    server: str = DEFAULT_SERVER
+    token: str | None = None
+    token_file: str | None = None
+    namespace: str = "default"
+    #: True when ``-n`` was given on the command line (not just the default)
+    namespace_given: bool = False
+    #: the settings given on the command line rather than by the environment
+    explicit: set[str] = field(default_factory=set)
+
+    def resolved_token(self) -> str | None:
+        """``--token`` if given, else the token in ``--token-file``, else None."""
+        if self.token:
+            return self.token
+        if self.token_file:
+            return read_token_file(self.token_file)
+        return None
+
+    def client(self) -> Client:
+        return Client(self.server, token=self.resolved_token())
+
+
+def settings() -> Settings:
+    """The :class:`Settings` of the running invocation."""
+    return click.get_current_context().ensure_object(Settings)
+
+
+def _store(attr: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is None:
+            return
+        s = ctx.ensure_object(Settings)
+        # a token named on the command line beats one of the other form from the environment
+        other = {"token": "token_file", "token_file": "token"}.get(attr)
+        if ctx.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE:
+            s.explicit.add(attr)
+            if other and other not in s.explicit:
+                setattr(s, other, None)
+        elif other in s.explicit:
+            return
+        setattr(s, attr, value)
+        if attr == "namespace":
+            s.namespace_given = True
+
+    return callback
+
+
+def connection_options(*, top_level: bool = False) -> Callable[[F], F]:
+    """``--server``, ``--token``, ``--token-file`` and ``-n``, stored into :class:`Settings`.
+
+    Only the top-level copy reads the environment, so a value set there is not reset by the copy
+    each command carries.
+    """
+
+    def env(name: str) -> str | None:
+        return name if top_level else None
+
+    def decorate(f: F) -> F:
+        options = [
+            click.option(
+                "--server",
+                metavar="URL",
+                envvar=env("MODELPLANE_SERVER"),
+                expose_value=False,
+                is_eager=True,
+                callback=_store("server"),
+                help=f"Base URL of the Modelplane API (env MODELPLANE_SERVER; default {DEFAULT_SERVER}).",
+            ),
+            click.option(
+                "--token",
+                metavar="TOKEN",
+                envvar=env("MODELPLANE_TOKEN"),
+                expose_value=False,
+                is_eager=True,
+                callback=_store("token"),
+                help="Bearer token for the API (env MODELPLANE_TOKEN).",
+            ),
+            click.option(
+                "--token-file",
+                metavar="PATH",
+                envvar=env("MODELPLANE_TOKEN_FILE"),
+                expose_value=False,
+                is_eager=True,
+                callback=_store("token_file"),
+                help="File whose first line is the bearer token (env MODELPLANE_TOKEN_FILE).",
+            ),
+            click.option(
+                "-n",
+                "--namespace",
+                metavar="NS",
+                expose_value=False,
+                is_eager=True,
+                callback=_store("namespace"),
+                help="Namespace to work in (default: default).",
+            ),
+        ]
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate

@@ -1,0 +1,192 @@
+"""``modelplane up``: the whole platform in one process (embedded mode).
+
+Opens the store (SQLite under ``--home`` unless ``--database-url`` names another), serves the REST
+API, and once it listens starts the controller manager and applies the ``-f`` manifests through
+the same code as ``modelplane apply``. Ctrl-C or SIGTERM stops the server (open watches are ended,
+running requests finish), then the controllers, then closes the store, and exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import click
+
+from modelplane.cli._apply import run_apply
+from modelplane.cli._client import Client
+from modelplane.cli._context import Settings
+from modelplane.cli._output import echo_error
+
+_DEFAULT_PORT = 8470
+_STOP_TIMEOUT = 15.0
+_SECRET_PARAMS = frozenset({"password", "passfile", "sslpassword"})
+
+
+def redact(url: str) -> str:
+    """``url`` without secrets: the password of the user part and password-like parameters."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    changed = False
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+            changed = True
+    query = parts.query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(key.lower() in _SECRET_PARAMS for key, _ in pairs):
+        query = urlencode(
+            [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs], safe="/=-"
+        )
+        changed = True
+    if not changed:
+        return url  # untouched, so a SQLite path reads exactly as given
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _banner(api_url: str, store_url: str, home: Path, token_file: str | None) -> str:
+    auth = f"bearer tokens from {token_file}" if token_file else "none (anyone who can reach it)"
+    return "\n".join(
+        [
+            "Modelplane is up.",
+            f"  API:      {api_url}",
+            f"  OpenAPI:  {api_url}/openapi.json",
+            f"  Store:    {redact(store_url)}",
+            f"  Home:     {home}",
+            f"  Auth:     {auth}",
+            "Press Ctrl-C to stop.",
+        ]
+    )
+
+
+def _apply_initial(api_url: str, token: str | None, paths: tuple[str, ...]) -> None:
+    """Apply the ``-f`` manifests to the server that just started (a background thread)."""
+    try:
+        with Client(api_url, token=token) as client:
+            ok = run_apply(client, paths, Settings(server=api_url, token=token))
+    except Exception as exc:  # a thread has no caller to report to: say it here
+        echo_error(f"applying {', '.join(paths)} failed: {exc}")
+        return
+    if not ok:
+        echo_error("some manifests were not applied (see above); Modelplane keeps running")
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=_DEFAULT_PORT,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
+)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    envvar="MODELPLANE_HOME",
+    default=".modelplane",
+    show_default=True,
+    help="Folder for Modelplane's files (the SQLite store...); sets MODELPLANE_HOME.",
+)
+@click.option(
+    "--database-url",
+    envvar="MODELPLANE_DATABASE_URL",
+    metavar="URL",
+    help="Store URL: sqlite:///path.db or postgresql://user@host/db (default: SQLite under home).",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    help="Require a bearer token listed in this file (one per line, `token[,user]`).",
+)
+@click.option(
+    "-f",
+    "--filename",
+    "paths",
+    multiple=True,
+    type=click.Path(exists=True, allow_dash=True),
+    metavar="PATH",
+    help="Apply these manifests once the server listens; repeatable.",
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1),
+    help="Largest request body accepted (default 3 MiB).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    help="How much the server and controllers log (to stderr).",
+)
+def up(
+    host: str,
+    port: int,
+    home: str,
+    database_url: str | None,
+    token_file: str | None,
+    paths: tuple[str, ...],
+    max_body_bytes: int | None,
+    log_level: str,
+) -> None:
+    """Run Modelplane on this machine: store, controllers and API server in one process."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    home_dir = Path(home).expanduser().absolute()
+    try:
+        home_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot create the home folder {home_dir} ({exc.strerror or exc}); pass --home with"
+            " a writable folder"
+        ) from None
+    os.environ["MODELPLANE_HOME"] = str(home_dir)
+
+    # imported here: the other commands need none of this, and start faster without it
+    from modelplane.control import Manager
+    from modelplane.server import DEFAULT_MAX_BODY_BYTES, load_tokens, serve
+    from modelplane.store import default_url, open_store
+
+    tokens = load_tokens(token_file) if token_file else None
+    store = open_store(database_url or default_url())
+    manager = Manager(store, identity=f"{socket.gethostname()}-{os.getpid()}")
+    controllers_started = threading.Event()
+
+    def readiness() -> str | None:
+        return None if controllers_started.is_set() else "the controllers are starting"
+
+    def on_started(api_url: str) -> None:
+        # the port is ours now: a second `up` on a busy port fails before touching controllers
+        manager.start()
+        controllers_started.set()
+        click.echo(_banner(api_url, store.url, home_dir, token_file))
+        if paths:
+            token = next(iter(tokens)) if tokens else None
+            threading.Thread(
+                target=_apply_initial, args=(api_url, token, paths), name="apply", daemon=True
+            ).start()
+
+    try:
+        serve(
+            store,
+            host=host,
+            port=port,
+            tokens=tokens,
+            max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+            readiness=readiness,
+            on_started=on_started,
+            install_signal_handlers=True,
+        )
+        click.echo("Stopping...")
+    finally:
+        controllers_started.clear()
+        manager.stop(_STOP_TIMEOUT)
+        store.close()
+    click.echo("Modelplane stopped.")

@@ -1,0 +1,64 @@
+"""Controller runtime: informers, work queues, reconcile loops, leader election, events.
+
+Owns: the machinery that turns store changes into ``reconcile(request)`` calls (:class:`Informer`,
+:class:`WorkQueue`, :class:`Controller`, :class:`Manager`, :class:`LeaderElector`), the helpers every
+controller uses to report what it did (:func:`set_condition`, :func:`record_event`), and the
+:class:`ModelController`, which verifies Model artifacts against their digests.
+
+Must not touch: schemas (``modelplane.api`` validates; controllers read and write plain dicts),
+storage internals (only the ``modelplane.store.Store`` protocol), HTTP, and other subsystems'
+internals: a subsystem's controller lives in its own package and subclasses :class:`Controller`.
+
+Threads, not asyncio: the store API is synchronous and thread-safe, so informers, workers and the
+leader elector are daemon threads, as in client-go. A controller is a subclass of
+:class:`Controller` with a ``kind`` and a ``reconcile`` that is safe to run again at any time.
+"""
+
+from modelplane.control._conditions import get_condition, now_rfc3339, set_condition
+from modelplane.control._controller import (
+    Controller,
+    ControllerStats,
+    Request,
+    Result,
+    Watches,
+    map_owner,
+)
+from modelplane.control._digest import DigestCache, artifact_digest
+from modelplane.control._events import record_event
+from modelplane.control._informer import EventHandler, Informer
+from modelplane.control._leader import LeaderElector
+from modelplane.control._manager import (
+    DEFAULT_LEASE_NAME,
+    Manager,
+    default_controllers,
+    default_identity,
+)
+from modelplane.control._model import SOURCE_DIR_ANNOTATION, ModelController, resolve_source
+from modelplane.control._queue import RateLimiter, WorkQueue
+
+__all__ = [
+    "DEFAULT_LEASE_NAME",
+    "SOURCE_DIR_ANNOTATION",
+    "Controller",
+    "ControllerStats",
+    "DigestCache",
+    "EventHandler",
+    "Informer",
+    "LeaderElector",
+    "Manager",
+    "ModelController",
+    "RateLimiter",
+    "Request",
+    "Result",
+    "Watches",
+    "WorkQueue",
+    "artifact_digest",
+    "default_controllers",
+    "default_identity",
+    "get_condition",
+    "map_owner",
+    "now_rfc3339",
+    "record_event",
+    "resolve_source",
+    "set_condition",
+]

@@ -1,0 +1,280 @@
+"""The Model controller: checks that every version's artifact is the one the manifest names.
+
+For each ``Model`` and each entry of ``spec.versions[]``:
+
+* ``format: upstream`` (served by an OpenAI-compatible upstream): ready without a check, reason
+  ``Upstream``;
+* a local ``source`` (an absolute path, a ``file://`` URI, or a relative path, resolved against the
+  ``modelplane.dev/source-dir`` annotation when present, else the controller's working directory):
+  the file's sha256 (or a directory's, see :mod:`modelplane.control._digest`) must equal
+  ``digest``; reasons ``DigestVerified``, ``DigestMismatch``, ``DigestMissing``, ``InvalidDigest``,
+  ``SourceNotFound``, ``SourceUnreadable``;
+* any other source (``s3://``, ``https://``...) is not ready, reason ``UnsupportedSource``: this
+  controller does not download artifacts.
+
+It writes ``status.versions[] {name, ready, digest (observed), message}``,
+``status.observedGeneration`` and a ``Ready`` condition (True only when every version is ready),
+only when they change; records an Event (Warning for failures) on each change of ``Ready``; and
+re-verifies every ``verify_period`` seconds so that a file replaced behind its back is noticed.
+Digests are cached by file identity, size and mtime, so a revisit does not re-read big files.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+from urllib.request import url2pathname
+
+from modelplane.api.errors import Conflict, NotFound
+from modelplane.control._conditions import get_condition, set_condition
+from modelplane.control._controller import Controller, Request, Result
+from modelplane.control._digest import DigestCache, artifact_digest
+from modelplane.control._events import record_event
+
+if TYPE_CHECKING:
+    from modelplane.store import Store
+
+log = logging.getLogger("modelplane.control.model")
+
+MODEL_API_VERSION = "modelplane.dev/v1alpha1"
+#: annotation naming the directory relative sources are resolved against (set by ``apply -f``)
+SOURCE_DIR_ANNOTATION = "modelplane.dev/source-dir"
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_RELATIVE_HINT = (
+    " (relative sources are resolved against the modelplane.dev/source-dir annotation, else the"
+    " controller's working directory)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _VersionCheck:
+    name: str
+    ready: bool
+    reason: str
+    message: str
+    digest: str | None = None
+
+    def to_status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "ready": self.ready, "message": self.message}
+        if self.digest is not None:
+            out["digest"] = self.digest
+        return out
+
+
+def resolve_source(source: str, base_dir: str | None = None) -> str | None:
+    """The absolute local path ``source`` names, or None when it is not a local path.
+
+    ``file://`` URIs (host empty or ``localhost``) and paths are local; a relative path is taken
+    relative to ``base_dir`` (itself relative to the working directory) or the working directory.
+    """
+    if source.startswith("file:"):
+        parsed = urlparse(source)
+        if parsed.netloc not in ("", "localhost"):
+            return None
+        path = url2pathname(unquote(parsed.path))
+    elif _URI_SCHEME.match(source):
+        return None
+    else:
+        path = source
+    if not os.path.isabs(path):
+        path = os.path.join(base_dir or os.getcwd(), path)
+    return os.path.abspath(path)
+
+
+class ModelController(Controller):
+    """Verifies the artifacts of every ``Model`` version against their digests (module docstring).
+
+    ``verify_period``: seconds between re-verifications of a Model when nothing changed.
+    ``digest_cache``: share one between controllers to share hashing work (default: a private one).
+    """
+
+    kind = "Model"
+    name = "model-controller"
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        namespace: str | None = None,
+        workers: int = 2,
+        verify_period: float = 60.0,
+        digest_cache: DigestCache | None = None,
+    ) -> None:
+        super().__init__(store, namespace=namespace, workers=workers)
+        if verify_period <= 0:
+            raise ValueError(f"verify_period must be positive seconds (got {verify_period})")
+        self.verify_period = verify_period
+        self.digest_cache = digest_cache if digest_cache is not None else DigestCache()
+
+    def reconcile(self, request: Request) -> Result:
+        try:
+            model = self.store.get(self.kind, request.namespace, request.name)
+        except NotFound:
+            return Result()  # deleted: nothing of ours outlives it
+        if (model.get("metadata") or {}).get("deletionTimestamp"):
+            return Result()
+
+        checks = self._check_versions(model)
+        ready, reason, message = _summarise(checks)
+        old_status: dict[str, Any] = model.get("status") or {}
+        new_status = copy.deepcopy(old_status)
+        generation = (model.get("metadata") or {}).get("generation")
+        new_status["versions"] = [c.to_status() for c in checks]
+        if generation is not None:
+            new_status["observedGeneration"] = generation
+        set_condition(new_status, "Ready", ready, reason, message, generation)
+
+        if new_status != old_status:
+            try:
+                self.store.update_status({**model, "status": new_status})
+            except Conflict:
+                # the Model changed since we read it: its own event requeues it too, but retry in
+                # case that event is already behind us
+                log.debug("%s: status of %s conflicted; retrying", self.component, request)
+                return Result(requeue=True)
+            self._record_transition(model, old_status, new_status)
+        return Result(requeue_after=self.verify_period)
+
+    def _record_transition(
+        self, model: dict[str, Any], old_status: dict[str, Any], new_status: dict[str, Any]
+    ) -> None:
+        before = get_condition(old_status, "Ready") or {}
+        after = get_condition(new_status, "Ready") or {}
+        fields = ("status", "reason", "message")
+        if all(before.get(f) == after.get(f) for f in fields):
+            return
+        try:
+            record_event(
+                self.store,
+                model,
+                type="Normal" if after.get("status") == "True" else "Warning",
+                reason=str(after.get("reason", "")),
+                message=str(after.get("message", "")),
+                component=self.component,
+            )
+        except Exception as exc:
+            # the status already says it; a lost event must not undo a correct reconcile
+            log.warning(
+                "%s: could not record an event: %s: %s", self.component, type(exc).__name__, exc
+            )
+
+    # -- one version ------------------------------------------------------------------------------
+
+    def _check_versions(self, model: dict[str, Any]) -> list[_VersionCheck]:
+        annotations = (model.get("metadata") or {}).get("annotations") or {}
+        base_dir = annotations.get(SOURCE_DIR_ANNOTATION) or None
+        versions = (model.get("spec") or {}).get("versions") or []
+        return [self._check_version(i, v, base_dir) for i, v in enumerate(versions)]
+
+    def _check_version(self, index: int, version: Any, base_dir: str | None) -> _VersionCheck:
+        field = f"spec.versions[{index}]"
+        if not isinstance(version, dict):
+            return _VersionCheck(
+                f"#{index}",
+                False,
+                "InvalidSpec",
+                f"{field} must be an object {{name, source, ...}}",
+            )
+        name = str(version.get("name") or f"#{index}")
+        label = f"version {name}"
+        if version.get("format") == "upstream":
+            return _VersionCheck(
+                name, True, "Upstream", "served by an upstream; no artifact to verify"
+            )
+        source = str(version.get("source") or "")
+        if not source:
+            return _VersionCheck(
+                name,
+                False,
+                "SourceNotSet",
+                f"{label}: {field}.source is empty; set it to the artifact's path",
+            )
+        path = resolve_source(source, base_dir)
+        if path is None:
+            return _VersionCheck(
+                name,
+                False,
+                "UnsupportedSource",
+                f"{label}: source {source!r} is not a local path; the model controller verifies"
+                " local artifacts (a path or a file:// URI): download it and point"
+                f" {field}.source at the copy, or use format: upstream for a model served by an"
+                " OpenAI-compatible upstream",
+            )
+        hint = "" if os.path.isabs(source) or source.startswith("file:") else _RELATIVE_HINT
+        try:
+            observed = artifact_digest(path, self.digest_cache)
+        except FileNotFoundError:
+            return _VersionCheck(
+                name,
+                False,
+                "SourceNotFound",
+                f"{label}: source {source!r} resolves to {path}, which does not exist{hint}; put"
+                f" the artifact there or fix {field}.source",
+            )
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            return _VersionCheck(
+                name,
+                False,
+                "SourceUnreadable",
+                f"{label}: cannot read {path}: {why}; make it readable by the controller's user"
+                f" or fix {field}.source",
+            )
+        what = "directory" if os.path.isdir(path) else "file"
+        expected = str(version.get("digest") or "")
+        if not expected:
+            return _VersionCheck(
+                name,
+                False,
+                "DigestMissing",
+                f"{label}: {field}.digest is not set; the {what} {path} has {observed}: set"
+                f" {field}.digest to that if it is the artifact you mean",
+                observed,
+            )
+        if not _DIGEST.match(expected.lower()):
+            return _VersionCheck(
+                name,
+                False,
+                "InvalidDigest",
+                f"{label}: {field}.digest {expected!r} is not of the form sha256:<64 hex digits>;"
+                f" the {what} {path} has {observed}",
+                observed,
+            )
+        if expected.lower() != observed:
+            return _VersionCheck(
+                name,
+                False,
+                "DigestMismatch",
+                f"{label}: the {what} {path} has {observed}, the manifest says {expected};"
+                f" re-import the artifact or fix {field}.digest",
+                observed,
+            )
+        return _VersionCheck(name, True, "DigestVerified", f"{observed} verified", observed)
+
+
+def _summarise(checks: list[_VersionCheck]) -> tuple[bool, str, str]:
+    """The Ready condition's (status, reason, message) from the version checks."""
+    if not checks:
+        return (
+            False,
+            "NoVersions",
+            "spec.versions is empty; add at least one version {name, source, format, digest}",
+        )
+    failed = [c for c in checks if not c.ready]
+    if failed:
+        return False, failed[0].reason, "; ".join(c.message for c in failed)
+    verified = [c.name for c in checks if c.reason == "DigestVerified"]
+    upstream = [c.name for c in checks if c.reason == "Upstream"]
+    parts = []
+    if verified:
+        parts.append(f"digest verified: {', '.join(verified)}")
+    if upstream:
+        parts.append(f"upstream (nothing to verify): {', '.join(upstream)}")
+    return True, "DigestVerified" if verified else "Upstream", "; ".join(parts)

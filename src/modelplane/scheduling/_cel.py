@@ -1,0 +1,369 @@
+"""The Kubernetes DRA CEL environment on top of a real CEL engine.
+
+Selectors in DeviceClasses and ResourceClaims are CEL expressions over one variable, ``device``:
+
+- ``device.driver``: the driver name (string);
+- ``device.attributes['<domain>'].<name>``: attributes by domain; an attribute published without a
+  domain belongs to the driver's domain; an unknown domain is an empty map (as in Kubernetes);
+- ``device.capacity['<domain>'].<name>``: capacities as quantities, compared with
+  ``.compareTo(quantity("40Gi")) >= 0``, ``.isGreaterThan(...)``, ``.isLessThan(...)``, plus
+  ``add``, ``sub``, ``asInteger``, ``asApproximateFloat``, ``sign``, ``isInteger``;
+- version attributes as semantic versions: ``semver("1.2.3")``, ``isSemver(s)``, ``.major()``,
+  ``.minor()``, ``.patch()``, ``.compareTo``, ``.isGreaterThan``, ``.isLessThan``.
+
+The engine is ``common-expression-language`` (module ``cel``, a binding of the Rust CEL
+implementation). Quantities and versions are passed to it as one-key maps in canonical form, so
+``==`` between two quantities compares their values, like ``Quantity.Equal``.
+
+Speed: every expression is compiled once (:func:`compile_selector` caches), and results are
+cached per device *projection*: the device's driver, its domains and only those attribute and
+capacity values whose names occur in the expression. Devices that agree on everything an
+expression can see share one evaluation, so a 500-node cluster of identical GPUs costs a handful
+of CEL evaluations per expression, not one per device.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any
+
+import cel
+
+from ._quantity import QuantityError, format_quantity, parse_quantity
+
+__all__ = [
+    "CelCompileError",
+    "CelRuntimeError",
+    "SelectorProgram",
+    "Semver",
+    "compile_selector",
+    "parse_semver",
+]
+
+_Q = "__quantity__"
+_V = "__semver__"
+
+
+class CelCompileError(ValueError):
+    """A selector expression does not parse."""
+
+
+class CelRuntimeError(ValueError):
+    """A selector expression failed while evaluating against a device."""
+
+
+# --------------------------------------------------------------------------------------------
+# semantic versions
+
+
+@dataclass(frozen=True, slots=True, order=False)
+class Semver:
+    """A semantic version 2.0.0 (``major.minor.patch[-pre][+build]``)."""
+
+    major: int
+    minor: int
+    patch: int
+    pre: tuple[str, ...] = ()
+    build: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.major}.{self.minor}.{self.patch}"
+        if self.pre:
+            text += "-" + ".".join(self.pre)
+        if self.build:
+            text += "+" + self.build
+        return text
+
+    def compare(self, other: Semver) -> int:
+        """Precedence as semver.org defines it (build metadata ignored)."""
+        a = (self.major, self.minor, self.patch)
+        b = (other.major, other.minor, other.patch)
+        if a != b:
+            return -1 if a < b else 1
+        if self.pre == other.pre:
+            return 0
+        if not self.pre:
+            return 1
+        if not other.pre:
+            return -1
+        for x, y in zip(self.pre, other.pre, strict=False):
+            if x == y:
+                continue
+            xn, yn = x.isdigit(), y.isdigit()
+            if xn and yn:
+                return -1 if int(x) < int(y) else 1
+            if xn != yn:
+                return -1 if xn else 1
+            return -1 if x < y else 1
+        return -1 if len(self.pre) < len(other.pre) else 1
+
+
+_SEMVER = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
+)
+
+
+@lru_cache(maxsize=4096)
+def parse_semver(text: str, normalize: bool = False) -> Semver:
+    """Parse a semantic version; with ``normalize`` accept ``v1.2``-style input like Kubernetes."""
+    s = text
+    if normalize:
+        # "v1.2" -> "1.2.0", "1.02.3" -> "1.2.3": the leniency of Kubernetes' semver(s, true).
+        head = re.match(r"^v?(\d+(?:\.\d+){0,2})(.*)$", s)
+        if head is not None:
+            parts = [str(int(p)) for p in head[1].split(".")]
+            parts += ["0"] * (3 - len(parts))
+            s = ".".join(parts) + head[2]
+    match = _SEMVER.match(s)
+    if match is None:
+        raise ValueError(f"{text!r} is not a semantic version (expected MAJOR.MINOR.PATCH)")
+    pre = tuple(match[4].split(".")) if match[4] else ()
+    return Semver(int(match[1]), int(match[2]), int(match[3]), pre, match[5] or "")
+
+
+# --------------------------------------------------------------------------------------------
+# values as the CEL engine sees them
+
+
+def quantity_to_cel(value: Fraction) -> dict[str, str]:
+    return {_Q: f"{value.numerator}/{value.denominator}"}
+
+
+def _semver_to_cel(value: Semver) -> dict[str, str]:
+    return {_V: str(value)}
+
+
+def attribute_to_cel(value: Any) -> Any:
+    if isinstance(value, Semver):
+        return _semver_to_cel(value)
+    return value
+
+
+def _as_quantity(value: Any, what: str) -> Fraction:
+    if isinstance(value, dict) and _Q in value:
+        return Fraction(value[_Q])
+    raise TypeError(f"{what}: expected a quantity, got {_describe(value)}")
+
+
+def _as_semver(value: Any, what: str) -> Semver:
+    if isinstance(value, dict) and _V in value:
+        return parse_semver(value[_V])
+    raise TypeError(f"{what}: expected a semver, got {_describe(value)}")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict) and _Q in value:
+        return "a quantity"
+    if isinstance(value, dict) and _V in value:
+        return "a semver"
+    return type(value).__name__
+
+
+def _ordered(a: Any, b: Any, what: str) -> int:
+    """compareTo over quantities or versions: -1, 0 or 1."""
+    if isinstance(a, dict) and _V in a:
+        return _as_semver(a, what).compare(_as_semver(b, what))
+    x, y = _as_quantity(a, what), _as_quantity(b, what)
+    return (x > y) - (x < y)
+
+
+def _fn_quantity(text: str) -> dict[str, str]:
+    try:
+        return quantity_to_cel(parse_quantity(text))
+    except QuantityError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _fn_is_quantity(text: str) -> bool:
+    try:
+        parse_quantity(text)
+    except QuantityError:
+        return False
+    return True
+
+
+def _fn_semver(text: str, normalize: bool = False) -> dict[str, str]:
+    return _semver_to_cel(parse_semver(text, normalize))
+
+
+def _fn_is_semver(text: str, normalize: bool = False) -> bool:
+    try:
+        parse_semver(text, normalize)
+    except ValueError:
+        return False
+    return True
+
+
+def _arith(a: Any, b: Any, sign: int) -> dict[str, str]:
+    x = _as_quantity(a, "add/sub")
+    y = (
+        Fraction(b)
+        if isinstance(b, int) and not isinstance(b, bool)
+        else _as_quantity(b, "add/sub")
+    )
+    return quantity_to_cel(x + sign * y)
+
+
+def _fn_as_integer(a: Any) -> int:
+    q = _as_quantity(a, "asInteger")
+    if q.denominator != 1:
+        raise ValueError(f"quantity {format_quantity(q)} is not an integer")
+    return q.numerator
+
+
+def _make_context() -> cel.Context:
+    ctx = cel.Context()
+    functions: dict[str, Any] = {
+        "quantity": _fn_quantity,
+        "isQuantity": _fn_is_quantity,
+        "semver": _fn_semver,
+        "isSemver": _fn_is_semver,
+        "compareTo": lambda a, b: _ordered(a, b, "compareTo"),
+        "isGreaterThan": lambda a, b: _ordered(a, b, "isGreaterThan") > 0,
+        "isLessThan": lambda a, b: _ordered(a, b, "isLessThan") < 0,
+        "add": lambda a, b: _arith(a, b, 1),
+        "sub": lambda a, b: _arith(a, b, -1),
+        "sign": lambda a: (lambda q: (q > 0) - (q < 0))(_as_quantity(a, "sign")),
+        "isInteger": lambda a: _as_quantity(a, "isInteger").denominator == 1,
+        "asInteger": _fn_as_integer,
+        "asApproximateFloat": lambda a: float(_as_quantity(a, "asApproximateFloat")),
+        "major": lambda a: _as_semver(a, "major").major,
+        "minor": lambda a: _as_semver(a, "minor").minor,
+        "patch": lambda a: _as_semver(a, "patch").patch,
+        # A few of Kubernetes' string extensions that selectors commonly use.
+        "lowerAscii": lambda s: s.lower(),
+        "upperAscii": lambda s: s.upper(),
+        "trim": lambda s: s.strip(),
+    }
+    for name, fn in functions.items():
+        ctx.add_function(name, fn)
+    return ctx
+
+
+# --------------------------------------------------------------------------------------------
+# selector programs
+
+_STRING = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Expressions that look at a whole attribute map (iteration, size, passing it around) can see
+# attributes whose names they never spell out; those are evaluated against the full device.
+_WHOLE_MAP = re.compile(
+    r"(attributes|capacity)\s*(\[\s*(\"[^\"]*\"|'[^']*')\s*\])?\s*(?![\s.\[\w])"
+    r"|(attributes|capacity)\s*\[\s*(\"[^\"]*\"|'[^']*')\s*\]\s*\.\s*(exists|exists_one|all|map|filter|size)\b"
+    r"|\bsize\s*\(|\bdevice\s*(?![\s.\w])"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CelDevice:
+    """What a selector sees of a device: driver, attributes and capacity by qualified name.
+
+    ``attributes`` values are ``int``, ``bool``, ``str`` or :class:`Semver`; ``capacity`` values
+    are exact quantities. Names are fully qualified (``domain/name``).
+    """
+
+    driver: str
+    attributes: Mapping[str, Any]
+    capacity: Mapping[str, Fraction]
+    domains: tuple[tuple[str, ...], tuple[str, ...]] = field(default=((), ()))
+
+
+def _split(name: str, driver: str) -> tuple[str, str]:
+    domain, sep, ident = name.rpartition("/")
+    return (domain, ident) if sep else (driver, name)
+
+
+class SelectorProgram:
+    """One compiled selector expression, with its per-device-projection result cache."""
+
+    __slots__ = ("_cache", "_full", "_literals", "_program", "_tokens", "expression")
+
+    def __init__(self, expression: str) -> None:
+        self.expression = expression
+        try:
+            self._program = cel.compile(expression)
+        except Exception as exc:  # the engine raises ValueError with a caret diagram
+            raise CelCompileError(_first_lines(str(exc))) from None
+        literals = {a or b for a, b in _STRING.findall(expression)}
+        self._literals = tuple(sorted(literals))
+        self._tokens = frozenset(_IDENT.findall(expression)) | literals
+        self._full = _WHOLE_MAP.search(expression) is not None
+        self._cache: dict[tuple[Any, ...], bool] = {}
+
+    def matches(self, device: CelDevice) -> bool:
+        """True when the expression holds for ``device``; :class:`CelRuntimeError` otherwise fails."""
+        key = self._key(device)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        result = self._evaluate(device)
+        self._cache[key] = result
+        return result
+
+    def _key(self, device: CelDevice) -> tuple[Any, ...]:
+        if self._full:
+            return (
+                device.driver,
+                tuple(sorted(device.attributes.items(), key=lambda kv: kv[0])),
+                tuple(sorted(device.capacity.items(), key=lambda kv: kv[0])),
+            )
+        tokens = self._tokens
+        return (
+            device.driver,
+            device.domains,
+            tuple((k, v) for k, v in device.attributes.items() if k.rpartition("/")[2] in tokens),
+            tuple((k, v) for k, v in device.capacity.items() if k.rpartition("/")[2] in tokens),
+        )
+
+    def _evaluate(self, device: CelDevice) -> bool:
+        attributes: dict[str, dict[str, Any]] = {}
+        for name, value in device.attributes.items():
+            domain, ident = _split(name, device.driver)
+            attributes.setdefault(domain, {})[ident] = attribute_to_cel(value)
+        capacity: dict[str, dict[str, Any]] = {}
+        for name, qty in device.capacity.items():
+            domain, ident = _split(name, device.driver)
+            capacity.setdefault(domain, {})[ident] = quantity_to_cel(qty)
+        # Kubernetes answers an unknown domain with an empty map; domains can only be named by
+        # string literals, so giving every literal an empty map gives the same answers.
+        for literal in self._literals:
+            attributes.setdefault(literal, {})
+            capacity.setdefault(literal, {})
+        ctx = _context()
+        ctx.add_variable(
+            "device", {"driver": device.driver, "attributes": attributes, "capacity": capacity}
+        )
+        try:
+            result = self._program.execute(ctx)
+        except KeyError as exc:
+            raise CelRuntimeError(f"no such key: {exc.args[0]}") from None
+        except Exception as exc:
+            raise CelRuntimeError(_first_lines(str(exc))) from None
+        if not isinstance(result, bool):
+            raise CelRuntimeError(f"must evaluate to bool, not {type(result).__name__}")
+        return result
+
+
+def _first_lines(text: str) -> str:
+    return " ".join(line.strip() for line in text.strip().splitlines()[:3] if line.strip())
+
+
+_CONTEXT: list[cel.Context] = []
+
+
+def _context() -> cel.Context:
+    # One context with the functions registered; the device variable is replaced per evaluation.
+    if not _CONTEXT:
+        _CONTEXT.append(_make_context())
+    return _CONTEXT[0]
+
+
+@lru_cache(maxsize=4096)
+def compile_selector(expression: str) -> SelectorProgram:
+    """Compile ``expression`` once; raises :class:`CelCompileError` with the engine's message."""
+    return SelectorProgram(expression)

@@ -1,0 +1,376 @@
+"""The device inventory: ResourceSlices, DeviceClasses and Nodes indexed for fast decisions.
+
+An :class:`Inventory` is built once from plain ``resource.k8s.io/v1`` dicts and is immutable;
+when slices change, build a new one (cheap next to the decisions it serves). What changes with
+every decision lives in :class:`~modelplane.scheduling.AllocatedState`.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any
+
+from ._cel import CelDevice, CelRuntimeError, compile_selector, parse_semver
+from ._quantity import QuantityError, parse_quantity
+
+__all__ = [
+    "BLOCK_LABEL",
+    "HOSTNAME_LABEL",
+    "RACK_LABEL",
+    "Device",
+    "Inventory",
+    "SchedulingInputError",
+]
+
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+RACK_LABEL = "topology.modelplane.dev/rack"
+BLOCK_LABEL = "topology.modelplane.dev/block"
+NODE_POWER_CAP = "modelplane.dev/power-cap-watts"
+RACK_POWER_CAP = "modelplane.dev/rack-power-cap-watts"
+
+CounterKey = tuple[str, str, str, str]  # driver, pool, counter set, counter
+
+
+class SchedulingInputError(ValueError):
+    """An object handed to the scheduler is malformed; the message names the field and the fix."""
+
+
+@dataclass(slots=True, eq=False)
+class Device:
+    """One device of one ResourceSlice, with everything a decision needs precomputed."""
+
+    index: int
+    driver: str
+    pool: str
+    name: str
+    node: str | None  # None: reachable from every node (``allNodes``)
+    attributes: dict[str, Any]  # fully qualified name -> int | bool | str | Semver
+    capacity: dict[str, Fraction]  # fully qualified name -> quantity
+    request_policies: dict[str, dict[str, Any]]
+    consumes: tuple[tuple[CounterKey, Fraction], ...]
+    taints: tuple[dict[str, Any], ...]
+    allow_multiple: bool
+    cel: CelDevice
+    units: float = 1.0  # share of one physical accelerator this device occupies
+    physical: str = ""  # the physical accelerator (counter set or the device itself)
+
+    @property
+    def id(self) -> tuple[str, str, str]:
+        return (self.driver, self.pool, self.name)
+
+    def attribute(self, qualified: str) -> Any:
+        """Look up ``domain/name``; a name published without domain belongs to the driver."""
+        if qualified in self.attributes:
+            return self.attributes[qualified]
+        return None
+
+
+@dataclass(slots=True)
+class NodeInfo:
+    name: str
+    labels: dict[str, str]
+    rack: str
+    block: str
+    power_cap: float | None
+    rack_power_cap: float | None
+    units: float = 0.0  # physical accelerators on the node
+
+
+@dataclass(slots=True)
+class Inventory:
+    """Devices by node, counter totals, classes and nodes, plus cached selector matches."""
+
+    devices: list[Device]
+    by_node: dict[str, list[Device]]
+    shared: list[Device]  # devices of allNodes slices
+    counters: dict[CounterKey, Fraction]
+    classes: dict[str, dict[str, Any]]
+    nodes: dict[str, NodeInfo]
+    incomplete_pools: set[tuple[str, str]]
+    physical_by_node: dict[str, dict[str, None]] = field(default_factory=dict)
+    _by_id: dict[tuple[str, str, str], Device] = field(default_factory=dict)
+    _sets: dict[tuple[str, str, str], dict[str, Fraction]] = field(default_factory=dict)
+    _min_units: dict[tuple[str, ...], float] = field(default_factory=dict)
+    _profiles: dict[tuple[str, ...], dict[str, tuple[int, bool]]] = field(default_factory=dict)
+    _matches: dict[tuple[str, ...], dict[str, list[Device]]] = field(default_factory=dict)
+
+    @classmethod
+    def from_objects(
+        cls,
+        slices: Iterable[Mapping[str, Any]],
+        classes: Iterable[Mapping[str, Any]] = (),
+        nodes: Iterable[Mapping[str, Any]] = (),
+    ) -> Inventory:
+        """Index ResourceSlices, DeviceClasses and Nodes (plain dicts, ``resource.k8s.io/v1``).
+
+        Only the newest generation of each pool counts, as in Kubernetes; a pool with fewer
+        slices than its ``resourceSliceCount`` is remembered as incomplete.
+        """
+        # Tens of thousands of small objects: the cyclic GC would rescan them over and over.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return cls._build(list(slices), classes, nodes)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    @classmethod
+    def _build(
+        cls,
+        slices: list[Mapping[str, Any]],
+        classes: Iterable[Mapping[str, Any]],
+        nodes: Iterable[Mapping[str, Any]],
+    ) -> Inventory:
+        newest: dict[tuple[str, str], int] = {}
+        seen: dict[tuple[str, str], int] = {}
+        expected: dict[tuple[str, str], int] = {}
+        for i, s in enumerate(slices):
+            spec = _spec(s, f"ResourceSlice #{i}")
+            pool = spec.get("pool") or {}
+            key = (str(spec.get("driver", "")), str(pool.get("name", "")))
+            gen = int(pool.get("generation", 0) or 0)
+            if gen > newest.get(key, -1):
+                newest[key], seen[key] = gen, 0
+            if gen == newest[key]:
+                seen[key] += 1
+                expected[key] = int(pool.get("resourceSliceCount", 1) or 1)
+        inv = cls([], {}, [], {}, {}, {}, {k for k in newest if seen[k] < expected[k]})
+        for n in nodes:
+            info = _node_info(n)
+            inv.nodes[info.name] = info
+        for i, s in enumerate(slices):
+            spec = s["spec"]
+            pool = spec.get("pool") or {}
+            key = (str(spec.get("driver", "")), str(pool.get("name", "")))
+            if int(pool.get("generation", 0) or 0) != newest[key]:
+                continue
+            inv._add_slice(s, i)
+        for c in classes:
+            name = (c.get("metadata") or {}).get("name")
+            if not name:
+                raise SchedulingInputError("DeviceClass without metadata.name")
+            inv.classes[str(name)] = dict(c)
+        for node, devices in inv.by_node.items():
+            if node not in inv.nodes:
+                inv.nodes[node] = NodeInfo(node, {HOSTNAME_LABEL: node}, "", "", None, None)
+            info = inv.nodes[node]
+            accels = dict.fromkeys(d.physical for d in devices)
+            inv.physical_by_node[node] = accels
+            info.units = float(len(accels))
+        return inv
+
+    def _add_slice(self, s: Mapping[str, Any], i: int) -> None:
+        meta = s.get("metadata") or {}
+        where = f"ResourceSlice {meta.get('name', f'#{i}')}"
+        spec = s["spec"]
+        driver = spec.get("driver")
+        pool = (spec.get("pool") or {}).get("name")
+        if not driver or not pool:
+            raise SchedulingInputError(f"{where}: spec.driver and spec.pool.name are required")
+        node = spec.get("nodeName")
+        if node is None and not spec.get("allNodes"):
+            if spec.get("nodeSelector") is not None or spec.get("perDeviceNodeSelection"):
+                raise SchedulingInputError(
+                    f"{where}: spec.nodeSelector and perDeviceNodeSelection are not supported "
+                    "yet; publish the slice with spec.nodeName or spec.allNodes"
+                )
+            if spec.get("devices"):
+                raise SchedulingInputError(
+                    f"{where}: one of spec.nodeName or spec.allNodes must be set"
+                )
+        for cs in spec.get("sharedCounters") or ():
+            for cname, c in (cs.get("counters") or {}).items():
+                key = (driver, pool, cs["name"], cname)
+                value = _amount(_qty(c.get("value"), f"{where}: sharedCounters {cname}"))
+                self.counters[key] = value
+                self._sets.setdefault((driver, pool, cs["name"]), {})[cname] = value
+        for j, d in enumerate(spec.get("devices") or ()):
+            self._add_device(d, driver, pool, node, f"{where}: spec.devices[{j}]")
+
+    def _add_device(
+        self, d: Mapping[str, Any], driver: str, pool: str, node: str | None, where: str
+    ) -> None:
+        name = d.get("name")
+        if not name:
+            raise SchedulingInputError(f"{where}.name is required")
+        attrs: dict[str, Any] = {}
+        for aname, a in (d.get("attributes") or {}).items():
+            qualified = aname if "/" in aname else f"{driver}/{aname}"
+            attrs[qualified] = _attribute_value(a, f"{where}.attributes[{aname}]")
+        capacity: dict[str, Fraction] = {}
+        policies: dict[str, dict[str, Any]] = {}
+        for cname, c in (d.get("capacity") or {}).items():
+            qualified = cname if "/" in cname else f"{driver}/{cname}"
+            capacity[qualified] = _qty(c.get("value"), f"{where}.capacity[{cname}].value")
+            if c.get("requestPolicy"):
+                policies[qualified] = c["requestPolicy"]
+        consumes: list[tuple[CounterKey, Fraction]] = []
+        physical = f"{driver}/{pool}/{name}"
+        for cc in d.get("consumesCounters") or ():
+            for cname, c in (cc.get("counters") or {}).items():
+                key = (driver, pool, cc["counterSet"], cname)
+                consumes.append(
+                    (key, _amount(_qty(c.get("value"), f"{where}.consumesCounters {cname}")))
+                )
+            physical = f"{driver}/{pool}/{cc['counterSet']}"
+        units = self._units(consumes) if consumes else 1.0
+        domains = (_domains(tuple(attrs)), _domains(tuple(capacity)))
+        dev = Device(
+            index=len(self.devices),
+            driver=driver,
+            pool=pool,
+            name=str(name),
+            node=node,
+            attributes=attrs,
+            capacity=capacity,
+            request_policies=policies,
+            consumes=tuple(consumes),
+            taints=tuple(d.get("taints") or ()),
+            allow_multiple=bool(d.get("allowMultipleAllocations")),
+            cel=CelDevice(driver, attrs, capacity, domains),
+            units=units,
+            physical=physical,
+        )
+        self.devices.append(dev)
+        self._by_id[dev.id] = dev
+        if node is None:
+            self.shared.append(dev)
+        else:
+            self.by_node.setdefault(node, []).append(dev)
+
+    def _units(self, consumes: list[tuple[CounterKey, Fraction]]) -> float:
+        """Share of its accelerator a partition takes: the mean share over the set's counters.
+
+        Partitions that fit together never add up to more than 1, which makes "free units" a
+        sound bound for pruning nodes.
+        """
+        used = dict(consumes)
+        shares: list[float] = []
+        for counter_set in {key[:3] for key, _ in consumes}:
+            for name, total in self._sets.get(counter_set, {}).items():
+                if total > 0:
+                    shares.append(float(used.get((*counter_set, name), 0)) / float(total))
+        return sum(shares) / len(shares) if shares else 1.0
+
+    def device(self, driver: str, pool: str, name: str) -> Device | None:
+        return self._by_id.get((driver, pool, name))
+
+    def min_units(self, expressions: tuple[str, ...]) -> float:
+        """Smallest exclusive accelerator share among devices matching ``expressions``."""
+        hit = self._min_units.get(expressions)
+        if hit is None:
+            units = [
+                0.0 if d.allow_multiple else d.units
+                for devs in self.matching(expressions).values()
+                for d in devs
+            ]
+            hit = self._min_units[expressions] = min(units) if units else 1.0
+        return hit
+
+    def node_profile(self, expressions: tuple[str, ...]) -> dict[str, tuple[int, bool]]:
+        """Per node: accelerators with a matching device, and whether any is a partition."""
+        hit = self._profiles.get(expressions)
+        if hit is None:
+            hit = self._profiles[expressions] = {
+                node: (len({d.physical for d in devs}), any(d.consumes for d in devs))
+                for node, devs in self.matching(expressions).items()
+            }
+        return hit
+
+    def matching(self, expressions: tuple[str, ...]) -> dict[str, list[Device]]:
+        """Devices per node for which every expression holds (cached; shared devices under "")."""
+        hit = self._matches.get(expressions)
+        if hit is not None:
+            return hit
+        programs = [compile_selector(e) for e in expressions]
+        result: dict[str, list[Device]] = {}
+        for dev in self.devices:
+            ok = True
+            for prog in programs:
+                try:
+                    if not prog.matches(dev.cel):
+                        ok = False
+                        break
+                except CelRuntimeError as exc:
+                    raise _SelectorFailure(prog.expression, dev, str(exc)) from None
+            if ok:
+                result.setdefault(dev.node or "", []).append(dev)
+        self._matches[expressions] = result
+        return result
+
+
+class _SelectorFailure(Exception):
+    def __init__(self, expression: str, device: Device, message: str) -> None:
+        super().__init__(message)
+        self.expression, self.device, self.message = expression, device, message
+
+
+@lru_cache(maxsize=1024)
+def _domains(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted({k.rpartition("/")[0] for k in names}))
+
+
+def _spec(obj: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    spec = obj.get("spec") if isinstance(obj, Mapping) else None
+    if not isinstance(spec, Mapping):
+        raise SchedulingInputError(f"{where}: spec is missing or not an object")
+    return spec
+
+
+def _amount(value: Fraction) -> Fraction:
+    # Counters are almost always whole numbers; int arithmetic is an order of magnitude faster
+    # than Fraction's in the hot path, and ints compare exactly with Fractions.
+    return value.numerator if value.denominator == 1 else value  # type: ignore[return-value]
+
+
+def _qty(value: Any, where: str) -> Fraction:
+    try:
+        return parse_quantity(value)
+    except QuantityError as exc:
+        raise SchedulingInputError(f"{where}: {exc}") from None
+
+
+def _attribute_value(a: Mapping[str, Any], where: str) -> Any:
+    if "int" in a:
+        return int(a["int"])
+    if "bool" in a:
+        return bool(a["bool"])
+    if "string" in a:
+        return str(a["string"])
+    if "version" in a:
+        try:
+            return parse_semver(str(a["version"]))
+        except ValueError as exc:
+            raise SchedulingInputError(f"{where}.version: {exc}") from None
+    raise SchedulingInputError(f"{where}: set exactly one of int, bool, string or version")
+
+
+def _node_info(n: Mapping[str, Any]) -> NodeInfo:
+    meta = n.get("metadata") or {}
+    name = meta.get("name")
+    if not name:
+        raise SchedulingInputError("Node without metadata.name")
+    labels = dict(meta.get("labels") or {})
+    ann = meta.get("annotations") or {}
+
+    def cap(key: str) -> float | None:
+        value = ann.get(key)
+        return float(value) if value not in (None, "") else None
+
+    return NodeInfo(
+        name=str(name),
+        labels=labels,
+        rack=labels.get(RACK_LABEL, ""),
+        block=labels.get(BLOCK_LABEL, ""),
+        power_cap=cap(NODE_POWER_CAP),
+        rack_power_cap=cap(RACK_POWER_CAP),
+    )
+
+
+def node_names(inv: Inventory) -> Sequence[str]:
+    return list(inv.nodes)

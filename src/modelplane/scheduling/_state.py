@@ -1,0 +1,157 @@
+"""What is allocated right now: devices in use, counters and capacity consumed, power drawn."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from ._inventory import CounterKey, Device, Inventory
+
+if TYPE_CHECKING:
+    from ._allocator import AllocationResult
+
+__all__ = ["AllocatedState"]
+
+
+@dataclass(slots=True)
+class _Holding:
+    node: str
+    devices: list[tuple[Device, bool, dict[str, Fraction]]]  # device, exclusive, consumed capacity
+
+
+@dataclass
+class AllocatedState:
+    """Mutable record of allocations against one :class:`Inventory`.
+
+    ``add`` and ``release`` keep every derived figure current (devices in use, counters and
+    consumable capacity consumed, accelerator units and watts per node and rack), so a decision
+    reads them in O(1) instead of replaying all claims.
+    """
+
+    inventory: Inventory
+    in_use: dict[int, str] = field(default_factory=dict)  # device index -> claim
+    counters_used: dict[CounterKey, Fraction] = field(default_factory=dict)
+    capacity_used: dict[int, dict[str, Fraction]] = field(default_factory=dict)
+    node_units: dict[str, float] = field(default_factory=dict)
+    node_watts: dict[str, float] = field(default_factory=dict)
+    rack_watts: dict[str, float] = field(default_factory=dict)
+    physical_used: dict[str, float] = field(default_factory=dict)  # accelerator -> units used
+    claims: dict[str, _Holding] = field(default_factory=dict)
+
+    @classmethod
+    def from_claims(
+        cls, inventory: Inventory, claims: Iterable[Mapping[str, Any]]
+    ) -> AllocatedState:
+        """State from ResourceClaims that already carry ``status.allocation`` (Kubernetes shape)."""
+        state = cls(inventory)
+        for claim in claims:
+            results = (
+                ((claim.get("status") or {}).get("allocation") or {}).get("devices") or {}
+            ).get("results") or ()
+            meta = claim.get("metadata") or {}
+            key = f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
+            held: list[tuple[Device, bool, dict[str, Fraction]]] = []
+            node = ""
+            for r in results:
+                dev = inventory.device(r["driver"], r["pool"], r["device"])
+                if dev is None:
+                    continue  # the device is gone; nothing to hold
+                consumed = {
+                    (k if "/" in k else f"{dev.driver}/{k}"): Fraction(_q(v))
+                    for k, v in (r.get("consumedCapacity") or {}).items()
+                }
+                exclusive = not r.get("adminAccess") and not dev.allow_multiple
+                held.append((dev, exclusive, consumed))
+                node = node or (dev.node or "")
+            state._hold(key, node, held, admin=False)
+        return state
+
+    def is_free(self, dev: Device) -> bool:
+        return dev.index not in self.in_use
+
+    def counters_free(
+        self, dev: Device, extra: Mapping[CounterKey, Fraction] | None = None
+    ) -> bool:
+        total = self.inventory.counters
+        used = self.counters_used
+        for key, value in dev.consumes:
+            have = total.get(key)
+            if have is None:
+                return False
+            taken = used.get(key, 0) + (extra.get(key, 0) if extra else 0)
+            if taken + value > have:
+                return False
+        return True
+
+    def add(self, key: str, result: AllocationResult) -> None:
+        """Record ``result`` (as returned by :func:`allocate`) as held by claim ``key``."""
+        held: list[tuple[Device, bool, dict[str, Fraction]]] = []
+        for r in result.devices:
+            held.append((r.device, not r.admin_access and not r.device.allow_multiple, r.consumed))
+        self._hold(key, result.node, held, admin=False)
+
+    def _hold(
+        self, key: str, node: str, held: list[tuple[Device, bool, dict[str, Fraction]]], admin: bool
+    ) -> None:
+        if key in self.claims:
+            self.release(key)
+        info = self.inventory.nodes.get(node)
+        for dev, exclusive, consumed in held:
+            if exclusive:
+                self.in_use[dev.index] = key
+                for ckey, value in dev.consumes:
+                    self.counters_used[ckey] = self.counters_used.get(ckey, 0) + value
+                self.node_units[node] = self.node_units.get(node, 0.0) + dev.units
+                self.physical_used[dev.physical] = (
+                    self.physical_used.get(dev.physical, 0.0) + dev.units
+                )
+                watts = _watts(dev)
+                self.node_watts[node] = self.node_watts.get(node, 0.0) + watts
+                if info is not None and info.rack:
+                    self.rack_watts[info.rack] = self.rack_watts.get(info.rack, 0.0) + watts
+            if consumed:
+                used = self.capacity_used.setdefault(dev.index, {})
+                for name, value in consumed.items():
+                    used[name] = used.get(name, 0) + value
+        self.claims[key] = _Holding(node, held)
+
+    def release(self, key: str) -> bool:
+        """Give back everything claim ``key`` holds; False when it holds nothing."""
+        holding = self.claims.pop(key, None)
+        if holding is None:
+            return False
+        node = holding.node
+        info = self.inventory.nodes.get(node)
+        for dev, exclusive, consumed in holding.devices:
+            if exclusive:
+                self.in_use.pop(dev.index, None)
+                for ckey, value in dev.consumes:
+                    self.counters_used[ckey] -= value
+                self.node_units[node] -= dev.units
+                self.physical_used[dev.physical] -= dev.units
+                watts = _watts(dev)
+                self.node_watts[node] -= watts
+                if info is not None and info.rack:
+                    self.rack_watts[info.rack] -= watts
+            if consumed:
+                used = self.capacity_used[dev.index]
+                for name, value in consumed.items():
+                    used[name] -= value
+        return True
+
+
+WATTS_ATTRIBUTE = "modelplane.dev/powerWatts"
+PRICE_ATTRIBUTE = "modelplane.dev/pricePerHour"
+
+
+def _watts(dev: Device) -> float:
+    value = dev.attributes.get(WATTS_ATTRIBUTE)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _q(value: Any) -> Fraction:
+    from ._quantity import parse_quantity
+
+    return parse_quantity(value)

@@ -1,0 +1,135 @@
+"""The application factory: routes, middleware and the server's own endpoints.
+
+Middleware, outermost first: :class:`~modelplane.server._errors.CatchAll` (bugs become a logged 500
+``Status``), :class:`~modelplane.server._auth.BearerAuth` (when tokens are given),
+:class:`~modelplane.server._limits.BodySizeLimit`; Starlette's exception middleware inside them
+renders every :class:`~modelplane.api.errors.ModelplaneError` as its ``Status``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+import modelplane
+from modelplane.api import kinds
+from modelplane.api.errors import ModelplaneError, Unavailable
+from modelplane.server._auth import BearerAuth
+from modelplane.server._catalog import Catalog
+from modelplane.server._context import ServerContext, context
+from modelplane.server._discovery import api_group, api_groups, api_resources
+from modelplane.server._errors import EXCEPTION_HANDLERS, CatchAll, status_response
+from modelplane.server._limits import BodySizeLimit
+from modelplane.server._openapi import build_openapi
+from modelplane.server._resources import Collection, Item, StatusItem
+from modelplane.server._responses import JSONResponse, dump_json
+from modelplane.store import Store
+
+logger = logging.getLogger("modelplane.server")
+
+DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: the process serves HTTP."""
+    return PlainTextResponse("ok")
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: the store answers and ``readiness()`` (controllers started...) does not object."""
+    ctx = context(request)
+    try:
+        await run_in_threadpool(ctx.store.current_resource_version)
+    except ModelplaneError as exc:
+        return status_response(Unavailable(f"the store is not answering: {exc.message}"))
+    except Exception:
+        logger.exception("readiness check of the store failed")
+        return status_response(Unavailable("the store is not answering (see the server log)"))
+    if ctx.readiness is not None:
+        reason = await run_in_threadpool(ctx.readiness)
+        if reason:
+            return status_response(Unavailable(f"not ready: {reason}"))
+    return PlainTextResponse("ok")
+
+
+def _store_name(url: str) -> str:
+    scheme = urlsplit(url).scheme.split("+", 1)[0]
+    return "postgresql" if scheme in ("postgres", "postgresql") else scheme
+
+
+async def version(request: Request) -> Response:
+    store = context(request).store
+    return JSONResponse({"version": modelplane.__version__, "store": _store_name(store.url)})
+
+
+async def openapi(request: Request) -> Response:
+    ctx = context(request)
+    if ctx.openapi is None:
+        ctx.openapi = await run_in_threadpool(
+            lambda: dump_json(build_openapi(ctx.catalog.kinds, auth=ctx.auth))
+        )
+    return JSONResponse(ctx.openapi)
+
+
+def _routes() -> list[Route]:
+    namespaced = "/apis/{group}/{version}/namespaces/{namespace}/{plural}"
+    cluster = "/apis/{group}/{version}/{plural}"
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/version", version, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/apis", api_groups, methods=["GET"]),
+        Route("/apis/{group}", api_group, methods=["GET"]),
+        Route("/apis/{group}/{version}", api_resources, methods=["GET"]),
+        # namespaced routes first: their literal "namespaces" segment must win over {plural}
+        Route(namespaced, Collection),
+        Route(namespaced + "/{name}", Item),
+        Route(namespaced + "/{name}/status", StatusItem),
+        Route(cluster, Collection),
+        Route(cluster + "/{name}", Item),
+        Route(cluster + "/{name}/status", StatusItem),
+    ]
+
+
+def create_app(
+    store: Store,
+    *,
+    tokens: Mapping[str, str] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    readiness: Callable[[], str | None] | None = None,
+    watch_bookmark_interval: float = 30.0,
+) -> Starlette:
+    """The REST API over ``store`` as an ASGI application.
+
+    ``tokens`` maps bearer tokens to user names (see :func:`load_tokens`); None turns
+    authentication off. Request bodies over ``max_body_bytes`` are refused with 413.
+    ``readiness()`` returns None when the process is ready (its controllers started...), else the
+    reason ``/readyz`` answers 503 with. A watch stream that allows bookmarks gets one after
+    ``watch_bookmark_interval`` seconds without events.
+    """
+    middleware = [Middleware(CatchAll)]
+    if tokens is not None:
+        middleware.append(Middleware(BearerAuth, tokens=tokens))
+    middleware.append(Middleware(BodySizeLimit, max_bytes=max_body_bytes))
+    app = Starlette(
+        routes=_routes(),
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+    )
+    app.state.context = ServerContext(
+        store=store,
+        catalog=Catalog.of(kinds()),
+        readiness=readiness,
+        bookmark_interval=watch_bookmark_interval,
+        auth=tokens is not None,
+    )
+    return app

@@ -1,0 +1,33 @@
+"""What every handler of one app shares: the store, the catalog of kinds, the open watch streams."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from modelplane.server._catalog import Catalog
+from modelplane.server._watch import WatchStreams
+from modelplane.store import Store
+
+
+@dataclass
+class ServerContext:
+    store: Store
+    catalog: Catalog
+    #: None when ready, else why not (for /readyz)
+    readiness: Callable[[], str | None] | None = None
+    #: seconds without events after which a watch that allows bookmarks gets one
+    bookmark_interval: float = 30.0
+    #: whether requests need a bearer token (the OpenAPI document says so)
+    auth: bool = False
+    watch_streams: WatchStreams = field(default_factory=WatchStreams)
+    #: the rendered /openapi.json, built on first request
+    openapi: bytes | None = None
+
+
+def context(request: Request) -> ServerContext:
+    """The context of the app serving ``request``."""
+    ctx: ServerContext = request.app.state.context
+    return ctx

@@ -1,0 +1,342 @@
+"""``GET /openapi.json``: an OpenAPI 3.1 document of every route, built from the served kinds.
+
+Each kind's JSON Schema comes from :func:`modelplane.api.json_schema` (self-contained: no
+``$defs``, so it sits in ``components.schemas`` as it is); ``{Kind}List``, ``v1.Status`` and
+``v1.WatchEvent`` are described here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import modelplane
+from modelplane.api import KindInfo, json_schema
+from modelplane.server._bodies import MERGE_PATCH_TYPE, OBJECT_TYPES
+
+OPENAPI_VERSION = "3.1.0"
+STATUS = "v1.Status"
+WATCH_EVENT = "v1.WatchEvent"
+_REF = "#/components/schemas/"
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": _REF + name}
+
+
+def _status_schema() -> Schema:
+    cause = {
+        "type": "object",
+        "properties": {
+            "reason": {"type": "string"},
+            "message": {"type": "string"},
+            "field": {"type": "string", "description": "Path of the offending field."},
+            "location": {"type": "string", "description": "file:line[:column] it came from."},
+        },
+    }
+    return {
+        "type": "object",
+        "description": "Why a request failed (Kubernetes `Status`).",
+        "required": ["kind", "apiVersion", "status", "message", "reason", "code"],
+        "properties": {
+            "kind": {"const": "Status"},
+            "apiVersion": {"const": "v1"},
+            "metadata": {"type": "object"},
+            "status": {"const": "Failure"},
+            "message": {"type": "string"},
+            "reason": {"type": "string"},
+            "code": {"type": "integer"},
+            "details": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "group": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "causes": {"type": "array", "items": cause},
+                    "retryAfterSeconds": {"type": "integer"},
+                },
+            },
+        },
+    }
+
+
+def _watch_event_schema() -> Schema:
+    return {
+        "type": "object",
+        "description": "One line of a watch stream (`application/json;stream=watch`).",
+        "required": ["type", "object"],
+        "properties": {
+            "type": {"enum": ["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]},
+            "object": {
+                "type": "object",
+                "description": "The object; a Status for ERROR; only kind, apiVersion and"
+                " metadata.resourceVersion for BOOKMARK.",
+            },
+        },
+    }
+
+
+def _list_schema(info: KindInfo) -> Schema:
+    return {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "items"],
+        "properties": {
+            "apiVersion": {"const": info.api_version},
+            "kind": {"const": f"{info.kind}List"},
+            "metadata": {
+                "type": "object",
+                "properties": {
+                    "resourceVersion": {"type": "string"},
+                    "continue": {"type": "string", "description": "Token for the next page."},
+                },
+            },
+            "items": {"type": "array", "items": _ref(info.kind)},
+        },
+    }
+
+
+def _param(name: str, where: str, schema: Schema, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "schema": schema,
+        "description": description,
+    }
+
+
+_STRING = {"type": "string"}
+_INTEGER = {"type": "integer", "minimum": 0}
+_BOOLEAN = {"type": "boolean"}
+_NAMESPACE = _param("namespace", "path", _STRING, "The namespace (tenant).")
+_NAME = _param("name", "path", _STRING, "The object's name.")
+_LIST_PARAMS = [
+    _param("labelSelector", "query", _STRING, "Kubernetes label selector, e.g. `app=x,tier!=db`."),
+    _param(
+        "fieldSelector", "query", _STRING, "`metadata.name` / `metadata.namespace` with = or !=."
+    ),
+    _param("limit", "query", _INTEGER, "Page size; 0 or absent: everything."),
+    _param("continue", "query", _STRING, "The `metadata.continue` token of the previous page."),
+    _param("watch", "query", _BOOLEAN, "Stream changes as newline-delimited watch events."),
+    _param(
+        "resourceVersion",
+        "query",
+        _STRING,
+        "With watch: changes after this version; absent or 0: the existing objects first.",
+    ),
+    _param("allowWatchBookmarks", "query", _BOOLEAN, "With watch: send BOOKMARK events."),
+    _param("timeoutSeconds", "query", _INTEGER, "With watch: end the stream after this long."),
+]
+_ERRORS = {"default": {"$ref": "#/components/responses/Status"}}
+
+
+def _json(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _object_body(info: KindInfo) -> Schema:
+    return {
+        "required": True,
+        "content": {media: {"schema": _ref(info.kind)} for media in sorted(OBJECT_TYPES)},
+    }
+
+
+def _patch_body() -> Schema:
+    patch: Schema = {"type": "object", "description": "RFC 7386 JSON merge patch."}
+    return {
+        "required": True,
+        "content": {MERGE_PATCH_TYPE: {"schema": patch}, "application/json": {"schema": patch}},
+    }
+
+
+def _operation(op_id: str, summary: str, tag: str, responses: Schema, **extra: Any) -> Schema:
+    return {
+        "operationId": op_id,
+        "summary": summary,
+        "tags": [tag],
+        **extra,
+        "responses": responses,
+    }
+
+
+def _kind_paths(info: KindInfo) -> dict[str, Schema]:
+    kind, tag = info.kind, info.api_version
+    scope = "Namespaced" if info.namespaced else ""
+    base = f"/apis/{info.group}/{info.version}"
+    collection = (
+        f"{base}/namespaces/{{namespace}}/{info.plural}"
+        if info.namespaced
+        else (f"{base}/{info.plural}")
+    )
+    path_params = [_NAMESPACE] if info.namespaced else []
+    one = _json(_ref(kind), kind)
+    listing = {
+        "description": f"{kind}List, or watch events with watch=true",
+        "content": {
+            "application/json": {"schema": _ref(f"{kind}List")},
+            "application/json;stream=watch": {"schema": _ref(WATCH_EVENT)},
+        },
+    }
+    paths: dict[str, Schema] = {
+        collection: {
+            "parameters": path_params,
+            "get": _operation(
+                f"list{scope}{kind}",
+                f"List or watch {kind} objects",
+                tag,
+                {"200": listing, **_ERRORS},
+                parameters=_LIST_PARAMS,
+            ),
+            "post": _operation(
+                f"create{scope}{kind}",
+                f"Create a {kind}",
+                tag,
+                {"201": _json(_ref(kind), f"the created {kind}"), **_ERRORS},
+                requestBody=_object_body(info),
+            ),
+        },
+        f"{collection}/{{name}}": {
+            "parameters": [*path_params, _NAME],
+            "get": _operation(f"read{scope}{kind}", f"Read a {kind}", tag, {"200": one, **_ERRORS}),
+            "put": _operation(
+                f"replace{scope}{kind}",
+                f"Replace a {kind} (optimistic concurrency on metadata.resourceVersion)",
+                tag,
+                {"200": one, **_ERRORS},
+                requestBody=_object_body(info),
+            ),
+            "patch": _operation(
+                f"patch{scope}{kind}",
+                f"Merge-patch a {kind}",
+                tag,
+                {"200": one, **_ERRORS},
+                requestBody=_patch_body(),
+            ),
+            "delete": _operation(
+                f"delete{scope}{kind}",
+                f"Delete a {kind} (or mark it, while finalizers remain)",
+                tag,
+                {"200": one, **_ERRORS},
+                parameters=[
+                    _param("resourceVersion", "query", _STRING, "Delete only this version.")
+                ],
+            ),
+        },
+        f"{collection}/{{name}}/status": {
+            "parameters": [*path_params, _NAME],
+            "get": _operation(
+                f"read{scope}{kind}Status", f"Read a {kind}'s status", tag, {"200": one, **_ERRORS}
+            ),
+            "put": _operation(
+                f"replace{scope}{kind}Status",
+                f"Replace a {kind}'s status",
+                tag,
+                {"200": one, **_ERRORS},
+                requestBody=_object_body(info),
+            ),
+            "patch": _operation(
+                f"patch{scope}{kind}Status",
+                f"Merge-patch a {kind}'s status",
+                tag,
+                {"200": one, **_ERRORS},
+                requestBody=_patch_body(),
+            ),
+        },
+    }
+    if info.namespaced:
+        paths[f"{base}/{info.plural}"] = {
+            "get": _operation(
+                f"list{kind}ForAllNamespaces",
+                f"List or watch {kind} objects in every namespace",
+                tag,
+                {"200": listing, **_ERRORS},
+                parameters=_LIST_PARAMS,
+            )
+        }
+    return paths
+
+
+def _server_paths(kinds: Iterable[KindInfo]) -> dict[str, Schema]:
+    text = {"description": "ok", "content": {"text/plain": {"schema": _STRING}}}
+    untagged = "server"
+    paths: dict[str, Schema] = {
+        "/healthz": {
+            "get": _operation("healthz", "Liveness", untagged, {"200": text}, security=[])
+        },
+        "/readyz": {
+            "get": _operation(
+                "readyz",
+                "Readiness: the store answers and the controllers run",
+                untagged,
+                {"200": text, **_ERRORS},
+                security=[],
+            )
+        },
+        "/version": {
+            "get": _operation(
+                "version",
+                "Server and store versions",
+                untagged,
+                {"200": _json({"type": "object"}, "versions"), **_ERRORS},
+            )
+        },
+        "/openapi.json": {
+            "get": _operation(
+                "openapi",
+                "This document",
+                untagged,
+                {"200": _json({"type": "object"}, "OpenAPI 3.1"), **_ERRORS},
+            )
+        },
+        "/apis": {
+            "get": _operation(
+                "apiGroups",
+                "APIGroupList",
+                untagged,
+                {"200": _json({"type": "object"}, "APIGroupList"), **_ERRORS},
+            )
+        },
+    }
+    for group, version in dict.fromkeys((i.group, i.version) for i in kinds):
+        paths[f"/apis/{group}/{version}"] = {
+            "get": _operation(
+                f"resources.{group}.{version}",
+                f"APIResourceList of {group}/{version}",
+                untagged,
+                {"200": _json({"type": "object"}, "APIResourceList"), **_ERRORS},
+            )
+        }
+    return paths
+
+
+def build_openapi(kinds: Iterable[KindInfo], *, auth: bool) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for ``kinds``; ``auth`` adds the bearer security scheme."""
+    infos = list(kinds)
+    schemas: dict[str, Schema] = {STATUS: _status_schema(), WATCH_EVENT: _watch_event_schema()}
+    for info in infos:
+        schemas[info.kind] = json_schema(info.kind)
+        schemas[f"{info.kind}List"] = _list_schema(info)
+    paths = _server_paths(infos)
+    for info in infos:
+        paths.update(_kind_paths(info))
+    components: dict[str, Any] = {
+        "schemas": schemas,
+        "responses": {"Status": _json(_ref(STATUS), "the request failed: a Kubernetes Status")},
+    }
+    document: dict[str, Any] = {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "Modelplane API",
+            "version": modelplane.__version__,
+            "description": "Declarative objects in the Kubernetes shape; errors are `Status`"
+            " objects.",
+        },
+        "paths": paths,
+        "components": components,
+    }
+    if auth:
+        components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        document["security"] = [{"bearer": []}]
+    return document

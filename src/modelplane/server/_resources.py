@@ -1,0 +1,490 @@
+"""The object routes: create, get, list (and watch), replace, merge-patch, delete, and ``/status``.
+
+URLs (``{group}/{version}`` of the kind, ``{plural}`` its resource name)::
+
+    /apis/{group}/{version}/namespaces/{namespace}/{plural}            GET list/watch, POST
+    /apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}     GET, PUT, PATCH, DELETE
+    /apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}/status  GET, PUT, PATCH
+    /apis/{group}/{version}/{plural}                    GET list/watch across namespaces
+                                                        (and POST, for cluster-scoped kinds)
+    /apis/{group}/{version}/{plural}/{name}[/status]    cluster-scoped kinds
+
+Every write is validated with :func:`modelplane.api.validate` before it reaches the store; the
+namespace and name of a body must match the URL (a missing one is taken from it, as are a missing
+``apiVersion`` and ``kind``). PATCH is an RFC 7386 merge patch applied to the stored object, and
+the result is validated; it is written under optimistic concurrency and retried when another
+writer got in between, unless the patch itself names a ``metadata.resourceVersion`` (then a stale
+one is a 409). Writes to ``/status`` change only ``status``; writes to the object ignore
+``status``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
+from starlette.endpoints import HTTPEndpoint
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelplane.api import KindInfo, validate
+from modelplane.api.errors import BadRequest, Conflict, MethodNotAllowed, NotFound
+from modelplane.server._bodies import OBJECT_TYPES, PATCH_TYPES, read_object, read_optional_object
+from modelplane.server._context import context
+from modelplane.server._responses import JSONResponse, dump_json
+from modelplane.server._watch import WatchRequest, watch_response
+from modelplane.store import JSON, Store
+
+#: how often a merge patch is retried when other writers keep changing the object under it
+_PATCH_ATTEMPTS = 5
+
+# the rules of metadata.name and metadata.namespace (RFC 1123 subdomain and label)
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def _shown(value: str) -> str:
+    """``value`` quoted for a message, cut short when a client sent something huge."""
+    return repr(value if len(value) <= 80 else value[:77] + "...")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a URL names: a kind, a namespace (``""`` cluster-scoped, None all) and maybe a name."""
+
+    info: KindInfo
+    namespace: str | None
+    name: str | None = None
+
+    @property
+    def store_namespace(self) -> str:
+        """The namespace argument of single-object store calls."""
+        return self.namespace or ""
+
+    def describe(self) -> str:
+        where = f" in namespace {self.namespace!r}" if self.namespace else ""
+        return f"{self.info.kind} {self.name!r}{where}"
+
+
+def _target(request: Request, *, item: bool) -> Target:
+    params = request.path_params
+    ctx = context(request)
+    info = ctx.catalog.resource(params["group"], params["version"], params["plural"])
+    namespace: str | None = params.get("namespace")
+    base = f"/apis/{info.group}/{info.version}"
+    if namespace is not None:
+        if not info.namespaced:
+            raise NotFound(
+                f"{info.kind} is cluster-scoped: its objects are at {base}/{info.plural}, not in a"
+                " namespace"
+            )
+        if len(namespace) > 63 or not _NAMESPACE.fullmatch(namespace):
+            raise BadRequest(
+                f"the namespace {_shown(namespace)} in the URL is not a valid namespace name:"
+                " lowercase letters, digits and '-', starting and ending with a letter or digit,"
+                " at most 63 characters"
+            )
+    elif not info.namespaced:
+        namespace = ""
+    elif item:
+        raise NotFound(
+            f"{info.kind} is namespaced: its objects are at"
+            f" {base}/namespaces/{{namespace}}/{info.plural}/{params['name']}"
+        )
+    name: str | None = params.get("name")
+    if name is not None and (len(name) > 253 or not _NAME.fullmatch(name)):
+        raise BadRequest(
+            f"the name {_shown(name)} in the URL is not a valid object name: lowercase letters,"
+            " digits, '-' and '.', starting and ending with a letter or digit, at most 253"
+            " characters"
+        )
+    return Target(info, namespace, name)
+
+
+# -- query parameters ---------------------------------------------------------------------------
+
+
+def _flag(query: QueryParams, key: str) -> bool:
+    value = query.get(key, "").strip().lower()
+    if value in ("", "false", "0"):
+        return False
+    if value in ("true", "1"):
+        return True
+    raise BadRequest(f"query parameter {key}={_shown(query[key])} must be true or false")
+
+
+def _count(query: QueryParams, key: str) -> int | None:
+    value = query.get(key)
+    if value is None or value == "":
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise BadRequest(
+            f"query parameter {key}={_shown(value)} must be a whole number of at least 0"
+        )
+    return int(value)
+
+
+def _text(query: QueryParams, key: str) -> str | None:
+    value = query.get(key)
+    if not value:
+        return None
+    if "\x00" in value:
+        raise BadRequest(f"query parameter {key} contains a NUL character")
+    return value
+
+
+# -- the routes ---------------------------------------------------------------------------------
+
+
+class Collection(HTTPEndpoint):
+    """``.../{plural}``: list or watch (GET), create (POST)."""
+
+    async def get(self, request: Request) -> Response:
+        target = _target(request, item=False)
+        ctx = context(request)
+        query = request.query_params
+        label_selector = _text(query, "labelSelector")
+        field_selector = _text(query, "fieldSelector")
+        if _flag(query, "watch"):
+            version = _count(query, "resourceVersion")
+            watch = WatchRequest(
+                info=target.info,
+                namespace=target.namespace or None,
+                resource_version=version or None,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                bookmarks=_flag(query, "allowWatchBookmarks"),
+                timeout=_count(query, "timeoutSeconds") or None,
+            )
+            return await watch_response(
+                ctx.store,
+                watch,
+                ctx.watch_streams,
+                bookmark_interval=ctx.bookmark_interval,
+                field_filter=_field_filter(field_selector),
+            )
+        body = await run_in_threadpool(
+            _list_json,
+            ctx.store,
+            target,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            limit=_count(query, "limit") or None,
+            continue_token=_text(query, "continue"),
+        )
+        return JSONResponse(body)
+
+    async def post(self, request: Request) -> Response:
+        target = _target(request, item=False)
+        if target.namespace is None:
+            base = f"/apis/{target.info.group}/{target.info.version}"
+            raise MethodNotAllowed(
+                f"{target.info.kind} objects are created in a namespace: POST"
+                f" {base}/namespaces/{{namespace}}/{target.info.plural}"
+            )
+        obj = _claim(await read_object(request, OBJECT_TYPES), target)
+        store = context(request).store
+        created = await run_in_threadpool(lambda: store.create(_validated(obj, target)))
+        return JSONResponse(created, status_code=201)
+
+
+class Item(HTTPEndpoint):
+    """``.../{plural}/{name}``: get, replace (PUT), merge-patch (PATCH), delete."""
+
+    async def get(self, request: Request) -> Response:
+        return await _get(request)
+
+    async def put(self, request: Request) -> Response:
+        target = _target(request, item=True)
+        obj = _claim(await read_object(request, OBJECT_TYPES), target)
+        store = context(request).store
+        return JSONResponse(await run_in_threadpool(lambda: store.update(_validated(obj, target))))
+
+    async def patch(self, request: Request) -> Response:
+        target = _target(request, item=True)
+        patch = await read_object(request, PATCH_TYPES)
+        store = context(request).store
+        result = await run_in_threadpool(
+            _read_modify_write, store, target, patch, store.update, _whole
+        )
+        return JSONResponse(result)
+
+    async def delete(self, request: Request) -> Response:
+        target = _target(request, item=True)
+        options = await read_optional_object(request)
+        version = _delete_precondition(request.query_params, options)
+        store = context(request).store
+        deleted = await run_in_threadpool(
+            lambda: store.delete(
+                target.info.kind,
+                target.store_namespace,
+                str(target.name),
+                resource_version=version,
+            )
+        )
+        return JSONResponse(deleted)
+
+
+class StatusItem(HTTPEndpoint):
+    """``.../{plural}/{name}/status``: the status subresource (GET, PUT, PATCH)."""
+
+    async def get(self, request: Request) -> Response:
+        return await _get(request)
+
+    async def put(self, request: Request) -> Response:
+        target = _target(request, item=True)
+        body = _claim(await read_object(request, OBJECT_TYPES), target)
+        store = context(request).store
+        result = await run_in_threadpool(
+            _read_modify_write, store, target, body, store.update_status, _status_of_whole
+        )
+        return JSONResponse(result)
+
+    async def patch(self, request: Request) -> Response:
+        target = _target(request, item=True)
+        patch = await read_object(request, PATCH_TYPES)
+        store = context(request).store
+        result = await run_in_threadpool(
+            _read_modify_write, store, target, patch, store.update_status, _status_of_merged
+        )
+        return JSONResponse(result)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+async def _get(request: Request) -> Response:
+    target = _target(request, item=True)
+    store = context(request).store
+    obj = await run_in_threadpool(
+        store.get, target.info.kind, target.store_namespace, str(target.name)
+    )
+    return JSONResponse(obj)
+
+
+def _list_json(
+    store: Store,
+    target: Target,
+    *,
+    label_selector: str | None,
+    field_selector: str | None,
+    limit: int | None,
+    continue_token: str | None,
+) -> bytes:
+    """One page of a list, rendered (in the worker thread: a big list is costly to serialise)."""
+    page = store.list(
+        target.info.kind,
+        target.namespace or None,
+        label_selector=label_selector,
+        field_selector=field_selector,
+        limit=limit,
+        continue_token=continue_token,
+    )
+    metadata = {"resourceVersion": str(page.resource_version)}
+    if page.continue_token:
+        metadata["continue"] = page.continue_token
+    return dump_json(
+        {
+            "apiVersion": target.info.api_version,
+            "kind": f"{target.info.kind}List",
+            "metadata": metadata,
+            "items": page.items,
+        }
+    )
+
+
+def _claim(obj: JSON, target: Target) -> JSON:
+    """Check that ``obj`` is the object the URL names, filling what the URL implies."""
+    info = target.info
+    obj.setdefault("apiVersion", info.api_version)
+    kind = obj.setdefault("kind", info.kind)
+    if kind != info.kind:
+        raise BadRequest(
+            f"the body is a {kind!r} but this URL serves {info.kind}; send it to the {kind}"
+            " resource's URL, or fix `kind`"
+        )
+    metadata = obj.setdefault("metadata", {})
+    if not isinstance(metadata, dict):
+        return obj  # validation names the problem
+    namespace = metadata.get("namespace")
+    if info.namespaced:
+        if namespace is None:
+            metadata["namespace"] = target.namespace
+        elif namespace != target.namespace:
+            raise BadRequest(
+                f"metadata.namespace {namespace!r} does not match the namespace"
+                f" {target.namespace!r} in the URL; fix one of them"
+            )
+    elif namespace not in (None, ""):
+        raise BadRequest(
+            f"{info.kind} is cluster-scoped, but the body sets metadata.namespace {namespace!r};"
+            " remove it"
+        )
+    if target.name is not None:
+        name = metadata.get("name")
+        if name is None:
+            metadata["name"] = target.name
+        elif name != target.name:
+            raise BadRequest(
+                f"metadata.name {name!r} does not match the name {target.name!r} in the URL;"
+                " renaming is not possible (create a new object and delete the old one)"
+            )
+    return obj
+
+
+def _validated(obj: JSON, target: Target) -> JSON:
+    return validate(obj, default_namespace=target.namespace or "default")
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge key by key, ``null`` removes, the rest replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _whole(current: JSON, body: JSON) -> JSON:
+    """PATCH on the object: the merged object (status changes are ignored by the store)."""
+    return dict(merge_patch(current, body))
+
+
+def _status_of_merged(current: JSON, body: JSON) -> JSON:
+    """PATCH on /status: the stored object with the merged status."""
+    merged = merge_patch(current, body)
+    return _with_status(current, merged.get("status") if isinstance(merged, dict) else None)
+
+
+def _status_of_whole(current: JSON, body: JSON) -> JSON:
+    """PUT on /status: the stored object with the body's status."""
+    return _with_status(current, body.get("status"))
+
+
+def _with_status(current: JSON, status: Any) -> JSON:
+    result = {k: v for k, v in current.items() if k != "status"}
+    if status is not None:
+        result["status"] = status
+    return result
+
+
+def _requested_version(body: JSON) -> str | None:
+    metadata = body.get("metadata")
+    version = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
+    return version if isinstance(version, str) and version else None
+
+
+def _read_modify_write(
+    store: Store,
+    target: Target,
+    body: JSON,
+    write: Callable[[JSON], JSON],
+    combine: Callable[[JSON, JSON], JSON],
+) -> JSON:
+    """Read, combine with ``body``, validate, write; retried on conflict unless the body pins a
+    resourceVersion (then that version is the precondition and a stale one is a 409)."""
+    pinned = _requested_version(body)
+    for _ in range(_PATCH_ATTEMPTS):
+        current = store.get(target.info.kind, target.store_namespace, str(target.name))
+        result = combine(current, body)
+        _check_identity(result, target)
+        obj = _validated(result, target)
+        metadata = obj.setdefault("metadata", {})
+        metadata["resourceVersion"] = pinned or current["metadata"]["resourceVersion"]
+        try:
+            return write(obj)
+        except Conflict:
+            if pinned:
+                raise
+    raise Conflict(
+        f"{target.describe()} kept changing while the patch was applied ({_PATCH_ATTEMPTS}"
+        " attempts); try again"
+    )
+
+
+def _check_identity(obj: JSON, target: Target) -> None:
+    """A patch may not turn the object into another one."""
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        raise BadRequest("the patch removes metadata; patch fields inside it instead")
+    for field, wanted, actual in (
+        ("kind", target.info.kind, obj.get("kind")),
+        ("metadata.name", target.name, metadata.get("name")),
+        ("metadata.namespace", target.namespace or None, metadata.get("namespace") or None),
+    ):
+        if actual != wanted:
+            raise BadRequest(
+                f"the patch changes {field} from {wanted!r} to {actual!r}; it cannot change"
+            )
+
+
+def _delete_precondition(query: QueryParams, options: JSON | None) -> str | None:
+    """``?resourceVersion=`` or a DeleteOptions body's ``preconditions.resourceVersion``."""
+    version = _text(query, "resourceVersion")
+    if options is not None:
+        preconditions = options.get("preconditions")
+        if preconditions is not None and not isinstance(preconditions, dict):
+            raise BadRequest("DeleteOptions.preconditions must be an object")
+        pinned = (preconditions or {}).get("resourceVersion")
+        if pinned is not None:
+            if not isinstance(pinned, str):
+                raise BadRequest("DeleteOptions.preconditions.resourceVersion must be a string")
+            if version is not None and version != pinned:
+                raise BadRequest(
+                    f"the resourceVersion in the URL ({version}) and in the body ({pinned})"
+                    " differ; send one"
+                )
+            version = pinned
+    return version
+
+
+_SELECTABLE_FIELDS = ("metadata.name", "metadata.namespace")
+
+
+def _field_term(text: str) -> tuple[str, str, bool] | None:
+    """``(field, value, equal)`` of one ``field=value`` / ``field!=value`` term."""
+    for op, equal in (("!=", False), ("==", True), ("=", True)):
+        field, found, value = text.partition(op)
+        if found:
+            return field.strip(), value.strip(), equal
+    return None
+
+
+def _field_filter(selector: str | None) -> Callable[[JSON], bool]:
+    """Match watch events against a field selector (the store's watch takes none).
+
+    Same syntax as lists: ``metadata.name`` / ``metadata.namespace`` with ``=``, ``==`` or ``!=``,
+    terms separated by commas.
+    """
+    if not selector or not selector.strip():
+        return lambda obj: True
+    terms: list[tuple[str, str, bool]] = []
+    for part in selector.split(","):
+        term = _field_term(part)
+        if term is None:
+            raise BadRequest(
+                f"field selector {_shown(selector)} is not valid: {_shown(part.strip())} has no"
+                " '=' or '!='; use metadata.name=NAME or metadata.namespace!=NAMESPACE,"
+                " separated by commas"
+            )
+        field, value, equal = term
+        if field not in _SELECTABLE_FIELDS:
+            raise BadRequest(
+                f"field selector {_shown(selector)} uses the field {_shown(field)}, which cannot be"
+                f" selected on; the fields are {', '.join(_SELECTABLE_FIELDS)}"
+            )
+        terms.append((field.removeprefix("metadata."), value, equal))
+
+    def matches(obj: JSON) -> bool:
+        metadata = obj.get("metadata") or {}
+        return all((str(metadata.get(key) or "") == value) == equal for key, value, equal in terms)
+
+    return matches

@@ -1,0 +1,31 @@
+"""Versioned object store: one contract (``_contract``), two backends.
+
+Owns: persistence of objects, resourceVersions, watch history, leases. ``sqlite`` (``_sqlite``) is the
+embedded default under ``$MODELPLANE_HOME``; ``postgres`` (``_postgres``) is shared by many processes.
+Must not touch: schemas (``modelplane.api`` validates before writing), controllers, HTTP.
+"""
+
+from modelplane.store._common import redact_url
+from modelplane.store._contract import (
+    JSON,
+    EventType,
+    Lease,
+    ObjectList,
+    Store,
+    Watch,
+    WatchEvent,
+)
+from modelplane.store._open import default_url, open_store
+
+__all__ = [
+    "JSON",
+    "EventType",
+    "Lease",
+    "ObjectList",
+    "Store",
+    "Watch",
+    "WatchEvent",
+    "default_url",
+    "open_store",
+    "redact_url",
+]

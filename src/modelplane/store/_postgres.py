@@ -1,0 +1,404 @@
+"""The shared backend: PostgreSQL, for many processes on many machines.
+
+Tables are created on open in the connection's current schema (the first existing schema of its
+``search_path``; ``?options=-csearch_path=myschema`` in the URL chooses one), so several
+installations can share one database in separate schemas. Text columns that order objects use the
+``"C"`` collation, so paging order is byte order as in the SQLite backend.
+
+Versions: ``mp_meta`` holds one row with the current version. Every write transaction starts by
+locking that row (``SELECT ... FOR UPDATE``), reads what it needs, and commits the object, its event
+and the new counter together. The lock serialises writers of every process, and PostgreSQL makes a
+commit visible before it releases the transaction's locks; so a version is only handed out after
+every lower one is visible, and a reader of "events with rv > N" can never see N+2 while N+1 is
+still to come. The write statements, the ``pg_notify`` and the COMMIT go to the server in one
+pipeline (three round trips per write in all).
+
+Watches are woken by ``LISTEN``/``NOTIFY`` on a channel named after the schema (a listener thread
+per store, started with the first watch), with a fallback poll every second in case a notification
+is lost (a reconnect, a restart of the server). Durability is PostgreSQL's: with the default
+``synchronous_commit=on`` an acknowledged write is on disk.
+
+Connections come from a small pool of our own (up to 16, made on demand); a connection that failed
+is dropped, not reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from modelplane.api.errors import Unavailable
+from modelplane.store._common import DEFAULT_HISTORY, DEFAULT_WATCH_BUFFER, BaseStore
+from modelplane.store._contract import EventType, Lease
+from modelplane.store._hub import Record, record_from_row
+from modelplane.store._pool import Pool
+
+log = logging.getLogger("modelplane.store")
+
+SCHEMA_VERSION = 1
+
+Conn = psycopg.Connection[Any]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mp_objects (
+    kind text COLLATE "C" NOT NULL,
+    namespace text COLLATE "C" NOT NULL,
+    name text COLLATE "C" NOT NULL,
+    rv bigint NOT NULL,
+    data text NOT NULL,
+    PRIMARY KEY (kind, namespace, name)
+);
+CREATE TABLE IF NOT EXISTS mp_events (
+    rv bigint PRIMARY KEY,
+    type text NOT NULL,
+    kind text NOT NULL,
+    namespace text NOT NULL,
+    name text NOT NULL,
+    object text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mp_meta (
+    id int PRIMARY KEY CHECK (id = 1),
+    rv bigint NOT NULL,
+    compacted bigint NOT NULL,
+    schema_version int NOT NULL
+);
+-- the empty store is version 1, so that no list ever reports 0 ("watch from now")
+INSERT INTO mp_meta (id, rv, compacted, schema_version) VALUES (1, 1, 1, 1)
+    ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS mp_leases (
+    name text PRIMARY KEY,
+    holder text NOT NULL,
+    expires_at double precision NOT NULL,
+    transitions bigint NOT NULL
+);
+"""
+
+
+class _Rows:
+    """Reader over one connection (the caller owns the transaction, if any)."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    def _one(self, query: str, args: tuple[Any, ...] = ()) -> Any:
+        row = self.conn.execute(query, args).fetchone()
+        return None if row is None else row[0]
+
+    def current_rv(self) -> int:
+        return int(self._one("SELECT rv FROM mp_meta WHERE id = 1"))
+
+    def compacted(self) -> int:
+        return int(self._one("SELECT compacted FROM mp_meta WHERE id = 1"))
+
+    def get_raw(self, kind: str, namespace: str, name: str) -> str | None:
+        value = self._one(
+            "SELECT data FROM mp_objects WHERE kind = %s AND namespace = %s AND name = %s",
+            (kind, namespace, name),
+        )
+        return None if value is None else str(value)
+
+    def rows(
+        self, kind: str, namespace: str | None, after: tuple[str, str] | None, limit: int | None
+    ) -> list[tuple[str, str, str]]:
+        query = "SELECT namespace, name, data FROM mp_objects WHERE kind = %s"
+        args: list[object] = [kind]
+        if namespace is not None:
+            query += " AND namespace = %s"
+            args.append(namespace)
+        if after is not None:
+            query += " AND (namespace, name) > (%s, %s)"
+            args.extend(after)
+        query += " ORDER BY namespace, name"
+        if limit is not None:
+            query += " LIMIT %s"
+            args.append(limit)
+        return self.conn.execute(query, args).fetchall()  # type: ignore[arg-type]
+
+    def lease(self, name: str) -> Lease | None:
+        row = self.conn.execute(
+            "SELECT holder, expires_at, transitions FROM mp_leases WHERE name = %s", (name,)
+        ).fetchone()
+        return None if row is None else Lease(name, row[0], float(row[1]), int(row[2]))
+
+
+class _Writer(_Rows):
+    """A write transaction holding the lock on ``mp_meta``; writes are sent at commit."""
+
+    def __init__(self, conn: Conn, rv: int, compacted: int) -> None:
+        super().__init__(conn)
+        self._rv = rv
+        self._compacted = compacted
+        self.new_rv = 0
+        self.pending: list[tuple[str, tuple[Any, ...]]] = []
+
+    def current_rv(self) -> int:
+        return self._rv
+
+    def compacted(self) -> int:
+        return self._compacted
+
+    def next_rv(self) -> int:
+        self.new_rv = self._rv + 1
+        return self.new_rv
+
+    def put(self, kind: str, namespace: str, name: str, rv: int, raw: str, *, exists: bool) -> None:
+        if exists:
+            self.pending.append(
+                (
+                    "UPDATE mp_objects SET rv = %s, data = %s"
+                    " WHERE kind = %s AND namespace = %s AND name = %s",
+                    (rv, raw, kind, namespace, name),
+                )
+            )
+        else:
+            self.pending.append(
+                (
+                    "INSERT INTO mp_objects (kind, namespace, name, rv, data)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    (kind, namespace, name, rv, raw),
+                )
+            )
+
+    def drop(self, kind: str, namespace: str, name: str) -> None:
+        self.pending.append(
+            (
+                "DELETE FROM mp_objects WHERE kind = %s AND namespace = %s AND name = %s",
+                (kind, namespace, name),
+            )
+        )
+
+    def event(
+        self, rv: int, type_: EventType, kind: str, namespace: str, name: str, raw: str
+    ) -> None:
+        self.pending.append(
+            (
+                "INSERT INTO mp_events (rv, type, kind, namespace, name, object)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (rv, type_, kind, namespace, name, raw),
+            )
+        )
+
+    def put_lease(self, lease: Lease, *, exists: bool) -> None:
+        self.pending.append(
+            (
+                "INSERT INTO mp_leases (name, holder, expires_at, transitions)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET"
+                " holder = excluded.holder, expires_at = excluded.expires_at,"
+                " transitions = excluded.transitions",
+                (lease.name, lease.holder, lease.expires_at, lease.transitions),
+            )
+        )
+
+    def compact(self, horizon: int) -> None:
+        self.pending.append(("DELETE FROM mp_events WHERE rv <= %s", (horizon,)))
+        self.pending.append(("UPDATE mp_meta SET compacted = %s WHERE id = 1", (horizon,)))
+
+    def commit(self, channel: str) -> None:
+        conn = self.conn
+        with conn.pipeline():
+            for query, args in self.pending:
+                conn.execute(query, args)  # type: ignore[arg-type]
+            if self.new_rv:
+                conn.execute("UPDATE mp_meta SET rv = %s WHERE id = 1", (self.new_rv,))
+                conn.execute("SELECT pg_notify(%s, %s)", (channel, str(self.new_rv)))
+            conn.execute("COMMIT")
+
+
+class PostgresStore(BaseStore):
+    """The Store on PostgreSQL (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        history: int = DEFAULT_HISTORY,
+        watch_buffer: int = DEFAULT_WATCH_BUFFER,
+        poll_interval: float = 1.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise Unavailable(
+                f"the PostgreSQL URL is not valid ({exc}): write"
+                " postgresql://user@host:port/database"
+            ) from None
+        host = str(params.get("host") or "localhost")
+        self._where = (
+            f"{host}:{params.get('port') or 5432} (database {params.get('dbname') or '?'})"
+        )
+        super().__init__(
+            url,
+            history=history,
+            watch_buffer=watch_buffer,
+            poll_interval=poll_interval,
+            name=host,
+        )
+        self._connect_kwargs: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in params:
+            self._connect_kwargs["connect_timeout"] = max(1, round(connect_timeout))
+        self._pool: Pool[Conn] = Pool(
+            self._connect, Conn.close, size=16, wait=30.0, what=f"PostgreSQL at {self._where}"
+        )
+        self.schema, self.channel = self._init_schema()
+        self._listener: threading.Thread | None = None
+        self._listening = threading.Event()
+        self._stop = threading.Event()
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> Conn:
+        try:
+            return psycopg.connect(self.url, **self._connect_kwargs)
+        except psycopg.Error as exc:
+            raise Unavailable(
+                f"cannot reach PostgreSQL at {self._where}: {_first_line(exc)}; check that the"
+                " server is running and reachable and that the database URL"
+                " (MODELPLANE_DATABASE_URL) is right",
+                retry_after=5,
+            ) from None
+
+    def _unavailable(self, exc: psycopg.Error) -> Unavailable:
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return Unavailable(
+                f"lost the connection to PostgreSQL at {self._where}: {_first_line(exc)}; retry"
+                " when the server is back",
+                retry_after=5,
+            )
+        return Unavailable(f"PostgreSQL at {self._where} refused the request: {_first_line(exc)}")
+
+    def _init_schema(self) -> tuple[str, str]:
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                schema = conn.execute("SELECT current_schema()").fetchone()
+                if schema is None or schema[0] is None:
+                    raise Unavailable(
+                        f"PostgreSQL at {self._where}: the search_path names no existing schema;"
+                        " create the schema first, or fix options=-csearch_path=... in the URL"
+                    )
+                name = str(schema[0])
+                # processes opening a fresh schema at once must not race on CREATE TABLE
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext('modelplane.store.' || %s))", (name,)
+                )
+                conn.execute(_SCHEMA)
+                version = conn.execute("SELECT schema_version FROM mp_meta WHERE id = 1").fetchone()
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from None
+        if version is not None and int(version[0]) > SCHEMA_VERSION:
+            raise Unavailable(
+                f"the schema {name} at {self._where} was written by a newer Modelplane (schema"
+                f" {version[0]}, this one knows {SCHEMA_VERSION}): upgrade Modelplane"
+            )
+        channel = "modelplane_" + hashlib.sha1(name.encode()).hexdigest()[:20]
+        return name, channel
+
+    # -- BaseStore primitives ----------------------------------------------------------------
+
+    @contextmanager
+    def _reading(self, snapshot: bool = True) -> Iterator[_Rows]:
+        try:
+            with self._pool.connection() as conn:
+                if not snapshot:
+                    yield _Rows(conn)
+                    return
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    yield _Rows(conn)
+                finally:
+                    conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[_Writer]:
+        try:
+            with self._pool.connection() as conn:
+                # BEGIN and the lock in one round trip (a simple query may hold two statements)
+                cur = conn.execute(
+                    "BEGIN; SELECT rv, compacted FROM mp_meta WHERE id = 1 FOR UPDATE"
+                )
+                cur.nextset()
+                row = cur.fetchone()
+                assert row is not None, "mp_meta lost its row"
+                writer = _Writer(conn, int(row[0]), int(row[1]))
+                try:
+                    yield writer
+                except BaseException:
+                    # a broken connection cannot roll back; the pool drops it anyway
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+                writer.commit(self.channel)
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from None
+
+    def _read_events(self, after: int, limit: int) -> tuple[list[Record], int]:
+        with self._reading(snapshot=False) as r:
+            rows = r.conn.execute(
+                "SELECT rv, type, kind, namespace, object FROM mp_events"
+                " WHERE rv > %s ORDER BY rv LIMIT %s",
+                (after, limit),
+            ).fetchall()
+            horizon = r.compacted()  # after the events: a compaction in between is noticed
+        return [record_from_row(int(rv), t, k, ns, obj) for rv, t, k, ns, obj in rows], horizon
+
+    def _start_watching(self) -> None:
+        if self._listener is None:
+            with self._write_lock:
+                if self._listener is None:
+                    self._listener = threading.Thread(
+                        target=self._listen, name="modelplane-listen", daemon=True
+                    )
+                    self._listener.start()
+        # a NOTIFY sent before LISTEN took effect would be lost: wait until it has
+        self._listening.wait(timeout=5)
+
+    def _listen(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            conn: Conn | None = None
+            try:
+                conn = psycopg.connect(self.url, **self._connect_kwargs)
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                self._listening.set()
+                failures = 0
+                self._hub.wake()  # whatever was committed while we were not listening
+                while not self._stop.is_set():
+                    for note in conn.notifies(timeout=1.0):
+                        if self._stop.is_set():
+                            break
+                        self._hub.wake(int(note.payload) if note.payload.isdigit() else None)
+            except psycopg.Error as exc:
+                failures += 1
+                if failures in (1, 10) or failures % 100 == 0:
+                    log.warning("cannot listen for changes at %s: %s", self._where, exc)
+                self._stop.wait(min(5.0, 0.2 * failures))
+            finally:
+                if conn is not None:
+                    conn.close()
+
+    def _close_backend(self) -> None:
+        self._stop.set()
+        if self._listener is not None:
+            try:  # wake the listener out of its wait at once
+                with self._pool.connection() as conn:
+                    conn.execute("SELECT pg_notify(%s, 'close')", (self.channel,))
+            except Exception:
+                pass  # it also notices within a second by itself
+            self._listener.join(timeout=5)
+        self._pool.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,452 @@
+"""apply, get, describe, delete and version against a real ``modelplane up`` (shared by the module)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import yaml
+from click.testing import Result
+
+from ._platform import LineReader, UpServer, spawn, wait_for
+
+Mp = Callable[..., Result]
+
+GROUP = "modelplane.dev/v1alpha1"
+
+
+def upstream_model(name: str, *, task: str = "chat", labels: str = "{}") -> str:
+    return f"""\
+apiVersion: {GROUP}
+kind: Model
+metadata:
+  name: {name}
+  labels: {labels}
+spec:
+  task: {task}
+  versions:
+  - name: v1
+    format: upstream
+    source: https://api.example.com/v1
+"""
+
+
+def local_model(name: str, source: str, digest: str) -> str:
+    return f"""\
+apiVersion: {GROUP}
+kind: Model
+metadata:
+  name: {name}
+spec:
+  versions:
+  - name: v1
+    format: safetensors
+    source: {source}
+    digest: {digest}
+"""
+
+
+def models_url(platform: UpServer, ns: str, name: str = "") -> str:
+    url = f"{platform.url}/apis/{GROUP}/namespaces/{ns}/models"
+    return f"{url}/{name}" if name else url
+
+
+def get_json(mp: Mp, *args: str) -> dict:
+    result = mp("get", *args, "-o", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def ready_condition(mp: Mp, name: str) -> dict | None:
+    result = mp("get", "model", name, "-o", "json")
+    if result.exit_code != 0:
+        return None
+    for condition in json.loads(result.stdout).get("status", {}).get("conditions", []):
+        if condition["type"] == "Ready":
+            return condition
+    return None
+
+
+# -- apply ----------------------------------------------------------------------------------------
+
+
+def test_apply_creates_then_leaves_unchanged_then_configures(mp: Mp, tmp_path: Path) -> None:
+    path = tmp_path / "model.yaml"
+    path.write_text(upstream_model("chat"))
+
+    created = mp("apply", "-f", str(path))
+    again = mp("apply", "-f", str(path))
+    path.write_text(upstream_model("chat", task="completion"))
+    changed = mp("apply", "-f", str(path))
+
+    assert (created.exit_code, created.stdout) == (0, "model.modelplane.dev/chat created\n")
+    assert (again.exit_code, again.stdout) == (0, "model.modelplane.dev/chat unchanged\n")
+    assert (changed.exit_code, changed.stdout) == (0, "model.modelplane.dev/chat configured\n")
+    stored = get_json(mp, "model", "chat")
+    assert stored["spec"]["task"] == "completion"
+    assert stored["metadata"]["generation"] == 2
+
+
+def test_apply_reports_an_invalid_object_with_its_line_and_applies_the_rest(
+    mp: Mp, tmp_path: Path
+) -> None:
+    # given a folder (with a subfolder) holding two valid manifests and an invalid one
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.yaml").write_text(upstream_model("first"))
+    (tmp_path / "b-bad.yaml").write_text(upstream_model("bad", task="chatt"))
+    (tmp_path / "sub" / "c.yml").write_text(upstream_model("third"))
+
+    # when the folder is applied
+    result = mp("apply", "-f", str(tmp_path))
+
+    # then the invalid field is named with file:line:col, the others are created, exit code 1
+    assert result.exit_code == 1
+    bad = tmp_path / "b-bad.yaml"
+    assert f'error: model.modelplane.dev/bad ({bad}:1:1): Model "bad" is invalid' in result.stderr
+    assert "spec.task: must be one of" in result.stderr
+    assert f"({bad}:7:3)" in result.stderr
+    assert result.stdout.splitlines() == [
+        "model.modelplane.dev/first created",
+        "model.modelplane.dev/third created",
+    ]
+    assert "Traceback" not in result.output
+    names = mp("get", "models", "-o", "name").stdout.split()
+    assert names == ["model.modelplane.dev/first", "model.modelplane.dev/third"]
+
+
+def test_apply_reads_several_documents_from_stdin(mp: Mp) -> None:
+    text = upstream_model("one") + "---\n" + upstream_model("two")
+
+    result = mp("apply", "-f", "-", input=text)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "model.modelplane.dev/one created",
+        "model.modelplane.dev/two created",
+    ]
+
+
+def test_relative_artifact_paths_are_resolved_next_to_the_manifest(
+    mp: Mp, tmp_path: Path, ns: str
+) -> None:
+    # given an artifact beside its manifest, named by a relative path
+    (tmp_path / "weights").mkdir()
+    artifact = tmp_path / "weights" / "w.safetensors"
+    artifact.write_bytes(b"weights")
+    digest = "sha256:" + hashlib.sha256(b"weights").hexdigest()
+    (tmp_path / "model.yaml").write_text(local_model("local", "weights/w.safetensors", digest))
+
+    # when it is applied from elsewhere (the server runs in another folder too)
+    result = mp("apply", "-f", str(tmp_path / "model.yaml"))
+
+    # then the manifest's folder is recorded and the controller verifies the artifact
+    assert result.exit_code == 0, result.output
+    annotations = get_json(mp, "model", "local")["metadata"]["annotations"]
+    assert annotations["modelplane.dev/source-dir"] == str(tmp_path)
+    ready = wait_for("the Model to be verified", lambda: ready_condition(mp, "local"))
+    assert (ready["status"], ready["reason"]) == ("True", "DigestVerified")
+
+
+# -- get ------------------------------------------------------------------------------------------
+
+
+def test_get_prints_a_table_with_the_kind_columns_ready_and_age(mp: Mp) -> None:
+    mp("apply", "-f", "-", input=upstream_model("alpha") + "---\n" + upstream_model("beta"))
+    wait_for("alpha to be ready", lambda: ready_condition(mp, "alpha"))
+    wait_for("beta to be ready", lambda: ready_condition(mp, "beta"))
+
+    result = mp("get", "models")
+
+    assert result.exit_code == 0, result.output
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["NAME", "TASK", "LATEST", "READY", "AGE"]
+    assert [row.split()[:4] for row in rows] == [
+        ["alpha", "chat", "v1", "True"],
+        ["beta", "chat", "v1", "True"],
+    ]
+    assert all(row.split()[4].endswith("s") for row in rows)
+    assert all(line == line.rstrip() for line in result.stdout.splitlines())
+
+
+def test_get_output_formats(mp: Mp, ns: str) -> None:
+    mp("apply", "-f", "-", input=upstream_model("alpha") + "---\n" + upstream_model("beta"))
+
+    one = get_json(mp, "model", "alpha")
+    many = get_json(mp, "models")
+    as_yaml = yaml.safe_load(mp("get", "mdl", "-o", "yaml").stdout)
+    names = mp("get", "models", "-o", "name").stdout
+
+    assert (one["kind"], one["metadata"]["name"], one["metadata"]["namespace"]) == (
+        "Model",
+        "alpha",
+        ns,
+    )
+    assert many["kind"] == "List"
+    assert [o["metadata"]["name"] for o in many["items"]] == ["alpha", "beta"]
+    assert as_yaml["kind"] == "List" and len(as_yaml["items"]) == 2
+    assert names == "model.modelplane.dev/alpha\nmodel.modelplane.dev/beta\n"
+
+
+def test_get_with_a_label_selector_shows_only_matching_objects(mp: Mp) -> None:
+    mp(
+        "apply",
+        "-f",
+        "-",
+        input=upstream_model("gpu", labels="{tier: gpu}")
+        + "---\n"
+        + upstream_model("cpu", labels="{tier: cpu}"),
+    )
+
+    result = mp("get", "models", "-l", "tier=gpu", "-o", "name")
+
+    assert result.stdout == "model.modelplane.dev/gpu\n"
+
+
+def test_get_all_namespaces_adds_the_namespace_column(mp: Mp, ns: str) -> None:
+    mp("apply", "-f", "-", input=upstream_model("everywhere"))
+
+    result = mp("get", "models", "-A")
+
+    header, *rows = result.stdout.splitlines()
+    assert header.split()[:2] == ["NAMESPACE", "NAME"]
+    assert [ns, "everywhere"] in [row.split()[:2] for row in rows]
+
+
+def test_get_of_several_kinds_prints_a_table_per_kind(mp: Mp) -> None:
+    mp("apply", "-f", "-", input=upstream_model("both"))
+    wait_for("an event about the model", lambda: mp("get", "events", "-o", "name").stdout)
+
+    result = mp("get", "models,events")
+
+    assert result.exit_code == 0, result.output
+    tables = result.stdout.split("\n\n")
+    assert len(tables) == 2
+    assert "model.modelplane.dev/both" in tables[0]
+    assert tables[1].startswith("NAME") and "event.modelplane.dev/both." in tables[1]
+
+
+def test_get_of_a_missing_object_is_an_error(mp: Mp, ns: str) -> None:
+    result = mp("get", "model", "ghost")
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ") and "ghost" in result.stderr
+
+
+def test_get_watch_streams_a_row_per_change_until_interrupted(
+    mp: Mp, platform: UpServer, ns: str
+) -> None:
+    # given a watcher (a real process) that printed the existing model
+    mp("apply", "-f", "-", input=upstream_model("before"))
+    watcher = spawn(["--server", platform.url, "-n", ns, "get", "models", "-w"])
+    try:
+        assert watcher.stdout is not None
+        lines = LineReader(watcher.stdout)
+        lines.until(lambda line: line.startswith("before"))
+
+        # when a model is created
+        mp("apply", "-f", "-", input=upstream_model("after"))
+
+        # then a row for it arrives, and Ctrl-C ends the watch cleanly
+        row = lines.until(lambda line: line.startswith("after"))
+        assert row.split()[:2] == ["after", "chat"]
+        assert lines.lines[0].split()[:2] == ["NAME", "TASK"]
+        watcher.send_signal(signal.SIGINT)
+        assert watcher.wait(15) == 0
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait(10)
+
+
+def test_get_watch_only_prints_changes_not_the_existing_objects(
+    mp: Mp, platform: UpServer, ns: str
+) -> None:
+    # given an existing model and a watcher of changes only
+    mp("apply", "-f", "-", input=upstream_model("old"))
+    args = ["--server", platform.url, "-n", ns, "get", "models", "--watch-only", "-o", "name"]
+    watcher = spawn(args)
+    try:
+        assert watcher.stdout is not None
+        lines = LineReader(watcher.stdout)
+
+        # when another model keeps changing (until the watcher, connecting meanwhile, sees it)
+        seq = iter(range(1_000_000))
+
+        def change_is_printed() -> str | None:
+            mp("apply", "-f", "-", input=upstream_model("new", labels=f"{{seq: '{next(seq)}'}}"))
+            return lines.next(timeout=0.5)
+
+        wait_for("a change to be printed", change_is_printed)
+
+        # then only the changing model is printed, never the untouched one
+        watcher.send_signal(signal.SIGINT)
+        assert watcher.wait(15) == 0
+        lines.drain()
+        assert set(lines.lines) == {"model.modelplane.dev/new"}
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait(10)
+
+
+# -- describe -------------------------------------------------------------------------------------
+
+
+def test_describe_shows_spec_conditions_and_events(mp: Mp, tmp_path: Path, ns: str) -> None:
+    # given a model whose artifact does not match its digest
+    artifact = tmp_path / "w.bin"
+    artifact.write_bytes(b"not the weights")
+    wrong = "sha256:" + "0" * 64
+    mp("apply", "-f", "-", input=local_model("mismatch", str(artifact), wrong))
+    wait_for("the Model to be refused", lambda: ready_condition(mp, "mismatch"))
+    wait_for("an event about it", lambda: mp("get", "events", "-o", "name").stdout)
+
+    # when it is described
+    result = mp("describe", "model", "mismatch")
+
+    # then the metadata, the spec, the Ready condition and the event are shown
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "Name:             mismatch" in text
+    assert f"Namespace:        {ns}" in text
+    assert f"    digest: {wrong}" in text
+    conditions = text.split("Conditions:\n", 1)[1].split("Events:", 1)[0].splitlines()
+    assert conditions[0].split() == ["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"]
+    assert conditions[1].split()[:3] == ["Ready", "False", "DigestMismatch"]
+    events = text.split("Events:\n", 1)[1].splitlines()
+    assert events[0].split() == ["TYPE", "REASON", "AGE", "COUNT", "FROM", "MESSAGE"]
+    assert events[1].split()[:2] == ["Warning", "DigestMismatch"]
+
+
+def test_describe_of_a_missing_object_is_an_error(mp: Mp) -> None:
+    result = mp("describe", "model", "ghost")
+
+    assert result.exit_code == 1
+    assert "ghost" in result.stderr
+
+
+# -- delete ---------------------------------------------------------------------------------------
+
+
+def test_delete_removes_objects_and_reports_missing_ones(mp: Mp) -> None:
+    mp("apply", "-f", "-", input=upstream_model("doomed"))
+
+    result = mp("delete", "model", "doomed", "ghost")
+
+    assert result.exit_code == 1
+    assert result.stdout == "model.modelplane.dev/doomed deleted\n"
+    assert "ghost" in result.stderr
+    assert mp("get", "model", "doomed").exit_code == 1
+
+
+def test_delete_by_manifest(mp: Mp, tmp_path: Path) -> None:
+    path = tmp_path / "models.yaml"
+    path.write_text(upstream_model("m1") + "---\n" + upstream_model("m2"))
+    mp("apply", "-f", str(path))
+
+    result = mp("delete", "-f", str(path))
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "model.modelplane.dev/m1 deleted",
+        "model.modelplane.dev/m2 deleted",
+    ]
+    assert mp("get", "models", "-o", "name").stdout == ""
+
+
+def test_delete_wait_returns_once_the_finalizers_are_gone(
+    mp: Mp, platform: UpServer, ns: str
+) -> None:
+    # given a model held by a finalizer
+    held = upstream_model("held").replace("  labels: {}\n", "  finalizers: [example.com/hold]\n")
+    mp("apply", "-f", "-", input=held)
+
+    # when it is deleted with --wait (a real process)
+    deleter = spawn(["--server", platform.url, "-n", ns, "delete", "model", "held", "--wait"])
+    try:
+        wait_for(
+            "the deletion mark",
+            lambda: get_json(mp, "model", "held")["metadata"].get("deletionTimestamp"),
+        )
+        assert deleter.poll() is None, "delete --wait returned while the finalizer remained"
+
+        # and the finalizer is removed
+        patch = {"metadata": {"finalizers": []}}
+        response = httpx.patch(
+            models_url(platform, ns, "held"),
+            content=json.dumps(patch),
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        assert response.status_code == 200, response.text
+
+        # then the command returns, having seen the object go
+        out, err = deleter.communicate(timeout=15)
+        assert deleter.returncode == 0, err
+        assert out.decode() == "model.modelplane.dev/held deleted\n"
+    finally:
+        if deleter.poll() is None:
+            deleter.kill()
+            deleter.wait(10)
+    assert mp("get", "model", "held").exit_code == 1
+
+
+# -- version --------------------------------------------------------------------------------------
+
+
+def test_version_shows_the_server_and_its_store(mp: Mp, platform: UpServer) -> None:
+    result = mp("version")
+
+    assert result.exit_code == 0
+    assert "Client Version: 0.1.0" in result.stdout
+    assert "Server Version: 0.1.0 (store: sqlite)" in result.stdout
+
+
+def test_the_namespace_may_follow_the_command_as_in_kubectl(mp: Mp, ns: str) -> None:
+    mp("apply", "-f", "-", input=upstream_model("here"))
+
+    # the fixture put -n before the command; one after it wins
+    elsewhere = mp("get", "models", "-n", "default", "-o", "name")
+    here = mp("get", "models", "--namespace", ns, "-o", "name")
+
+    assert "model.modelplane.dev/here" not in elsewhere.stdout
+    assert here.stdout == "model.modelplane.dev/here\n"
+
+
+def test_cluster_scoped_objects_ignore_the_namespace(mp: Mp, ns: str) -> None:
+    # a DeviceClass as a Kubernetes cluster serves it; names are cluster-wide, so make it unique
+    device_class = f"""\
+apiVersion: resource.k8s.io/v1
+kind: DeviceClass
+metadata:
+  name: gpu.{ns}.example.com
+spec:
+  selectors:
+  - cel:
+      expression: device.driver == 'gpu.example.com'
+"""
+    created = mp("apply", "-f", "-", input=device_class)
+    again = mp("apply", "-f", "-", input=device_class)
+    table = mp("get", "deviceclass", f"gpu.{ns}.example.com")
+
+    assert created.stdout == f"deviceclass.resource.k8s.io/gpu.{ns}.example.com created\n"
+    assert again.stdout == f"deviceclass.resource.k8s.io/gpu.{ns}.example.com unchanged\n"
+    header, row = table.stdout.splitlines()
+    assert header.split() == ["NAME", "AGE"]
+    assert row.split()[0] == f"gpu.{ns}.example.com"
+
+
+def test_apply_refuses_an_object_of_another_namespace_than_the_one_given(mp: Mp, ns: str) -> None:
+    elsewhere = upstream_model("stray").replace(
+        "  name: stray\n", "  name: stray\n  namespace: other\n"
+    )
+
+    result = mp("apply", "-f", "-", input=elsewhere)
+
+    assert result.exit_code == 1
+    assert "does not match --namespace" in result.stderr
+    assert "--namespace=other" in result.stderr
