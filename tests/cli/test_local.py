@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelplane.cli._output import human_duration
-from modelplane.cli._up import redact
+from modelplane.store import redact_url as redact
 
 from ._platform import free_port, run_cli
 

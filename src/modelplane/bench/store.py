@@ -48,7 +48,7 @@ from urllib.parse import quote
 
 import orjson
 
-from modelplane.store import JSON, Store, Watch, open_store
+from modelplane.store import JSON, Store, Watch, open_store, redact_url
 
 GOALS: dict[str, float] = {
     "sqlite_updates_per_s": 5000.0,
@@ -434,7 +434,7 @@ def _bench_postgres(url: str, sizes: dict[str, Any]) -> dict[str, Any]:
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         _say(f"PostgreSQL skipped: {reason}")
-        return {"skipped": f"PostgreSQL at {_redacted(url)} is unreachable: {reason}"}
+        return {"skipped": f"PostgreSQL at {redact_url(url)} is unreachable: {reason}"}
     version = row[0] if row else None
     schema = f"mp_bench_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(url, autocommit=True) as conn:
@@ -442,7 +442,7 @@ def _bench_postgres(url: str, sizes: dict[str, Any]) -> dict[str, Any]:
     sep = "&" if "?" in url else "?"
     schema_url = f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
     try:
-        _say(f"PostgreSQL {version}: {_redacted(url)}, schema {schema}")
+        _say(f"PostgreSQL {version}: {redact_url(url)}, schema {schema}")
         raw = _RawPostgres(schema_url)
         try:
             out = _measure(schema_url, raw, **sizes)
@@ -453,17 +453,6 @@ def _bench_postgres(url: str, sizes: dict[str, Any]) -> dict[str, Any]:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     return out
-
-
-def _redacted(url: str) -> str:
-    """The URL without a password."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _verdicts(result: dict[str, Any]) -> dict[str, bool]:

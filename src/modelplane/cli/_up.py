@@ -13,7 +13,6 @@ import os
 import socket
 import threading
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import click
 
@@ -21,32 +20,10 @@ from modelplane.cli._apply import run_apply
 from modelplane.cli._client import Client
 from modelplane.cli._context import Settings
 from modelplane.cli._output import echo_error
+from modelplane.store import redact_url
 
 _DEFAULT_PORT = 8470
 _STOP_TIMEOUT = 15.0
-_SECRET_PARAMS = frozenset({"password", "passfile", "sslpassword"})
-
-
-def redact(url: str) -> str:
-    """``url`` without secrets: the password of the user part and password-like parameters."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    changed = False
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
-            changed = True
-    query = parts.query
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if any(key.lower() in _SECRET_PARAMS for key, _ in pairs):
-        query = urlencode(
-            [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs], safe="/=-"
-        )
-        changed = True
-    if not changed:
-        return url  # untouched, so a SQLite path reads exactly as given
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _banner(api_url: str, store_url: str, home: Path, token_file: str | None) -> str:
@@ -56,7 +33,7 @@ def _banner(api_url: str, store_url: str, home: Path, token_file: str | None) ->
             "Modelplane is up.",
             f"  API:      {api_url}",
             f"  OpenAPI:  {api_url}/openapi.json",
-            f"  Store:    {redact(store_url)}",
+            f"  Store:    {redact_url(store_url)}",
             f"  Home:     {home}",
             f"  Auth:     {auth}",
             "Press Ctrl-C to stop.",
@@ -150,13 +127,19 @@ def up(
     os.environ["MODELPLANE_HOME"] = str(home_dir)
 
     # imported here: the other commands need none of this, and start faster without it
+    from modelplane import platform
     from modelplane.control import Manager
     from modelplane.server import DEFAULT_MAX_BODY_BYTES, load_tokens, serve
     from modelplane.store import default_url, open_store
 
     tokens = load_tokens(token_file) if token_file else None
     store = open_store(database_url or default_url())
-    manager = Manager(store, identity=f"{socket.gethostname()}-{os.getpid()}")
+    manager = Manager(
+        store,
+        identity=f"{socket.gethostname()}-{os.getpid()}",
+        controllers=platform.controllers(store),
+    )
+    services: list[platform.Service] = []
     controllers_started = threading.Event()
 
     def readiness() -> str | None:
@@ -165,6 +148,9 @@ def up(
     def on_started(api_url: str) -> None:
         # the port is ours now: a second `up` on a busy port fails before touching controllers
         manager.start()
+        services.extend(platform.services(store, api_url=api_url, home=str(home_dir)))
+        for service in services:
+            service.start()
         controllers_started.set()
         click.echo(_banner(api_url, store.url, home_dir, token_file))
         if paths:
@@ -183,10 +169,13 @@ def up(
             readiness=readiness,
             on_started=on_started,
             install_signal_handlers=True,
+            routes=platform.routes(store),
         )
         click.echo("Stopping...")
     finally:
         controllers_started.clear()
+        for service in reversed(services):
+            service.stop(_STOP_TIMEOUT)
         manager.stop(_STOP_TIMEOUT)
         store.close()
     click.echo("Modelplane stopped.")

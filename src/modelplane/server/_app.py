@@ -9,7 +9,7 @@ renders every :class:`~modelplane.api.errors.ModelplaneError` as its ``Status``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 import modelplane
 from modelplane.api import kinds
@@ -107,6 +107,7 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     readiness: Callable[[], str | None] | None = None,
     watch_bookmark_interval: float = 30.0,
+    routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """The REST API over ``store`` as an ASGI application.
 
@@ -114,14 +115,16 @@ def create_app(
     authentication off. Request bodies over ``max_body_bytes`` are refused with 413.
     ``readiness()`` returns None when the process is ready (its controllers started...), else the
     reason ``/readyz`` answers 503 with. A watch stream that allows bookmarks gets one after
-    ``watch_bookmark_interval`` seconds without events.
+    ``watch_bookmark_interval`` seconds without events. ``routes`` are mounted beside the API
+    (the OpenAI-compatible gateway under ``/v1``, the agent runtime...); they share the
+    authentication and body limits but render their own errors.
     """
     middleware = [Middleware(CatchAll)]
     if tokens is not None:
         middleware.append(Middleware(BearerAuth, tokens=tokens))
     middleware.append(Middleware(BodySizeLimit, max_bytes=max_body_bytes))
     app = Starlette(
-        routes=_routes(),
+        routes=[*_routes(), *routes],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
     )

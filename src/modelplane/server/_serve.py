@@ -12,11 +12,12 @@ import contextlib
 import signal
 import socket
 import threading
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 
 from modelplane.api.errors import Unavailable
 from modelplane.server._app import DEFAULT_MAX_BODY_BYTES, create_app
@@ -39,6 +40,7 @@ def serve(
     install_signal_handlers: bool = True,
     stop: threading.Event | None = None,
     access_log: bool = False,
+    routes: Sequence[BaseRoute] = (),
 ) -> None:
     """Serve the REST API over ``store`` until Ctrl-C, SIGTERM or ``stop`` is set.
 
@@ -48,7 +50,9 @@ def serve(
     requests and returns. A port already in use raises
     :class:`~modelplane.api.errors.Unavailable`.
     """
-    app = create_app(store, tokens=tokens, max_body_bytes=max_body_bytes, readiness=readiness)
+    app = create_app(
+        store, tokens=tokens, max_body_bytes=max_body_bytes, readiness=readiness, routes=routes
+    )
     run_app(
         app,
         host=host,

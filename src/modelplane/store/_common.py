@@ -29,7 +29,6 @@ from __future__ import annotations
 import base64
 import binascii
 import gc
-import re
 import threading
 import time
 import uuid
@@ -38,7 +37,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
@@ -372,16 +371,28 @@ class _Tx:
         return raw
 
 
+_SECRET_PARAMS = frozenset({"password", "passfile", "sslpassword"})
+
+
 def redact_url(url: str) -> str:
-    """``url`` with its password (userinfo or ``password=`` parameter) replaced by ``***``."""
+    """``url`` without secrets: the password of the user part and password-like parameters."""
     parts = urlsplit(url)
     netloc = parts.netloc
-    if parts.password is not None:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.split(':', 1)[0]}:***@{host}"
-    query = re.sub(r"(?i)(password=)[^&]*", r"\1***", parts.query)
-    if (netloc, query) == (parts.netloc, parts.query):
-        return url  # urlunsplit would turn sqlite:///abs into sqlite:/abs
+    changed = False
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+            changed = True
+    query = parts.query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(key.lower() in _SECRET_PARAMS for key, _ in pairs):
+        query = urlencode(
+            [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs], safe="/=-"
+        )
+        changed = True
+    if not changed:
+        return url  # untouched, so a SQLite path reads exactly as given
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
