@@ -37,7 +37,7 @@ from modelplane.server._bodies import OBJECT_TYPES, PATCH_TYPES, read_object, re
 from modelplane.server._context import context
 from modelplane.server._responses import JSONResponse, dump_json
 from modelplane.server._watch import WatchRequest, watch_response
-from modelplane.store import JSON, Store
+from modelplane.store import JSON, Store, merge_patch
 
 #: how often a merge patch is retried when other writers keep changing the object under it
 _PATCH_ATTEMPTS = 5
@@ -339,18 +339,6 @@ def _claim(obj: JSON, target: Target) -> JSON:
 def _validated(obj: JSON, target: Target) -> JSON:
     return validate(obj, default_namespace=target.namespace or "default")
 
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch: objects merge key by key, ``null`` removes, the rest replaces."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def _whole(current: JSON, body: JSON) -> JSON:

@@ -5,7 +5,7 @@ embedded default under ``$MODELPLANE_HOME``; ``postgres`` (``_postgres``) is sha
 Must not touch: schemas (``modelplane.api`` validates before writing), controllers, HTTP.
 """
 
-from modelplane.store._common import redact_url
+from modelplane.store._common import merge_patch, redact_url
 from modelplane.store._contract import (
     JSON,
     EventType,
@@ -26,6 +26,7 @@ __all__ = [
     "Watch",
     "WatchEvent",
     "default_url",
+    "merge_patch",
     "open_store",
     "redact_url",
 ]
