@@ -32,15 +32,28 @@ class Service(Protocol):
 def controllers(store: Store) -> list[Controller]:
     """The controllers of the control plane, bound to ``store``."""
     from modelplane.control import ModelController
+    from modelplane.rollout import RolloutController
+    from modelplane.scheduling import scheduling_controllers
 
-    return [ModelController(store)]
+    return [ModelController(store), *scheduling_controllers(store), RolloutController(store)]
 
 
 def services(store: Store, *, api_url: str, home: str) -> list[Service]:
     """Per-process services of an embedded platform whose API listens at ``api_url``."""
-    return []
+    from modelplane.agents._service import AgentService
+    from modelplane.drivers import LocalDevices, local_node_name
+    from modelplane.serving import NodeAgent
+
+    return [
+        LocalDevices(store),
+        NodeAgent(store, local_node_name(), home),
+        AgentService(store, api_url=api_url),
+    ]
 
 
 def routes(store: Store) -> Sequence[BaseRoute]:
     """Routes mounted beside ``/apis``: gateways and runtimes that answer on the same address."""
-    return []
+    from modelplane.agents._routes import routes as agent_routes
+    from modelplane.gateway import mount as gateway_mount
+
+    return [gateway_mount(store), *agent_routes(store)]

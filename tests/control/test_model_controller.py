@@ -313,3 +313,34 @@ def test_reconciling_a_deleted_model_is_a_quiet_no_op(
     assert controller.reconcile(Request(NS, "gone")) == Result()
     with pytest.raises(NotFound):
         store.get("Model", NS, "gone")
+
+
+def test_an_artifact_imported_into_the_artifact_store_is_verified_there(
+    store: Any, tmp_path: Path
+) -> None:
+    # given an artifact imported into the content-addressed store, and a source not on disk
+    data = b"smol" * 256
+    digest = _sha(data)
+    entry = tmp_path / "models" / "sha256" / digest.removeprefix("sha256:")
+    entry.mkdir(parents=True)
+    (entry / "smol.gguf").write_bytes(data)
+    entry.with_suffix(".json").write_text('{"kind": "file", "name": "smol.gguf"}')
+    controller = ModelController(store, verify_period=0.1, artifact_root=tmp_path / "models")
+    controller.start()
+    try:
+        store.create(
+            _model(
+                "smol",
+                {"name": "v1", "source": "gone/smol.gguf", "format": "gguf", "digest": digest},
+                annotations={SOURCE_DIR_ANNOTATION: str(tmp_path)},
+            )
+        )
+        # then the stored copy is verified
+        _wait_ready(store, "smol", "True", "DigestVerified")
+
+        # when the stored copy is tampered with, then it is a mismatch naming the stored file
+        (entry / "smol.gguf").write_bytes(data + b"!")
+        cond = _wait_ready(store, "smol", "False", "DigestMismatch")
+        assert "smol.gguf" in cond["message"]
+    finally:
+        assert controller.stop(10)

@@ -408,10 +408,32 @@ def test_power_cap_is_never_exceeded() -> None:
         "kind": "Node",
         "metadata": {"name": "n", "annotations": {"modelplane.dev/power-cap-watts": "1000"}},
     }
-    devices = [gpu(f"gpu-{i}", **{"modelplane.dev/powerWatts": {"int": 700}}) for i in range(2)]
+    watts: dict[str, Any] = {"modelplane.dev/powerWatts": {"int": 700}}
+    devices = [gpu(f"gpu-{i}", **watts) for i in range(2)]
     inv = Inventory.from_objects([node_slice("n", devices)], [device_class()], [node])
     state = AllocatedState(inv)
     state.add("team-a/a", _ok(allocate(claim("a", [exactly()]), inv, allocated_state=state)))
     result = allocate(claim("b", [exactly()]), inv, allocated_state=state)
     assert isinstance(result, Unschedulable)
     assert "power cap" in result.reason
+
+
+def test_nodes_by_free_units_follow_every_add_and_release() -> None:
+    # Given three 8-GPU nodes and an index of nodes by free units,
+    inv = Inventory.from_objects([eight_gpu_node(f"n{i}") for i in range(3)], [device_class()])
+    state = AllocatedState(inv)
+    assert list(state.iter_nodes_by_free()) == ["n0", "n1", "n2"]
+    # when six GPUs are taken on n1 and two on n2,
+    for name, count, node in [("six", 6, "n1"), ("two", 2, "n2")]:
+        result = _ok(allocate(claim(name, [exactly(count=count)]), inv, node=node))
+        state.add(f"team-a/{name}", result)
+    # then the fullest nodes come first, and those without room for 4 are left out;
+    assert list(state.iter_nodes_by_free()) == ["n1", "n2", "n0"]
+    assert list(state.iter_nodes_by_free(4)) == ["n2", "n0"]
+    # and a claim of 4 GPUs under most-allocated order goes to the fullest node that fits.
+    four = allocate(claim("four", [exactly(count=4)]), inv, allocated_state=state)
+    assert _ok(four).node == "n2"
+    # After a release, the index is as if the claim had never been placed.
+    state.release("team-a/six")
+    assert list(state.iter_nodes_by_free()) == ["n2", "n0", "n1"]
+    assert state.nodes_by_free()[1] == sorted((state.free_units(n), n) for n in inv.nodes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any
 
 import pytest
 
@@ -18,12 +19,12 @@ from modelplane.scheduling import (
 from ._dra import gpu, node_slice
 
 
-def _device(**extra: object) -> object:
+def _device(**extra: Any) -> object:
     inv = Inventory.from_objects([node_slice("n1", [gpu("gpu-0", **extra)])])
     return inv.devices[0].cel
 
 
-def _matches(expression: str, **extra: object) -> bool:
+def _matches(expression: str, **extra: Any) -> bool:
     return compile_selector(expression).matches(_device(**extra))  # type: ignore[arg-type]
 
 
@@ -107,3 +108,29 @@ def test_quantities_parse_exactly() -> None:
     assert parse_quantity("1e3") == 1000
     with pytest.raises(ValueError, match="not a quantity"):
         parse_quantity("forty")
+
+
+def test_a_selector_over_one_of_many_attributes_sees_the_device_as_published() -> None:
+    # Given a device with 80 attributes in two domains (only the ones named are handed to CEL),
+    extra: dict[str, Any] = {f"stress.example.com/a{i:02d}": {"int": i} for i in range(40)}
+    extra |= {f"s{i:02d}": {"string": f"v{i}"} for i in range(36)}
+    # then a named attribute, the driver's domain and an unknown domain read as in Kubernetes.
+    assert _matches("device.attributes['stress.example.com'].a07 == 7", **extra)
+    assert _matches("device.attributes['gpu.nvidia.com'].s35 in ['v34', 'v35']", **extra)
+    assert not _matches("device.attributes['stress.example.com'].a07 in [1, 2]", **extra)
+    assert _matches("!has(device.attributes['nowhere.example.com'].a07)", **extra)
+    assert _matches("!has(device.attributes['stress.example.com'].missing)", **extra)
+    assert _matches("device.attributes['stress.example.com'].size() == 40", **extra)
+
+
+def test_devices_that_differ_only_by_bool_or_int_are_never_confused() -> None:
+    # Given two devices whose attribute is true and 1, and one selector,
+    expression = "device.attributes['gpu.nvidia.com'].flag == true"
+    inv = Inventory.from_objects(
+        [node_slice("n1", [gpu("as-bool", flag={"bool": True}), gpu("as-int", flag={"int": 1})])]
+    )
+    # when the selector is matched against the inventory (one evaluation per signature),
+    matched = inv.matching((expression,))
+    # then only the boolean one matches, though True == 1 in Python.
+    assert [d.name for d in matched["n1"]] == ["as-bool"]
+    assert inv.devices[0].sig != inv.devices[1].sig

@@ -7,11 +7,11 @@ from typing import ClassVar, Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from modelplane.api._dra import DeviceClaim
-from modelplane.api._meta import Resource, Schema, Status
+from modelplane.api._meta import OpenSchema, Resource, Schema, Status
 from modelplane.api._types import Duration, Name, Problems, duplicates, unknown_fields
 
 RoutingPolicy = Literal[
-    "round-robin", "least-request", "prefix-cache", "session-affinity", "prefix-load"
+    "round-robin", "least-request", "load", "prefix-cache", "session-affinity", "prefix-load"
 ]
 
 
@@ -115,7 +115,8 @@ class Routing(Schema):
     policy: RoutingPolicy = Field(
         default="least-request",
         description=(
-            "round-robin, least-request (fewest in flight), prefix-cache (replica most likely to"
+            "round-robin, least-request (fewest in flight), load (queue depth and KV-cache use"
+            " scraped from the replicas), prefix-cache (replica most likely to"
             " hold the prompt's prefix in KV cache), session-affinity (same session, same"
             " replica) or prefix-load (prefix-cache balanced against load)."
         ),
@@ -208,15 +209,81 @@ class EndpointSpec(Schema):
         return devices
 
 
+class ReplicaStatus(OpenSchema):
+    """One replica as its node agent reports it (status written by the node agent)."""
+
+    name: str = Field(description="Replica name, unique within the endpoint.")
+    version: str = Field(description="The model version this replica serves.")
+    node: str | None = Field(default=None, description="The node the replica runs on.")
+    url: str | None = Field(
+        default=None, description="OpenAI-compatible base URL of the replica, ending in /v1."
+    )
+    ready: bool = Field(default=False, description="Whether the replica serves requests now.")
+    message: str | None = Field(default=None, description="Why the replica is not ready.")
+
+
+RolloutPhase = Literal["Progressing", "Paused", "Succeeded", "RolledBack", "Aborted"]
+
+
+class AnalysisResult(OpenSchema):
+    """The latest judgement of the canary against the stable version on the same window."""
+
+    verdict: Literal["pass", "fail", "inconclusive"] = Field(
+        description="pass (advance), fail (roll back or pause), inconclusive (hold the step)."
+    )
+    reason: str = Field(description="The figures behind the verdict, in a sentence.")
+    samples: int = Field(default=0, description="Canary requests in the window.")
+    stable_samples: int = Field(default=0, description="Stable requests in the same window.")
+    time: str | None = Field(default=None, description="When the analysis ran (RFC 3339).")
+
+
+class RolloutStatus(OpenSchema):
+    """Where a canary rollout stands (written by the rollout controller)."""
+
+    phase: RolloutPhase = Field(
+        description=(
+            "Progressing, Paused (waits for promote or abort), Succeeded, RolledBack, Aborted."
+        )
+    )
+    canary: str = Field(description="The version whose share rises.")
+    stable: str = Field(description="The version that held the most traffic when it began.")
+    step: int = Field(default=0, ge=0, description="Index of the current step in `steps`.")
+    steps: list[int] = Field(
+        default_factory=list, description="Canary percentages analysed before full promotion."
+    )
+    weight: int = Field(
+        default=0, ge=0, le=100, description="Percent of traffic to the canary now."
+    )
+    target: list[TrafficTarget] = Field(
+        default_factory=list, description="The `spec.traffic` this rollout moves to."
+    )
+    baseline: list[TrafficTarget] = Field(
+        default_factory=list,
+        description="The split in force when it began (restored on rollback).",
+    )
+    step_started_at: str | None = Field(
+        default=None, description="When the current step's analysis window opened (RFC 3339)."
+    )
+    last_analysis: AnalysisResult | None = Field(
+        default=None, description="The latest analysis of the current step."
+    )
+    message: str | None = Field(default=None, description="What happened last, for people.")
+
+
 class EndpointStatus(Status):
     """Observed state of the endpoint."""
 
-    replicas: int | None = Field(default=None, description="Replicas that exist.")
+    replicas: list[ReplicaStatus] | None = Field(
+        default=None, description="Replicas that exist, as their node agents report them."
+    )
     ready_replicas: int | None = Field(default=None, description="Replicas that serve requests.")
     traffic: list[TrafficTarget] | None = Field(
         default=None, description="The traffic split the gateway applies now."
     )
     url: str | None = Field(default=None, description="Where the endpoint is served.")
+    rollout: RolloutStatus | None = Field(
+        default=None, description="The canary rollout in progress or last finished."
+    )
 
 
 class Endpoint(Resource):

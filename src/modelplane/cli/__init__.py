@@ -24,14 +24,19 @@ import click
 
 from modelplane import __version__
 from modelplane.api.errors import ModelplaneError
+from modelplane.cli._agents import agent_worker, agents
 from modelplane.cli._apply import apply
 from modelplane.cli._bench import bench
 from modelplane.cli._context import Settings, connection_options
 from modelplane.cli._delete import delete
 from modelplane.cli._describe import describe
 from modelplane.cli._explain import explain
+from modelplane.cli._gateway import chat, gateway
 from modelplane.cli._get import get
+from modelplane.cli._models import models
 from modelplane.cli._output import echo_error
+from modelplane.cli._rollout import rollout
+from modelplane.cli._sim import sim
 from modelplane.cli._up import up
 from modelplane.cli._version import version
 
@@ -119,7 +124,23 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(Settings)
 
 
-for _command in (apply, get, describe, delete, explain, version, up, bench):
+for _command in (
+    apply,
+    get,
+    describe,
+    delete,
+    explain,
+    version,
+    up,
+    bench,
+    sim,
+    gateway,
+    chat,
+    models,
+    agents,
+    agent_worker,
+    rollout,
+):
     cli.add_command(_command)
 
 

@@ -129,18 +129,20 @@ def _source_dir(manifest: Manifest) -> str:
 
 
 def _annotate_source_dir(obj: JSON, manifest: Manifest) -> None:
-    """Record the manifest's folder on a Model whose versions name relative artifact paths.
+    """Record the manifest's folder on a Model whose versions name relative artifact paths, and
+    on every Agent (its entrypoint module and stdio MCP servers live beside its manifest).
 
-    The Model controller may run in another folder (or process): relative paths in a manifest
-    mean relative to the manifest, so it needs to know where that was.
+    The Model controller and the agent runtime may run in another folder (or process): relative
+    paths in a manifest mean relative to the manifest, so they need to know where that was.
     """
-    if obj.get("kind") != "Model":
-        return
-    spec = obj.get("spec")
-    versions = spec.get("versions") if isinstance(spec, dict) else None
-    if not isinstance(versions, list):
-        return
-    if not any(isinstance(v, dict) and _is_relative_source(v.get("source")) for v in versions):
+    if obj.get("kind") == "Model":
+        spec = obj.get("spec")
+        versions = spec.get("versions") if isinstance(spec, dict) else None
+        if not isinstance(versions, list):
+            return
+        if not any(isinstance(v, dict) and _is_relative_source(v.get("source")) for v in versions):
+            return
+    elif obj.get("kind") != "Agent":
         return
     metadata = obj.setdefault("metadata", {})
     if not isinstance(metadata, dict):

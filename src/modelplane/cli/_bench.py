@@ -85,3 +85,30 @@ def store(ctx: click.Context, output: str | None, args: tuple[str, ...]) -> None
 def scheduling(ctx: click.Context, output: str | None, args: tuple[str, ...]) -> None:
     """The device allocator: claims placed per second on a simulated cluster."""
     _run(ctx, "modelplane.bench.scheduling", args, output)
+
+
+@bench.command("gateway", context_settings=_PASS_THROUGH)
+@click.option("-o", "--output", type=click.Choice(["json"]), help="Print only the JSON figures.")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def gateway(ctx: click.Context, output: str | None, args: tuple[str, ...]) -> None:
+    """The /v1 gateway: overhead over a direct call, throughput, routing decisions, memory."""
+    _run(ctx, "modelplane.bench.gateway", args, output)
+
+
+@bench.command("agents", context_settings=_PASS_THROUGH)
+@click.option("-o", "--output", type=click.Choice(["json"]), help="Print only the JSON figures.")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def agents(ctx: click.Context, output: str | None, args: tuple[str, ...]) -> None:
+    """The agent runtime: durable steps/s beside DBOS and LangGraph, residency, resume, storage."""
+    _run(ctx, "modelplane.bench.agents", args, output)
+
+
+@bench.command("routing", context_settings=_PASS_THROUGH)
+@click.option("-o", "--output", type=click.Choice(["json"]), help="Print only the JSON figures.")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def routing(ctx: click.Context, output: str | None, args: tuple[str, ...]) -> None:
+    """Routing policies on simulated vLLM-like replicas: TTFT, throughput, cache hits."""
+    _run(ctx, "modelplane.bench.routing", args, output)

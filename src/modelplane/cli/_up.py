@@ -20,7 +20,7 @@ from modelplane.cli._apply import run_apply
 from modelplane.cli._client import Client
 from modelplane.cli._context import Settings
 from modelplane.cli._output import echo_error
-from modelplane.store import redact_url
+from modelplane.store import Store, redact_url
 
 _DEFAULT_PORT = 8470
 _STOP_TIMEOUT = 15.0
@@ -51,6 +51,18 @@ def _apply_initial(api_url: str, token: str | None, paths: tuple[str, ...]) -> N
         return
     if not ok:
         echo_error("some manifests were not applied (see above); Modelplane keeps running")
+
+
+def _publish_inventory(store: Store, paths: tuple[str, ...]) -> None:
+    from modelplane.api.errors import ModelplaneError
+    from modelplane.drivers import file_publication, load_inventory, publish
+
+    try:
+        publish(store, file_publication(load_inventory(paths), "inventory"))
+    except ModelplaneError as exc:
+        store.close()
+        causes = "".join(f"\n  {c.location or c.field}: {c.message}" for c in exc.causes)
+        raise click.ClickException(f"--inventory: {exc}{causes}") from None
 
 
 @click.command()
@@ -91,6 +103,14 @@ def _apply_initial(api_url: str, token: str | None, paths: tuple[str, ...]) -> N
     help="Apply these manifests once the server listens; repeatable.",
 )
 @click.option(
+    "--inventory",
+    "inventories",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="FILE",
+    help="Publish this device inventory (`modelplane sim cluster` output) at start; repeatable.",
+)
+@click.option(
     "--max-body-bytes",
     type=click.IntRange(min=1),
     help="Largest request body accepted (default 3 MiB).",
@@ -109,6 +129,7 @@ def up(
     database_url: str | None,
     token_file: str | None,
     paths: tuple[str, ...],
+    inventories: tuple[str, ...],
     max_body_bytes: int | None,
     log_level: str,
 ) -> None:
@@ -134,6 +155,8 @@ def up(
 
     tokens = load_tokens(token_file) if token_file else None
     store = open_store(database_url or default_url())
+    if inventories:
+        _publish_inventory(store, inventories)
     manager = Manager(
         store,
         identity=f"{socket.gethostname()}-{os.getpid()}",
@@ -147,6 +170,8 @@ def up(
 
     def on_started(api_url: str) -> None:
         # the port is ours now: a second `up` on a busy port fails before touching controllers
+        # the gateway answers on this same address: the rollout controller reads samples there
+        os.environ.setdefault("MODELPLANE_GATEWAY_URL", api_url)
         manager.start()
         services.extend(platform.services(store, api_url=api_url, home=str(home_dir)))
         for service in services:

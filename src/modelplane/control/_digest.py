@@ -26,6 +26,7 @@ would otherwise go unnoticed.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import threading
@@ -108,3 +109,21 @@ def _walk_files(root: str) -> list[tuple[str, str, os.stat_result]]:
                 found.append((rel, full, st))
     found.sort(key=lambda entry: entry[0])
     return found
+
+
+def stored_artifact(models_root: str | os.PathLike[str], digest: str) -> Path | None:
+    """Where the artifact with ``digest`` lies in the content-addressed store at ``models_root``.
+
+    The layout (written by ``modelplane models import``): ``sha256/<hex>.json`` records the import
+    (``kind`` file or folder, ``name``); the content is ``sha256/<hex>/<name>`` for a file and
+    ``sha256/<hex>/`` for a folder. None when nothing with that digest was imported.
+    """
+    entry = Path(models_root) / "sha256" / digest.removeprefix("sha256:")
+    try:
+        meta = json.loads(entry.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    path = entry / str(meta["name"]) if meta.get("kind") == "file" else entry
+    return path if path.exists() else None

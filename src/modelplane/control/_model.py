@@ -26,6 +26,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
@@ -33,7 +34,7 @@ from urllib.request import url2pathname
 from modelplane.api.errors import Conflict, NotFound
 from modelplane.control._conditions import get_condition, set_condition
 from modelplane.control._controller import Controller, Request, Result
-from modelplane.control._digest import DigestCache, artifact_digest
+from modelplane.control._digest import DigestCache, artifact_digest, stored_artifact
 from modelplane.control._events import record_event
 
 if TYPE_CHECKING:
@@ -106,8 +107,17 @@ class ModelController(Controller):
         workers: int = 2,
         verify_period: float = 60.0,
         digest_cache: DigestCache | None = None,
+        artifact_root: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(store, namespace=namespace, workers=workers)
+        #: the local content-addressed artifact store (``$MODELPLANE_HOME/models``): a version whose
+        #: source is not on disk is still verified when its digest was imported there
+        home = os.environ.get("MODELPLANE_HOME")
+        self.artifact_root = (
+            Path(artifact_root)
+            if artifact_root is not None
+            else (Path(home) / "models" if home else None)
+        )
         if verify_period <= 0:
             raise ValueError(f"verify_period must be positive seconds (got {verify_period})")
         self.verify_period = verify_period
@@ -208,6 +218,11 @@ class ModelController(Controller):
                 " OpenAI-compatible upstream",
             )
         hint = "" if os.path.isabs(source) or source.startswith("file:") else _RELATIVE_HINT
+        expected_digest = str(version.get("digest") or "").lower()
+        if not os.path.exists(path) and self.artifact_root and _DIGEST.match(expected_digest):
+            stored = stored_artifact(self.artifact_root, expected_digest)
+            if stored is not None:
+                path = str(stored)  # imported before: verify the stored copy instead
         try:
             observed = artifact_digest(path, self.digest_cache)
         except FileNotFoundError:

@@ -5,17 +5,28 @@ plain dicts of DeviceClasses, ResourceSlices, Nodes and ResourceClaims: selector
 the Kubernetes DRA environment), ``exactly``/``firstAvailable`` requests, constraints, shared
 counters (MIG), consumable capacity, taints and admin access; pluggable weighted scorers
 (topology, fragmentation, cost, power) and the upstream baselines (first-fit, binpack); a
-cluster and workload generator and a discrete-event simulator.
+cluster and workload generator and a discrete-event simulator. Workload policy on top of it:
+Queues (Kueue-like quotas counted in devices, capacity and counters; cohorts with borrowing and
+lending; fair sharing by weight), Jobs placed as gangs with topology requirements, and preemption
+of the cheapest allowed victims (:class:`Admission`).
 
-It does not read or write the store and imports no other subsystem: controllers call
-:func:`allocate` and write ``AllocationResult.to_status()`` into the claim's status.
+The allocator does not read or write the store and no module imports another subsystem: the
+controllers (:class:`ResourceClaimController`, and :class:`EndpointClaimController` /
+:class:`JobClaimController` for claims from templates) call :func:`allocate` and write
+``AllocationResult.to_status()`` into the claim's status.
 """
 
+from ._admission import Admission, Admitted, Pending, Running
 from ._allocator import AllocationResult, DeviceResult, Unschedulable, allocate
 from ._cel import CelCompileError, CelRuntimeError, Semver, compile_selector, parse_semver
+from ._claims import AgentClaimController, EndpointClaimController, JobClaimController
+from ._controller import ResourceClaimController, scheduling_controllers
+from ._gang import GangPlacement, GangPlacer, Workload, workloads_from
 from ._generator import GPU_MODELS, generate_cluster, generate_workload
 from ._inventory import Device, Inventory, SchedulingInputError
+from ._preemption import Preemption
 from ._quantity import QuantityError, format_quantity, parse_quantity
+from ._queues import QueueSet, claim_usage, priority_of, queue_of
 from ._scoring import (
     BinpackScorer,
     CostScorer,
@@ -34,6 +45,9 @@ from ._state import AllocatedState
 
 __all__ = [
     "GPU_MODELS",
+    "Admission",
+    "Admitted",
+    "AgentClaimController",
     "AllocatedState",
     "AllocationResult",
     "BinpackScorer",
@@ -42,20 +56,31 @@ __all__ = [
     "CostScorer",
     "Device",
     "DeviceResult",
+    "EndpointClaimController",
     "FragmentationScorer",
+    "GangPlacement",
+    "GangPlacer",
     "Inventory",
+    "JobClaimController",
     "LeastAllocatedScorer",
+    "Pending",
     "Placement",
     "Policy",
     "PowerScorer",
+    "Preemption",
     "QuantityError",
+    "QueueSet",
+    "ResourceClaimController",
+    "Running",
     "SchedulingInputError",
     "Scorer",
     "Semver",
     "TopologyScorer",
     "Unschedulable",
+    "Workload",
     "WorkloadMix",
     "allocate",
+    "claim_usage",
     "compile_selector",
     "format_quantity",
     "generate_cluster",
@@ -63,6 +88,10 @@ __all__ = [
     "parse_quantity",
     "parse_semver",
     "policy_named",
+    "priority_of",
+    "queue_of",
+    "scheduling_controllers",
     "simulate",
     "split_objects",
+    "workloads_from",
 ]

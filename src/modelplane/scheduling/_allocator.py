@@ -22,7 +22,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -32,6 +32,7 @@ from ._inventory import (
     CounterKey,
     Device,
     Inventory,
+    MatchingTimeout,
     SchedulingInputError,
     _SelectorFailure,
 )
@@ -154,7 +155,7 @@ def _claim_key(claim: Mapping[str, Any]) -> str:
 
 
 def _plans(
-    claim: Mapping[str, Any], inv: Inventory, key: str
+    claim: Mapping[str, Any], inv: Inventory, key: str, deadline: float | None = None
 ) -> tuple[list[list[_Plan]], list[_Constraint]]:
     spec = (claim.get("spec") or {}).get("devices") or {}
     requests = spec.get("requests") or []
@@ -170,7 +171,8 @@ def _plans(
                 f"claim {key}, request {name}: set exactly one of exactly or firstAvailable"
             )
         if req.get("exactly"):
-            slots.append([_plan(req["exactly"], name, "", inv, key, f"requests[{i}].exactly")])
+            where = f"requests[{i}].exactly"
+            slots.append([_plan(req["exactly"], name, "", inv, key, where, deadline)])
         elif req.get("firstAvailable"):
             alts = []
             for j, sub in enumerate(req["firstAvailable"]):
@@ -178,9 +180,8 @@ def _plans(
                     raise _Invalid(
                         f"claim {key}, request {name}: firstAvailable[{j}].name is required"
                     )
-                alts.append(
-                    _plan(sub, name, sub["name"], inv, key, f"requests[{i}].firstAvailable[{j}]")
-                )
+                where = f"requests[{i}].firstAvailable[{j}]"
+                alts.append(_plan(sub, name, sub["name"], inv, key, where, deadline))
             slots.append(alts)
         else:
             raise _Invalid(
@@ -213,7 +214,15 @@ def _plans(
     return slots, constraints
 
 
-def _plan(r: Mapping[str, Any], base: str, sub: str, inv: Inventory, key: str, where: str) -> _Plan:
+def _plan(
+    r: Mapping[str, Any],
+    base: str,
+    sub: str,
+    inv: Inventory,
+    key: str,
+    where: str,
+    deadline: float | None = None,
+) -> _Plan:
     name = f"{base}/{sub}" if sub else base
     cls_name = r.get("deviceClassName")
     if not cls_name:
@@ -265,7 +274,7 @@ def _plan(r: Mapping[str, Any], base: str, sub: str, inv: Inventory, key: str, w
         capacity=capacity,
     )
     try:
-        plan.index = inv.matching(plan.expressions)
+        plan.index = inv.matching(plan.expressions, deadline)
     except _SelectorFailure as f:
         who = next(w for e, w in exprs if e == f.expression)
         d = f.device
@@ -387,6 +396,13 @@ class _NodeSearch:
         self.rank: list[int] = [0] * len(slots)
         self.failures: Counter[int] = Counter()
         self.failed_constraint: _Constraint | None = None
+        self.whole_node = True
+        self._groups: dict[tuple[int, int, str], dict[Any, list[Device]]] = {}
+        self._sigs: dict[int, tuple[Any, ...]] = {}
+        # Groups proved infeasible on the whole node before anything was chosen: they stay
+        # infeasible inside any topology domain (fewer devices, fewer counters).
+        self.dead: set[tuple[int, int, Any]] = set()
+        self._membership: list[set[int]] | None = None
         info = state.inventory.nodes.get(node)
         self.node_cap = info.power_cap if info else None
         self.rack_cap = info.rack_power_cap if info else None
@@ -395,6 +411,36 @@ class _NodeSearch:
 
     def solve(self) -> bool:
         return self._request(0)
+
+    def precheck(self) -> bool:
+        """False when no value group of the first request's ``matchAttribute`` can hold the claim.
+
+        Cheap: counts and counter totals per group, no search. The verdicts are remembered for
+        the searches inside topology domains.
+        """
+        for a, plan in enumerate(self.slots[0]):
+            cands = self.candidates[0][a]
+            con = next(
+                (self.constraints[ci] for ci in plan.constraints if self.constraints[ci].match),
+                None,
+            )
+            if con is None or plan.all_mode or not cands:
+                return True
+            self.rank[0] = a
+            groups: dict[Any, list[int]] = {}
+            for i, d in enumerate(cands):
+                v = d.attributes.get(con.attribute)
+                if v is not None:
+                    groups.setdefault(v, []).append(i)
+            for value, members in groups.items():
+                if self._group_feasible(0, con, value, cands, members):
+                    self.rank[0] = 0
+                    return True
+                self.dead.add((a, id(con), value))
+            self.failures[_R_CONSTRAINT] += 1
+            self.failed_constraint = con
+        self.rank[0] = 0
+        return False
 
     def _request(self, r: int) -> bool:
         if r == len(self.slots):
@@ -409,21 +455,207 @@ class _NodeSearch:
                 return True
         return False
 
+    def _tick(self) -> None:
+        self.ticks += 1
+        if self.ticks & 31 == 0 and time.perf_counter() > self.deadline:
+            raise _Timeout
+
     def _pick(
+        self, r: int, plan: _Plan, cands: list[Device], need: int, got: int, start: int
+    ) -> bool:
+        if got == 0 and not plan.all_mode and plan.constraints:
+            return self._pick_first(r, plan, cands, need)
+        return self._pick_rest(r, plan, cands, need, got, start)
+
+    def _pick_first(self, r: int, plan: _Plan, cands: list[Device], need: int) -> bool:
+        """The first device of a request: honour ``matchAttribute`` by value groups.
+
+        Candidates are narrowed to the values already fixed by earlier requests; when this
+        request fixes a value, the devices of each value form a group, and a group that cannot
+        hold what the constrained requests need (too few devices, too little free shared
+        counters) is skipped without searching it. The order of tries is unchanged.
+        """
+        open_match: _Constraint | None = None
+        for ci in plan.constraints:
+            con = self.constraints[ci]
+            if not con.match:
+                continue
+            if self.match_count[ci]:
+                value = self.match_values[ci]
+                attr = con.attribute
+                cands = [d for d in cands if d.attributes.get(attr) == value]
+                if len(cands) < need:
+                    self.failures[_R_CONSTRAINT] += 1
+                    self.failed_constraint = con
+                    return False
+            elif open_match is None:
+                open_match = con
+        if open_match is None:
+            return self._pick_rest(r, plan, cands, need, 0, 0)
+        attr = open_match.attribute
+        groups: dict[Any, list[int]] = {}
+        for i, d in enumerate(cands):
+            v = d.attributes.get(attr)
+            if v is not None:
+                groups.setdefault(v, []).append(i)
+        verdict: dict[Any, bool] = {}
+        failed: set[Any] = set()
+        for i, dev in enumerate(cands):
+            value = dev.attributes.get(attr)
+            if value is None:
+                continue
+            members = groups[value]
+            ok = verdict.get(value)
+            if ok is None:
+                memo = (self.rank[r], id(open_match), value) if r == 0 else None
+                if memo is not None and memo in self.dead:
+                    ok = False
+                else:
+                    ok = self._group_feasible(r, open_match, value, cands, members)
+                    if not ok and memo is not None and self.whole_node:
+                        self.dead.add(memo)
+                verdict[value] = ok
+                if not ok:
+                    self.failures[_R_CONSTRAINT] += 1
+                    self.failed_constraint = open_match
+            if not ok:
+                continue
+            rest = [cands[j] for j in members if j > i]
+            if len(rest) < need - 1:
+                continue
+            self._tick()
+            sig = self._signature(dev) if failed else None
+            if sig is not None and sig in failed:
+                continue
+            if self._push(dev, plan):
+                if self._pick_rest(r, plan, rest, need, 1, 0):
+                    return True
+                self._pop(plan)
+                failed.add(self._signature(dev))
+        return False
+
+    def _group_feasible(
+        self, r: int, con: _Constraint, value: Any, cands: list[Device], members: list[int]
+    ) -> bool:
+        """Can the requests under ``con`` all fit among the devices whose attribute is ``value``?
+
+        Counts devices per request, then counter capacity: per counter family (``memorySlice0``
+        .. ``memorySlice7`` are one family), what the cheapest devices of each request consume
+        against what is free in the counter sets of the group.
+        """
+        attr = con.attribute
+        union: dict[int, Device] = {}
+        need_devices = 0
+        need_family: dict[str, Fraction] = {}
+        for rr in range(r, len(self.slots)):
+            best: tuple[int, dict[str, Fraction]] | None = None
+            for a, plan in enumerate(self.slots[rr]):
+                if not any(self.constraints[ci] is con for ci in plan.constraints):
+                    best = (0, {})  # this alternative may go elsewhere: no lower bound
+                    break
+                if plan.all_mode:
+                    best = (0, {})
+                    break
+                group = (
+                    [cands[j] for j in members]
+                    if rr == r and a == self.rank[r]
+                    else self._grouped(rr, a, attr).get(value, [])
+                )
+                if len(group) < plan.count:
+                    continue  # this alternative cannot be served by the group
+                for d in group:
+                    union[d.index] = d
+                floor: dict[str, Fraction] = {}
+                if not plan.admin:
+                    per_dev = [_families(d) for d in group if not d.allow_multiple]
+                    if len(per_dev) == len(group) and per_dev:
+                        for fam in per_dev[0]:
+                            lo = min(f.get(fam, _ZERO) for f in per_dev)
+                            if lo:
+                                floor[fam] = lo * plan.count
+                count = 0 if plan.admin else plan.count
+                if best is None:
+                    best = (count, floor)
+                else:  # a lower bound over the alternatives: the least of each figure
+                    best = (
+                        min(count, best[0]),
+                        {k: min(v, floor[k]) for k, v in best[1].items() if k in floor},
+                    )
+            if best is None:
+                return False  # no alternative of a constrained request fits the group
+            need_devices += best[0]
+            for fam, v in best[1].items():
+                need_family[fam] = need_family.get(fam, _ZERO) + v
+        if len(union) < need_devices:
+            return False
+        if not need_family:
+            return True
+        total = self.state.inventory.counters
+        used = self.state.counters_used
+        keys: set[CounterKey] = set()
+        for d in union.values():
+            keys.update(k for k, _ in d.consumes)
+        free: dict[str, Fraction] = {}
+        for key in keys:
+            fam = _family(key[3])
+            free[fam] = (
+                free.get(fam, _ZERO)
+                + total.get(key, _ZERO)
+                - used.get(key, _ZERO)
+                - self.counters.get(key, _ZERO)
+            )
+        return all(v <= free.get(fam, _ZERO) for fam, v in need_family.items())
+
+    def _grouped(self, r: int, a: int, attr: str) -> dict[Any, list[Device]]:
+        key = (r, a, attr)
+        hit = self._groups.get(key)
+        if hit is None:
+            hit = self._groups[key] = {}
+            for d in self.candidates[r][a]:
+                hit.setdefault(d.attributes.get(attr), []).append(d)
+        return hit
+
+    def _signature(self, dev: Device) -> tuple[Any, ...]:
+        """What the rest of the search can tell of ``dev``: equal signatures are interchangeable."""
+        sig = self._sigs.get(dev.index)
+        if sig is None:
+            if self._membership is None:
+                self._membership = [
+                    {d.index for d in alt} for per in self.candidates for alt in per
+                ]
+            sig = self._sigs[dev.index] = (
+                dev.consumes,
+                tuple(sorted(dev.capacity.items())),
+                tuple(dev.attributes.get(c.attribute) for c in self.constraints),
+                _watts(dev),
+                dev.allow_multiple,
+                tuple(sorted(self.state.capacity_used.get(dev.index, {}).items())),
+                dev.node,
+                tuple(dev.index in m for m in self._membership),
+                tuple(sorted(str(t) for t in dev.taints)),
+            )
+        return sig
+
+    def _pick_rest(
         self, r: int, plan: _Plan, cands: list[Device], need: int, got: int, start: int
     ) -> bool:
         if got == need:
             return self._request(r + 1)
         last = len(cands) - (need - got)
+        failed: set[tuple[Any, ...]] | None = None
         for i in range(start, last + 1):
-            self.ticks += 1
-            if self.ticks & 31 == 0 and time.perf_counter() > self.deadline:
-                raise _Timeout
+            self._tick()
             dev = cands[i]
+            if failed and self._signature(dev) in failed:
+                continue  # an interchangeable device already failed in this position
             if self._push(dev, plan):
-                if self._pick(r, plan, cands, need, got + 1, i + 1):
+                if self._pick_rest(r, plan, cands, need, got + 1, i + 1):
                     return True
                 self._pop(plan)
+                if not plan.all_mode:
+                    if failed is None:
+                        failed = set()
+                    failed.add(self._signature(dev))
             if plan.all_mode:
                 return False  # "All" needs every one of them; no alternative order helps
         return False
@@ -534,6 +766,27 @@ class _NodeSearch:
         return "could not fit all requests of the claim together"
 
 
+# Counter amounts are ints when whole (see ``_inventory._amount``); int arithmetic is fast.
+_ZERO: Any = 0
+
+
+def _family(counter: str) -> str:
+    """Counters that differ only by a trailing number (``memorySlice3``) are summed together."""
+    return counter.rstrip("0123456789") or counter
+
+
+def _families(dev: Device) -> dict[str, Fraction]:
+    """What ``dev`` consumes per counter family (cached on the device)."""
+    hit = dev.counter_families
+    if hit is None:
+        hit = {}
+        for key, value in dev.consumes:
+            fam = _family(key[3])
+            hit[fam] = hit.get(fam, 0) + value
+        dev.counter_families = hit
+    return hit
+
+
 # --------------------------------------------------------------------------------------------
 # the decision
 
@@ -544,6 +797,8 @@ def _candidates(
     """Free, tolerated, counter-feasible matching devices per (request, alternative)."""
     out: list[list[list[Device]]] = []
     in_use = state.in_use
+    counters_used = state.counters_used
+    counters_total = state.inventory.counters
     for alts in slots:
         per_alt: list[list[Device]] = []
         reason: str | None = None
@@ -559,7 +814,7 @@ def _candidates(
             cands: list[Device] = []
             tainted = starved = 0
             for d in devs:
-                if _untolerated(d, plan) is not None:
+                if d.taints and _untolerated(d, plan) is not None:
                     tainted += 1
                     continue
                 if plan.all_mode or plan.admin or d.allow_multiple:
@@ -567,7 +822,13 @@ def _candidates(
                     continue
                 if d.index in in_use:
                     continue
-                if d.consumes and not state.counters_free(d):
+                if d.consumes:
+                    for ckey, value in d.consumes:
+                        if counters_used.get(ckey, 0) + value > counters_total.get(ckey, -1):
+                            break
+                    else:
+                        cands.append(d)
+                        continue
                     starved += 1
                     continue
                 cands.append(d)
@@ -585,8 +846,6 @@ def _candidates(
                 reason = reason or why
                 per_alt.append([])
                 continue
-            if policy.pack_devices and len(cands) > 1:
-                cands = _packed(cands, state)
             per_alt.append(cands)
         if not any(per_alt):
             return [], reason
@@ -629,6 +888,13 @@ def _search_node(
     deadline: float,
 ) -> tuple[_NodeSearch, bool]:
     total_needed = sum(min(p.count for p in alts) for alts in slots)
+    whole = _NodeSearch(node, slots, constraints, cands, state, deadline)
+    if policy.topology_first and total_needed > 1 and not whole.precheck():
+        return whole, False  # no value group of a matchAttribute can hold the claim
+    if policy.pack_devices:
+        # Ordered only once the node passed the cheap checks.
+        cands = [[_packed(alt, state) if len(alt) > 1 else alt for alt in per] for per in cands]
+        whole.candidates = cands
     if policy.topology_first and total_needed > 1:
         # Tightest domain first; inside one level, the fullest domain that may fit first.
         for attr in TOPOLOGY_LEVELS:
@@ -646,10 +912,13 @@ def _search_node(
                 search = _NodeSearch(
                     node, slots, constraints, _restricted(cands, attr, v), state, deadline
                 )
+                search.whole_node = False
+                search.dead = whole.dead
+                search.ticks = whole.ticks
                 if search.solve():
                     return search, True
-    search = _NodeSearch(node, slots, constraints, cands, state, deadline)
-    return search, search.solve()
+                whole.ticks = search.ticks
+    return whole, whole.solve()
 
 
 def allocate(
@@ -690,13 +959,30 @@ def allocate(
     def elapsed() -> float:
         return (time.perf_counter() - start) * 1000.0
 
+    # The bound covers all the work of the decision from here on: matching selectors against
+    # the inventory (its progress is kept in the inventory, so a retry continues where this
+    # one stopped), the node loop and the search on each node.
+    deadline = start + deadline_ms / 1000.0
     try:
-        slots, constraints = _plans(claim, inv, key)
+        slots, constraints = _plans(claim, inv, key, deadline)
     except (_Invalid, SchedulingInputError) as exc:
         return Unschedulable(key, str(exc), total, invalid=True, elapsed_ms=elapsed())
-    # The bound covers the search. Matching a selector against the inventory happens once per
-    # selector and inventory (cached in it), before the clock starts.
-    deadline = time.perf_counter() + deadline_ms / 1000.0
+    except MatchingTimeout as exc:
+        ms = elapsed()
+        gave_up = (
+            f"were not evaluated (gave up after {ms:.0f} ms matching selectors: "
+            f"{exc.done} of {exc.total} devices checked; a retry continues from there)"
+        )
+        return Unschedulable(
+            key, _message(total, {gave_up: total}), total, {gave_up: total}, True, False, ms
+        )
+    for alts in slots:
+        if all(not p.index for p in alts):
+            # Cheap: no device anywhere matches this request; no node needs a visit.
+            none = f"had no device matching the selectors of request {alts[0].name}"
+            return Unschedulable(
+                key, _message(total, {none: total}), total, {none: total}, False, False, elapsed()
+            )
 
     min_units = sum(
         min(p.count * p.min_units for p in alts if not p.admin)
@@ -704,7 +990,10 @@ def allocate(
         else 0.0
         for alts in slots
     )
-    order, pruned = _node_order(nodes_all, state, pol, 0.0 if inv.shared else min_units)
+    order, too_full = _node_order(
+        inv, nodes_all, state, pol, 0.0 if inv.shared else min_units, node is not None
+    )
+    pruned: list[str] = []
     to_find = pol.feasible_to_find(total)
     found: list[tuple[Placement, list[DeviceResult]]] = []
     reasons: Counter[str] = Counter()
@@ -744,6 +1033,7 @@ def allocate(
     if pol.node_order == "rotate" and total:
         pol._next_start = (pol._next_start + evaluated) % total
     if not found:
+        pruned.extend(too_full())
         for n in pruned:
             reasons[_short_reason(n, slots, inv)] += 1
         ms = elapsed()
@@ -783,22 +1073,30 @@ def _counters_reason(plan: _Plan) -> str:
 
 
 def _node_order(
-    nodes: Sequence[str], state: AllocatedState, policy: Policy, min_units: float
-) -> tuple[Sequence[str], list[str]]:
-    """Nodes to visit in order, and those too full to hold ``min_units`` (never visited)."""
+    inv: Inventory,
+    nodes: Sequence[str],
+    state: AllocatedState,
+    policy: Policy,
+    min_units: float,
+    restricted: bool,
+) -> tuple[Iterable[str], Callable[[], list[str]]]:
+    """Nodes to visit in order (lazily), and a function giving those too full to hold ``min_units``.
+
+    ``most-allocated`` reads the state's index of nodes by free units: fullest first, starting at
+    the first node that still has room (best fit), without sorting the cluster per decision.
+    """
     if len(nodes) <= 1:
-        return nodes, []
+        return nodes, list
     if policy.node_order == "most-allocated":
-        # Fullest first, starting at the first node that still has room: best fit.
-        used = state.node_units
-        info = state.inventory.nodes
-        by_free = sorted(
-            ((info[n].units if n in info else 0.0) - used.get(n, 0.0), n) for n in nodes
-        )
+        if not restricted and inv.nodes is state.inventory.nodes:
+            cut, index = state.nodes_by_free(min_units)
+            return state.iter_nodes_by_free(min_units), lambda: [n for _, n in index[:cut]]
+        # A view of some nodes (a rack, a block): few nodes, sort them.
+        by_free = sorted((state.free_units(n), n) for n in nodes)
         cut = bisect.bisect_left(by_free, (min_units - 1e-9, ""))
-        return [n for _, n in by_free[cut:]], [n for _, n in by_free[:cut]]
+        return [n for _, n in by_free[cut:]], lambda: [n for _, n in by_free[:cut]]
     k = policy._next_start % len(nodes)
-    return list(nodes[k:]) + list(nodes[:k]), []
+    return list(nodes[k:]) + list(nodes[:k]), list
 
 
 def _message(total: int, reasons: Mapping[str, int]) -> str:

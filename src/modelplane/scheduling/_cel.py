@@ -259,6 +259,12 @@ _WHOLE_MAP = re.compile(
 )
 
 
+# A string literal that names a domain: ``attributes['gpu.nvidia.com']``.
+_DOMAIN_LITERAL = re.compile(
+    r"(attributes|capacity)\s*\[\s*(?:'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\")\s*\]"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class CelDevice:
     """What a selector sees of a device: driver, attributes and capacity by qualified name.
@@ -271,6 +277,60 @@ class CelDevice:
     attributes: Mapping[str, Any]
     capacity: Mapping[str, Fraction]
     domains: tuple[tuple[str, ...], tuple[str, ...]] = field(default=((), ()))
+    #: Derived once per device (devices are static): names by identifier, the CEL activation.
+    cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def by_ident(self) -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]]]:
+        """Attribute and capacity ``(qualified, value)`` pairs keyed by their identifier."""
+        hit = self.cache.get("ident")
+        if hit is None:
+            attrs: dict[str, tuple[Any, ...]] = {}
+            for k, v in self.attributes.items():
+                ident = k.rpartition("/")[2]
+                attrs[ident] = (*attrs.get(ident, ()), (k, v, v.__class__))
+            caps: dict[str, tuple[Any, ...]] = {}
+            for k, q in self.capacity.items():
+                ident = k.rpartition("/")[2]
+                caps[ident] = (*caps.get(ident, ()), (k, q))
+            hit = self.cache["ident"] = (attrs, caps)
+        return hit  # type: ignore[no-any-return]
+
+    def full_key(self) -> tuple[Any, ...]:
+        """Everything an expression can see of the device, hashable."""
+        hit = self.cache.get("full")
+        if hit is None:
+            hit = self.cache["full"] = (
+                self.driver,
+                tuple(sorted(((k, v, v.__class__) for k, v in self.attributes.items()))),
+                tuple(sorted(self.capacity.items(), key=lambda kv: kv[0])),
+            )
+        return hit  # type: ignore[no-any-return]
+
+    def activation(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The whole ``attributes`` and ``capacity`` maps as CEL sees them (built once)."""
+        hit = self.cache.get("maps")
+        if hit is None:
+            hit = self.cache["maps"] = _maps(
+                self.driver, self.attributes.items(), self.capacity.items(), ()
+            )
+        return hit  # type: ignore[no-any-return]
+
+
+def _maps(
+    driver: str,
+    attributes: Any,
+    capacity: Any,
+    domains: tuple[str, ...],
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    attrs: dict[str, dict[str, Any]] = {d: {} for d in domains}
+    for name, value in attributes:
+        domain, ident = _split(name, driver)
+        attrs.setdefault(domain, {})[ident] = attribute_to_cel(value)
+    caps: dict[str, dict[str, Any]] = {d: {} for d in domains}
+    for name, qty in capacity:
+        domain, ident = _split(name, driver)
+        caps.setdefault(domain, {})[ident] = quantity_to_cel(qty)
+    return attrs, caps
 
 
 def _split(name: str, driver: str) -> tuple[str, str]:
@@ -281,7 +341,16 @@ def _split(name: str, driver: str) -> tuple[str, str]:
 class SelectorProgram:
     """One compiled selector expression, with its per-device-projection result cache."""
 
-    __slots__ = ("_cache", "_full", "_literals", "_program", "_tokens", "expression")
+    __slots__ = (
+        "_cache",
+        "_domain_literals",
+        "_full",
+        "_literals",
+        "_program",
+        "_sorted_tokens",
+        "_tokens",
+        "expression",
+    )
 
     def __init__(self, expression: str) -> None:
         self.expression = expression
@@ -292,6 +361,10 @@ class SelectorProgram:
         literals = {a or b for a, b in _STRING.findall(expression)}
         self._literals = tuple(sorted(literals))
         self._tokens = frozenset(_IDENT.findall(expression)) | literals
+        self._sorted_tokens = tuple(sorted(self._tokens))
+        self._domain_literals = tuple(
+            sorted({a or b for _, a, b in _DOMAIN_LITERAL.findall(expression)})
+        )
         self._full = _WHOLE_MAP.search(expression) is not None
         self._cache: dict[tuple[Any, ...], bool] = {}
 
@@ -307,33 +380,39 @@ class SelectorProgram:
 
     def _key(self, device: CelDevice) -> tuple[Any, ...]:
         if self._full:
-            return (
-                device.driver,
-                tuple(sorted(device.attributes.items(), key=lambda kv: kv[0])),
-                tuple(sorted(device.capacity.items(), key=lambda kv: kv[0])),
-            )
-        tokens = self._tokens
+            return device.full_key()
+        attrs, caps = device.by_ident()
         return (
             device.driver,
             device.domains,
-            tuple((k, v) for k, v in device.attributes.items() if k.rpartition("/")[2] in tokens),
-            tuple((k, v) for k, v in device.capacity.items() if k.rpartition("/")[2] in tokens),
+            tuple(attrs[t] for t in self._sorted_tokens if t in attrs),
+            tuple(caps[t] for t in self._sorted_tokens if t in caps),
         )
 
     def _evaluate(self, device: CelDevice) -> bool:
-        attributes: dict[str, dict[str, Any]] = {}
-        for name, value in device.attributes.items():
-            domain, ident = _split(name, device.driver)
-            attributes.setdefault(domain, {})[ident] = attribute_to_cel(value)
-        capacity: dict[str, dict[str, Any]] = {}
-        for name, qty in device.capacity.items():
-            domain, ident = _split(name, device.driver)
-            capacity.setdefault(domain, {})[ident] = quantity_to_cel(qty)
-        # Kubernetes answers an unknown domain with an empty map; domains can only be named by
-        # string literals, so giving every literal an empty map gives the same answers.
-        for literal in self._literals:
-            attributes.setdefault(literal, {})
-            capacity.setdefault(literal, {})
+        if self._full:
+            attributes, capacity = device.activation()
+            missing = [lit for lit in self._literals if lit not in attributes]
+            if missing:
+                attributes = {**attributes, **{lit: {} for lit in missing}}
+            missing = [lit for lit in self._literals if lit not in capacity]
+            if missing:
+                capacity = {**capacity, **{lit: {} for lit in missing}}
+        else:
+            # Only names the expression spells out can be read: hand the engine just those
+            # (a device with 80 attributes costs as much as one with 2), every domain of the
+            # device as a map, and an empty map for every other literal (Kubernetes answers an
+            # unknown domain with an empty map; domains are named only by string literals).
+            attrs, caps = device.by_ident()
+            domains = tuple(
+                dict.fromkeys((*device.domains[0], *device.domains[1], *self._domain_literals))
+            )
+            attributes, capacity = _maps(
+                device.driver,
+                [(k, v) for t in self._sorted_tokens if t in attrs for k, v, _ in attrs[t]],
+                [kv for t in self._sorted_tokens if t in caps for kv in caps[t]],
+                domains,
+            )
         ctx = _context()
         ctx.add_variable(
             "device", {"driver": device.driver, "attributes": attributes, "capacity": capacity}

@@ -15,7 +15,16 @@ from typing import Any
 
 from ._inventory import BLOCK_LABEL, HOSTNAME_LABEL, NODE_POWER_CAP, RACK_LABEL, RACK_POWER_CAP
 
-__all__ = ["GPU_MODELS", "generate_cluster", "generate_workload"]
+__all__ = [
+    "DEFAULT_MIX",
+    "GPU_MODELS",
+    "HardInput",
+    "generate_alibaba_workload",
+    "generate_cluster",
+    "generate_workload",
+    "hard_inputs",
+    "mean_units",
+]
 
 DRIVER = "gpu.nvidia.com"
 ARRIVAL = "modelplane.dev/arrival-seconds"
@@ -108,7 +117,7 @@ def generate_cluster(
             annotations[RACK_POWER_CAP] = str(rack_power_cap_watts)
         objs.append(
             {
-                "apiVersion": "v1",
+                "apiVersion": "modelplane.dev/v1alpha1",
                 "kind": "Node",
                 "metadata": {
                     "name": name,
@@ -220,8 +229,16 @@ def _node_slice(
     }
 
 
+# --------------------------------------------------------------------------------------------
+# workloads
+
+
 def _claim(
-    name: str, requests: list[dict[str, Any]], constraints: list[dict[str, Any]], t: float, d: float
+    name: str,
+    requests: list[dict[str, Any]],
+    constraints: list[dict[str, Any]],
+    t: float,
+    d: float,
 ) -> dict[str, Any]:
     devices: dict[str, Any] = {"requests": requests}
     if constraints:
@@ -238,16 +255,62 @@ def _claim(
     }
 
 
-#: Claim shapes of the default mix: (name, weight).
+def _gpus(count: int, *selectors: str, name: str = "gpu") -> dict[str, Any]:
+    exactly: dict[str, Any] = {"deviceClassName": "gpu.nvidia.com", "count": count}
+    if selectors:
+        exactly["selectors"] = [{"cel": {"expression": e}} for e in selectors]
+    return {"name": name, "exactly": exactly}
+
+
+def _mig(profile: str, *selectors: str, name: str = "mig", count: int = 1) -> dict[str, Any]:
+    exprs = (f"device.attributes['{DRIVER}'].profile == '{profile}'", *selectors)
+    exactly: dict[str, Any] = {
+        "deviceClassName": "mig.nvidia.com",
+        "selectors": [{"cel": {"expression": e}} for e in exprs],
+    }
+    if count != 1:
+        exactly["count"] = count
+    return {"name": name, "exactly": exactly}
+
+
+#: Claim shapes of the default mix: (name, weight). ``-any`` shapes carry no topology
+#: constraint: they *prefer* one PCIe root (the topology scorer's job) but do not require it.
 DEFAULT_MIX = {
-    "gpu-1": 0.35,
-    "mig-1g": 0.15,
-    "mig-3g": 0.05,
-    "gpu-2": 0.15,
-    "gpu-4": 0.15,
-    "gpu-8": 0.1,
+    "gpu-1": 0.25,
+    "mig-1g": 0.08,
+    "mig-3g": 0.04,
+    "agent": 0.08,
+    "gpu-2": 0.10,
+    "gpu-2-any": 0.08,
+    "gpu-4": 0.10,
+    "gpu-4-any": 0.07,
+    "gpu-8": 0.10,
     "firstavailable": 0.05,
+    "infeasible": 0.0,
 }
+
+#: Accelerator units one claim of each shape takes (``firstavailable``: an H100; ``agent``: a
+#: 1g.10gb slice, one-seventh of a GPU's compute).
+SHAPE_UNITS = {
+    "gpu-1": 1.0,
+    "mig-1g": 1 / 8,
+    "mig-3g": 4 / 8,
+    "agent": 1 / 8,
+    "gpu-2": 2.0,
+    "gpu-2-any": 2.0,
+    "gpu-4": 4.0,
+    "gpu-4-any": 4.0,
+    "gpu-8": 8.0,
+    "firstavailable": 1.0,
+    "infeasible": 16.0,
+}
+
+
+def mean_units(mix: dict[str, float] | None = None) -> float:
+    """Mean accelerator units per claim of ``mix`` (to turn a rate into an offered load)."""
+    mix = mix or DEFAULT_MIX
+    total = sum(mix.values()) or 1.0
+    return sum(SHAPE_UNITS[k] * w for k, w in mix.items()) / total
 
 
 def generate_workload(
@@ -257,54 +320,93 @@ def generate_workload(
     mean_duration_seconds: float = 600.0,
     mix: dict[str, float] | None = None,
     infeasible: int = 0,
+    gangs: int = 0,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """ResourceClaims with Poisson arrivals and exponential durations in annotations.
+    """ResourceClaims (and gang Jobs) with Poisson arrivals and exponential durations.
 
-    Shapes: single-GPU endpoints, MIG slices (1g.10gb, 3g.40gb), 2/4-GPU claims with
-    ``matchAttribute`` on the PCIe root, 8-GPU claims on one NVLink domain, and ``firstAvailable``
-    claims (an H100, else two A100s on one PCIe root). ``infeasible`` adds claims that no node can
-    ever satisfy (16 GPUs with one pcieRoot).
+    Shapes (:data:`DEFAULT_MIX`): single-GPU endpoints (``gpu-1``), MIG slices (``mig-1g``
+    1g.10gb, ``mig-3g`` 3g.40gb), fractional agent workers (``agent``: a 1g.10gb slice, else a
+    whole L40S), 2/4-GPU claims with ``matchAttribute`` on the PCIe root (``gpu-2``, ``gpu-4``)
+    and without any (``gpu-2-any``, ``gpu-4-any``: they prefer one root but do not require it),
+    8-GPU claims on one NVLink domain, and ``firstAvailable`` claims (an H100, else two A100s on
+    one PCIe root). ``infeasible`` adds claims no node can ever satisfy (16 GPUs on one PCIe
+    root). ``gangs`` adds multi-node ``Job`` s (2-4 replicas of 8 GPUs each, all in one rack,
+    all or none) among the claims; a simulator that does not place Jobs ignores them.
+    Annotations ``modelplane.dev/arrival-seconds`` and ``modelplane.dev/duration-seconds``.
     """
     rng = random.Random(seed)
     mix = mix or DEFAULT_MIX
-    kinds = list(mix)
+    kinds = [k for k, w in mix.items() if w > 0]
     weights = [mix[k] for k in kinds]
     out: list[dict[str, Any]] = []
     t = 0.0
-    for i in range(claims + infeasible):
+    extra = ["infeasible"] * infeasible + ["gang"] * gangs
+    slots = [""] * claims + extra
+    if extra:
+        # Spread the special ones over the run instead of appending them at its end.
+        rng.shuffle(slots)
+    for i, special in enumerate(slots):
         t += rng.expovariate(rate_per_second)
         d = rng.expovariate(1.0 / mean_duration_seconds)
-        kind = "infeasible" if i >= claims else rng.choices(kinds, weights)[0]
-        out.append(_shape(f"claim-{i:06d}-{kind}", kind, t, d))
-    if infeasible:
-        rng.shuffle(out)
+        kind = special or rng.choices(kinds, weights)[0]
+        if kind == "gang":
+            out.append(gang_job(f"job-{i:06d}", rng.choice((2, 2, 3, 4)), t, d))
+        else:
+            out.append(_shape(f"claim-{i:06d}-{kind}", kind, t, d))
     return out
+
+
+def gang_job(name: str, replicas: int, t: float, d: float, level: str = "rack") -> dict[str, Any]:
+    """A ``Job`` of ``replicas`` x 8 GPUs (one NVLink domain each), all in one ``level``."""
+    claim = {
+        "requests": [_gpus(8)],
+        "constraints": [{"requests": ["gpu"], "matchAttribute": "modelplane.dev/nvlinkDomain"}],
+    }
+    return {
+        "apiVersion": "modelplane.dev/v1alpha1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "annotations": {ARRIVAL: f"{t:.3f}", DURATION: f"{d:.3f}"},
+        },
+        "spec": {
+            "replicas": replicas,
+            "gang": True,
+            "topology": {"required": level},
+            "claim": claim,
+        },
+    }
 
 
 def _shape(name: str, kind: str, t: float, d: float) -> dict[str, Any]:
     root = "resource.kubernetes.io/pcieRoot"
     if kind.startswith("gpu-") or kind == "infeasible":
         count = 16 if kind == "infeasible" else int(kind.split("-")[1])
-        req: dict[str, Any] = {
-            "name": "gpu",
-            "exactly": {"deviceClassName": "gpu.nvidia.com", "count": count},
-        }
         cons: list[dict[str, Any]] = []
-        if 1 < count <= 4 or count > 8:
+        if kind.endswith("-any"):
+            pass
+        elif 1 < count <= 4 or count > 8:
             cons = [{"requests": ["gpu"], "matchAttribute": root}]
         elif count > 4:
             cons = [{"requests": ["gpu"], "matchAttribute": "modelplane.dev/nvlinkDomain"}]
-        return _claim(name, [req], cons, t, d)
-    if kind.startswith("mig-"):
-        profile = {"mig-1g": "1g.10gb", "mig-3g": "3g.40gb"}[kind]
-        sel = f"device.attributes['{DRIVER}'].profile == '{profile}'"
+        return _claim(name, [_gpus(count)], cons, t, d)
+    if kind in ("mig-1g", "mig-3g"):
+        return _claim(name, [_mig({"mig-1g": "1g.10gb", "mig-3g": "3g.40gb"}[kind])], [], t, d)
+    if kind == "agent":
+        l40s = f"device.attributes['{DRIVER}'].productName == '{GPU_MODELS['l40s'].product}'"
+        slice_ = _mig("1g.10gb")["exactly"]
         req = {
-            "name": "mig",
-            "exactly": {
-                "deviceClassName": "mig.nvidia.com",
-                "selectors": [{"cel": {"expression": sel}}],
-            },
+            "name": "worker",
+            "firstAvailable": [
+                {"name": "slice", **slice_},
+                {
+                    "name": "l40s",
+                    "deviceClassName": "gpu.nvidia.com",
+                    "selectors": [{"cel": {"expression": l40s}}],
+                },
+            ],
         }
         return _claim(name, [req], [], t, d)
     if kind == "firstavailable":
@@ -327,4 +429,251 @@ def _shape(name: str, kind: str, t: float, d: float) -> dict[str, Any]:
             ],
         }
         return _claim(name, [req], [{"requests": ["gpu/a100x2"], "matchAttribute": root}], t, d)
-    raise ValueError(f"unknown claim shape {kind!r}")
+    raise ValueError(f"unknown claim shape {kind!r}: use one of {', '.join(SHAPE_UNITS)}")
+
+
+# --------------------------------------------------------------------------------------------
+# a workload shaped like Alibaba's GPU trace
+
+#: Shares of tasks by whole GPUs requested, and of GPU tasks that share one GPU, approximating
+#: the published shape of Alibaba's cluster-trace-gpu-v2023 (see :func:`generate_alibaba_workload`).
+ALIBABA_NUM_GPU = {0: 0.13, 1: 0.83, 2: 0.02, 4: 0.013, 8: 0.007}
+ALIBABA_SHARING = 0.33
+ALIBABA_GPU_SPEC = 0.07
+#: gpu_milli of a sharing task -> the smallest MIG profile that holds it (7 compute slices).
+_MILLI_TO_PROFILE = ((143, "1g.10gb"), (286, "2g.20gb"), (429, "3g.40gb"), (571, "4g.40gb"))
+
+
+def generate_alibaba_workload(
+    tasks: int,
+    *,
+    rate_per_second: float = 10.0,
+    mean_duration_seconds: float = 600.0,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """ResourceClaims shaped like Alibaba's GPU cluster trace (cluster-trace-gpu-v2023).
+
+    That trace, published with "Beware of Fragmentation: Scheduling GPU-Sharing Workloads with
+    Fragmentation Gradient Descent" (Weng et al., USENIX ATC'23), lists 8,152 tasks of a
+    production cluster of about 1,200 nodes and 6,200 GPUs with, per task, ``num_gpu`` (0-8
+    whole GPUs), ``gpu_milli`` (a share of one GPU in thousandths, below 1000 for tasks that
+    share a GPU) and ``gpu_spec`` (GPU models the task may run on). Its shape, which this
+    generator follows without copying any data: about one task in eight asks for no GPU, most
+    ask for exactly one, about a third of the GPU tasks share one GPU (skewed to small shares),
+    multi-GPU tasks (2, 4, 8) are a few percent, and a small share names a GPU type.
+
+    Mapping to DRA: a task with ``num_gpu`` 0 asks for no device and yields no claim; a sharing
+    task gets the smallest MIG profile that holds its ``gpu_milli`` (MIG partitions are what a
+    DRA driver publishes for fractions of a GPU); a multi-GPU task gets ``count`` GPUs with
+    ``matchAttribute`` on the PCIe root (2, 4) or the NVLink domain (8); a ``gpu_spec`` becomes a
+    CEL selector on ``productName``. Use a MIG-capable cluster (``mix`` of ``h100``/``a100``).
+    """
+    rng = random.Random(seed)
+    counts = list(ALIBABA_NUM_GPU)
+    weights = [ALIBABA_NUM_GPU[k] for k in counts]
+    products = [GPU_MODELS["h100"].product, GPU_MODELS["a100"].product]
+    out: list[dict[str, Any]] = []
+    t = 0.0
+    for i in range(tasks):
+        t += rng.expovariate(rate_per_second)
+        d = rng.expovariate(1.0 / mean_duration_seconds)
+        num_gpu = rng.choices(counts, weights)[0]
+        if num_gpu == 0:
+            continue  # a CPU-only task: nothing for the device scheduler
+        spec: list[str] = []
+        if rng.random() < ALIBABA_GPU_SPEC:
+            product = rng.choice(products)
+            spec = [f"device.attributes['{DRIVER}'].productName == '{product}'"]
+        name = f"task-{i:06d}"
+        if num_gpu == 1 and rng.random() < ALIBABA_SHARING:
+            # Shares are skewed to small ones: most tasks take a quarter of a GPU or less.
+            milli = min(999, int(rng.paretovariate(1.2) * 100))
+            profile = next((p for m, p in _MILLI_TO_PROFILE if milli <= m), "7g.80gb")
+            claim = _claim(f"{name}-milli{milli}", [_mig(profile, *spec)], [], t, d)
+        else:
+            cons: list[dict[str, Any]] = []
+            if 1 < num_gpu <= 4:
+                cons = [{"requests": ["gpu"], "matchAttribute": "resource.kubernetes.io/pcieRoot"}]
+            elif num_gpu > 4:
+                cons = [{"requests": ["gpu"], "matchAttribute": "modelplane.dev/nvlinkDomain"}]
+            claim = _claim(f"{name}-gpu{num_gpu}", [_gpus(num_gpu, *spec)], cons, t, d)
+        out.append(claim)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# hard inputs
+
+
+@dataclass(frozen=True)
+class HardInput:
+    """One known-hard decision: a cluster, what is already allocated, the claim, the answer.
+
+    ``allocated`` are ResourceClaims carrying ``status.allocation`` (build the state with
+    ``AllocatedState.from_claims``); ``feasible`` is the right answer, when known.
+    """
+
+    name: str
+    description: str
+    cluster: list[dict[str, Any]]
+    allocated: list[dict[str, Any]]
+    claim: dict[str, Any]
+    feasible: bool | None  # None: not known in advance (ask the exact optimum)
+
+
+def _held(name: str, node: str, devices: list[str]) -> dict[str, Any]:
+    results = [{"request": "held", "driver": DRIVER, "pool": node, "device": d} for d in devices]
+    return {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaim",
+        "metadata": {"name": name, "namespace": "hard"},
+        "spec": {"devices": {"requests": [_gpus(len(devices), name="held")]}},
+        "status": {"allocation": {"devices": {"results": results}}},
+    }
+
+
+def _same(requests: list[str], attribute: str) -> dict[str, Any]:
+    return {"requests": requests, "matchAttribute": attribute}
+
+
+def hard_inputs(nodes: int = 64, seed: int = 0) -> list[HardInput]:
+    """The known hard inputs of DRA allocation, on an H100 cluster of ``nodes`` nodes.
+
+    - counter backtracking: MIG layouts where the first partition the search picks blocks a
+      later one, so it must undo it (feasible on one node only, or on none);
+    - infeasible claims, which must be answered quickly as impossible: more GPUs than a node
+      has, more GPUs on one PCIe root than a root has, more MIG slices of one GPU than it can
+      be cut into, a GPU model nobody has;
+    - list-attribute stress: devices with 64 extra attributes, a claim of eight requests with
+      eight selectors each (long ``in`` lists) and constraints over several attributes.
+    """
+    cluster = generate_cluster(nodes, mix={"h100": 1.0}, seed=seed)
+    names = [f"node-{n:04d}" for n in range(nodes)]
+    parent = f"{DRIVER}/parentIndex"
+    root = "resource.kubernetes.io/pcieRoot"
+
+    def slices_used(blocked: tuple[int, ...], last: tuple[int, ...]) -> list[dict[str, Any]]:
+        held = []
+        for n, node in enumerate(names):
+            starts = last if n == nodes - 1 else blocked
+            devices = [f"gpu-{g}-mig-1g10gb-{s}" for g in range(8) for s in starts]
+            held.append(_held(f"held-{n:04d}", node, devices))
+        return held
+
+    # Each partition alone fits every GPU; all three fit only where one slice is taken, not two.
+    layout = _claim(
+        "mig-layout",
+        [_mig("1g.10gb", name="a"), _mig("2g.20gb", name="b"), _mig("3g.40gb", name="c")],
+        [_same(["a", "b", "c"], parent)],
+        0.0,
+        60.0,
+    )
+    out = [
+        HardInput(
+            "counter-backtracking",
+            "1g.10gb + 2g.20gb + 3g.40gb on one GPU while slices 5 and 6 of every GPU are "
+            "taken, except on the last node where only slice 0 is: there 1g@1, 2g@2, 3g@4 fits",
+            cluster,
+            slices_used((5, 6), (0,)),
+            layout,
+            True,
+        ),
+        HardInput(
+            "counter-backtracking-impossible",
+            "the same layout while slices 5 and 6 of every GPU are taken: no GPU can hold it",
+            cluster,
+            slices_used((5, 6), (5, 6)),
+            layout,
+            False,
+        ),
+        HardInput(
+            "infeasible-more-slices-than-a-gpu",
+            "eight 1g.10gb slices of one GPU (a GPU has seven)",
+            cluster,
+            [],
+            _claim("eight-slices", [_mig("1g.10gb", count=8)], [_same(["mig"], parent)], 0.0, 60.0),
+            False,
+        ),
+        HardInput(
+            "infeasible-five-gpus-one-root",
+            "five GPUs behind one PCIe root (a root has four)",
+            cluster,
+            [],
+            _claim("five-one-root", [_gpus(5)], [_same(["gpu"], root)], 0.0, 60.0),
+            False,
+        ),
+        HardInput(
+            "infeasible-sixteen-gpus",
+            "sixteen GPUs on one node (a node has eight)",
+            cluster,
+            [],
+            _claim("sixteen", [_gpus(16)], [], 0.0, 60.0),
+            False,
+        ),
+        HardInput(
+            "infeasible-unknown-model",
+            "a GPU model no node has",
+            cluster,
+            [],
+            _claim(
+                "unknown-model",
+                [_gpus(1, f"device.attributes['{DRIVER}'].productName == 'NVIDIA B200'")],
+                [],
+                0.0,
+                60.0,
+            ),
+            False,
+        ),
+    ]
+    out.append(_list_attribute_stress(nodes, seed))
+    return out
+
+
+STRESS_DOMAIN = "stress.example.com"
+
+
+def _list_attribute_stress(nodes: int, seed: int) -> HardInput:
+    rng = random.Random(seed)
+    cluster = generate_cluster(nodes, mix={"h100": 1.0}, mig=False, seed=seed)
+    zones = [f"zone-{i:02d}" for i in range(64)]
+    for obj in cluster:
+        if obj["kind"] != "ResourceSlice":
+            continue
+        for dev in obj["spec"]["devices"]:
+            attrs = dev["attributes"]
+            for a in range(32):
+                attrs[f"{STRESS_DOMAIN}/int{a:02d}"] = {"int": rng.randrange(64)}
+                attrs[f"{STRESS_DOMAIN}/str{a:02d}"] = {"string": rng.choice(zones)}
+    # Each selector fails on about one device in sixty: most nodes pass the cheap checks, and
+    # the search has to find eight distinct GPUs, one per request, four of them on one root.
+    allowed = ", ".join(f"'{z}'" for z in zones[:63])
+    requests = []
+    for r in range(8):
+        selectors = [
+            f"device.attributes['{STRESS_DOMAIN}'].str{(r * 4 + k) % 32:02d} in [{allowed}]"
+            for k in range(4)
+        ] + [
+            f"device.attributes['{STRESS_DOMAIN}'].int{(r * 4 + k) % 32:02d} < 63" for k in range(4)
+        ]
+        requests.append(_gpus(1, *selectors, name=f"r{r}"))
+    names = [r["name"] for r in requests]
+    claim = _claim(
+        "list-attribute-stress",
+        requests,
+        [
+            _same(names, "modelplane.dev/nvlinkDomain"),
+            {"requests": names, "distinctAttribute": f"{DRIVER}/index"},
+            _same(names[:4], "resource.kubernetes.io/pcieRoot"),
+        ],
+        0.0,
+        60.0,
+    )
+    return HardInput(
+        "list-attribute-stress",
+        "64 extra attributes per GPU; eight requests with eight selectors each (63-value `in` "
+        "lists) and match/distinct constraints over several attributes",
+        cluster,
+        [],
+        claim,
+        None,  # random attributes: the exact optimum tells whether some node qualifies
+    )

@@ -8,13 +8,14 @@ every decision lives in :class:`~modelplane.scheduling.AllocatedState`.
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
-from ._cel import CelDevice, CelRuntimeError, compile_selector, parse_semver
+from ._cel import CelDevice, CelRuntimeError, SelectorProgram, compile_selector, parse_semver
 from ._quantity import QuantityError, parse_quantity
 
 __all__ = [
@@ -57,6 +58,8 @@ class Device:
     cel: CelDevice
     units: float = 1.0  # share of one physical accelerator this device occupies
     physical: str = ""  # the physical accelerator (counter set or the device itself)
+    counter_families: dict[str, Fraction] | None = None  # consumption per counter family
+    sig: int = -1  # devices with equal driver, attributes and capacity share a signature
 
     @property
     def id(self) -> tuple[str, str, str]:
@@ -97,6 +100,8 @@ class Inventory:
     _min_units: dict[tuple[str, ...], float] = field(default_factory=dict)
     _profiles: dict[tuple[str, ...], dict[str, tuple[int, bool]]] = field(default_factory=dict)
     _matches: dict[tuple[str, ...], dict[str, list[Device]]] = field(default_factory=dict)
+    _partial: dict[tuple[str, ...], _Matching] = field(default_factory=dict)
+    _sig_ids: dict[tuple[Any, ...], int] = field(default_factory=dict)
 
     @classmethod
     def from_objects(
@@ -220,6 +225,13 @@ class Inventory:
             physical = f"{driver}/{pool}/{cc['counterSet']}"
         units = self._units(consumes) if consumes else 1.0
         domains = (_domains(tuple(attrs)), _domains(tuple(capacity)))
+        # What a selector can see of the device; ``type`` keeps ``True`` apart from ``1``.
+        signature = (
+            driver,
+            tuple([(k, v, v.__class__) for k, v in attrs.items()]),
+            tuple(capacity.items()),
+        )
+        sig = self._sig_ids.setdefault(signature, len(self._sig_ids))
         dev = Device(
             index=len(self.devices),
             driver=driver,
@@ -235,6 +247,7 @@ class Inventory:
             cel=CelDevice(driver, attrs, capacity, domains),
             units=units,
             physical=physical,
+            sig=sig,
         )
         self.devices.append(dev)
         self._by_id[dev.id] = dev
@@ -282,26 +295,75 @@ class Inventory:
             }
         return hit
 
-    def matching(self, expressions: tuple[str, ...]) -> dict[str, list[Device]]:
-        """Devices per node for which every expression holds (cached; shared devices under "")."""
+    def matching(
+        self, expressions: tuple[str, ...], deadline: float | None = None
+    ) -> dict[str, list[Device]]:
+        """Devices per node for which every expression holds (cached; shared devices under "").
+
+        Each device *signature* (driver, attributes, capacity) is evaluated once. With a
+        ``deadline`` (a ``time.perf_counter()`` value) the work stops when it passes, raising
+        :class:`MatchingTimeout`; the progress is kept, so the next call continues from there.
+        """
         hit = self._matches.get(expressions)
         if hit is not None:
             return hit
-        programs = [compile_selector(e) for e in expressions]
-        result: dict[str, list[Device]] = {}
-        for dev in self.devices:
-            ok = True
-            for prog in programs:
-                try:
-                    if not prog.matches(dev.cel):
-                        ok = False
-                        break
-                except CelRuntimeError as exc:
-                    raise _SelectorFailure(prog.expression, dev, str(exc)) from None
+        m = self._partial.get(expressions)
+        if m is None:
+            m = self._partial[expressions] = _Matching([compile_selector(e) for e in expressions])
+        devices = self.devices
+        total = len(devices)
+        verdicts = m.verdicts
+        result = m.result
+        programs = m.programs
+        clock = time.perf_counter
+        i = m.position
+        evaluated = False
+        while i < total:
+            dev = devices[i]
+            ok = verdicts.get(dev.sig)
+            if ok is None:
+                # At least one evaluation per call, so that retries always make progress.
+                if deadline is not None and evaluated and clock() > deadline:
+                    m.position = i
+                    raise MatchingTimeout(i, total)
+                evaluated = True
+                ok = True
+                for prog in programs:
+                    try:
+                        if not prog.matches(dev.cel):
+                            ok = False
+                            break
+                    except CelRuntimeError as exc:
+                        m.position = i
+                        raise _SelectorFailure(prog.expression, dev, str(exc)) from None
+                verdicts[dev.sig] = ok
             if ok:
                 result.setdefault(dev.node or "", []).append(dev)
+            i += 1
+            if not i & 2047 and deadline is not None and clock() > deadline and i < total:
+                m.position = i
+                raise MatchingTimeout(i, total)
         self._matches[expressions] = result
+        self._partial.pop(expressions, None)
         return result
+
+
+@dataclass(slots=True)
+class _Matching:
+    """A selector match in progress: devices ``[0, position)`` are done."""
+
+    programs: list[SelectorProgram]
+    position: int = 0
+    verdicts: dict[int, bool] = field(default_factory=dict)  # by device signature
+    result: dict[str, list[Device]] = field(default_factory=dict)
+
+
+class MatchingTimeout(Exception):
+    """Matching selectors against the inventory ran past the decision's deadline."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"matched {done} of {total} devices")
+        self.done, self.total = done, total
 
 
 class _SelectorFailure(Exception):

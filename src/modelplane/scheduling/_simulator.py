@@ -1,8 +1,9 @@
-"""A discrete-event simulator: claims arrive, get devices (or not), run, and leave.
+"""A discrete-event simulator: claims and jobs arrive, get devices (or not), run, and leave.
 
-``simulate`` replays ResourceClaims whose annotations give ``modelplane.dev/arrival-seconds``
-and ``modelplane.dev/duration-seconds`` against a cluster (DeviceClasses, ResourceSlices, Nodes)
-with one policy. A claim that does not fit waits and is retried whenever devices are released;
+``simulate`` replays ResourceClaims and Jobs whose annotations give
+``modelplane.dev/arrival-seconds`` and ``modelplane.dev/duration-seconds`` against a cluster
+(DeviceClasses, ResourceSlices, Nodes, and Queues) with one policy, through :class:`Admission`:
+quotas, gangs with topology and preemption apply as they would in the control plane. A claim that does not fit waits and is retried whenever devices are released;
 one that never fits is reported with the reason of its last attempt. Device names in the output
 are exactly those of the slices, so anyone can check the allocation.
 """
@@ -14,8 +15,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._allocator import AllocationResult, Unschedulable, allocate
-from ._inventory import Inventory
+from ._admission import Admission, Admitted, Pending
+from ._gang import GangPlacement, GangPlacer, Workload, workloads_from
+from ._inventory import Inventory, SchedulingInputError
 from ._scoring import TOPOLOGY_LEVELS, Policy, policy_named, topology_level
 from ._state import PRICE_ATTRIBUTE, AllocatedState
 
@@ -24,6 +26,10 @@ __all__ = ["simulate", "split_objects"]
 ARRIVAL = "modelplane.dev/arrival-seconds"
 DURATION = "modelplane.dev/duration-seconds"
 RETRIES_PER_EVENT = 8
+
+
+#: retries of a decision that gave up while matching selectors on a cold inventory
+_MATCHING_RETRIES = 1000
 
 
 def split_objects(objs: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
@@ -57,52 +63,148 @@ def simulate(
     *,
     deadline_ms: float = 50.0,
     inventory: Inventory | None = None,
+    queues: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Run the workload through one policy; returns ``{"allocations", "unschedulable", "metrics"}``.
+    """Run the workload through one policy; returns ``{"allocations", "unschedulable", "metrics"}``
+    and, when work was preempted, ``"preemptions"``.
+
+    The workload is ResourceClaims and Jobs; Queues may come with the cluster, the workload or
+    ``queues``. A Job is placed as a gang of ``spec.replicas`` claims named ``<job>-<i>`` (one
+    allocation entry per replica, with ``"job"``). Preempted work is released, reported in
+    ``preemptions: [{claim, time, by, reason, message}]`` and waits in its queue again (it restarts
+    with its full duration, as an evicted Kueue workload does).
 
     Metrics: ``claims_per_second`` (decisions over decision time), ``decision_ms`` p50/p99/max,
     ``allocation_rate_at_first_rejection`` and ``mean_allocation_rate`` (accelerator units in
     use over all units, time-weighted), ``stranded_gpus_at_first_rejection`` (free accelerator
     units that the rejected claim could not use), ``topology_hit_rate`` (multi-device claims
-    placed inside one PCIe root when they fit in one), ``cost`` (price x hours) and
-    ``peak_power_watts``.
+    placed inside one PCIe root when they fit in one), ``cost`` (price x hours),
+    ``peak_power_watts``, ``preemptions`` (count); with Queues, ``queues`` (per queue: admitted,
+    preempted, time-weighted ``mean_usage`` per quota, final ``share``) and ``fairness`` (Jain's
+    index over the queues that had work, of mean devices used divided by weight).
     """
     groups = split_objects(cluster_objs)
     inv = inventory or Inventory.from_objects(
         groups.get("ResourceSlice", []), groups.get("DeviceClass", []), groups.get("Node", [])
     )
     policy = policy_named(scorer) if isinstance(scorer, str) else scorer
-    state = AllocatedState(inv)
-    claims = [c for c in workload_objs if c and c.get("kind") == "ResourceClaim"]
-    arrivals = sorted(
-        ((_annotation(c, ARRIVAL, 0.0), i) for i, c in enumerate(claims)), key=lambda x: x
-    )
+    workload_list = [o for o in workload_objs if o]
+    queue_objs = [
+        *groups.get("Queue", []),
+        *(o for o in workload_list if o.get("kind") == "Queue"),
+        *queues,
+    ]
+    admission = Admission(inv, queue_objs, policy=policy, deadline_ms=deadline_ms)
+    state = admission.state
+    workloads: list[Workload] = []
+    durations: list[float] = []
+    unschedulable: list[dict[str, Any]] = []
+    jobs = 0
+    for obj in workload_list:
+        if obj.get("kind") not in ("ResourceClaim", "Job"):
+            continue
+        jobs += obj.get("kind") == "Job"
+        try:
+            made = workloads_from(obj)
+        except SchedulingInputError as exc:
+            unschedulable.append(
+                {"claim": _key(obj), "time": _annotation(obj, ARRIVAL, 0.0), "reason": str(exc)}
+            )
+            continue
+        for w in made:
+            workloads.append(w)
+            durations.append(_annotation(w.source, DURATION, 3600.0))
+    index = {w.key: i for i, w in enumerate(workloads)}
+    arrivals = sorted((w.arrival, i) for i, w in enumerate(workloads))
     total_units = sum(n.units for n in inv.nodes.values()) or 1.0
     root_size = _largest_domain(inv, TOPOLOGY_LEVELS[0])
 
-    departures: list[tuple[float, str]] = []
+    departures: list[tuple[float, int, int]] = []  # time, workload, epoch
+    epoch = [0] * len(workloads)
     pending: list[int] = []
     last_reason: dict[int, str] = {}
     allocations: list[dict[str, Any]] = []
+    preemptions: list[dict[str, Any]] = []
     latencies: list[float] = []
     first_rejection: dict[str, float] | None = None
     hits = multi = 0
     cost = peak_watts = 0.0
     used_area = 0.0
     last_t = 0.0
+    queue_area: dict[str, dict[str, float]] = {q: {} for q in admission.queues.queues}
+    queue_counts: dict[str, dict[str, int]] = {
+        q: {"workloads": 0, "admitted": 0, "preempted": 0} for q in admission.queues.queues
+    }
+    for w in workloads:
+        if w.queue in queue_counts:
+            queue_counts[w.queue]["workloads"] += 1
 
     def advance(t: float) -> None:
         nonlocal used_area, last_t
-        used_area += sum(state.node_units.values()) * (t - last_t)
+        dt = t - last_t
+        used_area += sum(state.node_units.values()) * dt
+        if dt and queue_area:
+            for name, q in admission.queues.queues.items():
+                area = queue_area[name]
+                for k, v in q.usage.items():
+                    area[k] = area.get(k, 0.0) + float(v) * dt
         last_t = t
 
+    def record(i: int, t: float, result: Admitted) -> None:
+        nonlocal hits, multi, cost, peak_watts
+        w = workloads[i]
+        duration = durations[i]
+        heapq.heappush(departures, (t + duration, i, epoch[i]))
+        if w.queue in queue_counts:
+            queue_counts[w.queue]["admitted"] += 1
+        for p in result.preempted:
+            v = index[p.victim]
+            epoch[v] += 1  # its departure is void; it waits again
+            pending.append(v)
+            if workloads[v].queue in queue_counts:
+                queue_counts[workloads[v].queue or ""]["preempted"] += 1
+            preemptions.append(
+                {
+                    "claim": p.victim,
+                    "time": round(t, 3),
+                    "by": p.by,
+                    "reason": p.reason,
+                    "message": p.message,
+                }
+            )
+        for r in result.results:
+            devices = [d.device for d in r.devices]
+            if len(devices) > 1 and len(devices) <= root_size:
+                multi += 1
+                hits += topology_level(devices) == 0
+            cost += sum(_num(d.attributes.get(PRICE_ATTRIBUTE)) for d in devices) * duration / 3600
+            entry: dict[str, Any] = {
+                "claim": r.claim,
+                "time": round(t, 3),
+                "node": r.node,
+                "results": r.results,
+            }
+            if w.replicas > 1 or w.job:
+                entry["job"] = w.job or w.key
+            allocations.append(entry)
+        peak_watts = max(peak_watts, sum(state.node_watts.values()))
+
     def attempt(i: int, t: float) -> bool:
-        nonlocal first_rejection, hits, multi, cost, peak_watts
-        claim = claims[i]
+        nonlocal first_rejection
         started = time.perf_counter()
-        result = allocate(claim, inv, allocated_state=state, deadline_ms=deadline_ms, policy=policy)
+        result = admission.admit(workloads[i], t)
+        # a cold inventory may give up while matching selectors; like a controller's requeue, try
+        # again at once (matching resumes where it stopped), and count every try as one decision
+        for _ in range(_MATCHING_RETRIES):
+            if not (isinstance(result, Pending) and result.timed_out):
+                break
+            if "matching selectors" not in result.reason:
+                break
+            latencies.append((time.perf_counter() - started) * 1000.0)
+            started = time.perf_counter()
+            result = admission.admit(workloads[i], t)
         latencies.append((time.perf_counter() - started) * 1000.0)
-        if isinstance(result, Unschedulable):
+        if isinstance(result, Pending):
             last_reason[i] = result.reason
             if first_rejection is None and not result.invalid and _fits_empty(i):
                 used = sum(state.node_units.values())
@@ -112,57 +214,50 @@ def simulate(
                     "stranded_gpus": total_units - used,
                 }
             return False
-        assert isinstance(result, AllocationResult)
-        state.add(result.claim, result)
-        duration = _annotation(claim, DURATION, 3600.0)
-        heapq.heappush(departures, (t + duration, result.claim))
-        devices = [r.device for r in result.devices]
-        if len(devices) > 1 and len(devices) <= root_size:
-            multi += 1
-            hits += topology_level(devices) == 0
-        cost += sum(_num(d.attributes.get(PRICE_ATTRIBUTE)) for d in devices) * duration / 3600
-        peak_watts = max(peak_watts, sum(state.node_watts.values()))
-        allocations.append(
-            {
-                "claim": result.claim,
-                "time": round(t, 3),
-                "node": result.node,
-                "results": result.results,
-            }
-        )
+        record(i, t, result)
         return True
 
     empty_fit: dict[int, bool] = {}
     never: list[int] = []
+    probe_placer = GangPlacer(inv)
+    probe_policy = policy_named("modelplane")
 
     def _fits_empty(i: int) -> bool:
         # A claim no empty cluster could hold says nothing about how full this one is.
         if i not in empty_fit:
-            probe = allocate(
-                claims[i], inv, allocated_state=AllocatedState(inv), policy="modelplane"
-            )
-            empty_fit[i] = isinstance(probe, AllocationResult)
+            probe = probe_placer.place(workloads[i], AllocatedState(inv), probe_policy)
+            empty_fit[i] = isinstance(probe, GangPlacement)
         return empty_fit[i]
 
     def release_until(t: float) -> bool:
         freed = False
         while departures and departures[0][0] <= t:
-            when, key = heapq.heappop(departures)
+            when, i, ep = heapq.heappop(departures)
+            if ep != epoch[i]:
+                continue  # preempted earlier
             advance(when)
-            freed |= state.release(key)
+            freed |= admission.release(workloads[i].key) is not None
         return freed
 
     def retry(t: float) -> None:
         # Like kube-scheduler moving unschedulable pods back on a cluster event, but bounded:
-        # a long queue must not turn every release into hundreds of decisions.
+        # a long queue must not turn every release into hundreds of decisions. With Queues the
+        # next one tried is the fairest (lowest share of the cohort, then priority, arrival).
         nonlocal pending
-        still: list[int] = []
+        waiting, pending = pending, []  # preempted work joins the new list as it is evicted
         failures = 0
-        for p in pending:
-            if failures >= RETRIES_PER_EVENT or attempt(p, t) is False:
+        while waiting:
+            if failures >= RETRIES_PER_EVENT:
+                pending.extend(waiting)
+                break
+            if admission.queues:
+                p = min(waiting, key=lambda j: admission.order_key(workloads[j]))
+                waiting.remove(p)
+            else:
+                p = waiting.pop(0)
+            if not attempt(p, t):
                 failures += 1
-                still.append(p)
-        pending = still
+                pending.append(p)
 
     for t, i in arrivals:
         if release_until(t) and pending:
@@ -178,19 +273,19 @@ def simulate(
         release_until(t)
         retry(t)
 
-    unschedulable = [
+    unschedulable += [
         {
-            "claim": _key(claims[i]),
-            "time": round(_annotation(claims[i], ARRIVAL, 0.0), 3),
+            "claim": workloads[i].key,
+            "time": round(workloads[i].arrival, 3),
             "reason": last_reason.get(i, ""),
         }
-        for i in sorted(never + pending)
+        for i in sorted(set(never + pending))
     ]
     decisions = len(latencies)
     horizon = last_t or 1.0
-    metrics = {
+    metrics: dict[str, Any] = {
         "policy": policy.name,
-        "claims": len(claims),
+        "claims": len(workloads),
         "allocated": len(allocations),
         "unschedulable": len(unschedulable),
         "decisions": decisions,
@@ -210,8 +305,46 @@ def simulate(
         "topology_hit_rate": round(hits / multi, 4) if multi else None,
         "cost": round(cost, 2),
         "peak_power_watts": round(peak_watts, 1),
+        "preemptions": len(preemptions),
     }
-    return {"allocations": allocations, "unschedulable": unschedulable, "metrics": metrics}
+    if jobs:
+        metrics["jobs"] = jobs
+    if queue_area:
+        metrics["queues"] = {
+            name: {
+                **queue_counts[name],
+                "mean_usage": {k: round(v / horizon, 3) for k, v in sorted(area.items()) if v},
+                "share": round(admission.queues.share(name), 4),
+            }
+            for name, area in queue_area.items()
+        }
+        metrics["fairness"] = _fairness(admission, queue_area, queue_counts, horizon)
+    out: dict[str, Any] = {
+        "allocations": allocations,
+        "unschedulable": unschedulable,
+        "metrics": metrics,
+    }
+    if preemptions:
+        out["preemptions"] = preemptions
+    return out
+
+
+def _fairness(
+    admission: Admission,
+    area: Mapping[str, Mapping[str, float]],
+    counts: Mapping[str, Mapping[str, int]],
+    horizon: float,
+) -> float | None:
+    """Jain's index over queues that had work: mean devices used (device-class quotas) / weight."""
+    xs: list[float] = []
+    for name, q in admission.queues.queues.items():
+        if not counts[name]["workloads"]:
+            continue
+        devices = sum(v for k, v in area[name].items() if "/" not in k) / horizon
+        xs.append(devices / q.weight if q.weight else 0.0)
+    if not xs or not any(xs):
+        return None
+    return round(sum(xs) ** 2 / (len(xs) * sum(x * x for x in xs)), 4)
 
 
 def _key(claim: Mapping[str, Any]) -> str:

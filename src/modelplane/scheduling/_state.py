@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import bisect
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,10 @@ class AllocatedState:
     rack_watts: dict[str, float] = field(default_factory=dict)
     physical_used: dict[str, float] = field(default_factory=dict)  # accelerator -> units used
     claims: dict[str, _Holding] = field(default_factory=dict)
+    # (free accelerator units, node) for every node of the inventory, ascending; built on first
+    # use and kept current by ``add``/``release``, so "fullest node that still fits" is a bisect.
+    _by_free: list[tuple[float, str]] | None = field(default=None, repr=False, compare=False)
+    _free_key: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_claims(
@@ -85,6 +90,47 @@ class AllocatedState:
                 return False
         return True
 
+    def free_units(self, node: str) -> float:
+        """Accelerator units of ``node`` not held by any claim."""
+        info = self.inventory.nodes.get(node)
+        return (info.units if info else 0.0) - self.node_units.get(node, 0.0)
+
+    def nodes_by_free(self, at_least: float = 0.0) -> tuple[int, list[tuple[float, str]]]:
+        """``(cut, index)``: ``(free units, node)`` ascending; ``index[cut:]`` have ``at_least`` free.
+
+        The index is kept current by ``add`` and ``release`` (O(log nodes) lookups, one list
+        move per changed node), so a decision never sorts the whole cluster. Read it, don't
+        change it.
+        """
+        index = self._by_free
+        if index is None:
+            index = sorted((self.free_units(n), n) for n in self.inventory.nodes)
+            self._by_free = index
+            self._free_key = {n: f for f, n in index}
+        return bisect.bisect_left(index, (at_least - 1e-9, "")), index
+
+    def iter_nodes_by_free(self, at_least: float = 0.0) -> Iterator[str]:
+        """Nodes with at least ``at_least`` free units, fullest first (lazily)."""
+        cut, index = self.nodes_by_free(at_least)
+        for i in range(cut, len(index)):
+            yield index[i][1]
+
+    def _reindex(self, node: str) -> None:
+        index = self._by_free
+        if index is None:
+            return
+        old = self._free_key.get(node)
+        if old is None:
+            return  # not a node of the inventory (shared devices)
+        new = self.free_units(node)
+        if new == old:
+            return
+        i = bisect.bisect_left(index, (old, node))
+        if i < len(index) and index[i] == (old, node):
+            del index[i]
+        bisect.insort(index, (new, node))
+        self._free_key[node] = new
+
     def add(self, key: str, result: AllocationResult) -> None:
         """Record ``result`` (as returned by :func:`allocate`) as held by claim ``key``."""
         held: list[tuple[Device, bool, dict[str, Fraction]]] = []
@@ -116,6 +162,7 @@ class AllocatedState:
                 for name, value in consumed.items():
                     used[name] = used.get(name, 0) + value
         self.claims[key] = _Holding(node, held)
+        self._reindex(node)
 
     def release(self, key: str) -> bool:
         """Give back everything claim ``key`` holds; False when it holds nothing."""
@@ -139,6 +186,7 @@ class AllocatedState:
                 used = self.capacity_used[dev.index]
                 for name, value in consumed.items():
                     used[name] -= value
+        self._reindex(node)
         return True
 
 

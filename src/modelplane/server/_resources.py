@@ -340,7 +340,6 @@ def _validated(obj: JSON, target: Target) -> JSON:
     return validate(obj, default_namespace=target.namespace or "default")
 
 
-
 def _whole(current: JSON, body: JSON) -> JSON:
     """PATCH on the object: the merged object (status changes are ignored by the store)."""
     return dict(merge_patch(current, body))

@@ -1,0 +1,507 @@
+"""One resident instance and the execution of its turns (live and replay)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from modelplane.agents._journal import Op, checksum
+from modelplane.agents.authz import Decision, InstanceRef
+from modelplane.agents.context import (
+    Context,
+    NonDeterminism,
+    NotSerializable,
+    State,
+    StepFailed,
+    ToolDenied,
+    deterministic_random,
+    encode,
+)
+from modelplane.api import parse_duration
+from modelplane.api.errors import Forbidden, NotFound
+
+if TYPE_CHECKING:
+    from modelplane.agents.runtime import Runtime
+    from modelplane.api._agent import AgentSpec
+
+INSERT_RECORD = (
+    "INSERT INTO agent_journal (iid, seq, kind, name, data, crc, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+UPSERT_MEMORY = (
+    "INSERT INTO agent_memory (iid, n, data) VALUES (?, ?, ?)"
+    " ON CONFLICT (iid, n) DO UPDATE SET data = excluded.data"
+)
+UPSERT_SNAPSHOT = (
+    "INSERT INTO agent_snapshots (iid, turn, seq, memory_len, state, crc) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (iid) DO UPDATE SET turn = excluded.turn, seq = excluded.seq,"
+    " memory_len = excluded.memory_len, state = excluded.state, crc = excluded.crc"
+)
+INSERT_AUDIT = (
+    "INSERT INTO agent_audit (namespace, agent, name, at, actor, action, detail)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+TERMINAL = frozenset({"completed", "failed", "cancelled", "corrupt"})
+
+
+@dataclass(slots=True)
+class Definition:
+    """An Agent as the runtime needs it: the loaded handler and its settings."""
+
+    namespace: str
+    name: str
+    version: str
+    spec: AgentSpec
+    handler: Any
+    is_class: bool
+    max_attempts: int
+    backoff_initial: float
+    backoff_max: float
+    backoff_multiplier: float
+    idle_timeout: float
+    tools: dict[str, Any] = field(default_factory=dict)
+
+
+Record = tuple[int, str, str, bytes]
+
+
+class Instance:
+    """An instance in memory. Idle ones are small: the snapshot bytes and a few numbers."""
+
+    __slots__ = (
+        "agent",
+        "blocked",
+        "definition",
+        "iid",
+        "inbox",
+        "inbox_seen",
+        "last_active",
+        "memory",
+        "memory_len",
+        "name",
+        "namespace",
+        "next_seq",
+        "pending",
+        "shard",
+        "snap_seq",
+        "state_bytes",
+        "status",
+        "tail",
+        "task",
+        "turn_no",
+        "uid",
+        "version",
+        "waiter",
+        "wake_at",
+    )
+
+    def __init__(
+        self,
+        iid: int,
+        namespace: str,
+        agent: str,
+        name: str,
+        uid: str,
+        version: str,
+        shard: int,
+        status: str,
+        definition: Definition,
+        turn_no: int,
+        snap_seq: int,
+        memory_len: int,
+        state_bytes: bytes,
+        tail: list[Record],
+        wake_at: float | None,
+    ) -> None:
+        self.iid = iid
+        self.namespace = namespace
+        self.agent = agent
+        self.name = name
+        self.uid = uid
+        self.version = version
+        self.shard = shard
+        self.status = status
+        self.definition = definition
+        self.turn_no = turn_no
+        self.snap_seq = snap_seq
+        self.memory_len = memory_len
+        self.state_bytes = state_bytes
+        self.tail = tail
+        self.next_seq = (tail[-1][0] if tail else snap_seq) + 1
+        self.wake_at = wake_at
+        self.memory: list[Any] | None = None
+        self.inbox: deque[tuple[int, str, bytes]] | None = None
+        self.inbox_seen = 0
+        self.task: asyncio.Task[None] | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.blocked = False
+        self.pending: list[Op] | None = None
+        self.last_active = 0.0
+
+    def ref(self) -> InstanceRef:
+        return InstanceRef(self.namespace, self.agent, self.name)
+
+    def take_inbox(self, kind: str) -> tuple[int, bytes] | None:
+        if not self.inbox:
+            return None
+        for item in self.inbox:
+            if item[1] == kind:
+                self.inbox.remove(item)
+                return item[0], item[2]
+        return None
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class Turn:
+    """The execution of one turn: replays the journal tail, then runs live."""
+
+    def __init__(self, rt: Runtime, inst: Instance) -> None:
+        self.rt = rt
+        self.inst = inst
+        self.pos = 0
+        self.keys = 0
+        self.step_name: str | None = None
+        self.state_dirty = False
+        self.memory_pos = inst.memory_len
+        self.appended: list[Any] = []
+        self.entries: list[Any] | None = None
+        self.now = rt.clock.now()
+        self._rng: random.Random | None = None
+        self.state = State(orjson.loads(inst.state_bytes), self)
+        self.ctx = Context(self, self.state)
+
+    # -- helpers used by State / Memory --------------------------------------------------
+
+    def where(self) -> str:
+        return f"after step {self.step_name!r}" if self.step_name else "before any step"
+
+    def state_changed(self) -> None:
+        self.state_dirty = True
+
+    def memory_append(self, entry: Any) -> None:
+        data = encode(entry, f"a memory entry (appended {self.where()})")
+        n = self.memory_pos
+        self.memory_pos += 1
+        value = orjson.loads(data)
+        if self.entries is not None:
+            self.entries.append(value)
+        else:
+            self.appended.append(value)
+        self._pending().append((UPSERT_MEMORY, (self.inst.iid, n, data)))
+
+    def memory_entries(self) -> list[Any]:
+        if self.entries is None:
+            inst = self.inst
+            if inst.memory is None:
+                inst.memory = self.rt.load_memory(inst.iid, inst.memory_len)
+            self.entries = list(inst.memory) + self.appended
+        return self.entries
+
+    def idempotency_key(self) -> str:
+        self.keys += 1
+        return f"{self.inst.uid}-t{self.inst.turn_no}-k{self.keys}"
+
+    def random(self) -> float:
+        if self._rng is None:
+            self._rng = deterministic_random(self.inst.uid, self.inst.turn_no)
+        return self._rng.random()
+
+    # -- journal -------------------------------------------------------------------------
+
+    def _pending(self) -> list[Op]:
+        inst = self.inst
+        if inst.pending is None:
+            inst.pending = []
+        return inst.pending
+
+    def replayed(self, kind: str, name: str) -> bytes | None:
+        tail = self.inst.tail
+        if self.pos < len(tail):
+            seq, k, n, data = tail[self.pos]
+            if k != kind or n != name:
+                raise NonDeterminism(
+                    f"replay of {self.inst.namespace}/{self.inst.agent}/{self.inst.name} diverged at"
+                    f" journal record {seq}: the journal holds {k} {n!r} but the handler asked for"
+                    f" {kind} {name!r}; the code changed under a live instance — deploy it as a new"
+                    " Agent version and migrate live instances with a migration hook"
+                )
+            self.pos += 1
+            return data
+        return None
+
+    def record(self, kind: str, name: str, data: bytes) -> Op:
+        inst = self.inst
+        seq = inst.next_seq
+        inst.next_seq = seq + 1
+        inst.tail.append((seq, kind, name, data))
+        self.pos += 1
+        return (
+            INSERT_RECORD,
+            (inst.iid, seq, kind, name, data, checksum(kind, name, data), self.rt.clock.now()),
+        )
+
+    def status_op(self, status: str, **extra: Any) -> Op:
+        self.inst.status = status
+        sets = ", ".join(f"{k} = ?" for k in extra)
+        text = f"UPDATE agent_instances SET status = ?, updated = ?{', ' if sets else ''}{sets} WHERE iid = ?"
+        return (text, (status, self.rt.clock.now(), *extra.values(), self.inst.iid))
+
+    async def commit(self, ops: list[Op]) -> None:
+        inst = self.inst
+        batch: list[Op] = inst.pending or []
+        inst.pending = None
+        batch.extend(ops)
+        if self.state_dirty:
+            self.state_dirty = False
+            batch.append(
+                (
+                    "UPDATE agent_instances SET state = ? WHERE iid = ?",
+                    (encode(dict(self.state), f"state ({self.where()})"), inst.iid),
+                )
+            )
+        await self.rt.writer.submit(batch)
+
+    async def wait(self) -> None:
+        inst = self.inst
+        loop = asyncio.get_running_loop()
+        inst.waiter = loop.create_future()
+        inst.blocked = True
+        inst.last_active = self.rt.clock.monotonic()
+        try:
+            await inst.waiter
+        finally:
+            inst.blocked = False
+            inst.waiter = None
+            inst.last_active = self.rt.clock.monotonic()
+
+    # -- operations ----------------------------------------------------------------------
+
+    async def step(
+        self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Any:
+        self.step_name = name
+        data = self.replayed("step", name)
+        if data is None:
+            data = await self._execute(name, fn, args, kwargs)
+            await self.commit([self.record("step", name, data)])
+        value = orjson.loads(data)
+        if "error" in value:
+            raise StepFailed(
+                f"step {name!r} failed after {value['attempts']} attempt(s): {value['error']}"
+            )
+        return value["ok"]
+
+    async def _execute(
+        self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> bytes:
+        d = self.inst.definition
+        delay = d.backoff_initial
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                result = fn(*args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+            except (asyncio.CancelledError, NotSerializable, ToolDenied):
+                raise
+            except Exception as exc:
+                if attempt >= d.max_attempts:
+                    error = f"{type(exc).__name__}: {exc}"
+                    return orjson.dumps({"error": error, "attempts": attempt})
+                await asyncio.sleep(delay)
+                delay = min(delay * d.backoff_multiplier, d.backoff_max)
+                continue
+            return encode({"ok": result}, f"the result of step {name!r}")
+
+    async def sleep_until(self, when: float) -> None:
+        data = self.replayed("timer", "")
+        if data is None:
+            await self.commit(
+                [
+                    self.record("timer", "", orjson.dumps(when)),
+                    self.status_op("waiting", wake_at=when),
+                ]
+            )
+        else:
+            when = orjson.loads(data)
+        fired = self.replayed("fired", "")
+        if fired is not None:
+            self.now = orjson.loads(fired)
+            return
+        inst = self.inst
+        inst.wake_at = when
+        self.rt.timer_set(inst)
+        while self.rt.clock.now() < when:
+            await self.wait()
+        at = self.rt.clock.now()
+        inst.wake_at = None
+        await self.commit(
+            [self.record("fired", "", orjson.dumps(at)), self.status_op("running", wake_at=None)]
+        )
+        self.now = at
+
+    async def _consume(self, kind: str, record_kind: str, waiting: str) -> Any:
+        data = self.replayed(record_kind, "")
+        if data is None:
+            inst = self.inst
+            while True:
+                item = inst.take_inbox(kind)
+                if item is not None:
+                    break
+                if inst.status != waiting:
+                    await self.commit([self.status_op(waiting)])
+                await self.wait()
+            inbox_id, payload = item
+            at = self.rt.clock.now()
+            data = b'{"at":' + repr(at).encode() + b',"payload":' + payload + b"}"
+            ops = [
+                self.record(record_kind, "", data),
+                ("DELETE FROM agent_inbox WHERE id = ?", (inbox_id,)),
+            ]
+            if inst.status != "running" or kind == "input":
+                ops.append(self.status_op("running", prompt=None))
+            await self.commit(ops)
+        value = orjson.loads(data)
+        self.now = value["at"]
+        return value["payload"]
+
+    async def receive(self) -> Any:
+        return await self._consume("message", "recv", "waiting")
+
+    async def wait_for_input(self, prompt: str) -> Any:
+        data = self.replayed("ask", "")
+        if data is None:
+            await self.commit(
+                [
+                    self.record("ask", "", encode(prompt, "the prompt")),
+                    self.status_op("waiting_input", prompt=prompt),
+                ]
+            )
+            self.inst.status = "waiting_input"
+        return await self._consume("input", "input", "waiting_input")
+
+    async def send(self, target: str, payload: Any) -> None:
+        data = self.replayed("send", target)
+        if data is None:
+            body = encode(payload, f"the message to {target!r}")
+            inst = self.inst
+            parts = target.split("/")
+            key = (
+                [inst.namespace, inst.agent, *parts]
+                if len(parts) == 1
+                else [inst.namespace, *parts]
+                if len(parts) == 2
+                else parts
+            )
+            row = self.rt.db.instance(*key[:3]) if len(key) == 3 else None
+            if row is None:
+                error = (
+                    f"no agent instance {'/'.join(key)}; create it first"
+                    " (POST /agents/{namespace}/{agent}/instances)"
+                )
+                data = orjson.dumps({"error": error})
+                await self.commit([self.record("send", target, data)])
+            else:
+                data = orjson.dumps({"to": row.iid})
+                at = self.rt.clock.now()
+                await self.commit(
+                    [
+                        self.record("send", target, data),
+                        (
+                            "INSERT INTO agent_inbox (iid, kind, data, at) VALUES (?, 'message', ?, ?)",
+                            (row.iid, body, at),
+                        ),
+                    ]
+                )
+                self.rt.nudge(row.iid)
+        value = orjson.loads(data)
+        if "error" in value:
+            raise NotFound(value["error"])
+
+    async def call_model(
+        self, model: str, messages: list[Mapping[str, Any]], params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        d = self.inst.definition
+        if d.spec.models and model not in d.spec.models:
+            raise Forbidden(
+                f"agent {d.namespace}/{d.name} may not call model {model!r}: add it to"
+                f" spec.models (now {d.spec.models})"
+            )
+        body = {"model": model, "messages": messages, **params}
+        result = await self.step(f"model:{model}", self.rt.call_model, (body,), {})
+        assert isinstance(result, dict)
+        return result
+
+    async def call_tool(self, server: str, tool: str, arguments: dict[str, Any]) -> Any:
+        inst = self.inst
+        name = f"{server}.{tool}"
+        self.step_name = f"tool:{name}"
+        data = self.replayed("authz", name)
+        if data is None:
+            spec = inst.definition.tools.get(server)
+            if spec is None:
+                raise NotFound(
+                    f"agent {inst.namespace}/{inst.agent} has no tool server {server!r}; declare it"
+                    f" in spec.tools (known: {sorted(inst.definition.tools) or 'none'})"
+                )
+            decision = self.rt.authorizer(inst.ref(), server, tool, arguments)
+            if inspect.isawaitable(decision):
+                decision = await decision
+            assert isinstance(decision, Decision)
+            data = orjson.dumps({"allow": decision.allow, "reason": decision.reason})
+            detail = encode(
+                {"server": server, "tool": tool, "arguments": arguments, "reason": decision.reason},
+                f"the arguments of tool {name!r}",
+            )
+            audit = (
+                INSERT_AUDIT,
+                (
+                    inst.namespace,
+                    inst.agent,
+                    inst.name,
+                    self.rt.clock.now(),
+                    f"instance:{inst.ref()}",
+                    "tool.allow" if decision.allow else "tool.deny",
+                    detail,
+                ),
+            )
+            await self.commit([self.record("authz", name, data), audit])
+        verdict = orjson.loads(data)
+        if not verdict["allow"]:
+            raise ToolDenied(f"tool call {name} denied: {verdict['reason']}")
+        spec = inst.definition.tools[server]
+        return await self.step(f"tool:{name}", self.rt.call_tool, (spec, tool, arguments), {})
+
+
+def load_definition(namespace: str, name: str, version: str, spec: AgentSpec) -> Definition:
+    """Import the entrypoint of ``spec`` and read its settings."""
+    from modelplane.agents._loader import import_entrypoint
+
+    handler = import_entrypoint(spec.entrypoint)
+    retry = spec.retry
+    return Definition(
+        namespace=namespace,
+        name=name,
+        version=version,
+        spec=spec,
+        handler=handler,
+        is_class=inspect.isclass(handler),
+        max_attempts=retry.max_attempts,
+        backoff_initial=parse_duration(retry.backoff.initial),
+        backoff_max=parse_duration(retry.backoff.max),
+        backoff_multiplier=retry.backoff.multiplier,
+        idle_timeout=parse_duration(spec.idle_timeout),
+        tools={t.name: t for t in spec.tools},
+    )

@@ -1,0 +1,381 @@
+"""The runtime's own tables and the group-commit writer; SQLite and PostgreSQL.
+
+Tables (prefixed ``agent_``; instances are not API objects):
+
+* ``agent_instances`` — one row per instance: key (namespace, agent, name), uid, the version it
+  started on, shard, status, wake-up time of a durable timer, the prompt it waits on, result or error,
+  and the latest committed ``state`` (what ``GET .../state`` shows);
+* ``agent_journal`` — append-only records ``(iid, seq, kind, name, data, crc)``; ``crc`` is CRC-32 of
+  kind, name and data, checked on every load;
+* ``agent_snapshots`` — per instance, the state at the start of the current turn and the journal
+  position it covers: a resume reads the snapshot and the records after it (the tail), never the
+  history; records behind the snapshot are compacted away;
+* ``agent_memory`` — conversation entries ``(iid, n)``: an append is one row (O(1));
+* ``agent_inbox`` — messages, inputs and cancellations not yet consumed;
+* ``agent_audit`` — who did what, when: API calls and every tool-call decision.
+
+Durability: every write goes through :class:`GroupCommit`, one writer thread per process that takes
+every submission queued while the previous transaction committed and writes them in one
+transaction. SQLite runs in WAL mode with ``synchronous=FULL`` (the WAL is fsync'd at every
+commit), PostgreSQL with its default ``synchronous_commit=on``; a submission's future resolves only
+after its commit returned, so an acknowledged record survives kill -9 and power loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import sqlite3
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from modelplane.api.errors import Unavailable
+
+Op = tuple[str, Sequence[Any]]
+
+_SQLITE_DDL = """
+CREATE TABLE IF NOT EXISTS agent_instances (
+  iid INTEGER PRIMARY KEY,
+  namespace TEXT NOT NULL, agent TEXT NOT NULL, name TEXT NOT NULL,
+  uid TEXT NOT NULL, version TEXT NOT NULL, shard INTEGER NOT NULL,
+  status TEXT NOT NULL, wake_at REAL, prompt TEXT, result BLOB, error TEXT, state BLOB,
+  created REAL NOT NULL, updated REAL NOT NULL, finished REAL,
+  UNIQUE (namespace, agent, name));
+CREATE INDEX IF NOT EXISTS agent_instances_status ON agent_instances (namespace, agent, status, name);
+CREATE INDEX IF NOT EXISTS agent_instances_wake ON agent_instances (wake_at) WHERE wake_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS agent_journal (
+  iid INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+  data BLOB NOT NULL, crc INTEGER NOT NULL, at REAL NOT NULL,
+  PRIMARY KEY (iid, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agent_snapshots (
+  iid INTEGER PRIMARY KEY, turn INTEGER NOT NULL, seq INTEGER NOT NULL,
+  memory_len INTEGER NOT NULL, state BLOB NOT NULL, crc INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS agent_memory (
+  iid INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL,
+  PRIMARY KEY (iid, n)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agent_inbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, iid INTEGER NOT NULL, kind TEXT NOT NULL,
+  data BLOB NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS agent_inbox_iid ON agent_inbox (iid, id);
+CREATE TABLE IF NOT EXISTS agent_audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, namespace TEXT NOT NULL, agent TEXT NOT NULL,
+  name TEXT NOT NULL, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+  detail BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS agent_audit_instance ON agent_audit (namespace, agent, name, id);
+"""
+
+_POSTGRES_DDL = (
+    _SQLITE_DDL.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
+    .replace("iid INTEGER PRIMARY KEY,\n  namespace", "iid BIGSERIAL PRIMARY KEY,\n  namespace")
+    .replace("BLOB", "BYTEA")
+    .replace("REAL", "DOUBLE PRECISION")
+    .replace("INTEGER", "BIGINT")
+    .replace(") WITHOUT ROWID", ")")
+)
+
+
+def checksum(kind: str, name: str, data: bytes) -> int:
+    """CRC-32 of one journal record (kind, name and payload)."""
+    return zlib.crc32(data, zlib.crc32(name.encode(), zlib.crc32(kind.encode())))
+
+
+@dataclass(slots=True)
+class Row:
+    """An instance row as read from ``agent_instances``."""
+
+    iid: int
+    namespace: str
+    agent: str
+    name: str
+    uid: str
+    version: str
+    shard: int
+    status: str
+    wake_at: float | None
+    prompt: str | None
+    result: bytes | None
+    error: str | None
+    state: bytes | None
+    created: float
+    updated: float
+    finished: float | None
+
+
+ROW_COLUMNS = (
+    "iid, namespace, agent, name, uid, version, shard, status, wake_at, prompt, result, error,"
+    " state, created, updated, finished"
+)
+
+
+def _row(values: Sequence[Any]) -> Row:
+    v = list(values)
+    for i in (10, 12):  # psycopg returns memoryview-free bytes; sqlite bytes already
+        if v[i] is not None:
+            v[i] = bytes(v[i])
+    return Row(*v)
+
+
+class Database:
+    """One backend: DDL, a read connection for the event loop, a write connection for the writer.
+
+    SQL is written with ``?`` placeholders and the SQLite/PostgreSQL common subset; the PostgreSQL
+    backend rewrites placeholders. Reads are short indexed lookups.
+    """
+
+    url: str
+    dialect: str
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._read_lock = threading.Lock()
+        if url.startswith("sqlite:"):
+            self.dialect = "sqlite"
+            self._path = _sqlite_path(url)
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._read = self._sqlite_connect()
+            self._read.executescript(_SQLITE_DDL)
+        elif url.startswith(("postgresql:", "postgres:")):
+            self.dialect = "postgres"
+            self._read = self._pg_connect()
+            with self._read.transaction():
+                self._read.execute("SELECT pg_advisory_xact_lock(727274)")
+                for statement in _POSTGRES_DDL.split(";"):
+                    if statement.strip():
+                        self._read.execute(statement)
+        else:
+            raise Unavailable(
+                f"agent runtime: unsupported database URL {url.split(':', 1)[0]!r}; use"
+                " sqlite:///path/agents.db or postgresql://host/db"
+            )
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _sqlite_connect(self) -> Any:
+        try:
+            conn = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+        except sqlite3.Error as exc:
+            raise Unavailable(
+                f"agent runtime: cannot open SQLite database {self._path}: {exc}; check the path"
+                " and its permissions"
+            ) from None
+        return conn
+
+    def _pg_connect(self) -> Any:
+        import psycopg
+
+        try:
+            return psycopg.connect(self.url, autocommit=True)
+        except psycopg.Error as exc:
+            raise Unavailable(
+                f"agent runtime: cannot reach PostgreSQL: {exc}; check --database-url"
+            ) from None
+
+    def writer_connection(self) -> Any:
+        return self._sqlite_connect() if self.dialect == "sqlite" else self._pg_connect()
+
+    def sql(self, text: str) -> str:
+        return text if self.dialect == "sqlite" else _pg_sql(text)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def query(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._read_lock:
+            return list(self._read.execute(self.sql(text), params).fetchall())
+
+    def one(self, text: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        rows = self.query(text, params)
+        return rows[0] if rows else None
+
+    def instance(self, namespace: str, agent: str, name: str) -> Row | None:
+        r = self.one(
+            f"SELECT {ROW_COLUMNS} FROM agent_instances WHERE namespace=? AND agent=? AND name=?",
+            (namespace, agent, name),
+        )
+        return _row(r) if r else None
+
+    def instance_by_iid(self, iid: int) -> Row | None:
+        r = self.one(f"SELECT {ROW_COLUMNS} FROM agent_instances WHERE iid=?", (iid,))
+        return _row(r) if r else None
+
+    # -- writes outside the group commit (creation needs the new iid back) ---------------
+
+    def execute_now(self, ops: Sequence[Op]) -> list[Any]:
+        """Run ``ops`` in one transaction on the read connection; returns each op's first row."""
+        out: list[Any] = []
+        with self._read_lock:
+            conn = self._read
+            if self.dialect == "sqlite":
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for text, params in ops:
+                        out.append(conn.execute(text, params).fetchone())
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            else:
+                with conn.transaction():
+                    for text, params in ops:
+                        cur = conn.execute(_pg_sql(text), params)
+                        out.append(cur.fetchone() if cur.description else None)
+        return out
+
+    def close(self) -> None:
+        with self._read_lock:
+            self._read.close()
+
+
+def _sqlite_path(url: str) -> Path:
+    """``sqlite:///abs/agents.db`` -> ``/abs/agents.db`` (the path part of the URL, as the store
+    reads it)."""
+    return Path(unquote(urlsplit(url).path))
+
+
+_PLACEHOLDER = re.compile(r"\?")
+_PG_CACHE: dict[str, str] = {}
+
+
+def _pg_sql(text: str) -> str:
+    out = _PG_CACHE.get(text)
+    if out is None:
+        out = _PLACEHOLDER.sub("%s", text).replace("INSERT OR IGNORE", "INSERT")
+        _PG_CACHE[text] = out
+    return out
+
+
+@dataclass(slots=True)
+class _Submission:
+    ops: Sequence[Op]
+    loop: asyncio.AbstractEventLoop | None
+    future: asyncio.Future[None] | None
+    done: threading.Event | None
+
+
+class GroupCommit:
+    """The single writer: batches submissions into one fsync'd transaction.
+
+    :meth:`submit` queues ops and returns a future that resolves once they are durable. While one
+    transaction commits, later submissions wait in the queue and go together in the next one, so
+    the number of fsyncs per second stays bounded while records per second grows with concurrency.
+    A batch that fails is retried one submission at a time, so one bad write fails only its own
+    future.
+    """
+
+    def __init__(self, db: Database, *, max_batch: int = 4096) -> None:
+        self._db = db
+        self._queue: deque[_Submission] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._max_batch = max_batch
+        self.batches = 0
+        self.records = 0
+        self._thread = threading.Thread(target=self._run, name="agent-journal-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, ops: Sequence[Op]) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._cond:
+            if self._closed:
+                raise Unavailable("agent runtime: the journal writer is closed")
+            self._queue.append(_Submission(ops, loop, future, None))
+            self._cond.notify()
+        return future
+
+    def submit_sync(self, ops: Sequence[Op], timeout: float = 30.0) -> None:
+        done = threading.Event()
+        sub = _Submission(ops, None, None, done)
+        with self._cond:
+            self._queue.append(sub)
+            self._cond.notify()
+        if not done.wait(timeout):
+            raise Unavailable("agent runtime: the journal writer did not commit in time")
+
+    def close(self, timeout: float = 10.0) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        conn = self._db.writer_connection()
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue and not self._closed:
+                        self._cond.wait()
+                    if not self._queue and self._closed:
+                        return
+                    batch: list[_Submission] = []
+                    while self._queue and len(batch) < self._max_batch:
+                        batch.append(self._queue.popleft())
+                try:
+                    self._write(conn, batch)
+                    results: list[BaseException | None] = [None] * len(batch)
+                except Exception:
+                    results = []
+                    for sub in batch:
+                        try:
+                            self._write(conn, [sub])
+                            results.append(None)
+                        except Exception as exc:
+                            results.append(exc)
+                self.batches += 1
+                for sub, error in zip(batch, results, strict=True):
+                    _resolve(sub, error)
+        finally:
+            conn.close()
+
+    def _write(self, conn: Any, batch: Sequence[_Submission]) -> None:
+        sql = self._db.sql
+        if self._db.dialect == "sqlite":
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sub in batch:
+                    for text, params in sub.ops:
+                        conn.execute(text, params)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        else:
+            with conn.transaction():
+                for sub in batch:
+                    for text, params in sub.ops:
+                        conn.execute(sql(text), params)
+        self.records += sum(len(s.ops) for s in batch)
+
+
+def _resolve(sub: _Submission, error: BaseException | None) -> None:
+    if sub.done is not None:
+        sub.done.set()
+        return
+    assert sub.loop is not None and sub.future is not None
+    future = sub.future
+
+    def _set() -> None:
+        if future.done():
+            return
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+    with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+        sub.loop.call_soon_threadsafe(_set)
+
+
+def now_wall() -> float:
+    return time.time()

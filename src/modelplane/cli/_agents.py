@@ -1,0 +1,205 @@
+"""``modelplane agents create|send|input|state|list|cancel|journal|audit`` and ``agent-worker``.
+
+The ``agents`` commands go through the REST API (``/agents/{namespace}/{agent}/instances``);
+``agent-worker`` runs agent instances from the runtime's database (a scale-out process).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import orjson
+
+from modelplane.cli._context import settings
+from modelplane.cli._output import to_yaml
+
+
+def _path(agent: str, name: str | None = None, action: str | None = None) -> str:
+    base = f"/agents/{settings().namespace}/{agent}/instances"
+    if name:
+        base += f"/{name}"
+    if action:
+        base += f"/{action}"
+    return base
+
+
+def _value(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text  # plain text is a string payload
+
+
+def _show(value: Any, output: str | None) -> None:
+    if output == "json":
+        click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(to_yaml(value).rstrip("\n"))
+
+
+_OUTPUT = click.option("-o", "--output", type=click.Choice(["json", "yaml"]), default=None)
+
+
+def _call(method: str, path: str, **kwargs: Any) -> Any:
+    with settings().client() as client:
+        return client.request(method, path, **kwargs)
+
+
+@click.group()
+def agents() -> None:
+    """Agent instances: create, message, answer, inspect, cancel."""
+
+
+@agents.command()
+@click.argument("agent")
+@click.option("--id", "name", help="Instance id (default: generated).")
+@click.option("--input", "input_", help="Input as JSON (or plain text).")
+@_OUTPUT
+def create(agent: str, name: str | None, input_: str | None, output: str | None) -> None:
+    """Create an instance of AGENT."""
+    body: dict[str, Any] = {"input": _value(input_)}
+    if name:
+        body["id"] = name
+    info = _call("POST", _path(agent), body=body)
+    if output:
+        _show(info, output)
+    else:
+        click.echo(f"{agent}/{info['id']} created")
+
+
+@agents.command()
+@click.argument("agent")
+@click.argument("name")
+@click.argument("payload")
+def send(agent: str, name: str, payload: str) -> None:
+    """Send PAYLOAD (JSON or text) to instance NAME of AGENT."""
+    _call("POST", _path(agent, name, "messages"), body={"payload": _value(payload)})
+    click.echo(f"{agent}/{name} message queued")
+
+
+@agents.command("input")
+@click.argument("agent")
+@click.argument("name")
+@click.argument("value")
+def input_cmd(agent: str, name: str, value: str) -> None:
+    """Answer the prompt instance NAME of AGENT waits on."""
+    _call("POST", _path(agent, name, "input"), body={"value": _value(value)})
+    click.echo(f"{agent}/{name} input given")
+
+
+@agents.command()
+@click.argument("agent")
+@click.argument("name")
+@_OUTPUT
+def state(agent: str, name: str, output: str | None) -> None:
+    """Status, state, result or error of instance NAME of AGENT."""
+    _show(_call("GET", _path(agent, name)), output)
+
+
+@agents.command("list")
+@click.argument("agent")
+@click.option("--status", help="Only instances with this status.")
+@click.option("--limit", type=int, default=100)
+@click.option("--continue", "token", help="Token of the next page.")
+@_OUTPUT
+def list_cmd(
+    agent: str, status: str | None, limit: int, token: str | None, output: str | None
+) -> None:
+    """Instances of AGENT, a page at a time."""
+    params: dict[str, str | int] = {"limit": limit}
+    if status:
+        params["status"] = status
+    if token:
+        params["continue"] = token
+    page = _call("GET", _path(agent), params=params)
+    if output:
+        _show(page, output)
+        return
+    click.echo(f"{'ID':<24} {'STATUS':<14} {'VERSION':<8} ERROR")
+    for item in page["items"]:
+        click.echo(
+            f"{item['id']:<24} {item['status']:<14} {item['version']:<8} {item['error'] or ''}"
+        )
+    if page.get("continue"):
+        click.echo(f"(more: --continue {page['continue']})", err=True)
+
+
+@agents.command()
+@click.argument("agent")
+@click.argument("name")
+def cancel(agent: str, name: str) -> None:
+    """Cancel instance NAME of AGENT."""
+    _call("POST", _path(agent, name, "cancel"))
+    click.echo(f"{agent}/{name} cancellation queued")
+
+
+@agents.command()
+@click.argument("agent")
+@click.argument("name")
+@_OUTPUT
+def journal(agent: str, name: str, output: str | None) -> None:
+    """The journal records of instance NAME of AGENT (those not compacted)."""
+    items = _call("GET", _path(agent, name, "journal"))["items"]
+    if output:
+        _show(items, output)
+        return
+    for r in items:
+        mark = "" if r["valid"] else "  CORRUPT"
+        click.echo(
+            f"{r['seq']:>6} {r['kind']:<6} {r['name']:<24} {orjson.dumps(r['data']).decode()[:80]}{mark}"
+        )
+
+
+@agents.command()
+@click.argument("agent")
+@click.argument("name")
+@_OUTPUT
+def audit(agent: str, name: str, output: str | None) -> None:
+    """Who did what, and every tool-call decision, for instance NAME of AGENT."""
+    items = _call("GET", _path(agent, name, "audit"))["items"]
+    if output:
+        _show(items, output)
+        return
+    for r in items:
+        click.echo(
+            f"{r['at']:.3f} {r['actor']:<32} {r['action']:<12} {orjson.dumps(r['detail']).decode()[:80]}"
+        )
+
+
+@click.command("agent-worker")
+@click.option(
+    "--agents-url", required=True, help="The runtime's database (sqlite:/// or postgresql://)."
+)
+@click.option("--agent", "agent_", multiple=True, help="ns/name=module:handler, repeatable.")
+@click.option("--model-base-url", default="http://127.0.0.1:8470", show_default=True)
+@click.option(
+    "--lease-url",
+    help="Object store holding the shard leases (default: --agents-url on PostgreSQL; on SQLite"
+    " one worker runs every shard).",
+)
+@click.option("--lease-duration", type=float, default=10.0, show_default=True)
+def agent_worker(
+    agents_url: str,
+    agent_: tuple[str, ...],
+    model_base_url: str,
+    lease_url: str | None,
+    lease_duration: float,
+) -> None:
+    """Run agent instances from the runtime's database until stopped.
+
+    Several workers share one PostgreSQL database: each runs only the shards it holds leases
+    for, and takes over the shards of a worker that died once its leases lapse.
+    """
+    from modelplane.agents._worker import main
+
+    args = ["--agents-url", agents_url, "--model-base-url", model_base_url]
+    args += ["--lease-duration", str(lease_duration)]
+    if lease_url:
+        args += ["--lease-url", lease_url]
+    for a in agent_:
+        args += ["--agent", a]
+    sys.exit(main(args))

@@ -1,0 +1,129 @@
+"""``modelplane gateway`` (the OpenAI-compatible gateway alone) and ``modelplane chat``.
+
+``gateway`` serves ``/v1`` from the store named by ``--database-url`` (a shared PostgreSQL for
+scale-out: run as many as you like behind a load balancer). ``chat`` streams one reply from a
+model through the ``/v1`` of ``--server``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import click
+import httpx
+import orjson
+
+from modelplane.cli._context import connection_options, settings
+
+
+@click.command("gateway")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8480,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
+)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    envvar="MODELPLANE_HOME",
+    default=".modelplane",
+    show_default=True,
+    help="Folder relative API-key files (apiKeySecret) are read from.",
+)
+@click.option(
+    "--database-url",
+    envvar="MODELPLANE_DATABASE_URL",
+    metavar="URL",
+    help="Store URL: postgresql://user@host/db or sqlite:///path.db (default: SQLite under home).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+)
+def gateway(host: str, port: int, home: str, database_url: str | None, log_level: str) -> None:
+    """Run the OpenAI-compatible gateway alone, serving /v1 from the store."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from modelplane.gateway import serve_gateway
+    from modelplane.store import default_url, open_store
+
+    home_dir = Path(home).expanduser().absolute()
+    os.environ["MODELPLANE_HOME"] = str(home_dir)
+    url = database_url or default_url()
+    store = open_store(url)
+    try:
+        serve_gateway(
+            store,
+            host=host,
+            port=port,
+            home=str(home_dir),
+            on_started=lambda u: click.echo(f"Modelplane gateway serving {u}/v1", err=True),
+        )
+    finally:
+        store.close()
+
+
+@click.command("chat")
+@click.argument("model")
+@click.argument("message")
+@click.option("--system", help="A system message to send first.")
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Most tokens in the reply.")
+@connection_options()
+def chat(model: str, message: str, system: str | None, max_tokens: int | None) -> None:
+    """Send MESSAGE to MODEL (an Endpoint or Graph) and stream the reply."""
+    s = settings()
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": message})
+    body: dict[str, object] = {"model": model, "messages": messages, "stream": True}
+    if max_tokens:
+        body["max_tokens"] = max_tokens
+    token = s.resolved_token()
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    url = s.server.rstrip("/") + "/v1/chat/completions"
+    timeout = httpx.Timeout(10.0, read=300.0)
+    try:
+        with httpx.stream("POST", url, json=body, headers=headers, timeout=timeout) as r:
+            if r.status_code != 200:
+                raise click.ClickException(_error_message(r.read(), r.status_code))
+            ended = _print_stream(r)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(
+            f"cannot reach {url}: {exc} (is `modelplane up` running? set --server)"
+        ) from None
+    click.echo("")
+    if not ended:
+        raise click.ClickException("the reply ended early (the stream was interrupted)")
+
+
+def _print_stream(r: httpx.Response) -> bool:
+    for line in r.iter_lines():
+        if not line.startswith("data: "):
+            continue
+        data = line[6:]
+        if data == "[DONE]":
+            return True
+        event = orjson.loads(data)
+        if "error" in event:
+            click.echo("")
+            raise click.ClickException(str(event["error"].get("message")))
+        for choice in event.get("choices") or []:
+            delta = choice.get("delta") or {}
+            text = delta.get("content") or choice.get("text") or ""
+            if text:
+                click.echo(text, nl=False)
+    return False
+
+
+def _error_message(content: bytes, status: int) -> str:
+    try:
+        return f"{status}: {orjson.loads(content)['error']['message']}"
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return f"{status}: {content[:300].decode(errors='replace')}"

@@ -1,0 +1,280 @@
+"""``modelplane sim cluster|workload|schedule|route``: simulated clusters, scheduler and routing.
+
+``sim cluster`` writes an HGX-like cluster (DeviceClasses, Nodes, ResourceSlices) as YAML or
+JSON, ready for ``modelplane apply -f`` or ``sim schedule``; ``sim workload`` writes
+ResourceClaims with arrival and duration annotations; ``sim schedule`` replays a workload on a
+cluster with one policy and prints one JSON object: allocations, unschedulable claims, metrics.
+``sim route`` replays a request trace on simulated vLLM-like replicas with one of the gateway's
+routing policies (or writes a trace with ``--generate``). Everything runs locally; no server is
+needed.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import orjson
+
+from modelplane.cli._output import to_json, to_yaml
+
+_NODE_API_VERSION = "modelplane.dev/v1alpha1"
+
+
+def _emit(objs: list[dict[str, Any]], output: str) -> None:
+    if output == "json":
+        click.echo(to_json({"apiVersion": "v1", "kind": "List", "items": objs}))
+        return
+    click.echo("\n---\n".join(to_yaml(o).rstrip("\n") for o in objs))
+
+
+@click.group()
+def sim() -> None:
+    """Simulate clusters and workloads, and replay the scheduler on them."""
+
+
+@sim.command("cluster")
+@click.option("--nodes", type=click.IntRange(min=1), required=True, help="Number of nodes.")
+@click.option("--gpus-per-node", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--mig/--no-mig", default=False, show_default=True, help="Publish MIG partitions.")
+@click.option("--nvl72", is_flag=True, help="One NVLink domain per rack (NVL72-like).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml")
+def cluster(nodes: int, gpus_per_node: int, mig: bool, nvl72: bool, seed: int, output: str) -> None:
+    """Print an HGX-like cluster: N nodes x 8 GPUs, two PCIe roots, racks of 16, blocks of 8."""
+    from modelplane.scheduling import generate_cluster
+
+    objs = generate_cluster(nodes, gpus_per_node=gpus_per_node, mig=mig, nvl72=nvl72, seed=seed)
+    for o in objs:
+        if o.get("kind") == "Node":
+            o["apiVersion"] = _NODE_API_VERSION  # ours, so `modelplane apply -f` takes it as it is
+    _emit(objs, output)
+
+
+@sim.command("workload")
+@click.option("--claims", type=click.IntRange(min=1), required=True, help="Number of claims.")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Arrivals per second (Poisson).",
+)
+@click.option(
+    "--mean-duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=600.0,
+    show_default=True,
+    help="Mean claim duration in seconds (exponential).",
+)
+@click.option(
+    "--infeasible",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Add this many claims no node can ever hold.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml")
+def workload(
+    claims: int, rate: float, mean_duration: float, infeasible: int, seed: int, output: str
+) -> None:
+    """Print ResourceClaims with arrival-seconds and duration-seconds annotations."""
+    from modelplane.scheduling import generate_workload
+
+    objs = generate_workload(
+        claims,
+        rate_per_second=rate,
+        mean_duration_seconds=mean_duration,
+        infeasible=infeasible,
+        seed=seed,
+    )
+    _emit(objs, output)
+
+
+def _objects(path: str, what: str) -> list[dict[str, Any]]:
+    from modelplane.api import load_paths
+
+    objs = [m.obj for m in load_paths([path])]
+    if not objs:
+        raise click.ClickException(f"{path}: the {what} file holds no objects")
+    return objs
+
+
+@sim.command("schedule")
+@click.option(
+    "--cluster",
+    "cluster_path",
+    required=True,
+    type=click.Path(allow_dash=True),
+    help="DeviceClasses, ResourceSlices and Nodes (from `sim cluster`).",
+)
+@click.option(
+    "--workload",
+    "workload_path",
+    required=True,
+    type=click.Path(allow_dash=True),
+    help="ResourceClaims with arrival/duration annotations (from `sim workload`).",
+)
+@click.option(
+    "--scorer",
+    type=click.Choice(["modelplane", "first-fit", "binpack"]),
+    default="modelplane",
+    show_default=True,
+    help="The placement policy.",
+)
+@click.option(
+    "--deadline-ms",
+    type=click.FloatRange(min=0, min_open=True),
+    default=50.0,
+    show_default=True,
+    help="Time bound of one decision.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["json"]),
+    default="json",
+    help="One JSON object (the only format).",
+)
+def schedule(
+    cluster_path: str, workload_path: str, scorer: str, deadline_ms: float, output: str
+) -> None:
+    """Replay a workload on a cluster; print {allocations, unschedulable, metrics} as JSON."""
+    from modelplane.scheduling import SchedulingInputError, simulate
+
+    cluster_objs = _objects(cluster_path, "cluster")
+    workload_objs = _objects(workload_path, "workload")
+    claims = sum(1 for o in workload_objs if o.get("kind") == "ResourceClaim")
+    if not claims:
+        raise click.ClickException(f"{workload_path}: the workload holds no ResourceClaims")
+    click.echo(f"replaying {claims} claims on {cluster_path} with policy {scorer}...", err=True)
+    try:
+        result = simulate(cluster_objs, workload_objs, scorer, deadline_ms=deadline_ms)
+    except SchedulingInputError as exc:
+        raise click.ClickException(f"{cluster_path}: {exc}") from None
+    metrics = result["metrics"]
+    click.echo(
+        f"{metrics['allocated']} allocated, {metrics['unschedulable']} unschedulable,"
+        f" {metrics['claims_per_second']} claims/s",
+        err=True,
+    )
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+
+
+@sim.command("route")
+@click.option(
+    "--trace",
+    "trace_path",
+    type=click.Path(allow_dash=True, dir_okay=False),
+    help="JSON lines {arrival, prefix, prefix_tokens, suffix_tokens, output_tokens, session}.",
+)
+@click.option(
+    "--generate",
+    type=click.Choice(["shared-prefix", "multi-round", "low-reuse", "hot-prefix"]),
+    help="Print a trace of this workload (JSON lines) instead of simulating.",
+)
+@click.option("--replicas", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "--policy",
+    type=click.Choice(
+        ["round-robin", "least-request", "load", "prefix-cache", "session-affinity", "prefix-load"]
+    ),
+    default="prefix-load",
+    show_default=True,
+    help="The gateway's routing policy.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=50.0,
+    show_default=True,
+    help="With --generate: requests per second (Poisson).",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="With --generate: seconds of arrivals.",
+)
+@click.option(
+    "--queue-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds a request may wait for a replica before it counts as failed.",
+)
+@click.option(
+    "--prefix-weight",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="The router's prefix_weight (prefix-load); default: the gateway's.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["json"]),
+    default="json",
+    help="One JSON object (the only format).",
+)
+def route(
+    trace_path: str | None,
+    generate: str | None,
+    replicas: int,
+    policy: str,
+    rate: float,
+    duration: float,
+    queue_timeout: float,
+    prefix_weight: float | None,
+    seed: int,
+    output: str,
+) -> None:
+    """Replay a request trace with a routing policy; print TTFT, throughput, cache hits as JSON."""
+    from modelplane.gateway import Router
+    from modelplane.gateway._simroute import (
+        TraceError,
+        generate_trace,
+        parse_trace,
+        simulate_routing,
+    )
+
+    if generate and trace_path:
+        raise click.UsageError("give either --trace FILE (simulate) or --generate KIND, not both")
+    if generate:
+        for req in generate_trace(generate, rate=rate, duration_s=duration, seed=seed):
+            sys.stdout.write(orjson.dumps(req.to_json()).decode() + "\n")
+        return
+    if not trace_path:
+        raise click.UsageError(
+            "--trace FILE is required (or --generate KIND to write one; `-` reads stdin)"
+        )
+    try:
+        if trace_path == "-":
+            trace = parse_trace(sys.stdin.buffer, "<stdin>")
+        else:
+            with open(trace_path, "rb") as f:
+                trace = parse_trace(f, trace_path)
+    except OSError as exc:
+        raise click.ClickException(f"{trace_path}: {exc.strerror or exc}") from None
+    except TraceError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not trace:
+        raise click.ClickException(f"{trace_path}: the trace holds no requests")
+    router = (
+        Router(seed=seed)
+        if prefix_weight is None
+        else Router(seed=seed, prefix_weight=prefix_weight)
+    )
+    click.echo(f"replaying {len(trace)} requests on {replicas} replicas with {policy}...", err=True)
+    result = simulate_routing(
+        trace,
+        replicas=replicas,
+        policy=policy,
+        seed=seed,
+        queue_timeout_s=queue_timeout,
+        router=router,
+    )
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")

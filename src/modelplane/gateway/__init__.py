@@ -1,0 +1,72 @@
+"""The OpenAI-compatible gateway: ``/v1`` in front of every Endpoint and Graph.
+
+Owns: the data plane of inference requests — model name -> Endpoint or Graph, version by the
+traffic split (sticky per session when asked), replica by routing policy (round-robin,
+least-request, load, prefix-cache, session-affinity, prefix-load), retries before the first
+token, fallback chains, per-tenant rate limits and budgets, Graph execution, per-version request
+samples for canary analysis, and the gateway's metrics. Runs mounted in ``modelplane up``
+(:func:`mount`) or alone (:func:`serve_gateway`, ``modelplane gateway``).
+
+Must not touch: the store per request (an in-memory routing table kept by informers serves every
+request), other subsystems' internals (replicas are read from ``Endpoint.status.replicas``, which
+the node agent publishes), or the objects' spec and status: the gateway only reads, except the
+``modelplane.dev/demand`` annotation it sets on a ``scaleToZero`` Endpoint to ask for a replica.
+
+Example::
+
+    from modelplane.gateway import Gateway, standalone_app
+
+    gateway = Gateway(store).start()
+    app = standalone_app(gateway)       # or mount(store) beside the REST API
+"""
+
+from modelplane.gateway._errors import GatewayError
+from modelplane.gateway._fake import FakeUpstream
+from modelplane.gateway._gateway import Call, Gateway
+from modelplane.gateway._limits import Limiter, Ticket
+from modelplane.gateway._routing import POLICIES, ReplicaLoad, Router, pick_version, prompt_blocks
+from modelplane.gateway._serve import mount, serve_gateway, standalone_app
+from modelplane.gateway._table import (
+    DEMAND_ANNOTATION,
+    ENSEMBLE_ANNOTATION,
+    FALLBACKS_ANNOTATION,
+    PRICE_ANNOTATION,
+    STICKY_ANNOTATION,
+    EndpointRoute,
+    GraphRoute,
+    Limits,
+    Replica,
+    RoutingTable,
+    VersionRoute,
+)
+from modelplane.gateway._telemetry import GEN_AI_ATTRIBUTES, Telemetry
+
+__all__ = [
+    "DEMAND_ANNOTATION",
+    "ENSEMBLE_ANNOTATION",
+    "FALLBACKS_ANNOTATION",
+    "GEN_AI_ATTRIBUTES",
+    "POLICIES",
+    "PRICE_ANNOTATION",
+    "STICKY_ANNOTATION",
+    "Call",
+    "EndpointRoute",
+    "FakeUpstream",
+    "Gateway",
+    "GatewayError",
+    "GraphRoute",
+    "Limiter",
+    "Limits",
+    "Replica",
+    "ReplicaLoad",
+    "Router",
+    "RoutingTable",
+    "Telemetry",
+    "Ticket",
+    "VersionRoute",
+    "mount",
+    "pick_version",
+    "prompt_blocks",
+    "serve_gateway",
+    "standalone_app",
+]

@@ -1,0 +1,54 @@
+"""Errors in OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.responses import Response
+
+
+class GatewayError(Exception):
+    """A request the gateway answers with an error; rendered by :func:`error_response`."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.retry_after = retry_after
+
+    def body(self) -> bytes:
+        return error_body(self.message, self.type, self.code, self.param)
+
+
+def error_body(message: str, type: str, code: str | None = None, param: str | None = None) -> bytes:
+    return orjson.dumps({"error": {"message": message, "type": type, "param": param, "code": code}})
+
+
+def error_response(error: GatewayError) -> Response:
+    headers = {}
+    if error.retry_after is not None:
+        headers["retry-after"] = str(max(1, round(error.retry_after + 0.499)))
+    return Response(
+        error.body(), status_code=error.status, media_type="application/json", headers=headers
+    )
+
+
+def unavailable(message: str, retry_after: float = 1.0) -> GatewayError:
+    return GatewayError(
+        503,
+        message,
+        type="service_unavailable",
+        code="upstream_unavailable",
+        retry_after=retry_after,
+    )

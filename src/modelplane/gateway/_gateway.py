@@ -1,0 +1,570 @@
+"""The gateway's request path: name -> route -> version -> replica, with retries and fallbacks.
+
+Retries: a replica that fails *before the first byte of its answer reaches the client* (connect
+error, timeout, 5xx, a stream that ends before its first chunk) is left for another replica of
+the same version, up to ``max_attempts`` replicas. Once a streamed answer has started, a failure
+ends the stream with an error event (``data: {"error": ...}`` then ``data: [DONE]``): re-running
+a generation the client has partly seen would duplicate output.
+
+Cold starts: a request for a ``scaleToZero`` Endpoint with no ready replica is held, not failed.
+The gateway signals demand (the Endpoint annotation ``modelplane.dev/demand``, Unix seconds,
+written at most once per ``demand_interval`` per Endpoint, off the serving loop) so the node agent
+starts a replica, and waits until the routing table shows a ready one, at most ``hold_timeout``
+seconds (then 503 with ``Retry-After``).
+
+Fallbacks: when every attempt on an endpoint failed (or it has no ready replica), the models named
+by its ``modelplane.dev/fallbacks`` annotation are tried in order; then the client gets 503 with
+``Retry-After`` (504 if every attempt timed out).
+
+Bodies go to workers as the client sent them (no re-encoding); only upstream APIs get a copy with
+their own model name. Answers are relayed as the bytes arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.responses import Response, StreamingResponse
+
+from modelplane.gateway._errors import GatewayError, unavailable
+from modelplane.gateway._limits import Limiter, Ticket
+from modelplane.gateway._routing import Router, pick_version, prompt_blocks
+from modelplane.gateway._table import (
+    DEMAND_ANNOTATION,
+    EndpointRoute,
+    Replica,
+    Route,
+    RoutingTable,
+    VersionRoute,
+)
+from modelplane.gateway._telemetry import Telemetry
+from modelplane.gateway._upstream import (
+    UpstreamClient,
+    UpstreamError,
+    UpstreamResponse,
+    UpstreamTimeout,
+)
+from modelplane.store import Store
+
+log = logging.getLogger("modelplane.gateway")
+
+_PREFIX_POLICIES = ("prefix-cache", "prefix-load")
+_SCRAPED_POLICIES = ("load", "prefix-load")
+_METRIC_NAMES = {
+    b"modelplane_worker_queue_depth": "queue_depth",
+    b"modelplane_worker_running_requests": "running",
+    b"modelplane_worker_kv_cache_usage_ratio": "kv_cache",
+}
+
+
+@dataclass(slots=True)
+class Call:
+    """One OpenAI request, parsed once."""
+
+    path: str  # "/chat/completions", "/completions" or "/embeddings"
+    body: dict[str, Any]
+    raw: bytes
+    stream: bool = False
+    session: str | None = None
+    user: str = ""
+    prompt: str = ""
+    _blocks: list[int] | None = field(default=None, repr=False)
+
+    def blocks(self, block_chars: int) -> list[int]:
+        if self._blocks is None:
+            self._blocks = prompt_blocks(self.prompt, block_chars) if self.prompt else []
+        return self._blocks
+
+
+class _Exhausted(Exception):
+    """Every attempt on one endpoint failed before answering; carries the error to give."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class Gateway:
+    """The OpenAI-compatible data plane over one store. See :mod:`modelplane.gateway`.
+
+    ``connect_timeout``: seconds to open a connection to a replica; ``read_timeout``: the longest
+    silence allowed between two bytes of an answer (so also the longest time to first token);
+    ``max_attempts``: replicas tried per endpoint before falling back; ``hold_timeout``: how long
+    a request for a scaled-to-zero endpoint waits for a replica to start; ``demand_interval``: the
+    least time between two demand signals for one endpoint.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        home: str | None = None,
+        connect_timeout: float = 2.0,
+        read_timeout: float = 300.0,
+        max_attempts: int = 3,
+        max_body_bytes: int = 2 * 1024 * 1024,
+        default_max_tokens: int = 512,
+        block_chars: int = 64,
+        scrape_interval: float = 1.0,
+        hold_timeout: float = 120.0,
+        demand_interval: float = 5.0,
+        router: Router | None = None,
+    ) -> None:
+        self.store = store
+        self.table = RoutingTable(store, home=home)
+        self.router = router or Router()
+        self.limiter = Limiter()
+        self.telemetry = Telemetry()
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_attempts = max_attempts
+        self.max_body_bytes = max_body_bytes
+        self.default_max_tokens = default_max_tokens
+        self.block_chars = block_chars
+        self.scrape_interval = scrape_interval
+        self.hold_timeout = hold_timeout
+        self.demand_interval = demand_interval
+        self.random = random.Random()
+        self._demanded: dict[str, float] = {}
+        self._client: UpstreamClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scraper: asyncio.Task[None] | None = None
+        from modelplane.gateway._app import build_app
+
+        self.app = build_app(self)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> Gateway:
+        """Start the informers that keep the routing table current (returns at once)."""
+        self.table.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        return self.table.stop(timeout)
+
+    async def aclose(self) -> None:
+        if self._scraper is not None:
+            self._scraper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._scraper
+            self._scraper = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def client(self) -> UpstreamClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            # one pooled keep-alive client per serving loop
+            self._loop = loop
+            self._client = UpstreamClient(
+                connect_timeout=self.connect_timeout, read_timeout=self.read_timeout
+            )
+            self._scraper = loop.create_task(self._scrape_forever())
+        return self._client
+
+    # -- serving ------------------------------------------------------------------------------
+
+    def model_names(self) -> list[str]:
+        return sorted(
+            r.name if r.namespace == "default" else r.key for r in self.table.routes().values()
+        )
+
+    def resolve(self, model: str) -> Route:
+        route = self.table.lookup(model)
+        if route is None:
+            names = self.model_names()
+            shown = ", ".join(names[:50]) + (
+                f" and {len(names) - 50} more" if len(names) > 50 else ""
+            )
+            raise GatewayError(
+                404,
+                f"The model {model!r} does not exist. "
+                + (
+                    f"Models served here: {shown}."
+                    if names
+                    else "No models are served yet: apply an Endpoint."
+                ),
+                code="model_not_found",
+                param="model",
+            )
+        return route
+
+    async def handle(self, model: str, call: Call) -> Response:
+        route = self.resolve(model)
+        if not isinstance(route, EndpointRoute):
+            from modelplane.gateway._graphs import run_graph
+
+            return await run_graph(self, route, call)
+        ticket: Ticket | None = None
+        if route.limits is not None:
+            ticket = self.limiter.admit(
+                route.namespace, route.name, call.user, route.limits, self._reservation(call)
+            )
+        try:
+            return await self.serve_chain(route, call, ticket)
+        except BaseException:
+            if ticket is not None:
+                self.limiter.settle(ticket, 0)
+            raise
+
+    def _reservation(self, call: Call) -> int:
+        body = call.body
+        most = (
+            body.get("max_completion_tokens") or body.get("max_tokens") or self.default_max_tokens
+        )
+        prompt = len(call.prompt) if call.prompt else len(call.raw)
+        return int(most) + prompt // 4 + 1
+
+    async def serve_chain(
+        self, route: EndpointRoute, call: Call, ticket: Ticket | None = None
+    ) -> Response:
+        """Serve from ``route``, then from its fallbacks in order; raise the last error."""
+        chain = [route]
+        seen = {route.key}
+        for name in route.fallbacks:
+            target = self.table.lookup(name, route.namespace)
+            if isinstance(target, EndpointRoute) and target.key not in seen:
+                seen.add(target.key)
+                chain.append(target)
+        error: GatewayError | None = None
+        for i, target in enumerate(chain):
+            try:
+                response = await self._serve(target, call, ticket)
+            except _Exhausted as exc:
+                error = exc.error
+                continue
+            if i:
+                response.headers["x-modelplane-fallback-from"] = route.name
+            return response
+        assert error is not None
+        if len(chain) > 1:
+            error.message += f" (fallbacks tried: {', '.join(t.name for t in chain[1:])})"
+        raise error
+
+    async def _serve(self, route: EndpointRoute, call: Call, ticket: Ticket | None) -> Response:
+        version = pick_version(route, call.session, self.random)
+        if version is None and route.scale_to_zero:
+            route = await self._hold(route)
+            version = pick_version(route, call.session, self.random)
+        if version is None:
+            raise _Exhausted(
+                unavailable(
+                    f"endpoint {route.key} has no ready replica"
+                    + (
+                        ""
+                        if route.versions
+                        else f" (its Model {route.model!r} has no such versions)"
+                    ),
+                    retry_after=2.0,
+                )
+            )
+        blocks = call.blocks(self.block_chars) if route.policy in _PREFIX_POLICIES else []
+        tried: set[str] = set()
+        timeouts = failures = 0
+        client = self.client()
+        for _ in range(self.max_attempts):
+            replica = self.router.pick(
+                route, version, session=call.session, blocks=blocks, exclude=tried
+            )
+            if replica is None:
+                break
+            tried.add(replica.url)
+            start = time.perf_counter()
+            self.router.begin(replica.url)
+            try:
+                response = await self._attempt(client, route, version, replica, call, ticket, start)
+            except UpstreamTimeout:
+                timeouts += 1
+            except (UpstreamError, _Failed):
+                failures += 1
+            else:
+                return response
+            # the attempt failed before answering: it counts as an error of that version
+            self.router.end(replica.url)
+            self.telemetry.record(
+                route.namespace,
+                route.name,
+                version.name,
+                code=503,
+                ttft=None,
+                duration=time.perf_counter() - start,
+                output_tokens=0,
+            )
+        if timeouts and not failures:
+            raise _Exhausted(
+                GatewayError(
+                    504,
+                    f"endpoint {route.key}: no replica answered within {self.read_timeout}s"
+                    f" ({timeouts} tried)",
+                    type="timeout",
+                    code="upstream_timeout",
+                    retry_after=1.0,
+                )
+            )
+        raise _Exhausted(
+            unavailable(
+                f"endpoint {route.key}: every replica tried failed before answering"
+                f" ({len(tried)} of {len(version.replicas)} of version {version.name})"
+            )
+        )
+
+    async def _hold(self, route: EndpointRoute) -> EndpointRoute:
+        """Signal demand for ``route`` and wait for a ready replica (module docstring: cold
+        starts); the route as it stands then. Raises _Exhausted (503) after ``hold_timeout``."""
+        deadline = time.monotonic() + self.hold_timeout
+        while True:
+            await self._signal_demand(route)
+            current = self.table.lookup(route.key)
+            if not isinstance(current, EndpointRoute):
+                raise _Exhausted(unavailable(f"endpoint {route.key} was deleted", retry_after=2.0))
+            route = current
+            if any(v.replicas for v in route.versions):
+                return route
+            if time.monotonic() >= deadline:
+                raise _Exhausted(
+                    unavailable(
+                        f"endpoint {route.key} is scaled to zero and no replica became ready"
+                        f" within {self.hold_timeout:g}s; see its status (modelplane describe"
+                        f" endpoint {route.name})",
+                        retry_after=5.0,
+                    )
+                )
+            # the table changes through informers on other threads: look again shortly
+            await asyncio.sleep(0.05)
+
+    async def _signal_demand(self, route: EndpointRoute) -> None:
+        now = time.monotonic()
+        if now - self._demanded.get(route.key, -self.demand_interval) < self.demand_interval:
+            return
+        self._demanded[route.key] = now
+        patch = {"metadata": {"annotations": {DEMAND_ANNOTATION: str(int(time.time()))}}}
+        try:
+            # a store write blocks: keep it off the serving loop
+            await asyncio.to_thread(
+                self.store.patch, "Endpoint", route.namespace, route.name, patch
+            )
+        except Exception as exc:  # the next signal retries; the hold's deadline still applies
+            log.warning("could not signal demand for endpoint %s: %s", route.key, exc)
+
+    async def _attempt(
+        self,
+        client: UpstreamClient,
+        route: EndpointRoute,
+        version: VersionRoute,
+        replica: Replica,
+        call: Call,
+        ticket: Ticket | None,
+        start: float,
+    ) -> Response:
+        headers = {"content-type": "application/json"}
+        raw = call.raw
+        if replica.upstream:
+            raw = orjson.dumps({**call.body, "model": version.upstream_model})
+            if version.authorization:
+                headers["authorization"] = version.authorization
+        upstream = await client.request("POST", replica.url + call.path, raw, headers)
+        try:
+            if upstream.status_code >= 500:
+                raise _Failed(f"{replica.name} answered {upstream.status_code}")
+            ours = {
+                "x-modelplane-endpoint": route.name,
+                "x-modelplane-version": version.name,
+                "x-modelplane-replica": replica.name,
+            }
+            if call.stream and upstream.status_code == 200:
+                chunks = upstream.chunks()
+                try:
+                    first = await chunks.__anext__()
+                except StopAsyncIteration:
+                    raise _Failed(
+                        f"{replica.name} ended its stream before the first byte"
+                    ) from None
+                ttft = time.perf_counter() - start
+                relay = _Relay(self, route, version, replica, upstream, chunks, ticket, start, ttft)
+                relay.prompt_tokens = len(call.prompt) // 4
+                return StreamingResponse(
+                    relay.run(first), media_type="text/event-stream", headers=ours
+                )
+            content = await upstream.read()
+        except BaseException:
+            await upstream.aclose()
+            raise
+        await upstream.aclose()
+        duration = time.perf_counter() - start
+        self.router.end(replica.url)
+        code = upstream.status_code
+        output, total = _usage(content) if code == 200 else (0, 0)
+        if ticket is not None:
+            self.limiter.settle(ticket, total or self._reservation(call))
+        self.telemetry.record(
+            route.namespace,
+            route.name,
+            version.name,
+            code=code,
+            ttft=duration,
+            duration=duration,
+            output_tokens=output,
+        )
+        media = upstream.headers.get("content-type", "application/json")
+        return Response(content, status_code=code, media_type=media, headers=ours)
+
+    # -- load scraping ------------------------------------------------------------------------
+
+    async def _scrape_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.scrape_interval)
+            try:
+                await self.scrape_once()
+            except Exception:  # never let the scraper die; it retries next interval
+                log.exception("scraping replica metrics failed")
+
+    async def scrape_once(self) -> None:
+        """Read queue depth, running requests and KV-cache use from every scraped replica."""
+        urls = {
+            replica.url
+            for route in self.table.routes().values()
+            if isinstance(route, EndpointRoute) and route.policy in _SCRAPED_POLICIES
+            for version in route.versions
+            for replica in version.replicas
+            if not replica.upstream
+        }
+        if urls:
+            await asyncio.gather(*(self._scrape(url) for url in urls))
+
+    async def _scrape(self, url: str) -> None:
+        base = url[: -len("/v1")] if url.endswith("/v1") else url
+        try:
+            status, content = await self.client().get(base + "/metrics", self.scrape_interval)
+        except (UpstreamError, TimeoutError):
+            return
+        if status != 200:
+            return
+        load = self.router.load(url)
+        for line in content.splitlines():
+            name, _, value = line.partition(b" ")
+            attr = _METRIC_NAMES.get(name.split(b"{", 1)[0])
+            if attr is not None:
+                with contextlib.suppress(ValueError):
+                    setattr(load, attr, float(value.split()[0]))
+
+
+class _Failed(Exception):
+    """A replica failed before answering (5xx, or a stream without a first chunk)."""
+
+
+class _Relay:
+    """Relays a streamed answer, then settles the request's accounting once it ends."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        route: EndpointRoute,
+        version: VersionRoute,
+        replica: Replica,
+        upstream: UpstreamResponse,
+        chunks: AsyncIterator[bytes],
+        ticket: Ticket | None,
+        start: float,
+        ttft: float,
+    ) -> None:
+        self.gateway = gateway
+        self.route = route
+        self.version = version
+        self.replica = replica
+        self.upstream = upstream
+        self.chunks = chunks
+        self.ticket = ticket
+        self.start = start
+        self.ttft = ttft
+        self.prompt_tokens = 0
+
+    async def run(self, first: bytes) -> AsyncIterator[bytes]:
+        code = 200
+        pieces = (
+            first.count(b'"content":"') + first.count(b'"text":"') - first.count(b'"content":""')
+        )
+        tail = first
+        try:
+            yield first
+            async for chunk in self.chunks:
+                pieces += (
+                    chunk.count(b'"content":"')
+                    + chunk.count(b'"text":"')
+                    - chunk.count(b'"content":""')
+                )
+                tail = chunk
+                yield chunk
+        except UpstreamError as exc:
+            code = 502
+            message = (
+                f"replica {self.replica.name} of {self.route.key} failed after the answer started"
+                f" ({type(exc).__name__}); the answer is incomplete"
+            )
+            error = {
+                "error": {
+                    "message": message,
+                    "type": "upstream_error",
+                    "param": None,
+                    "code": "stream_interrupted",
+                }
+            }
+            yield b"data: " + orjson.dumps(error) + b"\n\ndata: [DONE]\n\n"
+        finally:
+            await self.upstream.aclose()
+            gateway = self.gateway
+            gateway.router.end(self.replica.url)
+            output, total = _usage_in_stream(tail)
+            output = output or max(0, pieces)
+            if self.ticket is not None:
+                gateway.limiter.settle(self.ticket, total or output + self.prompt_tokens)
+            gateway.telemetry.record(
+                self.route.namespace,
+                self.route.name,
+                self.version.name,
+                code=code,
+                ttft=self.ttft,
+                duration=time.perf_counter() - self.start,
+                output_tokens=output,
+            )
+
+
+def _usage(content: bytes) -> tuple[int, int]:
+    """(completion tokens, total tokens) of a JSON answer; zeros when it has no usage."""
+    if b'"usage"' not in content:
+        return (0, 0)
+    try:
+        usage = orjson.loads(content).get("usage") or {}
+    except (orjson.JSONDecodeError, AttributeError):
+        return (0, 0)
+    return _counts(usage)
+
+
+def _usage_in_stream(tail: bytes) -> tuple[int, int]:
+    at = tail.rfind(b'"usage":{')
+    if at < 0:
+        return (0, 0)
+    start = tail.rfind(b"data: ", 0, at)
+    end = tail.find(b"\n", at)
+    try:
+        usage = orjson.loads(tail[start + 6 : end if end > 0 else None]).get("usage") or {}
+    except (orjson.JSONDecodeError, AttributeError):
+        return (0, 0)
+    return _counts(usage)
+
+
+def _counts(usage: Any) -> tuple[int, int]:
+    if not isinstance(usage, dict):
+        return (0, 0)
+    output = int(usage.get("completion_tokens") or 0)
+    total = int(usage.get("total_tokens") or 0) or output + int(usage.get("prompt_tokens") or 0)
+    return (output, total)

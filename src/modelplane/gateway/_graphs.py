@@ -1,0 +1,231 @@
+"""Graphs served as one model name: Sequence, Switch, Ensemble and Splitter nodes.
+
+A Graph answers chat completions. Each endpoint step is an ordinary (non-streamed) request through
+the gateway, so it gets the endpoint's split, routing, retries and fallbacks. A streamed request
+to a Graph gets the final answer as one content chunk once the graph has run.
+
+* **Sequence**: the first step gets the client's request; each next step gets the previous
+  step's answer as its (only) user message. The node's answer is the last step's.
+* **Switch**: the first step whose ``condition`` holds runs. Conditions are CEL over ``request``
+  (the client's JSON body) and ``response`` (the answer of the step before, inside a Sequence:
+  ``{"content", "model", "usage"}``; empty at the start). A condition that fails to evaluate (a
+  missing field, say) counts as false; use ``has(request.user)`` to test presence.
+* **Ensemble**: every step runs in parallel on the same request; answers are merged by the
+  Graph's ``modelplane.dev/ensemble-merge`` annotation: ``concatenate`` (default, in step order,
+  separated by a blank line), ``longest``, ``shortest`` or ``first`` (the first step that
+  answered). Steps that failed are left out; the node fails only when all did.
+* **Splitter**: one step, chosen at random by ``weight``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import cel
+import orjson
+from starlette.responses import Response
+
+from modelplane.gateway._errors import GatewayError
+from modelplane.gateway._gateway import Call, Gateway
+from modelplane.gateway._table import EndpointRoute, GraphRoute
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    content: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def as_cel(self) -> dict[str, Any]:
+        return {
+            "content": self.content,
+            "model": self.model,
+            "usage": {
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+            },
+        }
+
+
+@lru_cache(maxsize=1024)
+def _compile(expression: str) -> Any:
+    return cel.compile(expression)
+
+
+async def run_graph(gateway: Gateway, route: GraphRoute, call: Call) -> Response:
+    """Run ``route``'s graph for one chat completion request."""
+    if call.path != "/chat/completions":
+        raise GatewayError(
+            400,
+            f"Graph {route.name!r} serves chat completions only (POST /v1/chat/completions).",
+            code="unsupported_operation",
+        )
+    runner = _Runner(gateway, route)
+    answer = await runner.node(route.graph.spec.root, call.body, None)
+    created = int(time.time())
+    usage = {
+        "prompt_tokens": answer.prompt_tokens,
+        "completion_tokens": answer.completion_tokens,
+        "total_tokens": answer.prompt_tokens + answer.completion_tokens,
+    }
+    headers = {"x-modelplane-graph": route.name}
+    if not call.stream:
+        body = {
+            "id": f"graph-{created}",
+            "object": "chat.completion",
+            "created": created,
+            "model": route.name,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": answer.content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": usage,
+        }
+        return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+    events = []
+    for delta, finish in (
+        ({"role": "assistant", "content": answer.content}, None),
+        ({}, "stop"),
+    ):
+        chunk = {
+            "id": f"graph-{created}",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": route.name,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        events.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
+    events.append(b"data: [DONE]\n\n")
+    return Response(b"".join(events), media_type="text/event-stream", headers=headers)
+
+
+class _Runner:
+    def __init__(self, gateway: Gateway, route: GraphRoute) -> None:
+        self.gateway = gateway
+        self.route = route
+        self.nodes = route.graph.spec.nodes
+
+    async def node(self, name: str, body: dict[str, Any], previous: _Answer | None) -> _Answer:
+        node = self.nodes[name]
+        steps = node.steps
+        if node.type == "Sequence":
+            answer = previous
+            prompt = completion = 0
+            current = body
+            for step in steps:
+                answer = await self.step(step, current, answer)
+                prompt += answer.prompt_tokens
+                completion += answer.completion_tokens
+                current = {**body, "messages": [{"role": "user", "content": answer.content}]}
+            assert answer is not None
+            return _Answer(answer.content, answer.model, prompt, completion)
+        if node.type == "Switch":
+            context = cel.Context()
+            context.add_variable("request", body)
+            context.add_variable("response", previous.as_cel() if previous else {})
+            for i, step in enumerate(steps):
+                if self._holds(name, i, step.condition or "false", context):
+                    return await self.step(step, body, previous)
+            raise GatewayError(
+                400,
+                f"Graph {self.route.name!r}: no condition of Switch node {name!r} holds for this"
+                " request; add a last step with condition 'true' as the default.",
+                code="no_route",
+            )
+        if node.type == "Ensemble":
+            results = await asyncio.gather(
+                *(self.step(s, body, previous) for s in steps), return_exceptions=True
+            )
+            answers = [r for r in results if isinstance(r, _Answer)]
+            if not answers:
+                first = results[0]
+                if isinstance(first, BaseException):
+                    raise first
+            return self._merge(answers)
+        # Splitter
+        weights = [s.weight or 0 for s in steps]
+        (chosen,) = self.gateway.random.choices(steps, weights=weights)
+        return await self.step(chosen, body, previous)
+
+    def _holds(self, node: str, index: int, expression: str, context: Any) -> bool:
+        try:
+            program = _compile(expression)
+        except ValueError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise GatewayError(
+                400,
+                f"Graph {self.route.name!r}: nodes.{node}.steps[{index}].condition does not parse:"
+                f" {first}",
+                code="invalid_graph",
+            ) from None
+        try:
+            return program.execute(context) is True
+        except Exception:  # a missing field or a type mismatch: the condition does not hold
+            return False
+
+    def _merge(self, answers: list[_Answer]) -> _Answer:
+        how = self.route.ensemble_merge
+        prompt = sum(a.prompt_tokens for a in answers)
+        completion = sum(a.completion_tokens for a in answers)
+        if how == "longest":
+            pick = max(answers, key=lambda a: len(a.content))
+        elif how == "shortest":
+            pick = min(answers, key=lambda a: len(a.content))
+        elif how == "first":
+            pick = answers[0]
+        else:
+            text = "\n\n".join(a.content for a in answers)
+            return _Answer(text, self.route.name, prompt, completion)
+        return _Answer(pick.content, pick.model, prompt, completion)
+
+    async def step(self, step: Any, body: dict[str, Any], previous: _Answer | None) -> _Answer:
+        if step.node is not None:
+            return await self.node(step.node, body, previous)
+        assert step.endpoint is not None
+        target = self.gateway.table.lookup(step.endpoint, self.route.namespace)
+        if not isinstance(target, EndpointRoute):
+            raise GatewayError(
+                503,
+                f"Graph {self.route.name!r} calls endpoint {step.endpoint!r}, which is not served"
+                f" in namespace {self.route.namespace!r}.",
+                type="service_unavailable",
+                code="graph_step_unavailable",
+                retry_after=2.0,
+            )
+        request = {**body, "model": step.endpoint, "stream": False}
+        request.pop("stream_options", None)
+        call = Call("/chat/completions", request, orjson.dumps(request), session=None)
+        response = await self.gateway.serve_chain(target, call)
+        content = bytes(response.body)
+        if response.status_code != 200:
+            raise GatewayError(
+                response.status_code,
+                f"Graph {self.route.name!r}: step {step.name or step.endpoint!r} failed:"
+                f" {_message(content)}",
+                type="upstream_error",
+                code="graph_step_failed",
+            )
+        data = orjson.loads(content)
+        message = (data.get("choices") or [{}])[0].get("message") or {}
+        usage = data.get("usage") or {}
+        return _Answer(
+            str(message.get("content") or ""),
+            step.endpoint,
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+        )
+
+
+def _message(content: bytes) -> str:
+    try:
+        return str(orjson.loads(content)["error"]["message"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return content[:200].decode(errors="replace")

@@ -1,0 +1,103 @@
+"""Where the gateway runs: mounted at ``/v1`` beside the REST API, or alone (``modelplane gateway``)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
+
+from modelplane.gateway._gateway import Gateway
+from modelplane.store import Store
+
+
+def mount(store: Store, *, home: str | None = None) -> Mount:
+    """``Mount("/v1", ...)`` serving a :class:`Gateway` over ``store``.
+
+    Its informers start with the first request (so nothing runs if the server never listens) and
+    are daemon threads that live as long as the process (``modelplane up``).
+    """
+    return Mount("/v1", app=Gateway(store, home=home).app)
+
+
+def standalone_app(gateway: Gateway) -> Starlette:
+    """The gateway alone: ``/v1`` plus ``/healthz``, ``/readyz`` (table synced) and ``/metrics``."""
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(request: Request) -> Response:
+        if gateway.table.wait_for_sync(0):
+            return PlainTextResponse("ok")
+        return PlainTextResponse("the routing table has not loaded from the store yet", 503)
+
+    async def metrics(request: Request) -> Response:
+        return PlainTextResponse(
+            gateway.telemetry.prometheus(), media_type="text/plain; version=0.0.4"
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gateway.client()  # opens the connection pool and starts scraping replica metrics
+        yield
+        await gateway.aclose()
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+            Mount("/v1", app=gateway.app),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def serve_gateway(
+    store: Store,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8480,
+    home: str | None = None,
+    on_started: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Run the gateway alone until Ctrl-C, SIGTERM or ``stop``; blocks."""
+    gateway = Gateway(store, home=home).start()
+    config = uvicorn.Config(
+        standalone_app(gateway), host=host, port=port, log_level="warning", access_log=False
+    )
+    server = _Server(config, on_started=on_started, stop=stop)
+    try:
+        server.run()
+    finally:
+        gateway.stop()
+
+
+class _Server(uvicorn.Server):
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        on_started: Callable[[str], None] | None,
+        stop: threading.Event | None,
+    ) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+        self._stop = stop
+
+    async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+        await super().startup(sockets)  # type: ignore[arg-type]
+        if self.started and self._on_started is not None:
+            port = self.servers[0].sockets[0].getsockname()[1] if self.servers else self.config.port
+            self._on_started(f"http://{self.config.host}:{port}")
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._stop is not None and self._stop.is_set():
+            self.should_exit = True
+        return await super().on_tick(counter)

@@ -1,0 +1,325 @@
+"""The routing table: model names -> Endpoints (versions, ready replicas, policy) and Graphs.
+
+Built from informers of Endpoint, Model and Graph, never from the store per request: informer
+handlers (on their own threads) only mark the table stale; the next lookup on the serving loop
+rebuilds it from the informers' caches and swaps it in whole. A request therefore sees one
+consistent snapshot.
+
+Where replicas come from: a Model version with ``format: upstream`` is served by its ``source``
+(an OpenAI-compatible base URL) with the API key read from ``apiKeySecret``; other versions by the
+replicas the node agent publishes in ``Endpoint.status.replicas[]`` (``{name, version, node, url,
+ready}``). The split applied is ``status.traffic`` when the rollout controller set one, else
+``spec.traffic``, else all traffic to the Model's last version.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelplane.api import Graph
+from modelplane.api.errors import ModelplaneError
+from modelplane.control import Informer
+from modelplane.store import JSON, Store
+
+log = logging.getLogger("modelplane.gateway")
+
+#: Endpoint annotation: models to try, in order, when this one cannot answer ("a,b" or "ns/a")
+FALLBACKS_ANNOTATION = "modelplane.dev/fallbacks"
+#: Endpoint annotation: "true" keeps a session (``user`` or ``X-Session-Id``) on one version
+STICKY_ANNOTATION = "modelplane.dev/sticky-sessions"
+#: Endpoint annotation: US dollars per million tokens, what ``limits.budget`` is charged at
+PRICE_ANNOTATION = "modelplane.dev/usd-per-million-tokens"
+#: Graph annotation: how an Ensemble merges its answers: concatenate, longest, shortest, first
+ENSEMBLE_ANNOTATION = "modelplane.dev/ensemble-merge"
+#: Endpoint annotation the gateway sets (Unix seconds) when a request finds no ready replica of a
+#: ``scaleToZero`` endpoint: the node agent starts one (the contract between the two, in the store)
+DEMAND_ANNOTATION = "modelplane.dev/demand"
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """One place a version is served: a worker or an upstream API (``url`` ends in /v1)."""
+
+    name: str
+    url: str
+    version: str
+    node: str = ""
+    upstream: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRoute:
+    name: str
+    weight: int
+    replicas: tuple[Replica, ...]
+    #: for upstream versions: the Authorization header value, and the model name to send
+    authorization: str | None = None
+    upstream_model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    budget_usd: float | None = None
+    budget_period_s: float = 30 * 86400.0
+    usd_per_token: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRoute:
+    namespace: str
+    name: str
+    model: str
+    task: str
+    versions: tuple[VersionRoute, ...]
+    policy: str = "least-request"
+    sticky: bool = False
+    limits: Limits | None = None
+    fallbacks: tuple[str, ...] = ()
+    created: int = 0
+    #: ``spec.replicas.scaleToZero``: a request finding no ready replica waits for one to start
+    scale_to_zero: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class GraphRoute:
+    namespace: str
+    name: str
+    graph: Graph
+    ensemble_merge: str = "concatenate"
+    created: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+Route = EndpointRoute | GraphRoute
+
+_PERIODS = {"hour": 3600.0, "day": 86400.0, "week": 7 * 86400.0, "month": 30 * 86400.0}
+
+
+@dataclass
+class _Snapshot:
+    routes: dict[str, Route] = field(default_factory=dict)
+
+
+class RoutingTable:
+    """Model name -> route, current with the store through informers (see the module docstring).
+
+    ``home`` is where relative ``apiKeySecret`` paths are read from (``$MODELPLANE_HOME``).
+    """
+
+    def __init__(self, store: Store, *, home: str | None = None) -> None:
+        self.home = Path(home or os.environ.get("MODELPLANE_HOME") or ".")
+        self._informers = {kind: Informer(store, kind) for kind in ("Endpoint", "Model", "Graph")}
+        self._stale = threading.Event()
+        self._stale.set()
+        self._snapshot = _Snapshot()
+        self._started = False
+        #: bumped on each rebuild, so caches keyed on the table can notice
+        self.generation = 0
+        for informer in self._informers.values():
+            informer.add_handler(
+                on_add=lambda _o: self._stale.set(),
+                on_update=self._on_update,
+                on_delete=lambda _o: self._stale.set(),
+            )
+
+    def _on_update(self, old: JSON, new: JSON) -> None:
+        if old is not new:
+            self._stale.set()
+
+    def start(self) -> None:
+        self._started = True
+        for informer in self._informers.values():
+            informer.start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        return all(i.stop(timeout) for i in self._informers.values())
+
+    def wait_for_sync(self, timeout: float) -> bool:
+        return all(i.wait_for_sync(timeout) for i in self._informers.values())
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def routes(self) -> dict[str, Route]:
+        """Every route by ``namespace/name``; rebuilt first if the informers saw a change.
+
+        A table never started starts now and waits (at most 5 s, once) for its first list.
+        """
+        if not self._started:
+            self.start()
+            self.wait_for_sync(5.0)
+        if self._stale.is_set():
+            self._stale.clear()
+            self._snapshot = self._build()
+            self.generation += 1
+        return self._snapshot.routes
+
+    def lookup(self, model: str, namespace: str = "default") -> Route | None:
+        """The route for a model name: ``name`` (in ``namespace``) or ``namespace/name``."""
+        routes = self.routes()
+        if "/" in model:
+            return routes.get(model)
+        return routes.get(f"{namespace}/{model}")
+
+    # -- building ---------------------------------------------------------------------------
+
+    def _build(self) -> _Snapshot:
+        models = {
+            (str(m["metadata"].get("namespace") or ""), str(m["metadata"]["name"])): m
+            for m in self._informers["Model"].list()
+        }
+        snapshot = _Snapshot()
+        for obj in self._informers["Endpoint"].list():
+            try:
+                route = self._endpoint(obj, models)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                log.warning("endpoint %s skipped: %s", obj.get("metadata", {}).get("name"), exc)
+                continue
+            snapshot.routes[route.key] = route
+        for obj in self._informers["Graph"].list():
+            try:
+                graph = Graph.model_validate(obj)
+            except (ModelplaneError, ValueError) as exc:
+                log.warning("graph %s skipped: %s", obj.get("metadata", {}).get("name"), exc)
+                continue
+            meta = obj["metadata"]
+            annotations = meta.get("annotations") or {}
+            groute = GraphRoute(
+                namespace=str(meta.get("namespace") or "default"),
+                name=str(meta["name"]),
+                graph=graph,
+                ensemble_merge=str(annotations.get(ENSEMBLE_ANNOTATION, "concatenate")),
+                created=_created(meta),
+            )
+            snapshot.routes.setdefault(groute.key, groute)
+        return snapshot
+
+    def _endpoint(self, obj: JSON, models: dict[tuple[str, str], JSON]) -> EndpointRoute:
+        meta = obj["metadata"]
+        namespace = str(meta.get("namespace") or "default")
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+        annotations = meta.get("annotations") or {}
+        model = models.get((namespace, str(spec.get("model"))))
+        model_spec = (model or {}).get("spec") or {}
+        versions_spec: dict[str, JSON] = {
+            str(v["name"]): v for v in model_spec.get("versions") or [] if isinstance(v, dict)
+        }
+        traffic = status.get("traffic") or spec.get("traffic") or []
+        if not traffic and versions_spec:
+            traffic = [{"version": list(versions_spec)[-1], "weight": 100}]
+        published = status.get("replicas")
+        replicas_by_version: dict[str, list[Replica]] = {}
+        if isinstance(published, list):
+            for r in published:
+                if not isinstance(r, dict) or not r.get("ready") or not r.get("url"):
+                    continue
+                replica = Replica(
+                    name=str(r.get("name") or r["url"]),
+                    url=str(r["url"]).rstrip("/"),
+                    version=str(r.get("version") or ""),
+                    node=str(r.get("node") or ""),
+                )
+                replicas_by_version.setdefault(replica.version, []).append(replica)
+        versions: list[VersionRoute] = []
+        for target in traffic:
+            name = str(target.get("version"))
+            weight = int(target.get("weight") or 0)
+            vspec = versions_spec.get(name)
+            if vspec is None:
+                continue
+            if vspec.get("format") == "upstream":
+                url = str(vspec.get("source", "")).rstrip("/")
+                versions.append(
+                    VersionRoute(
+                        name=name,
+                        weight=weight,
+                        replicas=(Replica("upstream", url, name, upstream=True),),
+                        authorization=self._authorization(vspec.get("apiKeySecret")),
+                        upstream_model=_upstream_model(vspec, str(spec.get("model"))),
+                    )
+                )
+            else:
+                found = replicas_by_version.get(name, [])
+                versions.append(VersionRoute(name, weight, tuple(found)))
+        routing = spec.get("routing") or {}
+        fallbacks = tuple(
+            f.strip()
+            for f in str(annotations.get(FALLBACKS_ANNOTATION, "")).split(",")
+            if f.strip()
+        )
+        return EndpointRoute(
+            namespace=namespace,
+            name=str(meta["name"]),
+            model=str(spec.get("model")),
+            task=str(model_spec.get("task") or "chat"),
+            versions=tuple(versions),
+            policy=str(routing.get("policy") or "least-request"),
+            sticky=str(annotations.get(STICKY_ANNOTATION, "")).lower() == "true"
+            or routing.get("policy") == "session-affinity"
+            or bool(routing.get("sticky")),
+            limits=_limits(spec.get("limits"), annotations),
+            fallbacks=fallbacks,
+            created=_created(meta),
+            scale_to_zero=bool((spec.get("replicas") or {}).get("scaleToZero")),
+        )
+
+    def _authorization(self, secret: Any) -> str | None:
+        if not secret:
+            return None
+        path = Path(str(secret))
+        if not path.is_absolute():
+            path = self.home / path
+        try:
+            key = path.read_text().strip()
+        except OSError as exc:
+            log.warning("cannot read the API key file %s: %s", path, exc.strerror or exc)
+            return None
+        return f"Bearer {key}" if key else None
+
+
+def _upstream_model(vspec: JSON, default: str) -> str:
+    # an upstream serves many models: `upstreamModel` names the one (else the Model's name)
+    return str(vspec.get("upstreamModel") or default)
+
+
+def _limits(raw: Any, annotations: dict[str, str]) -> Limits | None:
+    if not isinstance(raw, dict) or not raw:
+        return None
+    budget = raw.get("budget") if isinstance(raw.get("budget"), dict) else None
+    try:
+        price = float(annotations.get(PRICE_ANNOTATION, "0") or 0)
+    except ValueError:
+        price = 0.0
+    return Limits(
+        requests_per_minute=raw.get("requestsPerMinute"),
+        tokens_per_minute=raw.get("tokensPerMinute"),
+        budget_usd=None if budget is None else float(budget.get("amount", 0)),
+        budget_period_s=_PERIODS.get(str((budget or {}).get("period", "month")), _PERIODS["month"]),
+        usd_per_token=price / 1e6,
+    )
+
+
+def _created(meta: JSON) -> int:
+    from datetime import datetime
+
+    stamp = meta.get("creationTimestamp")
+    if not stamp:
+        return 0
+    try:
+        return int(datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return 0

@@ -1,0 +1,291 @@
+"""The exact optimum of a batch of claims on a small cluster, as an integer linear program.
+
+Which subset of a batch of ResourceClaims can be placed together so as to serve the most
+demand? :func:`optimum` answers that exactly with HiGHS (through ``scipy.optimize.milp``),
+honouring what the allocator honours for such claims: selectors (matched by the inventory's CEL
+index), ``exactly`` counts and ``firstAvailable`` alternatives, all devices of a claim on one
+node, exclusive devices, shared counters (MIG), ``matchAttribute`` and ``distinctAttribute``,
+untolerated taints. It is the yardstick the benchmark holds the online policies against; it is
+exponential in the worst case, so keep instances small (a handful of nodes, tens of claims).
+
+**Demand**, not devices consumed, is what counts (:func:`demand`): a placed claim is worth the
+accelerator units its *preferred* shape asks for (each request's first alternative: ``count``
+times the smallest share of a GPU a matching device takes; a MIG partition counts as its share
+of its GPU), however it is placed. Counting the units of the devices a claim ends up holding
+instead would reward waste: an agent that prefers a 1g.10gb slice and falls back to a whole L40S
+would be "worth" eight times more on the L40S. Among equally good answers the model prefers each
+request's first alternative. It does not impose the order of ``firstAvailable`` across claims
+(the allocator takes the first alternative that fits *when the claim arrives*), so the optimum
+is an upper bound on what any arrival order achieves. :func:`replay` checks an answer against
+the allocator itself.
+
+Not modelled (the claim is refused with ``ValueError``): ``allocationMode: All``, admin access,
+consumable capacity, devices shared by all nodes; power caps are ignored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._allocator import (
+    AllocationResult,
+    _claim_key,
+    _Invalid,
+    _Plan,
+    _plans,
+    _untolerated,
+    allocate,
+)
+from ._inventory import CounterKey, Device, Inventory
+from ._state import AllocatedState
+
+__all__ = ["Optimum", "demand", "optimum", "replay"]
+
+
+@dataclass(slots=True)
+class Optimum:
+    """The best allocation of a batch: demand served and the devices of each placed claim."""
+
+    units: float  # demand served: the sum of :func:`demand` over the placed claims
+    placed: dict[str, list[tuple[str, Device]]] = field(
+        default_factory=dict
+    )  # claim -> (request, device)
+    optimal: bool = (
+        True  # False: HiGHS stopped at its time limit with a feasible, maybe worse, answer
+    )
+    seconds: float = 0.0
+
+    @property
+    def claims(self) -> int:
+        return len(self.placed)
+
+
+class _Model:
+    """Variables as columns, constraints as sparse rows; bounds 0..1, all integer."""
+
+    def __init__(self) -> None:
+        self.objective: list[float] = []
+        self.rows: list[dict[int, float]] = []
+        self.lower: list[float] = []
+        self.upper: list[float] = []
+
+    def var(self, gain: float = 0.0) -> int:
+        self.objective.append(gain)
+        return len(self.objective) - 1
+
+    def row(self, coefs: Mapping[int, float], lo: float, hi: float) -> None:
+        if coefs:
+            self.rows.append(dict(coefs))
+            self.lower.append(lo)
+            self.upper.append(hi)
+
+
+def _demand(slots: Sequence[Sequence[_Plan]]) -> float:
+    total = 0.0
+    for alts in slots:
+        first = alts[0]
+        units = [
+            d.units for devices in first.index.values() for d in devices if not d.allow_multiple
+        ]
+        total += first.count * (min(units) if units else 1.0)
+    return total
+
+
+def demand(claim: Mapping[str, Any], inventory: Inventory) -> float:
+    """Accelerator units a claim asks for: per request, its first alternative's ``count`` times
+    the smallest share of one accelerator that a device matching it takes (1.0 for a whole GPU).
+
+    The same figure whichever devices the claim gets, so a policy is never credited for giving
+    a claim more than it asked for. Raises ``ValueError`` for an invalid claim.
+    """
+    key = _claim_key(claim)
+    try:
+        slots, _ = _plans(claim, inventory, key)
+    except _Invalid as exc:
+        raise ValueError(str(exc)) from None
+    return _demand(slots)
+
+
+def optimum(
+    claims: Sequence[Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    inventory: Inventory,
+    *,
+    state: AllocatedState | None = None,
+    time_limit_s: float = 60.0,
+) -> Optimum:
+    """Place the subset of ``claims`` that serves the most :func:`demand`, exactly.
+
+    ``state`` holds what is already allocated (those devices and counters are not free).
+    Raises ``ValueError`` for a claim the model does not cover (see the module docstring) and
+    ``ImportError`` when scipy is missing (``pip install 'modelplane[bench]'``).
+    """
+    import numpy as np
+    from scipy.optimize import Bounds, LinearConstraint, milp  # type: ignore[import-untyped]
+    from scipy.sparse import csr_array  # type: ignore[import-untyped]
+
+    started = time.perf_counter()
+    inv = inventory
+    used = state or AllocatedState(inv)
+    m = _Model()
+    x_of: list[tuple[str, str, Device, int]] = []  # claim, request name, device, column
+    y_of: list[tuple[str, float, int]] = []  # claim, demand, column
+    fallbacks: list[int] = []  # columns of alternatives other than a request's first
+    by_device: dict[int, dict[int, float]] = {}
+    by_counter: dict[CounterKey, dict[int, float]] = {}
+    for claim in claims:
+        key = _claim_key(claim)
+        try:
+            slots, constraints = _plans(claim, inv, key)
+        except _Invalid as exc:
+            raise ValueError(str(exc)) from None
+        worth = _demand(slots)
+        y = m.var(worth)
+        y_of.append((key, worth, y))
+        z: dict[str, int] = {}
+        on_node: dict[str, dict[int, float]] = {}
+        w: list[dict[tuple[str, Any], int]] = [{} for _ in constraints]
+        distinct: list[dict[tuple[str, Any], dict[int, float]]] = [{} for _ in constraints]
+        choose: dict[int, float] = {y: -1.0}
+        for alts in slots:
+            for position, plan in enumerate(alts):
+                if plan.all_mode or plan.admin or plan.capacity:
+                    raise ValueError(
+                        f"claim {key}, request {plan.name}: allocationMode All, adminAccess and "
+                        "capacity requests are not modelled by the exact optimum"
+                    )
+                u = y if len(alts) == 1 else m.var()
+                if u != y:
+                    choose[u] = 1.0
+                    if position:
+                        fallbacks.append(u)
+                count: dict[int, float] = {u: -float(plan.count)}
+                for node, devices in plan.index.items():
+                    if not node:
+                        raise ValueError(
+                            f"claim {key}, request {plan.name}: devices shared by all nodes "
+                            "are not modelled by the exact optimum"
+                        )
+                    for d in devices:
+                        if d.index in used.in_use or d.allow_multiple:
+                            continue
+                        if _untolerated(d, plan) is not None:
+                            continue
+                        if any(
+                            d.attributes.get(constraints[k].attribute) is None
+                            for k in plan.constraints
+                        ):
+                            continue
+                        x = m.var()
+                        x_of.append((key, plan.name, d, x))
+                        count[x] = 1.0
+                        by_device.setdefault(d.index, {})[x] = 1.0
+                        for ck, amount in d.consumes:
+                            by_counter.setdefault(ck, {})[x] = float(amount)
+                        on_node.setdefault(node, {})[x] = 1.0
+                        for k in plan.constraints:
+                            value = (node, d.attributes[constraints[k].attribute])
+                            if constraints[k].match:
+                                if value not in w[k]:
+                                    w[k][value] = m.var()
+                                m.row({x: 1.0, w[k][value]: -1.0}, -np.inf, 0.0)
+                            else:
+                                distinct[k].setdefault(value, {})[x] = 1.0
+                m.row(count, 0.0, 0.0)  # count devices iff this alternative is chosen
+            if len(alts) > 1:
+                m.row(choose, 0.0, 0.0)  # exactly one alternative iff the claim is placed
+            choose = {y: -1.0}
+        for node, xs in on_node.items():
+            z[node] = m.var()
+            # Devices only on the claim's one node: x <= z (row per device, a tight relaxation).
+            for x in xs:
+                m.row({x: 1.0, z[node]: -1.0}, -np.inf, 0.0)
+        m.row({y: -1.0, **dict.fromkeys(z.values(), 1.0)}, 0.0, 0.0)
+        for values in w:
+            if values:
+                m.row({y: -1.0, **dict.fromkeys(values.values(), 1.0)}, -np.inf, 0.0)
+        for groups in distinct:
+            for xs in groups.values():
+                m.row(xs, -np.inf, 1.0)
+    for xs in by_device.values():
+        m.row(xs, -np.inf, 1.0)
+    for ck, xs in by_counter.items():
+        free = float(inv.counters.get(ck, 0) - used.counters_used.get(ck, 0))
+        m.row(xs, -np.inf, free)
+    # Tie-break: a fallback alternative costs a little, far less than any difference in demand.
+    for u in fallbacks:
+        m.objective[u] = -1e-4 / len(fallbacks)
+    n = len(m.objective)
+    if n == 0:
+        return Optimum(0.0, seconds=time.perf_counter() - started)
+    data: list[float] = []
+    cols: list[int] = []
+    indptr = [0]
+    for coefs in m.rows:
+        cols.extend(coefs)
+        data.extend(coefs.values())
+        indptr.append(len(cols))
+    constraints_ = (
+        [
+            LinearConstraint(
+                csr_array((data, cols, indptr), shape=(len(m.rows), n)), m.lower, m.upper
+            )
+        ]
+        if m.rows
+        else []
+    )
+    res = milp(
+        -np.asarray(m.objective),
+        constraints=constraints_,
+        integrality=np.ones(n),
+        bounds=Bounds(0, 1),
+        options={"time_limit": time_limit_s, "mip_rel_gap": 0.0},
+    )
+    if res.x is None:
+        raise RuntimeError(f"HiGHS found no solution: {res.message}")
+    placed: dict[str, list[tuple[str, Device]]] = {}
+    for key, request, d, x in x_of:
+        if res.x[x] > 0.5:
+            placed.setdefault(key, []).append((request, d))
+    units = sum(worth for key, worth, y in y_of if res.x[y] > 0.5)
+    return Optimum(units, placed, res.status == 0, time.perf_counter() - started)
+
+
+def replay(
+    best: Optimum, claims: Iterable[Mapping[str, Any]], inventory: Inventory
+) -> AllocatedState:
+    """Re-place the optimum's claims (of an empty cluster) through :func:`allocate`, pinned.
+
+    For each placed claim in turn, every device the optimum did not give it is marked taken, so
+    the allocator can only accept exactly those devices (with all of its own checks: selectors,
+    counters, constraints, taints, one node) or refuse. Returns the state holding every claim;
+    raises ``ValueError`` naming the first claim the allocator refuses or gives other devices.
+    """
+    inv = inventory
+    by_key = {_claim_key(c): c for c in claims}
+    done: list[AllocationResult] = []
+    for key, devices in best.placed.items():
+        claim = by_key.get(key)
+        if claim is None:
+            raise ValueError(f"the optimum places {key}, which is not among the claims")
+        want = {d.index for _, d in devices}
+        pinned = AllocatedState(inv)
+        for r in done:
+            pinned.add(r.claim, r)
+        for d in inv.devices:
+            if d.index not in want:
+                pinned.in_use.setdefault(d.index, "(pinned away)")
+        result = allocate(claim, inv, allocated_state=pinned, deadline_ms=10_000)
+        if not isinstance(result, AllocationResult):
+            raise ValueError(
+                f"the allocator refuses the optimum's devices for {key}: {result.reason}"
+            )
+        if {r.device.index for r in result.devices} != want:
+            raise ValueError(f"the allocator gave {key} other devices than the optimum's")
+        done.append(result)
+    held = AllocatedState(inv)
+    for r in done:
+        held.add(r.claim, r)
+    return held

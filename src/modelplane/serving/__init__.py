@@ -1,0 +1,54 @@
+"""Serving runtime: model artifacts, model workers, simulated workers and the node agent.
+
+Owns: the content-addressed artifact store under ``$MODELPLANE_HOME/models/``
+(:class:`ArtifactStore`), the model worker process (``python -m modelplane.serving.worker``: a
+subset of the OpenAI API over HTTP on loopback, with per-replica Prometheus metrics), the simulated
+worker (``python -m modelplane.serving.simulated``, a latency model speaking the same API), and the
+:class:`NodeAgent`, which starts, health-checks and restarts workers to match Endpoints and reports
+``status.replicas`` / ``readyReplicas`` / the ``Ready`` condition.
+
+Must not touch: the gateway (it reads the replicas' URLs from Endpoint status; we never route
+requests), the scheduler's allocation (we only read ResourceClaims' ``status.allocation``), other
+subsystems' internals. torch and transformers are imported only inside worker processes and for
+GGUF conversion, so importing this package stays light.
+"""
+
+from modelplane.serving._agent import (
+    DEMAND_ANNOTATION,
+    IDLE_TIMEOUT_ANNOTATION,
+    SIMULATED_ANNOTATION,
+    SIMULATED_LABEL,
+    NodeAgent,
+)
+from modelplane.serving._app import create_worker_app, openai_error
+from modelplane.serving._artifacts import (
+    PICKLE_SUFFIXES,
+    Artifact,
+    ArtifactError,
+    ArtifactStore,
+    verify,
+)
+from modelplane.serving._engine import Delta, Engine, EngineError, GenerationRequest
+from modelplane.serving.simulated import LatencyModel, SimulatedEngine, create_simulated_app
+
+__all__ = [
+    "DEMAND_ANNOTATION",
+    "IDLE_TIMEOUT_ANNOTATION",
+    "PICKLE_SUFFIXES",
+    "SIMULATED_ANNOTATION",
+    "SIMULATED_LABEL",
+    "Artifact",
+    "ArtifactError",
+    "ArtifactStore",
+    "Delta",
+    "Engine",
+    "EngineError",
+    "GenerationRequest",
+    "LatencyModel",
+    "NodeAgent",
+    "SimulatedEngine",
+    "create_simulated_app",
+    "create_worker_app",
+    "openai_error",
+    "verify",
+]

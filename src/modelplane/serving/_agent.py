@@ -1,0 +1,527 @@
+"""The node agent: runs the worker processes of the Endpoints placed on this node.
+
+Level-triggered, like a controller: every change of an Endpoint, Model, Node or ResourceClaim (and
+every :data:`TICK` seconds) it computes the replicas that should run here, starts the missing ones,
+stops the ones no longer wanted (or whose command changed), health-checks the rest, and writes each
+Endpoint's ``status``:
+
+* ``status.replicas[] {name, version, node, url, ready, message}``: ``url`` is the worker's base URL
+  ending in ``/v1``; entries of other nodes' agents are kept as they are;
+* ``status.readyReplicas`` and a ``Ready`` condition: True when every version that receives
+  traffic has a ready replica (or is ``format: upstream``, which has no worker: the gateway calls
+  its ``source``); otherwise False with the reason (``DigestMismatch``, ``PickleRefused``,
+  ``ModelNotFound``, ``ReplicasStarting``, ``CrashLoopBackOff``, ``WaitingForAllocation``...).
+
+**Which replicas**: per version with weight > 0 in the traffic split (``status.traffic`` when a
+rollout set it, else ``spec.traffic``, else the Model's last version), ``max(replicas.min, 1)``
+replicas, more (up to ``replicas.max``) while every replica has requests queued. A
+``scaleToZero`` endpoint with ``min: 0`` runs none until demand: the gateway sets the annotation
+:data:`DEMAND_ANNOTATION` to the current Unix time (seconds) when a request finds no ready replica;
+replicas stay while requests came within ``idle_timeout`` seconds (the Endpoint annotation
+:data:`IDLE_TIMEOUT_ANNOTATION`, a duration such as ``5m``, overrides it per Endpoint).
+
+**Where**: when the scheduler allocated the Endpoint's ResourceClaims (owned by the Endpoint,
+labelled ``modelplane.dev/replica=<i>``), replica ``i`` of the Endpoint (counting versions in order)
+runs on the claim's node with ``CUDA_VISIBLE_DEVICES`` set to the allocated GPUs' ``index``
+attributes; when the Endpoint has no claims it runs on this node's CPU. Replicas whose node is
+labelled :data:`SIMULATED_LABEL` ``=true`` (or of an Endpoint annotated
+``modelplane.dev/simulated: "true"``) run the simulated worker
+(:mod:`modelplane.serving.simulated`), its latency from the Endpoint annotations
+``modelplane.dev/simulated-ttft`` / ``-tpot`` (durations such as ``50ms``, or per version with a
+``.<version>`` suffix, e.g. ``modelplane.dev/simulated-tpot.v2``).
+
+**Artifacts**: before starting a real worker the agent finds the version's artifact in the
+content-addressed store by digest (importing it from ``source`` the first time) and verifies its
+digest; a mismatch or pickled weights keep the replica stopped with the reason in status. The worker
+verifies again before it loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from modelplane.api import parse_duration
+from modelplane.api.errors import Conflict, NotFound
+from modelplane.control import (
+    SOURCE_DIR_ANNOTATION,
+    DigestCache,
+    Informer,
+    get_condition,
+    record_event,
+    resolve_source,
+    set_condition,
+)
+from modelplane.serving._artifacts import ArtifactError, ArtifactStore, refuse_pickle, verify
+from modelplane.serving._replica import ReplicaProcess, ReplicaSpec
+from modelplane.store import Store
+
+log = logging.getLogger("modelplane.serving.agent")
+
+JSON = dict[str, Any]
+
+DEMAND_ANNOTATION = "modelplane.dev/demand"
+IDLE_TIMEOUT_ANNOTATION = "modelplane.dev/idle-timeout"
+SIMULATED_LABEL = "modelplane.dev/simulated"
+SIMULATED_ANNOTATION = "modelplane.dev/simulated"
+REPLICA_LABEL = "modelplane.dev/replica"
+TICK = 0.5
+_SCALE_UP_AFTER = 5.0
+_SCALE_DOWN_AFTER = 60.0
+
+
+class _Problem(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+class NodeAgent:
+    """Runs the replicas of this node (module docstring); a ``platform.services`` entry.
+
+    ``store``: the object store; ``node_name``: this machine's Node name; ``home``: where artifacts
+    (``models/``) and worker logs (``replicas/``) live; ``simulate``: also run the replicas of
+    simulated nodes here; ``idle_timeout``: seconds a scale-to-zero replica may sit idle.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        node_name: str,
+        home: str | Path,
+        *,
+        simulate: bool = True,
+        idle_timeout: float = 300.0,
+        python: str = sys.executable,
+    ) -> None:
+        self.store = store
+        self.node_name = node_name
+        self.home = Path(home)
+        self.simulate = simulate
+        self.idle_timeout = idle_timeout
+        self.python = python
+        self.artifacts = ArtifactStore(self.home)
+        self.component = f"node-agent/{node_name}"
+        self._digests = DigestCache()
+        self._informers = {
+            kind: Informer(store, kind, resync=30.0)
+            for kind in ("Endpoint", "Model", "Node", "ResourceClaim", "ResourceSlice")
+        }
+        for informer in self._informers.values():
+            informer.add_handler(
+                on_add=lambda _o: self._wake.set(),
+                on_update=lambda _a, _b: self._wake.set(),
+                on_delete=lambda _o: self._wake.set(),
+            )
+        self._replicas: dict[tuple[str, str, str, int], ReplicaProcess] = {}
+        self._extra: dict[tuple[str, str, str], int] = {}
+        self._busy_since: dict[tuple[str, str, str], float] = {}
+        self._last_active: dict[tuple[str, str], float] = {}
+        self._problems: dict[tuple[str, str], _Problem] = {}
+        self._serves_workers: dict[tuple[str, str], bool] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._client = httpx.Client()
+
+    # -- Service ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for informer in self._informers.values():
+            informer.start()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="node-agent", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop the loop and every worker (SIGTERM, then SIGKILL); True when all ended in time."""
+        deadline = time.monotonic() + timeout
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        ok = self._thread is None or not self._thread.is_alive()
+        for replica in list(self._replicas.values()):
+            ok = replica.stop(max(0.1, min(5.0, deadline - time.monotonic()))) and ok
+        self._replicas.clear()
+        for informer in self._informers.values():
+            ok = informer.stop(max(0.1, deadline - time.monotonic())) and ok
+        self._client.close()
+        return ok
+
+    def replicas(self) -> list[ReplicaProcess]:
+        """The replicas this agent runs now (for tests and diagnostics)."""
+        return list(self._replicas.values())
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        for informer in self._informers.values():
+            informer.wait_for_sync(10.0)
+        while not self._stop.is_set():
+            try:
+                self._sync()
+            except Exception:
+                log.exception("%s: sync failed", self.component)
+            self._wake.wait(TICK)
+            self._wake.clear()
+
+    def _sync(self) -> None:
+        now = time.monotonic()
+        endpoints = [
+            e
+            for e in self._informers["Endpoint"].list()
+            if not (e.get("metadata") or {}).get("deletionTimestamp")
+        ]
+        wanted: dict[tuple[str, str, str, int], ReplicaSpec] = {}
+        self._problems = {}
+        for endpoint in endpoints:
+            meta = endpoint["metadata"]
+            key = (str(meta.get("namespace") or ""), str(meta["name"]))
+            try:
+                for spec in self._desired(endpoint, now):
+                    wanted[spec.key] = spec
+            except _Problem as problem:
+                self._problems[key] = problem
+        for rkey, replica in list(self._replicas.items()):
+            if wanted.get(rkey) != replica.spec:
+                replica.stop()
+                del self._replicas[rkey]
+        for rkey, spec in wanted.items():
+            if rkey not in self._replicas:
+                self._replicas[rkey] = ReplicaProcess(spec, self.home / "replicas")
+        for replica in self._replicas.values():
+            replica.tick(self._client, now)
+        for endpoint in endpoints:
+            self._report(endpoint)
+
+    # -- desired replicas -------------------------------------------------------------------------
+
+    def _desired(self, endpoint: JSON, now: float) -> list[ReplicaSpec]:
+        meta = endpoint["metadata"]
+        ns, name = str(meta.get("namespace") or ""), str(meta["name"])
+        spec = endpoint.get("spec") or {}
+        model = self._informers["Model"].get(ns, str(spec.get("model")))
+        if model is None:
+            raise _Problem(
+                "ModelNotFound",
+                f"Model {spec.get('model')!r} does not exist in namespace {ns!r}; apply it",
+            )
+        versions = {str(v.get("name")): v for v in (model.get("spec") or {}).get("versions") or []}
+        traffic = (endpoint.get("status") or {}).get("traffic") or spec.get("traffic") or []
+        targets = [str(t["version"]) for t in traffic if int(t.get("weight") or 0) > 0]
+        if not traffic and versions:
+            targets = [list(versions)[-1]]
+        for version in targets:
+            if version not in versions:
+                raise _Problem(
+                    "VersionNotFound",
+                    f"traffic names version {version!r}, which Model {model['metadata']['name']!r}"
+                    f" does not have (it has {', '.join(versions) or 'none'})",
+                )
+        served = [v for v in targets if versions[v].get("format") != "upstream"]
+        self._serves_workers[(ns, name)] = bool(served)
+        counts = {v: self._count(endpoint, v, now) for v in served}
+        claims = self._claims(endpoint)
+        annotations = meta.get("annotations") or {}
+        forced_sim = str(annotations.get(SIMULATED_ANNOTATION, "")).lower() == "true"
+        out: list[ReplicaSpec] = []
+        slot = 0
+        for version in served:
+            for index in range(counts[version]):
+                node, gpus = self.node_name, None
+                if claims:
+                    node, gpus = self._placement(claims.get(slot), endpoint, slot)
+                slot += 1
+                simulated = forced_sim or self._is_simulated(node)
+                if simulated and not self.simulate:
+                    continue
+                if not simulated and node != self.node_name:
+                    continue  # another node's agent runs it
+                if simulated:
+                    argv = self._simulated_argv(name, version, annotations)
+                    env: tuple[tuple[str, str], ...] = ()
+                else:
+                    argv = self._worker_argv(model, versions[version], name)
+                    env = (("CUDA_VISIBLE_DEVICES", ",".join(gpus or [])),)
+                out.append(ReplicaSpec(ns, name, version, index, node, argv, env, simulated))
+        return out
+
+    def _count(self, endpoint: JSON, version: str, now: float) -> int:
+        meta = endpoint["metadata"]
+        ns, name = str(meta.get("namespace") or ""), str(meta["name"])
+        replicas = (endpoint.get("spec") or {}).get("replicas") or {}
+        low = int(replicas.get("min", 1))
+        high = int(replicas.get("max") or max(low, 1))
+        mine = [r for r in self._replicas.values() if r.spec.key[:3] == (ns, name, version)]
+        active = self._last_active.get((ns, name), 0.0)
+        for r in mine:
+            if r.ready:
+                active = max(active, now - r.idle_seconds)
+        demand = (meta.get("annotations") or {}).get(DEMAND_ANNOTATION)
+        # the annotation is wall-clock time; our clock is monotonic
+        with contextlib.suppress(ValueError):
+            active = max(active, now - max(0.0, time.time() - float(demand or 0)))
+        self._last_active[(ns, name)] = active
+        if low == 0 and replicas.get("scaleToZero"):
+            base = 1 if now - active < self._idle_timeout(endpoint) else 0
+        else:
+            base = max(low, 1)
+        # load: add a replica while every ready one has queued requests for a while
+        key = (ns, name, version)
+        ready = [r for r in mine if r.ready]
+        if ready and all(r.queue_depth > 0 for r in ready):
+            self._busy_since.setdefault(key, now)
+            if now - self._busy_since[key] > _SCALE_UP_AFTER:
+                self._extra[key] = self._extra.get(key, 0) + 1
+                self._busy_since[key] = now
+        else:
+            self._busy_since.pop(key, None)
+            if ready and all(r.idle_seconds > _SCALE_DOWN_AFTER for r in ready):
+                self._extra[key] = max(0, self._extra.get(key, 0) - 1)
+        if base == 0:
+            return 0
+        return max(0, min(high, base + self._extra.get(key, 0)))
+
+    def _idle_timeout(self, endpoint: JSON) -> float:
+        value = ((endpoint["metadata"].get("annotations") or {}).get(IDLE_TIMEOUT_ANNOTATION)) or ""
+        if not value:
+            return self.idle_timeout
+        try:
+            return parse_duration(str(value))
+        except ValueError:
+            raise _Problem(
+                "InvalidAnnotation",
+                f"{IDLE_TIMEOUT_ANNOTATION} {value!r} is not a duration like 5m or 30s",
+            ) from None
+
+    def _claims(self, endpoint: JSON) -> dict[int, JSON]:
+        """The Endpoint's ResourceClaims by replica index (empty when it has none)."""
+        meta = endpoint["metadata"]
+        out: dict[int, JSON] = {}
+        for claim in self._informers["ResourceClaim"].list():
+            cmeta = claim.get("metadata") or {}
+            if cmeta.get("namespace") != meta.get("namespace"):
+                continue
+            owners = cmeta.get("ownerReferences") or []
+            if not any(o.get("uid") == meta.get("uid") for o in owners):
+                continue
+            try:
+                out[int((cmeta.get("labels") or {}).get(REPLICA_LABEL, ""))] = claim
+            except ValueError:
+                continue
+        return out
+
+    def _placement(
+        self, claim: JSON | None, endpoint: JSON, slot: int
+    ) -> tuple[str, list[str] | None]:
+        """(node, GPU indices) of an allocated claim; raises _Problem while unallocated."""
+        name = endpoint["metadata"]["name"]
+        if claim is None:
+            raise _Problem(
+                "WaitingForAllocation",
+                f"replica {slot} of {name} has no ResourceClaim yet (one per replica, labelled"
+                f" {REPLICA_LABEL}={slot})",
+            )
+        allocation = (claim.get("status") or {}).get("allocation")
+        if not allocation:
+            raise _Problem(
+                "WaitingForAllocation",
+                f"ResourceClaim {claim['metadata']['name']} is not allocated yet (see its status)",
+            )
+        results = ((allocation.get("devices") or {}).get("results")) or []
+        node = _node_of(allocation)
+        gpus: list[str] = []
+        for result in results:
+            device = self._device(str(result.get("pool")), str(result.get("device")))
+            if device is None:
+                continue
+            node = node or str(device[0])
+            index = ((device[1].get("attributes") or {}).get("index") or {}).get("int")
+            if index is not None:
+                gpus.append(str(index))
+        return node or self.node_name, gpus
+
+    def _device(self, pool: str, device: str) -> tuple[str, JSON] | None:
+        for slice_ in self._informers["ResourceSlice"].list():
+            spec = slice_.get("spec") or {}
+            if (spec.get("pool") or {}).get("name") != pool:
+                continue
+            for d in spec.get("devices") or []:
+                if d.get("name") == device:
+                    return str(spec.get("nodeName") or ""), d
+        return None
+
+    def _is_simulated(self, node: str) -> bool:
+        obj = self._informers["Node"].get("", node)
+        labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+        return str(labels.get(SIMULATED_LABEL, "")).lower() == "true"
+
+    def _simulated_argv(
+        self, endpoint: str, version: str, annotations: dict[str, str]
+    ) -> tuple[str, ...]:
+        argv = [self.python, "-m", "modelplane.serving.simulated", "--name", endpoint]
+        for what in ("ttft", "tpot"):
+            value = annotations.get(
+                f"modelplane.dev/simulated-{what}.{version}"
+            ) or annotations.get(f"modelplane.dev/simulated-{what}")
+            if value:
+                try:
+                    argv += [f"--{what}", str(parse_duration(value))]
+                except ValueError:
+                    raise _Problem(
+                        "InvalidAnnotation",
+                        f"modelplane.dev/simulated-{what} {value!r} is not a duration like 50ms",
+                    ) from None
+        return tuple(argv)
+
+    def _worker_argv(self, model: JSON, version: JSON, endpoint: str) -> tuple[str, ...]:
+        path, digest = self._artifact(model, version)
+        argv = [self.python, "-m", "modelplane.serving.worker", "--model-dir", str(path)]
+        argv += ["--digest", digest, "--name", endpoint, "--home", str(self.home)]
+        if version.get("allowPickle"):
+            argv.append("--allow-pickle")
+        return tuple(argv)
+
+    def _artifact(self, model: JSON, version: JSON) -> tuple[Path, str]:
+        """The verified local path of ``version``'s artifact, importing it on first use."""
+        vname = version.get("name")
+        digest = str(version.get("digest") or "")
+        if not digest:
+            raise _Problem("DigestMissing", f"version {vname} has no digest; set it")
+        allow_pickle = bool(version.get("allowPickle"))
+        try:
+            artifact = self.artifacts.get(digest)
+            if artifact is None:
+                annotations = (model.get("metadata") or {}).get("annotations") or {}
+                source = resolve_source(
+                    str(version.get("source") or ""), annotations.get(SOURCE_DIR_ANNOTATION)
+                )
+                if source is None:
+                    raise _Problem(
+                        "UnsupportedSource",
+                        f"version {vname}: source {version.get('source')!r} is not a local path;"
+                        " import the artifact with `modelplane models import`",
+                    )
+                verify(Path(source), digest, self._digests)
+                artifact = self.artifacts.import_path(
+                    source, allow_pickle=allow_pickle, expected_digest=digest
+                )
+            refuse_pickle(artifact.path, allow_pickle)
+            verify(artifact.path, digest, self._digests)
+        except ArtifactError as exc:
+            raise _Problem(exc.reason, f"version {vname}: {exc.message}") from None
+        return artifact.path, digest
+
+    # -- status -----------------------------------------------------------------------------------
+
+    def _report(self, endpoint: JSON) -> None:
+        meta = endpoint["metadata"]
+        ns, name = str(meta.get("namespace") or ""), str(meta["name"])
+        mine = sorted(
+            (r for r in self._replicas.values() if r.spec.key[:2] == (ns, name)),
+            key=lambda r: r.spec.key,
+        )
+        managed = {r.spec.node for r in mine} | {self.node_name}
+        old_status: JSON = endpoint.get("status") or {}
+        others = [
+            r
+            for r in old_status.get("replicas") or []
+            if isinstance(r, dict) and r.get("node") not in managed
+        ]
+        entries = others + [
+            {
+                "name": r.spec.name,
+                "version": r.spec.version,
+                "node": r.spec.node,
+                "url": r.url,
+                "ready": r.ready,
+                "message": r.message,
+                **({"simulated": True} if r.spec.simulated else {}),
+            }
+            for r in mine
+        ]
+        ready, reason, message = self._readiness(endpoint, entries, mine)
+        status = copy.deepcopy(old_status)
+        status["replicas"] = entries
+        status["readyReplicas"] = sum(1 for e in entries if e.get("ready"))
+        generation = meta.get("generation")
+        if generation is not None:
+            status["observedGeneration"] = generation
+        set_condition(status, "Ready", ready, reason, message, generation)
+        if status == old_status:
+            return
+        try:
+            current = self.store.get("Endpoint", ns, name)
+            if current["metadata"].get("uid") != meta.get("uid"):
+                return
+            self.store.update_status({**current, "status": status})
+        except (Conflict, NotFound):
+            self._wake.set()  # a newer version is coming through the informer
+            return
+        before = get_condition(old_status, "Ready") or {}
+        if (before.get("status"), before.get("reason")) != ("True" if ready else "False", reason):
+            try:
+                record_event(
+                    self.store,
+                    endpoint,
+                    type="Normal" if ready else "Warning",
+                    reason=reason,
+                    message=message,
+                    component=self.component,
+                )
+            except Exception as exc:
+                log.warning("%s: could not record an event: %s", self.component, exc)
+
+    def _readiness(
+        self, endpoint: JSON, entries: list[JSON], mine: list[ReplicaProcess]
+    ) -> tuple[bool, str, str]:
+        meta = endpoint["metadata"]
+        key = (str(meta.get("namespace") or ""), str(meta["name"]))
+        problem = self._problems.get(key)
+        if problem is not None:
+            return False, problem.reason, problem.message
+        wanted_versions = sorted({r.spec.version for r in mine})
+        if not mine and not entries:
+            replicas = (endpoint.get("spec") or {}).get("replicas") or {}
+            if not self._serves_workers.get(key, False):
+                return True, "Upstream", "every version is served by an upstream"
+            if replicas.get("scaleToZero"):
+                return True, "ScaledToZero", "no replica runs; the next request starts one"
+            return False, "NoReplicas", "no replica runs yet (placed on nodes without an agent?)"
+        for version in wanted_versions:
+            replicas = [r for r in mine if r.spec.version == version]
+            if not any(r.ready for r in replicas):
+                worst = max(replicas, key=lambda r: _severity(r.reason))
+                return (
+                    False,
+                    "ReplicasStarting"
+                    if worst.reason in ("Starting", "Unhealthy")
+                    else worst.reason,
+                    f"version {version}: no ready replica; {worst.spec.name}: {worst.message}",
+                )
+        n = sum(1 for e in entries if e.get("ready"))
+        return True, "ReplicasReady", f"{n}/{len(entries)} replicas ready"
+
+
+def _severity(reason: str) -> int:
+    return {"ArtifactRefused": 3, "CrashLoopBackOff": 2, "Unhealthy": 1}.get(reason, 0)
+
+
+def _node_of(allocation: JSON) -> str:
+    terms = (allocation.get("nodeSelector") or {}).get("nodeSelectorTerms") or []
+    for term in terms:
+        for field in (term.get("matchFields") or []) + (term.get("matchExpressions") or []):
+            if field.get("key") in ("metadata.name", "kubernetes.io/hostname") and field.get(
+                "values"
+            ):
+                return str(field["values"][0])
+    return ""

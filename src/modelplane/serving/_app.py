@@ -1,0 +1,454 @@
+"""The worker's HTTP surface: a subset of the OpenAI API over an :class:`Engine`, plus health and metrics.
+
+Routes: ``POST /v1/chat/completions`` and ``POST /v1/completions`` (``stream: true`` answers
+Server-Sent Events in OpenAI's chunk format, ending ``data: [DONE]``), ``POST /v1/embeddings``,
+``GET /v1/models``, ``GET /health`` (JSON: model, digest, queue depth, running requests, idle
+seconds) and ``GET /metrics`` (Prometheus text). Errors use OpenAI's shape
+``{"error": {"message", "type", "param", "code"}}``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from modelplane.serving._engine import Delta, Engine, EngineError, GenerationRequest
+
+MAX_BODY_BYTES = 4 << 20
+DEFAULT_MAX_TOKENS = 256
+_MAX_STOPS = 4
+_TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_TPOT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class WorkerMetrics:
+    """The per-replica metrics, in a registry of their own (several workers may share a process)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        Gauge(
+            "modelplane_worker_queue_depth", "Requests waiting to start.", registry=r
+        ).set_function(lambda: engine.queue_depth)
+        Gauge(
+            "modelplane_worker_running_requests", "Requests being generated.", registry=r
+        ).set_function(lambda: engine.running)
+        Gauge(
+            "modelplane_worker_kv_cache_usage_ratio",
+            "Fraction of KV-cache capacity in use (tokens held by running requests).",
+            registry=r,
+        ).set_function(lambda: engine.kv_cache_usage)
+        self.ttft = Histogram(
+            "modelplane_worker_time_to_first_token_seconds",
+            "From request received to its first generated text.",
+            buckets=_TTFT_BUCKETS,
+            registry=r,
+        )
+        self.tpot = Histogram(
+            "modelplane_worker_time_per_output_token_seconds",
+            "Mean time between output tokens of a request, after the first.",
+            buckets=_TPOT_BUCKETS,
+            registry=r,
+        )
+        self.generated = Counter(
+            "modelplane_worker_generated_tokens", "Tokens generated.", registry=r
+        )
+        self.prompt = Counter("modelplane_worker_prompt_tokens", "Prompt tokens read.", registry=r)
+        self.requests = Counter(
+            "modelplane_worker_requests", "Requests finished, by outcome.", ["outcome"], registry=r
+        )
+
+
+@dataclass(slots=True)
+class _Parsed:
+    request: GenerationRequest
+    model: str
+    stream: bool
+    include_usage: bool
+
+
+def openai_error(
+    status: int, message: str, *, param: str | None = None, type_: str | None = None
+) -> JSONResponse:
+    """An error response in OpenAI's shape."""
+    kind = type_ or ("invalid_request_error" if status < 500 else "server_error")
+    code = {404: "not_found", 413: "request_too_large", 503: "unavailable"}.get(status)
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status)
+
+
+class _BadRequest(Exception):
+    def __init__(self, message: str, param: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.message, self.param, self.status = message, param, status
+
+
+def create_worker_app(
+    engine: Engine, *, model_name: str, digest: str = "", max_body_bytes: int = MAX_BODY_BYTES
+) -> Starlette:
+    """The worker's ASGI app serving ``engine`` as ``model_name`` (see the module docstring)."""
+    metrics = WorkerMetrics(engine)
+    state = {"last_request": time.monotonic(), "in_flight": 0}
+    created = int(time.time())
+
+    async def read_json(request: Request) -> dict[str, Any]:
+        body = await request.body()
+        if len(body) > max_body_bytes:
+            raise _BadRequest(
+                f"the request body is {len(body)} bytes; the limit is {max_body_bytes}",
+                status=413,
+            )
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise _BadRequest(f"the body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise _BadRequest("the body must be a JSON object")
+        return data
+
+    def sampling(data: dict[str, Any], prompt: str) -> _Parsed:
+        max_tokens = data.get("max_completion_tokens", data.get("max_tokens", DEFAULT_MAX_TOKENS))
+        if max_tokens is None:
+            max_tokens = DEFAULT_MAX_TOKENS
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+            raise _BadRequest("max_tokens must be a positive integer", "max_tokens")
+        temperature = data.get("temperature", 1.0)
+        temperature = 1.0 if temperature is None else temperature
+        if not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
+            raise _BadRequest("temperature must be a number from 0 to 2", "temperature")
+        top_p = data.get("top_p", 1.0)
+        top_p = 1.0 if top_p is None else top_p
+        if not isinstance(top_p, int | float) or not 0 < top_p <= 1:
+            raise _BadRequest("top_p must be a number in (0, 1]", "top_p")
+        stop = data.get("stop") or []
+        stop = [stop] if isinstance(stop, str) else stop
+        if (
+            not isinstance(stop, list)
+            or len(stop) > _MAX_STOPS
+            or not all(isinstance(s, str) for s in stop)
+        ):
+            raise _BadRequest("stop must be a string or a list of up to 4 strings", "stop")
+        if data.get("n", 1) not in (1, None):
+            raise _BadRequest("n must be 1: this worker generates one choice", "n")
+        seed = data.get("seed")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise _BadRequest("seed must be an integer", "seed")
+        stream = data.get("stream", False)
+        if not isinstance(stream, bool):
+            raise _BadRequest("stream must be true or false", "stream")
+        options = data.get("stream_options") or {}
+        model = data.get("model") or model_name
+        return _Parsed(
+            GenerationRequest(prompt, max_tokens, float(temperature), float(top_p), stop, seed),
+            str(model),
+            stream,
+            bool(isinstance(options, dict) and options.get("include_usage")),
+        )
+
+    def chat_prompt(data: dict[str, Any]) -> str:
+        messages = data.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise _BadRequest("messages must be a non-empty list of {role, content}", "messages")
+        plain: list[dict[str, str]] = []
+        for i, message in enumerate(messages):
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                raise _BadRequest(
+                    f"messages[{i}] must be an object with a role", f"messages[{i}].role"
+                )
+            content = message.get("content")
+            if isinstance(content, list):  # content parts: keep the text ones
+                content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+            if content is None:
+                content = ""
+            if not isinstance(content, str):
+                raise _BadRequest(
+                    f"messages[{i}].content must be a string", f"messages[{i}].content"
+                )
+            plain.append({"role": message["role"], "content": content})
+        return engine.render_chat(plain)
+
+    async def run(parsed: _Parsed, chat: bool) -> Response:
+        state["last_request"] = time.monotonic()
+        rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
+        stream = _timed(engine, parsed.request, metrics)
+        if parsed.stream:
+            try:
+                first = await anext(stream)
+            except StopAsyncIteration:
+                first = Delta("", finish_reason="stop")
+            except EngineError as exc:
+                metrics.requests.labels("error").inc()
+                return openai_error(exc.status, exc.message, param=exc.param)
+            body = _sse(rid, parsed, chat, created_now(), first, stream, metrics)
+            return StreamingResponse(
+                body,
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        text: list[str] = []
+        last = Delta("")
+        try:
+            async for delta in stream:
+                text.append(delta.text)
+                last = delta
+        except EngineError as exc:
+            metrics.requests.labels("error").inc()
+            return openai_error(exc.status, exc.message, param=exc.param)
+        metrics.requests.labels("ok").inc()
+        usage = _usage(last)
+        content = "".join(text)
+        if chat:
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": last.finish_reason,
+                "logprobs": None,
+            }
+        else:
+            choice = {
+                "index": 0,
+                "text": content,
+                "finish_reason": last.finish_reason,
+                "logprobs": None,
+            }
+        return _json(
+            {
+                "id": rid,
+                "object": "chat.completion" if chat else "text_completion",
+                "created": created_now(),
+                "model": parsed.model,
+                "choices": [choice],
+                "usage": usage,
+            }
+        )
+
+    async def guarded(request: Request, chat: bool) -> Response:
+        state["in_flight"] += 1
+        try:
+            data = await read_json(request)
+            prompt: Any
+            if chat:
+                prompt = chat_prompt(data)
+            else:
+                prompt = data.get("prompt")
+                if isinstance(prompt, list) and len(prompt) == 1:
+                    prompt = prompt[0]
+                if not isinstance(prompt, str) or not prompt:
+                    raise _BadRequest("prompt must be a non-empty string", "prompt")
+            return await run(sampling(data, prompt), chat)
+        except _BadRequest as exc:
+            return openai_error(exc.status, exc.message, param=exc.param)
+        except EngineError as exc:
+            return openai_error(exc.status, exc.message, param=exc.param)
+        finally:
+            state["in_flight"] -= 1
+            state["last_request"] = time.monotonic()
+
+    async def chat_completions(request: Request) -> Response:
+        return await guarded(request, chat=True)
+
+    async def completions(request: Request) -> Response:
+        return await guarded(request, chat=False)
+
+    async def embeddings(request: Request) -> Response:
+        try:
+            data = await read_json(request)
+            texts = data.get("input")
+            texts = [texts] if isinstance(texts, str) else texts
+            if (
+                not isinstance(texts, list)
+                or not texts
+                or not all(isinstance(t, str) for t in texts)
+            ):
+                raise _BadRequest("input must be a string or a list of strings", "input")
+            vectors, tokens = await engine.embed(texts)
+        except _BadRequest as exc:
+            return openai_error(exc.status, exc.message, param=exc.param)
+        except EngineError as exc:
+            return openai_error(exc.status, exc.message, param=exc.param)
+        return _json(
+            {
+                "object": "list",
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": v}
+                    for i, v in enumerate(vectors)
+                ],
+                "model": str(data.get("model") or model_name),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
+    async def models(request: Request) -> Response:
+        return _json(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": model_name,
+                        "object": "model",
+                        "created": created,
+                        "owned_by": "modelplane",
+                    }
+                ],
+            }
+        )
+
+    async def health(request: Request) -> Response:
+        idle = 0.0 if state["in_flight"] else time.monotonic() - state["last_request"]
+        return _json(
+            {
+                "status": "ok",
+                "model": model_name,
+                "digest": digest,
+                "queueDepth": engine.queue_depth,
+                "running": engine.running,
+                "inFlight": state["in_flight"],
+                "idleSeconds": round(idle, 3),
+            }
+        )
+
+    async def prometheus(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type="text/plain; version=0.0.4")
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return openai_error(404, f"no route {request.method} {request.url.path} on this worker")
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/completions", completions, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/metrics", prometheus, methods=["GET"]),
+        ],
+        exception_handlers={404: not_found},
+    )
+    app.state.metrics = metrics
+    return app
+
+
+def created_now() -> int:
+    return int(time.time())
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _usage(last: Delta) -> dict[str, int]:
+    return {
+        "prompt_tokens": last.prompt_tokens,
+        "completion_tokens": last.completion_tokens,
+        "total_tokens": last.prompt_tokens + last.completion_tokens,
+    }
+
+
+async def _timed(
+    engine: Engine, request: GenerationRequest, metrics: WorkerMetrics
+) -> AsyncIterator[Delta]:
+    """The engine's deltas, observing TTFT, TPOT and token counts on the way."""
+    start = time.monotonic()
+    first_at: float | None = None
+    gen = engine.generate(request)
+    try:
+        async for delta in gen:
+            if first_at is None and (delta.text or delta.finish_reason):
+                first_at = time.monotonic()
+                metrics.ttft.observe(first_at - start)
+            if delta.finish_reason is not None:
+                metrics.generated.inc(delta.completion_tokens)
+                metrics.prompt.inc(delta.prompt_tokens)
+                if first_at is not None and delta.completion_tokens > 1:
+                    metrics.tpot.observe(
+                        (time.monotonic() - first_at) / (delta.completion_tokens - 1)
+                    )
+            yield delta
+    finally:
+        await gen.aclose()  # type: ignore[attr-defined]
+
+
+async def _sse(
+    rid: str,
+    parsed: _Parsed,
+    chat: bool,
+    created: int,
+    first: Delta,
+    rest: AsyncIterator[Delta],
+    metrics: WorkerMetrics,
+) -> AsyncIterator[bytes]:
+    obj = "chat.completion.chunk" if chat else "text_completion"
+
+    def chunk(delta: Delta, *, role: bool = False) -> bytes:
+        if chat:
+            body: dict[str, Any] = {"content": delta.text}
+            if role:
+                body = {"role": "assistant", "content": delta.text}
+            choice: dict[str, Any] = {
+                "index": 0,
+                "delta": body if (delta.text or role) else {},
+                "finish_reason": delta.finish_reason,
+                "logprobs": None,
+            }
+        else:
+            choice = {
+                "index": 0,
+                "text": delta.text,
+                "finish_reason": delta.finish_reason,
+                "logprobs": None,
+            }
+        data = {
+            "id": rid,
+            "object": obj,
+            "created": created,
+            "model": parsed.model,
+            "choices": [choice],
+        }
+        return b"data: " + orjson.dumps(data) + b"\n\n"
+
+    last = first
+    outcome = "error"
+    try:
+        yield chunk(first, role=True)
+        if first.finish_reason is None:
+            try:
+                async for delta in rest:
+                    last = delta
+                    yield chunk(delta)
+            except EngineError as exc:
+                err = {
+                    "error": {
+                        "message": exc.message,
+                        "type": "server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                }
+                yield b"data: " + orjson.dumps(err) + b"\n\n"
+                yield b"data: [DONE]\n\n"
+                return
+        if parsed.include_usage:
+            data = {
+                "id": rid,
+                "object": obj,
+                "created": created,
+                "model": parsed.model,
+                "choices": [],
+                "usage": _usage(last),
+            }
+            yield b"data: " + orjson.dumps(data) + b"\n\n"
+        yield b"data: [DONE]\n\n"
+        outcome = "ok"
+    finally:
+        metrics.requests.labels(outcome).inc()
+        await rest.aclose()  # type: ignore[attr-defined]

@@ -1,0 +1,293 @@
+"""The real engine: a transformers causal LM on torch, with dynamic batching of decode steps.
+
+One engine thread owns the model. Requests wait in a queue; each round the thread takes every
+waiting request (up to ``max_batch``), left-pads their prompts into one batch, runs the prefill as
+one forward pass, then decodes all of them together, one forward pass per token for the whole
+batch, streaming each sequence's text as it grows. A sequence that finishes (EOS, a stop string,
+``max_tokens``, or its client went away) stops emitting at once; the batch ends when all finished.
+Requests arriving during a round wait for the next one (batching at round boundaries, not
+continuous batching: the KV caches of a running batch are not merged with new ones).
+
+The KV-cache gauge is a proxy: tokens held by the running batch (prompt + generated, padding
+included) over ``kv_capacity_tokens``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelplane.serving._engine import (
+    Delta,
+    EngineError,
+    GenerationRequest,
+    safe_prefix_length,
+    truncate_at_stop,
+)
+
+_STOP = object()
+
+
+@dataclass(eq=False)
+class _Sequence:
+    request: GenerationRequest
+    prompt_ids: list[int]
+    loop: asyncio.AbstractEventLoop
+    out: asyncio.Queue[Delta | BaseException]
+    generated: list[int] = field(default_factory=list)
+    sent: int = 0
+    done: bool = False
+    cancelled: bool = False
+
+    def emit(self, item: Delta | BaseException) -> None:
+        self.loop.call_soon_threadsafe(self.out.put_nowait, item)
+
+
+class TransformersEngine:
+    """A causal LM loaded from a safetensors folder onto ``device`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        device: str = "cpu",
+        max_batch: int = 8,
+        kv_capacity_tokens: int = 32768,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self._torch = torch
+        self.device = device
+        self.max_batch = max_batch
+        self.kv_capacity_tokens = kv_capacity_tokens
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(str(model_dir))
+        dtype = torch.float16 if device.startswith("cuda") else torch.float32
+        loader: Any = AutoModelForCausalLM
+        self.model: Any = loader.from_pretrained(str(model_dir), dtype=dtype).to(device).eval()
+        self.context_length = int(getattr(self.model.config, "max_position_embeddings", 2048))
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = eos if isinstance(eos, list) else [eos]
+        if self.tokenizer.eos_token_id is not None:
+            eos_ids.append(self.tokenizer.eos_token_id)
+        self.eos_ids = {int(i) for i in eos_ids if i is not None}
+        self.pad_id = int(
+            self.tokenizer.pad_token_id
+            if self.tokenizer.pad_token_id is not None
+            else min(self.eos_ids, default=0)
+        )
+        self._pending: queue.Queue[_Sequence | object] = queue.Queue()
+        self._running: list[_Sequence] = []
+        self._kv_tokens = 0
+        self._model_lock = threading.Lock()
+        self.batches = 0
+        self.batched_sequences = 0
+        self._thread = threading.Thread(target=self._loop, name="engine", daemon=True)
+        self._thread.start()
+
+    # -- Engine -----------------------------------------------------------------------------------
+
+    @property
+    def queue_depth(self) -> int:
+        return self._pending.qsize()
+
+    @property
+    def running(self) -> int:
+        return sum(1 for s in self._running if not s.done)
+
+    @property
+    def kv_cache_usage(self) -> float:
+        return min(1.0, self._kv_tokens / self.kv_capacity_tokens)
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        if not getattr(self.tokenizer, "chat_template", None):
+            return "\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\nassistant:"
+        try:
+            return str(
+                self.tokenizer.apply_chat_template(
+                    messages, tokenize=False, add_generation_prompt=True
+                )
+            )
+        except Exception as exc:  # a template may reject a role order, say so
+            raise EngineError(f"the model's chat template rejected the messages: {exc}") from None
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+        ids = list(self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"])
+        if not ids:
+            raise EngineError("the prompt is empty", param="messages")
+        if len(ids) + request.max_tokens > self.context_length:
+            raise EngineError(
+                f"the prompt ({len(ids)} tokens) plus max_tokens ({request.max_tokens}) exceeds"
+                f" the model's context length of {self.context_length} tokens; shorten the"
+                " prompt or lower max_tokens",
+                param="max_tokens",
+            )
+        seq = _Sequence(request, ids, asyncio.get_running_loop(), asyncio.Queue())
+        self._pending.put(seq)
+        try:
+            while True:
+                item = await seq.out.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if item.finish_reason is not None:
+                    return
+        finally:
+            seq.cancelled = True
+
+    async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        return await asyncio.to_thread(self._embed, texts)
+
+    def close(self) -> None:
+        self._pending.put(_STOP)
+        self._thread.join(5.0)
+
+    # -- the engine thread ------------------------------------------------------------------------
+
+    def _embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        torch = self._torch
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True)
+        with self._model_lock, torch.inference_mode():
+            out = self.model(
+                input_ids=enc["input_ids"].to(self.device),
+                attention_mask=enc["attention_mask"].to(self.device),
+                output_hidden_states=True,
+            )
+        mask = enc["attention_mask"].to(self.device).unsqueeze(-1).float()
+        hidden = out.hidden_states[-1].float()
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        return pooled.cpu().tolist(), int(enc["attention_mask"].sum())
+
+    def _loop(self) -> None:
+        while True:
+            first = self._pending.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._pending.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(item is _STOP for item in batch)
+            seqs = [s for s in batch if isinstance(s, _Sequence) and not s.cancelled]
+            if seqs:
+                try:
+                    self._run_batch(seqs)
+                except Exception as exc:
+                    for seq in seqs:
+                        if not seq.done:
+                            seq.done = True
+                            seq.emit(EngineError(f"generation failed: {exc}", status=500))
+                finally:
+                    self._running = []
+                    self._kv_tokens = 0
+            if stop:
+                return
+
+    def _run_batch(self, seqs: list[_Sequence]) -> None:
+        torch = self._torch
+        self._running = seqs
+        self.batches += 1
+        self.batched_sequences += len(seqs)
+        width = max(len(s.prompt_ids) for s in seqs)
+        rows = [[self.pad_id] * (width - len(s.prompt_ids)) + s.prompt_ids for s in seqs]
+        masks = [[0] * (width - len(s.prompt_ids)) + [1] * len(s.prompt_ids) for s in seqs]
+        input_ids = torch.tensor(rows, device=self.device)
+        mask = torch.tensor(masks, device=self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        longest = max(s.request.max_tokens for s in seqs)
+        generators = [_generator(torch, s.request.seed, self.device) for s in seqs]
+        with torch.inference_mode():
+            with self._model_lock:
+                out = self.model(
+                    input_ids=input_ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+            cache, logits = out.cache, out.logits[:, -1, :]
+            for step in range(longest):
+                self._kv_tokens = len(seqs) * (width + step)
+                chosen = [
+                    self._choose(logits[row], seq.request, generators[row])
+                    for row, seq in enumerate(seqs)
+                ]
+                for row, seq in enumerate(seqs):
+                    if not seq.done:
+                        self._advance(seq, chosen[row])
+                if all(s.done for s in seqs):
+                    return
+                next_ids = torch.tensor(chosen, device=self.device).unsqueeze(-1)
+                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
+                positions = positions[:, -1:] + 1
+                with self._model_lock:
+                    out = self.model(
+                        input_ids=next_ids,
+                        attention_mask=mask,
+                        position_ids=positions,
+                        cache=cache,
+                        use_cache=True,
+                    )
+                cache, logits = out.cache, out.logits[:, -1, :]
+
+    def _choose(self, logits: Any, request: GenerationRequest, generator: Any) -> int:
+        torch = self._torch
+        if request.temperature <= 0:
+            return int(torch.argmax(logits).item())
+        probs = torch.softmax(logits.float() / request.temperature, dim=-1)
+        if request.top_p < 1.0:
+            sorted_probs, order = torch.sort(probs, descending=True)
+            keep = sorted_probs.cumsum(-1) - sorted_probs < request.top_p
+            sorted_probs = sorted_probs * keep
+            probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
+        return int(torch.multinomial(probs, 1, generator=generator).item())
+
+    def _advance(self, seq: _Sequence, token: int) -> None:
+        """Append ``token`` to ``seq`` and emit the text that became final."""
+        usage = {"prompt_tokens": len(seq.prompt_ids)}
+        if seq.cancelled:
+            seq.done = True
+            return
+        finish: str | None = None
+        if token in self.eos_ids:
+            finish = "stop"
+        else:
+            seq.generated.append(token)
+        text = str(self.tokenizer.decode(seq.generated, skip_special_tokens=True))
+        text, stopped = truncate_at_stop(text, seq.request.stop)
+        if stopped:
+            finish = "stop"
+        elif finish is None and len(seq.generated) >= seq.request.max_tokens:
+            finish = "length"
+        if finish is None:
+            # an incomplete UTF-8 sequence decodes to U+FFFD: wait for its next bytes
+            end = safe_prefix_length(text.rstrip("\ufffd"), seq.request.stop)
+            if end > seq.sent:
+                seq.emit(Delta(text[seq.sent : end]))
+                seq.sent = end
+            return
+        seq.done = True
+        seq.emit(
+            Delta(
+                text[seq.sent :],
+                finish_reason=finish,
+                completion_tokens=len(seq.generated),
+                **usage,
+            )
+        )
+
+
+def _generator(torch: Any, seed: int | None, device: str) -> Any:
+    if seed is None:
+        return None
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen

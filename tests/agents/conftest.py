@@ -1,0 +1,10 @@
+"""Agent tests: handlers live in ``agent_handlers`` (importable by workers in child processes)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))

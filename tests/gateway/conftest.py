@@ -1,0 +1,28 @@
+"""Fixtures: a gateway on a fresh SQLite store (``env``), torn down after each test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.gateway._env import Env, GatewayThread
+
+from modelplane.gateway import Gateway
+from modelplane.store import open_store
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    store = open_store(f"sqlite:///{tmp_path / 'modelplane.db'}")
+    gateway = Gateway(
+        store, home=str(tmp_path), connect_timeout=0.5, read_timeout=1.5, scrape_interval=0.05
+    )
+    thread = GatewayThread(gateway).start()
+    e = Env(store, thread, tmp_path)
+    try:
+        yield e
+    finally:
+        e.close()
+        thread.stop()
+        store.close()
