@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import orjson
 from tests.control._wait import wait_until
-from tests.e2e._proc import free_port
+from tests.e2e._proc import UpProcess, free_port
 
 from modelplane.api import validate
 from modelplane.gateway import FakeUpstream
@@ -73,3 +76,95 @@ def test_gateway_command_serves_models_from_the_store(tmp_path: Path) -> None:
             proc.terminate()
             _, err = proc.communicate(timeout=15)
         assert b"Traceback" not in err
+
+
+def _raw(base: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``request`` as written on a fresh connection; (status, headers, body) of the answer."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            assert chunk, f"the server closed the connection after {answer!r}"
+            answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {
+            k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])
+        }
+        while len(body) < int(headers.get("content-length", "0")):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_both_fast_http_pieces_are_installed_so_the_pins_below_are_exercised() -> None:
+    assert importlib.util.find_spec("httptools") is not None
+    assert importlib.util.find_spec("uvloop") is not None
+
+
+def test_standalone_gateway_runs_on_httptools_and_uvloop_when_installed() -> None:
+    from modelplane.gateway._serve import server_stack
+
+    assert server_stack() == "uvicorn+httptools+uvloop"
+
+
+def test_standalone_gateway_answers_a_malformed_request_with_an_openai_400(
+    tmp_path: Path,
+) -> None:
+    db = f"sqlite:///{tmp_path / 'empty.db'}"
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "modelplane.cli", "gateway", "--port", str(port)),
+            *("--database-url", db, "--home", str(tmp_path)),
+        ],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(
+            lambda: (r := _get(f"{base}/readyz")) is not None and r.status_code == 200,
+            timeout=20,
+            what="the gateway to be ready",
+        )
+        for request in (
+            b"FOO /v1/models HTTP/1.1\r\nhost: t\r\n\r\n",  # unknown method
+            b"GET /v1/models HTTP/9.9\r\nhost: t\r\n\r\n",  # unknown version
+            b"\x00\x01garbage\r\n\r\n",  # not HTTP at all
+            b"GET /v1/models HTTP/1.1\r\nbad header\r\n\r\n",  # header without a colon
+        ):
+            status, headers, body = _raw(base, request)
+            assert status == 400, (request, status, body)
+            assert headers["content-type"] == "application/json", (request, headers)
+            error = orjson.loads(body)["error"]
+            assert error["type"] == "invalid_request_error"
+            assert error["message"].startswith("malformed HTTP request")
+        # and it still serves well-formed requests afterwards
+        r = httpx.get(f"{base}/v1/models")
+        assert r.status_code == 200, r.text
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    assert b"Traceback" not in err
+
+
+def test_rest_api_under_up_answers_an_unknown_method_with_a_status_despite_httptools(
+    tmp_path: Path,
+) -> None:
+    up = UpProcess(tmp_path / "home").start()
+    try:
+        status, headers, body = _raw(
+            up.url, b"FOO /apis/modelplane.dev/v1alpha1/models HTTP/1.1\r\nhost: t\r\n\r\n"
+        )
+    finally:
+        up.stop()
+    assert 400 <= status < 500, (status, body)
+    assert headers["content-type"].startswith("application/json"), headers
+    obj = orjson.loads(body)
+    assert obj["kind"] == "Status" and obj["status"] == "Failure", obj
+    assert obj["code"] == status
+    assert b"Traceback" not in (tmp_path / "home" / "up.log").read_bytes()

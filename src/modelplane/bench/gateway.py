@@ -5,6 +5,8 @@ Three processes share the machine: a fake OpenAI-compatible upstream (a raw asyn
 that upstream as a worker replica, and this load generator (raw sockets, keep-alive). Every
 figure through the gateway has its baseline in the same run: the same requests sent straight to
 the upstream, in alternating rounds so that load from other programs moves both alike.
+The gateway measured is the standalone one, on uvicorn with ``httptools`` and ``uvloop`` when they
+import (the JSON's ``server`` says which, e.g. ``"uvicorn+httptools+uvloop"``).
 
 * ``overhead`` — sequential requests, non-streamed and streamed (4 SSE chunks): p50/p99 of the
   gateway and of the direct call; ``added_*`` is their difference (goals: <= 1 ms p50,
@@ -437,7 +439,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = args.requests or (1000 if args.quick else 5000)
     seconds = args.seconds or (2.0 if args.quick else 5.0)
     memory_requests = args.memory_requests or (20_000 if args.quick else 200_000)
-    figures: dict[str, Any] = {"benchmark": "gateway", "cpus": os.cpu_count(), "goals": GOALS}
+    from modelplane.gateway._serve import server_stack
+
+    figures: dict[str, Any] = {
+        "benchmark": "gateway",
+        "cpus": os.cpu_count(),
+        # what `modelplane gateway` (the standalone gateway measured here) runs on
+        "server": server_stack(),
+        "goals": GOALS,
+    }
     _say("routing decisions at 64 replicas")
     figures["routing"] = _routing(2000 if args.quick else 20000)
     with (

@@ -80,6 +80,10 @@ def run_app(
     shown = f"[{bound[0]}]" if sock.family == socket.AF_INET6 else bound[0]
     config = uvicorn.Config(
         app,
+        # pinned, not "auto": with httptools installed (the standalone gateway uses it) uvicorn
+        # would refuse an unknown method itself with plain text, where we promise a Status
+        http="h11",
+        loop="asyncio",
         log_level="warning",
         access_log=access_log,
         timeout_graceful_shutdown=_GRACEFUL_SECONDS,
