@@ -32,10 +32,16 @@ class Service(Protocol):
 def controllers(store: Store) -> list[Controller]:
     """The controllers of the control plane, bound to ``store``."""
     from modelplane.control import ModelController
+    from modelplane.gateway import GraphController
     from modelplane.rollout import RolloutController
     from modelplane.scheduling import scheduling_controllers
 
-    return [ModelController(store), *scheduling_controllers(store), RolloutController(store)]
+    return [
+        ModelController(store),
+        *scheduling_controllers(store),
+        RolloutController(store),
+        GraphController(store),
+    ]
 
 
 def services(store: Store, *, api_url: str, home: str) -> list[Service]:

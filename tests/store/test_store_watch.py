@@ -4,6 +4,7 @@ expiry, slow watchers, async, several writers and several processes."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -12,7 +13,7 @@ import pytest
 from store_helpers import collect, model, node
 
 from modelplane.api.errors import BadRequest, Expired
-from modelplane.store import Store, open_store
+from modelplane.store import JSON, Store, WatchEvent, open_store
 
 
 def test_watch_delivers_every_change_in_order(store: Store) -> None:
@@ -333,3 +334,162 @@ def test_changing_a_sent_object_afterwards_does_not_change_what_watchers_filter_
 
         events = collect(watch, 1)
     assert [e.object["metadata"]["labels"] for e in events] == [{"team": "a"}]
+
+
+# -- label selectors: objects enter and leave the selection, as in Kubernetes -----------------
+
+
+def _relabel(store: Store, obj: JSON, labels: dict[str, str]) -> JSON:
+    return store.update({**obj, "metadata": {**obj["metadata"], "labels": labels}})
+
+
+def _summary(events: list[WatchEvent]) -> list[tuple[str, str, dict[str, str]]]:
+    return [
+        (e.type, e.object["metadata"]["name"], e.object["metadata"].get("labels") or {})
+        for e in events
+    ]
+
+
+def _relabel_story(store: Store) -> int:
+    """Writes, after the returned version: x leaves tier=gpu, y joins it, z changes within it,
+    w changes outside it, z is deleted, then x (outside by now) is deleted."""
+    x = store.create(model("x", labels={"tier": "gpu"}))
+    y = store.create(model("y", labels={"tier": "cpu"}))
+    z = store.create(model("z", labels={"tier": "gpu"}))
+    w = store.create(model("w", labels={"tier": "cpu"}))
+    start = store.current_resource_version()
+    _relabel(store, x, {"tier": "cpu"})
+    _relabel(store, y, {"tier": "gpu"})
+    _relabel(store, z, {"tier": "gpu", "zone": "a"})
+    _relabel(store, w, {"tier": "cpu", "zone": "a"})
+    store.delete("Model", "default", "z")
+    store.delete("Model", "default", "x")
+    return start
+
+
+_STORY_SEEN_BY_GPU = [
+    ("DELETED", "x", {"tier": "cpu"}),
+    ("ADDED", "y", {"tier": "gpu"}),
+    ("MODIFIED", "z", {"tier": "gpu", "zone": "a"}),
+    ("DELETED", "z", {"tier": "gpu", "zone": "a"}),
+]
+
+
+def test_an_object_relabelled_out_of_the_selection_is_deleted_for_the_watch(store: Store) -> None:
+    # given an object in the selection of a watch
+    obj = store.create(model("x", labels={"tier": "gpu"}))
+    with store.watch("Model", label_selector="tier=gpu") as watch:
+        # when it is relabelled out of the selection
+        moved = _relabel(store, obj, {"tier": "cpu"})
+        # then the watch sees it DELETED, carrying the object as it is now
+        events = collect(watch, 1)
+        # and later changes of it are no longer seen
+        _relabel(store, moved, {"tier": "cpu", "zone": "a"})
+        assert watch.next_batch(0.2) == []
+    assert [(e.type, e.object) for e in events] == [("DELETED", moved)]
+
+
+def test_an_object_relabelled_into_the_selection_is_added_for_the_watch(store: Store) -> None:
+    # given an object outside the selection of a watch
+    obj = store.create(model("y", labels={"tier": "cpu"}))
+    with store.watch("Model", label_selector="tier=gpu") as watch:
+        # when it is relabelled into it
+        moved = _relabel(store, obj, {"tier": "gpu"})
+        # then the watch sees it ADDED
+        events = collect(watch, 1)
+    assert [(e.type, e.object) for e in events] == [("ADDED", moved)]
+
+
+def test_a_label_selected_watch_sees_entering_leaving_and_staying_objects(store: Store) -> None:
+    # given watches with and without a selector from before a story of relabellings
+    with (
+        store.watch("Model", label_selector="tier=gpu") as gpu,
+        store.watch("Model") as everything,
+    ):
+        _relabel_story(store)
+        # then the selected watch sees objects enter and leave; the other sees the plain events
+        seen = collect(gpu, 2 + len(_STORY_SEEN_BY_GPU))
+        assert gpu.next_batch(0.2) == []
+        plain = collect(everything, 10)
+    created = [("ADDED", "x", {"tier": "gpu"}), ("ADDED", "z", {"tier": "gpu"})]
+    assert _summary(seen) == created + _STORY_SEEN_BY_GPU
+    assert [e.type for e in plain] == ["ADDED"] * 4 + ["MODIFIED"] * 4 + ["DELETED"] * 2
+
+
+def test_resuming_across_a_relabelling_gives_the_same_answers(store: Store, store_url: str) -> None:
+    # given a story of relabellings after version `start`
+    start = _relabel_story(store)
+    # when it is replayed from `start` by this store (its memory) and by a second store on the
+    # same database (its memory has none of it: the events table)
+    with store.watch("Model", since=start, label_selector="tier=gpu") as here:
+        replayed_here = collect(here, len(_STORY_SEEN_BY_GPU))
+        assert here.next_batch(0.2) == []
+    with (
+        open_store(store_url) as other,
+        other.watch("Model", since=start, label_selector="tier=gpu") as there,
+    ):
+        replayed_there = collect(there, len(_STORY_SEEN_BY_GPU))
+        assert there.next_batch(0.2) == []
+    # then both give what a live watch saw
+    assert _summary(replayed_here) == _STORY_SEEN_BY_GPU
+    assert _summary(replayed_there) == _STORY_SEEN_BY_GPU
+
+
+def test_removing_the_last_finalizer_while_relabelling_is_judged_by_the_labels_before(
+    store: Store,
+) -> None:
+    # given two objects waiting on a finalizer, one in the selection and one outside it
+    objs = {}
+    for name, tier in (("in", "gpu"), ("out", "cpu")):
+        obj = model(name, labels={"tier": tier})
+        obj["metadata"]["finalizers"] = ["f"]
+        store.create(obj)
+        objs[name] = store.delete("Model", "default", name)
+    with store.watch("Model", label_selector="tier=gpu") as watch:
+        # when each loses its finalizer (so goes) in the same write that swaps its tier
+        for name, tier in (("in", "cpu"), ("out", "gpu")):
+            meta = {**objs[name]["metadata"], "finalizers": [], "labels": {"tier": tier}}
+            store.update({**objs[name], "metadata": meta})
+        # then only the one that was in the selection is seen going
+        events = collect(watch, 1)
+        assert watch.next_batch(0.2) == []
+    assert _summary(events) == [("DELETED", "in", {"tier": "cpu"})]
+
+
+def _drop_prev_labels_column(url: str) -> None:
+    """Make the database look as one written before ``mp_events.prev_labels`` existed."""
+    if url.startswith("sqlite:"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            conn.execute("ALTER TABLE mp_events DROP COLUMN prev_labels")
+            conn.commit()
+        finally:
+            conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as pg:
+            pg.execute("ALTER TABLE mp_events DROP COLUMN prev_labels")
+
+
+def test_a_database_from_before_prev_labels_gets_the_column_and_reads_old_events(
+    store_url: str,
+) -> None:
+    # given a database whose events table has no prev_labels, holding a relabelling
+    with open_store(store_url) as old:
+        obj = old.create(model("x", labels={"tier": "gpu"}))
+        start = old.current_resource_version()
+        moved = _relabel(old, obj, {"tier": "gpu", "zone": "a"})
+    _drop_prev_labels_column(store_url)
+    # when it is opened again and watched from before the relabelling
+    with (
+        open_store(store_url) as store,
+        store.watch("Model", since=start, label_selector="tier=gpu") as watch,
+    ):
+        # then the old event reads as "labels unchanged" (still in the selection: MODIFIED)
+        replayed = collect(watch, 1)
+        # and new relabellings are recorded in the column it got
+        _relabel(store, moved, {"tier": "cpu"})
+        live = collect(watch, 1)
+    assert _summary(replayed) == [("MODIFIED", "x", {"tier": "gpu", "zone": "a"})]
+    assert _summary(live) == [("DELETED", "x", {"tier": "cpu"})]

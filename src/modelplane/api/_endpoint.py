@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
@@ -9,6 +10,8 @@ from pydantic import Field, field_validator, model_validator
 from modelplane.api._dra import DeviceClaim
 from modelplane.api._meta import OpenSchema, Resource, Schema, Status
 from modelplane.api._types import Duration, Name, Problems, duplicates, unknown_fields
+
+_FALLBACK_PART = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 RoutingPolicy = Literal[
     "round-robin", "least-request", "load", "prefix-cache", "session-affinity", "prefix-load"
@@ -121,6 +124,14 @@ class Routing(Schema):
             " replica) or prefix-load (prefix-cache balanced against load)."
         ),
     )
+    sticky: bool | None = Field(
+        default=None,
+        description=(
+            "Keep a session (the request's `user`, or its X-Session-Id header) on one version of"
+            " the traffic split, so a conversation does not switch models mid-way. Implied by"
+            " policy session-affinity; unset means false."
+        ),
+    )
 
 
 class Slo(Schema):
@@ -149,6 +160,14 @@ class Limits(Schema):
     tokens_per_minute: int | None = Field(default=None, ge=1, description="Tokens per minute.")
     requests_per_minute: int | None = Field(default=None, ge=1, description="Requests per minute.")
     budget: Budget | None = Field(default=None, description="Spending cap.")
+    usd_per_million_tokens: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Price in US dollars per million tokens (prompt and completion), what `budget` is"
+            " charged at; unset charges nothing."
+        ),
+    )
 
 
 class EndpointSpec(Schema):
@@ -176,6 +195,13 @@ class EndpointSpec(Schema):
     routing: Routing = Field(default_factory=Routing, description="Replica selection.")
     slo: Slo | None = Field(default=None, description="Service-level objectives.")
     limits: Limits | None = Field(default=None, description="Rate and spend limits.")
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Model names (Endpoints or Graphs, `name` in this namespace or `namespace/name`) tried"
+            " in order when this endpoint cannot answer (no ready replica, errors, timeouts)."
+        ),
+    )
 
     # field validators, not a model validator: they run even when another field is broken, so
     # every problem is reported at once
@@ -198,6 +224,23 @@ class EndpointSpec(Schema):
                 )
         problems.raise_any()
         return traffic
+
+    @field_validator("fallbacks")
+    @classmethod
+    def _fallbacks(cls, fallbacks: list[str]) -> list[str]:
+        problems = Problems()
+        for i, entry in enumerate(fallbacks):
+            parts = entry.split("/")
+            if len(parts) > 2 or not all(_FALLBACK_PART.match(p) for p in parts):
+                problems.add(
+                    (i,),
+                    f"{entry!r} is not a model name; write `name` (same namespace) or"
+                    " `namespace/name`, lowercase letters, digits, '-' and '.'",
+                )
+        for i, entry, first in duplicates(fallbacks):
+            problems.add((i,), f"{entry!r} appears twice (also fallbacks[{first}]); list it once")
+        problems.raise_any()
+        return fallbacks
 
     @field_validator("devices")
     @classmethod
@@ -299,3 +342,16 @@ class Endpoint(Resource):
         ("REPLICAS", "status.readyReplicas"),
         ("READY", "status.conditions[type=Ready].status"),
     )
+
+    @model_validator(mode="after")
+    def _not_own_fallback(self) -> Self:
+        problems = Problems()
+        own = {self.metadata.name, f"{self.metadata.namespace or 'default'}/{self.metadata.name}"}
+        for i, entry in enumerate(self.spec.fallbacks):
+            if entry in own:
+                problems.add(
+                    ("spec", "fallbacks", i),
+                    f"{entry!r} is this endpoint itself; a fallback must name another model",
+                )
+        problems.raise_any()
+        return self

@@ -10,6 +10,8 @@ from modelplane.api._meta import Resource, Schema, Status
 from modelplane.api._types import Name, Problems
 
 GraphNodeType = Literal["Sequence", "Switch", "Ensemble", "Splitter"]
+#: how an Ensemble node combines its steps' answers (the rules the gateway implements)
+EnsembleMerge = Literal["concatenate", "longest", "shortest", "first"]
 
 
 class GraphStep(Schema):
@@ -41,6 +43,14 @@ class GraphNode(Schema):
         )
     )
     steps: list[GraphStep] = Field(min_length=1, description="The steps, in order.")
+    merge: EnsembleMerge | None = Field(
+        default=None,
+        description=(
+            "Ensemble only: how the answers are combined: concatenate (default; in step order,"
+            " separated by a blank line), longest, shortest or first (the first step that"
+            " answered)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -60,6 +70,8 @@ class GraphNode(Schema):
                 )
             if self.type == "Switch" and step.condition is None:
                 problems.add(("steps", i, "condition"), "each step of a Switch needs a condition")
+        if self.merge is not None and self.type != "Ensemble":
+            problems.add(("merge",), f"merge is only used by Ensemble nodes, not {self.type}")
         if self.type == "Splitter":
             missing = [i for i, s in enumerate(self.steps) if s.weight is None]
             for i in missing:

@@ -55,6 +55,14 @@ class ModelVersion(Schema):
             " upstream; the key itself never goes into an object)."
         ),
     )
+    upstream_model: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "For upstream models: the model name sent to the upstream provider (e.g."
+            " `gpt-4o-mini`); defaults to the Model's name."
+        ),
+    )
     allow_pickle: bool = Field(
         default=False,
         description=(
@@ -66,14 +74,18 @@ class ModelVersion(Schema):
     @model_validator(mode="after")
     def _check(self) -> Self:
         problems = Problems()
-        if self.format == "upstream":
-            if not _HTTP_URL.match(self.source):
-                problems.add(
-                    ("source",),
-                    f"format upstream needs the base URL of an OpenAI-compatible API, such as"
-                    f" 'https://api.openai.com/v1' (got {self.source!r})",
-                )
-        elif self.digest is None:
+        if self.format == "upstream" and not _HTTP_URL.match(self.source):
+            problems.add(
+                ("source",),
+                f"format upstream needs the base URL of an OpenAI-compatible API, such as"
+                f" 'https://api.openai.com/v1' (got {self.source!r})",
+            )
+        if self.upstream_model is not None and self.format != "upstream":
+            problems.add(
+                ("upstreamModel",),
+                f"upstreamModel is only used by format upstream, not {self.format}; remove it",
+            )
+        if self.format != "upstream" and self.digest is None:
             problems.add(
                 ("digest",),
                 f"a {self.format} artifact needs its digest: 'sha256:' and the 64 hex characters"

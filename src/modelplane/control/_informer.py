@@ -68,10 +68,9 @@ class Informer:
     ``resync``: every that many seconds, call ``on_update(obj, obj)`` for every cached object, so
     controllers revisit them even without changes (None: never).
 
-    ``label_selector`` is passed to the store's list and watch. An object relabelled *into* the
-    selection arrives as an add. One relabelled *out of* it stays cached until the next relist
-    when the store's watch filters that change away rather than reporting it as a deletion (as
-    Kubernetes does); prefer a kind-wide informer and filtering in the handler where that matters.
+    ``label_selector`` is passed to the store's list and watch. As in Kubernetes, an object
+    relabelled *into* the selection arrives as an add, and one relabelled *out of* it as a
+    deletion (the store's watch reports it so), so the cache holds exactly the selected objects.
 
     ``store`` is a :class:`modelplane.store.Store`.
     """

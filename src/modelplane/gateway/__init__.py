@@ -4,12 +4,14 @@ Owns: the data plane of inference requests — model name -> Endpoint or Graph, 
 traffic split (sticky per session when asked), replica by routing policy (round-robin,
 least-request, load, prefix-cache, session-affinity, prefix-load), retries before the first
 token, fallback chains, per-tenant rate limits and budgets, Graph execution, per-version request
-samples for canary analysis, and the gateway's metrics. Runs mounted in ``modelplane up``
+samples for canary analysis, the gateway's metrics, and the :class:`GraphController` (a Graph's
+``Ready`` condition: do its steps' Endpoints and nodes exist and serve). Runs mounted in ``modelplane up``
 (:func:`mount`) or alone (:func:`serve_gateway`, ``modelplane gateway``).
 
 Must not touch: the store per request (an in-memory routing table kept by informers serves every
 request), other subsystems' internals (replicas are read from ``Endpoint.status.replicas``, which
-the node agent publishes), or the objects' spec and status: the gateway only reads, except the
+the node agent publishes), or the objects' spec and status: the gateway only reads (the Graph controller writes only a
+Graph's status), except the
 ``modelplane.dev/demand`` annotation it sets on a ``scaleToZero`` Endpoint to ask for a replica.
 
 Example::
@@ -23,6 +25,7 @@ Example::
 from modelplane.gateway._errors import GatewayError
 from modelplane.gateway._fake import FakeUpstream
 from modelplane.gateway._gateway import Call, Gateway
+from modelplane.gateway._graph_controller import GraphController, graph_problems
 from modelplane.gateway._limits import Limiter, Ticket
 from modelplane.gateway._routing import POLICIES, ReplicaLoad, Router, pick_version, prompt_blocks
 from modelplane.gateway._serve import mount, serve_gateway, standalone_app
@@ -54,6 +57,7 @@ __all__ = [
     "FakeUpstream",
     "Gateway",
     "GatewayError",
+    "GraphController",
     "GraphRoute",
     "Limiter",
     "Limits",
@@ -64,6 +68,7 @@ __all__ = [
     "Telemetry",
     "Ticket",
     "VersionRoute",
+    "graph_problems",
     "mount",
     "pick_version",
     "prompt_blocks",

@@ -13,8 +13,8 @@ starts a replica, and waits until the routing table shows a ready one, at most `
 seconds (then 503 with ``Retry-After``).
 
 Fallbacks: when every attempt on an endpoint failed (or it has no ready replica), the models named
-by its ``modelplane.dev/fallbacks`` annotation are tried in order; then the client gets 503 with
-``Retry-After`` (504 if every attempt timed out).
+in its ``spec.fallbacks`` (else the deprecated ``modelplane.dev/fallbacks`` annotation) are tried
+in order; then the client gets 503 with ``Retry-After`` (504 if every attempt timed out).
 
 Bodies go to workers as the client sent them (no re-encoding); only upstream APIs get a copy with
 their own model name. Answers are relayed as the bytes arrive.
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from opentelemetry.trace import INVALID_SPAN, Span
 from starlette.responses import Response, StreamingResponse
 
 from modelplane.gateway._errors import GatewayError, unavailable
@@ -45,7 +46,17 @@ from modelplane.gateway._table import (
     RoutingTable,
     VersionRoute,
 )
-from modelplane.gateway._telemetry import Telemetry
+from modelplane.gateway._telemetry import (
+    Telemetry,
+    configure_tracing,
+    end_attempt_span,
+    end_request_span,
+    record_answer,
+    record_first_token,
+    record_stream,
+    start_attempt_span,
+    start_request_span,
+)
 from modelplane.gateway._upstream import (
     UpstreamClient,
     UpstreamError,
@@ -76,6 +87,8 @@ class Call:
     session: str | None = None
     user: str = ""
     prompt: str = ""
+    # the request's trace span; a streamed answer's relay takes it over (and sets this to None)
+    span: Span | None = field(default=None, repr=False)
     _blocks: list[int] | None = field(default=None, repr=False)
 
     def blocks(self, block_chars: int) -> list[int]:
@@ -123,6 +136,7 @@ class Gateway:
         self.router = router or Router()
         self.limiter = Limiter()
         self.telemetry = Telemetry()
+        configure_tracing()
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_attempts = max_attempts
@@ -205,6 +219,20 @@ class Gateway:
             from modelplane.gateway._graphs import run_graph
 
             return await run_graph(self, route, call)
+        span = call.span = start_request_span(call.path, model, call.body)
+        try:
+            response = await self._handle(route, call)
+        except GatewayError as exc:
+            end_request_span(span, code=exc.status, error=exc.code or exc.type)
+            raise
+        except BaseException as exc:
+            end_request_span(span, code=500, error=type(exc).__qualname__)
+            raise
+        if call.span is not None:  # not handed to a stream's relay: the answer is complete
+            end_request_span(call.span, code=response.status_code)
+        return response
+
+    async def _handle(self, route: EndpointRoute, call: Call) -> Response:
         ticket: Ticket | None = None
         if route.limits is not None:
             ticket = self.limiter.admit(
@@ -281,13 +309,27 @@ class Gateway:
             tried.add(replica.url)
             start = time.perf_counter()
             self.router.begin(replica.url)
+            attempt = start_attempt_span(
+                call.span or INVALID_SPAN,
+                endpoint=route.key,
+                version=version.name,
+                replica=replica.name,
+                url=replica.url,
+                attempt=len(tried),
+            )
             try:
                 response = await self._attempt(client, route, version, replica, call, ticket, start)
             except UpstreamTimeout:
                 timeouts += 1
-            except (UpstreamError, _Failed):
+                end_attempt_span(attempt, code=None, error="timeout")
+            except _Failed as exc:
                 failures += 1
+                end_attempt_span(attempt, code=exc.code, error=exc.error_type)
+            except UpstreamError as exc:
+                failures += 1
+                end_attempt_span(attempt, code=None, error=type(exc).__qualname__)
             else:
+                end_attempt_span(attempt, code=response.status_code)
                 return response
             # the attempt failed before answering: it counts as an error of that version
             self.router.end(replica.url)
@@ -375,7 +417,9 @@ class Gateway:
         upstream = await client.request("POST", replica.url + call.path, raw, headers)
         try:
             if upstream.status_code >= 500:
-                raise _Failed(f"{replica.name} answered {upstream.status_code}")
+                raise _Failed(
+                    f"{replica.name} answered {upstream.status_code}", code=upstream.status_code
+                )
             ours = {
                 "x-modelplane-endpoint": route.name,
                 "x-modelplane-version": version.name,
@@ -387,11 +431,16 @@ class Gateway:
                     first = await chunks.__anext__()
                 except StopAsyncIteration:
                     raise _Failed(
-                        f"{replica.name} ended its stream before the first byte"
+                        f"{replica.name} ended its stream before the first byte",
+                        code=upstream.status_code,
+                        error_type="stream_ended_before_first_byte",
                     ) from None
                 ttft = time.perf_counter() - start
                 relay = _Relay(self, route, version, replica, upstream, chunks, ticket, start, ttft)
                 relay.prompt_tokens = len(call.prompt) // 4
+                if call.span is not None:  # the relay ends the span when the stream ends
+                    relay.span, call.span = call.span, None
+                    record_first_token(relay.span, ttft)
                 return StreamingResponse(
                     relay.run(first), media_type="text/event-stream", headers=ours
                 )
@@ -404,6 +453,8 @@ class Gateway:
         self.router.end(replica.url)
         code = upstream.status_code
         output, total = _usage(content) if code == 200 else (0, 0)
+        if call.span is not None and code == 200:
+            record_answer(call.span, content)
         if ticket is not None:
             self.limiter.settle(ticket, total or self._reservation(call))
         self.telemetry.record(
@@ -461,6 +512,11 @@ class Gateway:
 class _Failed(Exception):
     """A replica failed before answering (5xx, or a stream without a first chunk)."""
 
+    def __init__(self, message: str, *, code: int, error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.error_type = error_type or str(code)
+
 
 class _Relay:
     """Relays a streamed answer, then settles the request's accounting once it ends."""
@@ -487,6 +543,7 @@ class _Relay:
         self.start = start
         self.ttft = ttft
         self.prompt_tokens = 0
+        self.span: Span | None = None
 
     async def run(self, first: bytes) -> AsyncIterator[bytes]:
         code = 200
@@ -494,6 +551,9 @@ class _Relay:
             first.count(b'"content":"') + first.count(b'"text":"') - first.count(b'"content":""')
         )
         tail = first
+        finish = usage = b""
+        traced = self.span is not None
+        failure: str | None = None
         try:
             yield first
             async for chunk in self.chunks:
@@ -502,10 +562,16 @@ class _Relay:
                     + chunk.count(b'"text":"')
                     - chunk.count(b'"content":""')
                 )
+                if traced:
+                    if b'"finish_reason":"' in chunk:
+                        finish = chunk
+                    if b'"usage":{' in chunk:
+                        usage = chunk
                 tail = chunk
                 yield chunk
         except UpstreamError as exc:
             code = 502
+            failure = "stream_interrupted"
             message = (
                 f"replica {self.replica.name} of {self.route.key} failed after the answer started"
                 f" ({type(exc).__name__}); the answer is incomplete"
@@ -536,6 +602,9 @@ class _Relay:
                 duration=time.perf_counter() - self.start,
                 output_tokens=output,
             )
+            if self.span is not None:
+                record_stream(self.span, first, finish, usage, tail)
+                end_request_span(self.span, code=code, error=failure)
 
 
 def _usage(content: bytes) -> tuple[int, int]:

@@ -11,9 +11,10 @@ to a Graph gets the final answer as one content chunk once the graph has run.
   ``{"content", "model", "usage"}``; empty at the start). A condition that fails to evaluate (a
   missing field, say) counts as false; use ``has(request.user)`` to test presence.
 * **Ensemble**: every step runs in parallel on the same request; answers are merged by the
-  Graph's ``modelplane.dev/ensemble-merge`` annotation: ``concatenate`` (default, in step order,
-  separated by a blank line), ``longest``, ``shortest`` or ``first`` (the first step that
-  answered). Steps that failed are left out; the node fails only when all did.
+  node's ``merge``: ``concatenate`` (default, in step order, separated by a blank line),
+  ``longest``, ``shortest`` or ``first`` (the first step that answered). A node without ``merge``
+  falls back to the Graph's deprecated ``modelplane.dev/ensemble-merge`` annotation. Steps that
+  failed are left out; the node fails only when all did.
 * **Splitter**: one step, chosen at random by ``weight``.
 """
 
@@ -149,7 +150,7 @@ class _Runner:
                 first = results[0]
                 if isinstance(first, BaseException):
                     raise first
-            return self._merge(answers)
+            return self._merge(answers, node.merge or self.route.ensemble_merge)
         # Splitter
         weights = [s.weight or 0 for s in steps]
         (chosen,) = self.gateway.random.choices(steps, weights=weights)
@@ -171,8 +172,7 @@ class _Runner:
         except Exception:  # a missing field or a type mismatch: the condition does not hold
             return False
 
-    def _merge(self, answers: list[_Answer]) -> _Answer:
-        how = self.route.ensemble_merge
+    def _merge(self, answers: list[_Answer], how: str) -> _Answer:
         prompt = sum(a.prompt_tokens for a in answers)
         completion = sum(a.completion_tokens for a in answers)
         if how == "longest":

@@ -28,13 +28,14 @@ from modelplane.store import JSON, Store
 
 log = logging.getLogger("modelplane.gateway")
 
-#: Endpoint annotation: models to try, in order, when this one cannot answer ("a,b" or "ns/a")
+# Deprecated annotations, read only when the spec field they stand for is unset (the spec wins):
+#: Endpoint annotation (deprecated: ``spec.fallbacks``): models to try in order ("a,b" or "ns/a")
 FALLBACKS_ANNOTATION = "modelplane.dev/fallbacks"
-#: Endpoint annotation: "true" keeps a session (``user`` or ``X-Session-Id``) on one version
+#: Endpoint annotation (deprecated: ``spec.routing.sticky``): "true" keeps a session on a version
 STICKY_ANNOTATION = "modelplane.dev/sticky-sessions"
-#: Endpoint annotation: US dollars per million tokens, what ``limits.budget`` is charged at
+#: Endpoint annotation (deprecated: ``spec.limits.usdPerMillionTokens``): the price ``budget`` uses
 PRICE_ANNOTATION = "modelplane.dev/usd-per-million-tokens"
-#: Graph annotation: how an Ensemble merges its answers: concatenate, longest, shortest, first
+#: Graph annotation (deprecated: an Ensemble node's ``merge``): the default merge of its Ensembles
 ENSEMBLE_ANNOTATION = "modelplane.dev/ensemble-merge"
 #: Endpoint annotation the gateway sets (Unix seconds) when a request finds no ready replica of a
 #: ``scaleToZero`` endpoint: the node agent starts one (the contract between the two, in the store)
@@ -256,11 +257,16 @@ class RoutingTable:
                 found = replicas_by_version.get(name, [])
                 versions.append(VersionRoute(name, weight, tuple(found)))
         routing = spec.get("routing") or {}
-        fallbacks = tuple(
-            f.strip()
-            for f in str(annotations.get(FALLBACKS_ANNOTATION, "")).split(",")
-            if f.strip()
-        )
+        listed = spec.get("fallbacks")
+        if isinstance(listed, list) and listed:
+            fallbacks = tuple(str(f).strip() for f in listed if str(f).strip())
+        else:  # deprecated annotation
+            fallbacks = tuple(
+                f.strip()
+                for f in str(annotations.get(FALLBACKS_ANNOTATION, "")).split(",")
+                if f.strip()
+            )
+        sticky = routing.get("sticky")
         return EndpointRoute(
             namespace=namespace,
             name=str(meta["name"]),
@@ -268,9 +274,12 @@ class RoutingTable:
             task=str(model_spec.get("task") or "chat"),
             versions=tuple(versions),
             policy=str(routing.get("policy") or "least-request"),
-            sticky=str(annotations.get(STICKY_ANNOTATION, "")).lower() == "true"
-            or routing.get("policy") == "session-affinity"
-            or bool(routing.get("sticky")),
+            sticky=routing.get("policy") == "session-affinity"
+            or (
+                bool(sticky)
+                if isinstance(sticky, bool)
+                else str(annotations.get(STICKY_ANNOTATION, "")).lower() == "true"
+            ),
             limits=_limits(spec.get("limits"), annotations),
             fallbacks=fallbacks,
             created=_created(meta),
@@ -300,10 +309,12 @@ def _limits(raw: Any, annotations: dict[str, str]) -> Limits | None:
     if not isinstance(raw, dict) or not raw:
         return None
     budget = raw.get("budget") if isinstance(raw.get("budget"), dict) else None
-    try:
-        price = float(annotations.get(PRICE_ANNOTATION, "0") or 0)
-    except ValueError:
-        price = 0.0
+    price = raw.get("usdPerMillionTokens")
+    if not isinstance(price, int | float):  # deprecated annotation
+        try:
+            price = float(annotations.get(PRICE_ANNOTATION, "0") or 0)
+        except ValueError:
+            price = 0.0
     return Limits(
         requests_per_minute=raw.get("requestsPerMinute"),
         tokens_per_minute=raw.get("tokensPerMinute"),

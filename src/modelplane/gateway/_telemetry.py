@@ -10,25 +10,55 @@ alone): ``modelplane_gateway_requests_total{model,version,code}``,
 ``modelplane_gateway_time_to_first_token_seconds`` and
 ``modelplane_gateway_request_duration_seconds`` (histograms by model and version).
 
-Traces: the gateway does not emit spans itself; the attribute names it would use are those of the
-OpenTelemetry GenAI conventions (``gen_ai.operation.name``, ``gen_ai.request.model``,
-``gen_ai.usage.input_tokens``, ``gen_ai.usage.output_tokens``), listed in :data:`GEN_AI_ATTRIBUTES`
-for a tracing middleware to use.
+Traces: one OpenTelemetry span per request (kind CLIENT, named ``"{operation} {model}"``, with
+the GenAI conventions' ``gen_ai.*`` attributes, ``server.address``/``server.port`` of the replica
+that answered, ``error.type`` on failure, and ``modelplane.endpoint``/``.version``/``.replica``),
+with one child span per upstream attempt so retries show. Spans go to the global tracer provider
+of ``opentelemetry.trace``, a no-op unless something configured one: then a request costs one
+no-op span and no attribute work. :func:`configure_tracing` sets an SDK provider from the
+environment (``OTEL_EXPORTER_OTLP_ENDPOINT``: OTLP over HTTP; ``MODELPLANE_TRACE=console``:
+spans printed to stdout).
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
+import os
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, StatusCode
 
 GEN_AI_ATTRIBUTES = (
     "gen_ai.operation.name",
     "gen_ai.request.model",
+    "gen_ai.response.model",
+    "gen_ai.request.max_tokens",
+    "gen_ai.request.temperature",
     "gen_ai.usage.input_tokens",
     "gen_ai.usage.output_tokens",
+    "gen_ai.response.finish_reasons",
 )
+"""The OpenTelemetry GenAI attributes the gateway's request spans carry (when known)."""
+
+OPERATIONS = {
+    "/chat/completions": "chat",
+    "/completions": "text_completion",
+    "/embeddings": "embeddings",
+}
+"""``gen_ai.operation.name`` of each OpenAI path the gateway serves."""
+
+log = logging.getLogger("modelplane.gateway")
+_tracer = trace.get_tracer("modelplane.gateway")
+_configured = threading.Lock()
+_done = False
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -141,3 +171,185 @@ class Telemetry:
 
 def _esc(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+# -- traces -----------------------------------------------------------------------------------
+
+
+def configure_tracing(environ: dict[str, str] | None = None) -> str | None:
+    """Install an SDK tracer provider as the global one when the environment asks for it.
+
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) set: spans are
+    batched to that collector over OTLP/HTTP (the exporter reads the other ``OTEL_*`` settings
+    itself). ``MODELPLANE_TRACE=console``: spans are printed to stdout. Otherwise, or when a
+    provider is already installed, nothing changes. Returns the exporter installed ("otlp",
+    "console") or None; safe to call more than once.
+    """
+    global _done
+    env = os.environ if environ is None else environ
+    otlp = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    console = env.get("MODELPLANE_TRACE", "").lower() == "console"
+    if not otlp and not console:
+        return None
+    with _configured:
+        if _done or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            return None
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            ConsoleSpanExporter,
+            SimpleSpanProcessor,
+        )
+
+        resource = Resource.create(
+            {"service.name": env.get("OTEL_SERVICE_NAME") or "modelplane-gateway"}
+        )
+        provider = TracerProvider(resource=resource)
+        if otlp:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            kind = "otlp"
+        else:
+            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+            kind = "console"
+        trace.set_tracer_provider(provider)
+        _done = True
+        log.info("tracing: gateway spans go to the %s exporter", kind)
+        return kind
+
+
+def start_request_span(path: str, model: str, body: dict[str, Any]) -> Span:
+    """The span of one gateway request (a no-op span when tracing is off)."""
+    operation = OPERATIONS.get(path, "chat")
+    span = _tracer.start_span(f"{operation} {model}", kind=SpanKind.CLIENT)
+    if span.is_recording():
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": operation,
+            "gen_ai.request.model": model,
+        }
+        most = body.get("max_completion_tokens") or body.get("max_tokens")
+        if isinstance(most, int) and not isinstance(most, bool):
+            attrs["gen_ai.request.max_tokens"] = most
+        temperature = body.get("temperature")
+        if isinstance(temperature, int | float) and not isinstance(temperature, bool):
+            attrs["gen_ai.request.temperature"] = float(temperature)
+        span.set_attributes(attrs)
+    return span
+
+
+def start_attempt_span(
+    parent: Span, *, endpoint: str, version: str, replica: str, url: str, attempt: int
+) -> Span | None:
+    """A child span for one try on one replica; None when the request is not traced."""
+    if not parent.is_recording():
+        return None
+    address, port = _server(url)
+    parent.set_attributes(
+        {
+            "modelplane.endpoint": endpoint,
+            "modelplane.version": version,
+            "modelplane.replica": replica,
+            "server.address": address,
+            "server.port": port,
+        }
+    )
+    return _tracer.start_span(
+        f"attempt {replica}",
+        context=trace.set_span_in_context(parent),
+        kind=SpanKind.CLIENT,
+        attributes={
+            "modelplane.attempt": attempt,
+            "modelplane.replica": replica,
+            "modelplane.version": version,
+            "server.address": address,
+            "server.port": port,
+        },
+    )
+
+
+def end_attempt_span(span: Span | None, *, code: int | None, error: str | None = None) -> None:
+    if span is None:
+        return
+    if code is not None:
+        span.set_attribute("http.response.status_code", code)
+    if error is not None:
+        span.set_attribute("error.type", error)
+        span.set_status(StatusCode.ERROR, error)
+    span.end()
+
+
+def record_answer(span: Span, content: bytes) -> None:
+    """Set the response attributes of a non-streamed JSON answer."""
+    if not span.is_recording():
+        return
+    try:
+        answer = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return
+    if isinstance(answer, dict):
+        _record(span, [answer])
+
+
+def record_stream(span: Span, *chunks: bytes) -> None:
+    """Set the response attributes found in the SSE ``chunks`` of a streamed answer."""
+    if not span.is_recording():
+        return
+    events: list[dict[str, Any]] = []
+    for chunk in dict.fromkeys(chunks):  # the last chunk may also be the one that finished
+        for line in chunk.split(b"\n"):
+            if line.startswith(b"data: {"):
+                try:
+                    event = orjson.loads(line[6:])
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(event, dict):
+                    events.append(event)
+    _record(span, events)
+
+
+def record_first_token(span: Span, ttft: float) -> None:
+    if span.is_recording():
+        span.set_attribute("modelplane.time_to_first_token_s", ttft)
+        span.add_event("first_token", {"modelplane.time_to_first_token_s": ttft})
+
+
+def end_request_span(span: Span, *, code: int, error: str | None = None) -> None:
+    """End a request's span; ``code`` >= 400 or ``error`` marks it failed."""
+    if span.is_recording():
+        if error is None and code >= 400:
+            error = str(code)
+        if error is not None:
+            span.set_attribute("error.type", error)
+            span.set_status(StatusCode.ERROR, error)
+    span.end()
+
+
+def _record(span: Span, events: list[dict[str, Any]]) -> None:
+    reasons: list[str] = []
+    for event in events:
+        model = event.get("model")
+        if isinstance(model, str) and model:
+            span.set_attribute("gen_ai.response.model", model)
+        for choice in event.get("choices") or ():
+            reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+            if isinstance(reason, str) and reason:
+                reasons.append(reason)
+        usage = event.get("usage")
+        if isinstance(usage, dict):
+            for key, attr in (
+                ("prompt_tokens", "gen_ai.usage.input_tokens"),
+                ("completion_tokens", "gen_ai.usage.output_tokens"),
+            ):
+                value = usage.get(key)
+                if isinstance(value, int):
+                    span.set_attribute(attr, value)
+    if reasons:
+        span.set_attribute("gen_ai.response.finish_reasons", reasons)
+
+
+def _server(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.hostname or "", port

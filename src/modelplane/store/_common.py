@@ -20,6 +20,9 @@ Rules worth knowing beyond the contract's docstring:
 * An empty store is at version 1 (the first write takes 2), so a list never reports version 0,
   which ``watch`` would read as "from now".
 * The DELETED event carries the object as it was, with the deletion's resourceVersion.
+* Each event also stores the object's labels before the change when they differ from its labels
+  after (``prev_labels``), so that a watch with a label selector can report an object relabelled
+  into its selection as ADDED and one relabelled out of it as DELETED (see ``_hub``).
 * Leases compare the caller's clock with ``expires_at``; processes sharing a PostgreSQL should
   keep their clocks in sync (NTP), as Kubernetes leader election assumes.
 """
@@ -105,8 +108,18 @@ class Writer(Reader, Protocol):
     def drop(self, kind: str, namespace: str, name: str) -> None: ...
 
     def event(
-        self, rv: int, type_: EventType, kind: str, namespace: str, name: str, raw: str
-    ) -> None: ...
+        self,
+        rv: int,
+        type_: EventType,
+        kind: str,
+        namespace: str,
+        name: str,
+        raw: str,
+        prev_labels: str | None,
+    ) -> None:
+        """Record an event; ``prev_labels``: the labels before the change as JSON, None when
+        they are the same as the object's (always for a create)."""
+        ...
 
     def put_lease(self, lease: Lease, *, exists: bool) -> None: ...
 
@@ -352,9 +365,20 @@ class _Tx:
         self.records: list[Record] = []
 
     def commit_object(
-        self, type_: EventType, kind: str, namespace: str, name: str, new: JSON, *, exists: bool
+        self,
+        type_: EventType,
+        kind: str,
+        namespace: str,
+        name: str,
+        new: JSON,
+        *,
+        exists: bool,
+        stored: JSON | None = None,
     ) -> str:
-        """Give ``new`` the next version, store (or drop) it, record the event; returns its JSON."""
+        """Give ``new`` the next version, store (or drop) it, record the event; returns its JSON.
+
+        ``stored``: the object before the change (None for a create); the event remembers its
+        labels when they differ, so label-selected watches see objects enter and leave."""
         rv = self.w.next_rv()
         self.rv = rv
         new["metadata"]["resourceVersion"] = str(rv)
@@ -363,11 +387,25 @@ class _Tx:
             self.w.drop(kind, namespace, name)
         else:
             self.w.put(kind, namespace, name, rv, raw, exists=exists)
-        self.w.event(rv, type_, kind, namespace, name, raw)
         labels = new["metadata"].get("labels")
         # a copy: ``new`` may share dicts with the caller's object, which the caller may change
         labels = dict(labels) if isinstance(labels, dict) else {}
-        self.records.append(Record(rv, type_, kind, namespace, labels, raw))
+        prev: dict[str, str] | None = None
+        if stored is not None:
+            old = stored["metadata"].get("labels")
+            old = old if isinstance(old, dict) else {}
+            if old != labels:
+                prev = dict(old)
+        self.w.event(
+            rv,
+            type_,
+            kind,
+            namespace,
+            name,
+            raw,
+            None if prev is None else orjson.dumps(prev).decode(),
+        )
+        self.records.append(Record(rv, type_, kind, namespace, labels, raw, prev))
         return raw
 
 
@@ -487,8 +525,8 @@ class BaseStore(ABC):
             return raw
         meta = new["metadata"]
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
-            return tx.commit_object("DELETED", *key, new, exists=True)
-        return tx.commit_object("MODIFIED", *key, new, exists=True)
+            return tx.commit_object("DELETED", *key, new, exists=True, stored=stored)
+        return tx.commit_object("MODIFIED", *key, new, exists=True, stored=stored)
 
     # -- objects -----------------------------------------------------------------------------
 
@@ -559,10 +597,10 @@ class BaseStore(ABC):
             new = with_status(stored, stored.get("status"))
             meta = new["metadata"]
             if not meta.get("finalizers"):
-                raw = tx.commit_object("DELETED", *key, new, exists=True)
+                raw = tx.commit_object("DELETED", *key, new, exists=True, stored=stored)
             elif not meta.get("deletionTimestamp"):
                 meta["deletionTimestamp"] = timestamp()
-                raw = tx.commit_object("MODIFIED", *key, new, exists=True)
+                raw = tx.commit_object("MODIFIED", *key, new, exists=True, stored=stored)
         return loads(raw)
 
     def list(

@@ -152,6 +152,13 @@ class Store(Protocol):
     ) -> Watch:
         """Watch changes after version ``since`` (None or 0/"": from now).
 
+        With a ``label_selector`` the watch sees objects enter and leave the selection, as in
+        Kubernetes: a change after which the object matches but before which it did not (or a
+        create of a matching object) arrives as ADDED; one before which it matched but after
+        which it does not (or a delete of an object that matched) arrives as DELETED, carrying the
+        object as it is now; a change that keeps it matching arrives as it is (MODIFIED); the
+        rest is not seen. Resuming from an old ``since`` gives the same answers.
+
         Raises Expired at once if ``since`` is older than the kept history.
         """
         ...

@@ -23,6 +23,12 @@ version order, to every watch whose filter it passes.
 
 Each delivered object is parsed afresh from the stored JSON, so a consumer may change what it gets
 without affecting other watchers.
+
+A watch with a label selector sees objects enter and leave its selection, as in Kubernetes: each
+event also records the labels the object had *before* the change (``prev_labels``; None when they
+did not change, and in rows written before the column existed), and :meth:`HubWatch._translate`
+turns a relabelling into ADDED (into the selection) or DELETED (out of it, carrying the object as
+it is now).
 """
 
 from __future__ import annotations
@@ -59,6 +65,8 @@ class Record:
     namespace: str
     labels: dict[str, str]
     raw: str | bytes
+    #: the labels before the change when they differ from ``labels``; None: the same (or unknown)
+    prev_labels: dict[str, str] | None = None
 
 
 #: reads ``(events with rv > after, oldest first, at most limit; the compacted horizon)``; the
@@ -73,11 +81,25 @@ def expired(rv: int, horizon: int) -> Expired:
     )
 
 
-def record_from_row(rv: int, type_: str, kind: str, namespace: str, raw: str | bytes) -> Record:
+def record_from_row(
+    rv: int,
+    type_: str,
+    kind: str,
+    namespace: str,
+    raw: str | bytes,
+    prev_labels: str | bytes | None = None,
+) -> Record:
     meta = orjson.loads(raw).get("metadata")
     labels = meta.get("labels") if isinstance(meta, dict) else None
+    prev = orjson.loads(prev_labels) if prev_labels is not None else None
     return Record(
-        rv, cast(EventType, type_), kind, namespace, labels if isinstance(labels, dict) else {}, raw
+        rv,
+        cast(EventType, type_),
+        kind,
+        namespace,
+        labels if isinstance(labels, dict) else {},
+        raw,
+        prev if isinstance(prev, dict) else None,
     )
 
 
@@ -292,12 +314,29 @@ class HubWatch:
         """The last version this watch has looked at (resume from here after a reconnect)."""
         return self._pos
 
-    def _wanted(self, rec: Record) -> bool:
+    def _translate(self, rec: Record) -> EventType | None:
+        """The type under which this watch sees ``rec``, or None when it does not see it.
+
+        Without a label selector that is the event's own type. With one, as in Kubernetes, the
+        object was in the selection before the change (not for ADDED; by ``prev_labels``) and/or
+        is in it after (not for DELETED; by the new labels): both, the event as it is; only
+        after, ADDED; only before, DELETED (with the object as it is now); neither, None.
+        """
         if self._kind is not None and rec.kind != self._kind:
-            return False
+            return None
         if self._namespace is not None and rec.namespace != self._namespace:
-            return False
-        return self._selector.matches(rec.labels)
+            return None
+        if not self._selector:
+            return rec.type
+        now = self._selector.matches(rec.labels)
+        before = now if rec.prev_labels is None else self._selector.matches(rec.prev_labels)
+        if rec.type == "ADDED":
+            return "ADDED" if now else None
+        if rec.type == "DELETED":
+            return "DELETED" if before else None
+        if before:
+            return rec.type if now else "DELETED"
+        return "ADDED" if now else None
 
     def _take(self) -> list[WatchEvent]:
         """Whatever is available now (maybe nothing); never blocks on other watches."""
@@ -313,7 +352,12 @@ class HubWatch:
             else:
                 recs, pos = got
             self._pos = pos
-        return [WatchEvent(r.type, orjson.loads(r.raw), r.rv) for r in recs if self._wanted(r)]
+        events: list[WatchEvent] = []
+        for r in recs:
+            type_ = self._translate(r)
+            if type_ is not None:
+                events.append(WatchEvent(type_, orjson.loads(r.raw), r.rv))
+        return events
 
     def next_batch(self, timeout: float | None = None) -> list[WatchEvent]:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -13,6 +13,9 @@ every lower one is visible, and a reader of "events with rv > N" can never see N
 still to come. The write statements, the ``pg_notify`` and the COMMIT go to the server in one
 pipeline (three round trips per write in all).
 
+``mp_events.prev_labels`` holds the object's labels before the change (JSON) when they differ
+from its labels after, else NULL; a schema from before that column gets it on open.
+
 Watches are woken by ``LISTEN``/``NOTIFY`` on a channel named after the schema (a listener thread
 per store, started with the first watch), with a fallback poll every second in case a notification
 is lost (a reconnect, a restart of the server). Durability is PostgreSQL's: with the default
@@ -63,7 +66,8 @@ CREATE TABLE IF NOT EXISTS mp_events (
     kind text NOT NULL,
     namespace text NOT NULL,
     name text NOT NULL,
-    object text NOT NULL
+    object text NOT NULL,
+    prev_labels text
 );
 CREATE TABLE IF NOT EXISTS mp_meta (
     id int PRIMARY KEY CHECK (id = 1),
@@ -177,13 +181,20 @@ class _Writer(_Rows):
         )
 
     def event(
-        self, rv: int, type_: EventType, kind: str, namespace: str, name: str, raw: str
+        self,
+        rv: int,
+        type_: EventType,
+        kind: str,
+        namespace: str,
+        name: str,
+        raw: str,
+        prev_labels: str | None,
     ) -> None:
         self.pending.append(
             (
-                "INSERT INTO mp_events (rv, type, kind, namespace, name, object)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
-                (rv, type_, kind, namespace, name, raw),
+                "INSERT INTO mp_events (rv, type, kind, namespace, name, object, prev_labels)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (rv, type_, kind, namespace, name, raw, prev_labels),
             )
         )
 
@@ -291,6 +302,15 @@ class PostgresStore(BaseStore):
                     "SELECT pg_advisory_xact_lock(hashtext('modelplane.store.' || %s))", (name,)
                 )
                 conn.execute(_SCHEMA)
+                # a schema made before mp_events.prev_labels existed (NULL: labels unchanged);
+                # looked up first, as ALTER TABLE locks the table even when there is nothing to do
+                has_prev = conn.execute(
+                    "SELECT 1 FROM information_schema.columns WHERE table_schema = %s"
+                    " AND table_name = 'mp_events' AND column_name = 'prev_labels'",
+                    (name,),
+                ).fetchone()
+                if has_prev is None:
+                    conn.execute("ALTER TABLE mp_events ADD COLUMN IF NOT EXISTS prev_labels text")
                 version = conn.execute("SELECT schema_version FROM mp_meta WHERE id = 1").fetchone()
         except psycopg.Error as exc:
             raise self._unavailable(exc) from None
@@ -345,12 +365,14 @@ class PostgresStore(BaseStore):
     def _read_events(self, after: int, limit: int) -> tuple[list[Record], int]:
         with self._reading(snapshot=False) as r:
             rows = r.conn.execute(
-                "SELECT rv, type, kind, namespace, object FROM mp_events"
+                "SELECT rv, type, kind, namespace, object, prev_labels FROM mp_events"
                 " WHERE rv > %s ORDER BY rv LIMIT %s",
                 (after, limit),
             ).fetchall()
             horizon = r.compacted()  # after the events: a compaction in between is noticed
-        return [record_from_row(int(rv), t, k, ns, obj) for rv, t, k, ns, obj in rows], horizon
+        return [
+            record_from_row(int(rv), t, k, ns, obj, prev) for rv, t, k, ns, obj, prev in rows
+        ], horizon
 
     def _start_watching(self) -> None:
         if self._listener is None:

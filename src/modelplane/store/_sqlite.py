@@ -4,9 +4,11 @@ Layout (tables are prefixed ``mp_`` so that other subsystems may keep their own 
 
 * ``mp_objects(kind, namespace, name, rv, data)`` — the current objects; ``data`` is the JSON text
   with ``metadata.resourceVersion`` already inside, so a read is one parse.
-* ``mp_events(rv INTEGER PRIMARY KEY, type, kind, namespace, name, object)`` — the history that
-  watches replay; the current version is ``max(rv)`` (or the compacted horizon when the table is
-  empty), so no counter row is written per change.
+* ``mp_events(rv INTEGER PRIMARY KEY, type, kind, namespace, name, object, prev_labels)`` — the
+  history that watches replay; the current version is ``max(rv)`` (or the compacted horizon when
+  the table is empty), so no counter row is written per change. ``prev_labels`` (JSON) holds the
+  object's labels before the change when they differ from its labels after, else NULL; a database
+  from before that column gets it added on open (its old rows read as "labels unchanged").
 * ``mp_meta(key, value)`` — the compacted horizon and the schema version.
 * ``mp_leases(name, holder, expires_at, transitions)``.
 
@@ -63,7 +65,8 @@ CREATE TABLE IF NOT EXISTS mp_events (
     kind TEXT NOT NULL,
     namespace TEXT NOT NULL,
     name TEXT NOT NULL,
-    object TEXT NOT NULL
+    object TEXT NOT NULL,
+    prev_labels TEXT
 );
 CREATE TABLE IF NOT EXISTS mp_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS mp_leases (
@@ -152,12 +155,19 @@ class _Rows:
         )
 
     def event(
-        self, rv: int, type_: EventType, kind: str, namespace: str, name: str, raw: str
+        self,
+        rv: int,
+        type_: EventType,
+        kind: str,
+        namespace: str,
+        name: str,
+        raw: str,
+        prev_labels: str | None,
     ) -> None:
         self.conn.execute(
-            "INSERT INTO mp_events (rv, type, kind, namespace, name, object)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (rv, type_, kind, namespace, name, raw),
+            "INSERT INTO mp_events (rv, type, kind, namespace, name, object, prev_labels)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (rv, type_, kind, namespace, name, raw, prev_labels),
         )
 
     def put_lease(self, lease: Lease, *, exists: bool) -> None:
@@ -252,6 +262,7 @@ class SQLiteStore(BaseStore):
             try:
                 # executescript commits on its own terms, so the transaction is part of the script
                 conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+                self._add_missing_columns()
             finally:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -263,6 +274,18 @@ class SQLiteStore(BaseStore):
                 f"the database {self.path} was written by a newer Modelplane (schema {version},"
                 f" this one knows {SCHEMA_VERSION}): upgrade Modelplane"
             )
+
+    def _add_missing_columns(self) -> None:
+        """Upgrade a database made before ``mp_events.prev_labels`` existed (NULL: unchanged)."""
+        conn = self._writer
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(mp_events)")}
+        if "prev_labels" in columns:
+            return
+        conn.execute("BEGIN IMMEDIATE")  # another process may be adding it right now
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(mp_events)")}
+        if "prev_labels" not in columns:
+            conn.execute("ALTER TABLE mp_events ADD COLUMN prev_labels TEXT")
+        conn.execute("COMMIT")
 
     def _unavailable(self, exc: sqlite3.Error) -> Unavailable:
         """Turn a SQLite error into a sentence naming the file and what to do."""
@@ -330,7 +353,7 @@ class SQLiteStore(BaseStore):
     def _read_events(self, after: int, limit: int) -> tuple[list[Record], int]:
         with self._reading(snapshot=False) as r:
             rows = r.conn.execute(
-                "SELECT rv, type, kind, namespace, object FROM mp_events"
+                "SELECT rv, type, kind, namespace, object, prev_labels FROM mp_events"
                 " WHERE rv > ? ORDER BY rv LIMIT ?",
                 (after, limit),
             ).fetchall()
