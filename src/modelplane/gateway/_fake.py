@@ -10,6 +10,8 @@ Behaviour is set through attributes, changeable while it runs (tests flip them):
   an answer); ``"hang"`` (never answer); ``"break"`` (stream the first chunk, then close the
   connection mid-stream);
 * ``delay``: seconds before the first byte of an answer;
+* ``done_gap``: when set, a stream's ``data: [DONE]`` (and the end of its body) is written this
+  many seconds after the events before it, in a write of its own, as providers often send it;
 * ``reply``: the answer's text; when None, ``"<name>: <last user message>"`` (an echo);
 * ``queue_depth``, ``running``, ``kv_cache``: the figures served at ``/metrics``.
 
@@ -49,6 +51,7 @@ class FakeUpstream:
         self.port = port
         self.mode = "ok"
         self.delay = 0.0
+        self.done_gap: float | None = None
         self.queue_depth = 0.0
         self.running = 0.0
         self.kv_cache = 0.0
@@ -274,11 +277,8 @@ class _Protocol(asyncio.Protocol):
         events.append(_chunk(self.fake.name, created, None, chat=chat, finish="stop"))
         options = body.get("stream_options")
         if isinstance(options, dict) and options.get("include_usage"):
-            usage = {
-                "prompt_tokens": 5,
-                "completion_tokens": len(parts),
-                "total_tokens": 5 + len(parts),
-            }
+            words = len(text.split())  # counted as the non-streamed answer counts them
+            usage = {"prompt_tokens": 5, "completion_tokens": words, "total_tokens": 5 + words}
             events.append(
                 b"data: "
                 + orjson.dumps(
@@ -297,10 +297,24 @@ class _Protocol(asyncio.Protocol):
             self.transport.write(b"".join(out))
             self.transport.close()
             return
+        gap = self.fake.done_gap
+        done = events.pop() if gap is not None else None
         for event in events:
             out.append(b"%x\r\n%s\r\n" % (len(event), event))
-        out.append(b"0\r\n\r\n")
+        if done is None:
+            out.append(b"0\r\n\r\n")
+            self.transport.write(b"".join(out))
+            return
         self.transport.write(b"".join(out))
+        self.busy = True  # the next request on this connection waits for the end of this one
+        asyncio.get_running_loop().call_later(gap or 0.0, self._finish, done)
+
+    def _finish(self, done: bytes) -> None:
+        self.busy = False
+        if self.transport is None:
+            return
+        self.transport.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(done), done))
+        self._next()
 
 
 def _chunk(

@@ -47,6 +47,7 @@ from modelplane.gateway._table import (
     VersionRoute,
 )
 from modelplane.gateway._telemetry import (
+    StreamWatch,
     Telemetry,
     configure_tracing,
     end_attempt_span,
@@ -56,6 +57,7 @@ from modelplane.gateway._telemetry import (
     record_stream,
     start_attempt_span,
     start_request_span,
+    token_counts,
 )
 from modelplane.gateway._upstream import (
     UpstreamClient,
@@ -550,9 +552,8 @@ class _Relay:
         pieces = (
             first.count(b'"content":"') + first.count(b'"text":"') - first.count(b'"content":""')
         )
-        tail = first
-        finish = usage = b""
-        traced = self.span is not None
+        watch = StreamWatch()
+        watch.feed(first)
         failure: str | None = None
         try:
             yield first
@@ -562,12 +563,7 @@ class _Relay:
                     + chunk.count(b'"text":"')
                     - chunk.count(b'"content":""')
                 )
-                if traced:
-                    if b'"finish_reason":"' in chunk:
-                        finish = chunk
-                    if b'"usage":{' in chunk:
-                        usage = chunk
-                tail = chunk
+                watch.feed(chunk)
                 yield chunk
         except UpstreamError as exc:
             code = 502
@@ -586,25 +582,30 @@ class _Relay:
             }
             yield b"data: " + orjson.dumps(error) + b"\n\ndata: [DONE]\n\n"
         finally:
-            await self.upstream.aclose()
-            gateway = self.gateway
-            gateway.router.end(self.replica.url)
-            output, total = _usage_in_stream(tail)
-            output = output or max(0, pieces)
-            if self.ticket is not None:
-                gateway.limiter.settle(self.ticket, total or output + self.prompt_tokens)
-            gateway.telemetry.record(
-                self.route.namespace,
-                self.route.name,
-                self.version.name,
-                code=code,
-                ttft=self.ttft,
-                duration=time.perf_counter() - self.start,
-                output_tokens=output,
-            )
+            # settle first: when the client went away, the await below may be cancelled at once
+            self._settle(code, watch, pieces)
             if self.span is not None:
-                record_stream(self.span, first, finish, usage, tail)
+                record_stream(self.span, first, watch.finish, watch.usage)
                 end_request_span(self.span, code=code, error=failure)
+            await self.upstream.aclose()
+
+    def _settle(self, code: int, watch: StreamWatch, pieces: int) -> None:
+        """Charge what the stream used: the last ``usage`` it carried, else an estimate."""
+        gateway = self.gateway
+        gateway.router.end(self.replica.url)
+        output, total = watch.tokens()
+        output = output or max(0, pieces)
+        if self.ticket is not None:
+            gateway.limiter.settle(self.ticket, total or output + self.prompt_tokens)
+        gateway.telemetry.record(
+            self.route.namespace,
+            self.route.name,
+            self.version.name,
+            code=code,
+            ttft=self.ttft,
+            duration=time.perf_counter() - self.start,
+            output_tokens=output,
+        )
 
 
 def _usage(content: bytes) -> tuple[int, int]:
@@ -615,25 +616,4 @@ def _usage(content: bytes) -> tuple[int, int]:
         usage = orjson.loads(content).get("usage") or {}
     except (orjson.JSONDecodeError, AttributeError):
         return (0, 0)
-    return _counts(usage)
-
-
-def _usage_in_stream(tail: bytes) -> tuple[int, int]:
-    at = tail.rfind(b'"usage":{')
-    if at < 0:
-        return (0, 0)
-    start = tail.rfind(b"data: ", 0, at)
-    end = tail.find(b"\n", at)
-    try:
-        usage = orjson.loads(tail[start + 6 : end if end > 0 else None]).get("usage") or {}
-    except (orjson.JSONDecodeError, AttributeError):
-        return (0, 0)
-    return _counts(usage)
-
-
-def _counts(usage: Any) -> tuple[int, int]:
-    if not isinstance(usage, dict):
-        return (0, 0)
-    output = int(usage.get("completion_tokens") or 0)
-    total = int(usage.get("total_tokens") or 0) or output + int(usage.get("prompt_tokens") or 0)
-    return (output, total)
+    return token_counts(usage)

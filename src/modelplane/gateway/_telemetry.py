@@ -7,7 +7,8 @@ stays bounded however long the gateway runs.
 
 Metrics, in Prometheus text at ``/v1/_modelplane/metrics`` (and ``/metrics`` when the gateway runs
 alone): ``modelplane_gateway_requests_total{model,version,code}``,
-``modelplane_gateway_time_to_first_token_seconds`` and
+``modelplane_gateway_output_tokens_total{model,version}`` (completion tokens, as the upstream
+reported them, else estimated), ``modelplane_gateway_time_to_first_token_seconds`` and
 ``modelplane_gateway_request_duration_seconds`` (histograms by model and version).
 
 Traces: one OpenTelemetry span per request (kind CLIENT, named ``"{operation} {model}"``, with
@@ -84,6 +85,7 @@ class Telemetry:
         self.samples_per_version = samples_per_version
         self.samples: dict[tuple[str, str, str], deque[Sample]] = {}
         self.requests: dict[tuple[str, str, str], int] = {}
+        self.output_tokens: dict[tuple[str, str], int] = {}
         self.ttft: dict[tuple[str, str], _Histogram] = {}
         self.duration: dict[tuple[str, str], _Histogram] = {}
 
@@ -112,6 +114,8 @@ class Telemetry:
         ckey = (model, version, str(code))
         self.requests[ckey] = self.requests.get(ckey, 0) + 1
         hkey = (model, version)
+        if output_tokens:
+            self.output_tokens[hkey] = self.output_tokens.get(hkey, 0) + output_tokens
         if ttft is not None:
             h = self.ttft.get(hkey)
             if h is None:
@@ -146,6 +150,14 @@ class Telemetry:
         for (model, version, code), n in sorted(self.requests.items()):
             lines.append(
                 f'modelplane_gateway_requests_total{{model="{_esc(model)}",version="{_esc(version)}",code="{code}"}} {n}'
+            )
+        lines.append(
+            "# HELP modelplane_gateway_output_tokens_total Completion tokens of the answers relayed."
+        )
+        lines.append("# TYPE modelplane_gateway_output_tokens_total counter")
+        for (model, version), n in sorted(self.output_tokens.items()):
+            lines.append(
+                f'modelplane_gateway_output_tokens_total{{model="{_esc(model)}",version="{_esc(version)}"}} {n}'
             )
         for name, what, hists in (
             ("modelplane_gateway_time_to_first_token_seconds", "Time to first token.", self.ttft),
@@ -290,6 +302,86 @@ def record_answer(span: Span, content: bytes) -> None:
         return
     if isinstance(answer, dict):
         _record(span, [answer])
+
+
+_USAGE = b'"usage":{'
+_FINISH = b'"finish_reason":"'
+_MAX_LINE = 1 << 20
+
+
+class StreamWatch:
+    """Follows the SSE events of a streamed answer as its network chunks pass, unchanged.
+
+    Keeps the last complete event line (``data: {...}``) that carried ``usage`` and the last that
+    carried a ``finish_reason``, whichever network chunks they arrived in: an event split across
+    two reads is joined (only the bytes after a chunk's last newline are held, at most 1 MiB), and
+    a later chunk holding only ``data: [DONE]`` changes nothing. Scanning is byte search; nothing
+    is parsed until :meth:`tokens` is asked.
+    """
+
+    __slots__ = ("_partial", "finish", "usage")
+
+    def __init__(self) -> None:
+        self.usage = b""
+        self.finish = b""
+        self._partial = b""
+
+    def feed(self, chunk: bytes) -> None:
+        start = 0
+        if self._partial:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                if len(self._partial) < _MAX_LINE:
+                    self._partial += chunk
+                return
+            self._line(self._partial + chunk[:nl])
+            self._partial = b""
+            start = nl + 1
+        end = chunk.rfind(b"\n")
+        if end < start:
+            self._partial = chunk[start:]
+            return
+        at = chunk.rfind(_USAGE, start, end)
+        if at >= 0:
+            self.usage = _line_at(chunk, at, start)
+        at = chunk.rfind(_FINISH, start, end)
+        if at >= 0:
+            self.finish = _line_at(chunk, at, start)
+        if end + 1 < len(chunk):
+            self._partial = chunk[end + 1 :]
+
+    def _line(self, line: bytes) -> None:
+        if _USAGE in line:
+            self.usage = line
+        if _FINISH in line:
+            self.finish = line
+
+    def tokens(self) -> tuple[int, int]:
+        """(completion tokens, total tokens) of the last ``usage`` seen; zeros when none."""
+        if not self.usage:
+            return (0, 0)
+        try:
+            event = orjson.loads(self.usage.partition(b":")[2])
+        except orjson.JSONDecodeError:
+            return (0, 0)
+        return token_counts(event.get("usage") if isinstance(event, dict) else None)
+
+
+def _line_at(chunk: bytes, at: int, lo: int) -> bytes:
+    start = chunk.rfind(b"\n", lo, at)
+    return chunk[lo if start < 0 else start + 1 : chunk.find(b"\n", at)].rstrip(b"\r")
+
+
+def token_counts(usage: Any) -> tuple[int, int]:
+    """(completion tokens, total tokens) of an OpenAI ``usage`` object; zeros when it is not one."""
+    if not isinstance(usage, dict):
+        return (0, 0)
+    try:
+        output = int(usage.get("completion_tokens") or 0)
+        total = int(usage.get("total_tokens") or 0) or output + int(usage.get("prompt_tokens") or 0)
+    except (TypeError, ValueError):
+        return (0, 0)
+    return (output, total)
 
 
 def record_stream(span: Span, *chunks: bytes) -> None:
