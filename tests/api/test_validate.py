@@ -42,6 +42,21 @@ def test_invalid_default_namespace_is_refused_at_metadata_namespace() -> None:
     assert "RFC 1123" in causes["metadata.namespace"].message
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("metadata.name", "chat\n"),
+        ("metadata.namespace", "team-a\n"),
+        ("metadata.labels", {"app\n": "x"}),
+        ("metadata.labels", {"app": "x\n"}),
+    ],
+)
+def test_a_trailing_newline_is_not_part_of_a_valid_name(field: str, value: Any) -> None:
+    obj = _objects.endpoint()
+    obj["metadata"][field.split(".")[1]] = value
+    assert field in _causes(obj)
+
+
 def test_dra_object_written_with_our_group_is_stored_under_resource_k8s_io() -> None:
     obj = _objects.resource_claim()
     obj["apiVersion"] = "modelplane.dev/v1alpha1"

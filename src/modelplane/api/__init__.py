@@ -29,7 +29,13 @@ from modelplane.api._graph import Graph
 from modelplane.api._job import Job
 from modelplane.api._jsonschema import json_schema
 from modelplane.api._manifest import Manifest, load_manifests, load_paths
-from modelplane.api._meta import Condition, ObjectMeta, Resource
+from modelplane.api._meta import (
+    Condition,
+    ObjectMeta,
+    Resource,
+    check_dns_label,
+    check_dns_subdomain,
+)
 from modelplane.api._model import Model
 from modelplane.api._node import TOPOLOGY_LABELS, Node
 from modelplane.api._policy import Policy
@@ -59,6 +65,8 @@ __all__ = [
     "Resource",
     "ResourceClaim",
     "ResourceSlice",
+    "check_dns_label",
+    "check_dns_subdomain",
     "errors",
     "explain",
     "json_schema",

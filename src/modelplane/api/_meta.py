@@ -34,7 +34,7 @@ class OpenSchema(Schema):
 
 
 def check_dns_subdomain(value: str, what: str = "name") -> str:
-    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+    if len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
         raise ValueError(
             f"{what} {value!r} must be lowercase letters, digits, '-' and '.', start and end with"
             " a letter or digit, at most 253 characters (an RFC 1123 subdomain)"
@@ -43,7 +43,7 @@ def check_dns_subdomain(value: str, what: str = "name") -> str:
 
 
 def check_dns_label(value: str, what: str = "namespace") -> str:
-    if len(value) > 63 or not _DNS_LABEL.match(value):
+    if len(value) > 63 or not _DNS_LABEL.fullmatch(value):
         raise ValueError(
             f"{what} {value!r} must be lowercase letters, digits and '-', start and end with a"
             " letter or digit, at most 63 characters (an RFC 1123 label)"
@@ -56,14 +56,14 @@ def check_labels(labels: dict[str, str]) -> dict[str, str]:
         prefix, _, name = key.rpartition("/")
         if prefix:
             check_dns_subdomain(prefix, "label prefix")
-        if len(name) > 63 or not _LABEL_NAME.match(name):
+        if len(name) > 63 or not _LABEL_NAME.fullmatch(name):
             raise ValueError(
                 f"label key {key!r}: the name part must be at most 63 characters of letters,"
                 " digits, '-', '_' and '.', starting and ending with a letter or digit"
             )
         if not isinstance(value, str):
             raise ValueError(f"label {key!r}: the value must be a string (quote it in YAML)")
-        if len(value) > 63 or not _LABEL_VALUE.match(value):
+        if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
             raise ValueError(
                 f"label {key!r}: value {value!r} must be at most 63 characters of letters, digits,"
                 " '-', '_' and '.', starting and ending with a letter or digit"

@@ -20,7 +20,6 @@ one is a 409). Writes to ``/status`` change only ``status``; writes to the objec
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,20 +30,25 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelplane.api import KindInfo, validate
+from modelplane.api import KindInfo, check_dns_label, check_dns_subdomain, validate
 from modelplane.api.errors import BadRequest, Conflict, MethodNotAllowed, NotFound
 from modelplane.server._bodies import OBJECT_TYPES, PATCH_TYPES, read_object, read_optional_object
 from modelplane.server._context import context
 from modelplane.server._responses import JSONResponse, dump_json
 from modelplane.server._watch import WatchRequest, watch_response
-from modelplane.store import JSON, Store, merge_patch
+from modelplane.store import JSON, Store, merge_patch, parse_field_selector
 
 #: how often a merge patch is retried when other writers keep changing the object under it
 _PATCH_ATTEMPTS = 5
 
-# the rules of metadata.name and metadata.namespace (RFC 1123 subdomain and label)
-_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+def _valid(check: Callable[[str], str], value: str) -> bool:
+    """Whether ``value`` passes one of the API's metadata name rules."""
+    try:
+        check(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _shown(value: str) -> str:
@@ -82,7 +86,7 @@ def _target(request: Request, *, item: bool) -> Target:
                 f"{info.kind} is cluster-scoped: its objects are at {base}/{info.plural}, not in a"
                 " namespace"
             )
-        if len(namespace) > 63 or not _NAMESPACE.fullmatch(namespace):
+        if not _valid(check_dns_label, namespace):
             raise BadRequest(
                 f"the namespace {_shown(namespace)} in the URL is not a valid namespace name:"
                 " lowercase letters, digits and '-', starting and ending with a letter or digit,"
@@ -96,7 +100,7 @@ def _target(request: Request, *, item: bool) -> Target:
             f" {base}/namespaces/{{namespace}}/{info.plural}/{params['name']}"
         )
     name: str | None = params.get("name")
-    if name is not None and (len(name) > 253 or not _NAME.fullmatch(name)):
+    if name is not None and not _valid(check_dns_subdomain, name):
         raise BadRequest(
             f"the name {_shown(name)} in the URL is not a valid object name: lowercase letters,"
             " digits, '-' and '.', starting and ending with a letter or digit, at most 253"
@@ -433,45 +437,13 @@ def _delete_precondition(query: QueryParams, options: JSON | None) -> str | None
     return version
 
 
-_SELECTABLE_FIELDS = ("metadata.name", "metadata.namespace")
-
-
-def _field_term(text: str) -> tuple[str, str, bool] | None:
-    """``(field, value, equal)`` of one ``field=value`` / ``field!=value`` term."""
-    for op, equal in (("!=", False), ("==", True), ("=", True)):
-        field, found, value = text.partition(op)
-        if found:
-            return field.strip(), value.strip(), equal
-    return None
-
-
 def _field_filter(selector: str | None) -> Callable[[JSON], bool]:
-    """Match watch events against a field selector (the store's watch takes none).
-
-    Same syntax as lists: ``metadata.name`` / ``metadata.namespace`` with ``=``, ``==`` or ``!=``,
-    terms separated by commas.
-    """
-    if not selector or not selector.strip():
-        return lambda obj: True
-    terms: list[tuple[str, str, bool]] = []
-    for part in selector.split(","):
-        term = _field_term(part)
-        if term is None:
-            raise BadRequest(
-                f"field selector {_shown(selector)} is not valid: {_shown(part.strip())} has no"
-                " '=' or '!='; use metadata.name=NAME or metadata.namespace!=NAMESPACE,"
-                " separated by commas"
-            )
-        field, value, equal = term
-        if field not in _SELECTABLE_FIELDS:
-            raise BadRequest(
-                f"field selector {_shown(selector)} uses the field {_shown(field)}, which cannot be"
-                f" selected on; the fields are {', '.join(_SELECTABLE_FIELDS)}"
-            )
-        terms.append((field.removeprefix("metadata."), value, equal))
+    """Match watch events against a field selector, parsed as the store parses list selectors
+    (the store's watch takes none)."""
+    fields = parse_field_selector(selector)
 
     def matches(obj: JSON) -> bool:
         metadata = obj.get("metadata") or {}
-        return all((str(metadata.get(key) or "") == value) == equal for key, value, equal in terms)
+        return fields.matches(str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
 
     return matches

@@ -16,10 +16,12 @@ from modelplane.store._contract import (
     WatchEvent,
 )
 from modelplane.store._open import default_url, open_store
+from modelplane.store._selector import FieldSelector, parse_field_selector
 
 __all__ = [
     "JSON",
     "EventType",
+    "FieldSelector",
     "Lease",
     "ObjectList",
     "Store",
@@ -28,5 +30,6 @@ __all__ = [
     "default_url",
     "merge_patch",
     "open_store",
+    "parse_field_selector",
     "redact_url",
 ]

@@ -209,7 +209,13 @@ def _split_term(part: str) -> tuple[str, str, str]:
     return part, "", ""
 
 
+def _shown(value: str) -> str:
+    """``value`` quoted for a message, cut short when a client sent something huge."""
+    return repr(value if len(value) <= 80 else value[:77] + "...")
+
+
 def parse_field_selector(text: str | None) -> FieldSelector:
+    """``metadata.name`` / ``metadata.namespace`` with ``=``, ``==`` or ``!=``, comma-separated."""
     if text is None or not text.strip():
         return FieldSelector()
     terms: list[tuple[str, str, bool]] = []
@@ -217,13 +223,15 @@ def parse_field_selector(text: str | None) -> FieldSelector:
         field, equal, value = _split_term(part)
         if not equal:
             raise BadRequest(
-                f"field selector {text!r} is not valid: {part.strip()!r} has no '=' or '!=';"
+                f"field selector {_shown(text)} is not valid: {_shown(part.strip())} has no '=' or"
+                " '!=';"
                 " use metadata.name=NAME or metadata.namespace!=NAMESPACE, separated by commas"
             )
         field = field.strip()
         if field not in _FIELDS:
             raise BadRequest(
-                f"field selector {text!r} uses the field {field!r}, which cannot be selected on;"
+                f"field selector {_shown(text)} uses the field {_shown(field)}, which cannot be"
+                " selected on;"
                 f" the fields are {', '.join(_FIELDS)}"
             )
         terms.append((field, value.strip(), equal == "="))
