@@ -16,6 +16,8 @@ from typing import IO, Any, TypeVar
 
 import httpx
 from click.testing import CliRunner, Result
+from tests.control._wait import wait_until
+from tests.e2e._proc import free_port
 
 from modelplane.cli import cli
 
@@ -31,12 +33,6 @@ _CLIENT_ENV = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def port_is_free(port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -49,14 +45,7 @@ def port_is_free(port: int) -> bool:
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float = 15.0) -> T:
     """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)  # polling a condition with a deadline, not synchronising on time
+    return wait_until(check, timeout=timeout, what=what)
 
 
 def clean_env() -> dict[str, str]:

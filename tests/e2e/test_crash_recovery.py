@@ -109,17 +109,6 @@ class Follower:
             return  # the server died; resume from last_rv after the restart
 
 
-def _wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)  # polling a condition with a deadline
-    raise AssertionError("condition not met before the deadline")
-
-
 def _crash_loop(home: Path, database_url: str | None, rounds: int) -> None:
     up = UpProcess(home, database_url=database_url).start()
     ledger = Ledger()
