@@ -156,6 +156,8 @@ class Resource(Schema):
     ALSO_ACCEPTED: ClassVar[tuple[str, ...]] = ()
     #: extra columns of ``modelplane get``: (header, dotted path into the object)
     COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: only administrators may write objects of this kind (operator-owned configuration)
+    ADMIN_ONLY: ClassVar[bool] = False
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")

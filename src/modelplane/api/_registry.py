@@ -51,6 +51,8 @@ class KindInfo:
     also_accepted: tuple[str, ...]
     #: extra columns of ``get`` tables: (HEADER, path for :func:`~modelplane.api.resolve`)
     columns: tuple[tuple[str, str], ...]
+    #: only administrators may write it (operator-owned configuration)
+    admin_only: bool = False
 
     @property
     def api_version(self) -> str:
@@ -76,6 +78,7 @@ def _info(schema: type[Resource]) -> KindInfo:
         schema=schema,
         also_accepted=schema.ALSO_ACCEPTED,
         columns=schema.COLUMNS,
+        admin_only=schema.ADMIN_ONLY,
     )
 
 
