@@ -39,6 +39,7 @@ from modelplane.api._meta import (
 from modelplane.api._model import Model
 from modelplane.api._node import TOPOLOGY_LABELS, Node
 from modelplane.api._policy import Policy
+from modelplane.api._principal import ADMIN_GROUP, LOCAL_OPERATOR, Principal, principal_of
 from modelplane.api._quantity import Quantity, parse_quantity
 from modelplane.api._queue import Queue
 from modelplane.api._registry import KindInfo, kind_info, kinds, lookup
@@ -46,6 +47,8 @@ from modelplane.api._types import parse_duration
 from modelplane.api._validate import resolve, validate
 
 __all__ = [
+    "ADMIN_GROUP",
+    "LOCAL_OPERATOR",
     "TOPOLOGY_LABELS",
     "Agent",
     "Condition",
@@ -60,6 +63,7 @@ __all__ = [
     "Node",
     "ObjectMeta",
     "Policy",
+    "Principal",
     "Quantity",
     "Queue",
     "Resource",
@@ -77,6 +81,7 @@ __all__ = [
     "lookup",
     "parse_duration",
     "parse_quantity",
+    "principal_of",
     "resolve",
     "validate",
 ]
