@@ -111,10 +111,17 @@ def test_a_missing_endpoint_is_named_then_its_creation_makes_the_graph_ready(
     # and then becomes ready, then the graph is ready: the Endpoint watch re-reconciled it
     _set_ready(store, "smollm2-polish", True)
     _wait_ready(store, "chain", "True")
-    # and each transition was recorded as an Event
-    events = [e for e in store.list("Event", NS).items if e["involvedObject"]["name"] == "chain"]
-    reasons = {e["reason"] for e in events}
-    assert {"EndpointNotFound", "EndpointNotReady", "StepsReady"} <= reasons, reasons
+
+    # and each transition was recorded as an Event (recorded after its status write: wait for it)
+    def reasons() -> set[str]:
+        events = store.list("Event", NS).items
+        return {e["reason"] for e in events if e["involvedObject"]["name"] == "chain"}
+
+    wait_until(
+        lambda: {"EndpointNotFound", "EndpointNotReady", "StepsReady"} <= reasons(),
+        timeout=15,
+        what="an Event for each transition",
+    )
 
 
 def test_an_endpoint_that_stops_being_ready_makes_the_graph_not_ready(

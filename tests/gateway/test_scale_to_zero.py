@@ -86,7 +86,8 @@ def test_request_to_a_scaled_to_zero_endpoint_waits_for_a_replica_and_gets_200(
     assert r.headers["x-modelplane-endpoint"] == "lazy"
     annotations = env.store.get("Endpoint", "default", "lazy")["metadata"]["annotations"]
     assert int(annotations[DEMAND_ANNOTATION]) > 0
-    assert len(agent.replicas()) == 1
+    # (replica 0 of version v1, the one the node agent started; it may be idle-stopped already)
+    assert r.headers["x-modelplane-replica"] == "lazy-v1-0"
     # and after its idle period the replica is stopped and the Endpoint is scaled to zero again
     wait_until(lambda: agent.replicas() == [], timeout=30, what="the idle replica to stop")
     wait_until(lambda: _ready(env, "lazy").get("reason") == "ScaledToZero", what="ScaledToZero")

@@ -322,9 +322,9 @@ def test_endpoint_replicas_get_owned_claims_that_are_allocated_and_go_with_it(
     ]
     assert len({(r["pool"], r["device"]) for r in placed}) == 2
     # when scaled down to one, the second claim goes
-    current = store.get("Endpoint", "default", "chat")
-    current["spec"]["replicas"]["min"] = 1
-    store.update(current)
+    # (a merge patch, as `kubectl patch` sends: the claim controller reports devicesAllocated in
+    # the Endpoint's status meanwhile, so a read-modify-write of the whole object could conflict)
+    store.patch("Endpoint", "default", "chat", {"spec": {"replicas": {"min": 1}}})
     wait_until(lambda: len(_owned(store, "Endpoint", "chat")) == 1, what="scale down")
     # and when the Endpoint is deleted, its claims go too
     store.delete("Endpoint", "default", "chat")

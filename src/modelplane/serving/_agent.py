@@ -265,7 +265,10 @@ class NodeAgent:
         active = self._last_active.get((ns, name), 0.0)
         for r in mine:
             if r.ready:
-                active = max(active, now - r.idle_seconds)
+                # a replica that just became ready has not served the request that woke it yet
+                # (after a slow cold start its idle clock already exceeds the timeout): its idle
+                # period starts no earlier than its readiness
+                active = max(active, now - r.idle_seconds, r.ready_since)
         demand = (meta.get("annotations") or {}).get(DEMAND_ANNOTATION)
         # the annotation is wall-clock time; our clock is monotonic
         with contextlib.suppress(ValueError):

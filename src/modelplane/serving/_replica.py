@@ -60,6 +60,8 @@ class ReplicaProcess:
     next_start: float = 0.0
     started_at: float = 0.0
     idle_seconds: float = 0.0
+    #: monotonic time of the last change from not ready to ready (0 while never ready)
+    ready_since: float = 0.0
     queue_depth: int = 0
     refused: bool = False
     _log: Path = field(init=False)
@@ -119,6 +121,8 @@ class ReplicaProcess:
             ok = health.status_code == 200
         except (httpx.HTTPError, ValueError) as exc:
             ok, body = False, {"error": str(exc)}
+        if ok and not self.ready:
+            self.ready_since = now
         self.ready = ok
         if ok:
             self.reason, self.message = "Ready", "serving"
