@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from click.testing import CliRunner
 from tests.e2e._proc import UpProcess
+
+from modelplane.cli import cli
 
 HERE = Path(__file__).parent
 AGENT = {
@@ -55,5 +58,13 @@ def test_instance_lifecycle_through_the_rest_api(tmp_path: Path) -> None:
         assert missing.json()["kind"] == "Status" and missing.json()["reason"] == "NotFound"
         unknown_agent = httpx.post(f"{up.url}/agents/default/ghost/instances", json={})
         assert unknown_agent.status_code == 404
+        # and the CLI creates an instance by name as the docs write it (`agents create AGENT NAME`)
+        result = CliRunner().invoke(
+            cli,
+            ["--server", up.url, "agents", "create", "echo", "e2", "--input", '{"messages": 1}'],
+        )
+        assert result.exit_code == 0, result.output
+        assert result.output.strip() == "echo/e2 created"
+        assert _wait(f"{base}/e2", "waiting")["id"] == "e2"
     finally:
         up.stop()

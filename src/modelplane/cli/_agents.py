@@ -56,11 +56,17 @@ def agents() -> None:
 
 @agents.command()
 @click.argument("agent")
-@click.option("--id", "name", help="Instance id (default: generated).")
+@click.argument("name", required=False)
+@click.option("--id", "id_", metavar="NAME", help="Instance id, as NAME (default: generated).")
 @click.option("--input", "input_", help="Input as JSON (or plain text).")
 @_OUTPUT
-def create(agent: str, name: str | None, input_: str | None, output: str | None) -> None:
-    """Create an instance of AGENT."""
+def create(
+    agent: str, name: str | None, id_: str | None, input_: str | None, output: str | None
+) -> None:
+    """Create an instance of AGENT named NAME (`agents create assistant chat --input '{...}'`)."""
+    if name and id_ and name != id_:
+        raise click.UsageError(f"the instance is named twice ({name!r} and --id {id_!r}); give one")
+    name = name or id_
     body: dict[str, Any] = {"input": _value(input_)}
     if name:
         body["id"] = name
