@@ -14,9 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from tests.control._wait import wait_until
 from tests.e2e._proc import UpProcess
 
+from modelplane.cli import cli
 from modelplane.control import get_condition
 from modelplane.serving import ArtifactStore
 
@@ -136,3 +138,16 @@ def test_graph_chains_two_endpoints_through_the_same_port(serving: httpx.Client)
         assert len(served) == 1, (endpoint, samples)
     # and the usage counts both steps' tokens
     assert r.json()["usage"]["completion_tokens"] > 16
+
+
+def test_the_readmes_first_command_answers_paris_with_the_models_own_sampling(
+    serving: httpx.Client, up: UpProcess
+) -> None:
+    # when a new user runs the README's first command as written (no temperature, no length)
+    result = CliRunner().invoke(
+        cli, ["--server", up.url, "chat", "smollm2", "What is the capital of France?"]
+    )
+    # then the model's generation config (greedy for SmolLM2) gives a short, right answer
+    assert result.exit_code == 0, result.output
+    assert "Paris" in result.output
+    assert len(result.output) < 400, result.output

@@ -59,3 +59,16 @@ def test_simulated_worker_answers_bad_requests_in_openai_error_shape(tmp_path: P
         assert r.status_code == 400 and "JSON" in r.json()["error"]["message"]
     finally:
         worker.stop()
+
+
+def test_sampling_defaults_follow_the_generation_config_as_transformers_reads_it() -> None:
+    from types import SimpleNamespace
+
+    from modelplane.serving._transformers import _generation_defaults
+
+    # a config without do_sample decodes greedily, whatever temperature it names
+    greedy = _generation_defaults(SimpleNamespace(do_sample=False, temperature=0.7, top_p=0.9))
+    assert (greedy.temperature, greedy.top_p) == (0.0, 1.0)
+    # a sampling config gives its own temperature and top_p
+    sampled = _generation_defaults(SimpleNamespace(do_sample=True, temperature=0.6, top_p=0.95))
+    assert (sampled.temperature, sampled.top_p) == (0.6, 0.95)

@@ -76,8 +76,25 @@ def gateway(host: str, port: int, home: str, database_url: str | None, log_level
 @click.argument("message")
 @click.option("--system", help="A system message to send first.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Most tokens in the reply.")
+@click.option(
+    "--temperature",
+    type=click.FloatRange(0, 2),
+    help="Sampling temperature, 0 (greedy) to 2; default: the model's own generation config.",
+)
+@click.option(
+    "--top-p",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Nucleus sampling mass, (0, 1]; default: the model's own generation config.",
+)
 @connection_options()
-def chat(model: str, message: str, system: str | None, max_tokens: int | None) -> None:
+def chat(
+    model: str,
+    message: str,
+    system: str | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    top_p: float | None,
+) -> None:
     """Send MESSAGE to MODEL (an Endpoint or Graph) and stream the reply."""
     s = settings()
     messages = [{"role": "system", "content": system}] if system else []
@@ -85,6 +102,10 @@ def chat(model: str, message: str, system: str | None, max_tokens: int | None) -
     body: dict[str, object] = {"model": model, "messages": messages, "stream": True}
     if max_tokens:
         body["max_tokens"] = max_tokens
+    if temperature is not None:
+        body["temperature"] = temperature
+    if top_p is not None:
+        body["top_p"] = top_p
     token = s.resolved_token()
     headers = {"authorization": f"Bearer {token}"} if token else {}
     url = s.server.rstrip("/") + "/v1/chat/completions"

@@ -122,12 +122,14 @@ def create_worker_app(
             max_tokens = DEFAULT_MAX_TOKENS
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
             raise _BadRequest("max_tokens must be a positive integer", "max_tokens")
-        temperature = data.get("temperature", 1.0)
-        temperature = 1.0 if temperature is None else temperature
+        # unset: what the model's generation config asks for (greedy for most instruct models)
+        defaults = engine.sampling_defaults
+        temperature = data.get("temperature")
+        temperature = defaults.temperature if temperature is None else temperature
         if not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
             raise _BadRequest("temperature must be a number from 0 to 2", "temperature")
-        top_p = data.get("top_p", 1.0)
-        top_p = 1.0 if top_p is None else top_p
+        top_p = data.get("top_p")
+        top_p = defaults.top_p if top_p is None else top_p
         if not isinstance(top_p, int | float) or not 0 < top_p <= 1:
             raise _BadRequest("top_p must be a number in (0, 1]", "top_p")
         stop = data.get("stop") or []

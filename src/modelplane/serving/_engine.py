@@ -35,6 +35,14 @@ class GenerationRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class SamplingDefaults:
+    """What a request that names no temperature or top_p gets: the model's own defaults."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class Delta:
     """Newly generated text; the last delta of a stream carries ``finish_reason`` and usage."""
 
@@ -46,6 +54,11 @@ class Delta:
 
 class Engine(Protocol):
     """A model that generates text for :class:`GenerationRequest` s, possibly batching them."""
+
+    @property
+    def sampling_defaults(self) -> SamplingDefaults:
+        """Temperature and top_p for requests that give none (the model's generation config)."""
+        ...
 
     def render_chat(self, messages: list[dict[str, str]]) -> str:
         """The prompt for a chat, by the model's chat template."""

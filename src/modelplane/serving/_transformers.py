@@ -26,6 +26,7 @@ from modelplane.serving._engine import (
     Delta,
     EngineError,
     GenerationRequest,
+    SamplingDefaults,
     safe_prefix_length,
     truncate_at_stop,
 )
@@ -71,6 +72,7 @@ class TransformersEngine:
         loader: Any = AutoModelForCausalLM
         self.model: Any = loader.from_pretrained(str(model_dir), dtype=dtype).to(device).eval()
         self.context_length = int(getattr(self.model.config, "max_position_embeddings", 2048))
+        self._sampling_defaults = _generation_defaults(self.model.generation_config)
         eos = self.model.generation_config.eos_token_id
         eos_ids = eos if isinstance(eos, list) else [eos]
         if self.tokenizer.eos_token_id is not None:
@@ -103,6 +105,10 @@ class TransformersEngine:
     @property
     def kv_cache_usage(self) -> float:
         return min(1.0, self._kv_tokens / self.kv_capacity_tokens)
+
+    @property
+    def sampling_defaults(self) -> SamplingDefaults:
+        return self._sampling_defaults
 
     def render_chat(self, messages: list[dict[str, str]]) -> str:
         if not getattr(self.tokenizer, "chat_template", None):
@@ -291,3 +297,16 @@ def _generator(torch: Any, seed: int | None, device: str) -> Any:
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     return gen
+
+
+def _generation_defaults(config: Any) -> SamplingDefaults:
+    """The sampling a model's ``generation_config`` asks for, as transformers' ``generate`` reads
+    it: without ``do_sample`` the model decodes greedily (temperature 0)."""
+    if not getattr(config, "do_sample", False):
+        return SamplingDefaults(temperature=0.0, top_p=1.0)
+    temperature = getattr(config, "temperature", None)
+    top_p = getattr(config, "top_p", None)
+    return SamplingDefaults(
+        temperature=float(temperature) if isinstance(temperature, int | float) else 1.0,
+        top_p=float(top_p) if isinstance(top_p, int | float) and 0 < top_p <= 1 else 1.0,
+    )

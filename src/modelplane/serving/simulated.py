@@ -30,6 +30,7 @@ from modelplane.serving._app import create_worker_app
 from modelplane.serving._engine import (
     Delta,
     GenerationRequest,
+    SamplingDefaults,
     safe_prefix_length,
     truncate_at_stop,
 )
@@ -94,6 +95,10 @@ class SimulatedEngine:
     @property
     def kv_cache_usage(self) -> float:
         return min(1.0, self._running / self.latency.max_running)
+
+    @property
+    def sampling_defaults(self) -> SamplingDefaults:
+        return SamplingDefaults()
 
     def render_chat(self, messages: list[dict[str, str]]) -> str:
         return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
