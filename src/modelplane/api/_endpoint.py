@@ -320,6 +320,15 @@ class EndpointStatus(Status):
         default=None, description="Replicas that exist, as their node agents report them."
     )
     ready_replicas: int | None = Field(default=None, description="Replicas that serve requests.")
+    desired_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Replicas the node agent wants now, over every version in traffic (a canary's"
+            " included) and with load scaling and scale-to-zero applied; an Endpoint with"
+            " `spec.devices` gets one ResourceClaim for each."
+        ),
+    )
     traffic: list[TrafficTarget] | None = Field(
         default=None, description="The traffic split the gateway applies now."
     )

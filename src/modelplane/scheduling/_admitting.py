@@ -447,7 +447,11 @@ class AdmittingMixin:
             )
         ]
         replicas = (endpoint.get("spec") or {}).get("replicas") or {}
-        wanted = int(replicas.get("min", 1)) if isinstance(replicas, dict) else len(owned)
+        desired = (endpoint.get("status") or {}).get("desiredReplicas")
+        if isinstance(desired, int) and not isinstance(desired, bool):
+            wanted = desired
+        else:
+            wanted = int(replicas.get("min", 1)) if isinstance(replicas, dict) else len(owned)
         allocated = sum(1 for k in owned if k in self._held)
         value = f"{allocated}/{wanted}"
         if (endpoint.get("status") or {}).get("devicesAllocated") == value:

@@ -2,7 +2,9 @@
 
 ``Endpoint.spec.devices`` and ``Job.spec.claim`` are inline claim templates (a ResourceClaim's
 ``spec.devices``). :class:`EndpointClaimController` and :class:`JobClaimController` keep one
-ResourceClaim per replica (``spec.replicas.min`` of an Endpoint, ``spec.replicas`` of a Job),
+ResourceClaim per replica (of an Endpoint: ``status.desiredReplicas``, the slots its node agent
+wants over every version in traffic, scaled and scaled-to-zero ones included, and
+``spec.replicas.min`` until the node agent has said; of a Job: ``spec.replicas``),
 named ``<owner>-devices-<i>`` / ``<owner>-claim-<i>``, labelled with the replica index and owned
 by the Endpoint or Job (``metadata.ownerReferences``), so that the
 :class:`~modelplane.scheduling.ResourceClaimController` allocates them and whoever runs the
@@ -147,7 +149,7 @@ class _TemplateClaims(Controller):
 
 
 class EndpointClaimController(_TemplateClaims):
-    """One claim per replica (``spec.replicas.min``) of every Endpoint with ``spec.devices``."""
+    """One claim per replica slot of every Endpoint with ``spec.devices`` (module docstring)."""
 
     kind = "Endpoint"
     name = "endpoint-claims"
@@ -159,6 +161,9 @@ class EndpointClaimController(_TemplateClaims):
         return dict(devices) if devices else None
 
     def replicas(self, owner: JSON) -> int:
+        desired = (owner.get("status") or {}).get("desiredReplicas")
+        if isinstance(desired, int) and not isinstance(desired, bool) and desired >= 0:
+            return desired
         replicas = (owner.get("spec") or {}).get("replicas") or {}
         return int(replicas.get("min", 1) if isinstance(replicas, dict) else 1)
 

@@ -127,6 +127,8 @@ class NodeAgent:
         self._last_active: dict[tuple[str, str], float] = {}
         self._problems: dict[tuple[str, str], _Problem] = {}
         self._serves_workers: dict[tuple[str, str], bool] = {}
+        #: replica slots wanted per Endpoint (every version), reported as status.desiredReplicas
+        self._desired_slots: dict[tuple[str, str], int] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -230,6 +232,8 @@ class NodeAgent:
         served = [v for v in targets if versions[v].get("format") != "upstream"]
         self._serves_workers[(ns, name)] = bool(served)
         counts = {v: self._count(endpoint, v, now) for v in served}
+        # reported before placement: the claim controller makes one claim per slot from it
+        self._desired_slots[(ns, name)] = sum(counts.values())
         claims = self._claims(endpoint)
         annotations = meta.get("annotations") or {}
         forced_sim = str(annotations.get(SIMULATED_ANNOTATION, "")).lower() == "true"
@@ -456,6 +460,8 @@ class NodeAgent:
         status = copy.deepcopy(old_status)
         status["replicas"] = entries
         status["readyReplicas"] = sum(1 for e in entries if e.get("ready"))
+        if (ns, name) in self._desired_slots:
+            status["desiredReplicas"] = self._desired_slots[(ns, name)]
         generation = meta.get("generation")
         if generation is not None:
             status["observedGeneration"] = generation
