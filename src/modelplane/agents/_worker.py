@@ -24,12 +24,14 @@ import uuid
 from collections.abc import Callable
 
 import httpx
+from pydantic import ValidationError
 
 from modelplane.agents._bundles import BundleError, BundleStore
 from modelplane.agents._loader import AgentCode, parse_packages
 from modelplane.agents._shards import ShardLeases
 from modelplane.agents.runtime import Runtime
 from modelplane.api._agent import AgentSpec
+from modelplane.api.errors import ModelplaneError
 
 
 def _say(message: str) -> None:
@@ -153,11 +155,21 @@ def main(argv: list[str] | None = None) -> int:
         packages=None if args.agent_packages is None else parse_packages(args.agent_packages),
         bundles=BundleStore(args.home, fetch=fetch),
     )
-    asyncio.run(
-        serve(
-            args.agents_url, args.agent, args.model_base_url, lease_url, args.lease_duration, code
+    try:
+        asyncio.run(
+            serve(
+                args.agents_url,
+                args.agent,
+                args.model_base_url,
+                lease_url,
+                args.lease_duration,
+                code,
+            )
         )
-    )
+    except (ModelplaneError, ValidationError, ValueError) as exc:
+        # an --agent the worker may not or cannot run: say which, without a traceback
+        _say(f"cannot start: {getattr(exc, 'message', exc)}")
+        return 2
     return 0
 
 
