@@ -5,7 +5,12 @@ Each subsystem contributes here, and only here, so subsystems never import one a
 * :func:`controllers` — reconcilers run by the leader-elected :class:`~modelplane.control.Manager`;
 * :func:`services` — per-process background work that runs whether or not this process leads
   (a node agent starting model workers, an agent-worker holding shard leases);
-* :func:`routes` — ASGI routes mounted beside the REST API (the ``/v1`` gateway, agent instances).
+* :func:`routes` — ASGI routes mounted beside the REST API (the ``/v1`` gateway, agent instances,
+  agent bundles).
+
+What the platform may read or run is the operator's choice, passed in here and nowhere taken from
+an object: ``model_roots`` (folders a Model's local ``source`` may name) and ``agent_packages``
+(installed modules an Agent without a bundle may name).
 
 Imports are inside the functions so that the CLI's other commands start without loading them.
 """
@@ -13,6 +18,7 @@ Imports are inside the functions so that the CLI's other commands start without 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 from starlette.routing import BaseRoute
@@ -29,7 +35,7 @@ class Service(Protocol):
     def stop(self, timeout: float) -> bool: ...
 
 
-def controllers(store: Store) -> list[Controller]:
+def controllers(store: Store, *, model_roots: Sequence[str | Path] = ()) -> list[Controller]:
     """The controllers of the control plane, bound to ``store``."""
     from modelplane.control import ModelController
     from modelplane.gateway import GraphController
@@ -37,14 +43,21 @@ def controllers(store: Store) -> list[Controller]:
     from modelplane.scheduling import scheduling_controllers
 
     return [
-        ModelController(store),
+        ModelController(store, model_roots=model_roots),
         *scheduling_controllers(store),
         RolloutController(store),
         GraphController(store),
     ]
 
 
-def services(store: Store, *, api_url: str, home: str) -> list[Service]:
+def services(
+    store: Store,
+    *,
+    api_url: str,
+    home: str,
+    model_roots: Sequence[str | Path] = (),
+    agent_packages: Sequence[str] = (),
+) -> list[Service]:
     """Per-process services of an embedded platform whose API listens at ``api_url``."""
     from modelplane.agents._service import AgentService
     from modelplane.drivers import LocalDevices, local_node_name
@@ -52,14 +65,16 @@ def services(store: Store, *, api_url: str, home: str) -> list[Service]:
 
     return [
         LocalDevices(store),
-        NodeAgent(store, local_node_name(), home),
-        AgentService(store, api_url=api_url),
+        NodeAgent(store, local_node_name(), home, model_roots=model_roots),
+        AgentService(store, api_url=api_url, home=home, agent_packages=agent_packages),
     ]
 
 
-def routes(store: Store) -> Sequence[BaseRoute]:
+def routes(store: Store, *, home: str) -> Sequence[BaseRoute]:
     """Routes mounted beside ``/apis``: gateways and runtimes that answer on the same address."""
+    from modelplane.agents._bundle_routes import routes as bundle_routes
+    from modelplane.agents._bundles import BundleStore
     from modelplane.agents._routes import routes as agent_routes
     from modelplane.gateway import mount as gateway_mount
 
-    return [gateway_mount(store), *agent_routes(store)]
+    return [gateway_mount(store), *agent_routes(store), *bundle_routes(BundleStore(home))]

@@ -34,7 +34,8 @@ def _wait(url: str, status: str, deadline: float = 20.0) -> dict[str, Any]:
 
 def test_instance_lifecycle_through_the_rest_api(tmp_path: Path) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
-    up = UpProcess(tmp_path).start()
+    # the test's handlers are an installed package the operator allows
+    up = UpProcess(tmp_path, extra=["--agent-packages", "agent_handlers"]).start()
     try:
         r = httpx.post(
             f"{up.url}/apis/modelplane.dev/v1alpha1/namespaces/default/agents", json=AGENT

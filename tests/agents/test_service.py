@@ -37,7 +37,10 @@ def test_agents_created_updated_and_deleted_in_the_store_follow_into_the_runtime
     tmp_path: Path,
 ) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    service = AgentService(store, api_url="http://127.0.0.1:9")
+    # the tests' handlers are an installed package the operator allows
+    service = AgentService(
+        store, api_url="http://127.0.0.1:9", home=tmp_path, agent_packages=("agent_handlers",)
+    )
     service.start()
     db = Database(agents_url(store.url))
     ops = Instances(db)

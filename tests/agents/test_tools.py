@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from modelplane.agents import Decision, InstanceRef, ManualClock, Runtime
+from modelplane.api._toolserver import ToolServerSpec
 
 from ._harness import passivate_all, run, spec, url, wait_result, wait_status
 
@@ -23,13 +24,18 @@ if str(EXAMPLES) not in sys.path:
 
 
 def _geo(log: Path) -> dict[str, Any]:
-    return {
-        "name": "geo",
-        "transport": "stdio",
-        "command": sys.executable,
-        "args": [str(EXAMPLES / "mcp_server.py")],
-        "env": {"MCP_EXAMPLE_CALL_LOG": str(log)},
-    }
+    """The Agent's side of the tool: it names the operator's ToolServer ``geo``."""
+    return {"name": "geo", "transport": "stdio", "server": "geo"}
+
+
+def _catalogue(log: Path) -> Callable[[str], ToolServerSpec | None]:
+    """The operator's side: ToolServer ``geo`` starts the example server, logging its calls."""
+    geo = ToolServerSpec(
+        command=sys.executable,
+        args=[str(EXAMPLES / "mcp_server.py")],
+        env={"MCP_EXAMPLE_CALL_LOG": str(log)},
+    )
+    return {"geo": geo}.get
 
 
 def _calls(log: Path) -> list[str]:
@@ -42,13 +48,13 @@ def test_tool_calls_reach_the_real_mcp_server_once_even_across_a_restart(tmp_pat
 
     async def main() -> None:
         # given an instance that called two MCP tools and now waits for a person
-        async with Runtime(url(tmp_path)) as rt:
+        async with Runtime(url(tmp_path), tool_servers=_catalogue(log)) as rt:
             rt.define("default", "geo", agent)
             rt.instances.create("default", "geo", "g1", {"country": "Japan"})
             info = await wait_status(rt, "geo", "g1", ("waiting_input",), timeout=30)
             assert info["prompt"] == "is {'result': 'Tokyo'} right?"
         # when the runtime is gone and a new one replays the turn to deliver the answer
-        async with Runtime(url(tmp_path)) as rt:
+        async with Runtime(url(tmp_path), tool_servers=_catalogue(log)) as rt:
             rt.define("default", "geo", agent)
             rt.instances.give_input("default", "geo", "g1", "yes")
             info = await wait_status(rt, "geo", "g1", timeout=30)
@@ -85,7 +91,7 @@ def test_a_denied_tool_call_fails_with_the_reason_audited_and_never_reaches_the_
 
     async def main() -> None:
         # given an authorization hook that denies lookups for Kenya
-        async with Runtime(url(tmp_path), authorizer=authorize) as rt:
+        async with Runtime(url(tmp_path), authorizer=authorize, tool_servers=_catalogue(log)) as rt:
             rt.define("default", "geo", spec("tool_handlers:geographer", tools=[_geo(log)]))
             # when an instance asks for it
             rt.instances.create("default", "geo", "k1", {"country": "Kenya"})
@@ -167,7 +173,12 @@ def test_example_assistant_talks_to_the_model_uses_the_tool_and_sleeps_durably(
 
     async def main() -> None:
         # given the example assistant, a model behind the gateway URL and the example MCP server
-        async with Runtime(url(tmp_path), clock=clock, model_base_url=upstream.url) as rt:
+        async with Runtime(
+            url(tmp_path),
+            clock=clock,
+            model_base_url=upstream.url,
+            tool_servers=_catalogue(log),
+        ) as rt:
             rt.define("default", "assistant", agent)
             rt.instances.create("default", "assistant", "a1", {"model": "smollm2", "pause": 60})
             await wait_status(rt, "assistant", "a1", ("idle",))
@@ -187,7 +198,12 @@ def test_example_assistant_talks_to_the_model_uses_the_tool_and_sleeps_durably(
             "content": "What is the capital of Japan?",
         }
         # and after a restart, when the timer is due, the turn ends without calling either again
-        async with Runtime(url(tmp_path), clock=clock, model_base_url=upstream.url) as rt:
+        async with Runtime(
+            url(tmp_path),
+            clock=clock,
+            model_base_url=upstream.url,
+            tool_servers=_catalogue(log),
+        ) as rt:
             rt.define("default", "assistant", agent)
             clock.advance(61)
             info = await wait_result(

@@ -83,7 +83,7 @@ def agent() -> dict[str, Any]:
             "entrypoint": "support_bot.agent:handle",
             "models": ["chat"],
             "tools": [
-                {"name": "files", "transport": "stdio", "command": "mcp-files", "args": ["--ro"]},
+                {"name": "files", "transport": "stdio", "server": "mcp-files"},
                 {"name": "search", "transport": "streamable-http", "url": "http://127.0.0.1:9/mcp"},
             ],
         },
@@ -205,11 +205,21 @@ def resource_claim() -> dict[str, Any]:
 
 
 #: in the order of api.kinds()
+def tool_server() -> dict[str, Any]:
+    return {
+        "apiVersion": GROUP,
+        "kind": "ToolServer",
+        "metadata": {"name": "mcp-files"},
+        "spec": {"command": "mcp-files", "args": ["--ro"], "env": {"LOG": "1"}},
+    }
+
+
 ALL = {
     "Model": model,
     "Endpoint": endpoint,
     "Graph": graph,
     "Agent": agent,
+    "ToolServer": tool_server,
     "Policy": policy,
     "DeviceClass": device_class,
     "ResourceSlice": resource_slice,

@@ -36,6 +36,7 @@ def test_quickstart_manifests_all_validate() -> None:
         "Node",
         "ResourceClaim",
         "ResourceSlice",
+        "ToolServer",
     ]
 
 
@@ -93,6 +94,11 @@ def test_quickstart_agent_calls_smollm2_and_an_mcp_server_shipped_beside_its_man
     module, _, handler = spec["entrypoint"].partition(":")
     assert (folder / f"{module}.py").is_file()
     assert f"class {handler}" in (folder / f"{module}.py").read_text()
+    # and its stdio tool starts the operator's ToolServer, whose script is a file of that folder
     (tool,) = spec["tools"]
     assert tool["transport"] == "stdio"
-    assert all((folder / arg).is_file() for arg in tool["args"] if arg.endswith(".py"))
+    (server,) = [
+        s for s in _objects_by_kind()["ToolServer"] if s["metadata"]["name"] == tool["server"]
+    ]
+    args = server["spec"]["args"]
+    assert args and all((folder / arg).is_file() for arg in args if arg.endswith(".py"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import Result
@@ -13,9 +14,16 @@ from ._platform import UpServer, run_cli
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpServer]:
+def model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder the shared server may read Model sources from (its ``--model-root``)."""
+    return tmp_path_factory.mktemp("model-root")
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory, model_root: Path) -> Iterator[UpServer]:
     """A ``modelplane up`` (SQLite) shared by the tests of one module."""
-    server = UpServer(tmp_path_factory.mktemp("up") / "home").start().wait_ready()
+    home = tmp_path_factory.mktemp("up") / "home"
+    server = UpServer(home, "--model-root", str(model_root)).start().wait_ready()
     try:
         yield server
     finally:

@@ -130,23 +130,25 @@ def test_apply_reads_several_documents_from_stdin(mp: Mp) -> None:
     ]
 
 
-def test_relative_artifact_paths_are_resolved_next_to_the_manifest(
-    mp: Mp, tmp_path: Path, ns: str
+def test_relative_artifact_paths_are_found_in_the_servers_model_roots_not_beside_the_manifest(
+    mp: Mp, tmp_path: Path, ns: str, model_root: Path
 ) -> None:
-    # given an artifact beside its manifest, named by a relative path
-    (tmp_path / "weights").mkdir()
-    artifact = tmp_path / "weights" / "w.safetensors"
-    artifact.write_bytes(b"weights")
+    # given an artifact in the folder the operator lets the server read models from
+    (model_root / ns).mkdir()
+    (model_root / ns / "w.safetensors").write_bytes(b"weights")
     digest = "sha256:" + hashlib.sha256(b"weights").hexdigest()
-    (tmp_path / "model.yaml").write_text(local_model("local", "weights/w.safetensors", digest))
+    # and a manifest elsewhere naming it relative to that root (and a decoy beside the manifest)
+    (tmp_path / ns).mkdir()
+    (tmp_path / ns / "w.safetensors").write_bytes(b"decoy")
+    (tmp_path / "model.yaml").write_text(local_model("local", f"{ns}/w.safetensors", digest))
 
-    # when it is applied from elsewhere (the server runs in another folder too)
+    # when it is applied
     result = mp("apply", "-f", str(tmp_path / "model.yaml"))
 
-    # then the manifest's folder is recorded and the controller verifies the artifact
+    # then no client folder is recorded, and the controller verifies the root's artifact
     assert result.exit_code == 0, result.output
-    annotations = get_json(mp, "model", "local")["metadata"]["annotations"]
-    assert annotations["modelplane.dev/source-dir"] == str(tmp_path)
+    annotations = get_json(mp, "model", "local")["metadata"].get("annotations") or {}
+    assert "modelplane.dev/source-dir" not in annotations
     ready = wait_for("the Model to be verified", lambda: ready_condition(mp, "local"))
     assert (ready["status"], ready["reason"]) == ("True", "DigestVerified")
 
@@ -297,9 +299,9 @@ def test_get_watch_only_prints_changes_not_the_existing_objects(
 # -- describe -------------------------------------------------------------------------------------
 
 
-def test_describe_shows_spec_conditions_and_events(mp: Mp, tmp_path: Path, ns: str) -> None:
+def test_describe_shows_spec_conditions_and_events(mp: Mp, model_root: Path, ns: str) -> None:
     # given a model whose artifact does not match its digest
-    artifact = tmp_path / "w.bin"
+    artifact = model_root / f"{ns}.bin"
     artifact.write_bytes(b"not the weights")
     wrong = "sha256:" + "0" * 64
     mp("apply", "-f", "-", input=local_model("mismatch", str(artifact), wrong))

@@ -13,9 +13,7 @@ import pytest
 from modelplane.control import (
     DigestCache,
     artifact_digest,
-    get_condition,
-    resolve_source,
-    set_condition,
+    local_source,
 )
 
 
@@ -114,54 +112,14 @@ def test_a_missing_path_raises_file_not_found(tmp_path: Path) -> None:
         artifact_digest(tmp_path / "nope")
 
 
-def test_sources_resolve_to_local_paths_or_none_for_remote_uris(tmp_path: Path) -> None:
-    assert resolve_source("/models/a.gguf") == "/models/a.gguf"
-    assert resolve_source("file:///models/a%20b.gguf") == "/models/a b.gguf"
-    assert resolve_source("file://localhost/models/a.gguf") == "/models/a.gguf"
-    assert resolve_source("weights/a.gguf", str(tmp_path)) == str(tmp_path / "weights/a.gguf")
-    assert resolve_source("a.gguf") == os.path.join(os.getcwd(), "a.gguf")
-    assert resolve_source("s3://bucket/a.gguf") is None
-    assert resolve_source("https://example.com/a.gguf") is None
-    assert resolve_source("file://otherhost/a.gguf") is None
-
-
-def test_set_condition_keeps_transition_time_while_the_status_value_holds() -> None:
-    status: dict[str, object] = {}
-
-    assert set_condition(status, "Ready", False, "SourceNotFound", "m1", 1, now="T1")
-    assert set_condition(status, "Ready", "False", "DigestMismatch", "m2", 2, now="T2")
-    cond = get_condition(status, "Ready")
-    assert cond is not None
-    assert (cond["reason"], cond["lastTransitionTime"], cond["observedGeneration"]) == (
-        "DigestMismatch",
-        "T1",
-        2,
-    )
-
-    assert set_condition(status, "Ready", True, "DigestVerified", "ok", 2, now="T3")
-    assert get_condition(status, "Ready")["lastTransitionTime"] == "T3"  # type: ignore[index]
-
-
-def test_set_condition_reports_no_change_when_nothing_changed() -> None:
-    status: dict[str, object] = {}
-    set_condition(status, "Ready", True, "DigestVerified", "ok", 1)
-    before = [dict(c) for c in status["conditions"]]  # type: ignore[attr-defined]
-
-    assert not set_condition(status, "Ready", True, "DigestVerified", "ok", 1)
-    assert status["conditions"] == before
-
-
-def test_set_condition_leaves_other_conditions_alone() -> None:
-    status: dict[str, object] = {
-        "conditions": [{"type": "Scheduled", "status": "True", "lastTransitionTime": "T0"}]
-    }
-
-    set_condition(status, "Ready", False, "Waiting", "not yet", now="T1")
-
-    types = [c["type"] for c in status["conditions"]]  # type: ignore[attr-defined]
-    assert types == ["Scheduled", "Ready"]
-
-
-def test_set_condition_refuses_a_status_that_is_not_true_false_or_unknown() -> None:
-    with pytest.raises(ValueError, match="'True', 'False' or 'Unknown'"):
-        set_condition({}, "Ready", "yes", "R", "m")
+def test_sources_resolve_to_local_paths_inside_the_model_roots_or_none_for_remote_uris(
+    tmp_path: Path,
+) -> None:
+    roots = [Path("/models")]
+    assert local_source("/models/a.gguf", roots) == "/models/a.gguf"
+    assert local_source("file:///models/a%20b.gguf", roots) == "/models/a b.gguf"
+    assert local_source("file://localhost/models/a.gguf", roots) == "/models/a.gguf"
+    assert local_source("weights/a.gguf", [tmp_path]) == str(tmp_path / "weights/a.gguf")
+    assert local_source("s3://bucket/a.gguf", roots) is None
+    assert local_source("https://example.com/a.gguf", roots) is None
+    assert local_source("file://otherhost/a.gguf", roots) is None

@@ -12,7 +12,6 @@ from tests.control._wait import wait_until
 
 from modelplane.api.errors import NotFound
 from modelplane.control import (
-    SOURCE_DIR_ANNOTATION,
     ModelController,
     Request,
     Result,
@@ -39,8 +38,9 @@ def _model(
 
 
 @pytest.fixture
-def controller(store: Any) -> Iterator[ModelController]:
-    c = ModelController(store, verify_period=0.1)
+def controller(store: Any, tmp_path: Path) -> Iterator[ModelController]:
+    # the test's folder is the operator's model root: its artifacts may be read
+    c = ModelController(store, verify_period=0.1, model_roots=[tmp_path])
     c.start()
     yield c
     assert c.stop(10), "the controller did not stop"
@@ -162,10 +162,10 @@ def test_missing_file_is_source_not_found_until_it_appears(
         _model(
             "qwen",
             {"name": "v1", "source": "weights/qwen.gguf", "format": "gguf", "digest": _sha(data)},
-            annotations={SOURCE_DIR_ANNOTATION: str(tmp_path)},
         )
     )
 
+    # a relative source is looked up in the controller's model roots
     cond = _wait_ready(store, "qwen", "False", "SourceNotFound")
     assert str(tmp_path / "weights" / "qwen.gguf") in cond["message"]
     assert "spec.versions[0].source" in cond["message"]
@@ -332,7 +332,6 @@ def test_an_artifact_imported_into_the_artifact_store_is_verified_there(
             _model(
                 "smol",
                 {"name": "v1", "source": "gone/smol.gguf", "format": "gguf", "digest": digest},
-                annotations={SOURCE_DIR_ANNOTATION: str(tmp_path)},
             )
         )
         # then the stored copy is verified

@@ -1,9 +1,9 @@
 """The quickstart's durable agent, end to end, across a kill -9 of the platform.
 
 One real `modelplane up -f examples/quickstart/` (its home seeded with the imported SmolLM2, as
-`./dev up` does): the assistant Agent is imported from its manifest's folder, calls the MCP server
-shipped there (a real stdio process, official SDK) and SmolLM2 through the gateway, then sleeps on
-a durable timer. The platform is killed with SIGKILL during that sleep and started again on the same
+`./dev up` does): `up -f` uploads the assistant Agent's folder as a bundle, the runtime imports it
+from there, and it calls the MCP server shipped in it through the ToolServer `geo` (a real stdio
+process, official SDK) and SmolLM2 through the gateway, then sleeps on a durable timer. The platform is killed with SIGKILL during that sleep and started again on the same
 home; the turn finishes without running the tool or the model again.
 """
 

@@ -110,7 +110,8 @@ def test_tampered_artifact_keeps_the_endpoint_not_ready_with_the_reason(
         )
     )
     sqlite_store.create(_endpoint("chat", "m"))
-    agent = NodeAgent(sqlite_store, "node-a", tmp_path / "home")
+    # (the test's folder is the operator's model root: the node agent may read the file)
+    agent = NodeAgent(sqlite_store, "node-a", tmp_path / "home", model_roots=[tmp_path])
     agent.start()
     try:
         # then the Endpoint is not Ready, says DigestMismatch, and no worker was started

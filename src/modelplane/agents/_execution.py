@@ -8,6 +8,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -28,6 +29,7 @@ from modelplane.api import parse_duration
 from modelplane.api.errors import Forbidden, NotFound
 
 if TYPE_CHECKING:
+    from modelplane.agents._loader import AgentCode
     from modelplane.agents.runtime import Runtime
     from modelplane.api._agent import AgentSpec
 
@@ -67,6 +69,8 @@ class Definition:
     backoff_multiplier: float
     idle_timeout: float
     tools: dict[str, Any] = field(default_factory=dict)
+    #: the extracted bundle the code came from (stdio tool servers start there), if any
+    folder: Path | None = None
 
 
 Record = tuple[int, str, str, bytes]
@@ -482,14 +486,16 @@ class Turn:
         if not verdict["allow"]:
             raise ToolDenied(f"tool call {name} denied: {verdict['reason']}")
         spec = inst.definition.tools[server]
-        return await self.step(f"tool:{name}", self.rt.call_tool, (spec, tool, arguments), {})
+        return await self.step(
+            f"tool:{name}", self.rt.call_tool, (spec, tool, arguments, inst.definition.folder), {}
+        )
 
 
-def load_definition(namespace: str, name: str, version: str, spec: AgentSpec) -> Definition:
-    """Import the entrypoint of ``spec`` and read its settings."""
-    from modelplane.agents._loader import import_entrypoint
-
-    handler = import_entrypoint(spec.entrypoint)
+def load_definition(
+    namespace: str, name: str, version: str, spec: AgentSpec, code: AgentCode
+) -> Definition:
+    """Import the entrypoint of ``spec`` from where ``code`` allows, and read its settings."""
+    handler = code.load(spec)
     retry = spec.retry
     return Definition(
         namespace=namespace,
@@ -504,4 +510,5 @@ def load_definition(namespace: str, name: str, version: str, spec: AgentSpec) ->
         backoff_multiplier=retry.backoff.multiplier,
         idle_timeout=parse_duration(spec.idle_timeout),
         tools={t.name: t for t in spec.tools},
+        folder=code.folder(spec),
     )

@@ -5,21 +5,32 @@ definitions in step with the ``Agent`` objects of the store through an
 :class:`~modelplane.control.Informer` (a watch, not a re-list): a new Agent, or a new generation
 of one, is (re)defined as that version; a deleted one is undefined (its instances stay in the
 runtime's tables and resume if it comes back). The runtime never waits on the store to run a turn.
+
+Agent code comes only from where the operator put it (:class:`~modelplane.agents._loader.AgentCode`):
+bundles in the home's bundle store, or the installed packages ``agent_packages`` names. An Agent
+that cannot be defined (code refused, bundle missing, import error) gets ``Ready=False`` with the
+reason and a Warning Event; one that is defined gets ``Ready=True``. Stdio tools find their
+``ToolServer`` in a second informer's cache, at call time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import threading
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from modelplane.agents._loader import import_entrypoint
+from modelplane.agents._bundles import BundleStore
+from modelplane.agents._loader import AgentCode, CodeRefused
 from modelplane.agents._routes import agents_url
-from modelplane.agents._tools import locate_tools
 from modelplane.agents.runtime import Runtime
 from modelplane.api._agent import AgentSpec
-from modelplane.control import SOURCE_DIR_ANNOTATION, Informer
+from modelplane.api._toolserver import ToolServerSpec
+from modelplane.api.errors import Conflict, ModelplaneError, NotFound
+from modelplane.control import Informer, record_event, set_condition
 from modelplane.store import Store
 
 logger = logging.getLogger("modelplane.agents")
@@ -28,11 +39,26 @@ Key = tuple[str, str]
 
 
 class AgentService:
-    """Start once, stop once: the runtime of one process."""
+    """Start once, stop once: the runtime of one process.
 
-    def __init__(self, store: Store, *, api_url: str) -> None:
+    ``home``: the platform's home (bundles under ``bundles/``); ``agent_packages``: module
+    prefixes an Agent without a bundle may name (default: none).
+    """
+
+    component = "agent-runtime"
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        api_url: str,
+        home: str | Path,
+        agent_packages: Sequence[str] = (),
+    ) -> None:
         self._store = store
         self._api_url = api_url
+        self._code = AgentCode(packages=tuple(agent_packages), bundles=BundleStore(home))
+        self._tool_servers = Informer(store, "ToolServer")
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -51,10 +77,12 @@ class AgentService:
             on_update=lambda _old, new: self._changed(new),
             on_delete=self._deleted,
         )
+        self._tool_servers.start()
         self._informer.start()
 
     def stop(self, timeout: float) -> bool:
-        informer_stopped = self._informer.stop(timeout)
+        agents_stopped = self._informer.stop(timeout)
+        informer_stopped = self._tool_servers.stop(timeout) and agents_stopped
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
@@ -69,7 +97,12 @@ class AgentService:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         try:
-            rt = Runtime(agents_url(self._store.url), model_base_url=self._api_url)
+            rt = Runtime(
+                agents_url(self._store.url),
+                model_base_url=self._api_url,
+                code=self._code,
+                tool_servers=self._tool_server,
+            )
             await rt.start()
             self.runtime = rt
         finally:
@@ -90,6 +123,10 @@ class AgentService:
 
         asyncio.run_coroutine_threadsafe(call(), self._loop).result(30)
 
+    def _tool_server(self, name: str) -> ToolServerSpec | None:
+        obj = self._tool_servers.get("", name)
+        return None if obj is None else ToolServerSpec.model_validate(obj.get("spec") or {})
+
     def _changed(self, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
         key = (meta.get("namespace", "default"), meta["name"])
@@ -98,15 +135,48 @@ class AgentService:
             return
         self._known[key] = version
         try:
-            source_dir = (meta.get("annotations") or {}).get(SOURCE_DIR_ANNOTATION) or None
-            spec = locate_tools(AgentSpec.model_validate(obj["spec"]), source_dir)
-            if source_dir is not None:
-                # imported here, from the Agent's folder; the runtime finds it in sys.modules
-                import_entrypoint(spec.entrypoint, source_dir)
+            spec = AgentSpec.model_validate(obj["spec"])
             assert self.runtime is not None
             self._in_loop(self.runtime.define, key[0], key[1], spec, version)
+        except CodeRefused as exc:
+            self._report(obj, False, exc.cause, exc.message)
+        except ModelplaneError as exc:
+            self._report(obj, False, "LoadFailed", exc.message)
         except Exception as exc:
-            logger.error("agent %s/%s: %s", key[0], key[1], exc)
+            # the handler's own module raised while importing: its author needs the message
+            self._report(obj, False, "LoadFailed", f"{type(exc).__name__}: {exc}")
+        else:
+            where = f"bundle {spec.bundle}" if spec.bundle else "an installed package"
+            self._report(obj, True, "Defined", f"{spec.entrypoint} from {where}")
+
+    def _report(self, obj: dict[str, Any], ready: bool, reason: str, message: str) -> None:
+        """``Ready`` on the Agent's status, and an Event when it changed."""
+        meta = obj["metadata"]
+        if not ready:
+            logger.error("agent %s/%s: %s", meta.get("namespace"), meta["name"], message)
+        try:
+            current = self._store.get("Agent", meta.get("namespace", "default"), meta["name"])
+            if current["metadata"].get("uid") != meta.get("uid"):
+                return
+            status = copy.deepcopy(current.get("status") or {})
+            generation = meta.get("generation")
+            if generation is not None:
+                status["observedGeneration"] = generation
+            if not set_condition(status, "Ready", ready, reason, message, generation):
+                return
+            self._store.update_status({**current, "status": status})
+            record_event(
+                self._store,
+                current,
+                type="Normal" if ready else "Warning",
+                reason=reason,
+                message=message,
+                component=self.component,
+            )
+        except (Conflict, NotFound):
+            return  # a newer generation (or the deletion) is on its way through the informer
+        except Exception as exc:  # status is a report: a store hiccup must not stop the runtime
+            logger.warning("agent %s: could not report status: %s", meta["name"], exc)
 
     def _deleted(self, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]

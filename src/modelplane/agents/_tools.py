@@ -1,55 +1,75 @@
 """MCP tool calls through the official ``mcp`` SDK: stdio and Streamable HTTP.
 
-A stdio server starts in the folder of the manifest that declared its Agent (annotation
-``modelplane.dev/source-dir``, carried here by :class:`LocatedTool`), so relative ``args`` such as
-``[mcp_server.py]`` name files beside the manifest wherever ``modelplane up`` was started. A bare
-``command: python`` or ``python3`` is the interpreter that runs the agent runtime, so a server
-written with the ``mcp`` SDK finds it installed (it is a dependency of modelplane).
+A stdio tool names a ``ToolServer`` (``tools[].server``): the program, its arguments and its
+environment are an administrator's, looked up by name through the runtime's ``tool_servers``; the
+Agent spec cannot name a program. The server starts in the Agent's bundle folder when it has one,
+so relative ``args`` such as ``[mcp_server.py]`` name files of the bundle. A bare ``command:
+python`` or ``python3`` is the interpreter that runs the agent runtime, so a server written with
+the ``mcp`` SDK finds it installed (it is a dependency of modelplane).
+
+A streamable-http tool's ``url`` is used in one place, :func:`_open_http`, where rules on which
+hosts agents may reach apply.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-
-from modelplane.api._agent import AgentSpec, Tool
+from modelplane.api._agent import Tool
+from modelplane.api._toolserver import ToolServerSpec
 
 #: commands that mean "the Python that runs the agents"
 _THIS_PYTHON = ("python", "python3")
 
-
-class LocatedTool(Tool):
-    """A :class:`~modelplane.api._agent.Tool` and the folder its stdio server starts in."""
-
-    working_dir: str | None = Field(
-        default=None, exclude=True, description="stdio: the server's working directory."
-    )
+#: the operator's ToolServers by name (None: no such ToolServer)
+ToolServers = Callable[[str], ToolServerSpec | None]
 
 
-def locate_tools(spec: AgentSpec, source_dir: str | None) -> AgentSpec:
-    """``spec`` with its stdio tools set to start in ``source_dir`` (unchanged without one)."""
-    if not source_dir:
-        return spec
-    folder = os.path.abspath(source_dir)
-    tools: list[Tool] = [
-        LocatedTool(**t.model_dump(), working_dir=folder) if t.transport == "stdio" else t
-        for t in spec.tools
-    ]
-    return spec.model_copy(update={"tools": tools})
+class ToolServerMissing(RuntimeError):
+    """A stdio tool names a ToolServer that does not exist (yet)."""
 
 
 def _command(command: str) -> str:
     return sys.executable if command in _THIS_PYTHON else command
 
 
-async def call_tool(spec: Tool, tool: str, arguments: dict[str, Any]) -> Any:
+def _server(spec: Tool, tool_servers: ToolServers) -> ToolServerSpec:
+    assert spec.server is not None
+    server = tool_servers(spec.server)
+    if server is None:
+        raise ToolServerMissing(
+            f"tool {spec.name}: there is no ToolServer {spec.server!r}; ask an administrator to"
+            f" create it (`modelplane get toolservers` lists those there are)"
+        )
+    return server
+
+
+@asynccontextmanager
+async def _open_http(url: str) -> AsyncIterator[tuple[Any, Any]]:
+    """The read and write streams of a Streamable HTTP MCP server: the one use of a tool URL."""
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with streamable_http_client(url) as streams:
+        yield streams[0], streams[1]
+
+
+async def call_tool(
+    spec: Tool,
+    tool: str,
+    arguments: dict[str, Any],
+    tool_servers: ToolServers,
+    folder: Path | None = None,
+) -> Any:
     """Call ``tool`` on the MCP server ``spec`` describes; returns JSON-ready content.
 
-    One session per call: simple and robust across restarts (a connection pool is an
-    optimisation for later). A tool result flagged ``isError`` raises, so the step retries.
+    ``folder``: where a stdio server starts (the Agent's bundle). One session per call: simple and
+    robust across restarts (a connection pool is an optimisation for later). A tool result
+    flagged ``isError`` raises, so the step retries.
     """
     from mcp import ClientSession
 
@@ -57,25 +77,21 @@ async def call_tool(spec: Tool, tool: str, arguments: dict[str, Any]) -> Any:
         from mcp import StdioServerParameters
         from mcp.client.stdio import stdio_client
 
-        assert spec.command is not None
+        server = _server(spec, tool_servers)
         params = StdioServerParameters(
-            command=_command(spec.command),
-            args=list(spec.args),
-            env={**os.environ, **spec.env},
-            cwd=spec.working_dir if isinstance(spec, LocatedTool) else None,
+            command=_command(server.command),
+            args=list(server.args),
+            env={**os.environ, **server.env},
+            cwd=str(folder) if folder is not None else None,
         )
         async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
             result = await session.call_tool(tool, arguments)
     else:
-        from mcp.client.streamable_http import streamable_http_client
-
         assert spec.url is not None
-        async with streamable_http_client(spec.url) as streams:
-            read, write = streams[0], streams[1]
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                result = await session.call_tool(tool, arguments)
+        async with _open_http(spec.url) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            result = await session.call_tool(tool, arguments)
     content = [block.model_dump(mode="json", exclude_none=True) for block in result.content]
     if getattr(result, "is_error", None) or getattr(result, "isError", None):
         text = " ".join(str(c.get("text", "")) for c in content)

@@ -25,6 +25,7 @@ import uuid
 import zlib
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
@@ -39,9 +40,11 @@ from modelplane.agents._execution import (
     load_definition,
 )
 from modelplane.agents._journal import ROW_COLUMNS, Database, GroupCommit, Row, _row, checksum
+from modelplane.agents._loader import AgentCode
+from modelplane.agents._tools import ToolServers
 from modelplane.agents.authz import Authorizer, allow_all
 from modelplane.agents.context import NonDeterminism, NotSerializable, StepFailed, encode
-from modelplane.api._agent import AgentSpec
+from modelplane.api._agent import AgentSpec, Tool
 from modelplane.api.errors import AlreadyExists, BadRequest, ModelplaneError, NotFound
 
 logger = logging.getLogger("modelplane.agents")
@@ -350,8 +353,14 @@ class Runtime:
         compact_journal: bool = True,
         finished_ttl: float | None = None,
         poll_interval: float = 0.05,
+        code: AgentCode | None = None,
+        tool_servers: ToolServers | None = None,
     ) -> None:
         self.db = Database(database_url)
+        #: where agent code may come from (default: any installed module, no bundles)
+        self.code = code if code is not None else AgentCode()
+        #: the operator's ToolServers by name: what a stdio tool starts
+        self.tool_servers: ToolServers = tool_servers or _no_tool_servers
         self.clock: Clock = clock or SystemClock()
         self.instances = Instances(self.db, self.clock)
         self.authorizer = authorizer
@@ -382,7 +391,7 @@ class Runtime:
         """Register (or replace with a new version) the Agent ``namespace/name``."""
         if isinstance(spec, str):
             spec = AgentSpec.model_validate({"entrypoint": spec})
-        definition = load_definition(namespace, name, version, spec)
+        definition = load_definition(namespace, name, version, spec, self.code)
         self._definitions[(namespace, name)] = definition
         if self._loop is not None and _running_loop() is self._loop:
             self.recover(namespace, name)
@@ -892,16 +901,23 @@ class Runtime:
         assert isinstance(result, dict)
         return result
 
-    async def call_tool(self, spec: Any, tool: str, arguments: dict[str, Any]) -> Any:
+    async def call_tool(
+        self, spec: Tool, tool: str, arguments: dict[str, Any], folder: Path | None = None
+    ) -> Any:
+        """Call ``tool`` of the Agent's tool ``spec``; a stdio server starts in ``folder``."""
         from modelplane.agents._tools import call_tool
 
-        return await call_tool(spec, tool, arguments)
+        return await call_tool(spec, tool, arguments, self.tool_servers, folder)
 
     def load_memory(self, iid: int, length: int) -> list[Any]:
         rows = self.db.query(
             "SELECT data FROM agent_memory WHERE iid = ? AND n < ? ORDER BY n", (iid, length)
         )
         return [orjson.loads(bytes(r[0])) for r in rows]
+
+
+def _no_tool_servers(name: str) -> None:
+    return None
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

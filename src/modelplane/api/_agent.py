@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -15,6 +15,13 @@ _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _ENTRYPOINT = re.compile(rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*$")
 
 
+#: what an Agent's bundle is named by: the sha256 of its archive
+BUNDLE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+#: stdio fields that belong to an operator's ToolServer, not to the Agent
+_COMMAND_FIELDS = ("command", "args", "env")
+
+
 class Tool(Schema):
     """An MCP server the agent may call."""
 
@@ -22,22 +29,43 @@ class Tool(Schema):
     transport: Literal["stdio", "streamable-http"] = Field(
         description="stdio (a local process) or streamable-http (a remote MCP server)."
     )
-    command: str | None = Field(default=None, description="stdio: the program to start.")
-    args: list[str] = Field(default_factory=list, description="stdio: its arguments.")
-    env: dict[str, str] = Field(default_factory=dict, description="stdio: extra environment.")
+    server: Name | None = Field(
+        default=None,
+        description="stdio: the ToolServer (an administrator's catalogue entry) that says which"
+        " program to start.",
+    )
     url: str | None = Field(default=None, description="streamable-http: the server's URL.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_command(cls, data: Any) -> Any:
+        # The program a tool starts is the operator's choice: say how to move, not "extra field".
+        if isinstance(data, dict):
+            problems = Problems()
+            for key in _COMMAND_FIELDS:
+                if key in data:
+                    problems.add(
+                        (key,),
+                        "an Agent may not name the program its tool starts; ask an"
+                        " administrator to create a ToolServer with this command, args and env,"
+                        " and write `server: <its name>` here instead",
+                    )
+            problems.raise_any()
+        return data
 
     @model_validator(mode="after")
     def _transport(self) -> Self:
         problems = Problems()
         if self.transport == "stdio":
-            if not self.command:
+            if not self.server:
                 problems.add(
-                    ("command",), "a stdio tool needs the command that starts the MCP server"
+                    ("server",),
+                    "a stdio tool needs `server: NAME`, the ToolServer that starts the MCP"
+                    " server (`modelplane get toolservers` lists them)",
                 )
             if self.url is not None:
                 problems.add(
-                    ("url",), "url is for streamable-http tools; a stdio tool has a command"
+                    ("url",), "url is for streamable-http tools; a stdio tool has a server"
                 )
         else:
             if not self.url or not re.match(r"^https?://", self.url):
@@ -45,10 +73,9 @@ class Tool(Schema):
                     ("url",),
                     "a streamable-http tool needs the server's http(s) URL, e.g. 'http://localhost:8000/mcp'",
                 )
-            if self.command is not None or self.args:
+            if self.server is not None:
                 problems.add(
-                    ("command",),
-                    "command and args are for stdio tools; a streamable-http tool has a url",
+                    ("server",), "server is for stdio tools; a streamable-http tool has a url"
                 )
         problems.raise_any()
         return self
@@ -93,7 +120,13 @@ class AgentSpec(Schema):
     """What runs, what it may use, and how it is kept alive."""
 
     entrypoint: str = Field(
-        description="The handler, as `package.module:handler` (importable by the agent worker)."
+        description="The handler, as `package.module:handler`: a module of the Agent's bundle, or"
+        " of a package the operator allows (`--agent-packages`)."
+    )
+    bundle: str | None = Field(
+        default=None,
+        description="The content-addressed archive of the Agent's code, `sha256:<64 hex digits>`"
+        " (`modelplane apply -f` of an Agent's folder uploads it and sets this).",
     )
     models: list[Name] = Field(
         default_factory=list, description="Endpoints or Graphs (same namespace) the agent may call."
@@ -114,6 +147,16 @@ class AgentSpec(Schema):
             raise ValueError(
                 f"{value!r} is not an entrypoint; write `package.module:handler`, e.g."
                 " 'support_bot.agent:handle'"
+            )
+        return value
+
+    @field_validator("bundle")
+    @classmethod
+    def _bundle(cls, value: str | None) -> str | None:
+        if value is not None and not BUNDLE_DIGEST.match(value):
+            raise ValueError(
+                f"{value!r} is not a bundle digest; write `sha256:` and 64 lowercase hex digits"
+                " (`modelplane apply -f` of the Agent's folder sets it)"
             )
         return value
 

@@ -4,9 +4,10 @@ Each object is returned as a :class:`Manifest` that remembers where it came from
 line and column of every field, so that validation can say ``endpoint.yaml:12:9`` next to
 ``spec.traffic[1].weight``.
 
-Relative paths inside a manifest (a Model version's ``source: artifacts/v1.safetensors``) are
-relative to the manifest file, as in kustomize; :meth:`Manifest.resolve_path` turns them into
-paths a process can open, whatever its working directory.
+Relative paths a client tool reads beside a manifest (as in kustomize) are relative to the manifest
+file; :meth:`Manifest.resolve_path` turns them into paths the client can open, whatever its working
+directory. The server never resolves paths against a client's folder (a Model's ``source`` is
+looked up in the operator's ``--model-root`` folders).
 
 YAML is read with PyYAML's safe loader, with two changes that keep objects JSON-shaped:
 timestamps stay strings (``creationTimestamp: 2025-01-01T00:00:00Z`` is a string on the wire),

@@ -23,9 +23,11 @@ class ModelVersion(Schema):
     source: str = Field(
         min_length=1,
         description=(
-            "Where the artifact is: a local path (relative paths are relative to the manifest"
-            " file), a URI (`file://`, `s3://`, `hf://`...), or for format `upstream` the"
-            " base URL of an OpenAI-compatible API (`https://api.example.com/v1`)."
+            "Where the artifact is: a local path (read only inside the operator's --model-root"
+            " folders, where a relative path is looked up; an artifact imported with `modelplane"
+            " models import` is found by digest instead), a URI (`file://`, `s3://`, `hf://`...),"
+            " or for format `upstream` the base URL of an OpenAI-compatible API"
+            " (`https://api.example.com/v1`)."
         ),
     )
     format: ModelFormat = Field(

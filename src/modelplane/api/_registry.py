@@ -17,6 +17,7 @@ from modelplane.api._model import Model
 from modelplane.api._node import Node
 from modelplane.api._policy import Policy
 from modelplane.api._queue import Queue
+from modelplane.api._toolserver import ToolServer
 from modelplane.api._types import suggest
 
 _SCHEMAS: tuple[type[Resource], ...] = (
@@ -24,6 +25,7 @@ _SCHEMAS: tuple[type[Resource], ...] = (
     Endpoint,
     Graph,
     Agent,
+    ToolServer,
     Policy,
     DeviceClass,
     ResourceSlice,

@@ -6,6 +6,7 @@ The ``agents`` commands go through the REST API (``/agents/{namespace}/{agent}/i
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -176,11 +177,51 @@ def audit(agent: str, name: str, output: str | None) -> None:
         )
 
 
+def parse_packages(text: str) -> tuple[str, ...]:
+    """``--agent-packages`` as module prefixes, or a usage error naming the bad part."""
+    from modelplane.agents._loader import parse_packages as parse
+
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--agent-packages") from None
+
+
 @click.command("agent-worker")
 @click.option(
     "--agents-url", required=True, help="The runtime's database (sqlite:/// or postgresql://)."
 )
-@click.option("--agent", "agent_", multiple=True, help="ns/name=module:handler, repeatable.")
+@click.option(
+    "--agent",
+    "agent_",
+    multiple=True,
+    help="ns/name=module:handler, or ns/name=module:handler@sha256:<hex> for an Agent's bundle;"
+    " repeatable.",
+)
+@click.option(
+    "--agent-packages",
+    metavar="MOD,...",
+    help="Installed packages an --agent without a bundle may name (default: any installed module,"
+    " since --agent is the operator's own choice).",
+)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    envvar="MODELPLANE_HOME",
+    default=".modelplane",
+    show_default=True,
+    help="The platform's home: bundles are read from (and fetched into) its bundles/ folder.",
+)
+@click.option(
+    "--api-url",
+    metavar="URL",
+    help="The Modelplane API to fetch bundles this home lacks from (verified by digest).",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    help="Bearer token for --api-url (default: MODELPLANE_TOKEN).",
+)
 @click.option("--model-base-url", default="http://127.0.0.1:8470", show_default=True)
 @click.option(
     "--lease-url",
@@ -191,6 +232,10 @@ def audit(agent: str, name: str, output: str | None) -> None:
 def agent_worker(
     agents_url: str,
     agent_: tuple[str, ...],
+    agent_packages: str | None,
+    home: str,
+    api_url: str | None,
+    token_file: str | None,
     model_base_url: str,
     lease_url: str | None,
     lease_duration: float,
@@ -203,7 +248,15 @@ def agent_worker(
     from modelplane.agents._worker import main
 
     args = ["--agents-url", agents_url, "--model-base-url", model_base_url]
-    args += ["--lease-duration", str(lease_duration)]
+    args += ["--lease-duration", str(lease_duration), "--home", home]
+    if agent_packages is not None:
+        args += ["--agent-packages", ",".join(parse_packages(agent_packages))]
+    if api_url:
+        args += ["--api-url", api_url]
+    if token_file:
+        from modelplane.cli._client import read_token_file
+
+        os.environ["MODELPLANE_TOKEN"] = read_token_file(token_file)
     if lease_url:
         args += ["--lease-url", lease_url]
     for a in agent_:

@@ -13,29 +13,25 @@ Labels and annotations in a manifest replace those stored (there is no three-way
 from __future__ import annotations
 
 import copy
-import os
-import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import click
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from modelplane.agents._bundles import BundleError, digest_of, pack
 from modelplane.api import KindInfo, Manifest, load_paths, lookup, validate
 from modelplane.api.errors import AlreadyExists, BadRequest, Conflict, ModelplaneError
 from modelplane.cli._client import JSON, Client
 from modelplane.cli._context import Settings, connection_options, settings
 from modelplane.cli._kinds import qualified
 from modelplane.cli._output import console, echo_error
-from modelplane.control import SOURCE_DIR_ANNOTATION
 
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 #: metadata the server owns: never sent, whatever a manifest (a dumped object) says
 _SERVER_OWNED = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp")
 _CONFLICT_ATTEMPTS = 5
@@ -62,10 +58,12 @@ class Outcome:
 
 @dataclass
 class _Prepared:
-    """An object ready to send: validated, defaulted, annotated, server-owned fields removed."""
+    """An object ready to send: validated, defaulted, server-owned fields removed; with the
+    bundle its Agent names, when apply packed it."""
 
     info: KindInfo
     body: JSON
+    bundle: bytes | None = None
 
     @property
     def namespace(self) -> str:
@@ -112,53 +110,49 @@ def read_manifests(paths: Sequence[str]) -> tuple[list[Manifest], list[Outcome]]
 # -- preparing ----------------------------------------------------------------------------------
 
 
-def _is_relative_source(source: Any) -> bool:
-    """Whether the Model controller would resolve ``source`` against a folder (see
-    :func:`modelplane.control.resolve_source`): a path, or a ``file:`` URI, that is not absolute."""
-    if not isinstance(source, str) or not source:
-        return False
-    if source.startswith("file:"):
-        return not urlparse(source).path.startswith("/")
-    return not _URI_SCHEME.match(source) and not os.path.isabs(source)
+def _code_folder(obj: JSON, manifest: Manifest) -> Path | None:
+    """The folder of an Agent manifest that holds the Agent's code, or None.
 
-
-def _source_dir(manifest: Manifest) -> str:
-    if manifest.source.startswith("<"):  # stdin or text: relative to where the command runs
-        return os.path.abspath(os.getcwd())
-    return str(Path(manifest.source).parent.absolute())
-
-
-def _annotate_source_dir(obj: JSON, manifest: Manifest) -> None:
-    """Record the manifest's folder on a Model whose versions name relative artifact paths, and
-    on every Agent (its entrypoint module and stdio MCP servers live beside its manifest).
-
-    The Model controller and the agent runtime may run in another folder (or process): relative
-    paths in a manifest mean relative to the manifest, so they need to know where that was.
+    An Agent is "local" when the module its entrypoint names is a file or package beside its
+    manifest and the manifest sets no ``spec.bundle`` (an explicit bundle wins).
     """
-    if obj.get("kind") == "Model":
-        spec = obj.get("spec")
-        versions = spec.get("versions") if isinstance(spec, dict) else None
-        if not isinstance(versions, list):
-            return
-        if not any(isinstance(v, dict) and _is_relative_source(v.get("source")) for v in versions):
-            return
-    elif obj.get("kind") != "Agent":
-        return
-    metadata = obj.setdefault("metadata", {})
-    if not isinstance(metadata, dict):
-        return
-    annotations = metadata.get("annotations")
-    if annotations is None:
-        annotations = metadata["annotations"] = {}
-    if isinstance(annotations, dict):
-        # a source-dir written by hand wins: the author knows where the artifacts are
-        annotations.setdefault(SOURCE_DIR_ANNOTATION, _source_dir(manifest))
+    if obj.get("kind") != "Agent" or manifest.source.startswith("<"):
+        return None
+    spec = obj.get("spec")
+    if (
+        not isinstance(spec, dict)
+        or spec.get("bundle")
+        or not isinstance(spec.get("entrypoint"), str)
+    ):
+        return None
+    folder = Path(manifest.source).parent.absolute()
+    top = spec["entrypoint"].partition(":")[0].partition(".")[0]
+    if top and ((folder / f"{top}.py").is_file() or (folder / top).is_dir()):
+        return folder
+    return None
+
+
+def _bundle(obj: JSON, manifest: Manifest) -> bytes | None:
+    """For a local Agent: its folder packed as a bundle, with ``spec.bundle`` set to its digest.
+
+    The server never reads the client's folder: the code travels as content-addressed bytes, and
+    an edit of the code gives a new digest, so a new generation that runs the new code.
+    """
+    folder = _code_folder(obj, manifest)
+    if folder is None:
+        return None
+    try:
+        data = pack(folder)
+    except BundleError as exc:
+        raise BadRequest(f"{manifest.where}: the Agent's folder: {exc.message}") from None
+    obj["spec"]["bundle"] = digest_of(data)
+    return data
 
 
 def _prepare(manifest: Manifest, s: Settings) -> _Prepared:
-    """The object as it will be sent: validated, defaulted, annotated; or Invalid."""
+    """The object as it will be sent: validated, defaulted, its bundle packed; or Invalid."""
     obj = copy.deepcopy(manifest.obj)
-    _annotate_source_dir(obj, manifest)
+    bundle = _bundle(obj, manifest)
     body = validate(obj, manifest=manifest, default_namespace=s.namespace)
     info = lookup(str(body["kind"]))
     metadata = body["metadata"]
@@ -172,7 +166,7 @@ def _prepare(manifest: Manifest, s: Settings) -> _Prepared:
             f"the namespace of the object ({namespace}) does not match --namespace"
             f" ({s.namespace}); pass --namespace={namespace} or remove one of them"
         )
-    return _Prepared(info, body)
+    return _Prepared(info, body, bundle)
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -187,6 +181,10 @@ def _desired_state(obj: JSON) -> tuple[Any, Any, Any]:
 
 def _apply_one(client: Client, item: _Prepared) -> str:
     """Create or update one object; returns ``created``, ``configured`` or ``unchanged``."""
+    if item.bundle is not None:
+        digest = str(item.body["spec"]["bundle"])
+        if not client.has_bundle(digest):
+            client.put_bundle(digest, item.bundle)
     try:
         client.create(item.info, item.namespace, item.body)
         return "created"
@@ -324,8 +322,9 @@ def run_apply(client: Client | None, paths: Sequence[str], s: Settings) -> bool:
 def apply(ctx: click.Context, paths: tuple[str, ...], dry_run: bool) -> None:
     """Create or update objects from manifests (YAML or JSON, many per file).
 
-    Prints `KIND.GROUP/NAME created|configured|unchanged` per object. Relative artifact paths in
-    Model versions are taken relative to the manifest file.
+    Prints `KIND.GROUP/NAME created|configured|unchanged` per object. An Agent whose code sits
+    beside its manifest (the entrypoint's module is there) is uploaded as a bundle of that folder
+    first, and the Agent names it (`spec.bundle`); an explicit `spec.bundle` wins.
     """
     s = settings()
     if dry_run:

@@ -297,6 +297,35 @@ class Client:
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
 
+    # -- agent bundles -------------------------------------------------------------------------
+
+    def has_bundle(self, digest: str) -> bool:
+        """Whether the server holds the agent bundle ``digest``."""
+        try:
+            response = self._http.head(f"/bundles/{digest}")
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        if response.status_code == 404:
+            return False
+        if response.status_code >= 400:
+            raise self._http_error(response)
+        return True
+
+    def put_bundle(self, digest: str, data: bytes) -> JSON:
+        """Upload the agent bundle ``data`` under its ``digest`` (the server verifies it)."""
+        try:
+            response = self._http.put(
+                f"/bundles/{digest}",
+                content=data,
+                headers={"Content-Type": "application/gzip"},
+            )
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        if response.status_code >= 400:
+            raise self._http_error(response)
+        result: JSON = _decode(response)
+        return result
+
     # -- server --------------------------------------------------------------------------------
 
     def version(self) -> JSON:

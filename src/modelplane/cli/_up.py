@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from modelplane.cli._agents import parse_packages
 from modelplane.cli._apply import run_apply
 from modelplane.cli._client import Client
 from modelplane.cli._context import Settings
@@ -111,6 +112,22 @@ def _publish_inventory(store: Store, paths: tuple[str, ...]) -> None:
     help="Publish this device inventory (`modelplane sim cluster` output) at start; repeatable.",
 )
 @click.option(
+    "--model-root",
+    "model_roots",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    metavar="DIR",
+    help="A folder whose files a Model version's local `source` may name; repeatable (default:"
+    " none, only artifacts imported with `modelplane models import`).",
+)
+@click.option(
+    "--agent-packages",
+    metavar="MOD,...",
+    default="",
+    help="Installed Python packages an Agent without a bundle may name in its entrypoint"
+    " (default: none; `apply -f` of an Agent's folder uploads its code as a bundle).",
+)
+@click.option(
     "--max-body-bytes",
     type=click.IntRange(min=1),
     help="Largest request body accepted (default 3 MiB).",
@@ -130,6 +147,8 @@ def up(
     token_file: str | None,
     paths: tuple[str, ...],
     inventories: tuple[str, ...],
+    model_roots: tuple[str, ...],
+    agent_packages: str,
     max_body_bytes: int | None,
     log_level: str,
 ) -> None:
@@ -153,6 +172,8 @@ def up(
     from modelplane.server import DEFAULT_MAX_BODY_BYTES, load_tokens, serve
     from modelplane.store import default_url, open_store
 
+    packages = parse_packages(agent_packages)
+    roots = [str(Path(r).absolute()) for r in model_roots]
     tokens = load_tokens(token_file) if token_file else None
     store = open_store(database_url or default_url())
     if inventories:
@@ -160,7 +181,7 @@ def up(
     manager = Manager(
         store,
         identity=f"{socket.gethostname()}-{os.getpid()}",
-        controllers=platform.controllers(store),
+        controllers=platform.controllers(store, model_roots=roots),
     )
     services: list[platform.Service] = []
     controllers_started = threading.Event()
@@ -173,7 +194,15 @@ def up(
         # the gateway answers on this same address: the rollout controller reads samples there
         os.environ.setdefault("MODELPLANE_GATEWAY_URL", api_url)
         manager.start()
-        services.extend(platform.services(store, api_url=api_url, home=str(home_dir)))
+        services.extend(
+            platform.services(
+                store,
+                api_url=api_url,
+                home=str(home_dir),
+                model_roots=roots,
+                agent_packages=packages,
+            )
+        )
         for service in services:
             service.start()
         controllers_started.set()
@@ -194,7 +223,7 @@ def up(
             readiness=readiness,
             on_started=on_started,
             install_signal_handlers=True,
-            routes=platform.routes(store),
+            routes=platform.routes(store, home=str(home_dir)),
         )
         click.echo("Stopping...")
     finally:

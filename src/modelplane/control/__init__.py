@@ -33,12 +33,11 @@ from modelplane.control._manager import (
     default_controllers,
     default_identity,
 )
-from modelplane.control._model import SOURCE_DIR_ANNOTATION, ModelController, resolve_source
+from modelplane.control._model import ModelController, SourceNotAllowed, local_source
 from modelplane.control._queue import RateLimiter, WorkQueue
 
 __all__ = [
     "DEFAULT_LEASE_NAME",
-    "SOURCE_DIR_ANNOTATION",
     "Controller",
     "ControllerStats",
     "DigestCache",
@@ -50,15 +49,16 @@ __all__ = [
     "RateLimiter",
     "Request",
     "Result",
+    "SourceNotAllowed",
     "Watches",
     "WorkQueue",
     "artifact_digest",
     "default_controllers",
     "default_identity",
     "get_condition",
+    "local_source",
     "map_owner",
     "now_rfc3339",
     "record_event",
-    "resolve_source",
     "set_condition",
 ]

@@ -4,11 +4,15 @@ For each ``Model`` and each entry of ``spec.versions[]``:
 
 * ``format: upstream`` (served by an OpenAI-compatible upstream): ready without a check, reason
   ``Upstream``;
-* a local ``source`` (an absolute path, a ``file://`` URI, or a relative path, resolved against the
-  ``modelplane.dev/source-dir`` annotation when present, else the controller's working directory):
-  the file's sha256 (or a directory's, see :mod:`modelplane.control._digest`) must equal
-  ``digest``; reasons ``DigestVerified``, ``DigestMismatch``, ``DigestMissing``, ``InvalidDigest``,
-  ``SourceNotFound``, ``SourceUnreadable``;
+* an artifact imported into the content-addressed store (``$MODELPLANE_HOME/models``), found by
+  ``digest``, is verified there and ``source`` is not read;
+* otherwise a local ``source`` (an absolute path, a ``file://`` URI, or a relative path) is read
+  only inside the folders the operator lists (``--model-root``, :func:`local_source`); a relative
+  one is resolved against those folders alone, never against a folder a client names. A source
+  elsewhere is not read: reason ``SourceNotAllowed``. The file's sha256 (or a directory's, see
+  :mod:`modelplane.control._digest`) must equal ``digest``; reasons ``DigestVerified``,
+  ``DigestMismatch``, ``DigestMissing``, ``InvalidDigest``, ``SourceNotFound``,
+  ``SourceUnreadable``;
 * any other source (``s3://``, ``https://``...) is not ready, reason ``UnsupportedSource``: this
   controller does not download artifacts.
 
@@ -25,6 +29,7 @@ import copy
 import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,15 +48,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelplane.control.model")
 
 MODEL_API_VERSION = "modelplane.dev/v1alpha1"
-#: annotation naming the directory relative sources are resolved against (set by ``apply -f``)
-SOURCE_DIR_ANNOTATION = "modelplane.dev/source-dir"
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_RELATIVE_HINT = (
-    " (relative sources are resolved against the modelplane.dev/source-dir annotation, else the"
-    " controller's working directory)"
-)
+_RELATIVE_HINT = " (a relative source is looked up in each --model-root folder)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,24 +69,63 @@ class _VersionCheck:
         return out
 
 
-def resolve_source(source: str, base_dir: str | None = None) -> str | None:
-    """The absolute local path ``source`` names, or None when it is not a local path.
+class SourceNotAllowed(Exception):
+    """A local source outside every folder the operator lets the platform read models from."""
 
-    ``file://`` URIs (host empty or ``localhost``) and paths are local; a relative path is taken
-    relative to ``base_dir`` (itself relative to the working directory) or the working directory.
-    """
+    def __init__(self, source: str, roots: Sequence[Path]) -> None:
+        where = ", ".join(str(r) for r in roots) or "none"
+        self.message = (
+            f"source {source!r} is outside the folders this platform reads models from"
+            f" (--model-root: {where}); import the artifact with `modelplane models import PATH`"
+            " (it is then found by its digest), or ask an operator to add its folder with"
+            " --model-root"
+        )
+        super().__init__(self.message)
+
+
+def _local_path(source: str) -> str | None:
+    """The path a ``source`` names (maybe relative), or None when it is not local."""
     if source.startswith("file:"):
         parsed = urlparse(source)
         if parsed.netloc not in ("", "localhost"):
             return None
-        path = url2pathname(unquote(parsed.path))
-    elif _URI_SCHEME.match(source):
+        return url2pathname(unquote(parsed.path))
+    if _URI_SCHEME.match(source):
         return None
-    else:
-        path = source
-    if not os.path.isabs(path):
-        path = os.path.join(base_dir or os.getcwd(), path)
-    return os.path.abspath(path)
+    return source
+
+
+def _inside(path: str, root: Path) -> bool:
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def local_source(source: str, roots: Sequence[str | os.PathLike[str]]) -> str | None:
+    """The absolute path ``source`` names inside one of ``roots``, or None when it is not a
+    local path (``s3://``, ``https://``...).
+
+    ``file://`` URIs (host empty or ``localhost``) and paths are local. An absolute one must lie
+    inside a root once links are followed; a relative one is looked up in each root in turn (the
+    first that holds it wins; else the first root's). Raises :class:`SourceNotAllowed` otherwise:
+    a client never makes the platform read a path of its choosing.
+    """
+    path = _local_path(source)
+    if path is None:
+        return None
+    bases = [Path(r).absolute() for r in roots]
+    if os.path.isabs(path):
+        if any(_inside(path, base) for base in bases):
+            return os.path.abspath(path)
+        raise SourceNotAllowed(source, bases)
+    # ``..`` or a link may lead out of a root: only what stays inside counts
+    found = [
+        os.path.abspath(os.path.join(base, path))
+        for base in bases
+        if _inside(os.path.join(base, path), base)
+    ]
+    if not found:
+        raise SourceNotAllowed(source, bases)
+    return next((c for c in found if os.path.exists(c)), found[0])
 
 
 class ModelController(Controller):
@@ -94,6 +133,8 @@ class ModelController(Controller):
 
     ``verify_period``: seconds between re-verifications of a Model when nothing changed.
     ``digest_cache``: share one between controllers to share hashing work (default: a private one).
+    ``model_roots``: folders whose files local sources may name (default: none; only the artifact
+    store, by digest).
     """
 
     kind = "Model"
@@ -108,6 +149,7 @@ class ModelController(Controller):
         verify_period: float = 60.0,
         digest_cache: DigestCache | None = None,
         artifact_root: str | os.PathLike[str] | None = None,
+        model_roots: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         super().__init__(store, namespace=namespace, workers=workers)
         #: the local content-addressed artifact store (``$MODELPLANE_HOME/models``): a version whose
@@ -122,6 +164,8 @@ class ModelController(Controller):
             raise ValueError(f"verify_period must be positive seconds (got {verify_period})")
         self.verify_period = verify_period
         self.digest_cache = digest_cache if digest_cache is not None else DigestCache()
+        #: the folders the operator lets local sources be read from (``--model-root``)
+        self.model_roots = tuple(Path(r) for r in model_roots)
 
     def reconcile(self, request: Request) -> Result:
         try:
@@ -178,12 +222,10 @@ class ModelController(Controller):
     # -- one version ------------------------------------------------------------------------------
 
     def _check_versions(self, model: dict[str, Any]) -> list[_VersionCheck]:
-        annotations = (model.get("metadata") or {}).get("annotations") or {}
-        base_dir = annotations.get(SOURCE_DIR_ANNOTATION) or None
         versions = (model.get("spec") or {}).get("versions") or []
-        return [self._check_version(i, v, base_dir) for i, v in enumerate(versions)]
+        return [self._check_version(i, v) for i, v in enumerate(versions)]
 
-    def _check_version(self, index: int, version: Any, base_dir: str | None) -> _VersionCheck:
+    def _check_version(self, index: int, version: Any) -> _VersionCheck:
         field = f"spec.versions[{index}]"
         if not isinstance(version, dict):
             return _VersionCheck(
@@ -206,7 +248,17 @@ class ModelController(Controller):
                 "SourceNotSet",
                 f"{label}: {field}.source is empty; set it to the artifact's path",
             )
-        path = resolve_source(source, base_dir)
+        expected_digest = str(version.get("digest") or "").lower()
+        stored = (
+            stored_artifact(self.artifact_root, expected_digest)
+            if self.artifact_root and _DIGEST.match(expected_digest)
+            else None
+        )
+        try:
+            # imported before: verify the stored copy; the source is not read at all
+            path = str(stored) if stored is not None else local_source(source, self.model_roots)
+        except SourceNotAllowed as exc:
+            return _VersionCheck(name, False, "SourceNotAllowed", f"{label}: {exc.message}")
         if path is None:
             return _VersionCheck(
                 name,
@@ -218,11 +270,6 @@ class ModelController(Controller):
                 " OpenAI-compatible upstream",
             )
         hint = "" if os.path.isabs(source) or source.startswith("file:") else _RELATIVE_HINT
-        expected_digest = str(version.get("digest") or "").lower()
-        if not os.path.exists(path) and self.artifact_root and _DIGEST.match(expected_digest):
-            stored = stored_artifact(self.artifact_root, expected_digest)
-            if stored is not None:
-                path = str(stored)  # imported before: verify the stored copy instead
         try:
             observed = artifact_digest(path, self.digest_cache)
         except FileNotFoundError:

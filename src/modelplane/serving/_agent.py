@@ -31,7 +31,8 @@ labelled :data:`SIMULATED_LABEL` ``=true`` (or of an Endpoint annotated
 ``.<version>`` suffix, e.g. ``modelplane.dev/simulated-tpot.v2``).
 
 **Artifacts**: before starting a real worker the agent finds the version's artifact in the
-content-addressed store by digest (importing it from ``source`` the first time) and verifies its
+content-addressed store by digest (importing it from ``source`` the first time, and only from inside
+the operator's ``model_roots``: elsewhere the reason is ``SourceNotAllowed``) and verifies its
 digest; a mismatch or pickled weights keep the replica stopped with the reason in status. The worker
 verifies again before it loads.
 """
@@ -44,6 +45,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +54,12 @@ import httpx
 from modelplane.api import parse_duration
 from modelplane.api.errors import Conflict, NotFound
 from modelplane.control import (
-    SOURCE_DIR_ANNOTATION,
     DigestCache,
     Informer,
+    SourceNotAllowed,
     get_condition,
+    local_source,
     record_event,
-    resolve_source,
     set_condition,
 )
 from modelplane.serving._artifacts import ArtifactError, ArtifactStore, refuse_pickle, verify
@@ -89,7 +91,9 @@ class NodeAgent:
 
     ``store``: the object store; ``node_name``: this machine's Node name; ``home``: where artifacts
     (``models/``) and worker logs (``replicas/``) live; ``simulate``: also run the replicas of
-    simulated nodes here; ``idle_timeout``: seconds a scale-to-zero replica may sit idle.
+    simulated nodes here; ``idle_timeout``: seconds a scale-to-zero replica may sit idle;
+    ``model_roots``: the only folders a version's local ``source`` is read from when its digest is
+    not in the artifact store yet (default: none).
     """
 
     def __init__(
@@ -101,8 +105,11 @@ class NodeAgent:
         simulate: bool = True,
         idle_timeout: float = 300.0,
         python: str = sys.executable,
+        model_roots: Sequence[str | Path] = (),
     ) -> None:
         self.store = store
+        #: folders a version's local ``source`` may be imported from (``--model-root``)
+        self.model_roots = tuple(Path(r) for r in model_roots)
         self.node_name = node_name
         self.home = Path(home)
         self.simulate = simulate
@@ -408,10 +415,10 @@ class NodeAgent:
         try:
             artifact = self.artifacts.get(digest)
             if artifact is None:
-                annotations = (model.get("metadata") or {}).get("annotations") or {}
-                source = resolve_source(
-                    str(version.get("source") or ""), annotations.get(SOURCE_DIR_ANNOTATION)
-                )
+                try:
+                    source = local_source(str(version.get("source") or ""), self.model_roots)
+                except SourceNotAllowed as exc:
+                    raise _Problem("SourceNotAllowed", f"version {vname}: {exc.message}") from None
                 if source is None:
                     raise _Problem(
                         "UnsupportedSource",

@@ -1,0 +1,74 @@
+"""``/bundles/sha256:<hex>``: upload and fetch agent bundles by digest.
+
+``PUT`` stores the request body (a bundle made by :func:`~modelplane.agents._bundles.pack`) under
+its digest, after checking that the bytes hash to it and unpack safely; 201 when it is new, 200
+when the server had it. Uploading code is admitted by policy: until Policy governs it, only
+administrators may (:attr:`~modelplane.api.Principal.is_admin`; a server without authentication
+serves its local operator, an administrator); others get 403. ``GET`` (and ``HEAD``) returns a
+bundle's bytes, so ``modelplane apply`` can skip an upload and agent workers elsewhere can fetch
+the code they run (and verify it by its digest).
+"""
+
+from __future__ import annotations
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from modelplane.agents._bundles import BundleError, BundleStore
+from modelplane.api import principal_of
+from modelplane.api.errors import (
+    BadRequest,
+    Forbidden,
+    ModelplaneError,
+    NotFound,
+    RequestEntityTooLarge,
+)
+
+MEDIA_TYPE = "application/gzip"
+
+
+def _error(exc: BundleError) -> ModelplaneError:
+    if exc.reason == "BundleTooLarge":
+        return RequestEntityTooLarge(exc.message)
+    if exc.reason == "BundleNotFound":
+        return NotFound(exc.message)
+    return BadRequest(exc.message)
+
+
+def routes(bundles: BundleStore) -> list[BaseRoute]:
+    """The bundle routes over ``bundles`` (the server's home)."""
+
+    async def upload(request: Request) -> Response:
+        digest = request.path_params["digest"]
+        principal = principal_of(request.scope)
+        if not principal.is_admin:
+            raise Forbidden(
+                f"{principal.name} may not upload agent code: until a Policy admits it, only"
+                " administrators (group system:masters) upload bundles; ask one to apply the"
+                " Agent's folder"
+            )
+        data = await request.body()
+        try:
+            created = await run_in_threadpool(bundles.put, digest, data)
+        except BundleError as exc:
+            raise _error(exc) from None
+        body = orjson.dumps({"digest": digest, "size": len(data), "created": created})
+        return Response(body, 201 if created else 200, media_type="application/json")
+
+    async def download(request: Request) -> Response:
+        digest = request.path_params["digest"]
+        try:
+            data = await run_in_threadpool(bundles.read, digest)
+        except BundleError as exc:
+            raise _error(exc) from None
+        if data is None:
+            raise NotFound(f"bundle {digest} has not been uploaded; apply the Agent's folder")
+        return Response(data, media_type=MEDIA_TYPE, headers={"ETag": f'"{digest}"'})
+
+    return [
+        Route("/bundles/{digest}", upload, methods=["PUT"]),
+        Route("/bundles/{digest}", download, methods=["GET", "HEAD"]),
+    ]
