@@ -18,6 +18,7 @@ from typing import Protocol
 from starlette.routing import BaseRoute
 
 from modelplane.control import Controller
+from modelplane.egress import EgressRules
 from modelplane.store import Store
 
 
@@ -57,9 +58,12 @@ def services(store: Store, *, api_url: str, home: str) -> list[Service]:
     ]
 
 
-def routes(store: Store) -> Sequence[BaseRoute]:
-    """Routes mounted beside ``/apis``: gateways and runtimes that answer on the same address."""
+def routes(store: Store, *, egress: EgressRules | None = None) -> Sequence[BaseRoute]:
+    """Routes mounted beside ``/apis``: gateways and runtimes that answer on the same address.
+
+    ``egress``: the operator's rules for the hosts upstream Model versions may call.
+    """
     from modelplane.agents._routes import routes as agent_routes
     from modelplane.gateway import mount as gateway_mount
 
-    return [gateway_mount(store), *agent_routes(store)]
+    return [gateway_mount(store, egress=egress), *agent_routes(store)]

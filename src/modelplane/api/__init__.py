@@ -7,7 +7,7 @@ writing status) passes it through :func:`validate`, which returns the normalised
 read from a manifest by :func:`load_manifests` or :func:`load_paths`.
 
 Kinds (group ``modelplane.dev/v1alpha1`` unless noted): ``Model``, ``Endpoint``, ``Graph``,
-``Agent``, ``Policy``, ``Node`` (cluster-scoped), ``Queue``, ``Job``, ``Event``, and the DRA kinds
+``Agent``, ``Policy``, ``Secret``, ``Node`` (cluster-scoped), ``Queue``, ``Job``, ``Event``, and the DRA kinds
 ``DeviceClass``, ``ResourceSlice`` (cluster-scoped) and ``ResourceClaim`` under
 ``resource.k8s.io/v1``, which are accepted exactly as a Kubernetes cluster serves them.
 
@@ -43,6 +43,7 @@ from modelplane.api._principal import ADMIN_GROUP, LOCAL_OPERATOR, Principal, pr
 from modelplane.api._quantity import Quantity, parse_quantity
 from modelplane.api._queue import Queue
 from modelplane.api._registry import KindInfo, kind_info, kinds, lookup
+from modelplane.api._secret import Secret, check_secret_key
 from modelplane.api._types import parse_duration
 from modelplane.api._validate import resolve, validate
 
@@ -69,8 +70,10 @@ __all__ = [
     "Resource",
     "ResourceClaim",
     "ResourceSlice",
+    "Secret",
     "check_dns_label",
     "check_dns_subdomain",
+    "check_secret_key",
     "errors",
     "explain",
     "json_schema",
