@@ -129,9 +129,11 @@ def test_a_process_without_the_key_file_is_told_where_to_get_it(
     sqlite_url: str, sqlite_store: Store, tmp_path: Path
 ) -> None:
     sqlite_store.create(secret("s", a="b"))
-    with open_store(sqlite_url, encryption_key_file=tmp_path / "absent.key") as keyless:
-        with pytest.raises(ModelplaneError, match="does not exist"):
-            keyless.get("Secret", "default", "s")
+    with (
+        open_store(sqlite_url, encryption_key_file=tmp_path / "absent.key") as keyless,
+        pytest.raises(ModelplaneError, match="does not exist"),
+    ):
+        keyless.get("Secret", "default", "s")
 
 
 def test_a_watch_of_secrets_sees_them_in_the_clear(sqlite_store: Store) -> None:
