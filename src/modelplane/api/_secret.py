@@ -8,7 +8,7 @@ never stored). Keys are Kubernetes' secret keys: letters, digits, ``-``, ``_`` a
 
 Validation messages never repeat a value: they name the key and what is wrong with it. The store
 keeps ``data`` encrypted, and the API shows values only to principals who may read secrets
-(see ``docs/security.md``).
+(see :mod:`modelplane.store._encryption` and ``docs/gateway.md``).
 """
 
 from __future__ import annotations
