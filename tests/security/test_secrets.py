@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 import sqlite3
 import stat
@@ -377,3 +378,29 @@ def _route(platform: Platform, name: str) -> EndpointRoute | None:
 def _routed(platform: Platform, name: str) -> bool:
     route = _route(platform, name)
     return route is not None and any(v.replicas for v in route.versions)
+
+
+def test_no_secret_value_reaches_the_logs(
+    platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with FakeUpstream("provider", reply="hello") as provider:
+        # given a key that is used, a key that is refused, and a secret a tenant cannot read
+        bad = VALUE + "\n"
+        platform.admin.post(url("secrets"), json=secret("good", **{"api-key": VALUE}))
+        platform.admin.post(url("secrets"), json=secret("bad", **{"api-key": bad}))
+        for name in ("good", "bad"):
+            ref = {"name": name, "key": "api-key"}
+            platform.admin.post(
+                url("models"), json=upstream_model(name, provider.url, apiKeySecretRef=ref)
+            )
+            platform.admin.post(url("endpoints"), json=endpoint(name, name))
+        wait_until(lambda: _routed(platform, "good"), what="the gateway to route good")
+        # when every path that touches them runs
+        answers = [chat(platform.admin, "good"), chat(platform.admin, "bad")]
+        platform.tenant.get(url("secrets"))
+        platform.admin.post(url("secrets"), json={**secret("good"), "data": {"k": VALUE}})
+    # then they ran, and nothing logged holds the value, plain or encoded
+    assert [a.status_code for a in answers] == [200, 503]
+    encoded = base64.b64encode(VALUE.encode()).decode()
+    assert VALUE not in caplog.text and encoded not in caplog.text
