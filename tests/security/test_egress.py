@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from tests.control._wait import wait_until
 from tests.security._platform import (
     Platform,
@@ -19,6 +20,7 @@ from tests.security._platform import (
     use_key_file,
 )
 
+from modelplane.cli import cli
 from modelplane.egress import EgressRefused, EgressRules
 from modelplane.gateway import EndpointRoute, FakeUpstream
 from modelplane.store import Store, open_store
@@ -216,3 +218,15 @@ def test_an_upstream_source_with_credentials_or_another_scheme_is_refused(
     assert cause["field"] == "spec.versions[0].source"
     assert problem in cause["message"]
     assert "sk-secret" not in r.text
+
+
+@pytest.mark.parametrize("command", ["up", "gateway"])
+def test_a_bad_upstream_allow_entry_stops_the_command_with_a_usage_error(
+    command: str, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        cli, [command, "--home", str(tmp_path), "--upstream-allow", "http://api.example.com/"]
+    )
+    assert result.exit_code == 2
+    assert "--upstream-allow" in result.output and "not a host name" in result.output
+    assert not (tmp_path / "modelplane.db").exists()
