@@ -24,6 +24,7 @@ from typing import Protocol
 from starlette.routing import BaseRoute
 
 from modelplane.control import Controller
+from modelplane.egress import EgressRules
 from modelplane.store import Store
 
 
@@ -70,11 +71,19 @@ def services(
     ]
 
 
-def routes(store: Store, *, home: str) -> Sequence[BaseRoute]:
-    """Routes mounted beside ``/apis``: gateways and runtimes that answer on the same address."""
+def routes(store: Store, *, home: str, egress: EgressRules | None = None) -> Sequence[BaseRoute]:
+    """Routes mounted beside ``/apis``: gateways and runtimes that answer on the same address.
+
+    ``home``: where uploaded agent bundles are kept; ``egress``: the operator's rules for the hosts
+    upstream Model versions may call.
+    """
     from modelplane.agents._bundle_routes import routes as bundle_routes
     from modelplane.agents._bundles import BundleStore
     from modelplane.agents._routes import routes as agent_routes
     from modelplane.gateway import mount as gateway_mount
 
-    return [gateway_mount(store), *agent_routes(store), *bundle_routes(BundleStore(home))]
+    return [
+        gateway_mount(store, egress=egress),
+        *agent_routes(store),
+        *bundle_routes(BundleStore(home)),
+    ]

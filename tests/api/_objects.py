@@ -112,6 +112,16 @@ def node() -> dict[str, Any]:
     }
 
 
+def secret() -> dict[str, Any]:
+    return {
+        "apiVersion": GROUP,
+        "kind": "Secret",
+        "metadata": {"name": "provider"},
+        "type": "Opaque",
+        "data": {"api-key": "c2stdGVzdA=="},
+    }
+
+
 def queue() -> dict[str, Any]:
     return {
         "apiVersion": GROUP,
@@ -221,6 +231,7 @@ ALL = {
     "Agent": agent,
     "ToolServer": tool_server,
     "Policy": policy,
+    "Secret": secret,
     "DeviceClass": device_class,
     "ResourceSlice": resource_slice,
     "ResourceClaim": resource_claim,

@@ -291,7 +291,7 @@ def test_upstream_model_needs_no_digest() -> None:
             "name": "gpt",
             "source": "https://api.example.com/v1",
             "format": "upstream",
-            "apiKeySecret": "~/.config/modelplane/upstream.key",
+            "apiKeySecretRef": {"name": "provider", "key": "api-key"},
         }
     ]
     assert "digest" not in api.validate(obj)["spec"]["versions"][0]

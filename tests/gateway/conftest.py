@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from tests.gateway._env import Env, GatewayThread
 
+from modelplane.egress import EgressRules
 from modelplane.gateway import Gateway
 from modelplane.store import open_store
 
@@ -16,7 +17,12 @@ from modelplane.store import open_store
 def env(tmp_path: Path) -> Iterator[Env]:
     store = open_store(f"sqlite:///{tmp_path / 'modelplane.db'}")
     gateway = Gateway(
-        store, home=str(tmp_path), connect_timeout=0.5, read_timeout=1.5, scrape_interval=0.05
+        store,
+        # the fake upstreams listen on loopback, as a provider on this machine would
+        egress=EgressRules(allow_loopback=True),
+        connect_timeout=0.5,
+        read_timeout=1.5,
+        scrape_interval=0.05,
     )
     thread = GatewayThread(gateway).start()
     e = Env(store, thread, tmp_path)

@@ -54,7 +54,7 @@ def test_gateway_command_serves_models_from_the_store(tmp_path: Path) -> None:
         proc = subprocess.Popen(
             [
                 *(sys.executable, "-m", "modelplane.cli", "gateway", "--port", str(port)),
-                *("--database-url", db, "--home", str(tmp_path)),
+                *("--database-url", db, "--home", str(tmp_path), "--allow-loopback-upstreams"),
             ],
             stderr=subprocess.PIPE,
         )

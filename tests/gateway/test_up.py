@@ -19,7 +19,8 @@ API = "/apis/modelplane.dev/v1alpha1/namespaces/default"
 
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[UpProcess]:
-    proc = UpProcess(tmp_path / "home").start()
+    # the fake provider listens on loopback: embedded mode lets it with an explicit flag
+    proc = UpProcess(tmp_path / "home", extra=["--allow-loopback-upstreams"]).start()
     try:
         yield proc
     finally:
@@ -27,9 +28,14 @@ def up(tmp_path: Path) -> Iterator[UpProcess]:
 
 
 def test_chat_completion_through_up_reaches_an_upstream_version(up: UpProcess) -> None:
-    # given a provider (fake) and its API key in a file under MODELPLANE_HOME
+    # given a provider (fake) and its API key in a Secret
     with FakeUpstream("provider", reply="The capital of France is Paris.") as provider:
-        (up.home / "provider.key").write_text("sk-test-123\n")
+        secret = {
+            "apiVersion": "modelplane.dev/v1alpha1",
+            "kind": "Secret",
+            "metadata": {"name": "provider"},
+            "stringData": {"api-key": "sk-test-123"},
+        }
         model = {
             "apiVersion": "modelplane.dev/v1alpha1",
             "kind": "Model",
@@ -40,7 +46,7 @@ def test_chat_completion_through_up_reaches_an_upstream_version(up: UpProcess) -
                         "name": "v1",
                         "format": "upstream",
                         "source": provider.url,
-                        "apiKeySecret": "provider.key",
+                        "apiKeySecretRef": {"name": "provider", "key": "api-key"},
                     }
                 ]
             },
@@ -52,6 +58,7 @@ def test_chat_completion_through_up_reaches_an_upstream_version(up: UpProcess) -
             "spec": {"model": "hosted"},
         }
         with httpx.Client(base_url=up.url, timeout=10) as client:
+            assert client.post(f"{API}/secrets", json=secret).status_code == 201
             assert client.post(f"{API}/models", json=model).status_code == 201
             assert client.post(f"{API}/endpoints", json=endpoint).status_code == 201
             wait_until(

@@ -12,6 +12,7 @@ import pytest
 from tests.server._objects import assert_status, model, models_url
 from tests.server.conftest import RunningServer
 
+from modelplane.api import Principal
 from modelplane.api.errors import BadRequest
 from modelplane.server import load_tokens
 
@@ -213,7 +214,10 @@ def test_a_token_file_maps_tokens_to_users(tmp_path: Path) -> None:
     path = tmp_path / "tokens.csv"
     path.write_text('# operators\n\ns3cret,alice,uid-1,"admins,ops"\n  plain-token  \n')
 
-    assert load_tokens(path) == {"s3cret": "alice", "plain-token": "tokens.csv:4"}
+    assert load_tokens(path) == {
+        "s3cret": Principal("alice", frozenset({"admins", "ops", "system:authenticated"})),
+        "plain-token": Principal("tokens.csv:4", frozenset({"system:authenticated"})),
+    }
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ writing status) passes it through :func:`validate`, which returns the normalised
 read from a manifest by :func:`load_manifests` or :func:`load_paths`.
 
 Kinds (group ``modelplane.dev/v1alpha1`` unless noted): ``Model``, ``Endpoint``, ``Graph``,
-``Agent``, ``ToolServer`` (cluster-scoped, administrators only), ``Policy``, ``Node``
-(cluster-scoped), ``Queue``, ``Job``, ``Event``, and the DRA kinds
+``Agent``, ``ToolServer`` (cluster-scoped, administrators only), ``Policy``, ``Secret``,
+``Node`` (cluster-scoped), ``Queue``, ``Job``, ``Event``, and the DRA kinds
 ``DeviceClass``, ``ResourceSlice`` (cluster-scoped) and ``ResourceClaim`` under
 ``resource.k8s.io/v1``, which are accepted exactly as a Kubernetes cluster serves them.
 
@@ -44,6 +44,7 @@ from modelplane.api._principal import ADMIN_GROUP, LOCAL_OPERATOR, Principal, pr
 from modelplane.api._quantity import Quantity, parse_quantity
 from modelplane.api._queue import Queue
 from modelplane.api._registry import KindInfo, kind_info, kinds, lookup
+from modelplane.api._secret import Secret, check_secret_key
 from modelplane.api._toolserver import ToolServer
 from modelplane.api._types import parse_duration
 from modelplane.api._validate import resolve, validate
@@ -71,9 +72,11 @@ __all__ = [
     "Resource",
     "ResourceClaim",
     "ResourceSlice",
+    "Secret",
     "ToolServer",
     "check_dns_label",
     "check_dns_subdomain",
+    "check_secret_key",
     "errors",
     "explain",
     "json_schema",

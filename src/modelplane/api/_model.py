@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from modelplane.api._meta import OpenSchema, Resource, Schema, Status
-from modelplane.api._types import Digest, Name, Problems, duplicates
+from modelplane.api._secret import check_secret_key
+from modelplane.api._types import Digest, FieldProblems, Name, Problems, duplicates
 
 ModelTask = Literal["chat", "completion", "embedding"]
 ModelFormat = Literal["safetensors", "gguf", "onnx", "upstream", "pytorch"]
@@ -16,8 +18,41 @@ ModelFormat = Literal["safetensors", "gguf", "onnx", "upstream", "pytorch"]
 _HTTP_URL = re.compile(r"^https?://[^\s/]+")
 
 
+class SecretKeyRef(Schema):
+    """One key of a Secret in the same namespace as the object that refers to it."""
+
+    name: Name = Field(description="The Secret's name (in the referring object's namespace).")
+    key: str = Field(description="The key within the Secret's data.")
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        why = check_secret_key(value)
+        if why:
+            raise ValueError(why)
+        return value
+
+
 class ModelVersion(Schema):
     """One version of a model: where its artifact is and what it must hash to."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "apiKeySecret" in data:
+            # the old field named a file on the server, which any client could point anywhere
+            raise FieldProblems(
+                [
+                    (
+                        ("apiKeySecret",),
+                        "apiKeySecret (a file path on the server) was removed: put the key in a"
+                        " Secret in this namespace (modelplane create secret generic NAME"
+                        " --from-literal=api-key=KEY) and set apiKeySecretRef: {name: NAME,"
+                        " key: api-key}",
+                    )
+                ]
+            )
+        return data
 
     name: Name = Field(description="Version name, unique within the model, e.g. `v1`.")
     source: str = Field(
@@ -50,11 +85,12 @@ class ModelVersion(Schema):
     license: str | None = Field(
         default=None, description="SPDX license identifier of the weights, e.g. `apache-2.0`."
     )
-    api_key_secret: str | None = Field(
+    api_key_secret_ref: SecretKeyRef | None = Field(
         default=None,
         description=(
-            "For upstream models: path of a file holding the API key (read when calling the"
-            " upstream; the key itself never goes into an object)."
+            "For upstream models: the Secret (in the Model's namespace) and key holding the API"
+            " key, sent as `Authorization: Bearer <key>`. Create it with `modelplane create"
+            " secret generic NAME --from-literal=api-key=...`."
         ),
     )
     upstream_model: str | None = Field(
@@ -76,11 +112,12 @@ class ModelVersion(Schema):
     @model_validator(mode="after")
     def _check(self) -> Self:
         problems = Problems()
-        if self.format == "upstream" and not _HTTP_URL.match(self.source):
+        if self.format == "upstream":
+            problems.extend(_upstream_source_problems(self.source))
+        elif self.api_key_secret_ref is not None:
             problems.add(
-                ("source",),
-                f"format upstream needs the base URL of an OpenAI-compatible API, such as"
-                f" 'https://api.openai.com/v1' (got {self.source!r})",
+                ("apiKeySecretRef",),
+                f"apiKeySecretRef is only used by format upstream, not {self.format}; remove it",
             )
         if self.upstream_model is not None and self.format != "upstream":
             problems.add(
@@ -102,6 +139,32 @@ class ModelVersion(Schema):
             )
         problems.raise_any()
         return self
+
+
+def _upstream_source_problems(source: str) -> list[tuple[tuple[str | int, ...], str]]:
+    if not _HTTP_URL.match(source):
+        return [
+            (
+                ("source",),
+                "format upstream needs the http(s) base URL of an OpenAI-compatible API, such as"
+                f" 'https://api.openai.com/v1' (got {source[:80]!r})",
+            )
+        ]
+    try:
+        parts = urlsplit(source)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return [(("source",), "the URL is not valid (check the host and port)")]
+    if parts.username is not None or parts.password is not None:
+        # never echo the URL: it holds a credential
+        return [
+            (
+                ("source",),
+                "the URL holds credentials (user:password@); remove them, put the API key in a"
+                " Secret and set apiKeySecretRef",
+            )
+        ]
+    return []
 
 
 class ModelSpec(Schema):

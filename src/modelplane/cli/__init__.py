@@ -1,7 +1,7 @@
 """``modelplane``: the command line, kubectl-shaped.
 
 Owns: parsing of command lines, the REST client the commands use (``_client``), how objects are
-printed (``_output``), one module per command family (``_apply``, ``_get``, ``_describe``,
+printed (``_output``), one module per command family (``_apply``, ``_create``, ``_get``, ``_describe``,
 ``_delete``, ``_explain``, ``_version``, ``_up``, ``_bench``), and ``modelplane up``, which runs the
 embedded platform (store, controllers, API server) in one process.
 Must not touch: the store or controllers directly, except ``up`` which starts them; every other
@@ -28,6 +28,7 @@ from modelplane.cli._agents import agent_worker, agents
 from modelplane.cli._apply import apply
 from modelplane.cli._bench import bench
 from modelplane.cli._context import Settings, connection_options
+from modelplane.cli._create import create
 from modelplane.cli._delete import delete
 from modelplane.cli._describe import describe
 from modelplane.cli._explain import explain
@@ -126,6 +127,7 @@ def cli(ctx: click.Context) -> None:
 
 for _command in (
     apply,
+    create,
     get,
     describe,
     delete,

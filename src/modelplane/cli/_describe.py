@@ -6,6 +6,8 @@ recorded about the object (oldest first), as ``kubectl describe`` does.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Sequence
 from typing import Any
 
@@ -73,8 +75,25 @@ def _section(title: str, value: Any) -> list[str]:
     return [f"{title}:", *("  " + line for line in body)]
 
 
+def _secret_lines(obj: JSON) -> list[str]:
+    """A Secret's type and the size of each value, never a value (as ``kubectl describe``)."""
+    lines = [_field("Type", str(obj.get("type") or "Opaque")), "", "Data", "===="]
+    data = obj.get("data") or {}
+    if not data:
+        lines.append("<none>")
+    for key, value in data.items():
+        try:
+            size = f"{len(base64.b64decode(str(value), validate=True))} bytes"
+        except (binascii.Error, ValueError):
+            size = "<redacted>"  # a caller who may not read secrets gets no value to measure
+        lines.append(f"{key}:  {size}")
+    return lines
+
+
 def _body_lines(obj: JSON) -> list[str]:
     """Everything outside the envelope: ``spec`` for most kinds, top-level fields for Events."""
+    if obj.get("kind") == "Secret":
+        return _secret_lines(obj)
     lines: list[str] = []
     rest = {
         k: v

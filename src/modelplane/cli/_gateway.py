@@ -16,6 +16,7 @@ import httpx
 import orjson
 
 from modelplane.cli._context import connection_options, settings
+from modelplane.cli._security import egress_options, egress_rules, encryption_key_option
 
 
 @click.command("gateway")
@@ -33,7 +34,7 @@ from modelplane.cli._context import connection_options, settings
     envvar="MODELPLANE_HOME",
     default=".modelplane",
     show_default=True,
-    help="Folder relative API-key files (apiKeySecret) are read from.",
+    help="Folder of the default SQLite store and encryption key; sets MODELPLANE_HOME.",
 )
 @click.option(
     "--database-url",
@@ -41,13 +42,24 @@ from modelplane.cli._context import connection_options, settings
     metavar="URL",
     help="Store URL: postgresql://user@host/db or sqlite:///path.db (default: SQLite under home).",
 )
+@encryption_key_option
+@egress_options
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="warning",
     show_default=True,
 )
-def gateway(host: str, port: int, home: str, database_url: str | None, log_level: str) -> None:
+def gateway(
+    host: str,
+    port: int,
+    home: str,
+    database_url: str | None,
+    encryption_key_file: str | None,
+    upstream_allow: tuple[str, ...],
+    allow_loopback_upstreams: bool,
+    log_level: str,
+) -> None:
     """Run the OpenAI-compatible gateway alone, serving /v1 from the store."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -55,16 +67,17 @@ def gateway(host: str, port: int, home: str, database_url: str | None, log_level
     from modelplane.gateway import serve_gateway
     from modelplane.store import default_url, open_store
 
+    egress = egress_rules(upstream_allow, allow_loopback_upstreams)
     home_dir = Path(home).expanduser().absolute()
     os.environ["MODELPLANE_HOME"] = str(home_dir)
     url = database_url or default_url()
-    store = open_store(url)
+    store = open_store(url, encryption_key_file=encryption_key_file)
     try:
         serve_gateway(
             store,
             host=host,
             port=port,
-            home=str(home_dir),
+            egress=egress,
             on_started=lambda u: click.echo(f"Modelplane gateway serving {u}/v1", err=True),
         )
     finally:

@@ -21,6 +21,7 @@ from modelplane.cli._apply import run_apply
 from modelplane.cli._client import Client
 from modelplane.cli._context import Settings
 from modelplane.cli._output import echo_error
+from modelplane.cli._security import egress_options, egress_rules, encryption_key_option
 from modelplane.store import Store, redact_url
 
 _DEFAULT_PORT = 8470
@@ -92,8 +93,13 @@ def _publish_inventory(store: Store, paths: tuple[str, ...]) -> None:
 @click.option(
     "--token-file",
     type=click.Path(dir_okay=False),
-    help="Require a bearer token listed in this file (one per line, `token[,user]`).",
+    help=(
+        'Require a bearer token listed in this file (one per line, `token,user,uid,"group1,'
+        'group2"`; members of system:masters are administrators).'
+    ),
 )
+@encryption_key_option
+@egress_options
 @click.option(
     "-f",
     "--filename",
@@ -145,6 +151,9 @@ def up(
     home: str,
     database_url: str | None,
     token_file: str | None,
+    encryption_key_file: str | None,
+    upstream_allow: tuple[str, ...],
+    allow_loopback_upstreams: bool,
     paths: tuple[str, ...],
     inventories: tuple[str, ...],
     model_roots: tuple[str, ...],
@@ -174,8 +183,9 @@ def up(
 
     packages = parse_packages(agent_packages)
     roots = [str(Path(r).absolute()) for r in model_roots]
+    egress = egress_rules(upstream_allow, allow_loopback_upstreams)
     tokens = load_tokens(token_file) if token_file else None
-    store = open_store(database_url or default_url())
+    store = open_store(database_url or default_url(), encryption_key_file=encryption_key_file)
     if inventories:
         _publish_inventory(store, inventories)
     manager = Manager(
@@ -208,7 +218,9 @@ def up(
         controllers_started.set()
         click.echo(_banner(api_url, store.url, home_dir, token_file))
         if paths:
-            token = next(iter(tokens)) if tokens else None
+            # an administrator's token when there is one: -f may hold operator-owned kinds
+            admins = [t for t, who in (tokens or {}).items() if who.is_admin]
+            token = next(iter(admins or tokens or {}), None)
             threading.Thread(
                 target=_apply_initial, args=(api_url, token, paths), name="apply", daemon=True
             ).start()
@@ -223,7 +235,7 @@ def up(
             readiness=readiness,
             on_started=on_started,
             install_signal_handlers=True,
-            routes=platform.routes(store, home=str(home_dir)),
+            routes=platform.routes(store, home=str(home_dir), egress=egress),
         )
         click.echo("Stopping...")
     finally:

@@ -35,6 +35,7 @@ import orjson
 from opentelemetry.trace import INVALID_SPAN, Span
 from starlette.responses import Response, StreamingResponse
 
+from modelplane.egress import EgressRules
 from modelplane.gateway._errors import GatewayError, unavailable
 from modelplane.gateway._limits import Limiter, Ticket
 from modelplane.gateway._routing import Router, pick_version, prompt_blocks
@@ -62,6 +63,7 @@ from modelplane.gateway._telemetry import (
 from modelplane.gateway._upstream import (
     UpstreamClient,
     UpstreamError,
+    UpstreamRefused,
     UpstreamResponse,
     UpstreamTimeout,
 )
@@ -114,14 +116,16 @@ class Gateway:
     silence allowed between two bytes of an answer (so also the longest time to first token);
     ``max_attempts``: replicas tried per endpoint before falling back; ``hold_timeout``: how long
     a request for a scaled-to-zero endpoint waits for a replica to start; ``demand_interval``: the
-    least time between two demand signals for one endpoint.
+    least time between two demand signals for one endpoint. ``egress``: the operator's rules
+    for the hosts of upstream versions (default: no allow-list, loopback refused); replicas
+    published by our node agents are not upstreams and are not checked.
     """
 
     def __init__(
         self,
         store: Store,
         *,
-        home: str | None = None,
+        egress: EgressRules | None = None,
         connect_timeout: float = 2.0,
         read_timeout: float = 300.0,
         max_attempts: int = 3,
@@ -134,7 +138,8 @@ class Gateway:
         router: Router | None = None,
     ) -> None:
         self.store = store
-        self.table = RoutingTable(store, home=home)
+        self.table = RoutingTable(store)
+        self.egress = egress or EgressRules()
         self.router = router or Router()
         self.limiter = Limiter()
         self.telemetry = Telemetry()
@@ -287,11 +292,16 @@ class Gateway:
             route = await self._hold(route)
             version = pick_version(route, call.session, self.random)
         if version is None:
+            problems = "; ".join(
+                f"version {v.name}: {v.problem}" for v in route.versions if v.problem
+            )
             raise _Exhausted(
                 unavailable(
                     f"endpoint {route.key} has no ready replica"
                     + (
-                        ""
+                        f" ({problems})"
+                        if problems
+                        else ""
                         if route.versions
                         else f" (its Model {route.model!r} has no such versions)"
                     ),
@@ -321,6 +331,18 @@ class Gateway:
             )
             try:
                 response = await self._attempt(client, route, version, replica, call, ticket, start)
+            except UpstreamRefused as exc:
+                # the operator's rules refuse the address: no other replica or retry would do
+                self.router.end(replica.url)
+                end_attempt_span(attempt, code=403, error="upstream_not_allowed")
+                raise _Exhausted(
+                    GatewayError(
+                        403,
+                        f"endpoint {route.key}, version {version.name}: {exc.refusal.message()}",
+                        type="invalid_request_error",
+                        code="upstream_not_allowed",
+                    )
+                ) from None
             except UpstreamTimeout:
                 timeouts += 1
                 end_attempt_span(attempt, code=None, error="timeout")
@@ -416,7 +438,13 @@ class Gateway:
             raw = orjson.dumps({**call.body, "model": version.upstream_model})
             if version.authorization:
                 headers["authorization"] = version.authorization
-        upstream = await client.request("POST", replica.url + call.path, raw, headers)
+        upstream = await client.request(
+            "POST",
+            replica.url + call.path,
+            raw,
+            headers,
+            egress=self.egress if replica.upstream else None,
+        )
         try:
             if upstream.status_code >= 500:
                 raise _Failed(

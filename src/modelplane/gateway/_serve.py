@@ -14,18 +14,20 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
+from modelplane.egress import EgressRules
 from modelplane.gateway._errors import error_body
 from modelplane.gateway._gateway import Gateway
 from modelplane.store import Store
 
 
-def mount(store: Store, *, home: str | None = None) -> Mount:
+def mount(store: Store, *, egress: EgressRules | None = None) -> Mount:
     """``Mount("/v1", ...)`` serving a :class:`Gateway` over ``store``.
 
     Its informers start with the first request (so nothing runs if the server never listens) and
-    are daemon threads that live as long as the process (``modelplane up``).
+    are daemon threads that live as long as the process (``modelplane up``). ``egress``: the
+    rules for upstream hosts (see :class:`~modelplane.egress.EgressRules`).
     """
-    return Mount("/v1", app=Gateway(store, home=home).app)
+    return Mount("/v1", app=Gateway(store, egress=egress).app)
 
 
 def standalone_app(gateway: Gateway) -> Starlette:
@@ -66,12 +68,12 @@ def serve_gateway(
     *,
     host: str = "127.0.0.1",
     port: int = 8480,
-    home: str | None = None,
+    egress: EgressRules | None = None,
     on_started: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
 ) -> None:
     """Run the gateway alone until Ctrl-C, SIGTERM or ``stop``; blocks."""
-    gateway = Gateway(store, home=home).start()
+    gateway = Gateway(store, egress=egress).start()
     http, loop = _http_protocol(), _loop()
     config = uvicorn.Config(
         standalone_app(gateway),

@@ -1,24 +1,29 @@
 """The routing table: model names -> Endpoints (versions, ready replicas, policy) and Graphs.
 
-Built from informers of Endpoint, Model and Graph, never from the store per request: informer
-handlers (on their own threads) only mark the table stale; the next lookup on the serving loop
-rebuilds it from the informers' caches and swaps it in whole. A request therefore sees one
+Built from informers of Endpoint, Model, Graph and Secret, never from the store per request:
+informer handlers (on their own threads) only mark the table stale; the next lookup on the serving
+loop rebuilds it from the informers' caches and swaps it in whole. A request therefore sees one
 consistent snapshot.
 
 Where replicas come from: a Model version with ``format: upstream`` is served by its ``source``
-(an OpenAI-compatible base URL) with the API key read from ``apiKeySecret``; other versions by the
-replicas the node agent publishes in ``Endpoint.status.replicas[]`` (``{name, version, node, url,
-ready}``). The split applied is ``status.traffic`` when the rollout controller set one, else
+(an OpenAI-compatible base URL) with the API key taken from ``apiKeySecretRef`` (``{name, key}``:
+a Secret in the Model's own namespace, read from the Secret informer; the store decrypts it);
+other versions by the replicas the node agent publishes in ``Endpoint.status.replicas[]``
+(``{name, version, node, url, ready}``). An upstream version whose key cannot be used (the Secret
+or its key is missing, the value is not base64, or it holds a line break or another control
+character that would break the ``Authorization`` header) is not routed: it keeps no replica and
+its ``problem`` says why, which the client's error repeats. Nothing here reads a file. The split applied is ``status.traffic`` when the rollout controller set one, else
 ``spec.traffic``, else all traffic to the Model's last version.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
-import os
+import re
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from modelplane.api import Graph
@@ -61,6 +66,8 @@ class VersionRoute:
     #: for upstream versions: the Authorization header value, and the model name to send
     authorization: str | None = None
     upstream_model: str | None = None
+    #: why the version is not routed (its API key cannot be used), for the client's error
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,14 +123,12 @@ class _Snapshot:
 
 
 class RoutingTable:
-    """Model name -> route, current with the store through informers (see the module docstring).
+    """Model name -> route, current with the store through informers (see the module docstring)."""
 
-    ``home`` is where relative ``apiKeySecret`` paths are read from (``$MODELPLANE_HOME``).
-    """
-
-    def __init__(self, store: Store, *, home: str | None = None) -> None:
-        self.home = Path(home or os.environ.get("MODELPLANE_HOME") or ".")
-        self._informers = {kind: Informer(store, kind) for kind in ("Endpoint", "Model", "Graph")}
+    def __init__(self, store: Store) -> None:
+        self._informers = {
+            kind: Informer(store, kind) for kind in ("Endpoint", "Model", "Graph", "Secret")
+        }
         self._stale = threading.Event()
         self._stale.set()
         self._snapshot = _Snapshot()
@@ -244,13 +249,19 @@ class RoutingTable:
                 continue
             if vspec.get("format") == "upstream":
                 url = str(vspec.get("source", "")).rstrip("/")
+                authorization, problem = self._authorization(
+                    namespace, vspec.get("apiKeySecretRef")
+                )
                 versions.append(
                     VersionRoute(
                         name=name,
                         weight=weight,
-                        replicas=(Replica("upstream", url, name, upstream=True),),
-                        authorization=self._authorization(vspec.get("apiKeySecret")),
+                        replicas=()
+                        if problem
+                        else (Replica("upstream", url, name, upstream=True),),
+                        authorization=authorization,
                         upstream_model=_upstream_model(vspec, str(spec.get("model"))),
+                        problem=problem,
                     )
                 )
             else:
@@ -286,18 +297,39 @@ class RoutingTable:
             scale_to_zero=bool((spec.get("replicas") or {}).get("scaleToZero")),
         )
 
-    def _authorization(self, secret: Any) -> str | None:
-        if not secret:
-            return None
-        path = Path(str(secret))
-        if not path.is_absolute():
-            path = self.home / path
+    def _authorization(self, namespace: str, ref: Any) -> tuple[str | None, str | None]:
+        """(the Authorization header value, None) for ``apiKeySecretRef``, or (None, why not).
+
+        Only a Secret in ``namespace`` (the Model's) is looked at: a reference cannot reach
+        another tenant's secrets. Messages name the Secret and key, never the value.
+        """
+        if not isinstance(ref, dict) or not ref:
+            return None, None
+        name, key = str(ref.get("name") or ""), str(ref.get("key") or "")
+        where = f"Secret {namespace}/{name} key {key!r} (apiKeySecretRef)"
+        secret = self._informers["Secret"].get(namespace, name)
+        if secret is None:
+            return None, f"{where}: the Secret does not exist; create it in namespace {namespace}"
+        encoded = (secret.get("data") or {}).get(key)
+        if not isinstance(encoded, str):
+            return None, f"{where}: the Secret has no such key"
         try:
-            key = path.read_text().strip()
-        except OSError as exc:
-            log.warning("cannot read the API key file %s: %s", path, exc.strerror or exc)
-            return None
-        return f"Bearer {key}" if key else None
+            value = base64.b64decode(encoded, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return None, f"{where}: the value is not base64-encoded UTF-8 text"
+        if _CONTROL.search(value):
+            return None, (
+                f"{where}: the value contains a line break or another control character, which"
+                " cannot be sent in an Authorization header; store the key alone (a file written"
+                " by `echo` ends in a line break: use --from-literal, or `printf %s KEY > file`)"
+            )
+        if not value.strip():
+            return None, f"{where}: the value is empty"
+        return f"Bearer {value}", None
+
+
+# anything but HTAB below 0x20, and DEL: they would end or corrupt the header line
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _upstream_model(vspec: JSON, default: str) -> str:

@@ -7,16 +7,28 @@ added about 2.5 ms to a streamed answer. This client does only what the gateway 
 (scheme, host, port), TLS for ``https`` upstreams, a connect timeout and a read timeout (the
 longest silence between two reads). A pooled connection the server closed while idle is replaced
 once, transparently, before anything was read from it.
+
+Two guards, because a tenant chooses an upstream's URL and its API key:
+
+* a request to an upstream API (``egress`` given) connects only to addresses the operator's
+  :class:`~modelplane.egress.EgressRules` allow, checked on the resolved address that is then
+  connected to (so DNS cannot rebind around the check); such connections are pooled apart from
+  those to our own replicas, so a replica's connection is never reused for an upstream;
+* a header name or value holding CR, LF or another control character is refused before anything
+  is sent: it would let a value inject headers or a second request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 from collections.abc import AsyncIterator
 from functools import lru_cache
 from urllib.parse import urlsplit
+
+from modelplane.egress import EgressRefused, EgressRules
 
 
 class UpstreamError(Exception):
@@ -27,11 +39,35 @@ class UpstreamTimeout(UpstreamError):
     """No connection within the connect timeout, or silence past the read timeout."""
 
 
-_Key = tuple[str, str, int]
+class UpstreamRefused(UpstreamError):
+    """The egress rules refuse the upstream's address; nothing was sent (see ``refusal``)."""
+
+    def __init__(self, refused: EgressRefused) -> None:
+        super().__init__(str(refused))
+        self.refusal = refused.refusal
+
+
+#: (scheme, host, port, checked by egress rules): upstream connections are pooled apart
+_Key = tuple[str, str, int, bool]
+
+# HTAB is allowed in a header value (RFC 9110); every other control character is not
+_UNSAFE_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def check_header(name: str, value: str) -> None:
+    """Raise UpstreamError when a header name or value could break out of its line."""
+    if _UNSAFE_HEADER.search(name) or ":" in name or not name:
+        raise UpstreamError(f"refused to send a header with an invalid name {name[:40]!r}")
+    if _UNSAFE_HEADER.search(value):
+        # never the value in the message: it is likely a credential
+        raise UpstreamError(
+            f"refused to send the {name} header: its value contains a line break or another"
+            " control character"
+        )
 
 
 @lru_cache(maxsize=4096)
-def _split(url: str) -> tuple[_Key, str, bytes]:
+def _split(url: str) -> tuple[tuple[str, str, int], str, bytes]:
     parts = urlsplit(url)
     scheme = parts.scheme or "http"
     host = parts.hostname or "127.0.0.1"
@@ -150,8 +186,8 @@ class UpstreamClient:
         self._idle: dict[_Key, list[_Connection]] = {}
         self._tls: ssl.SSLContext | None = None
 
-    async def _connect(self, key: _Key) -> _Connection:
-        scheme, host, port = key
+    async def _connect(self, key: _Key, egress: EgressRules | None) -> _Connection:
+        scheme, host, port, _checked = key
         tls = None
         if scheme == "https":
             if self._tls is None:
@@ -159,7 +195,14 @@ class UpstreamClient:
             tls = self._tls
         try:
             async with asyncio.timeout(self.connect_timeout):
-                reader, writer = await asyncio.open_connection(host, port, ssl=tls, limit=1 << 20)
+                if egress is None:
+                    reader, writer = await asyncio.open_connection(
+                        host, port, ssl=tls, limit=1 << 20
+                    )
+                else:
+                    reader, writer = await self._connect_checked(host, port, tls, egress)
+        except EgressRefused as exc:
+            raise UpstreamRefused(exc) from None
         except TimeoutError:
             raise UpstreamTimeout(
                 f"no connection to {host}:{port} within {self.connect_timeout}s"
@@ -168,13 +211,48 @@ class UpstreamClient:
             raise UpstreamError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
         return _Connection(key, reader, writer)
 
+    @staticmethod
+    async def _connect_checked(
+        host: str, port: int, tls: ssl.SSLContext | None, egress: EgressRules
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to an address of ``host`` the rules allow: the address checked is the one
+        connected to (a second resolution could answer differently)."""
+        addresses = await egress.resolve(host, port)
+        last: OSError | None = None
+        for address in addresses:
+            try:
+                return await asyncio.open_connection(
+                    address,
+                    port,
+                    ssl=tls,
+                    server_hostname=host if tls is not None else None,
+                    limit=1 << 20,
+                )
+            except OSError as exc:
+                last = exc
+        assert last is not None
+        raise last
+
     async def request(
-        self, method: str, url: str, body: bytes = b"", headers: dict[str, str] | None = None
+        self,
+        method: str,
+        url: str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        *,
+        egress: EgressRules | None = None,
     ) -> UpstreamResponse:
-        """Send a request and wait for the head of its answer (status and headers)."""
-        key, path, host = _split(url)
+        """Send a request and wait for the head of its answer (status and headers).
+
+        ``egress``: the rules a connection to this URL must pass (for upstream APIs; None for
+        our own replicas). Raises :class:`UpstreamRefused` when they refuse it, and
+        UpstreamError for a header that holds a control character.
+        """
+        (scheme, hostname, port), path, host = _split(url)
+        key: _Key = (scheme, hostname, port, egress is not None)
         head = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (method.encode(), path.encode(), host)]
         for name, value in (headers or {}).items():
+            check_header(name, value)
             head.append(b"%s: %s\r\n" % (name.encode(), value.encode()))
         head.append(b"content-length: %d\r\n\r\n" % len(body))
         payload = b"".join(head) + body
@@ -188,7 +266,7 @@ class UpstreamClient:
                 return await self._exchange(conn, payload)
             except _Stale:
                 continue  # the server closed it while idle: try the next one, or a new one
-        conn = await self._connect(key)
+        conn = await self._connect(key, egress)
         try:
             return await self._exchange(conn, payload, fresh=True)
         except _Stale:

@@ -20,7 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import modelplane
-from modelplane.api import kinds
+from modelplane.api import Principal, kinds
 from modelplane.api.errors import ModelplaneError, Unavailable
 from modelplane.server._auth import BearerAuth
 from modelplane.server._catalog import Catalog
@@ -103,7 +103,7 @@ def _routes() -> list[Route]:
 def create_app(
     store: Store,
     *,
-    tokens: Mapping[str, str] | None = None,
+    tokens: Mapping[str, str | Principal] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     readiness: Callable[[], str | None] | None = None,
     watch_bookmark_interval: float = 30.0,
@@ -111,8 +111,9 @@ def create_app(
 ) -> Starlette:
     """The REST API over ``store`` as an ASGI application.
 
-    ``tokens`` maps bearer tokens to user names (see :func:`load_tokens`); None turns
-    authentication off. Request bodies over ``max_body_bytes`` are refused with 413.
+    ``tokens`` maps bearer tokens to principals, or to user names (principals in no group but
+    ``system:authenticated``; see :func:`load_tokens`); None turns authentication off, and every
+    request is then :data:`~modelplane.api.LOCAL_OPERATOR`'s. Request bodies over ``max_body_bytes`` are refused with 413.
     ``readiness()`` returns None when the process is ready (its controllers started...), else the
     reason ``/readyz`` answers 503 with. A watch stream that allows bookmarks gets one after
     ``watch_bookmark_interval`` seconds without events. ``routes`` are mounted beside the API

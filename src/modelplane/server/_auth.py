@@ -1,25 +1,35 @@
 """Bearer-token authentication against a static token file, as Kubernetes' ``--token-auth-file``.
 
-The token file holds one token per line; blank lines and lines starting with ``#`` are ignored. A
-line may be ``token,user`` (further comma-separated fields, as in Kubernetes' uid and groups, are
-allowed and ignored). A token without a user is known by where it was written (``tokens:3``).
+The token file holds one token per line, in Kubernetes' static-token format::
+
+    token,user,uid,"group1,group2"
+
+``user``, ``uid`` and the groups are optional (a token without a user is known by where it was
+written: ``tokens:3``); blank lines and lines starting with ``#`` are ignored. Members of
+``system:masters`` are administrators (:data:`~modelplane.api.ADMIN_GROUP`); every principal is
+also in ``system:authenticated``.
 
 When tokens are configured, every request but the probes (``/healthz``, ``/readyz``) must carry
 ``Authorization: Bearer <token>``; otherwise the answer is 401 with ``WWW-Authenticate: Bearer``.
-The authenticated user's name is in ``request.user.display_name``.
+The authenticated :class:`~modelplane.api.Principal` is put in the ASGI scope (``scope["user"]``,
+read back with :func:`~modelplane.api.principal_of`). The middleware keeps only SHA-256 digests
+of the tokens in memory, so a dump of the process does not hand out the tokens themselves.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from starlette.authentication import AuthCredentials, SimpleUser
+from starlette.authentication import AuthCredentials
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from modelplane.api import Principal
+from modelplane.api._principal import AUTHENTICATED_GROUP
 from modelplane.api.errors import BadRequest, Unauthorized
 from modelplane.server._errors import status_response
 
@@ -28,10 +38,11 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
 # what an HTTP header can carry in a token: visible ASCII, no spaces or commas
 _TOKEN = re.compile(r"[!-+\--~]+")
+_FORMAT = '`token`, `token,user` or `token,user,uid,"group1,group2"`'
 
 
-def load_tokens(path: str | Path) -> dict[str, str]:
-    """Read a token file into ``{token: user}``.
+def load_tokens(path: str | Path) -> dict[str, Principal]:
+    """Read a token file into ``{token: principal}``.
 
     Raises BadRequest naming ``file:line`` for a line without a usable token or a duplicate token,
     and for a file that cannot be read or holds no token (it would lock everyone out).
@@ -42,7 +53,7 @@ def load_tokens(path: str | Path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise BadRequest(f"cannot read the token file {path}: {reason}") from None
-    tokens: dict[str, str] = {}
+    tokens: dict[str, Principal] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -51,42 +62,61 @@ def load_tokens(path: str | Path) -> dict[str, str]:
         try:
             fields = [f.strip() for f in next(csv.reader([stripped]))]
         except csv.Error as exc:
-            raise BadRequest(
-                f"{where}: cannot parse the line ({exc}); write `token` or `token,user`"
-            ) from None
+            raise BadRequest(f"{where}: cannot parse the line ({exc}); write {_FORMAT}") from None
         token = fields[0]
         if not _TOKEN.fullmatch(token):
             raise BadRequest(
                 f"{where}: the token must be visible ASCII characters without spaces or commas;"
-                " write `token` or `token,user`"
+                f" write {_FORMAT}"
             )
         if token in tokens:
             raise BadRequest(
                 f"{where}: this token is already listed on an earlier line; remove one"
             )
+        if len(fields) > 4:
+            raise BadRequest(
+                f"{where}: {len(fields)} fields; write {_FORMAT} (quote the groups when there"
+                " are several)"
+            )
         user = fields[1] if len(fields) > 1 else ""
-        tokens[token] = user or f"{path.name}:{number}"
+        groups = (
+            {g.strip() for g in fields[3].split(",") if g.strip()} if len(fields) > 3 else set()
+        )
+        tokens[token] = Principal(
+            user or f"{path.name}:{number}", frozenset(groups | {AUTHENTICATED_GROUP})
+        )
     if not tokens:
         raise BadRequest(
-            f"the token file {path} holds no token; write one token per line (`token` or"
-            " `token,user`), or start the server without a token file"
+            f"the token file {path} holds no token; write one token per line ({_FORMAT}), or"
+            " start the server without a token file"
         )
     return tokens
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _principal(user: str | Principal) -> Principal:
+    if isinstance(user, Principal):
+        return user
+    return Principal(user, frozenset({AUTHENTICATED_GROUP}))
 
 
 class BearerAuth:
     """ASGI middleware: only requests with a known bearer token get through."""
 
-    def __init__(self, app: ASGIApp, tokens: Mapping[str, str]) -> None:
+    def __init__(self, app: ASGIApp, tokens: Mapping[str, str | Principal]) -> None:
         self.app = app
-        self.tokens = dict(tokens)
+        # digests only: a lookup by digest needs no token in memory and no timing-safe compare
+        self._principals = {_digest(t): _principal(u) for t, u in tokens.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
-        user = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        user = self._principals.get(_digest(token.strip())) if scheme.lower() == "bearer" else None
         if user is None:
             if scheme:
                 message = "the bearer token is not valid; check the token the client sends"
@@ -97,6 +127,6 @@ class BearerAuth:
                 )
             await status_response(Unauthorized(message))(scope, receive, send)
             return
-        scope["user"] = SimpleUser(user)
+        scope["user"] = user
         scope["auth"] = AuthCredentials(["authenticated"])
         await self.app(scope, receive, send)

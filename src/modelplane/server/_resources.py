@@ -32,6 +32,7 @@ from starlette.responses import Response
 
 from modelplane.api import KindInfo, check_dns_label, check_dns_subdomain, validate
 from modelplane.api.errors import BadRequest, Conflict, MethodNotAllowed, NotFound
+from modelplane.server._authz import authorize_write, presenter, shown
 from modelplane.server._bodies import OBJECT_TYPES, PATCH_TYPES, read_object, read_optional_object
 from modelplane.server._context import context
 from modelplane.server._responses import JSONResponse, dump_json
@@ -170,6 +171,7 @@ class Collection(HTTPEndpoint):
                 ctx.watch_streams,
                 bookmark_interval=ctx.bookmark_interval,
                 field_filter=_field_filter(field_selector),
+                present=presenter(request, target.info),
             )
         body = await run_in_threadpool(
             _list_json,
@@ -179,6 +181,7 @@ class Collection(HTTPEndpoint):
             field_selector=field_selector,
             limit=_count(query, "limit") or None,
             continue_token=_text(query, "continue"),
+            present=presenter(request, target.info),
         )
         return JSONResponse(body)
 
@@ -190,10 +193,11 @@ class Collection(HTTPEndpoint):
                 f"{target.info.kind} objects are created in a namespace: POST"
                 f" {base}/namespaces/{{namespace}}/{target.info.plural}"
             )
+        authorize_write(request, target.info, "create")
         obj = _claim(await read_object(request, OBJECT_TYPES), target)
         store = context(request).store
         created = await run_in_threadpool(lambda: store.create(_validated(obj, target)))
-        return JSONResponse(created, status_code=201)
+        return JSONResponse(shown(request, target.info, created), status_code=201)
 
 
 class Item(HTTPEndpoint):
@@ -204,21 +208,25 @@ class Item(HTTPEndpoint):
 
     async def put(self, request: Request) -> Response:
         target = _target(request, item=True)
+        authorize_write(request, target.info, "update", target.name)
         obj = _claim(await read_object(request, OBJECT_TYPES), target)
         store = context(request).store
-        return JSONResponse(await run_in_threadpool(lambda: store.update(_validated(obj, target))))
+        updated = await run_in_threadpool(lambda: store.update(_validated(obj, target)))
+        return JSONResponse(shown(request, target.info, updated))
 
     async def patch(self, request: Request) -> Response:
         target = _target(request, item=True)
+        authorize_write(request, target.info, "patch", target.name)
         patch = await read_object(request, PATCH_TYPES)
         store = context(request).store
         result = await run_in_threadpool(
             _read_modify_write, store, target, patch, store.update, _whole
         )
-        return JSONResponse(result)
+        return JSONResponse(shown(request, target.info, result))
 
     async def delete(self, request: Request) -> Response:
         target = _target(request, item=True)
+        authorize_write(request, target.info, "delete", target.name)
         options = await read_optional_object(request)
         version = _delete_precondition(request.query_params, options)
         store = context(request).store
@@ -230,7 +238,7 @@ class Item(HTTPEndpoint):
                 resource_version=version,
             )
         )
-        return JSONResponse(deleted)
+        return JSONResponse(shown(request, target.info, deleted))
 
 
 class StatusItem(HTTPEndpoint):
@@ -241,21 +249,23 @@ class StatusItem(HTTPEndpoint):
 
     async def put(self, request: Request) -> Response:
         target = _target(request, item=True)
+        authorize_write(request, target.info, "update status of", target.name)
         body = _claim(await read_object(request, OBJECT_TYPES), target)
         store = context(request).store
         result = await run_in_threadpool(
             _read_modify_write, store, target, body, store.update_status, _status_of_whole
         )
-        return JSONResponse(result)
+        return JSONResponse(shown(request, target.info, result))
 
     async def patch(self, request: Request) -> Response:
         target = _target(request, item=True)
+        authorize_write(request, target.info, "patch status of", target.name)
         patch = await read_object(request, PATCH_TYPES)
         store = context(request).store
         result = await run_in_threadpool(
             _read_modify_write, store, target, patch, store.update_status, _status_of_merged
         )
-        return JSONResponse(result)
+        return JSONResponse(shown(request, target.info, result))
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -267,7 +277,7 @@ async def _get(request: Request) -> Response:
     obj = await run_in_threadpool(
         store.get, target.info.kind, target.store_namespace, str(target.name)
     )
-    return JSONResponse(obj)
+    return JSONResponse(shown(request, target.info, obj))
 
 
 def _list_json(
@@ -278,6 +288,7 @@ def _list_json(
     field_selector: str | None,
     limit: int | None,
     continue_token: str | None,
+    present: Callable[[JSON], JSON] | None = None,
 ) -> bytes:
     """One page of a list, rendered (in the worker thread: a big list is costly to serialise)."""
     page = store.list(
@@ -296,7 +307,7 @@ def _list_json(
             "apiVersion": target.info.api_version,
             "kind": f"{target.info.kind}List",
             "metadata": metadata,
-            "items": page.items,
+            "items": page.items if present is None else [present(o) for o in page.items],
         }
     )
 

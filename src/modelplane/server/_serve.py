@@ -19,6 +19,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from modelplane.api import Principal
 from modelplane.api.errors import Unavailable
 from modelplane.server._app import DEFAULT_MAX_BODY_BYTES, create_app
 from modelplane.server._context import ServerContext
@@ -33,7 +34,7 @@ def serve(
     *,
     host: str = "127.0.0.1",
     port: int = 8470,
-    tokens: Mapping[str, str] | None = None,
+    tokens: Mapping[str, str | Principal] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     readiness: Callable[[], str | None] | None = None,
     on_started: Callable[[str], None] | None = None,

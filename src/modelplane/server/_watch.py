@@ -137,8 +137,12 @@ async def watch_response(
     *,
     bookmark_interval: float,
     field_filter: Callable[[JSON], bool],
+    present: Callable[[JSON], JSON] | None = None,
 ) -> StreamingResponse:
-    """Open the watch (errors here are ordinary HTTP errors) and stream its events."""
+    """Open the watch (errors here are ordinary HTTP errors) and stream its events.
+
+    ``present``: how each object is shown to this caller (Secret values redacted); None: as is.
+    """
     info = request.info
     initial: list[JSON] | None = None
     if request.resource_version is None:
@@ -171,6 +175,7 @@ async def watch_response(
         streams,
         bookmark_interval=bookmark_interval,
         field_filter=field_filter,
+        present=present,
     )
     return _WatchResponse(events, watch)
 
@@ -185,15 +190,17 @@ async def _events(
     *,
     bookmark_interval: float,
     field_filter: Callable[[JSON], bool],
+    present: Callable[[JSON], JSON] | None,
 ) -> AsyncIterator[bytes]:
     info = request.info
+    shown: Callable[[JSON], JSON] = present or (lambda o: o)
     last_version = since
     clock = anyio.current_time
     deadline = clock() + request.timeout if request.timeout else math.inf
     try:
         if initial is not None:
             for start in range(0, len(initial), _CHUNK):
-                yield b"".join(_line("ADDED", o) for o in initial[start : start + _CHUNK])
+                yield b"".join(_line("ADDED", shown(o)) for o in initial[start : start + _CHUNK])
             if request.bookmarks:
                 yield _bookmark(info, since, initial_end=True)
         next_bookmark = clock() + bookmark_interval if request.bookmarks else math.inf
@@ -217,7 +224,7 @@ async def _events(
                     if request.bookmarks:
                         lines.append(_bookmark(info, event.resource_version))
                 elif field_filter(event.object):
-                    lines.append(_line(event.type, event.object))
+                    lines.append(_line(event.type, shown(event.object)))
             if lines:
                 yield b"".join(lines)
                 next_bookmark = clock() + bookmark_interval if request.bookmarks else math.inf

@@ -23,6 +23,10 @@ Rules worth knowing beyond the contract's docstring:
 * Each event also stores the object's labels before the change when they differ from its labels
   after (``prev_labels``), so that a watch with a label selector can report an object relabelled
   into its selection as ADDED and one relabelled out of it as DELETED (see ``_hub``).
+* A :class:`Codec` (the store opener gives :class:`~modelplane.store._encryption.SecretEncryption`)
+  transforms the objects of the kinds it applies to on their way to and from the database: rows
+  and events hold the sealed form, every caller (get, list, watch, the write methods' answers)
+  gets the plain one, and the object rules (equality, merge patch) work on the plain one.
 * Leases compare the caller's clock with ``expires_at``; processes sharing a PostgreSQL should
   keep their clocks in sync (NTP), as Kubernetes leader election assumes.
 """
@@ -36,7 +40,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -74,6 +78,20 @@ SERVER_OWNED = (
 )
 _NOT_SPEC = frozenset(("apiVersion", "kind", "metadata", "status"))
 _LIST_CHUNK = 1000
+
+
+class Codec(Protocol):
+    """Transforms objects of some kinds between the form callers see and the stored form."""
+
+    def applies(self, kind: str) -> bool: ...
+
+    def seal(self, obj: JSON) -> JSON:
+        """The stored form of ``obj`` (a new dict; ``obj`` is not changed)."""
+        ...
+
+    def open(self, obj: JSON) -> JSON:
+        """The plain form of a stored object."""
+        ...
 
 
 class Reader(Protocol):
@@ -357,10 +375,11 @@ def next_lease(
 class _Tx:
     """One write transaction as the object rules see it."""
 
-    __slots__ = ("records", "rv", "w")
+    __slots__ = ("codec", "records", "rv", "w")
 
-    def __init__(self, w: Writer) -> None:
+    def __init__(self, w: Writer, codec: Codec | None) -> None:
         self.w = w
+        self.codec = codec
         self.rv = 0
         self.records: list[Record] = []
 
@@ -375,14 +394,17 @@ class _Tx:
         exists: bool,
         stored: JSON | None = None,
     ) -> str:
-        """Give ``new`` the next version, store (or drop) it, record the event; returns its JSON.
+        """Give ``new`` the next version, store (or drop) it, record the event; returns its JSON
+        (the plain form: the database gets the sealed one when the codec applies).
 
         ``stored``: the object before the change (None for a create); the event remembers its
         labels when they differ, so label-selected watches see objects enter and leave."""
         rv = self.w.next_rv()
         self.rv = rv
         new["metadata"]["resourceVersion"] = str(rv)
-        raw = dumps(new)
+        plain = raw = dumps(new)
+        if self.codec is not None and self.codec.applies(kind):
+            raw = dumps(self.codec.seal(new))
         if type_ == "DELETED":
             self.w.drop(kind, namespace, name)
         else:
@@ -406,7 +428,7 @@ class _Tx:
             None if prev is None else orjson.dumps(prev).decode(),
         )
         self.records.append(Record(rv, type_, kind, namespace, labels, raw, prev))
-        return raw
+        return plain
 
 
 _SECRET_PARAMS = frozenset({"password", "passfile", "sslpassword"})
@@ -447,8 +469,11 @@ class BaseStore(ABC):
         watch_buffer: int,
         poll_interval: float,
         name: str,
+        codec: Codec | None = None,
     ) -> None:
         self.url = url
+        #: seals the objects of some kinds at rest (Secrets); None stores everything as given
+        self.codec = codec
         #: the URL with any password masked: the only form that may appear in messages
         self.display_url = redact_url(url)
         self.history = history
@@ -494,7 +519,7 @@ class BaseStore(ABC):
         self._check_open()
         with self._write_lock:
             with self._transaction() as w:
-                tx = _Tx(w)
+                tx = _Tx(w, self.codec)
                 yield tx
             # still under the lock, so local events reach the hub in version order
             self._hub.publish(tx.records)
@@ -507,15 +532,30 @@ class BaseStore(ABC):
         with self._reading(snapshot) as r:
             yield r
 
-    @staticmethod
-    def _stored(r: Reader, kind: str, namespace: str, name: str) -> tuple[JSON, str]:
+    def _stored(self, r: Reader, kind: str, namespace: str, name: str) -> tuple[JSON, str]:
+        """The stored object and its JSON, both in the plain form."""
         raw = r.get_raw(kind, namespace, name)
         if raw is None:
             raise NotFound(
                 f"{describe(kind, namespace, name)} not found",
                 details=_details(kind, namespace, name),
             )
+        if self.codec is not None and self.codec.applies(kind):
+            obj = self.codec.open(loads(raw))
+            return obj, dumps(obj)
         return loads(raw), raw
+
+    def _opener(self, kind: str | None) -> Callable[[str, str | bytes], JSON] | None:
+        """How to read stored JSON of ``kind`` (None: every kind) when the codec may apply."""
+        codec = self.codec
+        if codec is None or (kind is not None and not codec.applies(kind)):
+            return None
+
+        def read(row_kind: str, raw: str | bytes) -> JSON:
+            obj = loads(raw)
+            return codec.open(obj) if codec.applies(row_kind) else obj
+
+        return read
 
     @staticmethod
     def _apply(tx: _Tx, key: tuple[str, str, str], stored: JSON, raw: str, new: JSON) -> str:
@@ -636,15 +676,16 @@ class BaseStore(ABC):
             # without a limit one query reads everything; with one, read in chunks until the
             # page is full (selectors may skip rows) and one more match shows there is more
             chunk = None if limit is None else max(_LIST_CHUNK, limit + 1)
+            opener = self._opener(kind)
             while True:
                 rows = r.rows(kind, namespace, after, chunk)
-                if chunk is None and not labels and not fields.terms:
+                if chunk is None and not labels and not fields.terms and opener is None:
                     items = [loads(raw) for _, _, raw in rows]  # the common case, kept lean
                     break
                 for row_ns, row_name, raw in rows:
                     if not fields.matches(row_ns, row_name):
                         continue
-                    obj = loads(raw)
+                    obj = loads(raw) if opener is None else opener(kind, raw)
                     if labels and not labels.matches((obj.get("metadata") or {}).get("labels")):
                         continue
                     if limit is not None and len(items) == limit:
@@ -679,7 +720,14 @@ class BaseStore(ABC):
         if since_rv and since_rv < horizon:
             raise expired(since_rv, horizon)
         pos = since_rv or current
-        return HubWatch(self._hub, pos, kind=kind, namespace=namespace, selector=selector)
+        return HubWatch(
+            self._hub,
+            pos,
+            kind=kind,
+            namespace=namespace,
+            selector=selector,
+            opener=self._opener(kind),
+        )
 
     def current_resource_version(self) -> int:
         with self._read(snapshot=False) as r:

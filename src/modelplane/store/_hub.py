@@ -46,7 +46,7 @@ from typing import cast
 import orjson
 
 from modelplane.api.errors import Expired
-from modelplane.store._contract import EventType, WatchEvent
+from modelplane.store._contract import JSON, EventType, WatchEvent
 from modelplane.store._selector import LabelSelector
 
 log = logging.getLogger("modelplane.store")
@@ -300,8 +300,11 @@ class HubWatch:
         kind: str | None,
         namespace: str | None,
         selector: LabelSelector,
+        opener: Callable[[str, str | bytes], JSON] | None = None,
     ) -> None:
         self._hub = hub
+        #: reads a record's stored JSON (of its kind) into the plain object; None: orjson.loads
+        self._opener = opener
         self._pos = pos
         self._kind = kind
         self._namespace = namespace
@@ -356,7 +359,8 @@ class HubWatch:
         for r in recs:
             type_ = self._translate(r)
             if type_ is not None:
-                events.append(WatchEvent(type_, orjson.loads(r.raw), r.rv))
+                obj = orjson.loads(r.raw) if self._opener is None else self._opener(r.kind, r.raw)
+                events.append(WatchEvent(type_, obj, r.rv))
         return events
 
     def next_batch(self, timeout: float | None = None) -> list[WatchEvent]:

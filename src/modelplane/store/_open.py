@@ -6,6 +6,11 @@
 * ``postgresql://user@host:port/db`` (or ``postgres://``): the shared PostgreSQL backend. The URL
   goes to libpq unchanged, so ``?options=-csearch_path=myschema`` puts the tables in a schema.
 * nothing: :func:`default_url`.
+
+Every store opened here seals Secrets at rest with the key in ``encryption_key_file`` (default
+:func:`~modelplane.store._encryption.default_key_file`; see :mod:`modelplane.store._encryption`):
+every process that opens the store this way reads and writes them in the clear, the database
+only ever holds ciphertext.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from modelplane.api.errors import BadRequest, Unavailable
 from modelplane.store._common import DEFAULT_HISTORY, DEFAULT_WATCH_BUFFER
 from modelplane.store._contract import Store
+from modelplane.store._encryption import SecretEncryption, default_key_file
 
 
 def default_url() -> str:
@@ -42,18 +48,23 @@ def open_store(
     *,
     history: int = DEFAULT_HISTORY,
     watch_buffer: int = DEFAULT_WATCH_BUFFER,
+    encryption_key_file: str | Path | None = None,
 ) -> Store:
     """Open the store at ``url`` (default: :func:`default_url`).
 
     ``history``: how many recent events are kept for watches and continue tokens (older ones are
     compacted automatically; 0 keeps everything). ``watch_buffer``: how many recent events the
     process keeps in memory for its watches (a watch further behind reads the table).
+    ``encryption_key_file``: the key Secrets are encrypted with (read on first use, created with
+    mode 0600 by the first write of a Secret when missing); default
+    ``$MODELPLANE_ENCRYPTION_KEY_FILE``, else ``$MODELPLANE_HOME/encryption.key``.
 
     Raises Unavailable when the database cannot be opened (with the reason and what to do), and
     BadRequest for a URL that names no supported backend.
     """
     url = url or default_url()
-    options: dict[str, Any] = {"history": history, "watch_buffer": watch_buffer}
+    codec = SecretEncryption(encryption_key_file or default_key_file())
+    options: dict[str, Any] = {"history": history, "watch_buffer": watch_buffer, "codec": codec}
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in ("postgresql", "postgres"):
         from modelplane.store._postgres import PostgresStore

@@ -40,7 +40,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from modelplane.api.errors import Unavailable
-from modelplane.store._common import DEFAULT_HISTORY, DEFAULT_WATCH_BUFFER, BaseStore
+from modelplane.store._common import DEFAULT_HISTORY, DEFAULT_WATCH_BUFFER, BaseStore, Codec
 from modelplane.store._contract import EventType, Lease
 from modelplane.store._hub import Record, record_from_row
 from modelplane.store._pool import Pool
@@ -235,6 +235,7 @@ class PostgresStore(BaseStore):
         watch_buffer: int = DEFAULT_WATCH_BUFFER,
         poll_interval: float = 1.0,
         connect_timeout: float = 5.0,
+        codec: Codec | None = None,
     ) -> None:
         try:
             params = conninfo_to_dict(url)
@@ -253,6 +254,7 @@ class PostgresStore(BaseStore):
             watch_buffer=watch_buffer,
             poll_interval=poll_interval,
             name=host,
+            codec=codec,
         )
         self._connect_kwargs: dict[str, Any] = {"autocommit": True}
         if "connect_timeout" not in params:

@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from modelplane.api.errors import Unavailable
-from modelplane.store._common import DEFAULT_HISTORY, DEFAULT_WATCH_BUFFER, BaseStore
+from modelplane.store._common import DEFAULT_HISTORY, DEFAULT_WATCH_BUFFER, BaseStore, Codec
 from modelplane.store._contract import EventType, Lease
 from modelplane.store._hub import Record, record_from_row
 from modelplane.store._pool import Pool
@@ -195,6 +195,7 @@ class SQLiteStore(BaseStore):
         history: int = DEFAULT_HISTORY,
         watch_buffer: int = DEFAULT_WATCH_BUFFER,
         poll_interval: float = 0.05,
+        codec: Codec | None = None,
     ) -> None:
         super().__init__(
             url,
@@ -202,6 +203,7 @@ class SQLiteStore(BaseStore):
             watch_buffer=watch_buffer,
             poll_interval=poll_interval,
             name=path.name,
+            codec=codec,
         )
         self.path = path
         self.timeout = timeout

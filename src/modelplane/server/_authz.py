@@ -1,0 +1,79 @@
+"""Authorization of the object routes: who may write which kinds, who may read Secret values.
+
+Until the governance issue brings Policy, the rules are those of
+:mod:`modelplane.api._principal`:
+
+* **writes** (create, replace, patch, delete, and the same on ``/status``) of a kind whose
+  :attr:`~modelplane.api.KindInfo.admin_only` is set (operator-owned configuration) need an
+  administrator (a member of ``system:masters``); anyone else gets 403 ``Forbidden``;
+* **Secret values** are shown only to administrators. Everyone else gets Secrets from get, list,
+  watch and the answers to their own writes with every key of ``data`` kept and every value
+  replaced by :data:`REDACTED` (not base64, so a client cannot mistake it for a value, and a
+  redacted object written back is refused by validation instead of overwriting the values).
+  ``stringData`` is never stored, so never shown.
+
+A server without authentication serves :data:`~modelplane.api.LOCAL_OPERATOR`, an administrator:
+embedded mode on one machine behaves as before. The routes call :func:`authorize_write` before
+a write and pass every object they answer with through :func:`presenter`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.requests import Request
+
+from modelplane.api import ADMIN_GROUP, KindInfo, Principal, principal_of
+from modelplane.api.errors import Forbidden
+from modelplane.store import JSON
+
+#: what a Secret value is replaced with for a principal who may not read it
+REDACTED = "<redacted>"
+#: the kinds whose values only principals allowed to read secrets see
+_SECRET_KINDS = frozenset({"Secret"})
+
+
+def may_read_secrets(principal: Principal) -> bool:
+    """Whether ``principal`` sees Secret values (administrators only, for now)."""
+    return principal.is_admin
+
+
+def authorize_write(request: Request, info: KindInfo, verb: str, name: str | None = None) -> None:
+    """Raise Forbidden unless the caller of ``request`` may ``verb`` objects of ``info``'s kind."""
+    principal = principal_of(request.scope)
+    if not info.admin_only or principal.is_admin:
+        return
+    target = f"{info.plural}{f' {name!r}' if name else ''}"
+    raise Forbidden(
+        f"{target} is forbidden: user {principal.name!r} cannot {verb} {info.kind}"
+        f" ({info.api_version}): {info.kind} is operator-owned configuration, which only members"
+        f" of the group {ADMIN_GROUP!r} may write; ask an operator, or use an administrator's"
+        " token",
+        details={
+            "kind": info.kind,
+            "group": info.group,
+            **({"name": name} if name else {}),
+        },
+    )
+
+
+def redact(obj: JSON) -> JSON:
+    """``obj`` (a Secret) with its values replaced by :data:`REDACTED`, keys kept."""
+    out = {k: v for k, v in obj.items() if k != "stringData"}
+    data = obj.get("data")
+    if isinstance(data, dict):
+        out["data"] = dict.fromkeys(data, REDACTED)
+    return out
+
+
+def presenter(request: Request, info: KindInfo) -> Callable[[JSON], JSON] | None:
+    """How objects of ``info``'s kind are shown to the caller of ``request``; None: as stored."""
+    if info.kind not in _SECRET_KINDS or may_read_secrets(principal_of(request.scope)):
+        return None
+    return redact
+
+
+def shown(request: Request, info: KindInfo, obj: JSON) -> JSON:
+    """``obj`` as the caller of ``request`` may see it."""
+    present = presenter(request, info)
+    return obj if present is None else present(obj)
