@@ -36,8 +36,14 @@ class Service(Protocol):
     def stop(self, timeout: float) -> bool: ...
 
 
-def controllers(store: Store, *, model_roots: Sequence[str | Path] = ()) -> list[Controller]:
-    """The controllers of the control plane, bound to ``store``."""
+def controllers(
+    store: Store, *, model_roots: Sequence[str | Path] = (), api_token: str | None = None
+) -> list[Controller]:
+    """The controllers of the control plane, bound to ``store``.
+
+    ``api_token``: the bearer token controllers send to the platform's own HTTP APIs (the
+    gateway's samples), when it requires one.
+    """
     from modelplane.control import ModelController
     from modelplane.gateway import GraphController
     from modelplane.rollout import RolloutController
@@ -46,7 +52,7 @@ def controllers(store: Store, *, model_roots: Sequence[str | Path] = ()) -> list
     return [
         ModelController(store, model_roots=model_roots),
         *scheduling_controllers(store),
-        RolloutController(store),
+        RolloutController(store, token=api_token),
         GraphController(store),
     ]
 
@@ -58,8 +64,13 @@ def services(
     home: str,
     model_roots: Sequence[str | Path] = (),
     agent_packages: Sequence[str] = (),
+    api_token: str | None = None,
 ) -> list[Service]:
-    """Per-process services of an embedded platform whose API listens at ``api_url``."""
+    """Per-process services of an embedded platform whose API listens at ``api_url``.
+
+    ``api_token``: the bearer token they send to that API (agents calling models), when it
+    requires one.
+    """
     from modelplane.agents._service import AgentService
     from modelplane.drivers import LocalDevices, local_node_name
     from modelplane.serving import NodeAgent
@@ -67,7 +78,13 @@ def services(
     return [
         LocalDevices(store),
         NodeAgent(store, local_node_name(), home, model_roots=model_roots),
-        AgentService(store, api_url=api_url, home=home, agent_packages=agent_packages),
+        AgentService(
+            store,
+            api_url=api_url,
+            home=home,
+            agent_packages=agent_packages,
+            api_token=api_token,
+        ),
     ]
 
 

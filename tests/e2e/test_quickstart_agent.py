@@ -30,6 +30,7 @@ QUESTION = "What is the capital of France?"
 #: the assistant answers this long after the question (the tool and the model run meanwhile): long
 #: enough that the kill lands in the sleep, and the rest of it passes during the restart
 PAUSE_S = 15.0
+AUTH = {"Authorization": "Bearer tenant-token"}
 
 
 def _seeded_home(smollm2: tuple[Path, str], root: Path) -> Path:
@@ -68,10 +69,15 @@ def test_quickstart_agent_resumes_its_turn_after_kill_9_without_repeating_tool_o
 ) -> None:
     calls = tmp_path / "mcp-calls.log"
     monkeypatch.setenv("MCP_EXAMPLE_CALL_LOG", str(calls))  # the MCP server logs each real call
-    up = UpProcess(_seeded_home(smollm2, tmp_path), extra=["-f", str(QUICKSTART)])
+    # with authentication on and only a tenant's token: up's own clients (the -f apply uploading
+    # the agent's bundle, the agent calling the model) must authenticate as up itself
+    tokens = tmp_path / "tokens.csv"
+    tokens.write_text("tenant-token,tenant\n")
+    extra = ["-f", str(QUICKSTART), "--token-file", str(tokens)]
+    up = UpProcess(_seeded_home(smollm2, tmp_path), extra=extra)
     leftovers: list[psutil.Process] = []
     try:
-        with httpx.Client(base_url=up.start().url, timeout=30) as client:
+        with httpx.Client(base_url=up.start().url, timeout=30, headers=AUTH) as client:
             # given the quickstart up, SmolLM2 served, and an assistant instance
             wait_until(lambda: _endpoint_ready(client), timeout=90, what="smollm2 Ready")
             warm = {
@@ -107,7 +113,7 @@ def test_quickstart_agent_resumes_its_turn_after_kill_9_without_repeating_tool_o
         # when the platform is killed with SIGKILL during the sleep, and started on the same home
         up.kill()
         restarted = time.time()
-        with httpx.Client(base_url=up.start().url, timeout=30) as client:
+        with httpx.Client(base_url=up.start().url, timeout=30, headers=AUTH) as client:
             # then the instance resumes and finishes the turn once the timer is due
             def answered() -> dict[str, Any] | None:
                 info: dict[str, Any] = _get(client, f"{INSTANCES}/chat")

@@ -26,9 +26,18 @@ pytestmark = pytest.mark.slow
 API = "/apis/modelplane.dev/v1alpha1/namespaces/default"
 
 
+#: the one token of the platform's token file: a tenant, not an administrator. Authentication is
+#: on, so the rollout controller reads the gateway's samples only if up's own clients send a token.
+TOKEN = "tenant-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+CLI = (sys.executable, "-m", "modelplane.cli")
+
+
 @pytest.fixture
 def up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[UpProcess]:
-    proc = UpProcess(tmp_path / "home")
+    tokens = tmp_path / "tokens.csv"
+    tokens.write_text(f"{TOKEN},tenant\n")
+    proc = UpProcess(tmp_path / "home", extra=["--token-file", str(tokens)])
     monkeypatch.setenv(GATEWAY_URL_ENV, proc.url)
     proc.start()
     try:
@@ -112,7 +121,7 @@ class _Load:
 
     def _run(self) -> None:
         body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
-        with httpx.Client(base_url=self.url, timeout=10) as client:
+        with httpx.Client(base_url=self.url, timeout=10, headers=AUTH) as client:
             while not self.stop.is_set():
                 self.codes.append(client.post("/v1/chat/completions", json=body).status_code)
 
@@ -137,7 +146,7 @@ def _roll_out_v2(client: httpx.Client) -> None:
 
 
 def test_healthy_v2_rolls_forward_step_by_step_to_full_traffic(up: UpProcess) -> None:
-    with httpx.Client(base_url=up.url, timeout=10) as client:
+    with httpx.Client(base_url=up.url, timeout=10, headers=AUTH) as client:
         # given two versions of one model on simulated replicas, alike in latency
         _apply(client, {"modelplane.dev/simulated-ttft": "20ms"})
         wait_until(
@@ -171,7 +180,7 @@ def test_healthy_v2_rolls_forward_step_by_step_to_full_traffic(up: UpProcess) ->
 
 
 def test_slowed_v2_is_rolled_back_automatically_with_the_reason(up: UpProcess) -> None:
-    with httpx.Client(base_url=up.url, timeout=10) as client:
+    with httpx.Client(base_url=up.url, timeout=10, headers=AUTH) as client:
         # given v2 deliberately slowed: 400 ms to first token against v1's 20 ms
         _apply(
             client,
@@ -214,7 +223,7 @@ def test_slowed_v2_is_rolled_back_automatically_with_the_reason(up: UpProcess) -
 
 def _cli(up: UpProcess, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "modelplane.cli", "--server", up.url, "rollout", *args],
+        [*CLI, "--server", up.url, "--token", TOKEN, "rollout", *args],
         capture_output=True,
         text=True,
         timeout=30,

@@ -54,9 +54,12 @@ class AgentService:
         api_url: str,
         home: str | Path,
         agent_packages: Sequence[str] = (),
+        api_token: str | None = None,
     ) -> None:
         self._store = store
         self._api_url = api_url
+        #: the bearer token the runtime's model calls send to the API (None: auth is off)
+        self._api_token = api_token
         self._code = AgentCode(packages=tuple(agent_packages), bundles=BundleStore(home))
         self._tool_servers = Informer(store, "ToolServer")
         self._thread: threading.Thread | None = None
@@ -100,6 +103,7 @@ class AgentService:
             rt = Runtime(
                 agents_url(self._store.url),
                 model_base_url=self._api_url,
+                model_api_key=self._api_token,
                 code=self._code,
                 tool_servers=self._tool_server,
             )

@@ -40,7 +40,13 @@ from modelplane.api._meta import (
 from modelplane.api._model import Model
 from modelplane.api._node import TOPOLOGY_LABELS, Node
 from modelplane.api._policy import Policy
-from modelplane.api._principal import ADMIN_GROUP, LOCAL_OPERATOR, Principal, principal_of
+from modelplane.api._principal import (
+    ADMIN_GROUP,
+    AUTHENTICATED_GROUP,
+    LOCAL_OPERATOR,
+    Principal,
+    principal_of,
+)
 from modelplane.api._quantity import Quantity, parse_quantity
 from modelplane.api._queue import Queue
 from modelplane.api._registry import KindInfo, kind_info, kinds, lookup
@@ -51,6 +57,7 @@ from modelplane.api._validate import resolve, validate
 
 __all__ = [
     "ADMIN_GROUP",
+    "AUTHENTICATED_GROUP",
     "LOCAL_OPERATOR",
     "TOPOLOGY_LABELS",
     "Agent",

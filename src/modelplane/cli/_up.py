@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
 from pathlib import Path
 
 import click
 
+from modelplane.api import ADMIN_GROUP, AUTHENTICATED_GROUP, Principal
 from modelplane.cli._agents import parse_packages
 from modelplane.cli._apply import run_apply
 from modelplane.cli._client import Client
@@ -24,6 +26,8 @@ from modelplane.cli._output import echo_error
 from modelplane.cli._security import egress_options, egress_rules, encryption_key_option
 from modelplane.store import Store, redact_url
 
+#: who up's own clients are: the operator who started it (an administrator)
+UP_PRINCIPAL = Principal("system:modelplane:up", frozenset({ADMIN_GROUP, AUTHENTICATED_GROUP}))
 _DEFAULT_PORT = 8470
 _STOP_TIMEOUT = 15.0
 
@@ -185,13 +189,18 @@ def up(
     roots = [str(Path(r).absolute()) for r in model_roots]
     egress = egress_rules(upstream_allow, allow_loopback_upstreams)
     tokens = load_tokens(token_file) if token_file else None
+    # up's own clients (the -f apply, the rollout controller's samples, agents calling models)
+    # authenticate with a token that exists only in this process's memory
+    internal_token = secrets.token_urlsafe(32) if tokens is not None else None
+    if tokens is not None and internal_token is not None:
+        tokens[internal_token] = UP_PRINCIPAL
     store = open_store(database_url or default_url(), encryption_key_file=encryption_key_file)
     if inventories:
         _publish_inventory(store, inventories)
     manager = Manager(
         store,
         identity=f"{socket.gethostname()}-{os.getpid()}",
-        controllers=platform.controllers(store, model_roots=roots),
+        controllers=platform.controllers(store, model_roots=roots, api_token=internal_token),
     )
     services: list[platform.Service] = []
     controllers_started = threading.Event()
@@ -211,6 +220,7 @@ def up(
                 home=str(home_dir),
                 model_roots=roots,
                 agent_packages=packages,
+                api_token=internal_token,
             )
         )
         for service in services:
@@ -218,11 +228,12 @@ def up(
         controllers_started.set()
         click.echo(_banner(api_url, store.url, home_dir, token_file))
         if paths:
-            # an administrator's token when there is one: -f may hold operator-owned kinds
-            admins = [t for t, who in (tokens or {}).items() if who.is_admin]
-            token = next(iter(admins or tokens or {}), None)
+            # as the operator who started up: -f may hold operator-owned kinds and agent code
             threading.Thread(
-                target=_apply_initial, args=(api_url, token, paths), name="apply", daemon=True
+                target=_apply_initial,
+                args=(api_url, internal_token, paths),
+                name="apply",
+                daemon=True,
             ).start()
 
     try:

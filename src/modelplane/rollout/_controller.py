@@ -77,9 +77,12 @@ class RolloutController(Controller):
         namespace: str | None = None,
         workers: int = 1,
         clock: Callable[[], float] = time.time,
+        token: str | None = None,
     ) -> None:
         super().__init__(store, namespace=namespace, workers=workers)
         self._samples = samples
+        #: the bearer token for the gateways' samples (None: they require none)
+        self._token = token
         self._from_env: tuple[str, GatewaySamples] | None = None
         self.clock = clock
 
@@ -93,7 +96,7 @@ class RolloutController(Controller):
         if self._from_env is None or self._from_env[0] != text:
             if self._from_env is not None:
                 self._from_env[1].close()
-            self._from_env = (text, GatewaySamples.from_text(text))
+            self._from_env = (text, GatewaySamples.from_text(text, token=self._token))
         return self._from_env[1]
 
     def stop(self, timeout: float | None = None) -> bool:
