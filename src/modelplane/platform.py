@@ -12,8 +12,8 @@ Imports are inside the functions so that the CLI's other commands start without 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from starlette.routing import BaseRoute
 
@@ -63,3 +63,11 @@ def routes(store: Store) -> Sequence[BaseRoute]:
     from modelplane.gateway import mount as gateway_mount
 
     return [gateway_mount(store), *agent_routes(store)]
+
+
+def openapi() -> Sequence[Mapping[str, Mapping[str, Any]]]:
+    """How :func:`routes` appear in ``/openapi.json``: one part per mounted set of routes."""
+    from modelplane.agents._routes import openapi_paths as agent_paths
+    from modelplane.gateway import openapi_paths as gateway_paths
+
+    return [gateway_paths(), agent_paths()]

@@ -195,6 +195,7 @@ def up(
             on_started=on_started,
             install_signal_handlers=True,
             routes=platform.routes(store),
+            openapi=platform.openapi(),
         )
         click.echo("Stopping...")
     finally:
