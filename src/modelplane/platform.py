@@ -17,9 +17,9 @@ Imports are inside the functions so that the CLI's other commands start without 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from starlette.routing import BaseRoute
 
@@ -104,3 +104,12 @@ def routes(store: Store, *, home: str, egress: EgressRules | None = None) -> Seq
         *agent_routes(store),
         *bundle_routes(BundleStore(home)),
     ]
+
+
+def openapi() -> Sequence[Mapping[str, Mapping[str, Any]]]:
+    """How :func:`routes` appear in ``/openapi.json``: one part per mounted set of routes."""
+    from modelplane.agents._bundle_routes import openapi_paths as bundle_paths
+    from modelplane.agents._routes import openapi_paths as agent_paths
+    from modelplane.gateway import openapi_paths as gateway_paths
+
+    return [gateway_paths(), agent_paths(), bundle_paths()]

@@ -11,6 +11,8 @@ the code they run (and verify it by its digest).
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -72,3 +74,68 @@ def routes(bundles: BundleStore) -> list[BaseRoute]:
         Route("/bundles/{digest}", upload, methods=["PUT"]),
         Route("/bundles/{digest}", download, methods=["GET", "HEAD"]),
     ]
+
+
+def openapi_paths(prefix: str = "/bundles") -> dict[str, Any]:
+    """``{"paths": ..., "schemas": ...}`` describing the bundle routes mounted at ``prefix``."""
+    status = {
+        "description": "the request failed: a Kubernetes Status",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/v1.Status"}}},
+    }
+    digest = {
+        "name": "digest",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+        "description": "The bundle's digest, `sha256:` and 64 lowercase hex digits.",
+    }
+    stored = {
+        "type": "object",
+        "required": ["digest", "size", "created"],
+        "properties": {
+            "digest": {"type": "string"},
+            "size": {"type": "integer"},
+            "created": {"type": "boolean"},
+        },
+    }
+    gzip = {MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}
+
+    def stored_as(description: str) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": stored}}}
+
+    return {
+        "paths": {
+            f"{prefix}/{{digest}}": {
+                "parameters": [digest],
+                "put": {
+                    "operationId": "uploadAgentBundle",
+                    "summary": "Upload an agent bundle (administrators only)",
+                    "tags": ["agents"],
+                    # the bytes of the .tar.gz, whatever Content-Type names them
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": stored_as("stored"),
+                        "200": stored_as("already stored"),
+                        "default": status,
+                    },
+                },
+                "get": {
+                    "operationId": "readAgentBundle",
+                    "summary": "Download an agent bundle by its digest",
+                    "tags": ["agents"],
+                    "responses": {
+                        "200": {"description": "the bundle", "content": gzip},
+                        "default": status,
+                    },
+                },
+            }
+        },
+        "schemas": {},
+    }

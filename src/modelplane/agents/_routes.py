@@ -3,10 +3,16 @@
 Errors leave as Kubernetes ``Status`` objects (the server's handlers render every
 :class:`~modelplane.api.errors.ModelplaneError`). Writes are durable before the answer; work is
 picked up by the runtime that owns the instance's shard.
+
+Every path segment is checked before anything is read: the namespace is a DNS label, the agent
+and the instance id DNS subdomains (the API's name rules), so ``/agents/%2e%2e/...`` or a NUL is a
+400 naming the segment. Bodies and query parameters are checked the same way: a value of the wrong
+type is a 400 naming the field, never a 500.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -17,6 +23,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from modelplane.agents._journal import Database
 from modelplane.agents.runtime import Instances
+from modelplane.api import check_dns_label, check_dns_subdomain
 from modelplane.api.errors import BadRequest
 from modelplane.store import Store
 
@@ -37,7 +44,7 @@ def _json(value: Any, status: int = 200) -> Response:
 
 async def _body(request: Request) -> dict[str, Any]:
     raw = await request.body()
-    if not raw:
+    if not raw.strip():
         return {}
     try:
         value = orjson.loads(raw)
@@ -46,6 +53,69 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadRequest("the request body must be a JSON object")
     return value
+
+
+#: what each path segment is, and the API name rule it follows
+_SEGMENTS: dict[str, tuple[str, Callable[[str, str], str]]] = {
+    "namespace": ("namespace", check_dns_label),
+    "agent": ("agent name", check_dns_subdomain),
+    "id": ("instance id", check_dns_subdomain),
+}
+
+
+_JSON_TYPES = {
+    list: "an array",
+    dict: "an object",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+}
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 80 else value[:77] + "...")
+
+
+def _checked(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """The namespace, agent (and instance id) of a path, each checked against the name rules."""
+    out: list[str] = []
+    for key, (what, check) in _SEGMENTS.items():
+        if key not in params:
+            continue
+        value = str(params[key])
+        try:
+            check(value, what)
+        except ValueError as exc:
+            raise BadRequest(f"the URL's {key} segment is not valid: {exc}") from None
+        out.append(value)
+    return tuple(out)
+
+
+def _instance_id(body: Mapping[str, Any]) -> str | None:
+    """The ``id`` a create body asks for: absent/null (one is generated) or a valid name."""
+    value = body.get("id")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(
+            f"id in the request body must be a string (the instance's name) or null, not"
+            f" {_JSON_TYPES.get(type(value), 'a ' + type(value).__name__)}"
+        )
+    try:
+        return check_dns_subdomain(value, "id in the request body")
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _whole_number(query: Mapping[str, str], key: str, default: int) -> int:
+    value = query.get(key)
+    if value is None or value == "":
+        return default
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise BadRequest(
+            f"query parameter {key}={_shown(value)} must be a whole number of at least 0"
+        )
+    return int(value)
 
 
 def _actor(request: Request) -> str:
@@ -68,44 +138,46 @@ def routes(store: Store) -> list[BaseRoute]:
         return str(obj["metadata"].get("generation", 1))
 
     async def collection(request: Request) -> Response:
-        ns, agent = request.path_params["namespace"], request.path_params["agent"]
+        ns, agent = _checked(request.path_params)
         if request.method == "POST":
             body = await _body(request)
+            name = _instance_id(body)
             version = await run_in_threadpool(agent_version, ns, agent)
             info = await run_in_threadpool(
                 instances().create,
                 ns,
                 agent,
-                body.get("id"),
+                name,
                 body.get("input"),
                 version=version,
                 actor=_actor(request),
             )
             return _json(info, 201)
         q = request.query_params
-        try:
-            limit = int(q.get("limit", "100"))
-        except ValueError:
-            raise BadRequest("limit must be an integer") from None
+        limit = _whole_number(q, "limit", 100)
+        status = q.get("status") or None
+        token = q.get("continue") or None
+        if token is not None:
+            try:
+                check_dns_subdomain(token, "query parameter continue")
+            except ValueError as exc:
+                raise BadRequest(
+                    f"{exc}; pass the `continue` value of the previous page as it was"
+                ) from None
         items, token = await run_in_threadpool(
-            instances().list,
-            ns,
-            agent,
-            status=q.get("status"),
-            limit=limit,
-            continue_token=q.get("continue"),
+            instances().list, ns, agent, status=status, limit=limit, continue_token=token
         )
         return _json({"items": items, "continue": token})
 
     async def one(request: Request) -> Response:
-        p = request.path_params
-        info = await run_in_threadpool(instances().get, p["namespace"], p["agent"], p["id"])
+        key = _checked(request.path_params)
+        info = await run_in_threadpool(instances().get, *key)
         return _json(info)
 
     async def action(request: Request) -> Response:
-        p = request.path_params
-        key = (p["namespace"], p["agent"], p["id"])
-        what = p["action"]
+        ns, agent, name = _checked(request.path_params)
+        key = (ns, agent, name)
+        what = request.path_params["action"]
         actor = _actor(request)
         body = await _body(request) if request.method == "POST" else {}
         i = instances()
@@ -116,14 +188,14 @@ def routes(store: Store) -> list[BaseRoute]:
         elif what == "cancel" and request.method == "POST":
             await run_in_threadpool(i.cancel, *key, actor=actor)
         elif what == "journal" and request.method == "GET":
-            after = int(request.query_params.get("after", "0"))
+            after = _whole_number(request.query_params, "after", 0)
             return _json({"items": await run_in_threadpool(i.journal, *key, after=after)})
         elif what == "audit" and request.method == "GET":
             return _json({"items": await run_in_threadpool(i.audit, *key)})
         else:
             raise BadRequest(
-                f"{request.method} .../{what} is not an instance action; use POST messages, input"
-                " or cancel, or GET journal or audit"
+                f"{request.method} .../{_shown(what)} is not an instance action; use POST"
+                " messages, input or cancel, or GET journal or audit"
             )
         return _json({"accepted": True}, 202)
 
@@ -139,3 +211,159 @@ def routes(store: Store) -> list[BaseRoute]:
             ],
         )
     ]
+
+
+# -- the OpenAPI description ----------------------------------------------------------------------
+
+_STATUS_REF = {"$ref": "#/components/schemas/v1.Status"}
+_INSTANCE = "agents.Instance"
+
+
+def _segment(name: str, description: str, pattern: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": pattern},
+        "description": description,
+    }
+
+
+_LABEL = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_SUBDOMAIN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_PATH_PARAMS = [
+    _segment("namespace", "The Agent's namespace (a DNS label).", _LABEL),
+    _segment("agent", "The Agent's name.", _SUBDOMAIN),
+]
+_ID = _segment("id", "The instance's id.", _SUBDOMAIN)
+
+
+def _ok(code: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        code: {"description": description, "content": {"application/json": {"schema": schema}}},
+        "default": {
+            "description": "the request failed: a Kubernetes Status",
+            "content": {"application/json": {"schema": _STATUS_REF}},
+        },
+    }
+
+
+def _op(op_id: str, summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "operationId": op_id,
+        "summary": summary,
+        "tags": ["agents"],
+        **extra,
+        "responses": responses,
+    }
+
+
+def _request_body(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "required": False,
+        "content": {"application/json": {"schema": {"type": "object", "properties": properties}}},
+    }
+
+
+def openapi_paths(prefix: str = "/agents") -> dict[str, Any]:
+    """``{"paths": ..., "schemas": ...}`` describing the instance routes mounted at ``prefix``."""
+    instance = {"$ref": f"#/components/schemas/{_INSTANCE}"}
+    items = {"type": "object", "required": ["items"], "properties": {"items": {"type": "array"}}}
+    accepted = {"type": "object", "properties": {"accepted": {"type": "boolean"}}}
+    base = f"{prefix}/{{namespace}}/{{agent}}/instances"
+    one = [*_PATH_PARAMS, _ID]
+
+    def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+        return {"name": name, "in": "query", "schema": schema, "description": description}
+
+    def post_action(action: str, summary: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        extra = {"requestBody": _request_body(body)} if body is not None else {}
+        operation = _op(
+            f"{action}AgentInstance", summary, _ok("202", accepted, "accepted"), **extra
+        )
+        return {"parameters": one, "post": operation}
+
+    paths = {
+        base: {
+            "parameters": _PATH_PARAMS,
+            "get": _op(
+                "listAgentInstances",
+                "List an Agent's instances, a page at a time",
+                _ok(
+                    "200",
+                    {
+                        "type": "object",
+                        "required": ["items"],
+                        "properties": {
+                            "items": {"type": "array", "items": instance},
+                            "continue": {"type": ["string", "null"]},
+                        },
+                    },
+                    "a page of instances",
+                ),
+                parameters=[
+                    query("status", {"type": "string"}, "Only instances with this status."),
+                    query(
+                        "limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size."
+                    ),
+                    query("continue", {"type": "string"}, "The `continue` of the previous page."),
+                ],
+            ),
+            "post": _op(
+                "createAgentInstance",
+                "Start an instance of an Agent",
+                _ok("201", instance, "the new instance"),
+                requestBody=_request_body(
+                    {
+                        "id": {"type": ["string", "null"], "pattern": _SUBDOMAIN},
+                        "input": {"description": "Any JSON value, handed to the handler."},
+                    }
+                ),
+            ),
+        },
+        f"{base}/{{id}}": {
+            "parameters": one,
+            "get": _op(
+                "readAgentInstance",
+                "An instance's status, result, prompt and state",
+                _ok("200", instance, "the instance"),
+            ),
+        },
+        f"{base}/{{id}}/messages": post_action(
+            "message", "Send the instance a message", {"payload": {}}
+        ),
+        f"{base}/{{id}}/input": post_action(
+            "input", "Answer the instance's wait_for_input prompt", {"value": {}}
+        ),
+        f"{base}/{{id}}/cancel": post_action("cancel", "Cancel the instance", None),
+        f"{base}/{{id}}/journal": {
+            "parameters": one,
+            "get": _op(
+                "readAgentInstanceJournal",
+                "The instance's journal records",
+                _ok("200", items, "journal records"),
+                parameters=[
+                    query("after", {"type": "integer", "minimum": 0}, "Records after this seq.")
+                ],
+            ),
+        },
+        f"{base}/{{id}}/audit": {
+            "parameters": one,
+            "get": _op(
+                "readAgentInstanceAudit",
+                "Who did what to the instance, oldest first",
+                _ok("200", items, "audit records"),
+            ),
+        },
+    }
+    schema = {
+        "type": "object",
+        "required": ["namespace", "agent", "id", "status"],
+        "properties": {
+            "namespace": {"type": "string"},
+            "agent": {"type": "string"},
+            "id": {"type": "string"},
+            "status": {"type": "string"},
+        },
+    }
+    return {"paths": paths, "schemas": {_INSTANCE: schema}}

@@ -247,6 +247,7 @@ def up(
             on_started=on_started,
             install_signal_handlers=True,
             routes=platform.routes(store, home=str(home_dir), egress=egress),
+            openapi=platform.openapi(),
         )
         click.echo("Stopping...")
     finally:

@@ -27,6 +27,7 @@ from modelplane.gateway._fake import FakeUpstream
 from modelplane.gateway._gateway import Call, Gateway
 from modelplane.gateway._graph_controller import GraphController, graph_problems
 from modelplane.gateway._limits import Limiter, Ticket
+from modelplane.gateway._openapi import openapi_paths
 from modelplane.gateway._routing import POLICIES, ReplicaLoad, Router, pick_version, prompt_blocks
 from modelplane.gateway._serve import mount, serve_gateway, standalone_app
 from modelplane.gateway._table import (
@@ -70,6 +71,7 @@ __all__ = [
     "VersionRoute",
     "graph_problems",
     "mount",
+    "openapi_paths",
     "pick_version",
     "prompt_blocks",
     "serve_gateway",

@@ -74,6 +74,53 @@ def _prompt_text(path: str, body: dict[str, Any]) -> str:
     return ""
 
 
+def _is_string(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_token_array(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(_is_token(t) for t in value)
+
+
+def _check_text_input(field: str, value: Any) -> None:
+    """``prompt`` / ``input`` as OpenAI takes them: a string, or a non-empty array of strings, of
+    token ids, or of non-empty arrays of token ids; one kind per array, as OpenAI requires."""
+    if isinstance(value, str):
+        return
+    shape = (
+        f"{field!r} must be a string, an array of strings, an array of token ids (integers) or an"
+        " array of arrays of token ids"
+    )
+    if not isinstance(value, list):
+        raise GatewayError(400, f"{shape}; it is {_kind(value)}.", code="invalid_type", param=field)
+    first = value[0]
+    fits = next((f for f in (_is_string, _is_token, _is_token_array) if f(first)), _is_token_array)
+    for i, item in enumerate(value):
+        if not fits(item):
+            unlike = f", unlike {field}[0] ({_kind(first)})" if i else ""
+            raise GatewayError(
+                400,
+                f"{shape}; {field}[{i}] is {_kind(item)}{unlike}.",
+                code="invalid_type",
+                param=field,
+            )
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, for a message."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer" if value >= 0 else "a negative integer"
+    if isinstance(value, list):
+        return "an array"
+    return {str: "a string", float: "a number", dict: "an object"}.get(type(value), "null")
+
+
 def parse_call(path: str, raw: bytes, session_header: str | None) -> tuple[str, Call]:
     """The model name and the parsed call, or a 400 GatewayError naming the bad field."""
     from modelplane.gateway._gateway import Call
@@ -112,6 +159,8 @@ def parse_call(path: str, raw: bytes, session_header: str | None) -> tuple[str, 
             code="missing_required_parameter",
             param=field,
         )
+    else:
+        _check_text_input(field, value)
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise GatewayError(

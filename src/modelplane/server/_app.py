@@ -28,7 +28,7 @@ from modelplane.server._context import ServerContext, context
 from modelplane.server._discovery import api_group, api_groups, api_resources
 from modelplane.server._errors import EXCEPTION_HANDLERS, CatchAll, status_response
 from modelplane.server._limits import BodySizeLimit
-from modelplane.server._openapi import build_openapi
+from modelplane.server._openapi import OpenAPIPart, build_openapi
 from modelplane.server._resources import Collection, Item, StatusItem
 from modelplane.server._responses import JSONResponse, dump_json
 from modelplane.store import Store
@@ -74,7 +74,9 @@ async def openapi(request: Request) -> Response:
     ctx = context(request)
     if ctx.openapi is None:
         ctx.openapi = await run_in_threadpool(
-            lambda: dump_json(build_openapi(ctx.catalog.kinds, auth=ctx.auth))
+            lambda: dump_json(
+                build_openapi(ctx.catalog.kinds, auth=ctx.auth, parts=ctx.openapi_parts)
+            )
         )
     return JSONResponse(ctx.openapi)
 
@@ -108,6 +110,7 @@ def create_app(
     readiness: Callable[[], str | None] | None = None,
     watch_bookmark_interval: float = 30.0,
     routes: Sequence[BaseRoute] = (),
+    openapi: Sequence[OpenAPIPart] = (),
 ) -> Starlette:
     """The REST API over ``store`` as an ASGI application.
 
@@ -118,7 +121,8 @@ def create_app(
     reason ``/readyz`` answers 503 with. A watch stream that allows bookmarks gets one after
     ``watch_bookmark_interval`` seconds without events. ``routes`` are mounted beside the API
     (the OpenAI-compatible gateway under ``/v1``, the agent runtime...); they share the
-    authentication and body limits but render their own errors.
+    authentication and body limits but render their own errors. ``openapi`` describes them in
+    ``/openapi.json`` (one part per mounted set of routes).
     """
     middleware = [Middleware(CatchAll)]
     if tokens is not None:
@@ -135,5 +139,6 @@ def create_app(
         readiness=readiness,
         bookmark_interval=watch_bookmark_interval,
         auth=tokens is not None,
+        openapi_parts=tuple(openapi),
     )
     return app

@@ -73,7 +73,7 @@ def presenter(request: Request, info: KindInfo) -> Callable[[JSON], JSON] | None
     return redact
 
 
-def shown(request: Request, info: KindInfo, obj: JSON) -> JSON:
+def visible(request: Request, info: KindInfo, obj: JSON) -> JSON:
     """``obj`` as the caller of ``request`` may see it."""
     present = presenter(request, info)
     return obj if present is None else present(obj)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 
@@ -25,6 +26,8 @@ class ServerContext:
     watch_streams: WatchStreams = field(default_factory=WatchStreams)
     #: the rendered /openapi.json, built on first request
     openapi: bytes | None = None
+    #: what the routes mounted beside the API add to it (see ``_openapi.OpenAPIPart``)
+    openapi_parts: Sequence[Mapping[str, Mapping[str, Any]]] = ()
 
 
 def context(request: Request) -> ServerContext:

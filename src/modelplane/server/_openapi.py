@@ -2,12 +2,14 @@
 
 Each kind's JSON Schema comes from :func:`modelplane.api.json_schema` (self-contained: no
 ``$defs``, so it sits in ``components.schemas`` as it is); ``{Kind}List``, ``v1.Status`` and
-``v1.WatchEvent`` are described here.
+``v1.WatchEvent`` are described here. Routes mounted beside the API (the gateway under ``/v1``,
+the agent runtime under ``/agents``) bring their own part, an :data:`OpenAPIPart`: their paths,
+and schemas they add to ``components.schemas`` (they may refer to ``v1.Status``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import modelplane
@@ -20,6 +22,8 @@ WATCH_EVENT = "v1.WatchEvent"
 _REF = "#/components/schemas/"
 
 Schema = dict[str, Any]
+#: what a mounted set of routes adds: ``{"paths": {...}, "schemas": {...}}``
+OpenAPIPart = Mapping[str, Mapping[str, Any]]
 
 
 def _ref(name: str) -> Schema:
@@ -110,8 +114,21 @@ def _param(name: str, where: str, schema: Schema, description: str) -> Schema:
 _STRING = {"type": "string"}
 _INTEGER = {"type": "integer", "minimum": 0}
 _BOOLEAN = {"type": "boolean"}
-_NAMESPACE = _param("namespace", "path", _STRING, "The namespace (tenant).")
-_NAME = _param("name", "path", _STRING, "The object's name.")
+#: the API's name rules (check_dns_label / check_dns_subdomain)
+_DNS_LABEL = {"type": "string", "maxLength": 63, "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"}
+_DNS_SUBDOMAIN = {
+    "type": "string",
+    "maxLength": 253,
+    "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+}
+_NAMESPACE = _param("namespace", "path", _DNS_LABEL, "The namespace (tenant).")
+_NAME = _param("name", "path", _DNS_SUBDOMAIN, "The object's name.")
+_FIELD_VALIDATION = _param(
+    "fieldValidation",
+    "query",
+    {"enum": ["Ignore", "Warn", "Strict"]},
+    "Unknown metadata fields: drop silently, drop with a Warning header (default), or refuse.",
+)
 _LIST_PARAMS = [
     _param("labelSelector", "query", _STRING, "Kubernetes label selector, e.g. `app=x,tier!=db`."),
     _param(
@@ -126,7 +143,19 @@ _LIST_PARAMS = [
         _STRING,
         "With watch: changes after this version; absent or 0: the existing objects first.",
     ),
+    _param(
+        "resourceVersionMatch",
+        "query",
+        {"enum": ["NotOlderThan", "Exact"]},
+        "How resourceVersion applies (list; on a watch NotOlderThan with sendInitialEvents).",
+    ),
     _param("allowWatchBookmarks", "query", _BOOLEAN, "With watch: send BOOKMARK events."),
+    _param(
+        "sendInitialEvents",
+        "query",
+        _BOOLEAN,
+        "With watch and resourceVersionMatch=NotOlderThan: start with the existing objects.",
+    ),
     _param("timeoutSeconds", "query", _INTEGER, "With watch: end the stream after this long."),
 ]
 _ERRORS = {"default": {"$ref": "#/components/responses/Status"}}
@@ -194,6 +223,7 @@ def _kind_paths(info: KindInfo) -> dict[str, Schema]:
                 f"Create a {kind}",
                 tag,
                 {"201": _json(_ref(kind), f"the created {kind}"), **_ERRORS},
+                parameters=[_FIELD_VALIDATION],
                 requestBody=_object_body(info),
             ),
         },
@@ -205,6 +235,7 @@ def _kind_paths(info: KindInfo) -> dict[str, Schema]:
                 f"Replace a {kind} (optimistic concurrency on metadata.resourceVersion)",
                 tag,
                 {"200": one, **_ERRORS},
+                parameters=[_FIELD_VALIDATION],
                 requestBody=_object_body(info),
             ),
             "patch": _operation(
@@ -212,6 +243,7 @@ def _kind_paths(info: KindInfo) -> dict[str, Schema]:
                 f"Merge-patch a {kind}",
                 tag,
                 {"200": one, **_ERRORS},
+                parameters=[_FIELD_VALIDATION],
                 requestBody=_patch_body(),
             ),
             "delete": _operation(
@@ -299,6 +331,15 @@ def _server_paths(kinds: Iterable[KindInfo]) -> dict[str, Schema]:
             )
         },
     }
+    for group in dict.fromkeys(i.group for i in kinds):
+        paths[f"/apis/{group}"] = {
+            "get": _operation(
+                f"group.{group}",
+                f"APIGroup {group}",
+                untagged,
+                {"200": _json({"type": "object"}, "APIGroup"), **_ERRORS},
+            )
+        }
     for group, version in dict.fromkeys((i.group, i.version) for i in kinds):
         paths[f"/apis/{group}/{version}"] = {
             "get": _operation(
@@ -311,8 +352,11 @@ def _server_paths(kinds: Iterable[KindInfo]) -> dict[str, Schema]:
     return paths
 
 
-def build_openapi(kinds: Iterable[KindInfo], *, auth: bool) -> dict[str, Any]:
-    """The OpenAPI 3.1 document for ``kinds``; ``auth`` adds the bearer security scheme."""
+def build_openapi(
+    kinds: Iterable[KindInfo], *, auth: bool, parts: Iterable[OpenAPIPart] = ()
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for ``kinds`` and the mounted ``parts``; ``auth`` adds the bearer
+    security scheme."""
     infos = list(kinds)
     schemas: dict[str, Schema] = {STATUS: _status_schema(), WATCH_EVENT: _watch_event_schema()}
     for info in infos:
@@ -321,6 +365,9 @@ def build_openapi(kinds: Iterable[KindInfo], *, auth: bool) -> dict[str, Any]:
     paths = _server_paths(infos)
     for info in infos:
         paths.update(_kind_paths(info))
+    for part in parts:
+        paths.update(part.get("paths", {}))
+        schemas.update(part.get("schemas", {}))
     components: dict[str, Any] = {
         "schemas": schemas,
         "responses": {"Status": _json(_ref(STATUS), "the request failed: a Kubernetes Status")},

@@ -11,7 +11,8 @@ URLs (``{group}/{version}`` of the kind, ``{plural}`` its resource name)::
 
 Every write is validated with :func:`modelplane.api.validate` before it reaches the store; the
 namespace and name of a body must match the URL (a missing one is taken from it, as are a missing
-``apiVersion`` and ``kind``). PATCH is an RFC 7386 merge patch applied to the stored object, and
+``apiVersion`` and ``kind``); unknown ``metadata`` keys follow ``?fieldValidation=`` (see
+:mod:`modelplane.server._fields`). PATCH is an RFC 7386 merge patch applied to the stored object, and
 the result is validated; it is written under optimistic concurrency and retried when another
 writer got in between, unless the patch itself names a ``metadata.resourceVersion`` (then a stale
 one is a 409). Writes to ``/status`` change only ``status``; writes to the object ignore
@@ -31,12 +32,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelplane.api import KindInfo, check_dns_label, check_dns_subdomain, validate
-from modelplane.api.errors import BadRequest, Conflict, MethodNotAllowed, NotFound
-from modelplane.server._authz import authorize_write, presenter, shown
+from modelplane.api.errors import BadRequest, Conflict, Expired, MethodNotAllowed, NotFound
+from modelplane.server._authz import authorize_write, presenter, visible
 from modelplane.server._bodies import OBJECT_TYPES, PATCH_TYPES, read_object, read_optional_object
-from modelplane.server._context import context
+from modelplane.server._context import ServerContext, context
+from modelplane.server._fields import add_warnings, drop_unknown_metadata
+from modelplane.server._query import ListOptions, field_validation, list_options, shown, text
 from modelplane.server._responses import JSONResponse, dump_json
-from modelplane.server._watch import WatchRequest, watch_response
+from modelplane.server._watch import WatchRequest, wait_for_version, watch_response
 from modelplane.store import JSON, Store, merge_patch, parse_field_selector
 
 #: how often a merge patch is retried when other writers keep changing the object under it
@@ -50,11 +53,6 @@ def _valid(check: Callable[[str], str], value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _shown(value: str) -> str:
-    """``value`` quoted for a message, cut short when a client sent something huge."""
-    return repr(value if len(value) <= 80 else value[:77] + "...")
 
 
 @dataclass(frozen=True)
@@ -89,7 +87,7 @@ def _target(request: Request, *, item: bool) -> Target:
             )
         if not _valid(check_dns_label, namespace):
             raise BadRequest(
-                f"the namespace {_shown(namespace)} in the URL is not a valid namespace name:"
+                f"the namespace {shown(namespace)} in the URL is not a valid namespace name:"
                 " lowercase letters, digits and '-', starting and ending with a letter or digit,"
                 " at most 63 characters"
             )
@@ -103,43 +101,11 @@ def _target(request: Request, *, item: bool) -> Target:
     name: str | None = params.get("name")
     if name is not None and not _valid(check_dns_subdomain, name):
         raise BadRequest(
-            f"the name {_shown(name)} in the URL is not a valid object name: lowercase letters,"
+            f"the name {shown(name)} in the URL is not a valid object name: lowercase letters,"
             " digits, '-' and '.', starting and ending with a letter or digit, at most 253"
             " characters"
         )
     return Target(info, namespace, name)
-
-
-# -- query parameters ---------------------------------------------------------------------------
-
-
-def _flag(query: QueryParams, key: str) -> bool:
-    value = query.get(key, "").strip().lower()
-    if value in ("", "false", "0"):
-        return False
-    if value in ("true", "1"):
-        return True
-    raise BadRequest(f"query parameter {key}={_shown(query[key])} must be true or false")
-
-
-def _count(query: QueryParams, key: str) -> int | None:
-    value = query.get(key)
-    if value is None or value == "":
-        return None
-    if not value.isascii() or not value.isdigit() or len(value) > 18:
-        raise BadRequest(
-            f"query parameter {key}={_shown(value)} must be a whole number of at least 0"
-        )
-    return int(value)
-
-
-def _text(query: QueryParams, key: str) -> str | None:
-    value = query.get(key)
-    if not value:
-        return None
-    if "\x00" in value:
-        raise BadRequest(f"query parameter {key} contains a NUL character")
-    return value
 
 
 # -- the routes ---------------------------------------------------------------------------------
@@ -151,36 +117,19 @@ class Collection(HTTPEndpoint):
     async def get(self, request: Request) -> Response:
         target = _target(request, item=False)
         ctx = context(request)
-        query = request.query_params
-        label_selector = _text(query, "labelSelector")
-        field_selector = _text(query, "fieldSelector")
-        if _flag(query, "watch"):
-            version = _count(query, "resourceVersion")
-            watch = WatchRequest(
-                info=target.info,
-                namespace=target.namespace or None,
-                resource_version=version or None,
-                label_selector=label_selector,
-                field_selector=field_selector,
-                bookmarks=_flag(query, "allowWatchBookmarks"),
-                timeout=_count(query, "timeoutSeconds") or None,
-            )
-            return await watch_response(
-                ctx.store,
-                watch,
-                ctx.watch_streams,
-                bookmark_interval=ctx.bookmark_interval,
-                field_filter=_field_filter(field_selector),
-                present=presenter(request, target.info),
-            )
+        options = list_options(request.query_params)
+        if options.watch:
+            return await _watch(ctx, target, options, presenter(request, target.info))
+        if options.resource_version:
+            await _list_version(ctx.store, options)
         body = await run_in_threadpool(
             _list_json,
             ctx.store,
             target,
-            label_selector=label_selector,
-            field_selector=field_selector,
-            limit=_count(query, "limit") or None,
-            continue_token=_text(query, "continue"),
+            label_selector=options.label_selector,
+            field_selector=options.field_selector,
+            limit=options.limit or None,
+            continue_token=options.continue_token,
             present=presenter(request, target.info),
         )
         return JSONResponse(body)
@@ -194,10 +143,13 @@ class Collection(HTTPEndpoint):
                 f" {base}/namespaces/{{namespace}}/{target.info.plural}"
             )
         authorize_write(request, target.info, "create")
+        mode = field_validation(request.query_params)
         obj = _claim(await read_object(request, OBJECT_TYPES), target)
+        dropped = drop_unknown_metadata(obj, mode)
         store = context(request).store
         created = await run_in_threadpool(lambda: store.create(_validated(obj, target)))
-        return JSONResponse(shown(request, target.info, created), status_code=201)
+        shown = visible(request, target.info, created)
+        return add_warnings(JSONResponse(shown, status_code=201), dropped)
 
 
 class Item(HTTPEndpoint):
@@ -209,20 +161,24 @@ class Item(HTTPEndpoint):
     async def put(self, request: Request) -> Response:
         target = _target(request, item=True)
         authorize_write(request, target.info, "update", target.name)
+        mode = field_validation(request.query_params)
         obj = _claim(await read_object(request, OBJECT_TYPES), target)
+        dropped = drop_unknown_metadata(obj, mode)
         store = context(request).store
         updated = await run_in_threadpool(lambda: store.update(_validated(obj, target)))
-        return JSONResponse(shown(request, target.info, updated))
+        return add_warnings(JSONResponse(visible(request, target.info, updated)), dropped)
 
     async def patch(self, request: Request) -> Response:
         target = _target(request, item=True)
         authorize_write(request, target.info, "patch", target.name)
+        mode = field_validation(request.query_params)
         patch = await read_object(request, PATCH_TYPES)
+        dropped = drop_unknown_metadata(patch, mode)
         store = context(request).store
         result = await run_in_threadpool(
             _read_modify_write, store, target, patch, store.update, _whole
         )
-        return JSONResponse(shown(request, target.info, result))
+        return add_warnings(JSONResponse(visible(request, target.info, result)), dropped)
 
     async def delete(self, request: Request) -> Response:
         target = _target(request, item=True)
@@ -238,7 +194,7 @@ class Item(HTTPEndpoint):
                 resource_version=version,
             )
         )
-        return JSONResponse(shown(request, target.info, deleted))
+        return JSONResponse(visible(request, target.info, deleted))
 
 
 class StatusItem(HTTPEndpoint):
@@ -255,7 +211,7 @@ class StatusItem(HTTPEndpoint):
         result = await run_in_threadpool(
             _read_modify_write, store, target, body, store.update_status, _status_of_whole
         )
-        return JSONResponse(shown(request, target.info, result))
+        return JSONResponse(visible(request, target.info, result))
 
     async def patch(self, request: Request) -> Response:
         target = _target(request, item=True)
@@ -265,10 +221,59 @@ class StatusItem(HTTPEndpoint):
         result = await run_in_threadpool(
             _read_modify_write, store, target, patch, store.update_status, _status_of_merged
         )
-        return JSONResponse(shown(request, target.info, result))
+        return JSONResponse(visible(request, target.info, result))
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+async def _watch(
+    ctx: ServerContext,
+    target: Target,
+    options: ListOptions,
+    present: Callable[[JSON], JSON] | None,
+) -> Response:
+    """A watch; ``sendInitialEvents`` (or its absence with no version) decides whether it starts
+    with the existing objects, as in kube-apiserver."""
+    version = options.resource_version or None
+    initial = (
+        version is None if options.send_initial_events is None else options.send_initial_events
+    )
+    if initial and version is not None:
+        await wait_for_version(ctx.store, version)  # the objects are at least that new
+    elif not initial and version is None:
+        version = await run_in_threadpool(ctx.store.current_resource_version)
+    watch = WatchRequest(
+        info=target.info,
+        namespace=target.namespace or None,
+        resource_version=None if initial else version,
+        label_selector=options.label_selector,
+        field_selector=options.field_selector,
+        bookmarks=options.bookmarks,
+        timeout=options.timeout or None,
+    )
+    return await watch_response(
+        ctx.store,
+        watch,
+        ctx.watch_streams,
+        bookmark_interval=ctx.bookmark_interval,
+        field_filter=_field_filter(options.field_selector),
+        present=present,
+    )
+
+
+async def _list_version(store: Store, options: ListOptions) -> None:
+    """A list at ``resourceVersion=N``: the store must have reached N (kube-apiserver waits 3 s,
+    then answers 504); ``Exact`` lists only the current version (no history is kept to list)."""
+    version = options.resource_version or 0
+    await wait_for_version(store, version)
+    if options.resource_version_match == "Exact":
+        current = await run_in_threadpool(store.current_resource_version)
+        if current != version:
+            raise Expired(
+                f"resourceVersion {version} is not the current version ({current}) and lists at"
+                " older versions are not kept; list without resourceVersionMatch=Exact"
+            )
 
 
 async def _get(request: Request) -> Response:
@@ -277,7 +282,7 @@ async def _get(request: Request) -> Response:
     obj = await run_in_threadpool(
         store.get, target.info.kind, target.store_namespace, str(target.name)
     )
-    return JSONResponse(shown(request, target.info, obj))
+    return JSONResponse(visible(request, target.info, obj))
 
 
 def _list_json(
@@ -356,8 +361,11 @@ def _validated(obj: JSON, target: Target) -> JSON:
 
 
 def _whole(current: JSON, body: JSON) -> JSON:
-    """PATCH on the object: the merged object (status changes are ignored by the store)."""
-    return dict(merge_patch(current, body))
+    """PATCH on the object: the merged object (status changes are ignored by the store), without
+    unknown metadata keys stored before they were refused."""
+    merged = dict(merge_patch(current, body))
+    drop_unknown_metadata(merged, "Ignore")
+    return merged
 
 
 def _status_of_merged(current: JSON, body: JSON) -> JSON:
@@ -430,7 +438,7 @@ def _check_identity(obj: JSON, target: Target) -> None:
 
 def _delete_precondition(query: QueryParams, options: JSON | None) -> str | None:
     """``?resourceVersion=`` or a DeleteOptions body's ``preconditions.resourceVersion``."""
-    version = _text(query, "resourceVersion")
+    version = text(query, "resourceVersion")
     if options is not None:
         preconditions = options.get("preconditions")
         if preconditions is not None and not isinstance(preconditions, dict):

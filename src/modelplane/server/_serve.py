@@ -23,6 +23,7 @@ from modelplane.api import Principal
 from modelplane.api.errors import Unavailable
 from modelplane.server._app import DEFAULT_MAX_BODY_BYTES, create_app
 from modelplane.server._context import ServerContext
+from modelplane.server._openapi import OpenAPIPart
 from modelplane.store import Store
 
 #: seconds uvicorn waits for requests still running at shutdown before cancelling them
@@ -42,6 +43,7 @@ def serve(
     stop: threading.Event | None = None,
     access_log: bool = False,
     routes: Sequence[BaseRoute] = (),
+    openapi: Sequence[OpenAPIPart] = (),
 ) -> None:
     """Serve the REST API over ``store`` until Ctrl-C, SIGTERM or ``stop`` is set.
 
@@ -52,7 +54,12 @@ def serve(
     :class:`~modelplane.api.errors.Unavailable`.
     """
     app = create_app(
-        store, tokens=tokens, max_body_bytes=max_body_bytes, readiness=readiness, routes=routes
+        store,
+        tokens=tokens,
+        max_body_bytes=max_body_bytes,
+        readiness=readiness,
+        routes=routes,
+        openapi=openapi,
     )
     run_app(
         app,

@@ -9,7 +9,10 @@ resourceVersion order with no gaps and no repeats:
   annotated ``k8s.io/initial-events-end: "true"`` marks the end of the synthetic part.
 * With ``resourceVersion=N`` it carries every change after N. When N is older than the kept history
   the stream is a single ``{"type": "ERROR", "object": <Status 410 Expired>}`` line: list again,
-  then watch from the list's version.
+  then watch from the list's version. When N is newer than the store's version (a client that
+  talked to another store, or made one up), the server waits up to :data:`FRESHNESS_WAIT` seconds
+  for the store to get there, then answers kube-apiserver's error: 504 ``Timeout``, "Too large
+  resource version", cause ``ResourceVersionTooLarge``, retry after 1 s (see :func:`wait_for_version`).
 * With ``allowWatchBookmarks=true``, a stream idle for the bookmark interval gets a BOOKMARK whose
   ``metadata.resourceVersion`` a client may resume from (every change up to it was delivered).
 * ``timeoutSeconds=S`` ends the stream after S seconds; a server shutting down ends every stream at
@@ -35,7 +38,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from modelplane.api import KindInfo
-from modelplane.api.errors import Expired, ModelplaneError
+from modelplane.api.errors import Cause, Expired, ModelplaneError, Timeout
 from modelplane.store import JSON, Store, Watch
 
 logger = logging.getLogger("modelplane.server")
@@ -45,6 +48,11 @@ MEDIA_TYPE = "application/json;stream=watch"
 _MAX_WAIT = 60.0
 #: initial ADDED events are sent this many per write
 _CHUNK = 500
+
+#: how long a list or watch from a future resourceVersion waits for the store (kube-apiserver: 3 s)
+FRESHNESS_WAIT = 3.0
+#: how often the store's version is read during that wait
+_FRESHNESS_POLL = 0.05
 
 _INTERNAL_STATUS = ModelplaneError(
     "the watch failed on the server (an internal error, logged there); watch again from the last"
@@ -93,6 +101,31 @@ class WatchRequest:
     bookmarks: bool
     #: seconds after which the stream ends; None: no end
     timeout: float | None
+
+
+def too_large_resource_version(wanted: int, current: int) -> Timeout:
+    """kube-apiserver's ``NewTooLargeResourceVersionError``, field for field."""
+    return Timeout(
+        f"Timeout: Too large resource version: {wanted}, current: {current}",
+        causes=[
+            Cause(field="", message="Too large resource version", reason="ResourceVersionTooLarge")
+        ],
+        retry_after=1,
+    )
+
+
+async def wait_for_version(store: Store, wanted: int, *, timeout: float = FRESHNESS_WAIT) -> None:
+    """Return once the store has reached ``wanted``; after ``timeout`` s raise the 504 that
+    kube-apiserver gives for a resourceVersion it has not seen (the client retries or relists)."""
+    deadline = anyio.current_time() + timeout
+    while True:
+        current = await run_in_threadpool(store.current_resource_version)
+        if current >= wanted:
+            return
+        if anyio.current_time() >= deadline:
+            raise too_large_resource_version(wanted, current)
+        # polling the store's version against a deadline, as the cache's freshness wait does
+        await anyio.sleep(_FRESHNESS_POLL)
 
 
 def _line(event_type: str, obj: JSON) -> bytes:
@@ -156,6 +189,7 @@ async def watch_response(
         initial, since = snapshot.items, snapshot.resource_version
     else:
         since = request.resource_version
+        await wait_for_version(store, since)
     try:
         watch = await run_in_threadpool(
             store.watch,

@@ -1,0 +1,35 @@
+"""A real API server on loopback with the routes `modelplane up` mounts beside it (``/v1``,
+``/agents``), over a fresh SQLite store: what a hostile client reaches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.routing import Mount
+from tests.server.conftest import RunningServer, serving
+
+from modelplane import platform
+from modelplane.agents._routes import routes as agent_routes
+from modelplane.gateway import Gateway
+from modelplane.server import create_app
+from modelplane.store import open_store
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[RunningServer]:
+    store = open_store(f"sqlite:///{tmp_path / 'modelplane.db'}")
+    gateway = Gateway(store, home=str(tmp_path))
+    app = create_app(
+        store,
+        routes=[Mount("/v1", app=gateway.app), *agent_routes(store)],
+        openapi=platform.openapi(),
+    )
+    try:
+        with serving(app) as url, httpx.Client(base_url=url, timeout=10.0) as http:
+            yield RunningServer(url, app, http, store)
+    finally:
+        gateway.stop()
+        store.close()
