@@ -21,7 +21,7 @@ from modelplane.store import open_store
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[RunningServer]:
     store = open_store(f"sqlite:///{tmp_path / 'modelplane.db'}")
-    gateway = Gateway(store, home=str(tmp_path))
+    gateway = Gateway(store)
     app = create_app(
         store,
         routes=[Mount("/v1", app=gateway.app), *agent_routes(store)],
