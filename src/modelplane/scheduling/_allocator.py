@@ -706,8 +706,8 @@ class _NodeSearch:
             need_devices += best[0]
             for fam, v in best[1].items():
                 need_family[fam] = need_family.get(fam, _ZERO) + v
-        if len(union) < need_devices:
-            return False
+        if len(union) < need_devices and not any(d.allow_multiple for d in union.values()):
+            return False  # (a multi-allocatable device may serve several requests)
         if not need_family:
             return True
         total = self.state.inventory.counters
@@ -1010,7 +1010,9 @@ def _candidates(
             if (
                 plan.all_mode
                 and not plan.admin
-                and any(d.index in in_use or d.index in shares for d in cands if not d.allow_multiple)
+                and any(
+                    d.index in in_use or d.index in shares for d in cands if not d.allow_multiple
+                )
             ):
                 reason = reason or f"had devices of request {plan.name} (allocationMode All) in use"
                 per_alt.append([])
@@ -1207,6 +1209,9 @@ def _decide(
     for alts in slots:
         if all(not p.index and not inv.has_selector_errors(p.expressions) for p in alts):
             # Cheap: no device anywhere matches this request; no node needs a visit.
+            refused = _refused_pools(inv, node, key, total)
+            if refused is not None:
+                return refused
             none = f"had no device matching the selectors of request {alts[0].name}"
             return Unschedulable(
                 key, _message(total, {none: total}), total, {none: total}, False, False, elapsed()
@@ -1261,10 +1266,9 @@ def _decide(
     if pol.node_order == "rotate" and total:
         pol._next_start = (pol._next_start + evaluated) % total
     if not found:
-        bad = sorted({p for n in ([node] if node else []) for p in inv.bad_pools_for(n)})
-        if bad:
-            why = "invalid resource pools were encountered (" + "; ".join(bad) + ")"
-            return Unschedulable(key, f"claim {key}: {why}", total, {why: total})
+        refused = _refused_pools(inv, node, key, total)
+        if refused is not None:
+            return refused
         pruned.extend(too_full())
         for n in pruned:
             reasons[_short_reason(n, slots, inv)] += 1
@@ -1297,6 +1301,19 @@ def _decide(
         )
         for i, k in enumerate(keys)
     ]
+
+
+def _refused_pools(inv: Inventory, node: str | None, key: str, total: int) -> Unschedulable | None:
+    """Kubernetes' answer when a claim fails on a node that an invalid pool reaches."""
+    if node is None or not inv.invalid_pools:
+        return None
+    bad = inv.bad_pools_for(node)
+    if not bad:
+        return None
+    why = "invalid resource pools were encountered (" + "; ".join(sorted(bad)) + ")"
+    return Unschedulable(
+        key, f"claim {key}: {why}; the driver must republish them", total, {why: total}
+    )
 
 
 def _check_node(slots: list[list[_Plan]], inv: Inventory, node: str) -> None:

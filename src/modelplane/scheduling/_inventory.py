@@ -110,9 +110,9 @@ class Inventory:
     _matches: dict[tuple[str, ...], dict[str, list[Device]]] = field(default_factory=dict)
     _partial: dict[tuple[str, ...], _Matching] = field(default_factory=dict)
     _sig_ids: dict[tuple[Any, ...], int] = field(default_factory=dict)
-    _errors: dict[
-        tuple[str, ...], tuple[dict[str, list[Device]], dict[int, tuple[str, str]]]
-    ] = field(default_factory=dict)
+    _errors: dict[tuple[str, ...], tuple[dict[str, list[Device]], dict[int, tuple[str, str]]]] = (
+        field(default_factory=dict)
+    )
 
     @classmethod
     def from_objects(
