@@ -17,7 +17,7 @@ controllers (:class:`ResourceClaimController`, and :class:`EndpointClaimControll
 """
 
 from ._admission import Admission, Admitted, Pending, Running
-from ._allocator import AllocationResult, DeviceResult, Unschedulable, allocate
+from ._allocator import AllocationResult, DeviceResult, Unschedulable, allocate, allocate_many
 from ._cel import CelCompileError, CelRuntimeError, Semver, compile_selector, parse_semver
 from ._claims import AgentClaimController, EndpointClaimController, JobClaimController
 from ._controller import ResourceClaimController, scheduling_controllers
@@ -80,6 +80,7 @@ __all__ = [
     "Workload",
     "WorkloadMix",
     "allocate",
+    "allocate_many",
     "claim_usage",
     "compile_selector",
     "format_quantity",

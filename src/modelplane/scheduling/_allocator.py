@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,13 +35,15 @@ from ._inventory import (
     Inventory,
     MatchingTimeout,
     SchedulingInputError,
-    _SelectorFailure,
 )
 from ._quantity import QuantityError, format_quantity, parse_quantity
 from ._scoring import TOPOLOGY_LEVELS, Placement, Policy, policy_named
 from ._state import AllocatedState, _watts
 
-__all__ = ["AllocationResult", "DeviceResult", "Unschedulable", "allocate"]
+__all__ = ["AllocationResult", "DeviceResult", "Unschedulable", "allocate", "allocate_many"]
+
+#: Kubernetes' ``AllocationResultsMaxSize``: at most this many devices per claim.
+MAX_RESULTS = 128
 
 
 @dataclass(slots=True)
@@ -52,20 +55,33 @@ class DeviceResult:
     admin_access: bool = False
     consumed: dict[str, Fraction] = field(default_factory=dict)
     tolerations: list[dict[str, Any]] = field(default_factory=list)
+    claim: int = 0  # which claim of an ``allocate_many`` decision
+    share_id: str | None = None  # a share of a multi-allocatable device
 
     def to_dict(self) -> dict[str, Any]:
+        dev = self.device
         out: dict[str, Any] = {
             "request": self.request,
-            "driver": self.device.driver,
-            "pool": self.device.pool,
-            "device": self.device.name,
+            "driver": dev.driver,
+            "pool": dev.pool,
+            "device": dev.name,
         }
         if self.admin_access:
             out["adminAccess"] = True
         if self.tolerations:
             out["tolerations"] = self.tolerations
+        if dev.binding_conditions:
+            out["bindingConditions"] = list(dev.binding_conditions)
+            out["bindingFailureConditions"] = list(dev.binding_failure_conditions)
+        if self.share_id is not None:
+            out["shareID"] = self.share_id
         if self.consumed:
-            out["consumedCapacity"] = {k: format_quantity(v) for k, v in self.consumed.items()}
+            # Capacity names as the device publishes them: the driver's own without domain.
+            prefix = f"{dev.driver}/"
+            out["consumedCapacity"] = {
+                (k[len(prefix) :] if k.startswith(prefix) else k): format_quantity(v)
+                for k, v in self.consumed.items()
+            }
         return out
 
 
@@ -78,25 +94,73 @@ class AllocationResult:
     devices: list[DeviceResult]
     elapsed_ms: float
     nodes_evaluated: int
+    config: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def results(self) -> list[dict[str, Any]]:
         return [d.to_dict() for d in self.devices]
 
+    @property
+    def node_selector(self) -> dict[str, Any] | None:
+        """Where the devices can be used: the node once any is node-local, else the union of
+        the network-attached devices' selectors (None: every node), as Kubernetes writes it."""
+        if not self.node:
+            return None
+        return _result_selector(self.devices, self.node)
+
     def to_status(self) -> dict[str, Any]:
         """The claim's ``status`` as Kubernetes writes it (``allocation.devices.results``)."""
-        allocation: dict[str, Any] = {"devices": {"results": self.results}}
-        if self.node:
-            allocation["nodeSelector"] = {
-                "nodeSelectorTerms": [
-                    {
-                        "matchFields": [
-                            {"key": "metadata.name", "operator": "In", "values": [self.node]}
-                        ]
-                    }
-                ]
-            }
+        devices: dict[str, Any] = {"results": self.results}
+        if self.config:
+            devices["config"] = self.config
+        allocation: dict[str, Any] = {"devices": devices}
+        selector = self.node_selector
+        if selector is not None:
+            allocation["nodeSelector"] = selector
         return {"allocation": allocation}
+
+
+def _local_selector(node: str) -> dict[str, Any]:
+    return {
+        "nodeSelectorTerms": [
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
+        ]
+    }
+
+
+def _result_selector(devices: list[DeviceResult], node: str) -> dict[str, Any] | None:
+    terms: list[dict[str, list[dict[str, Any]]]] | None = None  # None: every node
+    for r in devices:
+        dev = r.device
+        if dev.node is not None or dev.binds_to_node:
+            return _local_selector(node)
+        if dev.node_selector is None:
+            continue
+        own = [
+            {
+                "matchExpressions": list(t.get("matchExpressions") or ()),
+                "matchFields": list(t.get("matchFields") or ()),
+            }
+            for t in dev.node_selector.get("nodeSelectorTerms") or ()
+        ]
+        if terms is None:
+            terms = own
+        else:  # AND of two ORs of terms: every pair of terms, merged
+            terms = [
+                {
+                    "matchExpressions": _union(a["matchExpressions"], b["matchExpressions"]),
+                    "matchFields": _union(a["matchFields"], b["matchFields"]),
+                }
+                for a in terms
+                for b in own
+            ]
+    if terms is None:
+        return None
+    return {"nodeSelectorTerms": [{k: v for k, v in t.items() if v} for t in terms]}
+
+
+def _union(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return a + [r for r in b if r not in a]
 
 
 @dataclass(slots=True)
@@ -135,6 +199,9 @@ class _Plan:
     constraints: list[int] = field(default_factory=list)
     index: dict[str, list[Device]] = field(default_factory=dict)
     min_units: float = 1.0
+    claim: int = 0
+    class_name: str = ""
+    sources: dict[str, str] = field(default_factory=dict)  # expression -> where it comes from
 
 
 @dataclass(slots=True)
@@ -155,13 +222,34 @@ def _claim_key(claim: Mapping[str, Any]) -> str:
 
 
 def _plans(
-    claim: Mapping[str, Any], inv: Inventory, key: str, deadline: float | None = None
+    claims: Sequence[tuple[Mapping[str, Any], str]],
+    inv: Inventory,
+    deadline: float | None = None,
+) -> tuple[list[list[_Plan]], list[_Constraint]]:
+    """Requests of every claim (in order), resolved; constraints stay within their claim."""
+    slots: list[list[_Plan]] = []
+    constraints: list[_Constraint] = []
+    for ci, (claim, key) in enumerate(claims):
+        own, own_constraints = _claim_plans(claim, inv, key, ci, len(constraints), deadline)
+        slots.extend(own)
+        constraints.extend(own_constraints)
+    return slots, constraints
+
+
+def _claim_plans(
+    claim: Mapping[str, Any],
+    inv: Inventory,
+    key: str,
+    claim_index: int,
+    offset: int,
+    deadline: float | None,
 ) -> tuple[list[list[_Plan]], list[_Constraint]]:
     spec = (claim.get("spec") or {}).get("devices") or {}
     requests = spec.get("requests") or []
     if not requests:
         raise _Invalid(f"claim {key}: spec.devices.requests is empty; add at least one request")
     slots: list[list[_Plan]] = []
+    least = 0  # the fewest devices the claim can be served with
     for i, req in enumerate(requests):
         name = req.get("name")
         if not name:
@@ -172,7 +260,13 @@ def _plans(
             )
         if req.get("exactly"):
             where = f"requests[{i}].exactly"
-            slots.append([_plan(req["exactly"], name, "", inv, key, where, deadline)])
+            plan = _plan(req["exactly"], name, "", inv, key, where, deadline)
+            if plan.count > MAX_RESULTS:
+                raise _Invalid(
+                    f"claim {key}, request {name}: asks for {plan.count} devices, which exceeds "
+                    f"the claim limit of {MAX_RESULTS}; split it over several claims"
+                )
+            alts = [plan]
         elif req.get("firstAvailable"):
             alts = []
             for j, sub in enumerate(req["firstAvailable"]):
@@ -181,13 +275,28 @@ def _plans(
                         f"claim {key}, request {name}: firstAvailable[{j}].name is required"
                     )
                 where = f"requests[{i}].firstAvailable[{j}]"
-                alts.append(_plan(sub, name, sub["name"], inv, key, where, deadline))
-            slots.append(alts)
+                alt = _plan(sub, name, sub["name"], inv, key, where, deadline)
+                if alt.count <= MAX_RESULTS:  # an alternative that can never fit is skipped
+                    alts.append(alt)
+            if not alts:
+                raise _Invalid(
+                    f"claim {key}, request {name}: every firstAvailable alternative exceeds the "
+                    f"claim limit of {MAX_RESULTS} devices"
+                )
         else:
             raise _Invalid(
                 f"claim {key}, request {name}: set spec.devices.requests[{i}].exactly "
                 "or .firstAvailable"
             )
+        for p in alts:
+            p.claim = claim_index
+        least += min(0 if p.all_mode else p.count for p in alts)
+        slots.append(alts)
+    if least > MAX_RESULTS:
+        raise _Invalid(
+            f"claim {key}: asks for at least {least} devices, which exceeds the claim limit of "
+            f"{MAX_RESULTS}; split it over several claims"
+        )
     constraints: list[_Constraint] = []
     for i, c in enumerate(spec.get("constraints") or ()):
         attr = c.get("matchAttribute") or c.get("distinctAttribute")
@@ -195,14 +304,14 @@ def _plans(
             raise _Invalid(
                 f"claim {key}: spec.devices.constraints[{i}] needs matchAttribute or "
                 "distinctAttribute with a fully qualified name such as "
-                "resource.kubernetes.io/pcieRoot"
+                "resource.kubernetes.io/pcieRoot (empty constraint: unsupported constraint type?)"
             )
         con = _Constraint("matchAttribute" in c, attr, frozenset(c.get("requests") or ()))
         constraints.append(con)
         for alts in slots:
             for p in alts:
                 if not con.requests or p.base in con.requests or p.name in con.requests:
-                    p.constraints.append(len(constraints) - 1)
+                    p.constraints.append(offset + len(constraints) - 1)
     for con in constraints:
         con.needed = sum(
             min(p.count for p in alts)
@@ -226,7 +335,10 @@ def _plan(
     name = f"{base}/{sub}" if sub else base
     cls_name = r.get("deviceClassName")
     if not cls_name:
-        raise _Invalid(f"claim {key}, request {name}: {where}.deviceClassName is required")
+        raise _Invalid(
+            f"claim {key}, request {name}: {where}.deviceClassName is required "
+            "(missing device class name)"
+        )
     cls = inv.classes.get(cls_name)
     if cls is None:
         raise _Invalid(f"claim {key}, request {name}: device class {cls_name!r} does not exist")
@@ -272,16 +384,12 @@ def _plan(
         admin=bool(r.get("adminAccess")),
         tolerations=list(r.get("tolerations") or ()),
         capacity=capacity,
+        class_name=str(cls_name),
+        sources={e: who for e, who in reversed(exprs)},
     )
-    try:
-        plan.index = inv.matching(plan.expressions, deadline)
-    except _SelectorFailure as f:
-        who = next(w for e, w in exprs if e == f.expression)
-        d = f.device
-        raise _Invalid(
-            f"{who}: CEL runtime error in {f.expression!r} on device {d.name} "
-            f"(driver {d.driver}, pool {d.pool}): {f.message}"
-        ) from None
+    if plan.all_mode and r.get("count"):
+        plan.count = 1  # ``count`` means nothing with allocationMode All
+    plan.index = inv.matching(plan.expressions, deadline)
     plan.min_units = inv.min_units(plan.expressions)
     return plan
 
@@ -391,7 +499,12 @@ class _NodeSearch:
         self.capacity: dict[int, dict[str, Fraction]] = {}
         self.match_values: list[Any] = [None] * len(constraints)
         self.match_count = [0] * len(constraints)
+        # Values a matchAttribute still allows (list attributes: what all chosen devices share).
+        self.match_sets: list[list[frozenset[Any]]] = [[] for _ in constraints]
         self.distinct: list[Counter[Any]] = [Counter() for _ in constraints]
+        self.active: dict[int, int] = {}  # shares of multi-allocatable devices in this decision
+        self.charged: list[bool] = []  # per chosen device: did it use up its counters here
+        self.claim_results: Counter[int] = Counter()
         self.watts = 0.0
         self.rank: list[int] = [0] * len(slots)
         self.failures: Counter[int] = Counter()
@@ -426,6 +539,8 @@ class _NodeSearch:
             )
             if con is None or plan.all_mode or not cands:
                 return True
+            if any(isinstance(d.attributes.get(con.attribute), tuple) for d in cands):
+                return True
             self.rank[0] = a
             groups: dict[Any, list[int]] = {}
             for i, d in enumerate(cands):
@@ -450,6 +565,8 @@ class _NodeSearch:
             need = len(cands) if plan.all_mode else plan.count
             if not cands or len(cands) < need:
                 continue
+            if self.claim_results[plan.claim] + need > MAX_RESULTS:
+                continue  # this alternative would break the claim's limit of results
             self.rank[r] = a
             if self._pick(r, plan, cands, need, 0, 0):
                 return True
@@ -481,16 +598,19 @@ class _NodeSearch:
             if not con.match:
                 continue
             if self.match_count[ci]:
-                value = self.match_values[ci]
+                allowed = self.match_sets[ci][-1]
                 attr = con.attribute
-                cands = [d for d in cands if d.attributes.get(attr) == value]
+                cands = [d for d in cands if _values(d.attributes.get(attr)) & allowed]
                 if len(cands) < need:
                     self.failures[_R_CONSTRAINT] += 1
                     self.failed_constraint = con
                     return False
             elif open_match is None:
                 open_match = con
-        if open_match is None:
+        if open_match is None or any(
+            isinstance(d.attributes.get(open_match.attribute), tuple) for d in cands
+        ):
+            # List attributes match by common elements, not by equal values: no value groups.
             return self._pick_rest(r, plan, cands, need, 0, 0)
         attr = open_match.attribute
         groups: dict[Any, list[int]] = {}
@@ -586,8 +706,8 @@ class _NodeSearch:
             need_devices += best[0]
             for fam, v in best[1].items():
                 need_family[fam] = need_family.get(fam, _ZERO) + v
-        if len(union) < need_devices:
-            return False
+        if len(union) < need_devices and not any(d.allow_multiple for d in union.values()):
+            return False  # (a multi-allocatable device may serve several requests)
         if not need_family:
             return True
         total = self.state.inventory.counters
@@ -661,10 +781,22 @@ class _NodeSearch:
         return False
 
     def _push(self, dev: Device, plan: _Plan) -> bool:
+        multi = dev.allow_multiple and not plan.admin  # a share of a multi-allocatable device
         exclusive = not plan.admin and not dev.allow_multiple
-        if dev.index in self.exclusive or (exclusive and any(c.device is dev for c in self.chosen)):
+        if not multi and any(c.device is dev and c.claim == plan.claim for c in self.chosen):
+            return False  # one claim never gets the same device twice, admin access or not
+        if not plan.admin and dev.index in self.exclusive:
             return False
-        if exclusive and dev.consumes:
+        if exclusive and self.active.get(dev.index):
+            return False  # shared in this decision already
+        if self.claim_results[plan.claim] >= MAX_RESULTS:
+            return False
+        # A multi-allocatable device uses up its counters with its first share.
+        charge = bool(dev.consumes) and (
+            exclusive
+            or (multi and not self.active.get(dev.index) and dev.index not in self.state.shares)
+        )
+        if charge:
             total = self.state.inventory.counters
             used = self.state.counters_used
             for key, value in dev.consumes:
@@ -690,42 +822,52 @@ class _NodeSearch:
             if self.rack_cap is not None and self.rack_watts + self.watts + watts > self.rack_cap:
                 self.failures[_R_RACK_POWER] += 1
                 return False
+        values: list[frozenset[Any]] = []
         for ci in plan.constraints:
             con = self.constraints[ci]
-            attr = dev.attributes.get(con.attribute)
-            ok = attr is not None and (
-                (self.match_count[ci] == 0 or attr == self.match_values[ci])
-                if con.match
-                else self.distinct[ci][attr] == 0
-            )
+            have = _values(dev.attributes.get(con.attribute))
+            if con.match:
+                fixed = self.match_sets[ci]
+                ok = bool(have) and (not fixed or bool(fixed[-1] & have))
+            else:
+                ok = bool(have) and not any(self.distinct[ci][v] for v in have)
             if not ok:
                 self.failures[_R_CONSTRAINT] += 1
                 self.failed_constraint = con
                 return False
-        for ci in plan.constraints:
-            con = self.constraints[ci]
-            value = dev.attributes[con.attribute]
-            if con.match:
-                self.match_values[ci] = value
+            values.append(have)
+        for ci, have in zip(plan.constraints, values, strict=True):
+            if self.constraints[ci].match:
+                fixed = self.match_sets[ci]
+                fixed.append(fixed[-1] & have if fixed else have)
+                self.match_values[ci] = dev.attributes.get(self.constraints[ci].attribute)
                 self.match_count[ci] += 1
             else:
-                self.distinct[ci][value] += 1
+                for v in have:
+                    self.distinct[ci][v] += 1
         if exclusive:
             self.exclusive.add(dev.index)
+        if charge:
             for key, value in dev.consumes:
                 self.counters[key] = self.counters.get(key, 0) + value
+        self.charged.append(charge)
+        if multi:
+            self.active[dev.index] = self.active.get(dev.index, 0) + 1
         if consumed and dev.allow_multiple:
             pending = self.capacity.setdefault(dev.index, {})
             for q, v in consumed.items():
                 pending[q] = pending.get(q, 0) + v
         self.watts += watts
+        self.claim_results[plan.claim] += 1
         self.chosen.append(
             DeviceResult(
                 plan.name,
                 dev,
                 admin_access=plan.admin,
                 consumed=consumed if dev.allow_multiple else {},
-                tolerations=plan.tolerations if dev.taints else [],
+                tolerations=plan.tolerations,
+                claim=plan.claim,
+                share_id=str(uuid.uuid4()) if multi else None,
             )
         )
         return True
@@ -733,21 +875,27 @@ class _NodeSearch:
     def _pop(self, plan: _Plan) -> None:
         res = self.chosen.pop()
         dev = res.device
+        multi = dev.allow_multiple and not plan.admin
         for ci in plan.constraints:
             con = self.constraints[ci]
-            value = dev.attributes[con.attribute]
             if con.match:
+                self.match_sets[ci].pop()
                 self.match_count[ci] -= 1
             else:
-                self.distinct[ci][value] -= 1
-        if dev.index in self.exclusive and not plan.admin and not dev.allow_multiple:
+                for v in _values(dev.attributes[con.attribute]):
+                    self.distinct[ci][v] -= 1
+        if not plan.admin and not dev.allow_multiple:
             self.exclusive.discard(dev.index)
+        if self.charged.pop():
             for key, value in dev.consumes:
                 self.counters[key] -= value
+        if multi:
+            self.active[dev.index] -= 1
         if res.consumed:
             pending = self.capacity[dev.index]
             for q, v in res.consumed.items():
                 pending[q] -= v
+        self.claim_results[plan.claim] -= 1
         self.watts -= _watts(dev) if not plan.admin and not dev.allow_multiple else 0.0
 
     def reason(self, slots: list[list[_Plan]]) -> str:
@@ -764,6 +912,15 @@ class _NodeSearch:
         if self.failures[_R_CAPACITY]:
             return f"had no device with enough free capacity for request {slots[0][0].name}"
         return "could not fit all requests of the claim together"
+
+
+def _values(value: Any) -> frozenset[Any]:
+    """A constraint's view of an attribute: the set of its values (a scalar is one value)."""
+    if value is None:
+        return frozenset()
+    if isinstance(value, tuple):
+        return frozenset(value)
+    return frozenset((value,))
 
 
 # Counter amounts are ints when whole (see ``_inventory._amount``); int arithmetic is fast.
@@ -796,17 +953,25 @@ def _candidates(
 ) -> tuple[list[list[list[Device]]], str | None]:
     """Free, tolerated, counter-feasible matching devices per (request, alternative)."""
     out: list[list[list[Device]]] = []
+    inv = state.inventory
     in_use = state.in_use
+    shares = state.shares
     counters_used = state.counters_used
-    counters_total = state.inventory.counters
+    counters_total = inv.counters
     for alts in slots:
         per_alt: list[list[Device]] = []
         reason: str | None = None
         for plan in alts:
+            failed = inv.selector_error(plan.expressions, node)
+            if failed is not None:
+                reason = reason or _cel_error(plan, *failed)
+                per_alt.append([])
+                continue
             devs = plan.index.get(node, [])
             shared = plan.index.get("", [])
             if shared:
-                devs = devs + shared
+                # allNodes and network-attached devices: those this node reaches.
+                devs = devs + [d for d in shared if d.node_selector is None or inv.reaches(d, node)]
             if not devs:
                 reason = reason or f"had no device matching the selectors of request {plan.name}"
                 per_alt.append([])
@@ -817,10 +982,20 @@ def _candidates(
                 if d.taints and _untolerated(d, plan) is not None:
                     tainted += 1
                     continue
-                if plan.all_mode or plan.admin or d.allow_multiple:
+                if plan.admin:
+                    cands.append(d)
+                    continue
+                if d.allow_multiple:
+                    if d.index in in_use:
+                        continue  # allocated whole before
+                    if plan.all_mode and not _has_room(d, plan, state):
+                        continue  # "All" takes the shareable devices that still have room
+                    cands.append(d)
+                    continue
+                if plan.all_mode:
                     cands.append(d)  # "All": in-use ones make the request fail below
                     continue
-                if d.index in in_use:
+                if d.index in in_use or d.index in shares:
                     continue
                 if d.consumes:
                     for ckey, value in d.consumes:
@@ -832,7 +1007,13 @@ def _candidates(
                     starved += 1
                     continue
                 cands.append(d)
-            if plan.all_mode and not plan.admin and any(d.index in in_use for d in cands):
+            if (
+                plan.all_mode
+                and not plan.admin
+                and any(
+                    d.index in in_use or d.index in shares for d in cands if not d.allow_multiple
+                )
+            ):
                 reason = reason or f"had devices of request {plan.name} (allocationMode All) in use"
                 per_alt.append([])
                 continue
@@ -846,11 +1027,22 @@ def _candidates(
                 reason = reason or why
                 per_alt.append([])
                 continue
+            if any(d.binding_conditions for d in cands):
+                # Kubernetes tries devices that bind without waiting first.
+                cands.sort(key=lambda d: bool(d.binding_conditions))
             per_alt.append(cands)
         if not any(per_alt):
             return [], reason
         out.append(per_alt)
     return out, None
+
+
+def _has_room(dev: Device, plan: _Plan, state: AllocatedState) -> bool:
+    consumed = _consumption(dev, plan)
+    if consumed is None:
+        return False
+    used = state.capacity_used.get(dev.index, {})
+    return all(used.get(q, 0) + v <= dev.capacity[q] for q, v in consumed.items())
 
 
 def _packed(cands: list[Device], state: AllocatedState) -> list[Device]:
@@ -943,6 +1135,41 @@ def allocate(
     "gave up after N ms" apart from "impossible", ``invalid`` a claim that can never work
     (unknown class, CEL errors: the message names the class or claim and the expression).
     """
+    out = _decide([claim], slices, classes, allocated_state, node, deadline_ms, policy)
+    return out if isinstance(out, Unschedulable) else out[0]
+
+
+def allocate_many(
+    claims: Sequence[Mapping[str, Any]],
+    slices: Inventory | Iterable[Mapping[str, Any]],
+    classes: Iterable[Mapping[str, Any]] = (),
+    allocated_state: AllocatedState | Iterable[Mapping[str, Any]] | None = None,
+    node: str | None = None,
+    deadline_ms: float = 50.0,
+    policy: Policy | str = "modelplane",
+) -> list[AllocationResult] | Unschedulable:
+    """Allocate several claims of one consumer (a pod, a Job or Endpoint replica) together.
+
+    All claims land on the same node, or none does: the search backtracks across the claims,
+    so an early claim never takes the devices a later one needs when another choice serves
+    both (Kubernetes allocates a pod's claims the same way). Arguments as for
+    :func:`allocate`; the result is one :class:`AllocationResult` per claim, in order, or one
+    :class:`Unschedulable` naming the first claim.
+    """
+    if not claims:
+        return []
+    return _decide(list(claims), slices, classes, allocated_state, node, deadline_ms, policy)
+
+
+def _decide(
+    claims: list[Mapping[str, Any]],
+    slices: Inventory | Iterable[Mapping[str, Any]],
+    classes: Iterable[Mapping[str, Any]],
+    allocated_state: AllocatedState | Iterable[Mapping[str, Any]] | None,
+    node: str | None,
+    deadline_ms: float,
+    policy: Policy | str,
+) -> list[AllocationResult] | Unschedulable:
     start = time.perf_counter()
     inv = slices if isinstance(slices, Inventory) else Inventory.from_objects(slices, classes)
     if allocated_state is None:
@@ -952,7 +1179,8 @@ def allocate(
     else:
         state = AllocatedState.from_claims(inv, allocated_state)
     pol = policy_named(policy) if isinstance(policy, str) else policy
-    key = _claim_key(claim)
+    keys = [_claim_key(c) for c in claims]
+    key = keys[0]
     nodes_all = list(inv.nodes) if node is None else [node]
     total = len(nodes_all)
 
@@ -964,7 +1192,9 @@ def allocate(
     # one stopped), the node loop and the search on each node.
     deadline = start + deadline_ms / 1000.0
     try:
-        slots, constraints = _plans(claim, inv, key, deadline)
+        slots, constraints = _plans(list(zip(claims, keys, strict=True)), inv, deadline)
+        if node is not None:
+            _check_node(slots, inv, node)
     except (_Invalid, SchedulingInputError) as exc:
         return Unschedulable(key, str(exc), total, invalid=True, elapsed_ms=elapsed())
     except MatchingTimeout as exc:
@@ -977,8 +1207,11 @@ def allocate(
             key, _message(total, {gave_up: total}), total, {gave_up: total}, True, False, ms
         )
     for alts in slots:
-        if all(not p.index for p in alts):
+        if all(not p.index and not inv.has_selector_errors(p.expressions) for p in alts):
             # Cheap: no device anywhere matches this request; no node needs a visit.
+            refused = _refused_pools(inv, node, key, total)
+            if refused is not None:
+                return refused
             none = f"had no device matching the selectors of request {alts[0].name}"
             return Unschedulable(
                 key, _message(total, {none: total}), total, {none: total}, False, False, elapsed()
@@ -1033,6 +1266,9 @@ def allocate(
     if pol.node_order == "rotate" and total:
         pol._next_start = (pol._next_start + evaluated) % total
     if not found:
+        refused = _refused_pools(inv, node, key, total)
+        if refused is not None:
+            return refused
         pruned.extend(too_full())
         for n in pruned:
             reasons[_short_reason(n, slots, inv)] += 1
@@ -1041,6 +1277,10 @@ def allocate(
             reasons[f"were not evaluated (gave up after {ms:.0f} ms)"] += total - sum(
                 reasons.values()
             )
+        cel_errors = [r for r in reasons if "CEL runtime error" in r]
+        if cel_errors and len(cel_errors) == len(reasons):
+            # Every node failed on the selector itself: the claim (or class) needs fixing.
+            return Unschedulable(key, cel_errors[0], total, dict(reasons), False, True, ms)
         return Unschedulable(
             key, _message(total, reasons), total, dict(reasons), timed_out, False, ms
         )
@@ -1049,7 +1289,90 @@ def allocate(
     mix = pol.fragmentation_mix()
     if mix is not None:
         mix.observe(max(placement.units, 1e-3))
-    return AllocationResult(key, placement.node, chosen, elapsed(), evaluated)
+    ms = elapsed()
+    return [
+        AllocationResult(
+            k,
+            placement.node,
+            [r for r in chosen if r.claim == i],
+            ms,
+            evaluated,
+            _configs(claims[i], [r for r in chosen if r.claim == i], slots, inv),
+        )
+        for i, k in enumerate(keys)
+    ]
+
+
+def _refused_pools(inv: Inventory, node: str | None, key: str, total: int) -> Unschedulable | None:
+    """Kubernetes' answer when a claim fails on a node that an invalid pool reaches."""
+    if node is None or not inv.invalid_pools:
+        return None
+    bad = inv.bad_pools_for(node)
+    if not bad:
+        return None
+    why = "invalid resource pools were encountered (" + "; ".join(sorted(bad)) + ")"
+    return Unschedulable(
+        key, f"claim {key}: {why}; the driver must republish them", total, {why: total}
+    )
+
+
+def _check_node(slots: list[list[_Plan]], inv: Inventory, node: str) -> None:
+    """Errors Kubernetes reports for a claim on one node rather than "does not fit"."""
+    for alts in slots:
+        for plan in alts:
+            failed = inv.selector_error(plan.expressions, node)
+            if failed is not None:
+                raise _Invalid(_cel_error(plan, *failed))
+            if plan.all_mode:
+                for driver, pool in sorted(inv.incomplete_pools):
+                    if inv.pool_reaches(driver, pool, node):
+                        raise _Invalid(
+                            f"request {plan.name}: asks for all devices, but resource pool "
+                            f"{driver}/{pool} is currently being updated (fewer slices than "
+                            "its resourceSliceCount); retry once the driver published them all"
+                        )
+
+
+def _cel_error(plan: _Plan, dev: Device, expression: str, message: str) -> str:
+    return (
+        f"{plan.sources.get(expression, f'request {plan.name}')}: CEL runtime error in "
+        f"{expression!r} on device {dev.name} (driver {dev.driver}, pool {dev.pool}): {message}"
+    )
+
+
+def _configs(
+    claim: Mapping[str, Any],
+    chosen: list[DeviceResult],
+    slots: list[list[_Plan]],
+    inv: Inventory,
+) -> list[dict[str, Any]]:
+    """``status.allocation.devices.config``: the classes' configuration, then the claim's."""
+    used = list(dict.fromkeys(r.request for r in chosen))
+    plans = {p.name: p for alts in slots for p in alts}
+    out: list[dict[str, Any]] = []
+    by_class: dict[str, list[str]] = {}
+    for name in used:
+        plan = plans.get(name)
+        if plan is not None:
+            by_class.setdefault(plan.class_name, []).append(name)
+    for cls_name, requests in by_class.items():
+        cls = inv.classes.get(cls_name) or {}
+        for c in (cls.get("spec") or {}).get("config") or ():
+            out.append({"source": "FromClass", "requests": requests, **_config_body(c)})
+    bases = {n.split("/", 1)[0] for n in used}
+    for c in ((claim.get("spec") or {}).get("devices") or {}).get("config") or ():
+        requests = c.get("requests")
+        if requests and not any(r in used or r in bases for r in requests):
+            continue  # only for a request (or firstAvailable alternative) not allocated
+        entry: dict[str, Any] = {"source": "FromClaim"}
+        if requests:
+            entry["requests"] = list(requests)
+        out.append({**entry, **_config_body(c)})
+    return out
+
+
+def _config_body(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k != "requests"}
 
 
 def _short_reason(node: str, slots: list[list[_Plan]], inv: Inventory) -> str:

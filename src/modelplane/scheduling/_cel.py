@@ -141,6 +141,8 @@ def _semver_to_cel(value: Semver) -> dict[str, str]:
 def attribute_to_cel(value: Any) -> Any:
     if isinstance(value, Semver):
         return _semver_to_cel(value)
+    if isinstance(value, tuple):  # a list-typed attribute
+        return [attribute_to_cel(v) for v in value]
     return value
 
 
@@ -277,6 +279,7 @@ class CelDevice:
     attributes: Mapping[str, Any]
     capacity: Mapping[str, Fraction]
     domains: tuple[tuple[str, ...], tuple[str, ...]] = field(default=((), ()))
+    allow_multiple: bool = False
     #: Derived once per device (devices are static): names by identifier, the CEL activation.
     cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -301,6 +304,7 @@ class CelDevice:
         if hit is None:
             hit = self.cache["full"] = (
                 self.driver,
+                self.allow_multiple,
                 tuple(sorted(((k, v, v.__class__) for k, v in self.attributes.items()))),
                 tuple(sorted(self.capacity.items(), key=lambda kv: kv[0])),
             )
@@ -384,6 +388,7 @@ class SelectorProgram:
         attrs, caps = device.by_ident()
         return (
             device.driver,
+            device.allow_multiple,
             device.domains,
             tuple(attrs[t] for t in self._sorted_tokens if t in attrs),
             tuple(caps[t] for t in self._sorted_tokens if t in caps),
@@ -415,7 +420,13 @@ class SelectorProgram:
             )
         ctx = _context()
         ctx.add_variable(
-            "device", {"driver": device.driver, "attributes": attributes, "capacity": capacity}
+            "device",
+            {
+                "driver": device.driver,
+                "attributes": attributes,
+                "capacity": capacity,
+                "allowMultipleAllocations": device.allow_multiple,
+            },
         )
         try:
             result = self._program.execute(ctx)

@@ -60,6 +60,10 @@ class Device:
     physical: str = ""  # the physical accelerator (counter set or the device itself)
     counter_families: dict[str, Fraction] | None = None  # consumption per counter family
     sig: int = -1  # devices with equal driver, attributes and capacity share a signature
+    node_selector: dict[str, Any] | None = None  # network-attached: the nodes that reach it
+    binding_conditions: tuple[str, ...] = ()
+    binding_failure_conditions: tuple[str, ...] = ()
+    binds_to_node: bool = False
 
     @property
     def id(self) -> tuple[str, str, str]:
@@ -94,6 +98,10 @@ class Inventory:
     classes: dict[str, dict[str, Any]]
     nodes: dict[str, NodeInfo]
     incomplete_pools: set[tuple[str, str]]
+    # Pools refused as published (duplicate device or counter-set names, unknown counter sets):
+    # never allocated from; named when a claim cannot be placed without them.
+    invalid_pools: dict[tuple[str, str], str] = field(default_factory=dict)
+    unusable: list[Mapping[str, Any]] = field(default_factory=list)  # slices of those pools
     physical_by_node: dict[str, dict[str, None]] = field(default_factory=dict)
     _by_id: dict[tuple[str, str, str], Device] = field(default_factory=dict)
     _sets: dict[tuple[str, str, str], dict[str, Fraction]] = field(default_factory=dict)
@@ -102,6 +110,9 @@ class Inventory:
     _matches: dict[tuple[str, ...], dict[str, list[Device]]] = field(default_factory=dict)
     _partial: dict[tuple[str, ...], _Matching] = field(default_factory=dict)
     _sig_ids: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    _errors: dict[tuple[str, ...], tuple[dict[str, list[Device]], dict[int, tuple[str, str]]]] = (
+        field(default_factory=dict)
+    )
 
     @classmethod
     def from_objects(
@@ -132,29 +143,50 @@ class Inventory:
         nodes: Iterable[Mapping[str, Any]],
     ) -> Inventory:
         newest: dict[tuple[str, str], int] = {}
-        seen: dict[tuple[str, str], int] = {}
-        expected: dict[tuple[str, str], int] = {}
         for i, s in enumerate(slices):
             spec = _spec(s, f"ResourceSlice #{i}")
             pool = spec.get("pool") or {}
             key = (str(spec.get("driver", "")), str(pool.get("name", "")))
             gen = int(pool.get("generation", 0) or 0)
-            if gen > newest.get(key, -1):
-                newest[key], seen[key] = gen, 0
-            if gen == newest[key]:
-                seen[key] += 1
-                expected[key] = int(pool.get("resourceSliceCount", 1) or 1)
-        inv = cls([], {}, [], {}, {}, {}, {k for k in newest if seen[k] < expected[k]})
-        for n in nodes:
-            info = _node_info(n)
-            inv.nodes[info.name] = info
+            newest[key] = max(gen, newest.get(key, -1))
+        # Only the newest generation of a pool counts, and all its slices count towards
+        # ``resourceSliceCount`` whichever node they target (Kubernetes: a pool being updated
+        # is not allocated from until the driver has published all of it).
+        current: dict[tuple[str, str], list[tuple[int, Mapping[str, Any]]]] = {}
         for i, s in enumerate(slices):
             spec = s["spec"]
             pool = spec.get("pool") or {}
             key = (str(spec.get("driver", "")), str(pool.get("name", "")))
-            if int(pool.get("generation", 0) or 0) != newest[key]:
+            if int(pool.get("generation", 0) or 0) == newest[key]:
+                current.setdefault(key, []).append((i, s))
+        incomplete: set[tuple[str, str]] = set()
+        invalid: dict[tuple[str, str], str] = {}
+        for key, members in current.items():
+            expected = int((members[0][1]["spec"].get("pool") or {}).get("resourceSliceCount") or 1)
+            if len(members) != expected:
+                incomplete.add(key)
+            else:
+                why = _pool_problem([s for _, s in members])
+                if why:
+                    invalid[key] = why
+        inv = cls([], {}, [], {}, {}, {}, incomplete)
+        inv.invalid_pools = invalid
+        for n in nodes:
+            info = _node_info(n)
+            inv.nodes[info.name] = info
+        # Counters first, so a device sees its counter set whichever slice publishes it and
+        # whatever the order of the slices.
+        for key, members in current.items():
+            if key in incomplete or key in invalid:
+                inv.unusable.extend(s for _, s in members)
                 continue
-            inv._add_slice(s, i)
+            for i, s in members:
+                inv._add_counters(s, i)
+        for key, members in current.items():
+            if key in incomplete or key in invalid:
+                continue
+            for i, s in members:
+                inv._add_slice(s, i)
         for c in classes:
             name = (c.get("metadata") or {}).get("name")
             if not name:
@@ -169,7 +201,7 @@ class Inventory:
             info.units = float(len(accels))
         return inv
 
-    def _add_slice(self, s: Mapping[str, Any], i: int) -> None:
+    def _add_counters(self, s: Mapping[str, Any], i: int) -> None:
         meta = s.get("metadata") or {}
         where = f"ResourceSlice {meta.get('name', f'#{i}')}"
         spec = s["spec"]
@@ -177,29 +209,44 @@ class Inventory:
         pool = (spec.get("pool") or {}).get("name")
         if not driver or not pool:
             raise SchedulingInputError(f"{where}: spec.driver and spec.pool.name are required")
-        node = spec.get("nodeName")
-        if node is None and not spec.get("allNodes"):
-            if spec.get("nodeSelector") is not None or spec.get("perDeviceNodeSelection"):
-                raise SchedulingInputError(
-                    f"{where}: spec.nodeSelector and perDeviceNodeSelection are not supported "
-                    "yet; publish the slice with spec.nodeName or spec.allNodes"
-                )
-            if spec.get("devices"):
-                raise SchedulingInputError(
-                    f"{where}: one of spec.nodeName or spec.allNodes must be set"
-                )
         for cs in spec.get("sharedCounters") or ():
             for cname, c in (cs.get("counters") or {}).items():
                 key = (driver, pool, cs["name"], cname)
                 value = _amount(_qty(c.get("value"), f"{where}: sharedCounters {cname}"))
                 self.counters[key] = value
                 self._sets.setdefault((driver, pool, cs["name"]), {})[cname] = value
+
+    def _add_slice(self, s: Mapping[str, Any], i: int) -> None:
+        meta = s.get("metadata") or {}
+        where = f"ResourceSlice {meta.get('name', f'#{i}')}"
+        spec = s["spec"]
+        driver = spec["driver"]
+        pool = spec["pool"]["name"]
+        per_device = bool(spec.get("perDeviceNodeSelection"))
+        reach = _reach(spec) if not per_device else None
+        if reach is None and not per_device and spec.get("devices"):
+            raise SchedulingInputError(
+                f"{where}: set one of spec.nodeName, spec.nodeSelector, spec.allNodes or "
+                "spec.perDeviceNodeSelection"
+            )
         for j, d in enumerate(spec.get("devices") or ()):
-            self._add_device(d, driver, pool, node, f"{where}: spec.devices[{j}]")
+            dev_reach = _reach(d) if per_device else reach
+            if dev_reach is None:
+                raise SchedulingInputError(
+                    f"{where}: spec.devices[{j}]: with perDeviceNodeSelection set one of "
+                    "nodeName, nodeSelector or allNodes on the device"
+                )
+            self._add_device(d, driver, pool, dev_reach, f"{where}: spec.devices[{j}]")
 
     def _add_device(
-        self, d: Mapping[str, Any], driver: str, pool: str, node: str | None, where: str
+        self,
+        d: Mapping[str, Any],
+        driver: str,
+        pool: str,
+        reach: tuple[str | None, dict[str, Any] | None],
+        where: str,
     ) -> None:
+        node, selector = reach
         name = d.get("name")
         if not name:
             raise SchedulingInputError(f"{where}.name is required")
@@ -224,12 +271,14 @@ class Inventory:
                 )
             physical = f"{driver}/{pool}/{cc['counterSet']}"
         units = self._units(consumes) if consumes else 1.0
+        allow_multiple = bool(d.get("allowMultipleAllocations"))
         domains = (_domains(tuple(attrs)), _domains(tuple(capacity)))
         # What a selector can see of the device; ``type`` keeps ``True`` apart from ``1``.
         signature = (
             driver,
             tuple([(k, v, v.__class__) for k, v in attrs.items()]),
             tuple(capacity.items()),
+            allow_multiple,
         )
         sig = self._sig_ids.setdefault(signature, len(self._sig_ids))
         dev = Device(
@@ -243,11 +292,15 @@ class Inventory:
             request_policies=policies,
             consumes=tuple(consumes),
             taints=tuple(d.get("taints") or ()),
-            allow_multiple=bool(d.get("allowMultipleAllocations")),
-            cel=CelDevice(driver, attrs, capacity, domains),
+            allow_multiple=allow_multiple,
+            cel=CelDevice(driver, attrs, capacity, domains, allow_multiple),
             units=units,
             physical=physical,
             sig=sig,
+            node_selector=selector,
+            binding_conditions=tuple(d.get("bindingConditions") or ()),
+            binding_failure_conditions=tuple(d.get("bindingFailureConditions") or ()),
+            binds_to_node=bool(d.get("bindsToNode")),
         )
         self.devices.append(dev)
         self._by_id[dev.id] = dev
@@ -255,6 +308,46 @@ class Inventory:
             self.shared.append(dev)
         else:
             self.by_node.setdefault(node, []).append(dev)
+
+    def reaches(self, dev: Device, node: str) -> bool:
+        """Can a pod on ``node`` use ``dev`` (node-local, ``allNodes`` or a matching selector)?"""
+        if dev.node is not None:
+            return dev.node == node
+        if dev.node_selector is None:
+            return True
+        return node_selected(dev.node_selector, node, self.nodes.get(node))
+
+    def bad_pools_for(self, node: str | None) -> list[str]:
+        """Invalid pools (with why) whose slices reach ``node`` (every node when None)."""
+        out: list[str] = []
+        for key, why in self.invalid_pools.items():
+            out.append(f"{key[0]}/{key[1]}: {why}")
+        return out if node is None else [o for o in out if self._bad_reaches(o, node)]
+
+    def _bad_reaches(self, label: str, node: str) -> bool:
+        driver, _, pool = label.partition(": ")[0].partition("/")
+        return self.pool_reaches(driver, pool, node)
+
+    def pool_reaches(self, driver: str, pool: str, node: str) -> bool:
+        """Does any slice of an unusable (incomplete or invalid) pool reach ``node``?"""
+        for s in self.unusable:
+            spec = s["spec"]
+            if spec.get("driver") != driver or (spec.get("pool") or {}).get("name") != pool:
+                continue
+            if spec.get("perDeviceNodeSelection"):
+                reaches = [_reach(d) for d in spec.get("devices") or ()]
+            else:
+                reaches = [_reach(spec)]
+            for r in reaches:
+                if r is None:
+                    continue
+                if r[0] is not None and r[0] == node:
+                    return True
+                if r[0] is None and (
+                    r[1] is None or node_selected(r[1], node, self.nodes.get(node))
+                ):
+                    return True
+        return False
 
     def _units(self, consumes: list[tuple[CounterKey, Fraction]]) -> float:
         """Share of its accelerator a partition takes: the mean share over the set's counters.
@@ -334,18 +427,42 @@ class Inventory:
                             ok = False
                             break
                     except CelRuntimeError as exc:
-                        m.position = i
-                        raise _SelectorFailure(prog.expression, dev, str(exc)) from None
+                        # Not a verdict on the claim: only nodes that reach this device care
+                        # (Kubernetes evaluates selectors on the devices of the node at hand).
+                        m.failed[dev.sig] = (prog.expression, str(exc))
+                        ok = False
+                        break
                 verdicts[dev.sig] = ok
             if ok:
                 result.setdefault(dev.node or "", []).append(dev)
+            elif m.failed and dev.sig in m.failed:
+                m.errors.setdefault(dev.node or "", []).append(dev)
             i += 1
             if not i & 2047 and deadline is not None and clock() > deadline and i < total:
                 m.position = i
                 raise MatchingTimeout(i, total)
         self._matches[expressions] = result
+        if m.errors:
+            self._errors[expressions] = (m.errors, m.failed)
         self._partial.pop(expressions, None)
         return result
+
+    def has_selector_errors(self, expressions: tuple[str, ...]) -> bool:
+        return expressions in self._errors
+
+    def selector_error(
+        self, expressions: tuple[str, ...], node: str
+    ) -> tuple[Device, str, str] | None:
+        """A device reachable from ``node`` on which an expression failed at run time."""
+        hit = self._errors.get(expressions)
+        if hit is None:
+            return None
+        errors, failed = hit
+        for dev in (*errors.get(node, ()), *errors.get("", ())):
+            if self.reaches(dev, node):
+                expression, message = failed[dev.sig]
+                return dev, expression, message
+        return None
 
 
 @dataclass(slots=True)
@@ -356,6 +473,8 @@ class _Matching:
     position: int = 0
     verdicts: dict[int, bool] = field(default_factory=dict)  # by device signature
     result: dict[str, list[Device]] = field(default_factory=dict)
+    failed: dict[int, tuple[str, str]] = field(default_factory=dict)  # sig -> expression, error
+    errors: dict[str, list[Device]] = field(default_factory=dict)  # node -> failed devices
 
 
 class MatchingTimeout(Exception):
@@ -397,7 +516,17 @@ def _qty(value: Any, where: str) -> Fraction:
         raise SchedulingInputError(f"{where}: {exc}") from None
 
 
+_LIST_KINDS = {"ints": "int", "bools": "bool", "strings": "string", "versions": "version"}
+
+
 def _attribute_value(a: Mapping[str, Any], where: str) -> Any:
+    for plural, single in _LIST_KINDS.items():
+        values = a.get(plural)
+        if values is not None:
+            if not values:
+                raise SchedulingInputError(f"{where}.{plural}: unsupported attribute value: empty")
+            # A tuple: hashable, and told apart from a scalar by constraints and CEL alike.
+            return tuple(_attribute_value({single: v}, f"{where}.{plural}") for v in values)
     if "int" in a:
         return int(a["int"])
     if "bool" in a:
@@ -409,7 +538,85 @@ def _attribute_value(a: Mapping[str, Any], where: str) -> Any:
             return parse_semver(str(a["version"]))
         except ValueError as exc:
             raise SchedulingInputError(f"{where}.version: {exc}") from None
-    raise SchedulingInputError(f"{where}: set exactly one of int, bool, string or version")
+    raise SchedulingInputError(
+        f"{where}: unsupported attribute value: set exactly one of int, bool, string, version "
+        "(or ints, bools, strings, versions)"
+    )
+
+
+def _reach(obj: Mapping[str, Any]) -> tuple[str | None, dict[str, Any] | None] | None:
+    """``(node, selector)`` of a slice or a per-device node selection; None when unset."""
+    if obj.get("nodeName"):
+        return str(obj["nodeName"]), None
+    if obj.get("allNodes"):
+        return None, None
+    if obj.get("nodeSelector") is not None:
+        return None, dict(obj["nodeSelector"])
+    return None
+
+
+def node_selected(selector: Mapping[str, Any], node: str, info: NodeInfo | None) -> bool:
+    """Kubernetes NodeSelector semantics: terms are ORed, requirements in a term ANDed."""
+    labels = info.labels if info is not None else {}
+    for term in selector.get("nodeSelectorTerms") or ():
+        exprs = term.get("matchExpressions") or ()
+        fields = term.get("matchFields") or ()
+        if not exprs and not fields:
+            continue
+        if all(_requirement(r, labels.get(r.get("key", ""))) for r in exprs) and all(
+            _requirement(r, node if r.get("key") == "metadata.name" else None) for r in fields
+        ):
+            return True
+    return False
+
+
+def _requirement(req: Mapping[str, Any], value: str | None) -> bool:
+    op = req.get("operator")
+    values = [str(v) for v in req.get("values") or ()]
+    if op == "In":
+        return value is not None and value in values
+    if op == "NotIn":
+        return value is None or value not in values
+    if op == "Exists":
+        return value is not None
+    if op == "DoesNotExist":
+        return value is None
+    if op in ("Gt", "Lt") and value is not None and values:
+        try:
+            a, b = int(value), int(values[0])
+        except ValueError:
+            return False
+        return a > b if op == "Gt" else a < b
+    return False
+
+
+def _pool_problem(slices: list[Mapping[str, Any]]) -> str | None:
+    """Why a complete pool cannot be used as published (Kubernetes refuses such pools)."""
+    devices: set[str] = set()
+    sets: dict[str, dict[str, Any]] = {}
+    for s in slices:
+        for cs in s["spec"].get("sharedCounters") or ():
+            name = str(cs.get("name", ""))
+            if name in sets:
+                return f"duplicate counter set name {name}"
+            sets[name] = dict(cs.get("counters") or {})
+    for s in slices:
+        for d in s["spec"].get("devices") or ():
+            name = str(d.get("name", ""))
+            if name in devices:
+                return f"duplicate device name {name}"
+            devices.add(name)
+            for cc in d.get("consumesCounters") or ():
+                counter_set = sets.get(str(cc.get("counterSet", "")))
+                if counter_set is None:
+                    return f"device {name} consumes unknown counter set {cc.get('counterSet')}"
+                for counter in cc.get("counters") or {}:
+                    if counter not in counter_set:
+                        return (
+                            f"device {name} consumes unknown counter {counter} of counter set "
+                            f"{cc.get('counterSet')}"
+                        )
+    return None
 
 
 def _node_info(n: Mapping[str, Any]) -> NodeInfo:

@@ -103,7 +103,7 @@ def demand(claim: Mapping[str, Any], inventory: Inventory) -> float:
     """
     key = _claim_key(claim)
     try:
-        slots, _ = _plans(claim, inventory, key)
+        slots, _ = _plans([(claim, key)], inventory)
     except _Invalid as exc:
         raise ValueError(str(exc)) from None
     return _demand(slots)
@@ -138,7 +138,7 @@ def optimum(
     for claim in claims:
         key = _claim_key(claim)
         try:
-            slots, constraints = _plans(claim, inv, key)
+            slots, constraints = _plans([(claim, key)], inv)
         except _Invalid as exc:
             raise ValueError(str(exc)) from None
         worth = _demand(slots)

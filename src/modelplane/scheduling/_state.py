@@ -35,6 +35,7 @@ class AllocatedState:
     in_use: dict[int, str] = field(default_factory=dict)  # device index -> claim
     counters_used: dict[CounterKey, Fraction] = field(default_factory=dict)
     capacity_used: dict[int, dict[str, Fraction]] = field(default_factory=dict)
+    shares: dict[int, int] = field(default_factory=dict)  # multi-allocatable device -> holders
     node_units: dict[str, float] = field(default_factory=dict)
     node_watts: dict[str, float] = field(default_factory=dict)
     rack_watts: dict[str, float] = field(default_factory=dict)
@@ -67,14 +68,17 @@ class AllocatedState:
                     (k if "/" in k else f"{dev.driver}/{k}"): Fraction(_q(v))
                     for k, v in (r.get("consumedCapacity") or {}).items()
                 }
-                exclusive = not r.get("adminAccess") and not dev.allow_multiple
+                # A multi-allocatable device is shared only by results that say so (a share
+                # ID or consumed capacity); without, it was allocated whole.
+                share = dev.allow_multiple and bool(r.get("shareID") or r.get("consumedCapacity"))
+                exclusive = not r.get("adminAccess") and not share
                 held.append((dev, exclusive, consumed))
                 node = node or (dev.node or "")
             state._hold(key, node, held, admin=False)
         return state
 
     def is_free(self, dev: Device) -> bool:
-        return dev.index not in self.in_use
+        return dev.index not in self.in_use and dev.index not in self.shares
 
     def counters_free(
         self, dev: Device, extra: Mapping[CounterKey, Fraction] | None = None
@@ -135,7 +139,8 @@ class AllocatedState:
         """Record ``result`` (as returned by :func:`allocate`) as held by claim ``key``."""
         held: list[tuple[Device, bool, dict[str, Fraction]]] = []
         for r in result.devices:
-            held.append((r.device, not r.admin_access and not r.device.allow_multiple, r.consumed))
+            exclusive = not r.admin_access and not r.device.allow_multiple
+            held.append((r.device, exclusive, r.consumed))
         self._hold(key, result.node, held, admin=False)
 
     def _hold(
@@ -157,6 +162,13 @@ class AllocatedState:
                 self.node_watts[node] = self.node_watts.get(node, 0.0) + watts
                 if info is not None and info.rack:
                     self.rack_watts[info.rack] = self.rack_watts.get(info.rack, 0.0) + watts
+            elif dev.allow_multiple:
+                # The first share of a multi-allocatable device uses up its counters.
+                n = self.shares.get(dev.index, 0)
+                if not n:
+                    for ckey, value in dev.consumes:
+                        self.counters_used[ckey] = self.counters_used.get(ckey, 0) + value
+                self.shares[dev.index] = n + 1
             if consumed:
                 used = self.capacity_used.setdefault(dev.index, {})
                 for name, value in consumed.items():
@@ -182,6 +194,14 @@ class AllocatedState:
                 self.node_watts[node] -= watts
                 if info is not None and info.rack:
                     self.rack_watts[info.rack] -= watts
+            elif dev.index in self.shares:
+                n = self.shares[dev.index] - 1
+                if n:
+                    self.shares[dev.index] = n
+                else:
+                    del self.shares[dev.index]
+                    for ckey, value in dev.consumes:
+                        self.counters_used[ckey] -= value
             if consumed:
                 used = self.capacity_used[dev.index]
                 for name, value in consumed.items():
