@@ -3,7 +3,9 @@
 The time bound covers all of a decision, selector matching included: a first decision against a
 cold inventory may give up while matching selectors, and a retry continues where it stopped
 (the progress is kept in the inventory), as a controller retries. These assert outcomes
-(allocated or not, which devices, the reason), not wall-clock times; the benchmark measures them.
+(allocated or not, which devices, the reason), not wall-clock times: decisions get a deadline far
+above the 50 ms goal, so a loaded machine changes no answer; `modelplane bench scheduling`
+measures the time each hard input takes against that goal.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from modelplane.scheduling import (
 from modelplane.scheduling._generator import HardInput, hard_inputs
 
 _NODES = 4
+#: a deadline no decision here needs on an idle machine (the goal is 50 ms; the benchmark checks it)
+_GENEROUS_MS = 10_000
 _HARD = {h.name: h for h in hard_inputs(_NODES)}
 _INVENTORIES: dict[int, Inventory] = {}
 
@@ -49,7 +53,9 @@ def _decide(name: str, policy: str = "modelplane") -> tuple[HardInput, Any]:
     inv = _inventory(h)
     for _ in range(1000):  # every retry matches at least one more device signature
         state = AllocatedState.from_claims(inv, h.allocated)
-        result = allocate(h.claim, inv, allocated_state=state, policy=policy, deadline_ms=50)
+        result = allocate(
+            h.claim, inv, allocated_state=state, policy=policy, deadline_ms=_GENEROUS_MS
+        )
         if not _matching_gave_up(result):
             return h, result
     raise AssertionError(f"{name}: selector matching made no progress over 1000 retries")
@@ -58,7 +64,7 @@ def _decide(name: str, policy: str = "modelplane") -> tuple[HardInput, Any]:
 @pytest.mark.parametrize("policy", ["modelplane", "first-fit", "binpack"])
 @pytest.mark.parametrize("name", sorted(_HARD))
 def test_every_hard_input_is_decided_by_the_allocator_not_given_up(name: str, policy: str) -> None:
-    # Given a known hard input, when any policy decides it inside the 50 ms bound,
+    # Given a known hard input, when any policy decides it,
     h, result = _decide(name, policy)
     # then the allocator answered (not "gave up"), and the answer is the known one.
     assert not (isinstance(result, Unschedulable) and result.timed_out), result.reason
@@ -131,7 +137,7 @@ def test_the_bound_covers_selector_matching_and_a_retry_continues_where_it_stopp
     assert isinstance(result, Unschedulable) and result.timed_out  # the node loop, now
     assert "matching selectors" not in result.reason
     # With time to search, the placement is the one a single unhurried decision finds.
-    decided = allocate(h.claim, inv, deadline_ms=50)
+    decided = allocate(h.claim, inv, deadline_ms=_GENEROUS_MS)
     reference = allocate(h.claim, _fresh_inventory(h), deadline_ms=60_000)
     assert isinstance(decided, AllocationResult) and isinstance(reference, AllocationResult)
     assert decided.node == reference.node
