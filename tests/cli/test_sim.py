@@ -121,7 +121,8 @@ def test_up_allocates_a_claim_applied_through_the_api_on_the_local_cpu_slice(
         allocated = wait_until(allocation, timeout=30, what="the claim's allocation")
         result = allocated["devices"]["results"][0]
         assert result["driver"] == "cpu.modelplane.dev" and result["device"] == "host"
-        assert result["consumedCapacity"]["cpu.modelplane.dev/cpu"] == "500m"
+        # keyed by the device's own capacity name, as Kubernetes writes consumedCapacity
+        assert result["consumedCapacity"]["cpu"] == "500m"
         nodes = httpx.get(f"{up.url}/apis/modelplane.dev/v1alpha1/nodes", timeout=10).json()
         assert [n["metadata"]["name"] for n in nodes["items"]] == [result["pool"]]
     finally:

@@ -130,3 +130,37 @@ def test_without_authentication_the_local_operator_may_write_admin_only_kinds(
     app = _with_admin_only_policies(create_app(sqlite_store))
     with serving(app, wait=False) as base, _client(base, None) as local:
         assert local.post(url("policies"), json=POLICY).status_code == 201
+
+
+def test_a_tenant_may_not_write_status_that_the_gateway_would_trust(sqlite_store: Store) -> None:
+    # given an Endpoint a tenant created
+    app = create_app(sqlite_store, tokens=TOKENS)
+    endpoint = {
+        "apiVersion": "modelplane.dev/v1alpha1",
+        "kind": "Endpoint",
+        "metadata": {"name": "chat"},
+        "spec": {"model": "m"},
+    }
+    hostile = {
+        "status": {"replicas": [{"name": "r", "url": "http://169.254.169.254/v1", "ready": True}]}
+    }
+    merge = {"Content-Type": "application/merge-patch+json"}
+    with serving(app, wait=False) as base, _client(base, TENANT_TOKEN) as tenant:
+        assert tenant.post(url("endpoints"), json=endpoint).status_code == 201
+        # when the tenant writes a replica URL into its status (the gateway sends requests there)
+        patched = tenant.patch(url("endpoints", "chat") + "/status", json=hostile, headers=merge)
+        current = tenant.get(url("endpoints", "chat")).json()
+        replaced = tenant.put(url("endpoints", "chat") + "/status", json={**current, **hostile})
+        # then both are refused, naming why, and the status is unchanged
+        with _client(base, ADMIN_TOKEN) as admin:
+            allowed = admin.patch(
+                url("endpoints", "chat") + "/status",
+                json={"status": {"readyReplicas": 0}},
+                headers=merge,
+            )
+    for r in (patched, replaced):
+        assert r.status_code == 403, r.text
+        assert "written by the platform's components" in r.json()["message"]
+    assert "replicas" not in (sqlite_store.get("Endpoint", "default", "chat").get("status") or {})
+    # and an administrator (the platform's components act as one) may write it
+    assert allowed.status_code == 200, allowed.text

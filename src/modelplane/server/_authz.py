@@ -6,6 +6,11 @@ Until the governance issue brings Policy, the rules are those of
 * **writes** (create, replace, patch, delete, and the same on ``/status``) of a kind whose
   :attr:`~modelplane.api.KindInfo.admin_only` is set (operator-owned configuration) need an
   administrator (a member of ``system:masters``); anyone else gets 403 ``Forbidden``;
+* **status** (``/status`` of every kind) is written by the platform's components, and read as
+  fact by others: the gateway sends requests to the replica URLs in ``Endpoint.status``, the node
+  agent runs replicas where a claim's ``status.allocation`` says. A tenant who could write status
+  could point the gateway at any host, so ``/status`` writes need an administrator too (as
+  Kubernetes' RBAC gives ``*/status`` to controllers, not to users);
 * **Secret values** are shown only to administrators. Everyone else gets Secrets from get, list,
   watch and the answers to their own writes with every key of ``data`` kept and every value
   replaced by :data:`REDACTED` (not base64, so a client cannot mistake it for a value, and a
@@ -38,17 +43,29 @@ def may_read_secrets(principal: Principal) -> bool:
     return principal.is_admin
 
 
-def authorize_write(request: Request, info: KindInfo, verb: str, name: str | None = None) -> None:
-    """Raise Forbidden unless the caller of ``request`` may ``verb`` objects of ``info``'s kind."""
+def authorize_write(
+    request: Request,
+    info: KindInfo,
+    verb: str,
+    name: str | None = None,
+    *,
+    status: bool = False,
+) -> None:
+    """Raise Forbidden unless the caller of ``request`` may ``verb`` objects of ``info``'s kind
+    (``status``: the write is to the ``/status`` subresource)."""
     principal = principal_of(request.scope)
-    if not info.admin_only or principal.is_admin:
+    if principal.is_admin or not (info.admin_only or status):
         return
     target = f"{info.plural}{f' {name!r}' if name else ''}"
+    why = (
+        f"{info.kind} is operator-owned configuration"
+        if info.admin_only
+        else f"the status of {info.kind} objects is written by the platform's components"
+    )
     raise Forbidden(
         f"{target} is forbidden: user {principal.name!r} cannot {verb} {info.kind}"
-        f" ({info.api_version}): {info.kind} is operator-owned configuration, which only members"
-        f" of the group {ADMIN_GROUP!r} may write; ask an operator, or use an administrator's"
-        " token",
+        f" ({info.api_version}): {why}, which only members of the group {ADMIN_GROUP!r} may"
+        " write; ask an operator, or use an administrator's token",
         details={
             "kind": info.kind,
             "group": info.group,

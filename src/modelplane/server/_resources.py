@@ -205,7 +205,7 @@ class StatusItem(HTTPEndpoint):
 
     async def put(self, request: Request) -> Response:
         target = _target(request, item=True)
-        authorize_write(request, target.info, "update status of", target.name)
+        authorize_write(request, target.info, "update status of", target.name, status=True)
         body = _claim(await read_object(request, OBJECT_TYPES), target)
         store = context(request).store
         result = await run_in_threadpool(
@@ -215,7 +215,7 @@ class StatusItem(HTTPEndpoint):
 
     async def patch(self, request: Request) -> Response:
         target = _target(request, item=True)
-        authorize_write(request, target.info, "patch status of", target.name)
+        authorize_write(request, target.info, "patch status of", target.name, status=True)
         patch = await read_object(request, PATCH_TYPES)
         store = context(request).store
         result = await run_in_threadpool(
