@@ -39,7 +39,8 @@ check-combinations-within-single-request-single-pool-multiple-slices,
 check-combinations-within-single-request-multiple-pools-multiple-slices,
 check-combinations-with-backtracking-across-slices-and-pools.
 
-``expectNumAllocateOneInvocations`` (upstream's search-effort counters) is not compared.
+``expectNumAllocateOneInvocations`` (upstream's search effort) is compared with
+``AllocationResult.steps`` / ``Unschedulable.steps`` (devices tried): see ``UPSTREAM_STEPS``.
 """
 
 from __future__ import annotations
@@ -3288,3 +3289,21 @@ def _rest() -> list[Case]:
         )
     )
     return c
+
+
+#: Upstream's ``expectNumAllocateOneInvocations`` (its best allocator's figure): how many
+#: steps its search takes on these cases. Modelplane's :attr:`AllocationResult.steps` counts
+#: the same unit (one device tried for one position of one request).
+UPSTREAM_STEPS = {
+    "prioritized-list-max-allocation-allocation-mode-all": 42,
+    "check-combinations-within-single-request-single-pool-single-slice": 16,
+    "check-combinations-within-single-request-single-pool-multiple-slices": 16,
+    "check-combinations-within-single-request-multiple-pools-multiple-slices": 16,
+    "check-combinations-within-single-request-many-pools": 16,
+    "check-combinations-with-backtracking": 12,
+    "check-combinations-with-backtracking-across-slices-and-pools": 12,
+    "check-combinations-with-prioritized-list": 26,
+}
+#: Where upstream's unit is coarser than one device: it places 128 devices in 75 steps here,
+#: so only linearity is compared (Modelplane: at most one try per device of the slice).
+UPSTREAM_STEPS_COARSER = {"prioritized-list-max-allocation-limit-request": 75}
