@@ -3087,7 +3087,9 @@ def _rest() -> list[Case]:
                     ],
                     count=2,
                 ),
-                cs_slice("slice-2", P1, (cs1, {"capacity-0": "4"}), (cs2, {"capacity-1": "8"}), count=2),
+                cs_slice(
+                    "slice-2", P1, (cs1, {"capacity-0": "4"}), (cs2, {"capacity-1": "8"}), count=2
+                ),
             ],
             expect=_r(
                 sh("req-0", consumed=both),
@@ -3175,9 +3177,7 @@ def _rest() -> list[Case]:
                     dev("device-2", None, {"boolAttribute": False}, multi=True),
                 )
             ],
-            expect=_r(
-                sh("req-0/subReq-0"), sh("req-1/subReq-1", "device-2"), sh("req-2/subReq-0")
-            ),
+            expect=_r(sh("req-0/subReq-0"), sh("req-1/subReq-1", "device-2"), sh("req-2/subReq-0")),
         )
     )
     add(
