@@ -26,6 +26,8 @@ from modelplane.scheduling import (
 )
 from modelplane.store import Store
 
+from . import _dra
+
 GROUP = "modelplane.dev/v1alpha1"
 
 
@@ -389,3 +391,60 @@ def test_agent_worker_gets_a_share_of_a_host_through_the_scheduler(
     # and deleting the Agent deletes its claim
     store.delete("Agent", "default", "helper")
     wait_until(lambda: not _owned(store, "Agent", "helper"), what="claim deleted")
+
+
+def test_the_claims_of_one_consumer_are_placed_together_where_only_both_fit(
+    store: Store, controllers: list[Controller]
+) -> None:
+    # Given node-a with one GPU and node-b with four,
+    store.create(_dra.device_class())
+    store.create(_dra.node_slice("node-a", [_dra.gpu("gpu-0")]))
+    store.create(_dra.node_slice("node-b", [_dra.gpu(f"gpu-{i}") for i in range(4)]))
+    together = {
+        "annotations": {
+            "modelplane.dev/consumer": "worker-0",
+            "modelplane.dev/consumer-claims": "2",
+        }
+    }
+    # when the first of the two claims of one consumer (one GPU) is created alone,
+    store.create(_claim("worker-0-small", count=1, **together))
+    # then it waits for its sibling instead of taking a GPU on its own,
+    waiting = wait_until(
+        lambda: get_condition(_status(store, "worker-0-small"), "Allocated"), what="waiting"
+    )
+    assert waiting["reason"] == "WaitingForClaims" and "1 of its 2 claims" in waiting["message"]
+    assert _allocated(store, "worker-0-small") is None
+    # and when the second (three GPUs, which only node-b has) is created,
+    store.create(_claim("worker-0-large", count=3, **together))
+    small = wait_until(lambda: _allocated(store, "worker-0-small"), what="the small claim")
+    large = wait_until(lambda: _allocated(store, "worker-0-large"), what="the large claim")
+    # then both are on node-b, the one node where they fit together, not split over two nodes.
+    assert {r["pool"] for r in _results(small) + _results(large)} == {"node-b"}
+    assert len({r["device"] for r in _results(small) + _results(large)}) == 4
+
+
+def test_claims_of_one_consumer_that_fit_nowhere_together_say_so_and_hold_nothing(
+    store: Store, controllers: list[Controller]
+) -> None:
+    # Given two nodes of two GPUs each,
+    store.create(_dra.device_class())
+    for node in ("node-a", "node-b"):
+        store.create(_dra.node_slice(node, [_dra.gpu(f"gpu-{i}") for i in range(2)]))
+    together = {
+        "annotations": {
+            "modelplane.dev/consumer": "worker-1",
+            "modelplane.dev/consumer-claims": "2",
+        }
+    }
+    # when one consumer's two claims ask for two GPUs each (four on one node),
+    store.create(_claim("worker-1-a", count=2, **together))
+    store.create(_claim("worker-1-b", count=2, **together))
+
+    def refused() -> dict[str, Any] | None:
+        cond = get_condition(_status(store, "worker-1-b"), "Allocated")
+        return cond if cond and cond["reason"] == "Unschedulable" else None
+
+    # then they are refused together, named in the reason, and neither holds GPUs alone.
+    cond = wait_until(refused, what="the joint refusal")
+    assert "consumer worker-1" in cond["message"]
+    assert _allocated(store, "worker-1-a") is None and _allocated(store, "worker-1-b") is None

@@ -19,6 +19,7 @@ from modelplane.drivers import NODE_API_VERSION, file_publication, publish
 from modelplane.scheduling import JobClaimController, ResourceClaimController, generate_cluster
 from modelplane.store import Store
 
+from . import _dra
 from ._admission import RACK, gpu_quota, job, queue, rack_cluster
 
 NS = "team-a"
@@ -208,3 +209,32 @@ def test_up_with_inventory_publishes_nodes_and_slices(tmp_path: Path) -> None:
     racked = {n["metadata"]["name"] for n in nodes if RACK in n["metadata"].get("labels", {})}
     assert len(racked) == 3
     assert racked <= {s["spec"]["nodeName"] for s in slices}
+
+
+def test_a_queued_consumers_claims_are_admitted_together_on_the_node_where_both_fit(
+    store: Store, controllers: list[Controller]
+) -> None:
+    # Given node-a with one GPU, node-b with four, and a queue with room for all five,
+    store.create(_dra.device_class())
+    store.create(_dra.node_slice("node-a", [_dra.gpu("gpu-0")]))
+    store.create(_dra.node_slice("node-b", [_dra.gpu(f"gpu-{i}") for i in range(4)]))
+    store.create(validate(queue("q", [gpu_quota(5)])))
+    together = {
+        "modelplane.dev/queue": "q",
+        "modelplane.dev/consumer": "worker-0",
+        "modelplane.dev/consumer-claims": "2",
+    }
+    # when one consumer's claims for one GPU and for three GPUs wait in the queue,
+    small = _claim("worker-0-small", together)
+    store.create(small)
+    large = _claim("worker-0-large", together)
+    large["spec"]["devices"]["requests"][0]["exactly"]["count"] = 3
+    store.create(large)
+    # then both are admitted on node-b, the one node that holds them together.
+    got = [
+        wait_until(partial(_allocation, store, n), what=n)
+        for n in ("worker-0-small", "worker-0-large")
+    ]
+    assert {_node(a) for a in got} == {"node-b"}
+    cond = _condition(store, "ResourceClaim", "worker-0-large", "Admitted")
+    assert cond is not None and cond["status"] == "True"

@@ -144,3 +144,37 @@ def test_a_selector_failing_on_another_nodes_device_does_not_fail_the_claim() ->
     assert isinstance(anywhere, list) and anywhere[0].node == k8s.N1
     on_two = allocate_many([claim], inv, node=k8s.N2, policy="first-fit")
     assert isinstance(on_two, Unschedulable) and "CEL runtime error" in on_two.reason
+
+
+EFFORT = [c for c in CASES if c.name in k8s.UPSTREAM_STEPS]
+
+
+@pytest.mark.parametrize("case", EFFORT, ids=[c.name for c in EFFORT])
+def test_the_search_takes_no_more_steps_than_upstreams(case: k8s.Case) -> None:
+    # Given a case where upstream's table pins its search effort,
+    out = _run(case)
+    steps = out.steps if isinstance(out, Unschedulable) else sum(r.steps for r in out[:1])
+    # then Modelplane's search tries no more devices than upstream's does.
+    assert steps <= k8s.UPSTREAM_STEPS[case.name], steps
+
+
+def test_the_claim_limit_is_checked_before_the_search_fills_it() -> None:
+    # Given two firstAvailable requests of 128 or 64 devices each, 256 devices on the node,
+    (case,) = [c for c in CASES if c.name in k8s.UPSTREAM_STEPS_COARSER]
+    out = _run(case)
+    assert isinstance(out, list)
+    # then the 128-device alternatives, which leave the other request no room under the
+    # claim's limit of 128 results, are never searched: at most one try per device.
+    assert out[0].steps <= len(case.slices[0]["spec"]["devices"]), out[0].steps
+
+
+def test_every_case_upstream_counts_steps_for_is_translated() -> None:
+    names = {c.name for c in CASES}
+    assert set(k8s.UPSTREAM_STEPS) | set(k8s.UPSTREAM_STEPS_COARSER) <= names
+    assert len(EFFORT) == len(k8s.UPSTREAM_STEPS)
+
+
+def test_every_upstream_case_but_the_gate_off_ones_is_translated_once() -> None:
+    # upstream's table: 212 cases, 14 of them about a feature gate being off
+    names = [c.name for c in CASES]
+    assert len(names) == len(set(names)) == 212 - 14

@@ -39,6 +39,8 @@ from ._state import AllocatedState
 from ._workloads import (
     claim_key,
     claim_workload,
+    consumer_claims,
+    consumer_key,
     gang_key,
     gang_size,
     job_workload,
@@ -143,13 +145,16 @@ class AdmittingMixin:
                 continue
             result = result_from_allocation(key, allocation, inventory)
             if result is not None:
-                groups.setdefault(gang_key(claim) or key, []).append((claim, result))
+                group = gang_key(claim) or consumer_key(claim) or key
+                groups.setdefault(group, []).append((claim, result))
         self._workload_of = {}
         for wkey, members in groups.items():
             first = members[0][0]
             w = claim_workload(first)
             queue = w.queue if w.queue in queues else None
-            w = Workload(wkey, [c for c, _ in members], queue, w.priority, gang=wkey != w.key)
+            gang = gang_key(first) is not None
+            w = Workload(wkey, [c for c, _ in members], queue, w.priority, gang=gang)
+            w.together = not gang and wkey != claim_key(first)
             usage: Usage = {}
             for claim, result in members:
                 add_usage(usage, claim_usage(claim, result))
@@ -185,6 +190,7 @@ class AdmittingMixin:
         """Every complete pending workload (claims not held, gangs with all replicas)."""
         singles: list[Workload] = []
         gangs: dict[str, list[JSON]] = {}
+        consumers: dict[str, list[JSON]] = {}
         for claim in self.informer().list():
             key = claim_key(claim)
             meta = claim.get("metadata") or {}
@@ -193,7 +199,9 @@ class AdmittingMixin:
             if (claim.get("status") or {}).get("allocation"):
                 continue  # the cache is behind our own eviction: the claim is requeued
             gang = gang_key(claim)
-            if gang is None:
+            if gang is None and consumer_key(claim) is not None:
+                consumers.setdefault(str(consumer_key(claim)), []).append(claim)
+            elif gang is None:
                 w = claim_workload(claim)
                 w.arrival = _arrival(claim)
                 singles.append(w)
@@ -220,6 +228,21 @@ class AdmittingMixin:
                 continue
             w.arrival = _arrival(job)
             singles.append(w)
+        for consumer, claims in consumers.items():
+            if len(claims) < consumer_claims(claims[0]):
+                continue  # the consumer's other claims are still to be created
+            claims.sort(key=claim_key)
+            first = claim_workload(claims[0])
+            singles.append(
+                Workload(
+                    consumer,
+                    claims,
+                    first.queue,
+                    first.priority,
+                    arrival=min(_arrival(c) for c in claims),
+                    together=True,
+                )
+            )
         return singles
 
     def _admit_pass(self) -> None:

@@ -95,6 +95,10 @@ class AllocationResult:
     elapsed_ms: float
     nodes_evaluated: int
     config: list[dict[str, Any]] = field(default_factory=list)
+    #: Devices tried in the search, all nodes together (one step: one device tried for one
+    #: position of one request), the measure of search effort Kubernetes' allocator table
+    #: counts as ``NumAllocateOneInvocations``.
+    steps: int = 0
 
     @property
     def results(self) -> list[dict[str, Any]]:
@@ -174,6 +178,7 @@ class Unschedulable:
     timed_out: bool = False
     invalid: bool = False
     elapsed_ms: float = 0.0
+    steps: int = 0  # as :attr:`AllocationResult.steps`
 
     def __bool__(self) -> bool:  # so that ``if result:`` reads as "allocated"
         return False
@@ -505,6 +510,14 @@ class _NodeSearch:
         self.active: dict[int, int] = {}  # shares of multi-allocatable devices in this decision
         self.charged: list[bool] = []  # per chosen device: did it use up its counters here
         self.claim_results: Counter[int] = Counter()
+        # Per request: the fewest results the later requests of the same claim still add, so
+        # an alternative that would leave them no room under the claim's limit is never tried.
+        self.later: list[int] = [0] * len(slots)
+        for r in range(len(slots) - 2, -1, -1):
+            nxt = slots[r + 1]
+            same = nxt and slots[r] and nxt[0].claim == slots[r][0].claim
+            least = min((0 if p.all_mode else p.count) for p in nxt) if nxt else 0
+            self.later[r] = (self.later[r + 1] + least) if same else 0
         self.watts = 0.0
         self.rank: list[int] = [0] * len(slots)
         self.failures: Counter[int] = Counter()
@@ -565,7 +578,7 @@ class _NodeSearch:
             need = len(cands) if plan.all_mode else plan.count
             if not cands or len(cands) < need:
                 continue
-            if self.claim_results[plan.claim] + need > MAX_RESULTS:
+            if self.claim_results[plan.claim] + need + self.later[r] > MAX_RESULTS:
                 continue  # this alternative would break the claim's limit of results
             self.rank[r] = a
             if self._pick(r, plan, cands, need, 0, 0):
@@ -643,10 +656,10 @@ class _NodeSearch:
             rest = [cands[j] for j in members if j > i]
             if len(rest) < need - 1:
                 continue
-            self._tick()
             sig = self._signature(dev) if failed else None
             if sig is not None and sig in failed:
                 continue
+            self._tick()
             if self._push(dev, plan):
                 if self._pick_rest(r, plan, rest, need, 1, 0):
                     return True
@@ -764,10 +777,10 @@ class _NodeSearch:
         last = len(cands) - (need - got)
         failed: set[tuple[Any, ...]] | None = None
         for i in range(start, last + 1):
-            self._tick()
             dev = cands[i]
             if failed and self._signature(dev) in failed:
                 continue  # an interchangeable device already failed in this position
+            self._tick()
             if self._push(dev, plan):
                 if self._pick_rest(r, plan, cands, need, got + 1, i + 1):
                     return True
@@ -1231,6 +1244,7 @@ def _decide(
     found: list[tuple[Placement, list[DeviceResult]]] = []
     reasons: Counter[str] = Counter()
     evaluated = 0
+    steps = 0
     timed_out = False
     for n in order:
         if len(found) >= to_find:
@@ -1253,6 +1267,7 @@ def _decide(
         except _Timeout:
             timed_out = True
             break
+        steps += search.ticks
         if not ok:
             reasons[search.reason(slots)] += 1
             continue
@@ -1280,9 +1295,9 @@ def _decide(
         cel_errors = [r for r in reasons if "CEL runtime error" in r]
         if cel_errors and len(cel_errors) == len(reasons):
             # Every node failed on the selector itself: the claim (or class) needs fixing.
-            return Unschedulable(key, cel_errors[0], total, dict(reasons), False, True, ms)
+            return Unschedulable(key, cel_errors[0], total, dict(reasons), False, True, ms, steps)
         return Unschedulable(
-            key, _message(total, reasons), total, dict(reasons), timed_out, False, ms
+            key, _message(total, reasons), total, dict(reasons), timed_out, False, ms, steps
         )
     best = pol.rank([p for p, _ in found], inv, state)
     placement, chosen = found[best]
@@ -1298,6 +1313,7 @@ def _decide(
             ms,
             evaluated,
             _configs(claims[i], [r for r in chosen if r.claim == i], slots, inv),
+            steps,
         )
         for i, k in enumerate(keys)
     ]

@@ -53,10 +53,11 @@ from modelplane.control import (
 from modelplane.store import Store
 
 from ._admitting import AdmittingMixin
-from ._allocator import AllocationResult, Unschedulable, _tolerates, allocate
+from ._allocator import AllocationResult, Unschedulable, _tolerates, allocate, allocate_many
 from ._inventory import Inventory, SchedulingInputError
 from ._scoring import Policy, policy_named
 from ._state import AllocatedState
+from ._workloads import claim_key, consumer_claims, consumer_key
 
 __all__ = ["ALLOCATED", "INVENTORY", "ResourceClaimController", "scheduling_controllers"]
 
@@ -240,6 +241,8 @@ class ResourceClaimController(AdmittingMixin, Controller):
             return self._replace(claim, key, fault)
         if self.admits(claim):
             return self._admit_claim(claim, key)
+        if consumer_key(claim) is not None:
+            return self._place_consumer(claim, key)
         return self._place(claim, key)
 
     def _release(self, key: str, why: str) -> None:
@@ -338,6 +341,79 @@ class ResourceClaimController(AdmittingMixin, Controller):
             self._event(claim, "Warning", "FailedScheduling", message)
         return self._backoff(key)
 
+    def _place_consumer(self, claim: JSON, key: str) -> Result | None:
+        """Allocate the pending claims of ``claim``'s consumer together, on one node.
+
+        Claims of the consumer already allocated pin the node; the pending ones are decided in
+        one :func:`~modelplane.scheduling.allocate_many` search, which backtracks across them,
+        so an earlier claim never takes the devices a later one needs. None is allocated while
+        fewer claims exist than ``modelplane.dev/consumer-claims`` says.
+        """
+        consumer = consumer_key(claim)
+        siblings = {
+            claim_key(c): c
+            for c in self.informer().list()
+            if consumer_key(c) == consumer
+            and not (c.get("metadata") or {}).get("deletionTimestamp")
+        }
+        siblings[key] = claim  # the store's copy, fresher than the cache's
+        name = str(consumer).partition("/")[2]
+        want = consumer_claims(claim)
+        if want and len(siblings) < want:
+            status = dict(claim.get("status") or {})
+            message = (
+                f"consumer {name} has {len(siblings)} of its {want} claims; they are allocated "
+                "together once all exist"
+            )
+            if set_condition(status, ALLOCATED, False, "WaitingForClaims", message):
+                self.store.update_status({**claim, "status": status})
+            return None  # the missing claim's creation reconciles the consumer again
+        held = [k for k in sorted(siblings) if k in self._held]
+        pending = []
+        for k in sorted(siblings):
+            if k in self._held:
+                continue
+            try:  # the statuses are written from the store's copies (their resourceVersion)
+                fresh = siblings[k] if k == key else self.store.get("ResourceClaim", *_split(k))
+            except NotFound:
+                continue
+            if not (fresh.get("status") or {}).get("allocation"):
+                pending.append(fresh)
+        if not pending:
+            return None
+        node = next((n for k in held if (n := _allocated_node(self._held[k]))), None)
+        inventory, state = self._ensure()
+        result = allocate_many(
+            pending,
+            inventory,
+            allocated_state=state,
+            node=node,
+            deadline_ms=self.deadline_ms * len(pending),
+            policy=self.policy,
+        )
+        if isinstance(result, Unschedulable):
+            reason, why = self._explain(result)
+            together = ", ".join(str(c["metadata"]["name"]) for c in pending)
+            where = f" on node {node} (where its other claims are)" if node else ""
+            message = f"claims of consumer {name} ({together}) fit nowhere together{where}: {why}"
+            for c in pending:
+                status = dict(c.get("status") or {})
+                if set_condition(status, ALLOCATED, False, reason, message):
+                    with contextlib.suppress(NotFound):
+                        self.store.update_status({**c, "status": status})
+                    self._event(c, "Warning", "FailedScheduling", message)
+            return self._backoff(key)
+        for c, r in zip(pending, result, strict=True):
+            status = dict(c.get("status") or {})
+            status.update(r.to_status())
+            message = f"allocated {_describe(r)} with the other claims of consumer {name}"
+            set_condition(status, ALLOCATED, True, "Allocated", message)
+            self.store.update_status({**c, "status": status})
+            self._hold(claim_key(c), r, status)
+            self._event(c, "Normal", "Allocated", message)
+        self._endpoint_report(pending)
+        return None
+
     def _replace(self, claim: JSON, key: str, fault: str) -> Result | None:
         old = self._held.pop(key, None)
         _, state = self._ensure()
@@ -399,6 +475,11 @@ class ResourceClaimController(AdmittingMixin, Controller):
             )
         except ModelplaneError as exc:  # the decision stands; the event is a courtesy
             log.warning("could not record event %s for %s: %s", reason, _key(claim), exc)
+
+
+def _split(key: str) -> tuple[str, str]:
+    ns, _, name = key.partition("/")
+    return ns, name
 
 
 def _describe(result: AllocationResult) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._allocator import AllocationResult, Unschedulable, allocate
+from ._allocator import AllocationResult, Unschedulable, allocate, allocate_many
 from ._inventory import HOSTNAME_LABEL, Inventory, SchedulingInputError
 from ._queues import priority_of, queue_of
 from ._scoring import Policy
@@ -62,6 +62,9 @@ class Workload:
     arrival: float = 0.0
     job: str | None = None  # the Job a replica workload belongs to
     source: Mapping[str, Any] = field(default_factory=dict)
+    #: the claims of one consumer (``modelplane.dev/consumer``): one node, one search that
+    #: backtracks across them (:func:`allocate_many`), not one replica per claim
+    together: bool = False
 
     @property
     def replicas(self) -> int:
@@ -194,6 +197,8 @@ class GangPlacer:
         :meth:`unplace`); on failure ``state`` is as it was and the reason says why.
         """
         inv = self.inventory
+        if w.together:
+            return self._place_together(w, inv, state, policy, deadline_ms)
         if w.replicas == 1 or (not w.required and not w.preferred):
             return self._place_in(w, inv, state, policy, deadline_ms, None)[0]
         started = time.perf_counter()
@@ -315,6 +320,28 @@ class GangPlacer:
             state.add(result.claim, result)
             placed.append(result)
         return GangPlacement(w, placed, domain), len(placed)
+
+    @staticmethod
+    def _place_together(
+        w: Workload, inv: Inventory, state: AllocatedState, policy: Policy, deadline_ms: float
+    ) -> GangPlacement | Unschedulable:
+        results = allocate_many(
+            w.claims,
+            inv,
+            allocated_state=state,
+            deadline_ms=deadline_ms * w.replicas,
+            policy=policy,
+        )
+        if isinstance(results, Unschedulable):
+            name = w.key.partition("/")[2]
+            results.reason = (
+                f"the {w.replicas} claims of consumer {name} fit nowhere together: {results.reason}"
+            )
+            results.claim = w.key
+            return results
+        for r in results:
+            state.add(r.claim, r)
+        return GangPlacement(w, results, None)
 
     @staticmethod
     def unplace(state: AllocatedState, placement: GangPlacement) -> None:

@@ -18,10 +18,26 @@ from ._inventory import Inventory
 from ._quantity import parse_quantity
 from ._queues import priority_of, queue_of
 
-__all__ = ["GANG_ANNOTATION", "GANG_SIZE_ANNOTATION", "claim_key", "gang_key", "job_workload"]
+__all__ = [
+    "CONSUMER_ANNOTATION",
+    "CONSUMER_CLAIMS_ANNOTATION",
+    "GANG_ANNOTATION",
+    "GANG_SIZE_ANNOTATION",
+    "claim_key",
+    "consumer_claims",
+    "consumer_key",
+    "gang_key",
+    "job_workload",
+]
 
 GANG_ANNOTATION = "modelplane.dev/gang"
 GANG_SIZE_ANNOTATION = "modelplane.dev/gang-size"
+#: Claims with the same value (in one namespace) belong to one consumer, e.g. one replica that
+#: needs a GPU claim and a NIC claim: they are allocated together, on one node (as Kubernetes
+#: allocates the claims of one pod), and the search backtracks across them.
+CONSUMER_ANNOTATION = "modelplane.dev/consumer"
+#: How many claims the consumer has: none is allocated before all of them exist.
+CONSUMER_CLAIMS_ANNOTATION = "modelplane.dev/consumer-claims"
 
 JSON = dict[str, Any]
 
@@ -36,6 +52,22 @@ def gang_key(claim: Mapping[str, Any]) -> str | None:
     meta = claim.get("metadata") or {}
     gang = (meta.get("annotations") or {}).get(GANG_ANNOTATION)
     return f"{meta.get('namespace') or 'default'}/{gang}" if gang else None
+
+
+def consumer_key(claim: Mapping[str, Any]) -> str | None:
+    """``namespace/consumer`` of the consumer a claim belongs to, or None."""
+    meta = claim.get("metadata") or {}
+    consumer = (meta.get("annotations") or {}).get(CONSUMER_ANNOTATION)
+    return f"{meta.get('namespace') or 'default'}/{consumer}" if consumer else None
+
+
+def consumer_claims(claim: Mapping[str, Any]) -> int:
+    """How many claims the claim's consumer has (0: not said; group those that exist)."""
+    annotations = (claim.get("metadata") or {}).get("annotations") or {}
+    try:
+        return max(0, int(str(annotations.get(CONSUMER_CLAIMS_ANNOTATION))))
+    except (TypeError, ValueError):
+        return 0
 
 
 def gang_size(claim: Mapping[str, Any]) -> int:
