@@ -145,7 +145,8 @@ def _ready(store: Any, name: str) -> bool:
 def test_only_the_leading_manager_reconciles_and_a_standby_takes_over_on_stop(
     store: Any, tmp_path: Path
 ) -> None:
-    ca, cb = ModelController(store), ModelController(store)
+    ca = ModelController(store, model_roots=[tmp_path])
+    cb = ModelController(store, model_roots=[tmp_path])
     a = _manager(store, "manager-a", [ca])
     b = _manager(store, "manager-b", [cb])
     a.start()
