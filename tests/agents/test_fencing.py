@@ -176,7 +176,6 @@ def test_two_runtimes_on_one_database_split_the_shards_and_run_each_instance_onc
     store_url: str,
 ) -> None:
     stores = [open_store(store_url), open_store(store_url)]
-    stores[0].create(_agent("count", "agent_handlers:counter"))
     services = [
         AgentService(
             s,
@@ -189,45 +188,50 @@ def test_two_runtimes_on_one_database_split_the_shards_and_run_each_instance_onc
     ]
     db = Database(agents_url(store_url))
     ops = Instances(db)
+    run = uuid.uuid4().hex[:6]  # the step counter is per process: names of this run only
+    steps = 40  # long enough that both runtimes would be at it together, were both running it
     try:
-        # given two platforms' runtimes (two `up`s) on one database
+        # given two platforms' runtimes (two `up`s) on one database, sharing the shards
         for service in services:
             service.start()
-        runtimes = [s.runtime for s in services]
-        assert runtimes[0] is not None and runtimes[1] is not None
-        a, b = runtimes[0], runtimes[1]
-        # then they split the shards between them
+        a, b = services[0].runtime, services[1].runtime
+        assert a is not None and b is not None
         wait_until(
             lambda: (
                 len(a.fences) == len(b.fences) == SHARDS // 2 and not set(a.fences) & set(b.fences)
             ),
             timeout=30,
-            what=f"the shards split evenly (now {sorted(a.fences)} and {sorted(b.fences)})",
+            what=f"the shards to split evenly (now {sorted(a.fences)} and {sorted(b.fences)})",
         )
-        # when instances are created in every shard
-        run = uuid.uuid4().hex[:6]  # the step counter is per process: names of this run only
-        names = [f"c{run}{i:02d}" for i in range(32)]
-        assert len({shard_of("default", "count", n) for n in names}) > SHARDS // 2
-        for name in names:
-            ops.create("default", "count", name, {"steps": 3})
-
-        def statuses() -> dict[str, str]:
-            return {n: ops.get("default", "count", n)["status"] for n in names}
-
+        # and instances in every shard, created before their Agent
+        early = [f"e{run}{i:02d}" for i in range(32)]
+        assert len({shard_of("default", "count", n) for n in early}) > SHARDS // 2
+        for name in early:
+            ops.create("default", "count", name, {"steps": steps})
+        # when the Agent is applied (both runtimes define it and resume what they run)
+        stores[0].create(_agent("count", "agent_handlers:counter"))
+        # and more instances are created once it is defined
         wait_until(
-            lambda: set(statuses().values()) == {"completed"},
-            timeout=60,
-            what="every instance to complete",
+            lambda: a.definition("default", "count") and b.definition("default", "count"),
+            timeout=30,
+            what="both runtimes to define the Agent",
         )
+        late = [f"l{run}{i:02d}" for i in range(32)]
+        for name in late:
+            ops.create("default", "count", name, {"steps": steps})
+
+        def statuses() -> set[str]:
+            return {ops.get("default", "count", n)["status"] for n in early + late}
+
+        wait_until(lambda: statuses() == {"completed"}, timeout=60, what="every instance done")
         # then each ran in one runtime only: every step executed once, journaled once
-        for name in names:
-            assert ops.get("default", "count", name)["result"] == {"total": 3}
-            steps = [
-                r["name"] for r in ops.journal("default", "count", name) if r["kind"] == "step"
+        for name in early + late:
+            assert ops.get("default", "count", name)["result"] == {"total": steps}
+            journal = ops.journal("default", "count", name)
+            assert [r["name"] for r in journal if r["kind"] == "step"] == [
+                f"add-{i}" for i in range(steps)
             ]
-            assert steps == ["add-0", "add-1", "add-2"]
-            for i in range(3):
-                assert h.CALLS[f"{name}/add-{i}"] == 1
+            assert [h.CALLS[f"{name}/add-{i}"] for i in range(steps)] == [1] * steps, name
     finally:
         for service in services:
             assert service.stop(10)
@@ -296,9 +300,9 @@ def test_a_worker_paused_past_its_lease_cannot_commit_and_no_step_is_journaled_t
         # when the owner wakes up (SIGCONT) and its step "two" returns
         (gates / str(owner.pid)).touch()
         owner.proc.send_signal(signal.SIGCONT)
-        # then its pending commit is refused, and it stops running the instance
+        # then its pending commit is refused (its journal writer says so)
         wait_until(
-            lambda: owner.said("moved to another worker"),
+            lambda: owner.said(f"shard {shard} moved to another worker"),
             timeout=30,
             what="the woken worker's commit to be refused",
         )

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import sqlite3
 import threading
@@ -49,6 +50,8 @@ from urllib.parse import unquote, urlsplit
 from modelplane.api.errors import Unavailable
 
 Op = tuple[str, Sequence[Any]]
+
+logger = logging.getLogger("modelplane.agents")
 
 _SQLITE_DDL = """
 CREATE TABLE IF NOT EXISTS agent_instances (
@@ -385,6 +388,10 @@ class GroupCommit:
                             self._write(conn, [sub])
                             results.append(None)
                         except Exception as exc:
+                            if isinstance(exc, Fenced):
+                                # said here: the instance's turn may be cancelled meanwhile (its
+                                # lease tick noticed too), and nobody waits on the refusal
+                                logger.warning("agent journal writer: %s", exc)
                             results.append(exc)
                 self.batches += 1
                 for sub, error in zip(batch, results, strict=True):

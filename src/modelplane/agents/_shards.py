@@ -26,6 +26,7 @@ import contextlib
 import math
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -69,7 +70,8 @@ class Change:
 class ShardLeases:
     """The shard leases of one process (``holder``), kept in ``store``.
 
-    ``tokens`` maps each shard held to its fencing token (the lease's ``transitions``).
+    ``tokens`` maps each shard held to its fencing token (the lease's ``transitions``). The
+    methods are thread-safe: a tick in flight when the runtime stops ends before the release.
     """
 
     def __init__(self, store: Store, holder: str | None = None, *, duration: float = 10.0) -> None:
@@ -78,10 +80,16 @@ class ShardLeases:
         self.duration = duration
         self.tokens: dict[int, int] = {}
         self._slot: int | None = None
+        self._lock = threading.Lock()
 
     @property
     def owned(self) -> set[int]:
-        return set(self.tokens)
+        return set(self.held())
+
+    def held(self) -> dict[int, int]:
+        """Shard -> fencing token of the shards held now (a copy)."""
+        with self._lock:
+            return dict(self.tokens)
 
     @property
     def interval(self) -> float:
@@ -127,6 +135,10 @@ class ShardLeases:
 
     def tick(self) -> Change:
         """Renew, rebalance and take shards; what changed."""
+        with self._lock:
+            return self._tick()
+
+    def _tick(self) -> Change:
         change = Change()
         share = math.ceil(SHARDS / self._members())
         for shard, token in sorted(self.tokens.items()):
@@ -159,20 +171,27 @@ class ShardLeases:
 
     def forget(self, shards: set[int]) -> None:
         """Stop holding ``shards`` (their claim failed: a newer holder has them) and release."""
-        for shard in shards:
-            self.tokens.pop(shard, None)
-        self.release(shards)
+        with self._lock:
+            for shard in shards:
+                self.tokens.pop(shard, None)
+            self._release(shards)
 
     def release(self, shards: set[int]) -> None:
+        """Hand back ``shards`` (no longer held: a tick's surplus)."""
+        with self._lock:
+            self._release(shards)
+
+    def _release(self, shards: set[int]) -> None:
         for shard in shards:
             with contextlib.suppress(Exception):  # a lease not released lapses on its own
                 self.store.release_lease(SHARD_LEASE.format(shard), self.holder)
 
     def release_all(self) -> None:
         """Hand back every shard and the membership slot (a clean stop)."""
-        self.release(set(self.tokens))
-        self.tokens.clear()
-        if self._slot is not None:
-            with contextlib.suppress(Exception):
-                self.store.release_lease(MEMBER_LEASE.format(self._slot), self.holder)
-            self._slot = None
+        with self._lock:
+            self._release(set(self.tokens))
+            self.tokens.clear()
+            if self._slot is not None:
+                with contextlib.suppress(Exception):
+                    self.store.release_lease(MEMBER_LEASE.format(self._slot), self.holder)
+                self._slot = None

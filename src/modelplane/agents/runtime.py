@@ -499,21 +499,36 @@ class Runtime:
                 logger.exception("agent runtime: renewing shard leases")
 
     async def _take_shards(self) -> None:
-        """One lease tick: stop running the shards lost or handed back, claim the gained ones
-        with their tokens, then resume their instances."""
+        """One lease tick, then run what the leases say (:meth:`_follow_leases`) and hand back
+        the surplus once its instances stopped."""
         assert self.leases is not None
-        change: Change = await asyncio.to_thread(self.leases.tick)
-        gone = change.lost | change.surplus
-        if gone:
-            for shard in gone:
-                self.fences.pop(shard, None)
-            await self.drop_shards(gone)
+        try:
+            change: Change = await asyncio.to_thread(self.leases.tick)
+        finally:
+            # level-triggered: what a failed tick changed is followed now, the rest next time
+            await self._follow_leases()
         if change.surplus:
             await asyncio.to_thread(self.leases.release, change.surplus)
-        if change.gained:
-            tokens = {s: self.leases.tokens[s] for s in change.gained if s in self.leases.tokens}
-            claimed = await asyncio.to_thread(self.db.claim_shards, tokens)
-            stale = set(tokens) - claimed
+
+    async def _follow_leases(self) -> None:
+        """Stop running the shards no longer held under the token they were claimed with; claim
+        the newly held ones with their tokens, then resume their instances."""
+        assert self.leases is not None
+        held = await asyncio.to_thread(self.leases.held)
+        gone = {s for s, token in self.fences.items() if held.get(s) != token}
+        for shard in gone:
+            del self.fences[shard]
+        if gone:
+            await self.drop_shards(gone)
+        fresh = {s: token for s, token in held.items() if s not in self.fences}
+        if fresh:
+            try:
+                claimed = await asyncio.to_thread(self.db.claim_shards, fresh)
+            except Exception:
+                # not claimed, not run: hand them back to be taken again
+                await asyncio.to_thread(self.leases.forget, set(fresh))
+                raise
+            stale = set(fresh) - claimed
             if stale:
                 logger.warning(
                     "agent runtime %s: shards %s were claimed by a newer holder; handing them back",
@@ -522,10 +537,10 @@ class Runtime:
                 )
                 await asyncio.to_thread(self.leases.forget, stale)
             for shard in claimed:
-                self.fences[shard] = tokens[shard]
+                self.fences[shard] = fresh[shard]
             if claimed:
                 self.recover()
-        if gone or change.gained:
+        if gone or fresh:
             logger.info(
                 "agent runtime %s: shards %s", self.leases.holder, sorted(self.fences) or "none"
             )
@@ -542,7 +557,13 @@ class Runtime:
             raise Superseded(str(exc)) from None
 
     def _superseded(self, inst: Instance, exc: Fenced) -> None:
-        logger.warning("agent instance %s/%s/%s: %s", inst.namespace, inst.agent, inst.name, exc)
+        logger.info(
+            "agent instance %s/%s/%s stops here: its shard %d moved",
+            inst.namespace,
+            inst.agent,
+            inst.name,
+            exc.shard,
+        )
         if self.fences.get(exc.shard) == exc.token:
             # the lease tick will say so too; stop taking work for the shard until then
             self.fences.pop(exc.shard, None)
