@@ -172,6 +172,29 @@ def test_a_runtime_alone_on_its_database_owns_every_shard_once_started_even_afte
     store.close()
 
 
+def test_a_runtime_whose_store_was_reset_without_its_agent_tables_still_claims_every_shard(
+    tmp_path: Path,
+) -> None:
+    # given agent tables whose shards were claimed with tokens a fresh store has not reached
+    db = Database(f"sqlite:///{tmp_path / 'agents.db'}")
+    assert db.claim_shards(dict.fromkeys(range(SHARDS), 50)) == set(range(SHARDS))
+    store = open_store(f"sqlite:///{tmp_path / 'modelplane.db'}")
+    service = AgentService(store, api_url="http://127.0.0.1:9", home=tmp_path)
+    try:
+        # when the runtime starts on the fresh store, then it runs every shard at once
+        service.start()
+        assert service.runtime is not None, service.error
+        assert set(service.runtime.fences) == set(range(SHARDS))
+        # under its own leases' tokens
+        tokens = dict(db.query("SELECT shard, token FROM agent_shards"))
+        assert tokens == service.runtime.fences
+        assert set(tokens.values()) == {0}
+    finally:
+        assert service.stop(10)
+        db.close()
+        store.close()
+
+
 def test_two_runtimes_on_one_database_split_the_shards_and_run_each_instance_once(
     store_url: str,
 ) -> None:

@@ -269,13 +269,16 @@ class Database:
                         out.append(cur.fetchone() if cur.description else None)
         return out
 
-    def claim_shards(self, tokens: dict[int, int]) -> set[int]:
+    def claim_shards(self, tokens: dict[int, int], *, force: bool = False) -> set[int]:
         """Record ``tokens`` (shard -> lease token) as the shards' fencing tokens; the shards
-        claimed. A shard whose token is already higher belongs to a newer holder: not claimed."""
+        claimed. A shard whose token is already higher belongs to a newer holder: not claimed,
+        unless ``force`` (the lease store was reset: its tokens started again from 0). Either
+        way one token at a time is current, and every commit must hold it."""
+        claim = _CLAIM.partition(" WHERE ")[0] if force else _CLAIM
         ops: list[Op] = []
         # one order for every process: two claims (or a claim and a commit) never deadlock
         for shard in sorted(tokens):
-            ops += [(_CLAIM, (shard, tokens[shard])), (_TOKEN, (shard,))]
+            ops += [(claim, (shard, tokens[shard])), (_TOKEN, (shard,))]
         rows = self.execute_now(ops)
         return {
             shard

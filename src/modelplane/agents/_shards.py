@@ -169,6 +169,23 @@ class ShardLeases:
                 change.gained.add(shard)
         return change
 
+    def current(self, shards: set[int]) -> set[int]:
+        """Those of ``shards`` whose lease the store says this holder has now, under the token
+        held (a claim refused for them means the runtime's tables outlived a reset store)."""
+        held = self.held()
+        now = time.time()
+        out = set()
+        for shard in shards:
+            lease = self.store.get_lease(SHARD_LEASE.format(shard))
+            if (
+                lease is not None
+                and lease.holder == self.holder
+                and lease.expires_at > now
+                and lease.transitions == held.get(shard)
+            ):
+                out.add(shard)
+        return out
+
     def forget(self, shards: set[int]) -> None:
         """Stop holding ``shards`` (their claim failed: a newer holder has them) and release."""
         with self._lock:

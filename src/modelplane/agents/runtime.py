@@ -529,6 +529,20 @@ class Runtime:
                 await asyncio.to_thread(self.leases.forget, set(fresh))
                 raise
             stale = set(fresh) - claimed
+            reset = await asyncio.to_thread(self.leases.current, stale) if stale else set()
+            if reset:
+                # the store still gives us these leases under these tokens: its tokens started
+                # again below the recorded ones (a reset store), not a newer holder's
+                logger.warning(
+                    "agent runtime %s: shards %s had higher fencing tokens than their leases (was"
+                    " the object store reset without the agent tables?); claiming them again",
+                    self.leases.holder,
+                    sorted(reset),
+                )
+                claimed |= await asyncio.to_thread(
+                    self.db.claim_shards, {s: fresh[s] for s in reset}, force=True
+                )
+                stale -= claimed
             if stale:
                 logger.warning(
                     "agent runtime %s: shards %s were claimed by a newer holder; handing them back",
