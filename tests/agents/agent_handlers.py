@@ -160,3 +160,31 @@ async def plodder(ctx: Context, input: Any) -> Any:
     for i in range(int(input["steps"])):
         total += await ctx.step(f"s-{i}", _slow_step, i)
     return {"total": total, "pid": os.getpid()}
+
+
+def _logged(log: str, name: str) -> int:
+    """A step that appends ``name pid`` to ``log`` (the witness of every execution)."""
+    with open(log, "a") as f:
+        f.write(f"{name} {os.getpid()}\n")
+    return os.getpid()
+
+
+def _gated(log: str, gates: str, name: str) -> int:
+    """A step that logs its execution, then holds its whole process (the event loop included,
+    as a stall would) until the file ``gates/<pid>`` exists."""
+    import time
+    from pathlib import Path
+
+    pid = _logged(log, name)
+    gate = Path(gates) / str(pid)
+    while not gate.exists():
+        time.sleep(0.01)  # the step's own work: waiting for its gate
+    return pid
+
+
+async def fenced(ctx: Context, input: Any) -> Any:
+    """Three steps; the second stalls its process until the test opens the process's gate."""
+    one = await ctx.step("one", _logged, input["log"], "one")
+    two = await ctx.step("two", _gated, input["log"], input["gates"], "two")
+    three = await ctx.step("three", _logged, input["log"], "three")
+    return {"one": one, "two": two, "three": three}

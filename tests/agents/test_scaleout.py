@@ -1,5 +1,5 @@
-"""Several ``agent-worker`` processes on PostgreSQL share the shards by leases; kill -9 one and
-the others take its shards over, with no completed step lost."""
+"""Several ``agent-worker`` processes on PostgreSQL run the store's Agent on shards shared by
+leases; kill -9 one and the others take its shards over, with no completed step lost."""
 
 from __future__ import annotations
 
@@ -48,6 +48,16 @@ def _wait(condition: str, check: object, timeout: float) -> None:
 @pytest.mark.slow
 def test_killed_worker_shards_move_to_the_others_with_no_step_lost(pg_url: str) -> None:
     # given instances of a long-running agent in PostgreSQL and three workers sharing them
+    store = open_store(pg_url)
+    store.create(
+        {
+            "apiVersion": "modelplane.dev/v1alpha1",
+            "kind": "Agent",
+            "metadata": {"name": "plod", "namespace": "default"},
+            "spec": {"entrypoint": "agent_handlers:plodder"},
+        }
+    )
+    store.close()
     db = Database(pg_url)
     ops = Instances(db)
     for i in range(INSTANCES):
@@ -60,10 +70,10 @@ def test_killed_worker_shards_move_to_the_others_with_no_step_lost(pg_url: str) 
         sys.executable,
         "-m",
         "modelplane.agents._worker",
-        "--agents-url",
+        "--database-url",
         pg_url,
-        "--agent",
-        "default/plod=agent_handlers:plodder",
+        "--agent-packages",
+        "agent_handlers",
         "--lease-duration",
         "1.5",
     ]

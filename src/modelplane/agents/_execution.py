@@ -53,6 +53,13 @@ INSERT_AUDIT = (
 TERMINAL = frozenset({"completed", "failed", "cancelled", "corrupt"})
 
 
+class Superseded(BaseException):
+    """The instance's shard moved to another runtime while a commit was pending: the commit was
+    refused and the turn unwinds here without failing the instance (the new owner resumes it
+    from the journal). A BaseException, like cancellation, so that a handler's ``except
+    Exception`` cannot swallow it and go on writing."""
+
+
 @dataclass(slots=True)
 class Definition:
     """An Agent as the runtime needs it: the loaded handler and its settings."""
@@ -83,6 +90,7 @@ class Instance:
         "agent",
         "blocked",
         "definition",
+        "fence",
         "iid",
         "inbox",
         "inbox_seen",
@@ -148,6 +156,8 @@ class Instance:
         self.blocked = False
         self.pending: list[Op] | None = None
         self.last_active = 0.0
+        #: (shard, fencing token) its commits are written under; None without leases
+        self.fence: tuple[int, int] | None = None
 
     def ref(self) -> InstanceRef:
         return InstanceRef(self.namespace, self.agent, self.name)
@@ -274,7 +284,7 @@ class Turn:
                     (encode(dict(self.state), f"state ({self.where()})"), inst.iid),
                 )
             )
-        await self.rt.writer.submit(batch)
+        await self.rt.commit(inst, batch)
 
     async def wait(self) -> None:
         inst = self.inst

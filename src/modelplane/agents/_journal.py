@@ -12,19 +12,29 @@ Tables (prefixed ``agent_``; instances are not API objects):
   history; records behind the snapshot are compacted away;
 * ``agent_memory`` — conversation entries ``(iid, n)``: an append is one row (O(1));
 * ``agent_inbox`` — messages, inputs and cancellations not yet consumed;
-* ``agent_audit`` — who did what, when: API calls and every tool-call decision.
+* ``agent_audit`` — who did what, when: API calls and every tool-call decision;
+* ``agent_shards`` — per shard, the fencing token of the runtime allowed to write its instances
+  (the ``transitions`` of its shard lease, see :mod:`modelplane.agents._shards`).
 
 Durability: every write goes through :class:`GroupCommit`, one writer thread per process that takes
 every submission queued while the previous transaction committed and writes them in one
 transaction. SQLite runs in WAL mode with ``synchronous=FULL`` (the WAL is fsync'd at every
 commit), PostgreSQL with its default ``synchronous_commit=on``; a submission's future resolves only
 after its commit returned, so an acknowledged record survives kill -9 and power loss.
+
+Fencing: a runtime on shard leases claims each shard it gains in ``agent_shards`` with its lease's
+token (a claim only ever raises the token), before it reads any instance of that shard. Its
+submissions carry ``(shard, token)``, and the writer checks, inside the commit's transaction, that
+the shard's token is still that one (on PostgreSQL the check locks the row, so a new owner's claim
+waits for a commit in flight and then reads what it wrote). A worker that stalled past its lease
+and woke up after another claimed the shard has its commit refused with :class:`Fenced`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import sqlite3
 import threading
@@ -40,6 +50,8 @@ from urllib.parse import unquote, urlsplit
 from modelplane.api.errors import Unavailable
 
 Op = tuple[str, Sequence[Any]]
+
+logger = logging.getLogger("modelplane.agents")
 
 _SQLITE_DDL = """
 CREATE TABLE IF NOT EXISTS agent_instances (
@@ -70,6 +82,7 @@ CREATE TABLE IF NOT EXISTS agent_audit (
   name TEXT NOT NULL, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
   detail BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS agent_audit_instance ON agent_audit (namespace, agent, name, id);
+CREATE TABLE IF NOT EXISTS agent_shards (shard INTEGER PRIMARY KEY, token INTEGER NOT NULL);
 """
 
 _POSTGRES_DDL = (
@@ -80,6 +93,30 @@ _POSTGRES_DDL = (
     .replace("INTEGER", "BIGINT")
     .replace(") WITHOUT ROWID", ")")
 )
+
+
+#: a claim only ever raises a shard's token: a stale holder's late claim changes nothing
+_CLAIM = (
+    "INSERT INTO agent_shards (shard, token) VALUES (?, ?) ON CONFLICT (shard) DO UPDATE"
+    " SET token = excluded.token WHERE agent_shards.token < excluded.token"
+)
+_TOKEN = "SELECT token FROM agent_shards WHERE shard = ?"
+
+#: (shard, fencing token) a submission is written under; None: unfenced (a runtime without leases)
+Fence = tuple[int, int] | None
+
+
+class Fenced(Exception):
+    """A commit refused: the shard's fencing token is no longer the one the writer holds."""
+
+    def __init__(self, shard: int, token: int, current: int | None) -> None:
+        super().__init__(
+            f"shard {shard} moved to another worker (its fencing token is now {current}, this"
+            f" worker holds {token}): the commit was refused and the instance stops here"
+        )
+        self.shard = shard
+        self.token = token
+        self.current = current
 
 
 def checksum(kind: str, name: str, data: bytes) -> int:
@@ -232,6 +269,23 @@ class Database:
                         out.append(cur.fetchone() if cur.description else None)
         return out
 
+    def claim_shards(self, tokens: dict[int, int], *, force: bool = False) -> set[int]:
+        """Record ``tokens`` (shard -> lease token) as the shards' fencing tokens; the shards
+        claimed. A shard whose token is already higher belongs to a newer holder: not claimed,
+        unless ``force`` (the lease store was reset: its tokens started again from 0). Either
+        way one token at a time is current, and every commit must hold it."""
+        claim = _CLAIM.partition(" WHERE ")[0] if force else _CLAIM
+        ops: list[Op] = []
+        # one order for every process: two claims (or a claim and a commit) never deadlock
+        for shard in sorted(tokens):
+            ops += [(claim, (shard, tokens[shard])), (_TOKEN, (shard,))]
+        rows = self.execute_now(ops)
+        return {
+            shard
+            for i, shard in enumerate(sorted(tokens))
+            if rows[2 * i + 1] is not None and rows[2 * i + 1][0] == tokens[shard]
+        }
+
     def close(self) -> None:
         with self._read_lock:
             self._read.close()
@@ -261,12 +315,15 @@ class _Submission:
     loop: asyncio.AbstractEventLoop | None
     future: asyncio.Future[None] | None
     done: threading.Event | None
+    fence: Fence = None
+    error: BaseException | None = None
 
 
 class GroupCommit:
     """The single writer: batches submissions into one fsync'd transaction.
 
-    :meth:`submit` queues ops and returns a future that resolves once they are durable. While one
+    :meth:`submit` queues ops and returns a future that resolves once they are durable (or fails
+    with :class:`Fenced` when ``fence`` is no longer current, module docstring). While one
     transaction commits, later submissions wait in the queue and go together in the next one, so
     the number of fsyncs per second stays bounded while records per second grows with concurrency.
     A batch that fails is retried one submission at a time, so one bad write fails only its own
@@ -284,24 +341,27 @@ class GroupCommit:
         self._thread = threading.Thread(target=self._run, name="agent-journal-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, ops: Sequence[Op]) -> asyncio.Future[None]:
+    def submit(self, ops: Sequence[Op], fence: Fence = None) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._cond:
             if self._closed:
                 raise Unavailable("agent runtime: the journal writer is closed")
-            self._queue.append(_Submission(ops, loop, future, None))
+            self._queue.append(_Submission(ops, loop, future, None, fence))
             self._cond.notify()
         return future
 
-    def submit_sync(self, ops: Sequence[Op], timeout: float = 30.0) -> None:
+    def submit_sync(self, ops: Sequence[Op], timeout: float = 30.0, fence: Fence = None) -> None:
+        """Like :meth:`submit`, blocking; raises what the commit raised."""
         done = threading.Event()
-        sub = _Submission(ops, None, None, done)
+        sub = _Submission(ops, None, None, done, fence)
         with self._cond:
             self._queue.append(sub)
             self._cond.notify()
         if not done.wait(timeout):
             raise Unavailable("agent runtime: the journal writer did not commit in time")
+        if sub.error is not None:
+            raise sub.error
 
     def close(self, timeout: float = 10.0) -> None:
         with self._cond:
@@ -331,6 +391,10 @@ class GroupCommit:
                             self._write(conn, [sub])
                             results.append(None)
                         except Exception as exc:
+                            if isinstance(exc, Fenced):
+                                # said here: the instance's turn may be cancelled meanwhile (its
+                                # lease tick noticed too), and nobody waits on the refusal
+                                logger.warning("agent journal writer: %s", exc)
                             results.append(exc)
                 self.batches += 1
                 for sub, error in zip(batch, results, strict=True):
@@ -343,6 +407,7 @@ class GroupCommit:
         if self._db.dialect == "sqlite":
             conn.execute("BEGIN IMMEDIATE")
             try:
+                self._check_fences(conn, batch)
                 for sub in batch:
                     for text, params in sub.ops:
                         conn.execute(text, params)
@@ -352,14 +417,37 @@ class GroupCommit:
                 raise
         else:
             with conn.transaction():
+                self._check_fences(conn, batch)
                 for sub in batch:
                     for text, params in sub.ops:
                         conn.execute(sql(text), params)
         self.records += sum(len(s.ops) for s in batch)
 
+    def _check_fences(self, conn: Any, batch: Sequence[_Submission]) -> None:
+        """Inside the transaction: every fenced submission's token is its shard's current one.
+
+        SQLite's ``BEGIN IMMEDIATE`` already serialises every writer of the file; PostgreSQL's
+        ``FOR SHARE`` makes a new owner's claim of the shard wait until this transaction ends.
+        Shards are checked in ascending order, as claims take them (no deadlock).
+        """
+        wanted: dict[int, set[int]] = {}
+        for sub in batch:
+            if sub.fence is not None:
+                wanted.setdefault(sub.fence[0], set()).add(sub.fence[1])
+        if not wanted:
+            return
+        query = _TOKEN if self._db.dialect == "sqlite" else _pg_sql(_TOKEN) + " FOR SHARE"
+        for shard in sorted(wanted):
+            row = conn.execute(query, (shard,)).fetchone()
+            current = None if row is None else int(row[0])
+            for token in wanted[shard]:
+                if token != current:
+                    raise Fenced(shard, token, current)
+
 
 def _resolve(sub: _Submission, error: BaseException | None) -> None:
     if sub.done is not None:
+        sub.error = error
         sub.done.set()
         return
     assert sub.loop is not None and sub.future is not None

@@ -1,4 +1,5 @@
-"""The agent runtime as a ``platform.services`` entry of ``modelplane up``.
+"""The agent runtime of a process: a ``platform.services`` entry of ``modelplane up``, and what
+``agent-worker`` runs.
 
 Runs a :class:`~modelplane.agents.Runtime` in a thread with its own event loop, and keeps its Agent
 definitions in step with the ``Agent`` objects of the store through an
@@ -11,11 +12,17 @@ bundles in the home's bundle store, or the installed packages ``agent_packages``
 that cannot be defined (code refused, bundle missing, import error) gets ``Ready=False`` with the
 reason and a Warning Event; one that is defined gets ``Ready=True``. Stdio tools find their
 ``ToolServer`` in a second informer's cache, at call time.
+
+The runtime holds shard leases in the store (:mod:`modelplane.agents._shards`), one holder per
+process: every ``up`` and ``agent-worker`` sharing a database runs a share of the instances, each
+instance in one process at a time, its commits fenced by the lease's token. Alone on its
+database, a process owns every shard as soon as it has started.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import threading
@@ -26,6 +33,7 @@ from typing import Any
 from modelplane.agents._bundles import BundleStore
 from modelplane.agents._loader import AgentCode, CodeRefused
 from modelplane.agents._routes import agents_url
+from modelplane.agents._shards import ShardLeases
 from modelplane.agents.runtime import Runtime
 from modelplane.api._agent import AgentSpec
 from modelplane.api._toolserver import ToolServerSpec
@@ -41,8 +49,12 @@ Key = tuple[str, str]
 class AgentService:
     """Start once, stop once: the runtime of one process.
 
-    ``home``: the platform's home (bundles under ``bundles/``); ``agent_packages``: module
-    prefixes an Agent without a bundle may name (default: none).
+    ``api_url``: where models are called (the gateway); ``home``: the platform's home (bundles
+    under ``bundles/``); ``agent_packages``: module prefixes an Agent without a bundle may name
+    (default: none); ``code``: instead of those two, where code comes from (``agent-worker``
+    fetches missing bundles from the API). ``database_url``: the runtime's tables (default:
+    beside the store, :func:`~modelplane.agents._routes.agents_url`); ``lease_duration``: seconds
+    a shard stays with a process that stopped renewing it.
     """
 
     component = "agent-runtime"
@@ -52,21 +64,28 @@ class AgentService:
         store: Store,
         *,
         api_url: str,
-        home: str | Path,
+        home: str | Path = ".modelplane",
         agent_packages: Sequence[str] = (),
+        code: AgentCode | None = None,
+        database_url: str | None = None,
+        lease_duration: float = 10.0,
         api_token: str | None = None,
     ) -> None:
         self._store = store
         self._api_url = api_url
         #: the bearer token the runtime's model calls send to the API (None: auth is off)
         self._api_token = api_token
-        self._code = AgentCode(packages=tuple(agent_packages), bundles=BundleStore(home))
+        self._code = code or AgentCode(packages=tuple(agent_packages), bundles=BundleStore(home))
+        self._database_url = database_url or agents_url(store.url)
+        self._lease_duration = lease_duration
         self._tool_servers = Informer(store, "ToolServer")
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
         self._known: dict[Key, str] = {}
+        #: why the runtime could not start (None once it started)
+        self.error: Exception | None = None
         self._informer = Informer(store, "Agent")
         #: the runtime, once started (None before, or if it could not start)
         self.runtime: Runtime | None = None
@@ -75,6 +94,9 @@ class AgentService:
         self._thread = threading.Thread(target=self._main, name="agent-runtime", daemon=True)
         self._thread.start()
         self._ready.wait(30)
+        if self.error is not None:
+            logger.error("the agent runtime could not start: %s", self.error)
+            return
         self._informer.add_handler(
             on_add=self._changed,
             on_update=lambda _old, new: self._changed(new),
@@ -99,16 +121,24 @@ class AgentService:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        rt: Runtime | None = None
         try:
             rt = Runtime(
-                agents_url(self._store.url),
+                self._database_url,
                 model_base_url=self._api_url,
                 model_api_key=self._api_token,
                 code=self._code,
                 tool_servers=self._tool_server,
+                leases=ShardLeases(self._store, duration=self._lease_duration),
             )
             await rt.start()
             self.runtime = rt
+        except Exception as exc:  # start() says why (the database, the store) in its thread
+            self.error = exc
+            if rt is not None:
+                with contextlib.suppress(Exception):
+                    await rt.stop()
+            return
         finally:
             self._ready.set()
         try:

@@ -9,8 +9,9 @@ tail, so its cost does not grow with history. :class:`Instances` is the operatio
 the runtime's tables (each write fsync'd before it returns) and the runtime that owns the
 instance's shard picks the work up (at once in the same process, within ``poll_interval`` in
 another). Instances are sharded by a hash of their key into :data:`SHARDS` shards; a runtime runs
-only the shards its ``owns`` predicate accepts (all by default; ``agent-worker`` holds shard leases
-in the object store).
+only the shards its ``owns`` predicate accepts (all by default), or, given ``leases``, the shards
+it holds leases for in the object store, every commit fenced by the lease's token (see
+:mod:`modelplane.agents._shards`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import time
 import uuid
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -36,16 +37,29 @@ from modelplane.agents._execution import (
     UPSERT_SNAPSHOT,
     Definition,
     Instance,
+    Superseded,
     Turn,
     load_definition,
 )
-from modelplane.agents._journal import ROW_COLUMNS, Database, GroupCommit, Row, _row, checksum
+from modelplane.agents._journal import (
+    ROW_COLUMNS,
+    Database,
+    Fenced,
+    GroupCommit,
+    Op,
+    Row,
+    _row,
+    checksum,
+)
 from modelplane.agents._loader import AgentCode
 from modelplane.agents._tools import ToolServers
 from modelplane.agents.authz import Authorizer, allow_all
 from modelplane.agents.context import NonDeterminism, NotSerializable, StepFailed, encode
 from modelplane.api._agent import AgentSpec, Tool
 from modelplane.api.errors import AlreadyExists, BadRequest, ModelplaneError, NotFound
+
+if TYPE_CHECKING:
+    from modelplane.agents._shards import Change, ShardLeases
 
 logger = logging.getLogger("modelplane.agents")
 
@@ -129,7 +143,11 @@ def _info(row: Row) -> dict[str, Any]:
 
 
 class Instances:
-    """Operations on instances, usable from any process sharing the runtime's database."""
+    """Operations on instances, usable from any process sharing the runtime's database.
+
+    Every write also leaves a row in ``agent_inbox`` (a creation leaves a ``start`` signal): the
+    runtime that owns the instance's shard, in this process or another, polls the inbox.
+    """
 
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
@@ -200,6 +218,11 @@ class Instances:
             (
                 INSERT_AUDIT,
                 (*key, now, actor, "create", orjson.dumps({"version": version})),
+            ),
+            # the runtime that owns the shard may be another process: it polls the inbox
+            (
+                f"INSERT INTO agent_inbox (iid, kind, data, at) VALUES ({iid_sql}, 'start', ?, ?)",
+                (*key, b"null", now),
             ),
         ]
         try:
@@ -334,7 +357,11 @@ class Instances:
 class Runtime:
     """Hosts instances in the running event loop. Use ``async with Runtime(url) as rt``.
 
-    ``owns(shard) -> bool`` selects the shards this runtime runs; ``max_resident`` bounds the
+    ``owns(shard) -> bool`` selects the shards this runtime runs; ``leases`` instead runs the
+    shards this process holds leases for (taken before :meth:`start` returns, renewed and
+    rebalanced every ``leases.interval``, released by :meth:`stop`), each instance's commits fenced
+    by its shard's token: a commit refused as stale stops the instance here (it runs where its
+    shard went) without failing it. ``max_resident`` bounds the
     instances kept in memory (the least recently active idle ones are passivated first);
     ``compact_journal`` deletes a class handler's turn records once the turn's snapshot is durable;
     ``finished_ttl`` (seconds) deletes finished instances that long after they finished.
@@ -349,6 +376,7 @@ class Runtime:
         model_base_url: str = "http://127.0.0.1:8470",
         model_api_key: str | None = None,
         owns: Callable[[int], bool] | None = None,
+        leases: ShardLeases | None = None,
         max_resident: int = 200_000,
         compact_journal: bool = True,
         finished_ttl: float | None = None,
@@ -366,7 +394,12 @@ class Runtime:
         self.authorizer = authorizer
         self.model_base_url = model_base_url.rstrip("/")
         self.model_api_key = model_api_key
-        self.owns: Callable[[int], bool] = owns or (lambda shard: True)
+        self.leases = leases
+        #: shard -> the fencing token this runtime claimed it with (with ``leases``)
+        self.fences: dict[int, int] = {}
+        self.owns: Callable[[int], bool] = (
+            self.fences.__contains__ if leases is not None else owns or (lambda shard: True)
+        )
         self.max_resident = max_resident
         self.compact_journal = compact_journal
         self.finished_ttl = finished_ttl
@@ -419,8 +452,14 @@ class Runtime:
         self.writer = GroupCommit(self.db)
         with _LOCAL_LOCK:
             _LOCAL[self.db.url] = self
+        if self.leases is not None:
+            # before recovering: a runtime alone on its database owns every shard at once
+            await asyncio.to_thread(self.leases.reap)
+            await self._take_shards()
         self.recover()
         self._tasks = [asyncio.create_task(self._pump(), name="agent-runtime-pump")]
+        if self.leases is not None:
+            self._tasks.append(asyncio.create_task(self._hold_shards(), name="agent-shard-leases"))
 
     async def stop(self) -> None:
         with _LOCAL_LOCK:
@@ -438,9 +477,113 @@ class Runtime:
             await asyncio.gather(*pending, return_exceptions=True)
         self.resident.clear()
         self.writer.close()
+        if self.leases is not None:
+            # after the writer drained: what was committed was committed under the leases
+            await asyncio.to_thread(self.leases.release_all)
+            self.fences.clear()
         if self._http is not None:
             await self._http.aclose()
         self.db.close()
+
+    # -- shard leases and fencing ---------------------------------------------------------
+
+    async def _hold_shards(self) -> None:
+        assert self.leases is not None
+        while True:
+            await asyncio.sleep(self.leases.interval)  # the renewal period, not a synchronisation
+            try:
+                await self._take_shards()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a store hiccup: leases lapse only after a whole duration
+                logger.exception("agent runtime: renewing shard leases")
+
+    async def _take_shards(self) -> None:
+        """One lease tick, then run what the leases say (:meth:`_follow_leases`) and hand back
+        the surplus once its instances stopped."""
+        assert self.leases is not None
+        try:
+            change: Change = await asyncio.to_thread(self.leases.tick)
+        finally:
+            # level-triggered: what a failed tick changed is followed now, the rest next time
+            await self._follow_leases()
+        if change.surplus:
+            await asyncio.to_thread(self.leases.release, change.surplus)
+
+    async def _follow_leases(self) -> None:
+        """Stop running the shards no longer held under the token they were claimed with; claim
+        the newly held ones with their tokens, then resume their instances."""
+        assert self.leases is not None
+        held = await asyncio.to_thread(self.leases.held)
+        gone = {s for s, token in self.fences.items() if held.get(s) != token}
+        for shard in gone:
+            del self.fences[shard]
+        if gone:
+            await self.drop_shards(gone)
+        fresh = {s: token for s, token in held.items() if s not in self.fences}
+        if fresh:
+            try:
+                claimed = await asyncio.to_thread(self.db.claim_shards, fresh)
+            except Exception:
+                # not claimed, not run: hand them back to be taken again
+                await asyncio.to_thread(self.leases.forget, set(fresh))
+                raise
+            stale = set(fresh) - claimed
+            reset = await asyncio.to_thread(self.leases.current, stale) if stale else set()
+            if reset:
+                # the store still gives us these leases under these tokens: its tokens started
+                # again below the recorded ones (a reset store), not a newer holder's
+                logger.warning(
+                    "agent runtime %s: shards %s had higher fencing tokens than their leases (was"
+                    " the object store reset without the agent tables?); claiming them again",
+                    self.leases.holder,
+                    sorted(reset),
+                )
+                claimed |= await asyncio.to_thread(
+                    self.db.claim_shards, {s: fresh[s] for s in reset}, force=True
+                )
+                stale -= claimed
+            if stale:
+                logger.warning(
+                    "agent runtime %s: shards %s were claimed by a newer holder; handing them back",
+                    self.leases.holder,
+                    sorted(stale),
+                )
+                await asyncio.to_thread(self.leases.forget, stale)
+            for shard in claimed:
+                self.fences[shard] = fresh[shard]
+            if claimed:
+                self.recover()
+        if gone or fresh:
+            logger.info(
+                "agent runtime %s: shards %s", self.leases.holder, sorted(self.fences) or "none"
+            )
+
+    async def commit(self, inst: Instance, ops: Sequence[Op]) -> None:
+        """Write ``ops`` of ``inst`` in one durable transaction, fenced by its shard's token.
+
+        Raises :class:`Superseded` (after forgetting the instance here) when the shard moved to
+        another runtime: the instance runs there, from the journal."""
+        try:
+            await self.writer.submit(ops, inst.fence)
+        except Fenced as exc:
+            self._superseded(inst, exc)
+            raise Superseded(str(exc)) from None
+
+    def _superseded(self, inst: Instance, exc: Fenced) -> None:
+        logger.info(
+            "agent instance %s/%s/%s stops here: its shard %d moved",
+            inst.namespace,
+            inst.agent,
+            inst.name,
+            exc.shard,
+        )
+        if self.fences.get(exc.shard) == exc.token:
+            # the lease tick will say so too; stop taking work for the shard until then
+            self.fences.pop(exc.shard, None)
+        if self.resident.get(inst.iid) is inst:
+            del self.resident[inst.iid]
+        self._sleepers.pop(inst.iid, None)
 
     def recover(self, namespace: str | None = None, agent: str | None = None) -> None:
         """Activate every owned instance with a turn in progress (after a restart, a takeover or
@@ -534,41 +677,50 @@ class Runtime:
             tail,
             row.wake_at,
         )
+        if self.leases is not None:
+            inst.fence = (row.shard, self.fences[row.shard])
         inst.last_active = self.clock.monotonic()
         self.resident[iid] = inst
         self._refresh_inbox(inst)
-        if not tail and row.version != definition.version:
-            self._migrate(inst, definition)
+        if not tail and row.version != definition.version and not self._migrate(inst, definition):
+            return None
         self._schedule(inst)
         return inst
 
-    def _migrate(self, inst: Instance, definition: Definition) -> None:
+    def _migrate(self, inst: Instance, definition: Definition) -> bool:
+        """Bring an idle instance to ``definition``'s version; False if its shard moved."""
         hook = getattr(definition.handler, "migrate", None)
         state = orjson.loads(inst.state_bytes)
         if hook is not None:
             state = hook(state, inst.version, definition.version)
         data = encode(state, f"the state returned by {definition.spec.entrypoint}.migrate")
+        try:
+            self.writer.submit_sync(self._migration(inst, definition, data), fence=inst.fence)
+        except Fenced as exc:
+            self._superseded(inst, exc)
+            return False
         inst.state_bytes = data
         inst.version = definition.version
-        self.writer.submit_sync(
-            [
+        return True
+
+    def _migration(self, inst: Instance, definition: Definition, data: bytes) -> list[Op]:
+        return [
+            (
+                "UPDATE agent_instances SET version = ?, state = ? WHERE iid = ?",
+                (definition.version, data, inst.iid),
+            ),
+            (
+                UPSERT_SNAPSHOT,
                 (
-                    "UPDATE agent_instances SET version = ?, state = ? WHERE iid = ?",
-                    (definition.version, data, inst.iid),
+                    inst.iid,
+                    inst.turn_no,
+                    inst.snap_seq,
+                    inst.memory_len,
+                    data,
+                    checksum("snapshot", "", data),
                 ),
-                (
-                    UPSERT_SNAPSHOT,
-                    (
-                        inst.iid,
-                        inst.turn_no,
-                        inst.snap_seq,
-                        inst.memory_len,
-                        data,
-                        checksum("snapshot", "", data),
-                    ),
-                ),
-            ]
-        )
+            ),
+        ]
 
     def _mark_corrupt(self, row: Row, problem: str) -> None:
         message = (
@@ -621,6 +773,13 @@ class Runtime:
             if inst.inbox is None:
                 inst.inbox = deque()
             for id_, kind, data in rows:
+                if kind == "start":
+                    # only the signal that the instance was created (Instances.create);
+                    # it leaves the inbox with the instance's next commit
+                    if inst.pending is None:
+                        inst.pending = []
+                    inst.pending.append(("DELETE FROM agent_inbox WHERE id = ?", (id_,)))
+                    continue
                 inst.inbox.append((id_, kind, bytes(data)))
             inst.inbox_seen = rows[-1][0]
             if inst.task is not None and any(kind == "cancel" for _, kind, _ in rows):
@@ -658,6 +817,8 @@ class Runtime:
                     return
         except asyncio.CancelledError:
             raise
+        except Superseded:
+            return  # its shard moved: it runs there now (see commit)
         except Exception:
             logger.exception("agent instance %s/%s/%s", inst.namespace, inst.agent, inst.name)
             self.resident.pop(inst.iid, None)
@@ -668,12 +829,14 @@ class Runtime:
     async def _cancel_after(self, inst: Instance, old: asyncio.Task[None]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await old
-        await self._cancel(inst)
+        with contextlib.suppress(Superseded):
+            await self._cancel(inst)
         inst.task = None
 
     async def _cancel(self, inst: Instance) -> None:
         ids = [i for i, k, _ in inst.inbox or () if k == "cancel"]
-        await self.writer.submit(
+        await self.commit(
+            inst,
             [
                 (
                     "UPDATE agent_instances SET status = 'cancelled', finished = ?, updated = ?,"
@@ -681,7 +844,7 @@ class Runtime:
                     (self.clock.now(), self.clock.now(), inst.iid),
                 ),
                 *[("DELETE FROM agent_inbox WHERE id = ?", (i,)) for i in ids],
-            ]
+            ],
         )
         inst.status = "cancelled"
         self.resident.pop(inst.iid, None)
@@ -787,14 +950,15 @@ class Runtime:
             error = f"the handler raised on {attempts} attempt(s); last error: {error}"
         now = self.clock.now()
         inst.pending = None
-        await self.writer.submit(
+        await self.commit(
+            inst,
             [
                 (
                     "UPDATE agent_instances SET status = 'failed', error = ?, finished = ?,"
                     " updated = ?, wake_at = NULL WHERE iid = ?",
                     (error, now, now, inst.iid),
                 )
-            ]
+            ],
         )
         inst.status = "failed"
 

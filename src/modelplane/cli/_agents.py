@@ -189,20 +189,29 @@ def parse_packages(text: str) -> tuple[str, ...]:
 
 @click.command("agent-worker")
 @click.option(
-    "--agents-url", required=True, help="The runtime's database (sqlite:/// or postgresql://)."
+    "--database-url",
+    envvar="MODELPLANE_DATABASE_URL",
+    metavar="URL",
+    help="The store whose Agent objects it runs, and where shard leases are held (as `up`"
+    " --database-url; default: --agents-url on PostgreSQL).",
+)
+@click.option(
+    "--agents-url",
+    metavar="URL",
+    help="The runtime's tables (default: beside the store, where `up` keeps them).",
 )
 @click.option(
     "--agent",
     "agent_",
     multiple=True,
-    help="ns/name=module:handler, or ns/name=module:handler@sha256:<hex> for an Agent's bundle;"
-    " repeatable.",
+    help="Only without a store: ns/name=module:handler, or ns/name=module:handler@sha256:<hex>"
+    " for a bundle; repeatable.",
 )
 @click.option(
     "--agent-packages",
     metavar="MOD,...",
-    help="Installed packages an --agent without a bundle may name (default: any installed module,"
-    " since --agent is the operator's own choice).",
+    help="Installed packages an entrypoint without a bundle may name (default: none for Agent"
+    " objects, as in `up`; any installed module for --agent, the operator's own choice).",
 )
 @click.option(
     "--home",
@@ -224,31 +233,39 @@ def parse_packages(text: str) -> tuple[str, ...]:
 )
 @click.option("--model-base-url", default="http://127.0.0.1:8470", show_default=True)
 @click.option(
-    "--lease-url",
-    help="Object store holding the shard leases (default: --agents-url on PostgreSQL; on SQLite"
-    " one worker runs every shard).",
+    "--lease-duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds a shard stays with a process that stopped renewing its lease.",
 )
-@click.option("--lease-duration", type=float, default=10.0, show_default=True)
 def agent_worker(
-    agents_url: str,
+    database_url: str | None,
+    agents_url: str | None,
     agent_: tuple[str, ...],
     agent_packages: str | None,
     home: str,
     api_url: str | None,
     token_file: str | None,
     model_base_url: str,
-    lease_url: str | None,
     lease_duration: float,
 ) -> None:
-    """Run agent instances from the runtime's database until stopped.
+    """Run the store's Agents (as `up` does) until stopped.
 
-    Several workers share one PostgreSQL database: each runs only the shards it holds leases
-    for, and takes over the shards of a worker that died once its leases lapse.
+    Every `up` and agent-worker sharing one database shares the instances' 16 shards by leases:
+    each runs only the shards it holds, takes over those of a process that died once its leases
+    lapse, and cannot commit for a shard it lost (fencing).
     """
     from modelplane.agents._worker import main
 
-    args = ["--agents-url", agents_url, "--model-base-url", model_base_url]
+    if not database_url and not agents_url:
+        raise click.UsageError("give --database-url (the store whose Agents it runs)")
+    args = ["--model-base-url", model_base_url]
     args += ["--lease-duration", str(lease_duration), "--home", home]
+    if database_url:
+        args += ["--database-url", database_url]
+    if agents_url:
+        args += ["--agents-url", agents_url]
     if agent_packages is not None:
         args += ["--agent-packages", ",".join(parse_packages(agent_packages))]
     if api_url:
@@ -257,8 +274,6 @@ def agent_worker(
         from modelplane.cli._client import read_token_file
 
         os.environ["MODELPLANE_TOKEN"] = read_token_file(token_file)
-    if lease_url:
-        args += ["--lease-url", lease_url]
     for a in agent_:
         args += ["--agent", a]
     sys.exit(main(args))
