@@ -42,6 +42,7 @@ from modelplane.gateway._routing import Router, pick_version, prompt_blocks
 from modelplane.gateway._table import (
     DEMAND_ANNOTATION,
     EndpointRoute,
+    GraphRoute,
     Replica,
     Route,
     RoutingTable,
@@ -221,14 +222,27 @@ class Gateway:
         return route
 
     async def handle(self, model: str, call: Call) -> Response:
-        route = self.resolve(model)
-        if not isinstance(route, EndpointRoute):
+        """Serve one parsed request for the model name the client gave."""
+        return await self.serve(self.resolve(model), call)
+
+    async def serve(self, route: Route, call: Call) -> Response:
+        """Serve ``call`` from ``route``: the one request path, for clients and Graph steps alike.
+
+        A Graph runs its nodes, and each endpoint step comes back here. An Endpoint admits the
+        call against its ``spec.limits`` (raising a 429 GatewayError), traces it (a span that is
+        a child of the current one, so a Graph's steps sit under the Graph's span), and serves it
+        from the endpoint, then its fallbacks; metrics and samples are recorded per attempt.
+        """
+        if isinstance(route, GraphRoute):
             from modelplane.gateway._graphs import run_graph
 
             return await run_graph(self, route, call)
-        span = call.span = start_request_span(call.path, model, call.body)
+        model = call.body.get("model")
+        span = call.span = start_request_span(
+            call.path, model if isinstance(model, str) else route.name, call.body
+        )
         try:
-            response = await self._handle(route, call)
+            response = await self._admitted(route, call)
         except GatewayError as exc:
             end_request_span(span, code=exc.status, error=exc.code or exc.type)
             raise
@@ -239,14 +253,14 @@ class Gateway:
             end_request_span(call.span, code=response.status_code)
         return response
 
-    async def _handle(self, route: EndpointRoute, call: Call) -> Response:
+    async def _admitted(self, route: EndpointRoute, call: Call) -> Response:
         ticket: Ticket | None = None
         if route.limits is not None:
             ticket = self.limiter.admit(
                 route.namespace, route.name, call.user, route.limits, self._reservation(call)
             )
         try:
-            return await self.serve_chain(route, call, ticket)
+            return await self._serve_chain(route, call, ticket)
         except BaseException:
             if ticket is not None:
                 self.limiter.settle(ticket, 0)
@@ -260,7 +274,7 @@ class Gateway:
         prompt = len(call.prompt) if call.prompt else len(call.raw)
         return int(most) + prompt // 4 + 1
 
-    async def serve_chain(
+    async def _serve_chain(
         self, route: EndpointRoute, call: Call, ticket: Ticket | None = None
     ) -> Response:
         """Serve from ``route``, then from its fallbacks in order; raise the last error."""
