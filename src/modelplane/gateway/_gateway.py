@@ -51,6 +51,7 @@ from modelplane.gateway._table import (
 from modelplane.gateway._telemetry import (
     StreamWatch,
     Telemetry,
+    answered_tpot,
     configure_tracing,
     end_attempt_span,
     end_request_span,
@@ -59,6 +60,7 @@ from modelplane.gateway._telemetry import (
     record_stream,
     start_attempt_span,
     start_request_span,
+    streamed_tpot,
     token_counts,
 )
 from modelplane.gateway._upstream import (
@@ -377,6 +379,7 @@ class Gateway:
                 version.name,
                 code=503,
                 ttft=None,
+                tpot=None,
                 duration=time.perf_counter() - start,
                 output_tokens=0,
             )
@@ -506,7 +509,9 @@ class Gateway:
             route.name,
             version.name,
             code=code,
+            # the client's first token came with the whole answer
             ttft=duration,
+            tpot=answered_tpot(upstream.headers.get("server-timing"), duration, output),
             duration=duration,
             output_tokens=output,
         )
@@ -637,6 +642,7 @@ class _Relay:
         gateway.router.end(self.replica.url)
         output, total = watch.tokens()
         output = output or max(0, pieces)
+        duration = time.perf_counter() - self.start
         if self.ticket is not None:
             gateway.limiter.settle(self.ticket, total or output + self.prompt_tokens)
         gateway.telemetry.record(
@@ -645,7 +651,8 @@ class _Relay:
             self.version.name,
             code=code,
             ttft=self.ttft,
-            duration=time.perf_counter() - self.start,
+            tpot=streamed_tpot(self.ttft, duration, output),
+            duration=duration,
             output_tokens=output,
         )
 
