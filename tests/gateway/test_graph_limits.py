@@ -140,6 +140,7 @@ def test_each_graph_step_is_a_child_span_of_the_graph_request_with_genai_attribu
     assert [s.name for s in steps] == ["chat draft", "chat polish"]
     for step, model in zip(steps, ("draft-model", "polish-model"), strict=True):
         step_attrs = dict(step.attributes or {})
+        assert step_attrs["modelplane.graph.step"] == step.name.split()[1] + "-step"
         assert step_attrs["gen_ai.operation.name"] == "chat"
         assert step_attrs["gen_ai.request.max_tokens"] == 16
         assert step_attrs["gen_ai.response.model"] == model

@@ -94,6 +94,8 @@ class Call:
     session: str | None = None
     user: str = ""
     prompt: str = ""
+    # the Graph step this call serves (its name, else its endpoint), shown on its span
+    step: str | None = None
     # the request's trace span; a streamed answer's relay takes it over (and sets this to None)
     span: Span | None = field(default=None, repr=False)
     _blocks: list[int] | None = field(default=None, repr=False)
@@ -243,6 +245,8 @@ class Gateway:
         span = call.span = start_request_span(
             call.path, model if isinstance(model, str) else route.name, call.body
         )
+        if call.step is not None and span.is_recording():
+            span.set_attribute("modelplane.graph.step", call.step)
         try:
             response = await self._admitted(route, call)
         except GatewayError as exc:

@@ -225,6 +225,7 @@ class _Runner:
         # parsed as a client's request is, so the step is the same tenant (``user``) and has the
         # same prompt estimate for admission and prefix routing
         _, call = parse_call("/chat/completions", orjson.dumps(request), None)
+        call.step = step.name or step.endpoint
         what = (
             f"Graph {self.route.name!r}: step {step.name or step.endpoint!r}"
             f" (endpoint {target.key})"

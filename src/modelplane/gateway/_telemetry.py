@@ -20,11 +20,12 @@ Traces: one OpenTelemetry span per request (kind CLIENT, named ``"{operation} {m
 the GenAI conventions' ``gen_ai.*`` attributes, ``server.address``/``server.port`` of the replica
 that answered, ``error.type`` on failure, and ``modelplane.endpoint``/``.version``/``.replica``),
 with one child span per upstream attempt so retries show. A Graph request's span
-(``modelplane.graph``) holds one such request span per endpoint step. Spans go to the global
-tracer provider of ``opentelemetry.trace``, a no-op unless something configured one: then a
-request costs one no-op span and no attribute work. :func:`configure_tracing` sets an SDK
-provider from the environment (``OTEL_EXPORTER_OTLP_ENDPOINT``: OTLP over HTTP;
-``MODELPLANE_TRACE=console``: spans printed to stdout).
+(``modelplane.graph``) holds one such request span per endpoint step (``modelplane.graph.step``).
+Spans go to the global tracer provider of ``opentelemetry.trace``, a no-op unless something
+configured one: then a request costs one no-op span and no attribute work.
+:func:`configure_tracing` sets an SDK provider from the environment
+(``OTEL_EXPORTER_OTLP_ENDPOINT``: OTLP over HTTP; ``MODELPLANE_TRACE=console``: spans printed to
+stdout).
 """
 
 from __future__ import annotations
