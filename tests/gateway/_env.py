@@ -55,6 +55,24 @@ class GatewayThread:
         self.gateway.stop()
 
 
+class WorkerThread:
+    """An ASGI worker app (a simulated replica, say) served by uvicorn on a free loopback port;
+    ``url`` ends in /v1 as a published replica's does."""
+
+    def __init__(self, app: Any) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/v1"
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_until(lambda: self.server.started, timeout=10, what="the worker to listen")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
 class Env:
     """The store, the gateway and helpers to declare models and endpoints."""
 
@@ -64,16 +82,24 @@ class Env:
         self.home = home
         self.client = httpx.Client(base_url=gateway.url + "/v1", timeout=20.0)
         self.fakes: list[FakeUpstream] = []
+        self.workers: list[WorkerThread] = []
 
     def fake(self, name: str = "fake", **kwargs: Any) -> FakeUpstream:
         fake = FakeUpstream(name, **kwargs).start()
         self.fakes.append(fake)
         return fake
 
+    def worker(self, app: Any) -> WorkerThread:
+        worker = WorkerThread(app)
+        self.workers.append(worker)
+        return worker
+
     def close(self) -> None:
         self.client.close()
         for fake in self.fakes:
             fake.stop()
+        for worker in self.workers:
+            worker.stop()
 
     def create(self, obj: JSON) -> JSON:
         spec = obj.get("spec") or {}
@@ -85,7 +111,7 @@ class Env:
     def endpoint(
         self,
         name: str,
-        replicas: dict[str, Sequence[FakeUpstream]],
+        replicas: dict[str, Sequence[FakeUpstream | WorkerThread]],
         *,
         traffic: dict[str, int] | None = None,
         policy: str | None = None,

@@ -1,4 +1,5 @@
-"""Fixtures: a gateway on a fresh SQLite store (``env``), torn down after each test."""
+"""Fixtures: a gateway on a fresh SQLite store (``env``), torn down after each test; the spans
+it records (``spans``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from tests.gateway import _spans
 from tests.gateway._env import Env, GatewayThread
 
 from modelplane.egress import EgressRules
@@ -32,3 +35,11 @@ def env(tmp_path: Path) -> Iterator[Env]:
         e.close()
         thread.stop()
         store.close()
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Spans finished during the test, recorded by the real SDK's in-memory exporter."""
+    exporter = _spans.exporter()
+    yield exporter
+    exporter.clear()

@@ -3,54 +3,15 @@ attributes, a child span per upstream attempt; recorded by the real SDK's in-mem
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import orjson
-import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-from tests.control._wait import wait_until
 from tests.gateway._env import Env
+from tests.gateway._spans import children, requests
 
 from modelplane.gateway._telemetry import configure_tracing
-
-_EXPORTER = InMemorySpanExporter()
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """The process's global tracer provider, set once to the SDK with an in-memory exporter."""
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, trace.ProxyTracerProvider):
-        sdk = TracerProvider()
-        sdk.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-        trace.set_tracer_provider(sdk)
-    assert isinstance(trace.get_tracer_provider(), TracerProvider)
-    _EXPORTER.clear()
-    yield _EXPORTER
-    _EXPORTER.clear()
-
-
-def _requests(exporter: InMemorySpanExporter, count: int) -> list[ReadableSpan]:
-    def done() -> list[ReadableSpan] | None:
-        found = [s for s in exporter.get_finished_spans() if s.parent is None]
-        return found if len(found) >= count else None
-
-    return wait_until(done, timeout=10, what=f"{count} finished request span(s)")
-
-
-def _attempts(exporter: InMemorySpanExporter, request: ReadableSpan) -> list[ReadableSpan]:
-    assert request.context is not None
-    children = [
-        s
-        for s in exporter.get_finished_spans()
-        if s.parent is not None and s.parent.span_id == request.context.span_id
-    ]
-    return sorted(children, key=lambda s: s.start_time or 0)
 
 
 def test_a_chat_completion_gives_one_client_span_with_the_genai_attributes(
@@ -64,7 +25,7 @@ def test_a_chat_completion_gives_one_client_span_with_the_genai_attributes(
     assert r.status_code == 200, r.text
     usage = r.json()["usage"]
     # then one span named after the operation and the model, kind CLIENT, carries them
-    (span,) = _requests(spans, 1)
+    (span,) = requests(spans, 1)
     assert span.name == "chat ep"
     assert span.kind is SpanKind.CLIENT
     attrs = dict(span.attributes or {})
@@ -84,7 +45,7 @@ def test_a_chat_completion_gives_one_client_span_with_the_genai_attributes(
     assert "error.type" not in attrs
     assert span.status.status_code is not StatusCode.ERROR
     # and one attempt under it
-    (attempt,) = _attempts(spans, span)
+    (attempt,) = children(spans, span)
     assert (attempt.attributes or {})["http.response.status_code"] == 200
 
 
@@ -105,7 +66,7 @@ def test_a_streamed_chat_span_ends_with_the_stream_with_usage_and_time_to_first_
         lines = [line for line in r.iter_lines() if line.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"
     # then its span carries the usage of the final chunk, the finish reason and the TTFT
-    (span,) = _requests(spans, 1)
+    (span,) = requests(spans, 1)
     attrs = dict(span.attributes or {})
     assert span.name == "chat ep"
     (usage,) = [orjson.loads(x[6:])["usage"] for x in lines if '"usage":{' in x]
@@ -127,11 +88,11 @@ def test_a_retry_shows_two_attempts_the_first_failed(env: Env, spans: InMemorySp
     env.endpoint("ep", {"v1": [broken, good]}, policy="round-robin")
     # when two requests arrive (at least one of them tries the broken replica first)
     assert all(env.chat("ep").status_code == 200 for _ in range(2))
-    requests = _requests(spans, 2)
-    retried = [s for s in requests if len(_attempts(spans, s)) == 2]
+    finished = requests(spans, 2)
+    retried = [s for s in finished if len(children(spans, s)) == 2]
     # then that request's span holds two attempts: a 500, then the answer
     assert retried, [s.name for s in spans.get_finished_spans()]
-    first, second = _attempts(spans, retried[0])
+    first, second = children(spans, retried[0])
     assert (first.attributes or {})["http.response.status_code"] == 500
     assert (first.attributes or {})["error.type"] == "500"
     assert first.status.status_code is StatusCode.ERROR
@@ -150,10 +111,10 @@ def test_an_upstream_failure_sets_error_type_and_an_error_status(
     env.endpoint("ep", {"v1": [down]})
     r = env.chat("ep")
     assert r.status_code == 503
-    (span,) = _requests(spans, 1)
+    (span,) = requests(spans, 1)
     assert (span.attributes or {})["error.type"] == "upstream_unavailable"
     assert span.status.status_code is StatusCode.ERROR
-    (attempt,) = _attempts(spans, span)
+    (attempt,) = children(spans, span)
     assert attempt.status.status_code is StatusCode.ERROR
 
 

@@ -53,6 +53,7 @@ from modelplane.api._registry import KindInfo, kind_info, kinds, lookup
 from modelplane.api._secret import Secret, check_secret_key
 from modelplane.api._toolserver import ToolServer
 from modelplane.api._types import parse_duration
+from modelplane.api._unenforced import not_enforced
 from modelplane.api._validate import resolve, validate
 
 __all__ = [
@@ -92,6 +93,7 @@ __all__ = [
     "load_manifests",
     "load_paths",
     "lookup",
+    "not_enforced",
     "parse_duration",
     "parse_quantity",
     "principal_of",

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from modelplane.api._dra import DeviceClaim
 from modelplane.api._meta import OpenSchema, Resource, Schema, Status
 from modelplane.api._types import Duration, Name, Problems, duplicates, unknown_fields
+from modelplane.api._unenforced import SLO, note
 
 _FALLBACK_PART = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
@@ -135,7 +136,7 @@ class Routing(Schema):
 
 
 class Slo(Schema):
-    """Service-level objectives the SRE loop watches and alerts on."""
+    """Service-level objectives (recorded; not enforced yet)."""
 
     ttft_p99: Duration | None = Field(
         default=None, description='99th-percentile time to first token, e.g. "500ms".'
@@ -193,7 +194,7 @@ class EndpointSpec(Schema):
         ),
     )
     routing: Routing = Field(default_factory=Routing, description="Replica selection.")
-    slo: Slo | None = Field(default=None, description="Service-level objectives.")
+    slo: Slo | None = Field(default=None, description=f"Service-level objectives. {note(SLO)}")
     limits: Limits | None = Field(default=None, description="Rate and spend limits.")
     fallbacks: list[str] = Field(
         default_factory=list,

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from modelplane.api._meta import OpenSchema, Resource, Schema, Status
 from modelplane.api._secret import check_secret_key
 from modelplane.api._types import Digest, FieldProblems, Name, Problems, duplicates
+from modelplane.api._unenforced import LICENSE, ONNX, REMOTE_SOURCE, SIGNATURE, note
 
 ModelTask = Literal["chat", "completion", "embedding"]
 ModelFormat = Literal["safetensors", "gguf", "onnx", "upstream", "pytorch"]
@@ -60,15 +61,15 @@ class ModelVersion(Schema):
         description=(
             "Where the artifact is: a local path (read only inside the operator's --model-root"
             " folders, where a relative path is looked up; an artifact imported with `modelplane"
-            " models import` is found by digest instead), a URI (`file://`, `s3://`, `hf://`...),"
-            " or for format `upstream` the base URL of an OpenAI-compatible API"
-            " (`https://api.example.com/v1`)."
+            " models import` is found by digest instead), a `file://` URI, a remote URI"
+            " (`s3://`, `hf://`, `https://`...), or for format `upstream` the base URL of an"
+            f" OpenAI-compatible API (`https://api.example.com/v1`). {note(REMOTE_SOURCE)}"
         ),
     )
     format: ModelFormat = Field(
         description=(
             "Artifact format: safetensors, gguf, onnx, pytorch (pickled; needs allowPickle) or"
-            " upstream (served by a remote OpenAI-compatible API)."
+            f" upstream (served by a remote OpenAI-compatible API). {note(ONNX)}"
         )
     )
     digest: Digest | None = Field(
@@ -80,10 +81,13 @@ class ModelVersion(Schema):
     )
     signature: str | None = Field(
         default=None,
-        description="Reference to a signature of the artifact (e.g. a Sigstore bundle).",
+        description=(
+            f"Reference to a signature of the artifact (e.g. a Sigstore bundle). {note(SIGNATURE)}"
+        ),
     )
     license: str | None = Field(
-        default=None, description="SPDX license identifier of the weights, e.g. `apache-2.0`."
+        default=None,
+        description=f"SPDX license identifier of the weights, e.g. `apache-2.0`. {note(LICENSE)}",
     )
     api_key_secret_ref: SecretKeyRef | None = Field(
         default=None,

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from modelplane.api._meta import Resource, Schema, Status
+from modelplane.api._unenforced import POLICY, note
 
 
 class EntityUid(Schema):
@@ -30,8 +31,8 @@ class PolicySpec(Schema):
 
     scope: Literal["admission", "runtime"] = Field(
         description=(
-            "admission: checked on every write of an object; runtime: checked on model access"
-            " and tool calls."
+            "admission: to be checked on every write of an object; runtime: to be checked on"
+            f" model access and tool calls. {note(POLICY)}"
         )
     )
     cedar: str = Field(description="Cedar policy text (one or more `permit`/`forbid` statements).")

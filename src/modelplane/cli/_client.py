@@ -4,12 +4,14 @@ Every method returns decoded JSON (plain dicts in the Kubernetes envelope) or ra
 :mod:`modelplane.api.errors`: a ``Status`` body from the server is turned back into its error class
 with :func:`~modelplane.api.errors.from_status`, and transport failures become
 :class:`~modelplane.api.errors.Unavailable` / :class:`~modelplane.api.errors.Timeout` with a sentence
-saying what to do. Nothing here prints.
+saying what to do. Nothing here prints: ``Warning`` headers of the server's answers (kube-apiserver's
+``299 - "text"``) go to the ``on_warning`` callback the caller gives, as their text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -21,6 +23,9 @@ from modelplane.api import errors
 JSON = dict[str, Any]
 
 DEFAULT_SERVER = "http://127.0.0.1:8470"
+
+#: one warning of a ``Warning`` header: code, agent, then the quoted text
+_WARNING = re.compile(r'\s*\d{3}\s+\S+\s+"((?:[^"\\]|\\.)*)"')
 
 
 class KindRoute(Protocol):
@@ -67,12 +72,22 @@ class Client:
     """Talks to one Modelplane server over HTTP.
 
     ``server`` is the base URL (``http://127.0.0.1:8470``); ``token``, when given, is sent as
-    ``Authorization: Bearer``. Use it as a context manager, or call :meth:`close`.
+    ``Authorization: Bearer``. ``on_warning`` is called with the text of each warning the server
+    sends (the CLI prints ``Warning: <text>`` on stderr, as kubectl does). Use it as a context
+    manager, or call :meth:`close`.
     """
 
-    def __init__(self, server: str, *, token: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        server: str,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        on_warning: Callable[[str], None] | None = None,
+    ) -> None:
         self.server = server.rstrip("/")
         self.token = token
+        self.on_warning = on_warning
         headers = {"Accept": "application/json", "User-Agent": "modelplane-cli"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -111,6 +126,9 @@ class Client:
             )
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
+        if self.on_warning is not None:
+            for text in warnings_of(response.headers.get_list("warning")):
+                self.on_warning(text)
         if response.status_code >= 400:
             raise self._http_error(response)
         return _decode(response)
@@ -350,6 +368,15 @@ def later_version(version: str, seen: object) -> str:
     if not text.isdigit():
         return version
     return text if not version.isdigit() or int(text) > int(version) else version
+
+
+def warnings_of(values: list[str]) -> list[str]:
+    """The texts of ``Warning`` header values (``299 - "text"``, several per value allowed)."""
+    texts: list[str] = []
+    for value in values:
+        for match in _WARNING.finditer(value):
+            texts.append(re.sub(r"\\(.)", r"\1", match.group(1)))
+    return texts
 
 
 def _decode(response: httpx.Response) -> Any:

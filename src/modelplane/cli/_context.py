@@ -16,6 +16,7 @@ import click
 from click.core import ParameterSource
 
 from modelplane.cli._client import DEFAULT_SERVER, Client, read_token_file
+from modelplane.cli._output import echo_warning
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,7 +43,7 @@ class Settings:
         return None
 
     def client(self) -> Client:
-        return Client(self.server, token=self.resolved_token())
+        return Client(self.server, token=self.resolved_token(), on_warning=echo_warning)
 
 
 def settings() -> Settings:

@@ -51,6 +51,14 @@ def echo_error(message: str) -> None:
     click.echo(f"{prefix} {message}", err=True)
 
 
+def echo_warning(message: str) -> None:
+    """``Warning: <message>`` on stderr, as kubectl prints the server's warnings."""
+    prefix = "Warning:"
+    if sys.stderr.isatty():
+        prefix = click.style(prefix, fg="yellow", bold=True)
+    click.echo(f"{prefix} {message}", err=True)
+
+
 # -- tables ---------------------------------------------------------------------------------------
 
 

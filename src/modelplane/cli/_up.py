@@ -22,7 +22,7 @@ from modelplane.cli._agents import parse_packages
 from modelplane.cli._apply import run_apply
 from modelplane.cli._client import Client
 from modelplane.cli._context import Settings
-from modelplane.cli._output import echo_error
+from modelplane.cli._output import echo_error, echo_warning
 from modelplane.cli._security import egress_options, egress_rules, encryption_key_option
 from modelplane.store import Store, redact_url
 
@@ -50,7 +50,7 @@ def _banner(api_url: str, store_url: str, home: Path, token_file: str | None) ->
 def _apply_initial(api_url: str, token: str | None, paths: tuple[str, ...]) -> None:
     """Apply the ``-f`` manifests to the server that just started (a background thread)."""
     try:
-        with Client(api_url, token=token) as client:
+        with Client(api_url, token=token, on_warning=echo_warning) as client:
             ok = run_apply(client, paths, Settings(server=api_url, token=token))
     except Exception as exc:  # a thread has no caller to report to: say it here
         echo_error(f"applying {', '.join(paths)} failed: {exc}")

@@ -42,6 +42,7 @@ from modelplane.gateway._routing import Router, pick_version, prompt_blocks
 from modelplane.gateway._table import (
     DEMAND_ANNOTATION,
     EndpointRoute,
+    GraphRoute,
     Replica,
     Route,
     RoutingTable,
@@ -50,6 +51,7 @@ from modelplane.gateway._table import (
 from modelplane.gateway._telemetry import (
     StreamWatch,
     Telemetry,
+    answered_tpot,
     configure_tracing,
     end_attempt_span,
     end_request_span,
@@ -58,6 +60,7 @@ from modelplane.gateway._telemetry import (
     record_stream,
     start_attempt_span,
     start_request_span,
+    streamed_tpot,
     token_counts,
 )
 from modelplane.gateway._upstream import (
@@ -91,6 +94,8 @@ class Call:
     session: str | None = None
     user: str = ""
     prompt: str = ""
+    # the Graph step this call serves (its name, else its endpoint), shown on its span
+    step: str | None = None
     # the request's trace span; a streamed answer's relay takes it over (and sets this to None)
     span: Span | None = field(default=None, repr=False)
     _blocks: list[int] | None = field(default=None, repr=False)
@@ -221,14 +226,29 @@ class Gateway:
         return route
 
     async def handle(self, model: str, call: Call) -> Response:
-        route = self.resolve(model)
-        if not isinstance(route, EndpointRoute):
+        """Serve one parsed request for the model name the client gave."""
+        return await self.serve(self.resolve(model), call)
+
+    async def serve(self, route: Route, call: Call) -> Response:
+        """Serve ``call`` from ``route``: the one request path, for clients and Graph steps alike.
+
+        A Graph runs its nodes, and each endpoint step comes back here. An Endpoint admits the
+        call against its ``spec.limits`` (raising a 429 GatewayError), traces it (a span that is
+        a child of the current one, so a Graph's steps sit under the Graph's span), and serves it
+        from the endpoint, then its fallbacks; metrics and samples are recorded per attempt.
+        """
+        if isinstance(route, GraphRoute):
             from modelplane.gateway._graphs import run_graph
 
             return await run_graph(self, route, call)
-        span = call.span = start_request_span(call.path, model, call.body)
+        model = call.body.get("model")
+        span = call.span = start_request_span(
+            call.path, model if isinstance(model, str) else route.name, call.body
+        )
+        if call.step is not None and span.is_recording():
+            span.set_attribute("modelplane.graph.step", call.step)
         try:
-            response = await self._handle(route, call)
+            response = await self._admitted(route, call)
         except GatewayError as exc:
             end_request_span(span, code=exc.status, error=exc.code or exc.type)
             raise
@@ -239,14 +259,14 @@ class Gateway:
             end_request_span(call.span, code=response.status_code)
         return response
 
-    async def _handle(self, route: EndpointRoute, call: Call) -> Response:
+    async def _admitted(self, route: EndpointRoute, call: Call) -> Response:
         ticket: Ticket | None = None
         if route.limits is not None:
             ticket = self.limiter.admit(
                 route.namespace, route.name, call.user, route.limits, self._reservation(call)
             )
         try:
-            return await self.serve_chain(route, call, ticket)
+            return await self._serve_chain(route, call, ticket)
         except BaseException:
             if ticket is not None:
                 self.limiter.settle(ticket, 0)
@@ -260,7 +280,7 @@ class Gateway:
         prompt = len(call.prompt) if call.prompt else len(call.raw)
         return int(most) + prompt // 4 + 1
 
-    async def serve_chain(
+    async def _serve_chain(
         self, route: EndpointRoute, call: Call, ticket: Ticket | None = None
     ) -> Response:
         """Serve from ``route``, then from its fallbacks in order; raise the last error."""
@@ -363,6 +383,7 @@ class Gateway:
                 version.name,
                 code=503,
                 ttft=None,
+                tpot=None,
                 duration=time.perf_counter() - start,
                 output_tokens=0,
             )
@@ -492,7 +513,9 @@ class Gateway:
             route.name,
             version.name,
             code=code,
+            # the client's first token came with the whole answer
             ttft=duration,
+            tpot=answered_tpot(upstream.headers.get("server-timing"), duration, output),
             duration=duration,
             output_tokens=output,
         )
@@ -623,6 +646,7 @@ class _Relay:
         gateway.router.end(self.replica.url)
         output, total = watch.tokens()
         output = output or max(0, pieces)
+        duration = time.perf_counter() - self.start
         if self.ticket is not None:
             gateway.limiter.settle(self.ticket, total or output + self.prompt_tokens)
         gateway.telemetry.record(
@@ -631,7 +655,8 @@ class _Relay:
             self.version.name,
             code=code,
             ttft=self.ttft,
-            duration=time.perf_counter() - self.start,
+            tpot=streamed_tpot(self.ttft, duration, output),
+            duration=duration,
             output_tokens=output,
         )
 

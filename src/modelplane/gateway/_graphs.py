@@ -1,8 +1,12 @@
 """Graphs served as one model name: Sequence, Switch, Ensemble and Splitter nodes.
 
 A Graph answers chat completions. Each endpoint step is an ordinary (non-streamed) request through
-the gateway, so it gets the endpoint's split, routing, retries and fallbacks. A streamed request
-to a Graph gets the final answer as one content chunk once the graph has run.
+the gateway's one request path (:meth:`Gateway.serve`), so it gets everything a client's request
+to that endpoint gets: the endpoint's limits and budget for the client's tenant (its ``user``),
+split, routing, retries, fallbacks, metrics and samples, and a span of its own, the child of the
+Graph request's span. A step refused or failed fails the Graph request with the step's status
+and error code (a 429 keeps its ``Retry-After``), its message naming the step and the endpoint.
+A streamed request to a Graph gets the final answer as one content chunk once the graph has run.
 
 * **Sequence**: the first step gets the client's request; each next step gets the previous
   step's answer as its (only) user message. The node's answer is the last step's.
@@ -28,11 +32,14 @@ from typing import Any
 
 import cel
 import orjson
+from opentelemetry import trace
 from starlette.responses import Response
 
+from modelplane.gateway._app import parse_call
 from modelplane.gateway._errors import GatewayError
 from modelplane.gateway._gateway import Call, Gateway
 from modelplane.gateway._table import EndpointRoute, GraphRoute
+from modelplane.gateway._telemetry import end_request_span, record_answer, start_request_span
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,38 +66,51 @@ def _compile(expression: str) -> Any:
 
 
 async def run_graph(gateway: Gateway, route: GraphRoute, call: Call) -> Response:
-    """Run ``route``'s graph for one chat completion request."""
+    """Run ``route``'s graph for one chat completion request, traced as one span."""
     if call.path != "/chat/completions":
         raise GatewayError(
             400,
             f"Graph {route.name!r} serves chat completions only (POST /v1/chat/completions).",
             code="unsupported_operation",
         )
-    runner = _Runner(gateway, route)
-    answer = await runner.node(route.graph.spec.root, call.body, None)
+    span = start_request_span(call.path, route.name, call.body)
+    span.set_attribute("modelplane.graph", route.key)
+    try:
+        # the steps' spans start while this one is current: they become its children
+        with trace.use_span(span, end_on_exit=False):
+            answer = await _Runner(gateway, route).node(route.graph.spec.root, call.body, None)
+    except GatewayError as exc:
+        end_request_span(span, code=exc.status, error=exc.code or exc.type)
+        raise
+    except BaseException as exc:
+        end_request_span(span, code=500, error=type(exc).__qualname__)
+        raise
     created = int(time.time())
     usage = {
         "prompt_tokens": answer.prompt_tokens,
         "completion_tokens": answer.completion_tokens,
         "total_tokens": answer.prompt_tokens + answer.completion_tokens,
     }
+    body = {
+        "id": f"graph-{created}",
+        "object": "chat.completion",
+        "created": created,
+        "model": route.name,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer.content},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": usage,
+    }
+    content = orjson.dumps(body)
+    record_answer(span, content)
+    end_request_span(span, code=200)
     headers = {"x-modelplane-graph": route.name}
     if not call.stream:
-        body = {
-            "id": f"graph-{created}",
-            "object": "chat.completion",
-            "created": created,
-            "model": route.name,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": answer.content},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": usage,
-        }
-        return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+        return Response(content, media_type="application/json", headers=headers)
     events = []
     for delta, finish in (
         ({"role": "assistant", "content": answer.content}, None),
@@ -202,14 +222,30 @@ class _Runner:
             )
         request = {**body, "model": step.endpoint, "stream": False}
         request.pop("stream_options", None)
-        call = Call("/chat/completions", request, orjson.dumps(request), session=None)
-        response = await self.gateway.serve_chain(target, call)
+        # parsed as a client's request is, so the step is the same tenant (``user``) and has the
+        # same prompt estimate for admission and prefix routing
+        _, call = parse_call("/chat/completions", orjson.dumps(request), None)
+        call.step = step.name or step.endpoint
+        what = (
+            f"Graph {self.route.name!r}: step {step.name or step.endpoint!r}"
+            f" (endpoint {target.key})"
+        )
+        try:
+            response = await self.gateway.serve(target, call)
+        except GatewayError as exc:
+            raise GatewayError(
+                exc.status,
+                f"{what} {'was refused' if exc.status == 429 else 'failed'}: {exc.message}",
+                type=exc.type,
+                code=exc.code,
+                param=exc.param,
+                retry_after=exc.retry_after,
+            ) from None
         content = bytes(response.body)
         if response.status_code != 200:
             raise GatewayError(
                 response.status_code,
-                f"Graph {self.route.name!r}: step {step.name or step.endpoint!r} failed:"
-                f" {_message(content)}",
+                f"{what} failed: {_message(content)}",
                 type="upstream_error",
                 code="graph_step_failed",
             )

@@ -1,7 +1,12 @@
 """What the gateway observes: per-version request samples (for canary analysis) and metrics.
 
 Samples: per (namespace, endpoint, version) a bounded window of the most recent requests, each
-``(t, ttft_s, tpot_s, error)`` with ``t`` in seconds since the epoch. The rollout analysis reads
+``(t, ttft_s, tpot_s, error)`` with ``t`` in seconds since the epoch. A streamed answer's TTFT is
+its first chunk and its TPOT the rest of the stream over its tokens after the first. A
+non-streamed answer's TTFT is its whole duration (its first token reached the client with the
+rest) and its TPOT the one the worker reports in ``Server-Timing`` (:func:`answered_tpot`);
+``tpot_s`` is null where it cannot be known (one token, or an upstream that reports no timing),
+never a made-up 0. The rollout analysis reads
 them at ``GET /v1/_modelplane/samples``; a window holds ``samples_per_version`` entries, so memory
 stays bounded however long the gateway runs.
 
@@ -14,11 +19,13 @@ reported them, else estimated), ``modelplane_gateway_time_to_first_token_seconds
 Traces: one OpenTelemetry span per request (kind CLIENT, named ``"{operation} {model}"``, with
 the GenAI conventions' ``gen_ai.*`` attributes, ``server.address``/``server.port`` of the replica
 that answered, ``error.type`` on failure, and ``modelplane.endpoint``/``.version``/``.replica``),
-with one child span per upstream attempt so retries show. Spans go to the global tracer provider
-of ``opentelemetry.trace``, a no-op unless something configured one: then a request costs one
-no-op span and no attribute work. :func:`configure_tracing` sets an SDK provider from the
-environment (``OTEL_EXPORTER_OTLP_ENDPOINT``: OTLP over HTTP; ``MODELPLANE_TRACE=console``:
-spans printed to stdout).
+with one child span per upstream attempt so retries show. A Graph request's span
+(``modelplane.graph``) holds one such request span per endpoint step (``modelplane.graph.step``).
+Spans go to the global tracer provider of ``opentelemetry.trace``, a no-op unless something
+configured one: then a request costs one no-op span and no attribute work.
+:func:`configure_tracing` sets an SDK provider from the environment
+(``OTEL_EXPORTER_OTLP_ENDPOINT``: OTLP over HTTP; ``MODELPLANE_TRACE=console``: spans printed to
+stdout).
 """
 
 from __future__ import annotations
@@ -97,14 +104,12 @@ class Telemetry:
         *,
         code: int,
         ttft: float | None,
+        tpot: float | None,
         duration: float,
         output_tokens: int,
     ) -> None:
-        """One finished request (or one failed attempt at it)."""
+        """One finished request (or one failed attempt at it); ``tpot`` None when unknown."""
         error = code >= 500
-        tpot = None
-        if ttft is not None and output_tokens > 1:
-            tpot = max(0.0, duration - ttft) / (output_tokens - 1)
         key = (namespace, endpoint, version)
         window = self.samples.get(key)
         if window is None:
@@ -179,6 +184,47 @@ class Telemetry:
                 lines.append(f"{name}_sum{{{labels}}} {h.total}")
                 lines.append(f"{name}_count{{{labels}}} {h.n}")
         return "\n".join(lines) + "\n"
+
+
+def streamed_tpot(ttft: float, duration: float, output_tokens: int) -> float | None:
+    """Time per output token of a streamed answer: the tokens after the first, over the time
+    after the first chunk; None with fewer than two tokens (nothing to divide)."""
+    if output_tokens < 2:
+        return None
+    return max(0.0, duration - ttft) / (output_tokens - 1)
+
+
+def answered_tpot(server_timing: str | None, duration: float, output_tokens: int) -> float | None:
+    """Time per output token of a non-streamed answer, from the worker's ``Server-Timing``.
+
+    The whole answer reaches the gateway at once, so the gateway cannot time its tokens: it takes
+    the worker's ``tpot``, else derives it from the worker's ``ttft`` (the decode time then also
+    holds the network's share of ``duration``). Without either (a hosted provider sends neither)
+    it is unknown, and None is recorded rather than a made-up figure.
+    """
+    timing = _server_timing(server_timing)
+    if "tpot" in timing:
+        return timing["tpot"]
+    if "ttft" in timing and output_tokens > 1:
+        return max(0.0, duration - timing["ttft"]) / (output_tokens - 1)
+    return None
+
+
+def _server_timing(header: str | None) -> dict[str, float]:
+    """``{name: seconds}`` of a ``Server-Timing`` header's metrics that carry a ``dur`` (ms)."""
+    found: dict[str, float] = {}
+    for metric in (header or "").split(","):
+        name, *params = (p.strip() for p in metric.split(";"))
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "dur":
+                try:
+                    seconds = float(value.strip().strip('"')) / 1000
+                except ValueError:
+                    continue
+                if seconds >= 0 and name:
+                    found[name.lower()] = seconds
+    return found
 
 
 def _esc(value: str) -> str:

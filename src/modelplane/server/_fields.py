@@ -11,6 +11,10 @@ write now keeps only the fields of Kubernetes' ``ObjectMeta``; any other key is
 
 Fields elsewhere in an object are closed by the schemas themselves (an unknown ``spec`` key is a
 422 naming it), whatever ``fieldValidation`` says.
+
+A write that stores a field nothing enforces yet (:func:`modelplane.api.not_enforced`) is
+answered with a ``Warning`` header per such field too (``299 - "spec.slo is not enforced yet:
+..."``), as kube-apiserver warns of deprecated fields; the write itself succeeds.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections.abc import Iterable
 
 from starlette.responses import Response
 
-from modelplane.api import ObjectMeta
+from modelplane.api import ObjectMeta, not_enforced
 from modelplane.api.errors import BadRequest
 from modelplane.server._query import FieldValidation
 from modelplane.store import JSON
@@ -59,10 +63,13 @@ def drop_unknown_metadata(obj: JSON, mode: FieldValidation) -> list[str]:
     return [] if mode == "Ignore" else unknown
 
 
-def add_warnings(response: Response, fields: Iterable[str]) -> Response:
-    """One ``Warning`` header per dropped field, in kube-apiserver's words."""
+def add_warnings(response: Response, fields: Iterable[str], stored: JSON | None = None) -> Response:
+    """One ``Warning`` header per dropped field, in kube-apiserver's words, then one per field of
+    the ``stored`` object that is not enforced yet."""
     for path in fields:
         response.headers.append("Warning", f'299 - "unknown field \\"{_quoted(path)}\\""')
+    for text in not_enforced(stored) if stored is not None else ():
+        response.headers.append("Warning", f'299 - "{_quoted(text)}"')
     return response
 
 

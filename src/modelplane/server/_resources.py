@@ -149,7 +149,7 @@ class Collection(HTTPEndpoint):
         store = context(request).store
         created = await run_in_threadpool(lambda: store.create(_validated(obj, target)))
         shown = visible(request, target.info, created)
-        return add_warnings(JSONResponse(shown, status_code=201), dropped)
+        return add_warnings(JSONResponse(shown, status_code=201), dropped, created)
 
 
 class Item(HTTPEndpoint):
@@ -166,7 +166,7 @@ class Item(HTTPEndpoint):
         dropped = drop_unknown_metadata(obj, mode)
         store = context(request).store
         updated = await run_in_threadpool(lambda: store.update(_validated(obj, target)))
-        return add_warnings(JSONResponse(visible(request, target.info, updated)), dropped)
+        return add_warnings(JSONResponse(visible(request, target.info, updated)), dropped, updated)
 
     async def patch(self, request: Request) -> Response:
         target = _target(request, item=True)
@@ -178,7 +178,7 @@ class Item(HTTPEndpoint):
         result = await run_in_threadpool(
             _read_modify_write, store, target, patch, store.update, _whole
         )
-        return add_warnings(JSONResponse(visible(request, target.info, result)), dropped)
+        return add_warnings(JSONResponse(visible(request, target.info, result)), dropped, result)
 
     async def delete(self, request: Request) -> Response:
         target = _target(request, item=True)

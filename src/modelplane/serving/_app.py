@@ -5,6 +5,11 @@ Server-Sent Events in OpenAI's chunk format, ending ``data: [DONE]``), ``POST /v
 ``GET /v1/models``, ``GET /health`` (JSON: model, digest, queue depth, running requests, idle
 seconds) and ``GET /metrics`` (Prometheus text). Errors use OpenAI's shape
 ``{"error": {"message", "type", "param", "code"}}``.
+
+A non-streamed completion carries its timing in a ``Server-Timing`` header (W3C; durations in
+milliseconds): ``ttft;dur=...`` (request received to first output) and, when more than one token
+was generated, ``tpot;dur=...`` (mean time per output token after the first). The gateway cannot
+see these itself: the whole answer reaches it at once.
 """
 
 from __future__ import annotations
@@ -182,7 +187,8 @@ def create_worker_app(
     async def run(parsed: _Parsed, chat: bool) -> Response:
         state["last_request"] = time.monotonic()
         rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
-        stream = _timed(engine, parsed.request, metrics)
+        timing = _Timing()
+        stream = _timed(engine, parsed.request, metrics, timing)
         if parsed.stream:
             try:
                 first = await anext(stream)
@@ -231,7 +237,8 @@ def create_worker_app(
                 "model": parsed.model,
                 "choices": [choice],
                 "usage": usage,
-            }
+            },
+            headers=timing.headers(),
         )
 
     async def guarded(request: Request, chat: bool) -> Response:
@@ -344,8 +351,28 @@ def created_now() -> int:
     return int(time.time())
 
 
-def _json(body: dict[str, Any], status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+def _json(
+    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+@dataclass(slots=True)
+class _Timing:
+    """A request's time to first output and per output token, in seconds, once known."""
+
+    ttft: float | None = None
+    tpot: float | None = None
+
+    def headers(self) -> dict[str, str]:
+        parts = [
+            f"{name};dur={value * 1000:.3f}"
+            for name, value in (("ttft", self.ttft), ("tpot", self.tpot))
+            if value is not None
+        ]
+        return {"Server-Timing": ", ".join(parts)} if parts else {}
 
 
 def _usage(last: Delta) -> dict[str, int]:
@@ -357,9 +384,13 @@ def _usage(last: Delta) -> dict[str, int]:
 
 
 async def _timed(
-    engine: Engine, request: GenerationRequest, metrics: WorkerMetrics
+    engine: Engine,
+    request: GenerationRequest,
+    metrics: WorkerMetrics,
+    timing: _Timing,
 ) -> AsyncIterator[Delta]:
-    """The engine's deltas, observing TTFT, TPOT and token counts on the way."""
+    """The engine's deltas, observing TTFT, TPOT and token counts on the way (into ``timing``
+    too)."""
     start = time.monotonic()
     first_at: float | None = None
     gen = engine.generate(request)
@@ -367,14 +398,14 @@ async def _timed(
         async for delta in gen:
             if first_at is None and (delta.text or delta.finish_reason):
                 first_at = time.monotonic()
-                metrics.ttft.observe(first_at - start)
+                timing.ttft = first_at - start
+                metrics.ttft.observe(timing.ttft)
             if delta.finish_reason is not None:
                 metrics.generated.inc(delta.completion_tokens)
                 metrics.prompt.inc(delta.prompt_tokens)
                 if first_at is not None and delta.completion_tokens > 1:
-                    metrics.tpot.observe(
-                        (time.monotonic() - first_at) / (delta.completion_tokens - 1)
-                    )
+                    timing.tpot = (time.monotonic() - first_at) / (delta.completion_tokens - 1)
+                    metrics.tpot.observe(timing.tpot)
             yield delta
     finally:
         await gen.aclose()  # type: ignore[attr-defined]
