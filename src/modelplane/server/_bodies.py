@@ -28,6 +28,12 @@ from modelplane.api.errors import BadRequest, UnsupportedMediaType
 
 JSON_TYPE = "application/json"
 MERGE_PATCH_TYPE = "application/merge-patch+json"
+#: server-side apply: the body is the applied configuration (YAML or JSON)
+APPLY_PATCH_TYPE = "application/apply-patch+yaml"
+#: RFC 6902 JSON patch: a list of operations
+JSON_PATCH_TYPE = "application/json-patch+json"
+#: Kubernetes' strategic merge patch: refused (415) for our kinds, as for custom resources
+STRATEGIC_MERGE_PATCH_TYPE = "application/strategic-merge-patch+json"
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 #: what create and replace accept
 OBJECT_TYPES = frozenset({JSON_TYPE, *YAML_TYPES})
