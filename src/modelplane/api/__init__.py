@@ -22,6 +22,7 @@ Example::
 
 from modelplane.api import errors
 from modelplane.api._agent import Agent
+from modelplane.api._cells import age, cell, human_duration, parse_timestamp
 from modelplane.api._dra import DeviceClass, ResourceClaim, ResourceSlice
 from modelplane.api._endpoint import Endpoint
 from modelplane.api._event import Event
@@ -81,11 +82,14 @@ __all__ = [
     "ResourceSlice",
     "Secret",
     "ToolServer",
+    "age",
+    "cell",
     "check_dns_label",
     "check_dns_subdomain",
     "check_secret_key",
     "errors",
     "explain",
+    "human_duration",
     "json_schema",
     "kind_info",
     "kinds",
@@ -94,6 +98,7 @@ __all__ = [
     "lookup",
     "parse_duration",
     "parse_quantity",
+    "parse_timestamp",
     "principal_of",
     "resolve",
     "validate",

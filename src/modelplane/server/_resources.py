@@ -39,6 +39,13 @@ from modelplane.server._context import ServerContext, context
 from modelplane.server._fields import add_warnings, drop_unknown_metadata
 from modelplane.server._query import ListOptions, field_validation, list_options, shown, text
 from modelplane.server._responses import JSONResponse, dump_json
+from modelplane.server._table import (
+    IncludeObject,
+    include_object,
+    table,
+    wants_table,
+    watch_presenter,
+)
 from modelplane.server._watch import WatchRequest, wait_for_version, watch_response
 from modelplane.store import JSON, Store, merge_patch, parse_field_selector
 
@@ -118,8 +125,12 @@ class Collection(HTTPEndpoint):
         target = _target(request, item=False)
         ctx = context(request)
         options = list_options(request.query_params)
+        as_table = _table_request(request)
+        present = presenter(request, target.info)
         if options.watch:
-            return await _watch(ctx, target, options, presenter(request, target.info))
+            if as_table is not None:
+                present = watch_presenter(target.info, as_table, present)
+            return await _watch(ctx, target, options, present)
         if options.resource_version:
             await _list_version(ctx.store, options)
         body = await run_in_threadpool(
@@ -130,7 +141,8 @@ class Collection(HTTPEndpoint):
             field_selector=options.field_selector,
             limit=options.limit or None,
             continue_token=options.continue_token,
-            present=presenter(request, target.info),
+            present=present,
+            as_table=as_table,
         )
         return JSONResponse(body)
 
@@ -282,7 +294,19 @@ async def _get(request: Request) -> Response:
     obj = await run_in_threadpool(
         store.get, target.info.kind, target.store_namespace, str(target.name)
     )
-    return JSONResponse(visible(request, target.info, obj))
+    shown = visible(request, target.info, obj)
+    as_table = _table_request(request)
+    if as_table is not None:
+        metadata = {"resourceVersion": str(obj["metadata"].get("resourceVersion", ""))}
+        return JSONResponse(table(target.info, [shown], include=as_table, metadata=metadata))
+    return JSONResponse(shown)
+
+
+def _table_request(request: Request) -> IncludeObject | None:
+    """What each row of a Table carries, when the client asked for a Table; None when not."""
+    if not wants_table(request.headers.get("accept", "")):
+        return None
+    return include_object(request.query_params)
 
 
 def _list_json(
@@ -294,6 +318,7 @@ def _list_json(
     limit: int | None,
     continue_token: str | None,
     present: Callable[[JSON], JSON] | None = None,
+    as_table: IncludeObject | None = None,
 ) -> bytes:
     """One page of a list, rendered (in the worker thread: a big list is costly to serialise)."""
     page = store.list(
@@ -307,12 +332,15 @@ def _list_json(
     metadata = {"resourceVersion": str(page.resource_version)}
     if page.continue_token:
         metadata["continue"] = page.continue_token
+    items = page.items if present is None else [present(o) for o in page.items]
+    if as_table is not None:
+        return dump_json(table(target.info, items, include=as_table, metadata=metadata))
     return dump_json(
         {
             "apiVersion": target.info.api_version,
             "kind": f"{target.info.kind}List",
             "metadata": metadata,
-            "items": page.items if present is None else [present(o) for o in page.items],
+            "items": items,
         }
     )
 
