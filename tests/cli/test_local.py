@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modelplane.cli._output import human_duration
+from modelplane.api import human_duration
 from modelplane.store import redact_url as redact
 
 from ._platform import free_port, run_cli

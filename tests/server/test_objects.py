@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -306,17 +307,41 @@ def test_merge_patch_cannot_rename_the_object(server: RunningServer) -> None:
     assert_status(response, 400, "BadRequest")
 
 
-def test_json_patch_and_other_patch_types_are_unsupported_media_types(
-    server: RunningServer,
-) -> None:
+def test_strategic_merge_patch_is_an_unsupported_media_type(server: RunningServer) -> None:
+    # as kube-apiserver answers for custom resources; kubectl then sends a merge patch
     _create(server, model("llama"))
 
-    for content_type in ("application/json-patch+json", "application/strategic-merge-patch+json"):
-        response = server.http.patch(
-            models_url(name="llama"), content=b"[]", headers={"Content-Type": content_type}
-        )
-        status = assert_status(response, 415, "UnsupportedMediaType")
-        assert "application/merge-patch+json" in status["message"]
+    response = server.http.patch(
+        models_url(name="llama"),
+        content=b"{}",
+        headers={"Content-Type": "application/strategic-merge-patch+json"},
+    )
+
+    status = assert_status(response, 415, "UnsupportedMediaType")
+    assert "application/merge-patch+json" in status["message"]
+
+
+def test_a_json_patch_changes_the_fields_it_names(server: RunningServer) -> None:
+    _create(server, model("llama"))
+    operations = [
+        {"op": "test", "path": "/spec/task", "value": "chat"},
+        {"op": "add", "path": "/metadata/labels", "value": {"team": "a"}},
+    ]
+
+    response = server.http.patch(
+        models_url(name="llama"),
+        content=json.dumps(operations).encode(),
+        headers={"Content-Type": "application/json-patch+json"},
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["metadata"]["labels"] == {"team": "a"}
+    failed = server.http.patch(
+        models_url(name="llama"),
+        content=b'[{"op": "test", "path": "/spec/task", "value": "embedding"}]',
+        headers={"Content-Type": "application/json-patch+json"},
+    )
+    assert_status(failed, 409, "Conflict")
 
 
 # -- status subresource ------------------------------------------------------------------------

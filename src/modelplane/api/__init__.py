@@ -22,6 +22,7 @@ Example::
 
 from modelplane.api import errors
 from modelplane.api._agent import Agent
+from modelplane.api._cells import age, cell, human_duration, parse_timestamp
 from modelplane.api._dra import DeviceClass, ResourceClaim, ResourceSlice
 from modelplane.api._endpoint import Endpoint
 from modelplane.api._event import Event
@@ -82,11 +83,14 @@ __all__ = [
     "ResourceSlice",
     "Secret",
     "ToolServer",
+    "age",
+    "cell",
     "check_dns_label",
     "check_dns_subdomain",
     "check_secret_key",
     "errors",
     "explain",
+    "human_duration",
     "json_schema",
     "kind_info",
     "kinds",
@@ -96,6 +100,7 @@ __all__ = [
     "not_enforced",
     "parse_duration",
     "parse_quantity",
+    "parse_timestamp",
     "principal_of",
     "resolve",
     "validate",

@@ -126,6 +126,13 @@ class RequestEntityTooLarge(ModelplaneError):
     reason = "RequestEntityTooLarge"
 
 
+class NotAcceptable(ModelplaneError):
+    """The client accepts none of the representations the server has for this path."""
+
+    code = 406
+    reason = "NotAcceptable"
+
+
 class UnsupportedMediaType(ModelplaneError):
     code = 415
     reason = "UnsupportedMediaType"
@@ -167,6 +174,7 @@ _BY_REASON: dict[str, type[ModelplaneError]] = {
         Conflict,
         Expired,
         RequestEntityTooLarge,
+        NotAcceptable,
         UnsupportedMediaType,
         Invalid,
         TooManyRequests,

@@ -14,17 +14,14 @@ from typing import Any
 import click
 from rich.console import Console
 
-from modelplane.api import KindInfo, lookup
+from modelplane.api import KindInfo, age, cell, lookup, parse_timestamp
 from modelplane.api.errors import NotFound
 from modelplane.cli._client import JSON, Client
 from modelplane.cli._context import connection_options, settings
 from modelplane.cli._kinds import select
 from modelplane.cli._output import (
-    age,
-    cell,
     console,
     echo_error,
-    parse_timestamp,
     print_table,
     to_yaml,
 )

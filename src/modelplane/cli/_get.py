@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import click
 
-from modelplane.api import KindInfo, resolve
+from modelplane.api import KindInfo, age, cell, resolve
 from modelplane.api.errors import Expired, ModelplaneError, NotFound
 from modelplane.cli._client import JSON, Client, later_version
 from modelplane.cli._context import connection_options, settings
@@ -21,9 +21,7 @@ from modelplane.cli._kinds import qualified, select
 from modelplane.cli._output import (
     OUTPUT_CHOICES,
     RowPrinter,
-    age,
     as_list,
-    cell,
     condition,
     console,
     echo_error,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import IO, Any
 
 import click
@@ -164,71 +163,6 @@ def as_list(items: list[JSON], resource_version: str = "") -> JSON:
 
 
 # -- cells ----------------------------------------------------------------------------------------
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """An RFC 3339 timestamp as an aware datetime; None when absent or unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def human_duration(seconds: float) -> str:
-    """A duration the way kubectl prints ages (``duration.HumanDuration``): 5s, 3m20s, 2h, 4d."""
-    s = int(seconds)
-    if s < -1:
-        return "<invalid>"
-    if s < 0:
-        return "0s"
-    if s < 120:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        rest = s % 60
-        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = minutes // 60
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h{rest}m" if rest else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        days, rest = divmod(hours, 24)
-        return f"{days}d{rest}h" if rest else f"{days}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        years, rest = divmod(hours // 24, 365)
-        return f"{years}y{rest}d" if rest else f"{years}y"
-    return f"{hours // 24 // 365}y"
-
-
-def age(timestamp: Any, now: datetime | None = None) -> str:
-    """How long ago ``timestamp`` was, as kubectl's AGE column; ``<unknown>`` when absent."""
-    when = parse_timestamp(timestamp)
-    if when is None:
-        return "<unknown>"
-    now = now or datetime.now(UTC)
-    return human_duration((now - when).total_seconds())
-
-
-def cell(value: Any) -> str:
-    """A value as a table cell: ``<none>`` for nothing, lists comma-separated, dicts as JSON."""
-    if value is None or value == "" or value == [] or value == {}:
-        return "<none>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ",".join(cell(v) for v in value)
-    if isinstance(value, dict):
-        return orjson.dumps(value).decode()
-    return str(value)
 
 
 def condition(obj: JSON, type_: str) -> JSON | None:

@@ -9,6 +9,9 @@ renders every :class:`~modelplane.api.errors.ModelplaneError` as its ``Status``.
 from __future__ import annotations
 
 import logging
+import platform
+import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
@@ -29,6 +32,8 @@ from modelplane.server._discovery import api_group, api_groups, api_resources
 from modelplane.server._errors import EXCEPTION_HANDLERS, CatchAll, status_response
 from modelplane.server._limits import BodySizeLimit
 from modelplane.server._openapi import OpenAPIPart, build_openapi
+from modelplane.server._openapi_v2 import openapi_v2
+from modelplane.server._openapi_v3 import openapi_v3_group_version, openapi_v3_root
 from modelplane.server._resources import Collection, Item, StatusItem
 from modelplane.server._responses import JSONResponse, dump_json
 from modelplane.store import Store
@@ -65,9 +70,33 @@ def _store_name(url: str) -> str:
     return "postgresql" if scheme in ("postgres", "postgresql") else scheme
 
 
+def _kubernetes_version(version: str) -> dict[str, str]:
+    """The fields of Kubernetes' ``version.Info`` (kubectl and clients read ``gitVersion``),
+    saying which Modelplane this is; a Kubernetes version it is not."""
+    numbers = re.findall(r"\d+", version)
+    major, minor = [*numbers, "0", "0"][:2]
+    return {
+        "major": major,
+        "minor": minor,
+        "gitVersion": f"v{version}",
+        "gitCommit": "",
+        "gitTreeState": "",
+        "buildDate": "",
+        "goVersion": "",
+        "compiler": "",
+        "platform": f"{sys.platform}/{platform.machine().lower()}",
+    }
+
+
 async def version(request: Request) -> Response:
     store = context(request).store
-    return JSONResponse({"version": modelplane.__version__, "store": _store_name(store.url)})
+    return JSONResponse(
+        {
+            "version": modelplane.__version__,
+            "store": _store_name(store.url),
+            **_kubernetes_version(modelplane.__version__),
+        }
+    )
 
 
 async def openapi(request: Request) -> Response:
@@ -89,6 +118,9 @@ def _routes() -> list[Route]:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/openapi/v2", openapi_v2, methods=["GET"]),
+        Route("/openapi/v3", openapi_v3_root, methods=["GET"]),
+        Route("/openapi/v3/apis/{group}/{version}", openapi_v3_group_version, methods=["GET"]),
         Route("/apis", api_groups, methods=["GET"]),
         Route("/apis/{group}", api_group, methods=["GET"]),
         Route("/apis/{group}/{version}", api_resources, methods=["GET"]),

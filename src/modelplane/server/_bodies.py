@@ -1,7 +1,8 @@
 """Request bodies: content types, JSON and YAML decoding, and the shape every body must have.
 
 A body is one JSON object (``application/json``; ``application/yaml`` too for create and replace;
-``application/merge-patch+json`` for PATCH). What it decodes to must also be storable by either
+``application/merge-patch+json`` for PATCH, and ``application/apply-patch+yaml``, YAML or JSON, for
+server-side apply). What it decodes to must also be storable by either
 backend: plain JSON values only, nested at most :data:`MAX_DEPTH` deep, strings without NUL
 characters or lone surrogates, integers within 64 bits, finite numbers. Anything else is a 400 that
 says where (``line 3, column 7`` for syntax, a field path for values); a content type the route does
@@ -28,11 +29,21 @@ from modelplane.api.errors import BadRequest, UnsupportedMediaType
 
 JSON_TYPE = "application/json"
 MERGE_PATCH_TYPE = "application/merge-patch+json"
+#: server-side apply: the body is the applied configuration (YAML or JSON)
+APPLY_PATCH_TYPE = "application/apply-patch+yaml"
+#: RFC 6902 JSON patch: a list of operations
+JSON_PATCH_TYPE = "application/json-patch+json"
+#: Kubernetes' strategic merge patch: refused (415) for our kinds, as for custom resources
+STRATEGIC_MERGE_PATCH_TYPE = "application/strategic-merge-patch+json"
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 #: what create and replace accept
 OBJECT_TYPES = frozenset({JSON_TYPE, *YAML_TYPES})
 #: what PATCH accepts (RFC 7386 merge patch; plain JSON is read as one too)
 PATCH_TYPES = frozenset({MERGE_PATCH_TYPE, JSON_TYPE})
+#: what PATCH of an object accepts: merge patch and server-side apply
+OBJECT_PATCH_TYPES = frozenset({*PATCH_TYPES, APPLY_PATCH_TYPE})
+#: bodies read as YAML (JSON is YAML too)
+_YAML_SYNTAX = frozenset({*YAML_TYPES, APPLY_PATCH_TYPE})
 
 #: deepest nesting of objects and arrays a body may have
 MAX_DEPTH = 100
@@ -72,8 +83,8 @@ async def read_object(request: Request, accepted: Collection[str]) -> dict[str, 
     if not body.strip():
         raise BadRequest("the request body is empty; send the object as JSON (or YAML)")
     if len(body) <= _INLINE_BYTES:
-        return decode_object(body, yaml_syntax=kind in YAML_TYPES)
-    return await run_in_threadpool(decode_object, body, yaml_syntax=kind in YAML_TYPES)
+        return decode_object(body, yaml_syntax=kind in _YAML_SYNTAX)
+    return await run_in_threadpool(decode_object, body, yaml_syntax=kind in _YAML_SYNTAX)
 
 
 async def read_optional_object(request: Request) -> dict[str, Any] | None:
@@ -98,7 +109,7 @@ def decode_object(body: bytes, *, yaml_syntax: bool = False) -> dict[str, Any]:
             f"the request body must be one object ({{...}}), not {_describe(data)}; to send several"
             " objects, send one request per object"
         )
-    _check_plain(data)
+    check_plain(data)
     return data
 
 
@@ -160,7 +171,7 @@ def _path(chain: tuple[Any, ...] | None) -> str:
     return text or "the body"
 
 
-def _check_plain(data: dict[str, Any]) -> None:
+def check_plain(data: dict[str, Any]) -> None:
     """Refuse values either backend cannot store, naming the field; iterative, so depth is safe."""
     visited = 0
     stack: list[tuple[Any, int, tuple[Any, ...] | None]] = [(data, 1, None)]

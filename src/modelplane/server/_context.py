@@ -26,6 +26,10 @@ class ServerContext:
     watch_streams: WatchStreams = field(default_factory=WatchStreams)
     #: the rendered /openapi.json, built on first request
     openapi: bytes | None = None
+    #: ``/openapi/v3`` documents by path (``""`` the root, ``apis/{group}/{version}``), built once
+    openapi_v3: dict[str, bytes] | None = None
+    #: the rendered ``/openapi/v2`` (Swagger 2.0), built on first request
+    openapi_v2: bytes | None = None
     #: what the routes mounted beside the API add to it (see ``_openapi.OpenAPIPart``)
     openapi_parts: Sequence[Mapping[str, Mapping[str, Any]]] = ()
 

@@ -14,7 +14,12 @@ from typing import Any
 
 import modelplane
 from modelplane.api import KindInfo, json_schema
-from modelplane.server._bodies import MERGE_PATCH_TYPE, OBJECT_TYPES
+from modelplane.server._bodies import (
+    APPLY_PATCH_TYPE,
+    JSON_PATCH_TYPE,
+    MERGE_PATCH_TYPE,
+    OBJECT_TYPES,
+)
 
 OPENAPI_VERSION = "3.1.0"
 STATUS = "v1.Status"
@@ -180,6 +185,43 @@ def _patch_body() -> Schema:
     }
 
 
+def _object_patch_body() -> Schema:
+    """PATCH of an object: merge patch, JSON patch, or server-side apply."""
+    body = _patch_body()
+    body["content"][APPLY_PATCH_TYPE] = {
+        "schema": {
+            "type": "object",
+            "description": "Server-side apply: the applied configuration (needs fieldManager).",
+        }
+    }
+    body["content"][JSON_PATCH_TYPE] = {
+        "schema": {
+            "type": "array",
+            "description": "RFC 6902 JSON patch.",
+            "items": {
+                "type": "object",
+                "required": ["op", "path"],
+                "properties": {
+                    "op": {"enum": ["add", "remove", "replace", "move", "copy", "test"]},
+                    "path": {"type": "string"},
+                    "from": {"type": "string"},
+                    "value": {},
+                },
+            },
+        }
+    }
+    return body
+
+
+_FIELD_MANAGER = _param(
+    "fieldManager",
+    "query",
+    {"type": "string", "maxLength": 128},
+    "Who makes the change (required for server-side apply).",
+)
+_FORCE = _param("force", "query", _BOOLEAN, "Server-side apply: take fields other managers own.")
+
+
 def _operation(op_id: str, summary: str, tag: str, responses: Schema, **extra: Any) -> Schema:
     return {
         "operationId": op_id,
@@ -240,11 +282,11 @@ def _kind_paths(info: KindInfo) -> dict[str, Schema]:
             ),
             "patch": _operation(
                 f"patch{scope}{kind}",
-                f"Merge-patch a {kind}",
+                f"Merge-patch, JSON-patch or server-side apply a {kind}",
                 tag,
-                {"200": one, **_ERRORS},
-                parameters=[_FIELD_VALIDATION],
-                requestBody=_patch_body(),
+                {"200": one, "201": _json(_ref(kind), f"the {kind} apply created"), **_ERRORS},
+                parameters=[_FIELD_VALIDATION, _FIELD_MANAGER, _FORCE],
+                requestBody=_object_patch_body(),
             ),
             "delete": _operation(
                 f"delete{scope}{kind}",

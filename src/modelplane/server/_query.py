@@ -151,3 +151,26 @@ def _check_together(o: ListOptions) -> None:
         )
     if match == "Exact" and o.resource_version == 0:
         raise BadRequest("resourceVersionMatch=Exact is not allowed with resourceVersion=0")
+
+
+#: kube-apiserver's limit on a field manager's name
+MAX_FIELD_MANAGER = 128
+
+
+def field_manager(query: QueryParams, user_agent: str, *, required: bool = False) -> str:
+    """``?fieldManager=``; else, unless ``required`` (server-side apply), the User-Agent up to its
+    first ``/`` (``kubectl/v1.32`` -> ``kubectl``), as kube-apiserver names an unnamed writer."""
+    name = text(query, "fieldManager")
+    if name is None:
+        if required:
+            raise BadRequest(
+                "server-side apply needs a field manager: add ?fieldManager=NAME (kubectl sends"
+                " one with --server-side; pick a name that says who applies, e.g. your tool's)"
+            )
+        name = user_agent.split("/", 1)[0].strip() or "unknown"
+    if len(name) > MAX_FIELD_MANAGER or not name.isprintable():
+        raise BadRequest(
+            f"fieldManager={shown(name)} must be printable text of at most {MAX_FIELD_MANAGER}"
+            " characters"
+        )
+    return name

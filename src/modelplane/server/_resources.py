@@ -32,13 +32,48 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelplane.api import KindInfo, check_dns_label, check_dns_subdomain, validate
-from modelplane.api.errors import BadRequest, Conflict, Expired, MethodNotAllowed, NotFound
+from modelplane.api.errors import (
+    AlreadyExists,
+    BadRequest,
+    Conflict,
+    Expired,
+    MethodNotAllowed,
+    NotFound,
+    UnsupportedMediaType,
+)
+from modelplane.server._apply import apply, track_update
 from modelplane.server._authz import authorize_write, presenter, visible
-from modelplane.server._bodies import OBJECT_TYPES, PATCH_TYPES, read_object, read_optional_object
+from modelplane.server._bodies import (
+    APPLY_PATCH_TYPE,
+    JSON_PATCH_TYPE,
+    OBJECT_TYPES,
+    PATCH_TYPES,
+    STRATEGIC_MERGE_PATCH_TYPE,
+    media_type,
+    read_object,
+    read_optional_object,
+)
 from modelplane.server._context import ServerContext, context
 from modelplane.server._fields import add_warnings, drop_unknown_metadata
-from modelplane.server._query import ListOptions, field_validation, list_options, shown, text
+from modelplane.server._jsonpatch import apply_json_patch, decode_json_patch
+from modelplane.server._query import (
+    FieldValidation,
+    ListOptions,
+    field_manager,
+    field_validation,
+    flag,
+    list_options,
+    shown,
+    text,
+)
 from modelplane.server._responses import JSONResponse, dump_json
+from modelplane.server._table import (
+    IncludeObject,
+    include_object,
+    table,
+    wants_table,
+    watch_presenter,
+)
 from modelplane.server._watch import WatchRequest, wait_for_version, watch_response
 from modelplane.store import JSON, Store, merge_patch, parse_field_selector
 
@@ -118,8 +153,12 @@ class Collection(HTTPEndpoint):
         target = _target(request, item=False)
         ctx = context(request)
         options = list_options(request.query_params)
+        as_table = _table_request(request)
+        present = presenter(request, target.info)
         if options.watch:
-            return await _watch(ctx, target, options, presenter(request, target.info))
+            if as_table is not None:
+                present = watch_presenter(target.info, as_table, present)
+            return await _watch(ctx, target, options, present)
         if options.resource_version:
             await _list_version(ctx.store, options)
         body = await run_in_threadpool(
@@ -130,7 +169,8 @@ class Collection(HTTPEndpoint):
             field_selector=options.field_selector,
             limit=options.limit or None,
             continue_token=options.continue_token,
-            present=presenter(request, target.info),
+            present=present,
+            as_table=as_table,
         )
         return JSONResponse(body)
 
@@ -144,10 +184,13 @@ class Collection(HTTPEndpoint):
             )
         authorize_write(request, target.info, "create")
         mode = field_validation(request.query_params)
+        manager = _manager(request)
         obj = _claim(await read_object(request, OBJECT_TYPES), target)
         dropped = drop_unknown_metadata(obj, mode)
         store = context(request).store
-        created = await run_in_threadpool(lambda: store.create(_validated(obj, target)))
+        created = await run_in_threadpool(
+            lambda: store.create(_tracked(None, _validated(obj, target), manager))
+        )
         shown = visible(request, target.info, created)
         return add_warnings(JSONResponse(shown, status_code=201), dropped, created)
 
@@ -162,21 +205,46 @@ class Item(HTTPEndpoint):
         target = _target(request, item=True)
         authorize_write(request, target.info, "update", target.name)
         mode = field_validation(request.query_params)
+        manager = _manager(request)
         obj = _claim(await read_object(request, OBJECT_TYPES), target)
         dropped = drop_unknown_metadata(obj, mode)
         store = context(request).store
-        updated = await run_in_threadpool(lambda: store.update(_validated(obj, target)))
+        updated = await run_in_threadpool(
+            _read_modify_write, store, target, obj, store.update, _replacement, manager
+        )
         return add_warnings(JSONResponse(visible(request, target.info, updated)), dropped, updated)
 
     async def patch(self, request: Request) -> Response:
         target = _target(request, item=True)
+        media = media_type(request)
+        if media == APPLY_PATCH_TYPE:
+            return await _server_side_apply(request, target)
         authorize_write(request, target.info, "patch", target.name)
         mode = field_validation(request.query_params)
+        manager = _manager(request)
+        store = context(request).store
+        if media == JSON_PATCH_TYPE:
+            operations = decode_json_patch(await request.body())
+            result = await run_in_threadpool(
+                _read_modify_write,
+                store,
+                target,
+                {},
+                store.update,
+                lambda current, _: _patched(current, operations, mode),
+                manager,
+            )
+            return add_warnings(JSONResponse(visible(request, target.info, result)), [], result)
+        if media == STRATEGIC_MERGE_PATCH_TYPE:
+            raise UnsupportedMediaType(
+                f"strategic merge patch is not supported for {target.info.kind} (as for custom"
+                " resources in Kubernetes); send a merge patch (application/merge-patch+json,"
+                " kubectl patch --type=merge), a JSON patch, or apply server-side"
+            )
         patch = await read_object(request, PATCH_TYPES)
         dropped = drop_unknown_metadata(patch, mode)
-        store = context(request).store
         result = await run_in_threadpool(
-            _read_modify_write, store, target, patch, store.update, _whole
+            _read_modify_write, store, target, patch, store.update, _whole, manager
         )
         return add_warnings(JSONResponse(visible(request, target.info, result)), dropped, result)
 
@@ -282,7 +350,19 @@ async def _get(request: Request) -> Response:
     obj = await run_in_threadpool(
         store.get, target.info.kind, target.store_namespace, str(target.name)
     )
-    return JSONResponse(visible(request, target.info, obj))
+    shown = visible(request, target.info, obj)
+    as_table = _table_request(request)
+    if as_table is not None:
+        metadata = {"resourceVersion": str(obj["metadata"].get("resourceVersion", ""))}
+        return JSONResponse(table(target.info, [shown], include=as_table, metadata=metadata))
+    return JSONResponse(shown)
+
+
+def _table_request(request: Request) -> IncludeObject | None:
+    """What each row of a Table carries, when the client asked for a Table; None when not."""
+    if not wants_table(request.headers.get("accept", "")):
+        return None
+    return include_object(request.query_params)
 
 
 def _list_json(
@@ -294,6 +374,7 @@ def _list_json(
     limit: int | None,
     continue_token: str | None,
     present: Callable[[JSON], JSON] | None = None,
+    as_table: IncludeObject | None = None,
 ) -> bytes:
     """One page of a list, rendered (in the worker thread: a big list is costly to serialise)."""
     page = store.list(
@@ -307,12 +388,15 @@ def _list_json(
     metadata = {"resourceVersion": str(page.resource_version)}
     if page.continue_token:
         metadata["continue"] = page.continue_token
+    items = page.items if present is None else [present(o) for o in page.items]
+    if as_table is not None:
+        return dump_json(table(target.info, items, include=as_table, metadata=metadata))
     return dump_json(
         {
             "apiVersion": target.info.api_version,
             "kind": f"{target.info.kind}List",
             "metadata": metadata,
-            "items": page.items if present is None else [present(o) for o in page.items],
+            "items": items,
         }
     )
 
@@ -368,6 +452,80 @@ def _whole(current: JSON, body: JSON) -> JSON:
     return merged
 
 
+def _replacement(current: JSON, body: JSON) -> JSON:
+    """PUT on the object: the body as it is."""
+    return body
+
+
+def _patched(current: JSON, operations: list[JSON], mode: FieldValidation) -> JSON:
+    """JSON patch on the object: the patched object, unknown metadata handled as ``mode`` says."""
+    result = apply_json_patch(current, operations)
+    drop_unknown_metadata(result, mode)
+    return result
+
+
+def _manager(request: Request) -> str:
+    return field_manager(request.query_params, request.headers.get("user-agent", ""))
+
+
+def _tracked(current: JSON | None, obj: JSON, manager: str) -> JSON:
+    """``obj`` with the managedFields of ``manager`` having written it over ``current``."""
+    obj.setdefault("metadata", {})["managedFields"] = track_update(current, obj, manager)
+    return obj
+
+
+async def _server_side_apply(request: Request, target: Target) -> Response:
+    """PATCH with ``application/apply-patch+yaml``: see :mod:`modelplane.server._apply`."""
+    authorize_write(request, target.info, "apply", target.name)
+    mode = field_validation(request.query_params)
+    query = request.query_params
+    manager = field_manager(query, request.headers.get("user-agent", ""), required=True)
+    force = bool(flag(query, "force"))
+    applied = _claim(await read_object(request, (APPLY_PATCH_TYPE,)), target)
+    dropped = drop_unknown_metadata(applied, mode)
+    store = context(request).store
+    result, created = await run_in_threadpool(_apply_write, store, target, applied, manager, force)
+    response = JSONResponse(
+        visible(request, target.info, result), status_code=201 if created else 200
+    )
+    return add_warnings(response, dropped, result)
+
+
+def _apply_write(
+    store: Store, target: Target, applied: JSON, manager: str, force: bool
+) -> tuple[JSON, bool]:
+    """Apply ``applied`` to the stored object (or create it); the result, and whether it was
+    created. Retried when another writer got in between, unless ``applied`` pins a version."""
+    pinned = _requested_version(applied)
+    for _ in range(_PATCH_ATTEMPTS):
+        try:
+            current: JSON | None = store.get(
+                target.info.kind, target.store_namespace, str(target.name)
+            )
+        except NotFound:
+            if pinned:
+                raise
+            current = None
+        merged = apply(current, applied, manager, force=force)
+        _check_identity(merged, target)
+        obj = _validated(merged, target)
+        obj.setdefault("metadata", {})["managedFields"] = merged["metadata"]["managedFields"]
+        try:
+            if current is None:
+                return store.create(obj), True
+            obj["metadata"]["resourceVersion"] = pinned or current["metadata"]["resourceVersion"]
+            return store.update(obj), False
+        except AlreadyExists:
+            continue
+        except Conflict:
+            if pinned:
+                raise
+    raise Conflict(
+        f"{target.describe()} kept changing while it was applied ({_PATCH_ATTEMPTS} attempts);"
+        " apply again"
+    )
+
+
 def _status_of_merged(current: JSON, body: JSON) -> JSON:
     """PATCH on /status: the stored object with the merged status."""
     merged = merge_patch(current, body)
@@ -398,15 +556,19 @@ def _read_modify_write(
     body: JSON,
     write: Callable[[JSON], JSON],
     combine: Callable[[JSON, JSON], JSON],
+    manager: str | None = None,
 ) -> JSON:
     """Read, combine with ``body``, validate, write; retried on conflict unless the body pins a
-    resourceVersion (then that version is the precondition and a stale one is a 409)."""
+    resourceVersion (then that version is the precondition and a stale one is a 409).
+    ``manager`` (writes of the object, not of its status) takes the fields it changed."""
     pinned = _requested_version(body)
     for _ in range(_PATCH_ATTEMPTS):
         current = store.get(target.info.kind, target.store_namespace, str(target.name))
         result = combine(current, body)
         _check_identity(result, target)
         obj = _validated(result, target)
+        if manager is not None:
+            obj = _tracked(current, obj, manager)
         metadata = obj.setdefault("metadata", {})
         metadata["resourceVersion"] = pinned or current["metadata"]["resourceVersion"]
         try:

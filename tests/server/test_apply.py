@@ -1,0 +1,171 @@
+"""Server-side apply, managedFields, Table responses and the Kubernetes OpenAPI documents, over
+HTTP against a real server (both store backends)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from modelplane.api import ADMIN_GROUP, AUTHENTICATED_GROUP, Principal
+
+from .conftest import RunningServer
+
+BASE = "/apis/modelplane.dev/v1alpha1/namespaces/team-a/endpoints"
+APPLY = {"Content-Type": "application/apply-patch+yaml"}
+
+
+def endpoint(max_replicas: int = 1, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelplane.dev/v1alpha1",
+        "kind": "Endpoint",
+        "metadata": {"name": "web"},
+        "spec": {"model": "smollm2", "replicas": {"min": 1, "max": max_replicas}, **spec},
+    }
+
+
+def apply(server: RunningServer, body: dict[str, Any], manager: str, **query: str) -> Any:
+    return server.http.patch(
+        f"{BASE}/web",
+        params={"fieldManager": manager, **query},
+        content=yaml.safe_dump(body).encode(),
+        headers=APPLY,
+    )
+
+
+def test_apply_creates_the_object_and_records_the_manager(server: RunningServer) -> None:
+    response = apply(server, endpoint(), "deployer")
+
+    assert response.status_code == 201, response.text
+    (entry,) = response.json()["metadata"]["managedFields"]
+    assert entry["manager"] == "deployer" and entry["operation"] == "Apply"
+    assert entry["fieldsV1"]["f:spec"]["f:replicas"] == {"f:min": {}, "f:max": {}}
+
+
+def test_applying_the_same_configuration_again_writes_nothing(server: RunningServer) -> None:
+    first = apply(server, endpoint(), "deployer").json()
+
+    again = apply(server, endpoint(), "deployer")
+
+    assert again.status_code == 200
+    assert again.json()["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+
+
+def test_apply_without_a_field_manager_is_refused(server: RunningServer) -> None:
+    response = server.http.patch(f"{BASE}/web", content=b"{}", headers=APPLY)
+
+    assert response.status_code == 400
+    assert "fieldManager" in response.json()["message"]
+
+
+def test_a_field_no_longer_applied_is_removed(server: RunningServer) -> None:
+    apply(server, endpoint(fallbacks=["backup"]), "deployer")
+
+    response = apply(server, endpoint(), "deployer")
+
+    assert response.json()["spec"].get("fallbacks") in (None, [])
+
+
+def test_another_managers_field_with_another_value_is_a_conflict_naming_it(
+    server: RunningServer,
+) -> None:
+    apply(server, endpoint(), "deployer")
+
+    refused = apply(server, endpoint(max_replicas=4), "autoscaler")
+    forced = apply(server, endpoint(max_replicas=4), "autoscaler", force="true")
+
+    assert refused.status_code == 409
+    (cause,) = refused.json()["details"]["causes"]
+    assert cause == {
+        "reason": "FieldManagerConflict",
+        "message": 'conflict with "deployer"',
+        "field": ".spec.replicas.max",
+    }
+    assert forced.status_code == 200
+    assert forced.json()["spec"]["replicas"]["max"] == 4
+    owners = {e["manager"]: e["fieldsV1"] for e in forced.json()["metadata"]["managedFields"]}
+    assert "f:max" not in owners["deployer"]["f:spec"]["f:replicas"]
+
+
+def test_a_merge_patch_makes_its_writer_an_update_manager(server: RunningServer) -> None:
+    apply(server, endpoint(), "deployer")
+
+    patched = server.http.patch(
+        f"{BASE}/web",
+        params={"fieldManager": "kubectl-edit"},
+        json={"spec": {"replicas": {"max": 2}}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    ).json()
+
+    entries = {(e["manager"], e["operation"]) for e in patched["metadata"]["managedFields"]}
+    assert entries == {("deployer", "Apply"), ("kubectl-edit", "Update")}
+    assert apply(server, endpoint(), "deployer").status_code == 409
+
+
+def test_apply_of_an_admin_only_kind_needs_an_administrator(start_server: Any) -> None:
+    server = start_server(
+        tokens={
+            "user": Principal("alice", frozenset({AUTHENTICATED_GROUP})),
+            "admin": Principal("ops", frozenset({ADMIN_GROUP, AUTHENTICATED_GROUP})),
+        }
+    )
+    body = {
+        "apiVersion": "modelplane.dev/v1alpha1",
+        "kind": "ToolServer",
+        "metadata": {"name": "search"},
+        "spec": {"command": "search-mcp"},
+    }
+    url = "/apis/modelplane.dev/v1alpha1/toolservers/search"
+
+    def as_(token: str) -> Any:
+        return server.http.patch(
+            url,
+            params={"fieldManager": "t"},
+            content=yaml.safe_dump(body).encode(),
+            headers={**APPLY, "Authorization": f"Bearer {token}"},
+        )
+
+    assert as_("user").status_code == 403
+    assert as_("admin").status_code == 201
+
+
+def test_a_table_has_the_columns_of_modelplane_get(server: RunningServer) -> None:
+    apply(server, endpoint(), "deployer")
+
+    table = server.http.get(
+        BASE, headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
+    ).json()
+
+    assert table["kind"] == "Table"
+    names = [c["name"] for c in table["columnDefinitions"]]
+    assert names[0] == "Name" and names[-1] == "Age" and "MODEL" in names
+    (row,) = table["rows"]
+    assert row["cells"][0] == "web"
+    assert row["object"]["kind"] == "PartialObjectMetadata"
+
+
+def test_openapi_v3_lists_group_versions_whose_documents_map_kinds(server: RunningServer) -> None:
+    root = server.http.get("/openapi/v3").json()
+    url = root["paths"]["apis/modelplane.dev/v1alpha1"]["serverRelativeURL"]
+
+    document = server.http.get(url).json()
+
+    schema = document["components"]["schemas"]["dev.modelplane.v1alpha1.Endpoint"]
+    assert schema["x-kubernetes-group-version-kind"] == [
+        {"group": "modelplane.dev", "version": "v1alpha1", "kind": "Endpoint"}
+    ]
+    patch = document["paths"][
+        "/apis/modelplane.dev/v1alpha1/namespaces/{namespace}/endpoints/{name}"
+    ]["patch"]
+    assert "fieldValidation" in [p["name"] for p in patch["parameters"]]
+    assert "application/apply-patch+yaml" in patch["requestBody"]["content"]
+
+
+def test_openapi_v2_is_json_and_refuses_protobuf_only_clients(server: RunningServer) -> None:
+    protobuf = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+
+    refused = server.http.get("/openapi/v2", headers={"Accept": protobuf})
+    served = server.http.get("/openapi/v2", headers={"Accept": "application/json"})
+
+    assert refused.status_code == 406
+    assert served.json()["swagger"] == "2.0"
