@@ -65,11 +65,12 @@ def services(
     model_roots: Sequence[str | Path] = (),
     agent_packages: Sequence[str] = (),
     api_token: str | None = None,
+    egress: EgressRules | None = None,
 ) -> list[Service]:
     """Per-process services of an embedded platform whose API listens at ``api_url``.
 
     ``api_token``: the bearer token they send to that API (agents calling models), when it
-    requires one.
+    requires one; ``egress``: the operator's rules for the hosts agents' HTTP tools may reach.
     """
     from modelplane.agents._service import AgentService
     from modelplane.drivers import LocalDevices, local_node_name
@@ -84,6 +85,7 @@ def services(
             home=home,
             agent_packages=agent_packages,
             api_token=api_token,
+            egress=egress,
         ),
     ]
 

@@ -39,6 +39,7 @@ from modelplane.api._agent import AgentSpec
 from modelplane.api._toolserver import ToolServerSpec
 from modelplane.api.errors import Conflict, ModelplaneError, NotFound
 from modelplane.control import Informer, record_event, set_condition
+from modelplane.egress import EgressRules
 from modelplane.store import Store
 
 logger = logging.getLogger("modelplane.agents")
@@ -70,11 +71,14 @@ class AgentService:
         database_url: str | None = None,
         lease_duration: float = 10.0,
         api_token: str | None = None,
+        egress: EgressRules | None = None,
     ) -> None:
         self._store = store
         self._api_url = api_url
         #: the bearer token the runtime's model calls send to the API (None: auth is off)
         self._api_token = api_token
+        #: the operator's rules for the hosts streamable-http tools may be reached on
+        self._egress = egress
         self._code = code or AgentCode(packages=tuple(agent_packages), bundles=BundleStore(home))
         self._database_url = database_url or agents_url(store.url)
         self._lease_duration = lease_duration
@@ -127,6 +131,7 @@ class AgentService:
                 self._database_url,
                 model_base_url=self._api_url,
                 model_api_key=self._api_token,
+                egress=self._egress,
                 code=self._code,
                 tool_servers=self._tool_server,
                 leases=ShardLeases(self._store, duration=self._lease_duration),

@@ -19,15 +19,21 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from modelplane.api._agent import Tool
 from modelplane.api._toolserver import ToolServerSpec
+from modelplane.egress import EgressRefused, EgressRules
 
 #: commands that mean "the Python that runs the agents"
 _THIS_PYTHON = ("python", "python3")
 
 #: the operator's ToolServers by name (None: no such ToolServer)
 ToolServers = Callable[[str], ToolServerSpec | None]
+
+
+class ToolRefused(RuntimeError):
+    """A streamable-http tool's URL names a host the egress rules refuse."""
 
 
 class ToolServerMissing(RuntimeError):
@@ -50,10 +56,24 @@ def _server(spec: Tool, tool_servers: ToolServers) -> ToolServerSpec:
 
 
 @asynccontextmanager
-async def _open_http(url: str) -> AsyncIterator[tuple[Any, Any]]:
-    """The read and write streams of a Streamable HTTP MCP server: the one use of a tool URL."""
+async def _open_http(url: str, egress: EgressRules) -> AsyncIterator[tuple[Any, Any]]:
+    """The read and write streams of a Streamable HTTP MCP server: the one use of a tool URL.
+
+    The host must pass the operator's egress rules (the same as for model upstreams) on every
+    address it resolves to, before anything is sent. The MCP client then resolves the name again:
+    a name that rebinds between the two lookups is not caught here (unlike the gateway's upstream
+    client, which connects to the address it checked); the rules still stop every URL naming a
+    refused address or name, and every name that resolves to one.
+    """
     from mcp.client.streamable_http import streamable_http_client
 
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        await egress.resolve(host, port)
+    except EgressRefused as refused:
+        raise ToolRefused(f"tool URL {url!r} refused by the egress rules: {refused}") from None
     async with streamable_http_client(url) as streams:
         yield streams[0], streams[1]
 
@@ -64,6 +84,7 @@ async def call_tool(
     arguments: dict[str, Any],
     tool_servers: ToolServers,
     folder: Path | None = None,
+    egress: EgressRules | None = None,
 ) -> Any:
     """Call ``tool`` on the MCP server ``spec`` describes; returns JSON-ready content.
 
@@ -89,7 +110,11 @@ async def call_tool(
             result = await session.call_tool(tool, arguments)
     else:
         assert spec.url is not None
-        async with _open_http(spec.url) as (read, write), ClientSession(read, write) as session:
+        rules = egress if egress is not None else EgressRules()
+        async with (
+            _open_http(spec.url, rules) as (read, write),
+            ClientSession(read, write) as session,
+        ):
             await session.initialize()
             result = await session.call_tool(tool, arguments)
     content = [block.model_dump(mode="json", exclude_none=True) for block in result.content]

@@ -57,6 +57,7 @@ from modelplane.agents.authz import Authorizer, allow_all
 from modelplane.agents.context import NonDeterminism, NotSerializable, StepFailed, encode
 from modelplane.api._agent import AgentSpec, Tool
 from modelplane.api.errors import AlreadyExists, BadRequest, ModelplaneError, NotFound
+from modelplane.egress import EgressRules
 
 if TYPE_CHECKING:
     from modelplane.agents._shards import Change, ShardLeases
@@ -383,8 +384,12 @@ class Runtime:
         poll_interval: float = 0.05,
         code: AgentCode | None = None,
         tool_servers: ToolServers | None = None,
+        egress: EgressRules | None = None,
     ) -> None:
         self.db = Database(database_url)
+        #: which hosts streamable-http tools may be reached on (default: the egress defaults,
+        #: loopback, link-local and metadata addresses refused)
+        self.egress = egress if egress is not None else EgressRules()
         #: where agent code may come from (default: any installed module, no bundles)
         self.code = code if code is not None else AgentCode()
         #: the operator's ToolServers by name: what a stdio tool starts
@@ -1071,7 +1076,7 @@ class Runtime:
         """Call ``tool`` of the Agent's tool ``spec``; a stdio server starts in ``folder``."""
         from modelplane.agents._tools import call_tool
 
-        return await call_tool(spec, tool, arguments, self.tool_servers, folder)
+        return await call_tool(spec, tool, arguments, self.tool_servers, folder, self.egress)
 
     def load_memory(self, iid: int, length: int) -> list[Any]:
         rows = self.db.query(

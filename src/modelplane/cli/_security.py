@@ -33,8 +33,9 @@ def egress_options(f: F) -> F:
         "--allow-loopback-upstreams",
         is_flag=True,
         help=(
-            "Let upstream Model versions call loopback addresses (a provider on this machine:"
-            " embedded mode, tests). Link-local and metadata addresses stay refused."
+            "Let upstream Model versions (and, in up, agents' HTTP tools) call loopback"
+            " addresses (a provider on this machine: embedded mode, tests). Link-local and"
+            " metadata addresses stay refused."
         ),
     )(f)
     return click.option(
@@ -42,9 +43,9 @@ def egress_options(f: F) -> F:
         multiple=True,
         metavar="HOST|CIDR",
         help=(
-            "Hosts upstream Model versions may call: api.example.com, *.example.com or"
-            " 10.0.0.0/8; repeatable. Without any, every host but loopback, link-local and"
-            " metadata addresses is allowed."
+            "Hosts upstream Model versions (and, in up, agents' HTTP tools) may call:"
+            " api.example.com, *.example.com or 10.0.0.0/8; repeatable. Without any, every host"
+            " but loopback, link-local and metadata addresses is allowed."
         ),
     )(f)
 

@@ -221,6 +221,7 @@ def up(
                 model_roots=roots,
                 agent_packages=packages,
                 api_token=internal_token,
+                egress=egress,
             )
         )
         for service in services:
