@@ -50,6 +50,26 @@ def test_sequence_feeds_each_answer_to_the_next_step(env: Env) -> None:
     assert r.json()["model"] == "chain"
 
 
+def test_a_steps_system_message_goes_first_in_what_that_step_sends(env: Env) -> None:
+    # given a Sequence whose second step says how to treat the first step's answer
+    draft = env.fake("draft", reply=None)
+    polish = env.fake("polish", reply=None)
+    env.endpoint("draft", {"v1": [draft]})
+    env.endpoint("polish", {"v1": [polish]})
+    rewrite = "Rewrite the user's text as one short sentence."
+    steps = [{"endpoint": "draft"}, {"endpoint": "polish", "system": rewrite}]
+    _graph(env, "chain", {"root": {"type": "Sequence", "steps": steps}})
+    # when a client asks the graph
+    r = env.chat("chain", "hello")
+    # then the polish step got the system message first, then the draft's answer; the draft did not
+    assert _content(r) == "polish: draft: hello"
+    assert polish.bodies[-1]["messages"] == [
+        {"role": "system", "content": rewrite},
+        {"role": "user", "content": "draft: hello"},
+    ]
+    assert [m["role"] for m in draft.bodies[-1]["messages"]] == ["user"]
+
+
 def test_switch_picks_the_first_step_whose_condition_holds(env: Env) -> None:
     _echoes(env, "big", "small")
     _graph(

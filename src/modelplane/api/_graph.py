@@ -30,6 +30,14 @@ class GraphStep(Schema):
     weight: int | None = Field(
         default=None, ge=0, le=100, description="Splitter only: percent of requests, 0 to 100."
     )
+    system: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Endpoint steps: a system message put first in the step's messages, e.g. how to"
+            " rewrite the previous step's answer in a Sequence."
+        ),
+    )
 
 
 class GraphNode(Schema):

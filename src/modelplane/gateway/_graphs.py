@@ -9,7 +9,8 @@ and error code (a 429 keeps its ``Retry-After``), its message naming the step an
 A streamed request to a Graph gets the final answer as one content chunk once the graph has run.
 
 * **Sequence**: the first step gets the client's request; each next step gets the previous
-  step's answer as its (only) user message. The node's answer is the last step's.
+  step's answer as its (only) user message. The node's answer is the last step's. An endpoint
+  step's ``system`` goes first in the messages it sends (how to treat that input).
 * **Switch**: the first step whose ``condition`` holds runs. Conditions are CEL over ``request``
   (the client's JSON body) and ``response`` (the answer of the step before, inside a Sequence:
   ``{"content", "model", "usage"}``; empty at the start). A condition that fails to evaluate (a
@@ -221,6 +222,12 @@ class _Runner:
                 retry_after=2.0,
             )
         request = {**body, "model": step.endpoint, "stream": False}
+        if step.system is not None:
+            messages = body.get("messages")
+            request["messages"] = [
+                {"role": "system", "content": step.system},
+                *(messages if isinstance(messages, list) else []),
+            ]
         request.pop("stream_options", None)
         # parsed as a client's request is, so the step is the same tenant (``user``) and has the
         # same prompt estimate for admission and prefix routing
