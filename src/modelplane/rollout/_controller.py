@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from modelplane.api import parse_duration
+from modelplane.api import ACTION_ANNOTATION, parse_duration
 from modelplane.api.errors import Conflict, ModelplaneError, NotFound
 from modelplane.control import Controller, Request, Result, record_event, set_condition
 from modelplane.rollout._judge import Criteria, Judgement, judge
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelplane.rollout")
 
 GATEWAY_URL_ENV = "MODELPLANE_GATEWAY_URL"
-ACTION_ANNOTATION = "modelplane.dev/rollout-action"
 ACTIONS = ("promote", "abort")
 CONDITION = "Rollout"
 #: seconds between looks while a step waits for its canary replica or a sample source

@@ -13,14 +13,16 @@ subsystems' internals. torch and transformers are imported only inside worker pr
 GGUF conversion, so importing this package stays light.
 """
 
-from modelplane.serving._agent import (
+from modelplane.api import (
     DEMAND_ANNOTATION,
     IDLE_TIMEOUT_ANNOTATION,
     SIMULATED_ANNOTATION,
     SIMULATED_LABEL,
+)
+from modelplane.serving._agent import (
     NodeAgent,
 )
-from modelplane.serving._app import create_worker_app, openai_error
+from modelplane.serving._app import create_worker_app
 from modelplane.serving._artifacts import (
     PICKLE_SUFFIXES,
     Artifact,
@@ -49,6 +51,5 @@ __all__ = [
     "SimulatedEngine",
     "create_simulated_app",
     "create_worker_app",
-    "openai_error",
     "verify",
 ]

@@ -51,7 +51,15 @@ from typing import Any
 
 import httpx
 
-from modelplane.api import parse_duration
+from modelplane.api import (
+    DEMAND_ANNOTATION,
+    HOSTNAME_LABEL,
+    IDLE_TIMEOUT_ANNOTATION,
+    REPLICA_LABEL,
+    SIMULATED_ANNOTATION,
+    SIMULATED_LABEL,
+    parse_duration,
+)
 from modelplane.api.errors import Conflict, NotFound
 from modelplane.control import (
     DigestCache,
@@ -70,11 +78,6 @@ log = logging.getLogger("modelplane.serving.agent")
 
 JSON = dict[str, Any]
 
-DEMAND_ANNOTATION = "modelplane.dev/demand"
-IDLE_TIMEOUT_ANNOTATION = "modelplane.dev/idle-timeout"
-SIMULATED_LABEL = "modelplane.dev/simulated"
-SIMULATED_ANNOTATION = "modelplane.dev/simulated"
-REPLICA_LABEL = "modelplane.dev/replica"
 TICK = 0.5
 _SCALE_UP_AFTER = 5.0
 _SCALE_DOWN_AFTER = 60.0
@@ -536,8 +539,6 @@ def _node_of(allocation: JSON) -> str:
     terms = (allocation.get("nodeSelector") or {}).get("nodeSelectorTerms") or []
     for term in terms:
         for field in (term.get("matchFields") or []) + (term.get("matchExpressions") or []):
-            if field.get("key") in ("metadata.name", "kubernetes.io/hostname") and field.get(
-                "values"
-            ):
+            if field.get("key") in ("metadata.name", HOSTNAME_LABEL) and field.get("values"):
                 return str(field["values"][0])
     return ""

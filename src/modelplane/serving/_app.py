@@ -24,9 +24,11 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from modelplane.api import json_object, openai_error_body, openai_stream_error
+from modelplane.api.errors import ModelplaneError
 from modelplane.serving._engine import Delta, Engine, EngineError, GenerationRequest
 
 MAX_BODY_BYTES = 4 << 20
@@ -82,14 +84,17 @@ class _Parsed:
     include_usage: bool
 
 
-def openai_error(
+def error_response(
     status: int, message: str, *, param: str | None = None, type_: str | None = None
-) -> JSONResponse:
+) -> Response:
     """An error response in OpenAI's shape."""
     kind = type_ or ("invalid_request_error" if status < 500 else "server_error")
     code = {404: "not_found", 413: "request_too_large", 503: "unavailable"}.get(status)
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status)
+    return Response(
+        openai_error_body(message, kind, code=code, param=param),
+        status_code=status,
+        media_type="application/json",
+    )
 
 
 class _BadRequest(Exception):
@@ -107,19 +112,10 @@ def create_worker_app(
     created = int(time.time())
 
     async def read_json(request: Request) -> dict[str, Any]:
-        body = await request.body()
-        if len(body) > max_body_bytes:
-            raise _BadRequest(
-                f"the request body is {len(body)} bytes; the limit is {max_body_bytes}",
-                status=413,
-            )
         try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise _BadRequest(f"the body is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise _BadRequest("the body must be a JSON object")
-        return data
+            return json_object(await request.body(), limit=max_body_bytes)
+        except ModelplaneError as exc:
+            raise _BadRequest(exc.message, status=exc.code) from None
 
     def sampling(data: dict[str, Any], prompt: str) -> _Parsed:
         max_tokens = data.get("max_completion_tokens", data.get("max_tokens", DEFAULT_MAX_TOKENS))
@@ -196,7 +192,7 @@ def create_worker_app(
                 first = Delta("", finish_reason="stop")
             except EngineError as exc:
                 metrics.requests.labels("error").inc()
-                return openai_error(exc.status, exc.message, param=exc.param)
+                return error_response(exc.status, exc.message, param=exc.param)
             body = _sse(rid, parsed, chat, created_now(), first, stream, metrics)
             return StreamingResponse(
                 body,
@@ -211,7 +207,7 @@ def create_worker_app(
                 last = delta
         except EngineError as exc:
             metrics.requests.labels("error").inc()
-            return openai_error(exc.status, exc.message, param=exc.param)
+            return error_response(exc.status, exc.message, param=exc.param)
         metrics.requests.labels("ok").inc()
         usage = _usage(last)
         content = "".join(text)
@@ -256,9 +252,9 @@ def create_worker_app(
                     raise _BadRequest("prompt must be a non-empty string", "prompt")
             return await run(sampling(data, prompt), chat)
         except _BadRequest as exc:
-            return openai_error(exc.status, exc.message, param=exc.param)
+            return error_response(exc.status, exc.message, param=exc.param)
         except EngineError as exc:
-            return openai_error(exc.status, exc.message, param=exc.param)
+            return error_response(exc.status, exc.message, param=exc.param)
         finally:
             state["in_flight"] -= 1
             state["last_request"] = time.monotonic()
@@ -282,9 +278,9 @@ def create_worker_app(
                 raise _BadRequest("input must be a string or a list of strings", "input")
             vectors, tokens = await engine.embed(texts)
         except _BadRequest as exc:
-            return openai_error(exc.status, exc.message, param=exc.param)
+            return error_response(exc.status, exc.message, param=exc.param)
         except EngineError as exc:
-            return openai_error(exc.status, exc.message, param=exc.param)
+            return error_response(exc.status, exc.message, param=exc.param)
         return _json(
             {
                 "object": "list",
@@ -330,7 +326,7 @@ def create_worker_app(
         return Response(generate_latest(metrics.registry), media_type="text/plain; version=0.0.4")
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return openai_error(404, f"no route {request.method} {request.url.path} on this worker")
+        return error_response(404, f"no route {request.method} {request.url.path} on this worker")
 
     app = Starlette(
         routes=[
@@ -459,16 +455,7 @@ async def _sse(
                     last = delta
                     yield chunk(delta)
             except EngineError as exc:
-                err = {
-                    "error": {
-                        "message": exc.message,
-                        "type": "server_error",
-                        "param": None,
-                        "code": None,
-                    }
-                }
-                yield b"data: " + orjson.dumps(err) + b"\n\n"
-                yield b"data: [DONE]\n\n"
+                yield openai_stream_error(exc.message, "server_error")
                 return
         if parsed.include_usage:
             data = {
