@@ -2,7 +2,8 @@
 
 Owns: the machinery that turns store changes into ``reconcile(request)`` calls (:class:`Informer`,
 :class:`WorkQueue`, :class:`Controller`, :class:`Manager`, :class:`LeaderElector`), the helpers every
-controller uses to report what it did (:func:`set_condition`, :func:`record_event`), and the
+controller uses to report what it did (:func:`set_condition`, :func:`commit_status`,
+:func:`record_event`), and the
 :class:`ModelController`, which verifies Model artifacts against their digests.
 
 Must not touch: schemas (``modelplane.api`` validates; controllers read and write plain dicts),
@@ -35,6 +36,7 @@ from modelplane.control._manager import (
 )
 from modelplane.control._model import ModelController, SourceNotAllowed, local_source
 from modelplane.control._queue import RateLimiter, WorkQueue
+from modelplane.control._status import commit_status
 
 __all__ = [
     "DEFAULT_LEASE_NAME",
@@ -53,6 +55,7 @@ __all__ = [
     "Watches",
     "WorkQueue",
     "artifact_digest",
+    "commit_status",
     "default_controllers",
     "default_identity",
     "get_condition",

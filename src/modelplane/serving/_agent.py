@@ -60,14 +60,13 @@ from modelplane.api import (
     SIMULATED_LABEL,
     parse_duration,
 )
-from modelplane.api.errors import Conflict, NotFound
+from modelplane.api.errors import NotFound
 from modelplane.control import (
     DigestCache,
     Informer,
     SourceNotAllowed,
-    get_condition,
+    commit_status,
     local_source,
-    record_event,
     set_condition,
 )
 from modelplane.serving._artifacts import ArtifactError, ArtifactStore, refuse_pickle, verify
@@ -480,25 +479,21 @@ class NodeAgent:
             return
         try:
             current = self.store.get("Endpoint", ns, name)
-            if current["metadata"].get("uid") != meta.get("uid"):
-                return
-            self.store.update_status({**current, "status": status})
-        except (Conflict, NotFound):
-            self._wake.set()  # a newer version is coming through the informer
+        except NotFound:
             return
-        before = get_condition(old_status, "Ready") or {}
-        if (before.get("status"), before.get("reason")) != ("True" if ready else "False", reason):
-            try:
-                record_event(
-                    self.store,
-                    endpoint,
-                    type="Normal" if ready else "Warning",
-                    reason=reason,
-                    message=message,
-                    component=self.component,
-                )
-            except Exception as exc:
-                log.warning("%s: could not record an event: %s", self.component, exc)
+        if current["metadata"].get("uid") != meta.get("uid"):
+            return
+        # the message counts replicas: only a change of state or reason is an Event
+        written = commit_status(
+            self.store,
+            current,
+            status,
+            component=self.component,
+            compared=("status", "reason"),
+            observed_generation=False,  # stamped above: the generation this status describes
+        )
+        if written is None:
+            self._wake.set()  # a newer version is coming through the informer
 
     def _readiness(
         self, endpoint: JSON, entries: list[JSON], mine: list[ReplicaProcess]
