@@ -10,7 +10,7 @@ For each ``Model`` and each entry of ``spec.versions[]``:
   only inside the folders the operator lists (``--model-root``, :func:`local_source`); a relative
   one is resolved against those folders alone, never against a folder a client names. A source
   elsewhere is not read: reason ``SourceNotAllowed``. The file's sha256 (or a directory's, see
-  :mod:`modelplane.control._digest`) must equal ``digest``; reasons ``DigestVerified``,
+  :mod:`modelplane.serving._digest`) must equal ``digest``; reasons ``DigestVerified``,
   ``DigestMismatch``, ``DigestMissing``, ``InvalidDigest``, ``SourceNotFound``,
   ``SourceUnreadable``;
 * any other source (``s3://``, ``https://``...) is not ready, reason ``UnsupportedSource``: this
@@ -37,10 +37,8 @@ from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
 from modelplane.api.errors import NotFound
-from modelplane.control._conditions import set_condition
-from modelplane.control._controller import Controller, Request, Result
-from modelplane.control._digest import DigestCache, artifact_digest, stored_artifact
-from modelplane.control._status import commit_status
+from modelplane.control import Controller, Request, Result, commit_status, set_condition
+from modelplane.serving._digest import DigestCache, artifact_digest, stored_artifact
 
 if TYPE_CHECKING:
     from modelplane.store import Store
