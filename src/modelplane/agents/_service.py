@@ -35,8 +35,7 @@ from modelplane.agents._loader import AgentCode, CodeRefused
 from modelplane.agents._routes import agents_url
 from modelplane.agents._shards import ShardLeases
 from modelplane.agents.runtime import Runtime
-from modelplane.api._agent import AgentSpec
-from modelplane.api._toolserver import ToolServerSpec
+from modelplane.api import AgentSpec, ToolServerSpec
 from modelplane.api.errors import ModelplaneError, NotFound
 from modelplane.control import Informer, commit_status, set_condition
 from modelplane.store import Store

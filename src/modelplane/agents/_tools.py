@@ -20,8 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from modelplane.api._agent import Tool
-from modelplane.api._toolserver import ToolServerSpec
+from modelplane.api import Tool, ToolServerSpec
 
 #: commands that mean "the Python that runs the agents"
 _THIS_PYTHON = ("python", "python3")

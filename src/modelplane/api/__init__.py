@@ -21,7 +21,7 @@ Example::
 """
 
 from modelplane.api import errors
-from modelplane.api._agent import Agent
+from modelplane.api._agent import BUNDLE_DIGEST, Agent, AgentSpec, Tool
 from modelplane.api._body import json_object
 from modelplane.api._cells import age, cell, human_duration, parse_timestamp
 from modelplane.api._dra import DeviceClass, ResourceClaim, ResourceSlice
@@ -88,7 +88,7 @@ from modelplane.api._quantity import Quantity, QuantityError, format_quantity, p
 from modelplane.api._queue import Queue
 from modelplane.api._registry import KindInfo, kind_info, kinds, lookup
 from modelplane.api._secret import Secret, check_secret_key
-from modelplane.api._toolserver import ToolServer
+from modelplane.api._toolserver import ToolServer, ToolServerSpec
 from modelplane.api._types import parse_duration
 from modelplane.api._unenforced import not_enforced
 from modelplane.api._validate import resolve, validate
@@ -99,6 +99,7 @@ __all__ = [
     "ARRIVAL_ANNOTATION",
     "AUTHENTICATED_GROUP",
     "BLOCK_LABEL",
+    "BUNDLE_DIGEST",
     "CONSUMER_ANNOTATION",
     "CONSUMER_CLAIMS_ANNOTATION",
     "DEMAND_ANNOTATION",
@@ -131,6 +132,7 @@ __all__ = [
     "TEMPLATE_HASH_ANNOTATION",
     "TOPOLOGY_LABELS",
     "Agent",
+    "AgentSpec",
     "Condition",
     "DeviceClass",
     "Endpoint",
@@ -152,7 +154,9 @@ __all__ = [
     "ResourceSlice",
     "RoutingPolicy",
     "Secret",
+    "Tool",
     "ToolServer",
+    "ToolServerSpec",
     "age",
     "cell",
     "check_dns_label",
