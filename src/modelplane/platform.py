@@ -44,10 +44,10 @@ def controllers(
     ``api_token``: the bearer token controllers send to the platform's own HTTP APIs (the
     gateway's samples), when it requires one.
     """
-    from modelplane.control import ModelController
     from modelplane.gateway import GraphController
     from modelplane.rollout import RolloutController
     from modelplane.scheduling import scheduling_controllers
+    from modelplane.serving import ModelController
 
     return [
         ModelController(store, model_roots=model_roots),

@@ -10,11 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from modelplane.control import (
-    DigestCache,
-    artifact_digest,
-    local_source,
-)
+from modelplane.serving import DigestCache, artifact_digest, local_source
 
 
 def _old(path: Path) -> None:

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from tests.control._wait import wait_until
 
-from modelplane.control import LeaderElector, Manager, ModelController, get_condition
+from modelplane import platform
+from modelplane.control import LeaderElector, Manager, get_condition
+from modelplane.serving import ModelController
 
 #: long enough that a handover within the test's deadlines can only come from release_lease
 LEASE_DURATION = 15.0
@@ -226,8 +228,9 @@ def test_manager_run_until_returns_after_the_event_and_leaves_the_lease_free(sto
     assert store.acquire_lease("mgr", "next", 15) is not None
 
 
-def test_manager_without_controllers_given_runs_the_default_set(store: Any) -> None:
-    manager = Manager(store)
+def test_the_platform_composes_the_controllers_the_manager_runs(store: Any) -> None:
+    # the control runtime knows no subsystem: platform.py is the one place that lists them
+    manager = Manager(store, controllers=platform.controllers(store))
 
-    assert [type(c) for c in manager.controllers] == [ModelController]
+    assert ModelController in [type(c) for c in manager.controllers]
     assert manager.identity

@@ -11,13 +11,8 @@ import pytest
 from tests.control._wait import wait_until
 
 from modelplane.api.errors import NotFound
-from modelplane.control import (
-    ModelController,
-    Request,
-    Result,
-    artifact_digest,
-    get_condition,
-)
+from modelplane.control import Request, Result, get_condition
+from modelplane.serving import ModelController, artifact_digest
 
 NS = "team-a"
 

@@ -15,8 +15,14 @@ from typing import Any
 import pytest
 from tests.control._wait import wait_until
 
-from modelplane.control import ModelController, SourceNotAllowed, get_condition, local_source
-from modelplane.serving import ArtifactStore, NodeAgent
+from modelplane.control import get_condition
+from modelplane.serving import (
+    ArtifactStore,
+    ModelController,
+    NodeAgent,
+    SourceNotAllowed,
+    local_source,
+)
 from modelplane.store import Store, open_store
 
 SECRET = b"the server's private bytes, not a model\n"

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from tests.control._wait import wait_until
 
-from modelplane.control import artifact_digest
+from modelplane.serving import artifact_digest
 from modelplane.store import open_store
 from modelplane.store._contract import Store
 

@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from modelplane.api._agent import BUNDLE_DIGEST
+from modelplane.api import BUNDLE_DIGEST
 
 #: the most bytes a bundle's files may hold in all, unpacked
 MAX_BYTES = 64 * 1024 * 1024

@@ -31,7 +31,7 @@ from modelplane.api.errors import Forbidden, NotFound
 if TYPE_CHECKING:
     from modelplane.agents._loader import AgentCode
     from modelplane.agents.runtime import Runtime
-    from modelplane.api._agent import AgentSpec
+    from modelplane.api import AgentSpec
 
 INSERT_RECORD = (
     "INSERT INTO agent_journal (iid, seq, kind, name, data, crc, at) VALUES (?, ?, ?, ?, ?, ?, ?)"

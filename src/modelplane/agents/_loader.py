@@ -31,7 +31,7 @@ from types import ModuleType
 from typing import Any
 
 from modelplane.agents._bundles import BundleError, BundleStore
-from modelplane.api._agent import AgentSpec
+from modelplane.api import AgentSpec
 from modelplane.api.errors import BadRequest
 
 #: sys.path and sys.modules are process-wide: one scoped import at a time

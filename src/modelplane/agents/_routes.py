@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from modelplane.agents._journal import Database
 from modelplane.agents.runtime import Instances
-from modelplane.api import check_dns_label, check_dns_subdomain
+from modelplane.api import check_dns_label, check_dns_subdomain, json_object
 from modelplane.api.errors import BadRequest
 from modelplane.store import Store
 
@@ -43,16 +43,7 @@ def _json(value: Any, status: int = 200) -> Response:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the request body is not JSON ({exc}); send a JSON object") from None
-    if not isinstance(value, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return value
+    return json_object(await request.body(), empty_is_object=True)
 
 
 #: what each path segment is, and the API name rule it follows

@@ -35,10 +35,9 @@ from modelplane.agents._loader import AgentCode, CodeRefused
 from modelplane.agents._routes import agents_url
 from modelplane.agents._shards import ShardLeases
 from modelplane.agents.runtime import Runtime
-from modelplane.api._agent import AgentSpec
-from modelplane.api._toolserver import ToolServerSpec
-from modelplane.api.errors import Conflict, ModelplaneError, NotFound
-from modelplane.control import Informer, record_event, set_condition
+from modelplane.api import AgentSpec, ToolServerSpec
+from modelplane.api.errors import ModelplaneError, NotFound
+from modelplane.control import Informer, commit_status, set_condition
 from modelplane.egress import EgressRules
 from modelplane.store import Store
 
@@ -201,19 +200,13 @@ class AgentService:
             generation = meta.get("generation")
             if generation is not None:
                 status["observedGeneration"] = generation
-            if not set_condition(status, "Ready", ready, reason, message, generation):
-                return
-            self._store.update_status({**current, "status": status})
-            record_event(
-                self._store,
-                current,
-                type="Normal" if ready else "Warning",
-                reason=reason,
-                message=message,
-                component=self.component,
+            set_condition(status, "Ready", ready, reason, message, generation)
+            # lost races need nothing: a newer generation (or the deletion) is on its way
+            commit_status(
+                self._store, current, status, component=self.component, observed_generation=False
             )
-        except (Conflict, NotFound):
-            return  # a newer generation (or the deletion) is on its way through the informer
+        except NotFound:
+            return
         except Exception as exc:  # status is a report: a store hiccup must not stop the runtime
             logger.warning("agent %s: could not report status: %s", meta["name"], exc)
 

@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from modelplane.api._agent import Tool
-from modelplane.api._toolserver import ToolServerSpec
+from modelplane.api import Tool, ToolServerSpec
 from modelplane.egress import EgressRefused, EgressRules
 
 #: commands that mean "the Python that runs the agents"

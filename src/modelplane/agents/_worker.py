@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from modelplane.agents._bundles import BundleError, BundleStore
 from modelplane.agents._loader import AgentCode, parse_packages
 from modelplane.agents.runtime import Runtime
-from modelplane.api._agent import AgentSpec
+from modelplane.api import AgentSpec
 from modelplane.api.errors import ModelplaneError
 
 

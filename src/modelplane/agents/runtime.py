@@ -55,7 +55,7 @@ from modelplane.agents._loader import AgentCode
 from modelplane.agents._tools import ToolServers
 from modelplane.agents.authz import Authorizer, allow_all
 from modelplane.agents.context import NonDeterminism, NotSerializable, StepFailed, encode
-from modelplane.api._agent import AgentSpec, Tool
+from modelplane.api import AgentSpec, Tool
 from modelplane.api.errors import AlreadyExists, BadRequest, ModelplaneError, NotFound
 from modelplane.egress import EgressRules
 

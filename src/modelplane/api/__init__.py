@@ -21,7 +21,8 @@ Example::
 """
 
 from modelplane.api import errors
-from modelplane.api._agent import Agent
+from modelplane.api._agent import BUNDLE_DIGEST, Agent, AgentSpec, Tool
+from modelplane.api._body import json_object
 from modelplane.api._cells import age, cell, human_duration, parse_timestamp
 from modelplane.api._dra import DeviceClass, ResourceClaim, ResourceSlice
 from modelplane.api._endpoint import Endpoint
@@ -39,7 +40,42 @@ from modelplane.api._meta import (
     check_dns_subdomain,
 )
 from modelplane.api._model import Model
+from modelplane.api._names import (
+    ACTION_ANNOTATION,
+    ARRIVAL_ANNOTATION,
+    BLOCK_LABEL,
+    CONSUMER_ANNOTATION,
+    CONSUMER_CLAIMS_ANNOTATION,
+    DEMAND_ANNOTATION,
+    DURATION_ANNOTATION,
+    ENSEMBLE_ANNOTATION,
+    FALLBACKS_ANNOTATION,
+    GANG_ANNOTATION,
+    GANG_SIZE_ANNOTATION,
+    HOSTNAME_LABEL,
+    IDLE_TIMEOUT_ANNOTATION,
+    JOB_LABEL,
+    NODE_POWER_CAP_ANNOTATION,
+    OWNER_KIND_LABEL,
+    PREFIX_POLICIES,
+    PRICE_ANNOTATION,
+    PRIORITY_ANNOTATION,
+    PUBLISHER_LABEL,
+    QUEUE_ANNOTATION,
+    RACK_LABEL,
+    RACK_POWER_CAP_ANNOTATION,
+    REPLICA_LABEL,
+    ROUTING_POLICIES,
+    SCRAPED_POLICIES,
+    SERVER_OWNED,
+    SIMULATED_ANNOTATION,
+    SIMULATED_LABEL,
+    STICKY_ANNOTATION,
+    TEMPLATE_HASH_ANNOTATION,
+    RoutingPolicy,
+)
 from modelplane.api._node import TOPOLOGY_LABELS, Node
+from modelplane.api._openai import STREAM_DONE, openai_error, openai_error_body, openai_stream_error
 from modelplane.api._policy import Policy
 from modelplane.api._principal import (
     ADMIN_GROUP,
@@ -48,21 +84,55 @@ from modelplane.api._principal import (
     Principal,
     principal_of,
 )
-from modelplane.api._quantity import Quantity, parse_quantity
+from modelplane.api._quantity import Quantity, QuantityError, format_quantity, parse_quantity
 from modelplane.api._queue import Queue
 from modelplane.api._registry import KindInfo, kind_info, kinds, lookup
 from modelplane.api._secret import Secret, check_secret_key
-from modelplane.api._toolserver import ToolServer
+from modelplane.api._toolserver import ToolServer, ToolServerSpec
 from modelplane.api._types import parse_duration
 from modelplane.api._unenforced import not_enforced
 from modelplane.api._validate import resolve, validate
 
 __all__ = [
+    "ACTION_ANNOTATION",
     "ADMIN_GROUP",
+    "ARRIVAL_ANNOTATION",
     "AUTHENTICATED_GROUP",
+    "BLOCK_LABEL",
+    "BUNDLE_DIGEST",
+    "CONSUMER_ANNOTATION",
+    "CONSUMER_CLAIMS_ANNOTATION",
+    "DEMAND_ANNOTATION",
+    "DURATION_ANNOTATION",
+    "ENSEMBLE_ANNOTATION",
+    "FALLBACKS_ANNOTATION",
+    "GANG_ANNOTATION",
+    "GANG_SIZE_ANNOTATION",
+    "HOSTNAME_LABEL",
+    "IDLE_TIMEOUT_ANNOTATION",
+    "JOB_LABEL",
     "LOCAL_OPERATOR",
+    "NODE_POWER_CAP_ANNOTATION",
+    "OWNER_KIND_LABEL",
+    "PREFIX_POLICIES",
+    "PRICE_ANNOTATION",
+    "PRIORITY_ANNOTATION",
+    "PUBLISHER_LABEL",
+    "QUEUE_ANNOTATION",
+    "RACK_LABEL",
+    "RACK_POWER_CAP_ANNOTATION",
+    "REPLICA_LABEL",
+    "ROUTING_POLICIES",
+    "SCRAPED_POLICIES",
+    "SERVER_OWNED",
+    "SIMULATED_ANNOTATION",
+    "SIMULATED_LABEL",
+    "STICKY_ANNOTATION",
+    "STREAM_DONE",
+    "TEMPLATE_HASH_ANNOTATION",
     "TOPOLOGY_LABELS",
     "Agent",
+    "AgentSpec",
     "Condition",
     "DeviceClass",
     "Endpoint",
@@ -77,12 +147,16 @@ __all__ = [
     "Policy",
     "Principal",
     "Quantity",
+    "QuantityError",
     "Queue",
     "Resource",
     "ResourceClaim",
     "ResourceSlice",
+    "RoutingPolicy",
     "Secret",
+    "Tool",
     "ToolServer",
+    "ToolServerSpec",
     "age",
     "cell",
     "check_dns_label",
@@ -90,7 +164,9 @@ __all__ = [
     "check_secret_key",
     "errors",
     "explain",
+    "format_quantity",
     "human_duration",
+    "json_object",
     "json_schema",
     "kind_info",
     "kinds",
@@ -98,6 +174,9 @@ __all__ = [
     "load_paths",
     "lookup",
     "not_enforced",
+    "openai_error",
+    "openai_error_body",
+    "openai_stream_error",
     "parse_duration",
     "parse_quantity",
     "parse_timestamp",

@@ -9,14 +9,11 @@ from pydantic import Field, field_validator, model_validator
 
 from modelplane.api._dra import DeviceClaim
 from modelplane.api._meta import OpenSchema, Resource, Schema, Status
+from modelplane.api._names import RoutingPolicy
 from modelplane.api._types import Duration, Name, Problems, duplicates, unknown_fields
 from modelplane.api._unenforced import SLO, note
 
 _FALLBACK_PART = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-
-RoutingPolicy = Literal[
-    "round-robin", "least-request", "load", "prefix-cache", "session-affinity", "prefix-load"
-]
 
 
 class TrafficTarget(Schema):

@@ -13,14 +13,8 @@ from typing import ClassVar
 from pydantic import Field
 
 from modelplane.api._meta import Resource, Schema, Status
+from modelplane.api._names import TOPOLOGY_LABELS as TOPOLOGY_LABELS
 from modelplane.api._quantity import Quantity
-
-#: Job topology level -> the Node label whose value names that domain.
-TOPOLOGY_LABELS: dict[str, str] = {
-    "host": "kubernetes.io/hostname",
-    "rack": "topology.modelplane.dev/rack",
-    "block": "topology.modelplane.dev/block",
-}
 
 
 class NodeSpec(Schema):

@@ -55,7 +55,7 @@ import orjson
 from modelplane.agents import Context, Runtime
 from modelplane.agents._journal import Database, checksum
 from modelplane.agents.runtime import Instances, shard_of
-from modelplane.api._agent import AgentSpec
+from modelplane.api import AgentSpec
 
 GOALS: dict[str, float] = {
     "steps_per_s": 2000.0,

@@ -24,7 +24,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from modelplane.agents._bundles import BundleError, digest_of, pack
-from modelplane.api import KindInfo, Manifest, load_paths, lookup, validate
+from modelplane.api import SERVER_OWNED, KindInfo, Manifest, load_paths, lookup, validate
 from modelplane.api.errors import AlreadyExists, BadRequest, Conflict, ModelplaneError
 from modelplane.cli._client import JSON, Client
 from modelplane.cli._context import Settings, connection_options, settings
@@ -32,8 +32,6 @@ from modelplane.cli._kinds import qualified
 from modelplane.cli._output import console, echo_error
 
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-#: metadata the server owns: never sent, whatever a manifest (a dumped object) says
-_SERVER_OWNED = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp")
 _CONFLICT_ATTEMPTS = 5
 #: from this many objects on, a progress bar shows on a terminal
 _PROGRESS_FROM = 10
@@ -156,7 +154,7 @@ def _prepare(manifest: Manifest, s: Settings) -> _Prepared:
     body = validate(obj, manifest=manifest, default_namespace=s.namespace)
     info = lookup(str(body["kind"]))
     metadata = body["metadata"]
-    for key in _SERVER_OWNED:
+    for key in SERVER_OWNED:  # the server's, whatever a manifest (a dumped object) says
         metadata.pop(key, None)
     # desired state only: status belongs to the controllers
     body.pop("status", None)

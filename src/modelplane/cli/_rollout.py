@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
+from modelplane.api import ACTION_ANNOTATION as _ACTION_ANNOTATION
 from modelplane.cli._context import settings
 from modelplane.cli._output import console, print_table, to_json, to_yaml
 
-_ACTION_ANNOTATION = "modelplane.dev/rollout-action"
 _OUTPUT = click.option("-o", "--output", type=click.Choice(["json", "yaml"]), default=None)
 
 

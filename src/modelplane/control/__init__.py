@@ -2,8 +2,9 @@
 
 Owns: the machinery that turns store changes into ``reconcile(request)`` calls (:class:`Informer`,
 :class:`WorkQueue`, :class:`Controller`, :class:`Manager`, :class:`LeaderElector`), the helpers every
-controller uses to report what it did (:func:`set_condition`, :func:`record_event`), and the
-:class:`ModelController`, which verifies Model artifacts against their digests.
+controller uses to report what it did (:func:`set_condition`, :func:`commit_status`,
+:func:`record_event`). No controller of a subsystem lives here (the Model controller is
+``modelplane.serving``'s).
 
 Must not touch: schemas (``modelplane.api`` validates; controllers read and write plain dicts),
 storage internals (only the ``modelplane.store.Store`` protocol), HTTP, and other subsystems'
@@ -23,40 +24,33 @@ from modelplane.control._controller import (
     Watches,
     map_owner,
 )
-from modelplane.control._digest import DigestCache, artifact_digest
 from modelplane.control._events import record_event
 from modelplane.control._informer import EventHandler, Informer
 from modelplane.control._leader import LeaderElector
 from modelplane.control._manager import (
     DEFAULT_LEASE_NAME,
     Manager,
-    default_controllers,
     default_identity,
 )
-from modelplane.control._model import ModelController, SourceNotAllowed, local_source
 from modelplane.control._queue import RateLimiter, WorkQueue
+from modelplane.control._status import commit_status
 
 __all__ = [
     "DEFAULT_LEASE_NAME",
     "Controller",
     "ControllerStats",
-    "DigestCache",
     "EventHandler",
     "Informer",
     "LeaderElector",
     "Manager",
-    "ModelController",
     "RateLimiter",
     "Request",
     "Result",
-    "SourceNotAllowed",
     "Watches",
     "WorkQueue",
-    "artifact_digest",
-    "default_controllers",
+    "commit_status",
     "default_identity",
     "get_condition",
-    "local_source",
     "map_owner",
     "now_rfc3339",
     "record_event",

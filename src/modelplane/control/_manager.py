@@ -28,20 +28,16 @@ log = logging.getLogger("modelplane.control.manager")
 DEFAULT_LEASE_NAME = "modelplane-controller-manager"
 
 
-def default_controllers(store: Store) -> list[Controller]:
-    """The controllers a Modelplane control plane runs, bound to ``store``."""
-    from modelplane.control._model import ModelController
-
-    return [ModelController(store)]
-
-
 def default_identity() -> str:
     """``<host>-<pid>-<random>``: unique per process, readable in ``get_lease`` output."""
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class Manager:
-    """Runs ``controllers`` (default: :func:`default_controllers`) while holding the leader lease.
+    """Runs ``controllers`` while holding the leader lease.
+
+    Which controllers a control plane runs is the composition root's business
+    (``modelplane.platform.controllers``): this package knows no subsystem.
 
     ``store`` is a :class:`modelplane.store.Store`. With ``leader_election=False`` the controllers
     run as soon as the manager starts (one process alone on its store, in tests). The lease timings
@@ -53,7 +49,7 @@ class Manager:
         store: Store,
         *,
         identity: str | None = None,
-        controllers: Sequence[Controller] | None = None,
+        controllers: Sequence[Controller],
         leader_election: bool = True,
         lease_name: str = DEFAULT_LEASE_NAME,
         lease_duration: float = 15.0,
@@ -62,9 +58,7 @@ class Manager:
     ) -> None:
         self.store = store
         self.identity = identity or default_identity()
-        self.controllers: list[Controller] = (
-            list(controllers) if controllers is not None else default_controllers(store)
-        )
+        self.controllers: list[Controller] = list(controllers)
         self._lock = threading.Lock()
         self._running = False
         self._elector: LeaderElector | None = None

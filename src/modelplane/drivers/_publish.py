@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelplane.api import PUBLISHER_LABEL
 from modelplane.api.errors import AlreadyExists, Conflict, NotFound
 from modelplane.control import set_condition
 from modelplane.store import Store
@@ -36,8 +37,6 @@ __all__ = [
 
 DRA_API_VERSION = "resource.k8s.io/v1"
 NODE_API_VERSION = "modelplane.dev/v1alpha1"
-#: label on every ResourceSlice a publisher writes: whose it is
-PUBLISHER_LABEL = "modelplane.dev/publisher"
 
 JSON = dict[str, Any]
 _ATTEMPTS = 5

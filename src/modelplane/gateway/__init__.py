@@ -22,6 +22,13 @@ Example::
     app = standalone_app(gateway)       # or mount(store) beside the REST API
 """
 
+from modelplane.api import (
+    DEMAND_ANNOTATION,
+    ENSEMBLE_ANNOTATION,
+    FALLBACKS_ANNOTATION,
+    PRICE_ANNOTATION,
+    STICKY_ANNOTATION,
+)
 from modelplane.gateway._errors import GatewayError
 from modelplane.gateway._fake import FakeUpstream
 from modelplane.gateway._gateway import Call, Gateway
@@ -31,11 +38,6 @@ from modelplane.gateway._openapi import openapi_paths
 from modelplane.gateway._routing import POLICIES, ReplicaLoad, Router, pick_version, prompt_blocks
 from modelplane.gateway._serve import mount, serve_gateway, standalone_app
 from modelplane.gateway._table import (
-    DEMAND_ANNOTATION,
-    ENSEMBLE_ANNOTATION,
-    FALLBACKS_ANNOTATION,
-    PRICE_ANNOTATION,
-    STICKY_ANNOTATION,
     EndpointRoute,
     GraphRoute,
     Limits,

@@ -17,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from modelplane.api import json_object
+from modelplane.api.errors import BadRequest
 from modelplane.gateway._errors import GatewayError, error_body, error_response
 from modelplane.gateway._table import EndpointRoute
 
@@ -126,13 +128,9 @@ def parse_call(path: str, raw: bytes, session_header: str | None) -> tuple[str, 
     from modelplane.gateway._gateway import Call
 
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise GatewayError(
-            400, f"The request body is not valid JSON: {exc}.", code="invalid_json"
-        ) from None
-    if not isinstance(body, dict):
-        raise GatewayError(400, "The request body must be a JSON object.", code="invalid_json")
+        body = json_object(raw)
+    except BadRequest as exc:
+        raise GatewayError(400, exc.message, code="invalid_json") from None
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise GatewayError(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import orjson
 from starlette.responses import Response
+
+from modelplane.api import openai_error_body
 
 
 class GatewayError(Exception):
@@ -32,7 +33,7 @@ class GatewayError(Exception):
 
 
 def error_body(message: str, type: str, code: str | None = None, param: str | None = None) -> bytes:
-    return orjson.dumps({"error": {"message": message, "type": type, "param": param, "code": code}})
+    return openai_error_body(message, type, code=code, param=param)
 
 
 def error_response(error: GatewayError) -> Response:

@@ -35,12 +35,12 @@ import orjson
 from opentelemetry.trace import INVALID_SPAN, Span
 from starlette.responses import Response, StreamingResponse
 
+from modelplane.api import DEMAND_ANNOTATION, PREFIX_POLICIES, SCRAPED_POLICIES, openai_stream_error
 from modelplane.egress import EgressRules
 from modelplane.gateway._errors import GatewayError, unavailable
 from modelplane.gateway._limits import Limiter, Ticket
 from modelplane.gateway._routing import Router, pick_version, prompt_blocks
 from modelplane.gateway._table import (
-    DEMAND_ANNOTATION,
     EndpointRoute,
     GraphRoute,
     Replica,
@@ -74,8 +74,6 @@ from modelplane.store import Store
 
 log = logging.getLogger("modelplane.gateway")
 
-_PREFIX_POLICIES = ("prefix-cache", "prefix-load")
-_SCRAPED_POLICIES = ("load", "prefix-load")
 _METRIC_NAMES = {
     b"modelplane_worker_queue_depth": "queue_depth",
     b"modelplane_worker_running_requests": "running",
@@ -328,7 +326,7 @@ class Gateway:
                     retry_after=2.0,
                 )
             )
-        blocks = call.blocks(self.block_chars) if route.policy in _PREFIX_POLICIES else []
+        blocks = call.blocks(self.block_chars) if route.policy in PREFIX_POLICIES else []
         tried: set[str] = set()
         timeouts = failures = 0
         client = self.client()
@@ -537,7 +535,7 @@ class Gateway:
         urls = {
             replica.url
             for route in self.table.routes().values()
-            if isinstance(route, EndpointRoute) and route.policy in _SCRAPED_POLICIES
+            if isinstance(route, EndpointRoute) and route.policy in SCRAPED_POLICIES
             for version in route.versions
             for replica in version.replicas
             if not replica.upstream
@@ -623,15 +621,7 @@ class _Relay:
                 f"replica {self.replica.name} of {self.route.key} failed after the answer started"
                 f" ({type(exc).__name__}); the answer is incomplete"
             )
-            error = {
-                "error": {
-                    "message": message,
-                    "type": "upstream_error",
-                    "param": None,
-                    "code": "stream_interrupted",
-                }
-            }
-            yield b"data: " + orjson.dumps(error) + b"\n\ndata: [DONE]\n\n"
+            yield openai_stream_error(message, "upstream_error", code="stream_interrupted")
         finally:
             # settle first: when the client went away, the await below may be cancelled at once
             self._settle(code, watch, pieces)

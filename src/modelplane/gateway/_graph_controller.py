@@ -16,14 +16,14 @@ import copy
 import logging
 from typing import Any
 
-from modelplane.api.errors import Conflict, NotFound
+from modelplane.api.errors import NotFound
 from modelplane.control import (
     Controller,
     Request,
     Result,
     Watches,
+    commit_status,
     get_condition,
-    record_event,
     set_condition,
 )
 from modelplane.store import JSON, Store
@@ -166,36 +166,8 @@ class GraphController(Controller):
             message = "; ".join(m for _, m in problems)
         else:
             ready, reason, message = True, "StepsReady", "every step's endpoint and node is ready"
-        old_status: dict[str, Any] = graph.get("status") or {}
-        new_status = copy.deepcopy(old_status)
-        generation = meta.get("generation")
-        if generation is not None:
-            new_status["observedGeneration"] = generation
-        set_condition(new_status, "Ready", ready, reason, message, generation)
-        if new_status == old_status:
-            return Result()
-        try:
-            self.store.update_status({**graph, "status": new_status})
-        except Conflict:
+        status = copy.deepcopy(graph.get("status") or {})
+        set_condition(status, "Ready", ready, reason, message, meta.get("generation"))
+        if commit_status(self.store, graph, status, component=self.component) is None:
             return Result(requeue=True)
-        self._record_transition(graph, old_status, new_status)
         return Result()
-
-    def _record_transition(
-        self, graph: JSON, old_status: dict[str, Any], new_status: dict[str, Any]
-    ) -> None:
-        before = get_condition(old_status, "Ready") or {}
-        after = get_condition(new_status, "Ready") or {}
-        if all(before.get(f) == after.get(f) for f in ("status", "reason", "message")):
-            return
-        try:
-            record_event(
-                self.store,
-                graph,
-                type="Normal" if after.get("status") == "True" else "Warning",
-                reason=str(after.get("reason", "")),
-                message=str(after.get("message", "")),
-                component=self.component,
-            )
-        except Exception as exc:  # the status already says it
-            log.warning("%s: could not record an event: %s", self.component, exc)

@@ -28,16 +28,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from modelplane.api import ROUTING_POLICIES
 from modelplane.gateway._table import EndpointRoute, Replica, VersionRoute
 
-POLICIES = (
-    "round-robin",
-    "least-request",
-    "load",
-    "prefix-cache",
-    "session-affinity",
-    "prefix-load",
-)
+#: the policies an Endpoint may name (``spec.routing.policy``)
+POLICIES = ROUTING_POLICIES
 
 
 def prompt_blocks(text: str, block_chars: int = 64, max_blocks: int = 128) -> list[int]:

@@ -47,11 +47,11 @@ from typing import Any
 
 import orjson
 
+from modelplane.api import PREFIX_POLICIES
 from modelplane.gateway._routing import POLICIES, Router
 from modelplane.gateway._table import EndpointRoute, Replica, VersionRoute
 
 WORKLOADS = ("shared-prefix", "multi-round", "low-reuse", "hot-prefix")
-_PREFIX_POLICIES = ("prefix-cache", "prefix-load")
 #: the gateway hashes at most this many leading blocks of a prompt (``prompt_blocks``)
 _ROUTER_MAX_BLOCKS = 128
 
@@ -379,7 +379,7 @@ class _Simulation:
         return blocks
 
     def arrive(self, index: int, req: TraceRequest) -> None:
-        blocks = self._blocks(index, req) if self.route.policy in _PREFIX_POLICIES else []
+        blocks = self._blocks(index, req) if self.route.policy in PREFIX_POLICIES else []
         replica = self.router.pick(
             self.route, self.version, session=req.session or None, blocks=blocks
         )

@@ -26,25 +26,18 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelplane.api import Graph
+from modelplane.api import (
+    ENSEMBLE_ANNOTATION,
+    FALLBACKS_ANNOTATION,
+    PRICE_ANNOTATION,
+    STICKY_ANNOTATION,
+    Graph,
+)
 from modelplane.api.errors import ModelplaneError
 from modelplane.control import Informer
 from modelplane.store import JSON, Store
 
 log = logging.getLogger("modelplane.gateway")
-
-# Deprecated annotations, read only when the spec field they stand for is unset (the spec wins):
-#: Endpoint annotation (deprecated: ``spec.fallbacks``): models to try in order ("a,b" or "ns/a")
-FALLBACKS_ANNOTATION = "modelplane.dev/fallbacks"
-#: Endpoint annotation (deprecated: ``spec.routing.sticky``): "true" keeps a session on a version
-STICKY_ANNOTATION = "modelplane.dev/sticky-sessions"
-#: Endpoint annotation (deprecated: ``spec.limits.usdPerMillionTokens``): the price ``budget`` uses
-PRICE_ANNOTATION = "modelplane.dev/usd-per-million-tokens"
-#: Graph annotation (deprecated: an Ensemble node's ``merge``): the default merge of its Ensembles
-ENSEMBLE_ANNOTATION = "modelplane.dev/ensemble-merge"
-#: Endpoint annotation the gateway sets (Unix seconds) when a request finds no ready replica of a
-#: ``scaleToZero`` endpoint: the node agent starts one (the contract between the two, in the store)
-DEMAND_ANNOTATION = "modelplane.dev/demand"
 
 
 @dataclass(frozen=True, slots=True)

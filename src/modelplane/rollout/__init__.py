@@ -27,8 +27,8 @@ Example::
     print(verdict.verdict, verdict.reason)
 """
 
+from modelplane.api import ACTION_ANNOTATION
 from modelplane.rollout._controller import (
-    ACTION_ANNOTATION,
     ACTIONS,
     CONDITION,
     GATEWAY_URL_ENV,

@@ -35,9 +35,16 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from modelplane.api import parse_duration
-from modelplane.api.errors import Conflict, ModelplaneError, NotFound
-from modelplane.control import Controller, Request, Result, record_event, set_condition
+from modelplane.api import ACTION_ANNOTATION, parse_duration
+from modelplane.api.errors import ModelplaneError, NotFound
+from modelplane.control import (
+    Controller,
+    Request,
+    Result,
+    commit_status,
+    record_event,
+    set_condition,
+)
 from modelplane.rollout._judge import Criteria, Judgement, judge
 from modelplane.rollout._samples import GatewaySamples, SampleSource
 
@@ -47,7 +54,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelplane.rollout")
 
 GATEWAY_URL_ENV = "MODELPLANE_GATEWAY_URL"
-ACTION_ANNOTATION = "modelplane.dev/rollout-action"
 ACTIONS = ("promote", "abort")
 CONDITION = "Rollout"
 #: seconds between looks while a step waits for its canary replica or a sample source
@@ -385,16 +391,20 @@ class RolloutController(Controller):
         *,
         requeue_after: float | None = None,
     ) -> Result:
-        if status != (endpoint.get("status") or {}):
-            try:
-                updated = self.store.update_status({**endpoint, "status": status})
-            except Conflict:
-                # someone else (a node agent reporting replicas) wrote first: read again
-                return Result(requeue=True)
-            except NotFound:
-                return Result()
-            if event is not None:
-                self._event(updated, event)
+        # the rollout's own Events say what it did; no Ready transition of its own to record
+        updated = commit_status(
+            self.store,
+            endpoint,
+            status,
+            component=self.component,
+            condition=None,
+            observed_generation=False,
+        )
+        if updated is None:
+            # someone else (a node agent reporting replicas) wrote first: read again
+            return Result(requeue=True)
+        if event is not None and updated is not endpoint:
+            self._event(updated, event)
         return Result(requeue_after=requeue_after)
 
     def _event(self, endpoint: JSON, event: tuple[str, str, str]) -> None:

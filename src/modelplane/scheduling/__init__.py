@@ -16,6 +16,8 @@ controllers (:class:`ResourceClaimController`, and :class:`EndpointClaimControll
 ``AllocationResult.to_status()`` into the claim's status.
 """
 
+from modelplane.api import QuantityError, format_quantity, parse_quantity
+
 from ._admission import Admission, Admitted, Pending, Running
 from ._allocator import AllocationResult, DeviceResult, Unschedulable, allocate, allocate_many
 from ._cel import CelCompileError, CelRuntimeError, Semver, compile_selector, parse_semver
@@ -25,7 +27,6 @@ from ._gang import GangPlacement, GangPlacer, Workload, workloads_from
 from ._generator import GPU_MODELS, generate_cluster, generate_workload
 from ._inventory import Device, Inventory, SchedulingInputError
 from ._preemption import Preemption
-from ._quantity import QuantityError, format_quantity, parse_quantity
 from ._queues import QueueSet, claim_usage, priority_of, queue_of
 from ._scoring import (
     BinpackScorer,

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelplane.api import QUEUE_ANNOTATION
+
 from ._allocator import AllocationResult
 from ._gang import GangPlacement, GangPlacer, Workload
 from ._inventory import Inventory
@@ -95,7 +97,7 @@ class Admission:
     def admit(self, w: Workload, now: float = 0.0) -> Admitted | Pending:
         """Admit ``w`` now if its quota and the devices allow, preempting when its queue may."""
         if w.queue is not None and w.queue not in self.queues:
-            where = "spec.queue" if w.source.get("kind") == "Job" else "modelplane.dev/queue"
+            where = "spec.queue" if w.source.get("kind") == "Job" else QUEUE_ANNOTATION
             return Pending(
                 w, f"queue {w.queue} does not exist; create it or correct {where}", invalid=True
             )

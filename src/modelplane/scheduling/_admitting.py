@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from modelplane.api import REPLICA_LABEL
 from modelplane.api.errors import Conflict, ModelplaneError, NotFound
 from modelplane.control import Request, Result, get_condition, set_condition
 from modelplane.store import Store
@@ -74,7 +75,7 @@ def _arrival(obj: Mapping[str, Any]) -> float:
 
 
 def _replica(claim: Mapping[str, Any]) -> int:
-    value = ((claim.get("metadata") or {}).get("labels") or {}).get("modelplane.dev/replica")
+    value = ((claim.get("metadata") or {}).get("labels") or {}).get(REPLICA_LABEL)
     try:
         return int(str(value))
     except (TypeError, ValueError):

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from modelplane.api import QuantityError, format_quantity, parse_quantity
+
 from ._cel import CelCompileError, compile_selector
 from ._inventory import (
     CounterKey,
@@ -36,7 +38,6 @@ from ._inventory import (
     MatchingTimeout,
     SchedulingInputError,
 )
-from ._quantity import QuantityError, format_quantity, parse_quantity
 from ._scoring import TOPOLOGY_LEVELS, Placement, Policy, policy_named
 from ._state import AllocatedState, _watts
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import cel
 
-from ._quantity import QuantityError, format_quantity, parse_quantity
+from modelplane.api import QuantityError, format_quantity, parse_quantity
 
 __all__ = [
     "CelCompileError",

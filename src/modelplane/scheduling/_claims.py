@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from modelplane.api import OWNER_KIND_LABEL, REPLICA_LABEL, TEMPLATE_HASH_ANNOTATION
 from modelplane.api.errors import NotFound
 from modelplane.control import Controller, Request, Result, Watches, map_owner
 from modelplane.store import Store
@@ -44,9 +45,6 @@ __all__ = [
 
 JSON = dict[str, Any]
 
-REPLICA_LABEL = "modelplane.dev/replica"
-OWNER_KIND_LABEL = "modelplane.dev/owner-kind"
-TEMPLATE_HASH_ANNOTATION = "modelplane.dev/claim-template-hash"
 #: the DeviceClass of host CPU and memory that agent workers claim a share of
 HOST_DEVICE_CLASS = "cpu.modelplane.dev"
 

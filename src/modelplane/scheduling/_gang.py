@@ -20,8 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelplane.api import ARRIVAL_ANNOTATION as ARRIVAL
+from modelplane.api import JOB_LABEL, TOPOLOGY_LABELS
+
 from ._allocator import AllocationResult, Unschedulable, allocate, allocate_many
-from ._inventory import HOSTNAME_LABEL, Inventory, SchedulingInputError
+from ._inventory import Inventory, SchedulingInputError
 from ._queues import priority_of, queue_of
 from ._scoring import Policy
 from ._state import AllocatedState
@@ -35,16 +38,9 @@ __all__ = [
     "workloads_from",
 ]
 
-JOB_LABEL = "modelplane.dev/job"
-ARRIVAL = "modelplane.dev/arrival-seconds"
 
-#: Job topology level -> Node label (the same mapping as ``modelplane.api.TOPOLOGY_LABELS``;
-#: scheduling imports nothing of the api package).
-TOPOLOGY_LEVELS: dict[str, str] = {
-    "host": HOSTNAME_LABEL,
-    "rack": "topology.modelplane.dev/rack",
-    "block": "topology.modelplane.dev/block",
-}
+#: Job topology level -> Node label
+TOPOLOGY_LEVELS = TOPOLOGY_LABELS
 _ORDER = tuple(TOPOLOGY_LEVELS)
 
 

@@ -13,7 +13,11 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from ._inventory import BLOCK_LABEL, HOSTNAME_LABEL, NODE_POWER_CAP, RACK_LABEL, RACK_POWER_CAP
+from modelplane.api import ARRIVAL_ANNOTATION as ARRIVAL
+from modelplane.api import BLOCK_LABEL, HOSTNAME_LABEL, RACK_LABEL
+from modelplane.api import DURATION_ANNOTATION as DURATION
+from modelplane.api import NODE_POWER_CAP_ANNOTATION as NODE_POWER_CAP
+from modelplane.api import RACK_POWER_CAP_ANNOTATION as RACK_POWER_CAP
 
 __all__ = [
     "DEFAULT_MIX",
@@ -27,8 +31,6 @@ __all__ = [
 ]
 
 DRIVER = "gpu.nvidia.com"
-ARRIVAL = "modelplane.dev/arrival-seconds"
-DURATION = "modelplane.dev/duration-seconds"
 
 
 @dataclass(frozen=True)

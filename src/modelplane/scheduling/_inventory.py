@@ -15,8 +15,11 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
+from modelplane.api import BLOCK_LABEL, HOSTNAME_LABEL, RACK_LABEL, QuantityError, parse_quantity
+from modelplane.api import NODE_POWER_CAP_ANNOTATION as NODE_POWER_CAP
+from modelplane.api import RACK_POWER_CAP_ANNOTATION as RACK_POWER_CAP
+
 from ._cel import CelDevice, CelRuntimeError, SelectorProgram, compile_selector, parse_semver
-from ._quantity import QuantityError, parse_quantity
 
 __all__ = [
     "BLOCK_LABEL",
@@ -27,11 +30,6 @@ __all__ = [
     "SchedulingInputError",
 ]
 
-HOSTNAME_LABEL = "kubernetes.io/hostname"
-RACK_LABEL = "topology.modelplane.dev/rack"
-BLOCK_LABEL = "topology.modelplane.dev/block"
-NODE_POWER_CAP = "modelplane.dev/power-cap-watts"
-RACK_POWER_CAP = "modelplane.dev/rack-power-cap-watts"
 
 CounterKey = tuple[str, str, str, str]  # driver, pool, counter set, counter
 

@@ -24,8 +24,15 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from modelplane.api import (
+    PRIORITY_ANNOTATION,
+    QUEUE_ANNOTATION,
+    QuantityError,
+    format_quantity,
+    parse_quantity,
+)
+
 from ._inventory import SchedulingInputError
-from ._quantity import QuantityError, format_quantity, parse_quantity
 
 if TYPE_CHECKING:
     from ._allocator import AllocationResult
@@ -42,8 +49,6 @@ __all__ = [
     "requested_usage",
 ]
 
-QUEUE_ANNOTATION = "modelplane.dev/queue"
-PRIORITY_ANNOTATION = "modelplane.dev/priority"
 
 #: Quota key -> amount: device class names count devices; ``driver/name`` keys count capacity
 #: or counters.

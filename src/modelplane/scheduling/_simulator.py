@@ -15,6 +15,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from modelplane.api import ARRIVAL_ANNOTATION as ARRIVAL
+from modelplane.api import DURATION_ANNOTATION as DURATION
+
 from ._admission import Admission, Admitted, Pending
 from ._gang import GangPlacement, GangPlacer, Workload, workloads_from
 from ._inventory import Inventory, SchedulingInputError
@@ -23,8 +26,6 @@ from ._state import PRICE_ATTRIBUTE, AllocatedState
 
 __all__ = ["simulate", "split_objects"]
 
-ARRIVAL = "modelplane.dev/arrival-seconds"
-DURATION = "modelplane.dev/duration-seconds"
 RETRIES_PER_EVENT = 8
 
 

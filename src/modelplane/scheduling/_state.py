@@ -220,6 +220,6 @@ def _watts(dev: Device) -> float:
 
 
 def _q(value: Any) -> Fraction:
-    from ._quantity import parse_quantity
+    from modelplane.api import parse_quantity
 
     return parse_quantity(value)

@@ -12,10 +12,17 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
+from modelplane.api import (
+    CONSUMER_ANNOTATION,
+    CONSUMER_CLAIMS_ANNOTATION,
+    GANG_ANNOTATION,
+    GANG_SIZE_ANNOTATION,
+    parse_quantity,
+)
+
 from ._allocator import AllocationResult, DeviceResult
 from ._gang import Workload, workloads_from
 from ._inventory import Inventory
-from ._quantity import parse_quantity
 from ._queues import priority_of, queue_of
 
 __all__ = [
@@ -30,14 +37,6 @@ __all__ = [
     "job_workload",
 ]
 
-GANG_ANNOTATION = "modelplane.dev/gang"
-GANG_SIZE_ANNOTATION = "modelplane.dev/gang-size"
-#: Claims with the same value (in one namespace) belong to one consumer, e.g. one replica that
-#: needs a GPU claim and a NIC claim: they are allocated together, on one node (as Kubernetes
-#: allocates the claims of one pod), and the search backtracks across them.
-CONSUMER_ANNOTATION = "modelplane.dev/consumer"
-#: How many claims the consumer has: none is allocated before all of them exist.
-CONSUMER_CLAIMS_ANNOTATION = "modelplane.dev/consumer-claims"
 
 JSON = dict[str, Any]
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from modelplane.api import SERVER_OWNED
 from modelplane.api.errors import Cause, Conflict
 from modelplane.store import JSON
 
@@ -40,12 +41,7 @@ _UNMANAGED_METADATA = frozenset(
     {
         "name",
         "namespace",
-        "uid",
-        "resourceVersion",
-        "generation",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
+        *SERVER_OWNED,
         "selfLink",
         "managedFields",
     }

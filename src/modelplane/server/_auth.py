@@ -28,8 +28,7 @@ from starlette.authentication import AuthCredentials
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from modelplane.api import Principal
-from modelplane.api._principal import AUTHENTICATED_GROUP
+from modelplane.api import AUTHENTICATED_GROUP, Principal
 from modelplane.api.errors import BadRequest, Unauthorized
 from modelplane.server._errors import status_response
 

@@ -5,7 +5,9 @@ Owns: the content-addressed artifact store under ``$MODELPLANE_HOME/models/``
 subset of the OpenAI API over HTTP on loopback, with per-replica Prometheus metrics), the simulated
 worker (``python -m modelplane.serving.simulated``, a latency model speaking the same API), and the
 :class:`NodeAgent`, which starts, health-checks and restarts workers to match Endpoints and reports
-``status.replicas`` / ``readyReplicas`` / the ``Ready`` condition.
+``status.replicas`` / ``readyReplicas`` / the ``Ready`` condition; and the Models themselves: the
+:class:`ModelController` verifies each version's artifact against its digest (:class:`DigestCache`,
+:func:`artifact_digest`), reading local sources only under the operator's model roots.
 
 Must not touch: the gateway (it reads the replicas' URLs from Endpoint status; we never route
 requests), the scheduler's allocation (we only read ResourceClaims' ``status.allocation``), other
@@ -13,14 +15,16 @@ subsystems' internals. torch and transformers are imported only inside worker pr
 GGUF conversion, so importing this package stays light.
 """
 
-from modelplane.serving._agent import (
+from modelplane.api import (
     DEMAND_ANNOTATION,
     IDLE_TIMEOUT_ANNOTATION,
     SIMULATED_ANNOTATION,
     SIMULATED_LABEL,
+)
+from modelplane.serving._agent import (
     NodeAgent,
 )
-from modelplane.serving._app import create_worker_app, openai_error
+from modelplane.serving._app import create_worker_app
 from modelplane.serving._artifacts import (
     PICKLE_SUFFIXES,
     Artifact,
@@ -28,7 +32,9 @@ from modelplane.serving._artifacts import (
     ArtifactStore,
     verify,
 )
+from modelplane.serving._digest import DigestCache, artifact_digest
 from modelplane.serving._engine import Delta, Engine, EngineError, GenerationRequest
+from modelplane.serving._model_controller import ModelController, SourceNotAllowed, local_source
 from modelplane.serving.simulated import LatencyModel, SimulatedEngine, create_simulated_app
 
 __all__ = [
@@ -41,14 +47,18 @@ __all__ = [
     "ArtifactError",
     "ArtifactStore",
     "Delta",
+    "DigestCache",
     "Engine",
     "EngineError",
     "GenerationRequest",
     "LatencyModel",
+    "ModelController",
     "NodeAgent",
     "SimulatedEngine",
+    "SourceNotAllowed",
+    "artifact_digest",
     "create_simulated_app",
     "create_worker_app",
-    "openai_error",
+    "local_source",
     "verify",
 ]

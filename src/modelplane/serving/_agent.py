@@ -51,18 +51,20 @@ from typing import Any
 
 import httpx
 
-from modelplane.api import parse_duration
-from modelplane.api.errors import Conflict, NotFound
-from modelplane.control import (
-    DigestCache,
-    Informer,
-    SourceNotAllowed,
-    get_condition,
-    local_source,
-    record_event,
-    set_condition,
+from modelplane.api import (
+    DEMAND_ANNOTATION,
+    HOSTNAME_LABEL,
+    IDLE_TIMEOUT_ANNOTATION,
+    REPLICA_LABEL,
+    SIMULATED_ANNOTATION,
+    SIMULATED_LABEL,
+    parse_duration,
 )
+from modelplane.api.errors import NotFound
+from modelplane.control import Informer, commit_status, set_condition
 from modelplane.serving._artifacts import ArtifactError, ArtifactStore, refuse_pickle, verify
+from modelplane.serving._digest import DigestCache
+from modelplane.serving._model_controller import SourceNotAllowed, local_source
 from modelplane.serving._replica import ReplicaProcess, ReplicaSpec
 from modelplane.store import Store
 
@@ -70,11 +72,6 @@ log = logging.getLogger("modelplane.serving.agent")
 
 JSON = dict[str, Any]
 
-DEMAND_ANNOTATION = "modelplane.dev/demand"
-IDLE_TIMEOUT_ANNOTATION = "modelplane.dev/idle-timeout"
-SIMULATED_LABEL = "modelplane.dev/simulated"
-SIMULATED_ANNOTATION = "modelplane.dev/simulated"
-REPLICA_LABEL = "modelplane.dev/replica"
 TICK = 0.5
 _SCALE_UP_AFTER = 5.0
 _SCALE_DOWN_AFTER = 60.0
@@ -477,25 +474,21 @@ class NodeAgent:
             return
         try:
             current = self.store.get("Endpoint", ns, name)
-            if current["metadata"].get("uid") != meta.get("uid"):
-                return
-            self.store.update_status({**current, "status": status})
-        except (Conflict, NotFound):
-            self._wake.set()  # a newer version is coming through the informer
+        except NotFound:
             return
-        before = get_condition(old_status, "Ready") or {}
-        if (before.get("status"), before.get("reason")) != ("True" if ready else "False", reason):
-            try:
-                record_event(
-                    self.store,
-                    endpoint,
-                    type="Normal" if ready else "Warning",
-                    reason=reason,
-                    message=message,
-                    component=self.component,
-                )
-            except Exception as exc:
-                log.warning("%s: could not record an event: %s", self.component, exc)
+        if current["metadata"].get("uid") != meta.get("uid"):
+            return
+        # the message counts replicas: only a change of state or reason is an Event
+        written = commit_status(
+            self.store,
+            current,
+            status,
+            component=self.component,
+            compared=("status", "reason"),
+            observed_generation=False,  # stamped above: the generation this status describes
+        )
+        if written is None:
+            self._wake.set()  # a newer version is coming through the informer
 
     def _readiness(
         self, endpoint: JSON, entries: list[JSON], mine: list[ReplicaProcess]
@@ -536,8 +529,6 @@ def _node_of(allocation: JSON) -> str:
     terms = (allocation.get("nodeSelector") or {}).get("nodeSelectorTerms") or []
     for term in terms:
         for field in (term.get("matchFields") or []) + (term.get("matchExpressions") or []):
-            if field.get("key") in ("metadata.name", "kubernetes.io/hostname") and field.get(
-                "values"
-            ):
+            if field.get("key") in ("metadata.name", HOSTNAME_LABEL) and field.get("values"):
                 return str(field["values"][0])
     return ""

@@ -24,9 +24,11 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from modelplane.api import json_object, openai_error_body, openai_stream_error
+from modelplane.api.errors import ModelplaneError
 from modelplane.serving._engine import Delta, Engine, EngineError, GenerationRequest
 
 MAX_BODY_BYTES = 4 << 20
@@ -82,20 +84,17 @@ class _Parsed:
     include_usage: bool
 
 
-def openai_error(
+def error_response(
     status: int, message: str, *, param: str | None = None, type_: str | None = None
-) -> JSONResponse:
+) -> Response:
     """An error response in OpenAI's shape."""
     kind = type_ or ("invalid_request_error" if status < 500 else "server_error")
     code = {404: "not_found", 413: "request_too_large", 503: "unavailable"}.get(status)
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status)
-
-
-class _BadRequest(Exception):
-    def __init__(self, message: str, param: str | None = None, status: int = 400) -> None:
-        super().__init__(message)
-        self.message, self.param, self.status = message, param, status
+    return Response(
+        openai_error_body(message, kind, code=code, param=param),
+        status_code=status,
+        media_type="application/json",
+    )
 
 
 def create_worker_app(
@@ -107,36 +106,27 @@ def create_worker_app(
     created = int(time.time())
 
     async def read_json(request: Request) -> dict[str, Any]:
-        body = await request.body()
-        if len(body) > max_body_bytes:
-            raise _BadRequest(
-                f"the request body is {len(body)} bytes; the limit is {max_body_bytes}",
-                status=413,
-            )
         try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise _BadRequest(f"the body is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise _BadRequest("the body must be a JSON object")
-        return data
+            return json_object(await request.body(), limit=max_body_bytes)
+        except ModelplaneError as exc:
+            raise EngineError(exc.message, status=exc.code) from None
 
     def sampling(data: dict[str, Any], prompt: str) -> _Parsed:
         max_tokens = data.get("max_completion_tokens", data.get("max_tokens", DEFAULT_MAX_TOKENS))
         if max_tokens is None:
             max_tokens = DEFAULT_MAX_TOKENS
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-            raise _BadRequest("max_tokens must be a positive integer", "max_tokens")
+            raise EngineError("max_tokens must be a positive integer", param="max_tokens")
         # unset: what the model's generation config asks for (greedy for most instruct models)
         defaults = engine.sampling_defaults
         temperature = data.get("temperature")
         temperature = defaults.temperature if temperature is None else temperature
         if not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
-            raise _BadRequest("temperature must be a number from 0 to 2", "temperature")
+            raise EngineError("temperature must be a number from 0 to 2", param="temperature")
         top_p = data.get("top_p")
         top_p = defaults.top_p if top_p is None else top_p
         if not isinstance(top_p, int | float) or not 0 < top_p <= 1:
-            raise _BadRequest("top_p must be a number in (0, 1]", "top_p")
+            raise EngineError("top_p must be a number in (0, 1]", param="top_p")
         stop = data.get("stop") or []
         stop = [stop] if isinstance(stop, str) else stop
         if (
@@ -144,15 +134,15 @@ def create_worker_app(
             or len(stop) > _MAX_STOPS
             or not all(isinstance(s, str) for s in stop)
         ):
-            raise _BadRequest("stop must be a string or a list of up to 4 strings", "stop")
+            raise EngineError("stop must be a string or a list of up to 4 strings", param="stop")
         if data.get("n", 1) not in (1, None):
-            raise _BadRequest("n must be 1: this worker generates one choice", "n")
+            raise EngineError("n must be 1: this worker generates one choice", param="n")
         seed = data.get("seed")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise _BadRequest("seed must be an integer", "seed")
+            raise EngineError("seed must be an integer", param="seed")
         stream = data.get("stream", False)
         if not isinstance(stream, bool):
-            raise _BadRequest("stream must be true or false", "stream")
+            raise EngineError("stream must be true or false", param="stream")
         options = data.get("stream_options") or {}
         model = data.get("model") or model_name
         return _Parsed(
@@ -165,12 +155,14 @@ def create_worker_app(
     def chat_prompt(data: dict[str, Any]) -> str:
         messages = data.get("messages")
         if not isinstance(messages, list) or not messages:
-            raise _BadRequest("messages must be a non-empty list of {role, content}", "messages")
+            raise EngineError(
+                "messages must be a non-empty list of {role, content}", param="messages"
+            )
         plain: list[dict[str, str]] = []
         for i, message in enumerate(messages):
             if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-                raise _BadRequest(
-                    f"messages[{i}] must be an object with a role", f"messages[{i}].role"
+                raise EngineError(
+                    f"messages[{i}] must be an object with a role", param=f"messages[{i}].role"
                 )
             content = message.get("content")
             if isinstance(content, list):  # content parts: keep the text ones
@@ -178,8 +170,8 @@ def create_worker_app(
             if content is None:
                 content = ""
             if not isinstance(content, str):
-                raise _BadRequest(
-                    f"messages[{i}].content must be a string", f"messages[{i}].content"
+                raise EngineError(
+                    f"messages[{i}].content must be a string", param=f"messages[{i}].content"
                 )
             plain.append({"role": message["role"], "content": content})
         return engine.render_chat(plain)
@@ -194,9 +186,9 @@ def create_worker_app(
                 first = await anext(stream)
             except StopAsyncIteration:
                 first = Delta("", finish_reason="stop")
-            except EngineError as exc:
+            except EngineError:
                 metrics.requests.labels("error").inc()
-                return openai_error(exc.status, exc.message, param=exc.param)
+                raise
             body = _sse(rid, parsed, chat, created_now(), first, stream, metrics)
             return StreamingResponse(
                 body,
@@ -209,9 +201,9 @@ def create_worker_app(
             async for delta in stream:
                 text.append(delta.text)
                 last = delta
-        except EngineError as exc:
+        except EngineError:
             metrics.requests.labels("error").inc()
-            return openai_error(exc.status, exc.message, param=exc.param)
+            raise
         metrics.requests.labels("ok").inc()
         usage = _usage(last)
         content = "".join(text)
@@ -253,12 +245,8 @@ def create_worker_app(
                 if isinstance(prompt, list) and len(prompt) == 1:
                     prompt = prompt[0]
                 if not isinstance(prompt, str) or not prompt:
-                    raise _BadRequest("prompt must be a non-empty string", "prompt")
+                    raise EngineError("prompt must be a non-empty string", param="prompt")
             return await run(sampling(data, prompt), chat)
-        except _BadRequest as exc:
-            return openai_error(exc.status, exc.message, param=exc.param)
-        except EngineError as exc:
-            return openai_error(exc.status, exc.message, param=exc.param)
         finally:
             state["in_flight"] -= 1
             state["last_request"] = time.monotonic()
@@ -270,21 +258,12 @@ def create_worker_app(
         return await guarded(request, chat=False)
 
     async def embeddings(request: Request) -> Response:
-        try:
-            data = await read_json(request)
-            texts = data.get("input")
-            texts = [texts] if isinstance(texts, str) else texts
-            if (
-                not isinstance(texts, list)
-                or not texts
-                or not all(isinstance(t, str) for t in texts)
-            ):
-                raise _BadRequest("input must be a string or a list of strings", "input")
-            vectors, tokens = await engine.embed(texts)
-        except _BadRequest as exc:
-            return openai_error(exc.status, exc.message, param=exc.param)
-        except EngineError as exc:
-            return openai_error(exc.status, exc.message, param=exc.param)
+        data = await read_json(request)
+        texts = data.get("input")
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise EngineError("input must be a string or a list of strings", param="input")
+        vectors, tokens = await engine.embed(texts)
         return _json(
             {
                 "object": "list",
@@ -330,7 +309,12 @@ def create_worker_app(
         return Response(generate_latest(metrics.registry), media_type="text/plain; version=0.0.4")
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return openai_error(404, f"no route {request.method} {request.url.path} on this worker")
+        return error_response(404, f"no route {request.method} {request.url.path} on this worker")
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        # the one error mapping of this app: every handler raises, none renders its own
+        assert isinstance(exc, EngineError)
+        return error_response(exc.status, exc.message, param=exc.param)
 
     app = Starlette(
         routes=[
@@ -341,7 +325,7 @@ def create_worker_app(
             Route("/health", health, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
         ],
-        exception_handlers={404: not_found},
+        exception_handlers={404: not_found, EngineError: refused},
     )
     app.state.metrics = metrics
     return app
@@ -459,16 +443,7 @@ async def _sse(
                     last = delta
                     yield chunk(delta)
             except EngineError as exc:
-                err = {
-                    "error": {
-                        "message": exc.message,
-                        "type": "server_error",
-                        "param": None,
-                        "code": None,
-                    }
-                }
-                yield b"data: " + orjson.dumps(err) + b"\n\n"
-                yield b"data: [DONE]\n\n"
+                yield openai_stream_error(exc.message, "server_error")
                 return
         if parsed.include_usage:
             data = {

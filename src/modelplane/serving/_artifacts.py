@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelplane.control import DigestCache, artifact_digest
+from modelplane.serving._digest import DigestCache, artifact_digest
 
 #: suffixes of formats loaded with pickle (arbitrary code on load)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")

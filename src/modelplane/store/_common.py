@@ -48,6 +48,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
+from modelplane.api import SERVER_OWNED
 from modelplane.api.errors import (
     AlreadyExists,
     BadRequest,
@@ -67,15 +68,6 @@ COMPACT_EVERY = 1024
 #: default size of the in-memory window of recent events shared by watches
 DEFAULT_WATCH_BUFFER = 10_000
 
-#: metadata the store owns: kept from the stored object whatever a write says
-SERVER_OWNED = (
-    "uid",
-    "creationTimestamp",
-    "generation",
-    "resourceVersion",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-)
 _NOT_SPEC = frozenset(("apiVersion", "kind", "metadata", "status"))
 _LIST_CHUNK = 1000
 

@@ -10,7 +10,7 @@ For each ``Model`` and each entry of ``spec.versions[]``:
   only inside the folders the operator lists (``--model-root``, :func:`local_source`); a relative
   one is resolved against those folders alone, never against a folder a client names. A source
   elsewhere is not read: reason ``SourceNotAllowed``. The file's sha256 (or a directory's, see
-  :mod:`modelplane.control._digest`) must equal ``digest``; reasons ``DigestVerified``,
+  :mod:`modelplane.serving._digest`) must equal ``digest``; reasons ``DigestVerified``,
   ``DigestMismatch``, ``DigestMissing``, ``InvalidDigest``, ``SourceNotFound``,
   ``SourceUnreadable``;
 * any other source (``s3://``, ``https://``...) is not ready, reason ``UnsupportedSource``: this
@@ -36,11 +36,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
-from modelplane.api.errors import Conflict, NotFound
-from modelplane.control._conditions import get_condition, set_condition
-from modelplane.control._controller import Controller, Request, Result
-from modelplane.control._digest import DigestCache, artifact_digest, stored_artifact
-from modelplane.control._events import record_event
+from modelplane.api.errors import NotFound
+from modelplane.control import Controller, Request, Result, commit_status, set_condition
+from modelplane.serving._digest import DigestCache, artifact_digest, stored_artifact
 
 if TYPE_CHECKING:
     from modelplane.store import Store
@@ -177,47 +175,13 @@ class ModelController(Controller):
 
         checks = self._check_versions(model)
         ready, reason, message = _summarise(checks)
-        old_status: dict[str, Any] = model.get("status") or {}
-        new_status = copy.deepcopy(old_status)
+        status = copy.deepcopy(model.get("status") or {})
         generation = (model.get("metadata") or {}).get("generation")
-        new_status["versions"] = [c.to_status() for c in checks]
-        if generation is not None:
-            new_status["observedGeneration"] = generation
-        set_condition(new_status, "Ready", ready, reason, message, generation)
-
-        if new_status != old_status:
-            try:
-                self.store.update_status({**model, "status": new_status})
-            except Conflict:
-                # the Model changed since we read it: its own event requeues it too, but retry in
-                # case that event is already behind us
-                log.debug("%s: status of %s conflicted; retrying", self.component, request)
-                return Result(requeue=True)
-            self._record_transition(model, old_status, new_status)
+        status["versions"] = [c.to_status() for c in checks]
+        set_condition(status, "Ready", ready, reason, message, generation)
+        if commit_status(self.store, model, status, component=self.component) is None:
+            return Result(requeue=True)
         return Result(requeue_after=self.verify_period)
-
-    def _record_transition(
-        self, model: dict[str, Any], old_status: dict[str, Any], new_status: dict[str, Any]
-    ) -> None:
-        before = get_condition(old_status, "Ready") or {}
-        after = get_condition(new_status, "Ready") or {}
-        fields = ("status", "reason", "message")
-        if all(before.get(f) == after.get(f) for f in fields):
-            return
-        try:
-            record_event(
-                self.store,
-                model,
-                type="Normal" if after.get("status") == "True" else "Warning",
-                reason=str(after.get("reason", "")),
-                message=str(after.get("message", "")),
-                component=self.component,
-            )
-        except Exception as exc:
-            # the status already says it; a lost event must not undo a correct reconcile
-            log.warning(
-                "%s: could not record an event: %s: %s", self.component, type(exc).__name__, exc
-            )
 
     # -- one version ------------------------------------------------------------------------------
 

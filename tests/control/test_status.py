@@ -1,0 +1,94 @@
+"""``commit_status``: the one way a controller writes what it observed."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelplane.control import commit_status, set_condition
+from modelplane.store import Store, open_store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = open_store(f"sqlite:///{tmp_path}/store.db")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def _graph(store: Store) -> dict[str, Any]:
+    return store.create(
+        {
+            "apiVersion": "modelplane.dev/v1alpha1",
+            "kind": "Graph",
+            "metadata": {"name": "g", "namespace": "default"},
+            "spec": {"root": "a", "nodes": {"a": {"type": "Sequence", "steps": []}}},
+        }
+    )
+
+
+def _ready(obj: dict[str, Any], ready: bool, reason: str, message: str) -> dict[str, Any]:
+    status = copy.deepcopy(obj.get("status") or {})
+    set_condition(status, "Ready", ready, reason, message, obj["metadata"]["generation"])
+    return status
+
+
+def _events(store: Store) -> list[dict[str, Any]]:
+    return list(store.list("Event", "default").items)
+
+
+def test_a_changed_condition_is_written_with_its_generation_and_recorded_once(
+    store: Store,
+) -> None:
+    graph = _graph(store)
+    # when a controller commits a Ready condition
+    stored = commit_status(store, graph, _ready(graph, True, "StepsReady", "ok"), component="t")
+    # then it is stored with the generation it describes, and one Event says so
+    assert stored is not None
+    assert stored["status"]["observedGeneration"] == graph["metadata"]["generation"]
+    assert [(e["type"], e["reason"]) for e in _events(store)] == [("Normal", "StepsReady")]
+    # and committing the same again writes nothing and records nothing
+    again = commit_status(store, stored, _ready(stored, True, "StepsReady", "ok"), component="t")
+    assert again is stored
+    assert (
+        store.get("Graph", "default", "g")["metadata"]["resourceVersion"]
+        == (stored["metadata"]["resourceVersion"])
+    )
+    assert len(_events(store)) == 1
+
+
+def test_a_status_written_from_a_stale_copy_asks_to_read_again(store: Store) -> None:
+    graph = _graph(store)
+    commit_status(store, graph, _ready(graph, True, "StepsReady", "ok"), component="t")
+    # when another commit starts from the copy read before that write
+    lost = commit_status(
+        store, graph, _ready(graph, False, "EndpointMissing", "no x"), component="t"
+    )
+    # then nothing is written, no Event is recorded, and the caller is told to requeue
+    assert lost is None
+    assert store.get("Graph", "default", "g")["status"]["conditions"][0]["reason"] == "StepsReady"
+    assert len(_events(store)) == 1
+
+
+def test_only_the_compared_fields_of_the_condition_make_an_event(store: Store) -> None:
+    graph = _graph(store)
+    first = commit_status(store, graph, _ready(graph, False, "Scaling", "0/2 ready"), component="t")
+    assert first is not None
+    # when only the message changes and the caller compares status and reason
+    second = commit_status(
+        store,
+        first,
+        _ready(first, False, "Scaling", "1/2 ready"),
+        component="t",
+        compared=("status", "reason"),
+    )
+    # then the status is written but no second Event is recorded
+    assert second is not None and second is not first
+    assert [e["reason"] for e in _events(store)] == ["Scaling"]
+    assert all(e["type"] == "Warning" for e in _events(store))
