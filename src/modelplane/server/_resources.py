@@ -66,8 +66,8 @@ from modelplane.server._jsonpatch import apply_json_patch, decode_json_patch
 from modelplane.server._query import (
     FieldValidation,
     ListOptions,
-    field_manager,
     dry_run,
+    field_manager,
     field_validation,
     flag,
     list_options,
