@@ -3,6 +3,7 @@ HTTP against a real server (both store backends)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
@@ -114,6 +115,26 @@ def test_a_dry_run_value_other_than_all_is_refused_not_ignored(server: RunningSe
     assert response.status_code == 400
     assert "dryRun=All" in response.json()["message"]
     assert server.http.get(f"{BASE}/web").status_code == 404
+
+
+def test_a_json_body_is_read_as_json_where_yaml_would_read_it_otherwise(
+    server: RunningServer,
+) -> None:
+    # given a configuration sent as ASCII-escaped JSON, as the Kubernetes Python client sends it:
+    # a character outside the BMP is a surrogate pair, which YAML 1.1 reads as two broken halves
+    body = endpoint()
+    body["metadata"]["annotations"] = {"note": "rocket \U0001f680"}
+    content = json.dumps(body).encode()
+    assert b"\\ud83d\\ude80" in content
+
+    # when it is applied
+    response = server.http.patch(
+        f"{BASE}/web", params={"fieldManager": "deployer"}, content=content, headers=APPLY
+    )
+
+    # then the character arrived whole
+    assert response.status_code == 201, response.text
+    assert response.json()["metadata"]["annotations"]["note"] == "rocket \U0001f680"
 
 
 def test_apply_without_a_field_manager_is_refused(server: RunningServer) -> None:
