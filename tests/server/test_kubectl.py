@@ -27,7 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from tests.cli._platform import LineReader, UpServer, run_cli
+from tests.cli._platform import LineReader, UpServer, run_cli, wait_for
 
 KUBECTL = shutil.which("kubectl")
 
@@ -321,9 +321,13 @@ def secure_platform(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Itera
     root = tmp_path_factory.mktemp("kubectl-tls")
     tokens = root / "tokens.csv"
     tokens.write_text(f'{TENANT_TOKEN},alice,u1\n{ADMIN_TOKEN},ops,u2,"system:masters"\n')
+    # up's own -f apply reaches it over HTTPS too: it must trust the certificate it serves
+    initial = root / "initial.yaml"
+    initial.write_text(endpoint("from-up"))
     server = UpServer(
         root / "home",
         "--token-file", str(tokens),
+        "-f", str(initial),
         "--tls-cert-file", str(pki.cert_file),
         "--tls-private-key-file", str(pki.key_file),
         ca_file=str(pki.ca_file),
@@ -367,9 +371,20 @@ current-context: modelplane
     return run
 
 
-def test_up_with_tls_prints_an_https_address(secure_platform: UpServer) -> None:
+def test_up_with_tls_prints_an_https_address_and_applies_its_manifests_over_it(
+    secure_platform: UpServer, pki: Pki
+) -> None:
     assert secure_platform.url.startswith("https://")
     assert f"API:      {secure_platform.url}" in secure_platform.stdout
+    admin = ("--server", secure_platform.url, "--token", ADMIN_TOKEN)
+    admin += ("--certificate-authority", str(pki.ca_file))
+
+    def applied() -> bool:
+        shown = run_cli(*admin, "-n", "default", "get", "endpoints", "-o", "name")
+        return shown.stdout == "endpoint.modelplane.dev/from-up\n"
+
+    wait_for("up's -f manifest to be applied", applied)
+    assert "endpoint.modelplane.dev/from-up created" in secure_platform.stdout
 
 
 def test_kubectl_works_as_a_tenant_over_https_with_a_token(

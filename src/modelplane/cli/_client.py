@@ -74,10 +74,16 @@ class Applied:
 
 def tls_context(ca_file: str) -> ssl.SSLContext:
     """Verification that trusts the certificates in ``ca_file`` (PEM), as kubectl's
-    ``--certificate-authority``; a server certificate issued by them (or that certificate itself,
-    when it is self-signed) is accepted for the host names it lists."""
+    ``--certificate-authority``: a server certificate issued by one of them, or one of them
+    itself, is accepted for the host names it lists.
+
+    Each certificate in the file is a trust anchor even when it is not a self-signed root (as
+    Python 3.13 does by default): ``up`` trusts the very certificate it serves this way.
+    """
     try:
-        return ssl.create_default_context(cafile=ca_file)
+        context = ssl.create_default_context(cafile=ca_file)
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        return context
     except (OSError, ssl.SSLError) as exc:
         reason = getattr(exc, "strerror", None) or exc
         raise errors.BadRequest(

@@ -6,9 +6,11 @@ the same code as ``modelplane apply``. Ctrl-C or SIGTERM stops the server (open 
 running requests finish), then the controllers, then closes the store, and exits 0.
 
 With ``--tls-cert-file`` and ``--tls-private-key-file`` it serves HTTPS only (kubectl sends a
-bearer token only over HTTPS). Its own clients (the ``-f`` apply, the rollout controller, agents
-calling models) reach it at the address it listens on, so they trust the served certificate as
-well as the usual CAs: the certificate must name that address (``127.0.0.1`` by default).
+bearer token only over HTTPS). Its own clients reach it at the address it listens on, so the
+certificate must name that address (``127.0.0.1`` by default). The ``-f`` apply trusts the served
+certificate itself. The other clients in the process (the rollout controller, agents calling
+models) trust it through ``SSL_CERT_FILE`` (the usual CAs plus that certificate), which suffices
+when it is self-signed or issued by a CA they trust already.
 """
 
 from __future__ import annotations
