@@ -6,6 +6,7 @@ import os
 import queue
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -28,6 +29,7 @@ _CLIENT_ENV = (
     "MODELPLANE_SERVER",
     "MODELPLANE_TOKEN",
     "MODELPLANE_TOKEN_FILE",
+    "MODELPLANE_CA_FILE",
     "MODELPLANE_DATABASE_URL",
     "MODELPLANE_HOME",
 )
@@ -59,12 +61,20 @@ def modelplane_command(*args: str) -> list[str]:
 
 
 class UpServer:
-    """``modelplane up`` in a child process on a free port, its stdout and stderr in files."""
+    """``modelplane up`` in a child process on a free port, its stdout and stderr in files.
 
-    def __init__(self, home: Path, *args: str, port: int | None = None) -> None:
+    ``ca_file``: up serves HTTPS (its ``args`` give the certificate), checked against this CA.
+    """
+
+    def __init__(
+        self, home: Path, *args: str, port: int | None = None, ca_file: str | None = None
+    ) -> None:
         self.home = home
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if ca_file else 'http'}://127.0.0.1:{self.port}"
+        self.verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=ca_file) if ca_file else True
+        )
         self.args = list(args)
         self.stdout_path = home.parent / f"{home.name}.stdout"
         self.stderr_path = home.parent / f"{home.name}.stderr"
@@ -94,7 +104,8 @@ class UpServer:
                     f"modelplane up exited with {self.proc.returncode}:\n{self.stdout}\n{self.stderr}"
                 )
             try:
-                return httpx.get(f"{self.url}/readyz", timeout=2.0).status_code == 200
+                response = httpx.get(f"{self.url}/readyz", timeout=2.0, verify=self.verify)
+                return response.status_code == 200
             except httpx.TransportError:
                 return False
 

@@ -7,10 +7,18 @@ import json
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
 from click.testing import Result
+from tests.server.conftest import serving
+
+from modelplane.cli._apply import apply_manifests, read_manifests
+from modelplane.cli._client import Client
+from modelplane.cli._context import Settings
+from modelplane.server import create_app
+from modelplane.store import open_store
 
 from ._platform import LineReader, UpServer, spawn, wait_for
 
@@ -151,6 +159,111 @@ def test_relative_artifact_paths_are_found_in_the_servers_model_roots_not_beside
     assert "modelplane.dev/source-dir" not in annotations
     ready = wait_for("the Model to be verified", lambda: ready_condition(mp, "local"))
     assert (ready["status"], ready["reason"]) == ("True", "DigestVerified")
+
+
+class _CountingRequests:
+    """ASGI middleware: every HTTP request the server receives, as (method, path)."""
+
+    def __init__(self, app: Any, seen: list[tuple[str, str]]) -> None:
+        self.app, self.seen = app, seen
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.seen.append((scope["method"], scope["path"]))
+        await self.app(scope, receive, send)
+
+
+def test_apply_sends_one_request_per_object_whether_it_creates_changes_or_not(
+    tmp_path: Path,
+) -> None:
+    # given a server that counts the requests it receives, and ten objects in one manifest
+    seen: list[tuple[str, str]] = []
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    app = create_app(store)
+    app.add_middleware(_CountingRequests, seen=seen)
+    path = tmp_path / "models.yaml"
+    names = [f"m{i}" for i in range(10)]
+    try:
+        with serving(app) as url, Client(url) as client:
+            s = Settings(server=url)
+            for task, action in (
+                ("chat", "created"),
+                ("chat", "unchanged"),
+                ("completion", "configured"),
+            ):
+                path.write_text("---\n".join(upstream_model(n, task=task) for n in names))
+                seen.clear()
+                outcomes: list[Any] = []
+                apply_manifests(client, read_manifests([str(path)])[0], s, report=outcomes.append)
+
+                # then each object took one server-side apply, and says what it did
+                assert [o.action for o in outcomes] == [action] * len(names)
+                assert len(seen) == len(names), seen
+                assert {method for method, _ in seen} == {"PATCH"}
+    finally:
+        store.close()
+
+
+def test_a_field_another_manager_set_is_a_conflict_naming_its_line_until_forced(
+    mp: Mp, platform: UpServer, ns: str, tmp_path: Path
+) -> None:
+    # given a Model applied, then its task changed by another writer (kubectl edit, say)
+    path = tmp_path / "model.yaml"
+    path.write_text(upstream_model("contested"))
+    assert mp("apply", "-f", str(path)).exit_code == 0
+    edited = httpx.patch(
+        models_url(platform, ns, "contested"),
+        params={"fieldManager": "kubectl-edit"},
+        json={"spec": {"task": "completion"}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert edited.status_code == 200, edited.text
+
+    # when the manifest is applied again with another value of that field
+    path.write_text(upstream_model("contested", task="embedding"))
+    refused = mp("apply", "-f", str(path))
+
+    # then it is refused, naming the field, its line, the other manager and the way out
+    assert refused.exit_code == 1
+    assert "1 conflict" in refused.stderr and "--force-conflicts" in refused.stderr
+    assert f'.spec.task: conflict with "kubectl-edit" ({path}:7:3)' in refused.stderr
+    assert get_json(mp, "model", "contested")["spec"]["task"] == "completion"
+
+    # and with --force-conflicts the manifest's value wins
+    forced = mp("apply", "-f", str(path), "--force-conflicts")
+    assert (forced.exit_code, forced.stdout) == (0, "model.modelplane.dev/contested configured\n")
+    assert get_json(mp, "model", "contested")["spec"]["task"] == "embedding"
+
+
+def test_a_label_left_out_of_the_manifest_is_removed_on_the_next_apply(
+    mp: Mp, tmp_path: Path
+) -> None:
+    path = tmp_path / "model.yaml"
+    path.write_text(upstream_model("labelled", labels="{team: a, tier: gold}"))
+    mp("apply", "-f", str(path))
+
+    path.write_text(upstream_model("labelled", labels="{team: a}"))
+    result = mp("apply", "-f", str(path))
+
+    assert result.stdout == "model.modelplane.dev/labelled configured\n"
+    assert get_json(mp, "model", "labelled")["metadata"]["labels"] == {"team": "a"}
+
+
+def test_a_server_dry_run_reports_what_would_happen_and_stores_nothing(
+    mp: Mp, tmp_path: Path
+) -> None:
+    # given one valid and one invalid manifest (an error only the server knows: the merged object)
+    (tmp_path / "a.yaml").write_text(upstream_model("trial"))
+    (tmp_path / "b.yaml").write_text(upstream_model("wrong", task="chatt"))
+
+    # when they are applied with --dry-run=server
+    result = mp("apply", "-f", str(tmp_path), "--dry-run=server")
+
+    # then the valid one would be created, the invalid one is named with its line; nothing stored
+    assert result.exit_code == 1
+    assert result.stdout == "model.modelplane.dev/trial created (server dry run)\n"
+    assert f"({tmp_path / 'b.yaml'}:7:3)" in result.stderr
+    assert mp("get", "models", "-o", "name").stdout == ""
 
 
 # -- get ------------------------------------------------------------------------------------------

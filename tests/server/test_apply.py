@@ -3,6 +3,7 @@ HTTP against a real server (both store backends)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
@@ -13,6 +14,7 @@ from .conftest import RunningServer
 
 BASE = "/apis/modelplane.dev/v1alpha1/namespaces/team-a/endpoints"
 APPLY = {"Content-Type": "application/apply-patch+yaml"}
+PREVIOUS = "Modelplane-Previous-Resource-Version"
 
 
 def endpoint(max_replicas: int = 1, **spec: Any) -> dict[str, Any]:
@@ -49,6 +51,90 @@ def test_applying_the_same_configuration_again_writes_nothing(server: RunningSer
 
     assert again.status_code == 200
     assert again.json()["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+
+
+def test_each_write_names_the_version_it_was_made_over(server: RunningServer) -> None:
+    # given nothing, then an apply that creates, one that changes nothing, and one that changes
+    created = apply(server, endpoint(), "deployer")
+    same = apply(server, endpoint(), "deployer")
+    changed = apply(server, endpoint(max_replicas=3), "deployer")
+
+    # then each answer says the resourceVersion before it: a client needs no read to tell
+    version = created.json()["metadata"]["resourceVersion"]
+    assert created.headers[PREVIOUS] == ""
+    assert same.headers[PREVIOUS] == version == same.json()["metadata"]["resourceVersion"]
+    assert changed.headers[PREVIOUS] == version != changed.json()["metadata"]["resourceVersion"]
+
+
+def test_a_dry_run_apply_answers_the_result_and_stores_nothing(server: RunningServer) -> None:
+    # given no object, when it is applied as a dry run, then it would be created, and is not
+    dry_create = apply(server, endpoint(), "deployer", dryRun="All")
+    assert dry_create.status_code == 201, dry_create.text
+    assert dry_create.json()["spec"]["replicas"]["max"] == 1
+    assert server.http.get(f"{BASE}/web").status_code == 404
+
+    # given the object, when a change is applied as a dry run, then nothing changes
+    stored = apply(server, endpoint(), "deployer").json()
+    dry_change = apply(server, endpoint(max_replicas=5), "deployer", dryRun="All")
+    assert dry_change.status_code == 200
+    assert dry_change.json()["spec"]["replicas"]["max"] == 5
+    assert server.http.get(f"{BASE}/web").json() == stored
+
+    # and a conflict or an invalid field is reported as the write would report it
+    conflict = apply(server, endpoint(max_replicas=5), "autoscaler", dryRun="All")
+    assert conflict.status_code == 409
+    invalid = apply(server, endpoint(max_replicas=-1), "deployer", dryRun="All")
+    assert invalid.status_code == 422
+    assert invalid.json()["details"]["causes"][0]["field"] == "spec.replicas.max"
+
+
+def test_a_dry_run_create_and_delete_change_nothing(server: RunningServer) -> None:
+    # a create, a merge patch and a delete as dry runs: each answers, none writes
+    body = endpoint()
+    body["metadata"]["namespace"] = "team-a"
+    created = server.http.post(BASE, params={"dryRun": "All"}, json=body)
+    assert created.status_code == 201, created.text
+    assert server.http.get(f"{BASE}/web").status_code == 404
+
+    stored = server.http.post(BASE, json=body).json()
+    patched = server.http.patch(
+        f"{BASE}/web",
+        params={"dryRun": "All"},
+        json={"spec": {"replicas": {"max": 7}}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    deleted = server.http.delete(f"{BASE}/web", params={"dryRun": "All"})
+    assert patched.json()["spec"]["replicas"]["max"] == 7
+    assert deleted.status_code == 200
+    assert server.http.get(f"{BASE}/web").json() == stored
+
+
+def test_a_dry_run_value_other_than_all_is_refused_not_ignored(server: RunningServer) -> None:
+    response = apply(server, endpoint(), "deployer", dryRun="Everything")
+
+    assert response.status_code == 400
+    assert "dryRun=All" in response.json()["message"]
+    assert server.http.get(f"{BASE}/web").status_code == 404
+
+
+def test_a_json_body_is_read_as_json_where_yaml_would_read_it_otherwise(
+    server: RunningServer,
+) -> None:
+    # given a configuration sent as ASCII-escaped JSON, as the Kubernetes Python client sends it:
+    # a character outside the BMP is a surrogate pair, which YAML 1.1 reads as two broken halves
+    body = endpoint()
+    body["metadata"]["annotations"] = {"note": "rocket \U0001f680"}
+    content = json.dumps(body).encode()
+    assert b"\\ud83d\\ude80" in content
+
+    # when it is applied
+    response = server.http.patch(
+        f"{BASE}/web", params={"fieldManager": "deployer"}, content=content, headers=APPLY
+    )
+
+    # then the character arrived whole
+    assert response.status_code == 201, response.text
+    assert response.json()["metadata"]["annotations"]["note"] == "rocket \U0001f680"
 
 
 def test_apply_without_a_field_manager_is_refused(server: RunningServer) -> None:

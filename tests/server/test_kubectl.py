@@ -1,23 +1,33 @@
 """kubectl itself against a real ``modelplane up`` (SQLite).
 
 Each test has a namespace of its own on one shared server, and a kubeconfig in its tmp_path.
-Authentication is off: kubectl (client-go) sends no bearer token over plain HTTP, and ``up``
-serves no TLS, so a token in the kubeconfig would never reach the server. Where kubectl is not installed the tests are skipped saying
-so, except under ``CI=true``: our CI machine has it, and a skip there would hide a failure.
+Most tests run with authentication off over plain HTTP; the last ones run against an ``up`` with
+``--token-file`` serving HTTPS (kubectl, like client-go, sends a bearer token only over HTTPS),
+its certificate issued by a CA made in the test. Where kubectl is not installed the tests are
+skipped saying so, except under ``CI=true``: our CI machine has it, and a skip there would hide a
+failure.
 """
 
 from __future__ import annotations
 
+import base64
+import datetime
+import ipaddress
 import os
 import re
 import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.cli._platform import LineReader, UpServer, run_cli
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from tests.cli._platform import LineReader, UpServer, run_cli, wait_for
 
 KUBECTL = shutil.which("kubectl")
 
@@ -225,3 +235,242 @@ def test_kubectl_api_resources_lists_the_kinds(kubectl: Kubectl) -> None:
     rows = {line.split()[0]: line for line in listed.splitlines()[1:]}
     assert "endpoints" in rows and "Endpoint" in rows["endpoints"]
     assert "modelplane.dev/v1alpha1" in rows["models"]
+
+
+# -- with authentication, over HTTPS ----------------------------------------------------------------
+
+TENANT_TOKEN = "tenant-token-" + uuid.uuid4().hex
+ADMIN_TOKEN = "admin-token-" + uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A CA, and the server certificate it issued for 127.0.0.1 and localhost (PEM files)."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def make_pki(folder: Path) -> Pki:
+    """A CA and a server certificate signed by it, made here (nothing fetched, nothing shared)."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(_name("modelplane test CA"))
+        .issuer_name(_name("modelplane test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True,
+                content_commitment=False, key_encipherment=False, data_encipherment=False,
+                key_agreement=False, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("modelplane up"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([x509.OID_SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pki = Pki(folder / "ca.pem", folder / "server.pem", folder / "server-key.pem")
+    pki.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    pki.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pki.key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return pki
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def secure_platform(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[UpServer]:
+    """``up`` with bearer tokens (a tenant, an administrator), serving HTTPS."""
+    root = tmp_path_factory.mktemp("kubectl-tls")
+    tokens = root / "tokens.csv"
+    tokens.write_text(f'{TENANT_TOKEN},alice,u1\n{ADMIN_TOKEN},ops,u2,"system:masters"\n')
+    # up's own -f apply reaches it over HTTPS too: it must trust the certificate it serves
+    initial = root / "initial.yaml"
+    initial.write_text(endpoint("from-up"))
+    server = UpServer(
+        root / "home",
+        "--token-file", str(tokens),
+        "-f", str(initial),
+        "--tls-cert-file", str(pki.cert_file),
+        "--tls-private-key-file", str(pki.key_file),
+        ca_file=str(pki.ca_file),
+    )  # fmt: skip
+    server.start().wait_ready()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def tenant_kubectl(secure_platform: UpServer, pki: Pki, tmp_path: Path, ns: str) -> Kubectl:
+    """kubectl as the tenant: a kubeconfig with the CA's data and a token user."""
+    ca_data = base64.b64encode(pki.ca_file.read_bytes()).decode()
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        f"""apiVersion: v1
+kind: Config
+clusters:
+- name: modelplane
+  cluster: {{server: "{secure_platform.url}", certificate-authority-data: "{ca_data}"}}
+users:
+- name: alice
+  user: {{token: "{TENANT_TOKEN}"}}
+contexts:
+- name: modelplane
+  context: {{cluster: modelplane, user: alice, namespace: {ns}}}
+current-context: modelplane
+"""
+    )
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        assert KUBECTL is not None, "kubectl must be installed on CI"
+        env = {**os.environ, "KUBECONFIG": str(path), "HOME": str(tmp_path)}
+        done = subprocess.run([KUBECTL, *args], capture_output=True, text=True, env=env, timeout=60)
+        if check:
+            assert done.returncode == 0, f"kubectl {' '.join(args)}:\n{done.stdout}{done.stderr}"
+        return done
+
+    return run
+
+
+def test_up_with_tls_prints_an_https_address_and_applies_its_manifests_over_it(
+    secure_platform: UpServer, pki: Pki
+) -> None:
+    assert secure_platform.url.startswith("https://")
+    assert f"API:      {secure_platform.url}" in secure_platform.stdout
+    admin = ("--server", secure_platform.url, "--token", ADMIN_TOKEN)
+    admin += ("--certificate-authority", str(pki.ca_file))
+
+    def applied() -> bool:
+        shown = run_cli(*admin, "-n", "default", "get", "endpoints", "-o", "name")
+        return shown.stdout == "endpoint.modelplane.dev/from-up\n"
+
+    wait_for("up's -f manifest to be applied", applied)
+    assert "endpoint.modelplane.dev/from-up created" in secure_platform.stdout
+
+
+def test_kubectl_works_as_a_tenant_over_https_with_a_token(
+    tenant_kubectl: Kubectl, tmp_path: Path
+) -> None:
+    # given kubectl trusting the CA and holding a tenant's token
+    manifest = write(tmp_path, endpoint("web"))
+
+    # when it applies, reads and deletes an Endpoint
+    created = tenant_kubectl("apply", "-f", manifest)
+    shown = tenant_kubectl("get", "endpoints.modelplane.dev", "web", "-o", "name")
+    deleted = tenant_kubectl("delete", "-f", manifest)
+
+    # then each worked, as the tenant
+    assert created.stdout.strip() == "endpoint.modelplane.dev/web created"
+    assert shown.stdout.strip() == "endpoint.modelplane.dev/web"
+    assert deleted.stdout.strip() == 'endpoint.modelplane.dev "web" deleted'
+
+
+def test_a_tenant_cannot_write_an_admin_only_kind_with_kubectl(
+    tenant_kubectl: Kubectl, tmp_path: Path
+) -> None:
+    tool_server = f"""apiVersion: modelplane.dev/v1alpha1
+kind: ToolServer
+metadata:
+  name: shell-{uuid.uuid4().hex[:6]}
+spec:
+  command: /bin/sh
+"""
+    refused = tenant_kubectl("apply", "-f", write(tmp_path, tool_server), check=False)
+
+    assert refused.returncode != 0
+    assert "Forbidden" in refused.stderr or "forbidden" in refused.stderr
+    assert "system:masters" in refused.stderr
+
+
+def test_kubectl_with_an_unknown_token_is_refused_over_https(
+    secure_platform: UpServer, pki: Pki, tmp_path: Path
+) -> None:
+    path = tmp_path / "kubeconfig"
+    ca_data = base64.b64encode(pki.ca_file.read_bytes()).decode()
+    path.write_text(
+        f"""apiVersion: v1
+kind: Config
+clusters:
+- name: m
+  cluster: {{server: "{secure_platform.url}", certificate-authority-data: "{ca_data}"}}
+users:
+- name: nobody
+  user: {{token: "not-a-known-token"}}
+contexts:
+- name: m
+  context: {{cluster: m, user: nobody}}
+current-context: m
+"""
+    )
+    assert KUBECTL is not None
+    env = {**os.environ, "KUBECONFIG": str(path), "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [KUBECTL, "get", "endpoints.modelplane.dev"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+
+    assert done.returncode != 0
+    assert "Unauthorized" in done.stderr or "provide credentials" in done.stderr, done.stderr
+
+
+def test_the_cli_trusts_the_servers_ca_when_told_and_only_then(
+    secure_platform: UpServer, pki: Pki, ns: str, tmp_path: Path
+) -> None:
+    manifest = write(tmp_path, endpoint("cli-web"))
+    common = ("--server", secure_platform.url, "--token", TENANT_TOKEN, "-n", ns)
+
+    # without the CA: one error line saying what to do
+    untrusted = run_cli(*common, "apply", "-f", manifest)
+    assert untrusted.exit_code == 1
+    assert "is not trusted" in untrusted.stderr and "--certificate-authority" in untrusted.stderr
+    assert "Traceback" not in untrusted.output
+
+    # with --certificate-authority, and with MODELPLANE_CA_FILE
+    flagged = run_cli(*common, "--certificate-authority", str(pki.ca_file), "apply", "-f", manifest)
+    assert (flagged.exit_code, flagged.stdout) == (
+        0,
+        "endpoint.modelplane.dev/cli-web created\n",
+    ), flagged.output
+    by_env = run_cli(
+        *common, "get", "endpoints", "-o", "name", env={"MODELPLANE_CA_FILE": str(pki.ca_file)}
+    )
+    assert by_env.stdout == "endpoint.modelplane.dev/cli-web\n", by_env.output

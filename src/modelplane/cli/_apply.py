@@ -1,18 +1,31 @@
-"""``modelplane apply -f PATH...``: create or update objects from manifests.
+"""``modelplane apply -f PATH...``: create or update objects from manifests, by server-side apply.
 
-Each object is validated here first (so a bad field is reported with ``file:line:column`` before
-anything is sent), then created; if it exists, it is replaced with the fetched
-``resourceVersion`` (re-read and retried on a Conflict), unless its spec, labels and annotations
-already match, in which case nothing is written. A failure of one file or object is reported and
-the others are still applied; the exit code is 1 if anything failed.
+Each object is one request: a server-side apply (``PATCH``, ``application/apply-patch+yaml``) as
+the field manager ``modelplane``. The server creates the object or merges the manifest into it,
+validates the result, and answers whether anything changed (``created``, ``configured`` or
+``unchanged``). As in ``kubectl apply --server-side``, the manifest's fields belong to
+``modelplane``: a field applied before and left out of the manifest now is removed; a field that
+another manager (a controller, ``kubectl edit``) set to another value is a conflict naming it,
+taken over with ``--force-conflicts``.
 
-Labels and annotations in a manifest replace those stored (there is no three-way merge as in
-``kubectl apply``); finalizers that controllers added are kept unless the manifest names some.
+What the client still checks before sending, because it can say more than the server or must know
+it to build the request: the YAML itself, ``apiVersion`` and ``kind`` (the URL is the kind's),
+``metadata.name`` (the URL names it) and ``--namespace`` against the manifest's namespace. When the
+name or namespace cannot be put in a URL, the object is validated here to report every problem
+with its line. The server's errors that name fields are shown with the ``file:line:column`` of
+each field in the manifest. ``--dry-run`` validates here without a server; ``--dry-run=server``
+sends each object with ``?dryRun=All`` (checked as a write is, stored nowhere).
+
+An Agent whose code sits beside its manifest is packed, and the bundle uploaded (when the server
+lacks it) before the Agent is applied. A failure of one file or object is reported and the others
+are still applied; the exit code is 1 if anything failed.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -24,15 +37,29 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from modelplane.agents._bundles import BundleError, digest_of, pack
-from modelplane.api import SERVER_OWNED, KindInfo, Manifest, load_paths, lookup, validate
-from modelplane.api.errors import AlreadyExists, BadRequest, Conflict, ModelplaneError
+from modelplane.api import (
+    SERVER_OWNED,
+    KindInfo,
+    Manifest,
+    check_dns_label,
+    check_dns_subdomain,
+    kind_info,
+    load_paths,
+    lookup,
+    validate,
+)
+from modelplane.api.errors import BadRequest, Cause, Conflict, ModelplaneError
 from modelplane.cli._client import JSON, Client
 from modelplane.cli._context import Settings, connection_options, settings
 from modelplane.cli._kinds import qualified
 from modelplane.cli._output import console, echo_error
 
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-_CONFLICT_ATTEMPTS = 5
+#: one step of a field path: ``.name`` / ``name``, or ``[...]``
+_FIELD_PART = re.compile(r"\.?([^.\[\]]+)|\[([^\]]*)\]")
+#: server-side apply's list item by key: ``name="v1"``
+_KEYED_ITEM = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=(".*")')
+_MANAGER_CONFLICT = "FieldManagerConflict"
 #: from this many objects on, a progress bar shows on a terminal
 _PROGRESS_FROM = 10
 
@@ -56,8 +83,8 @@ class Outcome:
 
 @dataclass
 class _Prepared:
-    """An object ready to send: validated, defaulted, server-owned fields removed; with the
-    bundle its Agent names, when apply packed it."""
+    """An object ready to send: its kind known, server-owned fields removed; with the bundle its
+    Agent names, when apply packed it."""
 
     info: KindInfo
     body: JSON
@@ -147,64 +174,145 @@ def _bundle(obj: JSON, manifest: Manifest) -> bytes | None:
     return data
 
 
-def _prepare(manifest: Manifest, s: Settings) -> _Prepared:
-    """The object as it will be sent: validated, defaulted, its bundle packed; or Invalid."""
+def _located_kind(obj: JSON, manifest: Manifest) -> KindInfo:
+    """The kind ``obj`` declares; Invalid with the line of ``kind`` or ``apiVersion`` if unknown."""
+    try:
+        return kind_info(str(obj.get("apiVersion")), str(obj.get("kind")))
+    except ModelplaneError as exc:
+        exc.causes = [
+            Cause(c.field, c.message, c.reason, c.location or manifest.location((c.field,)))
+            for c in exc.causes
+        ]
+        raise
+
+
+def _addressable(value: Any, check: Callable[[str], str]) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        check(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _prepare(manifest: Manifest, s: Settings, *, validate_here: bool = False) -> _Prepared:
+    """The object as it will be sent: its kind known, its namespace set, server-owned fields
+    and status removed, its bundle packed. ``validate_here``: validated and defaulted here too
+    (a dry run without a server)."""
     obj = copy.deepcopy(manifest.obj)
     bundle = _bundle(obj, manifest)
-    body = validate(obj, manifest=manifest, default_namespace=s.namespace)
-    info = lookup(str(body["kind"]))
-    metadata = body["metadata"]
+    info = _located_kind(obj, manifest)
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = {}
+    if info.namespaced and metadata.get("namespace") is None:
+        metadata["namespace"] = s.namespace
+    if (
+        validate_here
+        or not isinstance(obj.get("metadata"), dict)
+        or not _addressable(metadata.get("name"), check_dns_subdomain)
+        or (info.namespaced and not _addressable(metadata.get("namespace"), check_dns_label))
+    ):
+        # the URL cannot name it (or no server is asked): every problem, each with its line
+        obj = validate(obj, manifest=manifest, default_namespace=s.namespace)
+        metadata = obj["metadata"]
+    obj["metadata"] = metadata
     for key in SERVER_OWNED:  # the server's, whatever a manifest (a dumped object) says
         metadata.pop(key, None)
     # desired state only: status belongs to the controllers
-    body.pop("status", None)
+    obj.pop("status", None)
     namespace = metadata.get("namespace")
     if info.namespaced and s.namespace_given and namespace != s.namespace:
         raise BadRequest(
             f"the namespace of the object ({namespace}) does not match --namespace"
             f" ({s.namespace}); pass --namespace={namespace} or remove one of them"
         )
-    return _Prepared(info, body, bundle)
+    return _Prepared(info, obj, bundle)
 
 
 # -- writing ------------------------------------------------------------------------------------
 
 
-def _desired_state(obj: JSON) -> tuple[Any, Any, Any]:
-    """What ``apply`` manages: everything outside metadata and status, labels, annotations."""
-    meta = obj.get("metadata") or {}
-    content = {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion")}
-    return content, meta.get("labels") or {}, meta.get("annotations") or {}
+def _field_path(field: str, obj: Any) -> list[str | int]:
+    """A field as the server names it, as a path into ``obj`` (the manifest's object).
+
+    Both spellings: validation's ``spec.versions[0].digest`` and ``metadata.labels[a/b]``, and
+    server-side apply's ``.spec.versions[name="v1"].source`` (the item with that name).
+    """
+    path: list[str | int] = []
+    current = obj
+    for key, bracket in _FIELD_PART.findall(field):
+        part: str | int
+        if key:
+            part = key
+        elif bracket.isdigit():
+            part = int(bracket)
+        elif (keyed := _KEYED_ITEM.fullmatch(bracket)) and isinstance(current, list):
+            wanted = json.loads(keyed.group(2))
+            found = [
+                i
+                for i, item in enumerate(current)
+                if isinstance(item, dict) and item.get(keyed.group(1)) == wanted
+            ]
+            if not found:
+                break
+            part = found[0]
+        else:
+            part = bracket
+        path.append(part)
+        if isinstance(current, dict) and isinstance(part, str):
+            current = current.get(part)
+        elif isinstance(current, list) and isinstance(part, int) and part < len(current):
+            current = current[part]
+        else:
+            current = None
+    return path
 
 
-def _apply_one(client: Client, item: _Prepared) -> str:
-    """Create or update one object; returns ``created``, ``configured`` or ``unchanged``."""
-    if item.bundle is not None:
+def _located(error: ModelplaneError, manifest: Manifest) -> ModelplaneError:
+    """``error`` with each cause the server named a field of placed at its line in the manifest."""
+    error.causes = [
+        c
+        if c.location or not c.field or c.field.startswith("<")
+        else Cause(
+            c.field,
+            c.message,
+            c.reason,
+            manifest.location(_field_path(c.field, manifest.obj)),
+        )
+        for c in error.causes
+    ]
+    if isinstance(error, Conflict) and any(c.reason == _MANAGER_CONFLICT for c in error.causes):
+        count = len(error.causes)
+        error.message = (
+            f"apply failed with {count} conflict{'s' if count != 1 else ''}: other field managers"
+            " set these fields to other values; apply again with --force-conflicts to take them"
+            " over, leave them out of the manifest, or apply the values they have"
+        )
+    return error
+
+
+def _apply_one(client: Client, item: _Prepared, manifest: Manifest, options: _Options) -> str:
+    """Apply one object (one request, after its bundle's upload); returns ``created``,
+    ``configured`` or ``unchanged``, with `` (server dry run)`` on a dry run."""
+    if item.bundle is not None and not options.server_dry_run:
         digest = str(item.body["spec"]["bundle"])
         if not client.has_bundle(digest):
             client.put_bundle(digest, item.bundle)
     try:
-        client.create(item.info, item.namespace, item.body)
-        return "created"
-    except AlreadyExists:
-        pass
-    for attempt in range(_CONFLICT_ATTEMPTS):
-        current = client.get(item.info, item.namespace, item.name)
-        if _desired_state(current) == _desired_state(item.body):
-            return "unchanged"
-        body = copy.deepcopy(item.body)
-        meta = body["metadata"]
-        current_meta = current.get("metadata") or {}
-        meta["resourceVersion"] = current_meta.get("resourceVersion")
-        if "finalizers" not in meta and current_meta.get("finalizers"):
-            meta["finalizers"] = current_meta["finalizers"]
-        try:
-            client.replace(item.info, item.namespace, item.name, body)
-            return "configured"
-        except Conflict:
-            if attempt == _CONFLICT_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+        applied = client.apply(
+            item.info,
+            item.namespace,
+            item.name,
+            item.body,
+            force=options.force_conflicts,
+            dry_run=options.server_dry_run,
+        )
+    except ModelplaneError as exc:
+        raise _located(exc, manifest) from None
+    action = "created" if applied.created else "configured" if applied.changed else "unchanged"
+    return f"{action} (server dry run)" if options.server_dry_run else action
 
 
 def _target(manifest: Manifest) -> str:
@@ -219,24 +327,39 @@ def _target(manifest: Manifest) -> str:
         return f"{manifest.obj.get('kind')} {name!r}"
 
 
+@dataclass(frozen=True)
+class _Options:
+    """How ``apply`` writes (``--force-conflicts``, ``--dry-run=server``)."""
+
+    force_conflicts: bool = False
+    server_dry_run: bool = False
+
+
 def apply_manifests(
     client: Client | None,
     manifests: Sequence[Manifest],
     s: Settings,
     *,
     report: Callable[[Outcome], None],
+    force_conflicts: bool = False,
+    server_dry_run: bool = False,
 ) -> list[Outcome]:
-    """Validate, then (unless ``client`` is None: a dry run) create or update each object.
+    """Apply each object (``client`` None: validate it here, a dry run without a server).
 
     ``report`` is called with each :class:`Outcome` as soon as it is known.
     """
+    options = _Options(force_conflicts=force_conflicts, server_dry_run=server_dry_run)
     outcomes: list[Outcome] = []
     for manifest in manifests:
         outcome = Outcome(target=_target(manifest), where=manifest.where)
         try:
-            item = _prepare(manifest, s)
+            item = _prepare(manifest, s, validate_here=client is None)
             outcome.target = qualified(item.info, item.name)
-            outcome.action = "validated (dry run)" if client is None else _apply_one(client, item)
+            outcome.action = (
+                "validated (dry run)"
+                if client is None
+                else _apply_one(client, item, manifest, options)
+            )
         except ModelplaneError as exc:
             outcome.error = exc
         outcomes.append(outcome)
@@ -262,15 +385,23 @@ def _print_outcome(outcome: Outcome) -> None:
         echo_error(_outcome_line(outcome))
 
 
-def run_apply(client: Client | None, paths: Sequence[str], s: Settings) -> bool:
+def run_apply(
+    client: Client | None,
+    paths: Sequence[str],
+    s: Settings,
+    *,
+    force_conflicts: bool = False,
+    server_dry_run: bool = False,
+) -> bool:
     """Read ``paths`` and apply every object (``client=None``: validate only), printing one line
     per object; True when everything succeeded. Shared by ``apply`` and ``up -f``."""
+    write = {"force_conflicts": force_conflicts, "server_dry_run": server_dry_run}
     manifests, failures = read_manifests(paths)
     for failure in failures:
         _print_outcome(failure)
     show_progress = len(manifests) >= _PROGRESS_FROM and sys.stdout.isatty() and sys.stderr.isatty()
     if not show_progress:
-        outcomes = apply_manifests(client, manifests, s, report=_print_outcome)
+        outcomes = apply_manifests(client, manifests, s, report=_print_outcome, **write)
     else:
         with Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -291,7 +422,7 @@ def run_apply(client: Client | None, paths: Sequence[str], s: Settings) -> bool:
                 progress.console.print(line, highlight=False, soft_wrap=True)
                 progress.advance(task)
 
-            outcomes = apply_manifests(client, manifests, s, report=report)
+            outcomes = apply_manifests(client, manifests, s, report=report, **write)
     failed_objects = sum(not o.ok for o in outcomes)
     if (failures or failed_objects) and len(failures) + len(outcomes) > 1:
         parts = []
@@ -314,21 +445,43 @@ def run_apply(client: Client | None, paths: Sequence[str], s: Settings) -> bool:
     metavar="PATH",
     help="Manifest file, folder (read recursively) or - for stdin; repeatable.",
 )
-@click.option("--dry-run", is_flag=True, help="Only validate the manifests; send nothing.")
+@click.option(
+    "--dry-run",
+    type=click.Choice(["none", "client", "server"]),
+    default="none",
+    flag_value="client",
+    is_flag=False,
+    help="`--dry-run` (client): only validate the manifests here, send nothing."
+    " `--dry-run=server`: the server checks each object as a write and stores nothing.",
+)
+@click.option(
+    "--force-conflicts",
+    is_flag=True,
+    help="Take over fields that another field manager set to other values (else a conflict).",
+)
 @connection_options()
 @click.pass_context
-def apply(ctx: click.Context, paths: tuple[str, ...], dry_run: bool) -> None:
+def apply(ctx: click.Context, paths: tuple[str, ...], dry_run: str, force_conflicts: bool) -> None:
     """Create or update objects from manifests (YAML or JSON, many per file).
 
-    Prints `KIND.GROUP/NAME created|configured|unchanged` per object. An Agent whose code sits
-    beside its manifest (the entrypoint's module is there) is uploaded as a bundle of that folder
-    first, and the Agent names it (`spec.bundle`); an explicit `spec.bundle` wins.
+    Each object is one server-side apply as the field manager `modelplane`; prints
+    `KIND.GROUP/NAME created|configured|unchanged` per object. A field left out of the manifest
+    that an earlier apply set is removed; a field another manager set is a conflict unless
+    `--force-conflicts`. An Agent whose code sits beside its manifest (the entrypoint's module is
+    there) is uploaded as a bundle of that folder first, and the Agent names it (`spec.bundle`);
+    an explicit `spec.bundle` wins.
     """
     s = settings()
-    if dry_run:
+    if dry_run == "client":
         ok = run_apply(None, paths, s)
     else:
         with s.client() as client:
-            ok = run_apply(client, paths, s)
+            ok = run_apply(
+                client,
+                paths,
+                s,
+                force_conflicts=force_conflicts,
+                server_dry_run=dry_run == "server",
+            )
     if not ok:
         ctx.exit(1)

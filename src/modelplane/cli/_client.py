@@ -11,7 +11,9 @@ saying what to do. Nothing here prints: ``Warning`` headers of the server's answ
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -23,6 +25,11 @@ from modelplane.api import errors
 JSON = dict[str, Any]
 
 DEFAULT_SERVER = "http://127.0.0.1:8470"
+#: the field manager ``modelplane apply`` applies as (server-side apply)
+FIELD_MANAGER = "modelplane"
+_APPLY_PATCH_TYPE = "application/apply-patch+yaml"
+#: the resourceVersion an object had before a write (the server's answer to every write)
+_PREVIOUS_VERSION_HEADER = "Modelplane-Previous-Resource-Version"
 
 #: one warning of a ``Warning`` header: code, agent, then the quoted text
 _WARNING = re.compile(r'\s*\d{3}\s+\S+\s+"((?:[^"\\]|\\.)*)"')
@@ -45,6 +52,45 @@ class KindRoute(Protocol):
 
     @property
     def namespaced(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The answer to one server-side apply."""
+
+    obj: JSON
+    #: True when the apply created the object (201)
+    created: bool
+    #: the object's resourceVersion before the apply, when the server said (None: it did not)
+    previous_version: str | None
+
+    @property
+    def changed(self) -> bool:
+        """Whether the apply changed anything: created, or a new resourceVersion."""
+        if self.created or self.previous_version is None:
+            return True
+        return self.previous_version != str(self.obj.get("metadata", {}).get("resourceVersion"))
+
+
+def tls_context(ca_file: str) -> ssl.SSLContext:
+    """Verification that trusts the certificates in ``ca_file`` (PEM), as kubectl's
+    ``--certificate-authority``: a server certificate issued by one of them, or one of them
+    itself, is accepted for the host names it lists.
+
+    Each certificate in the file is a trust anchor even when it is not a self-signed root (as
+    Python 3.13 does by default): ``up`` trusts the very certificate it serves this way.
+    """
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        return context
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise errors.BadRequest(
+            f"cannot read the certificate authority file {ca_file}: {reason}; pass"
+            " --certificate-authority (or MODELPLANE_CA_FILE) with a PEM file of the CA that"
+            " issued the server's certificate"
+        ) from None
 
 
 def read_token_file(path: str) -> str:
@@ -73,8 +119,9 @@ class Client:
 
     ``server`` is the base URL (``http://127.0.0.1:8470``); ``token``, when given, is sent as
     ``Authorization: Bearer``. ``on_warning`` is called with the text of each warning the server
-    sends (the CLI prints ``Warning: <text>`` on stderr, as kubectl does). Use it as a context
-    manager, or call :meth:`close`.
+    sends (the CLI prints ``Warning: <text>`` on stderr, as kubectl does). ``ca_file``: a PEM
+    file of the certificate authorities an ``https://`` server's certificate is checked against
+    (default: the system's). Use it as a context manager, or call :meth:`close`.
     """
 
     def __init__(
@@ -84,6 +131,7 @@ class Client:
         token: str | None = None,
         timeout: float = 30.0,
         on_warning: Callable[[str], None] | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self.server = server.rstrip("/")
         self.token = token
@@ -91,7 +139,10 @@ class Client:
         headers = {"Accept": "application/json", "User-Agent": "modelplane-cli"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(base_url=self.server, headers=headers, timeout=timeout)
+        verify: ssl.SSLContext | bool = tls_context(ca_file) if ca_file else True
+        self._http = httpx.Client(
+            base_url=self.server, headers=headers, timeout=timeout, verify=verify
+        )
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -118,8 +169,20 @@ class Client:
         body: JSON | None = None,
     ) -> Any:
         """Send one request and return its decoded JSON body (or text when it is not JSON)."""
+        return _decode(self._send(method, path, params=params, body=body))
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        body: JSON | None = None,
+        content_type: str = "application/json",
+    ) -> httpx.Response:
+        """Send one request; the response, or the error it stands for."""
         content = None if body is None else orjson.dumps(body)
-        headers = {"Content-Type": "application/json"} if body is not None else None
+        headers = {"Content-Type": content_type} if body is not None else None
         try:
             response = self._http.request(
                 method, path, params=params, content=content, headers=headers
@@ -131,9 +194,15 @@ class Client:
                 self.on_warning(text)
         if response.status_code >= 400:
             raise self._http_error(response)
-        return _decode(response)
+        return response
 
     def _transport_error(self, exc: httpx.HTTPError) -> errors.ModelplaneError:
+        if isinstance(exc, httpx.ConnectError) and _certificate_problem(exc):
+            return errors.Unavailable(
+                f"the certificate of the Modelplane server at {self.server} is not trusted"
+                f" ({_certificate_problem(exc)}); pass --certificate-authority (or set"
+                " MODELPLANE_CA_FILE) with the CA that issued it"
+            )
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
             return errors.Unavailable(
                 f"cannot reach the Modelplane server at {self.server}: is `modelplane up` running?"
@@ -257,6 +326,43 @@ class Client:
         result: JSON = self.request("PUT", self.path(info, namespace, name), body=obj)
         return result
 
+    def apply(
+        self,
+        info: KindRoute,
+        namespace: str,
+        name: str,
+        obj: JSON,
+        *,
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> Applied:
+        """Server-side apply of ``obj`` as the field manager :data:`FIELD_MANAGER`: one request,
+        which creates the object or merges ``obj`` into it. ``force`` takes over fields another
+        manager set (else they are a Conflict naming them); ``dry_run`` stores nothing."""
+        params: dict[str, str | int] = {"fieldManager": FIELD_MANAGER}
+        if force:
+            params["force"] = "true"
+        if dry_run:
+            params["dryRun"] = "All"
+        # JSON is YAML, and the server reads a JSON body as JSON
+        response = self._send(
+            "PATCH",
+            self.path(info, namespace, name),
+            params=params,
+            body=obj,
+            content_type=_APPLY_PATCH_TYPE,
+        )
+        result = _decode(response)
+        if not isinstance(result, dict):
+            raise errors.ModelplaneError(
+                f"the server at {self.server} answered an apply with no object: {str(result)[:200]}"
+            )
+        return Applied(
+            obj=result,
+            created=response.status_code == 201,
+            previous_version=response.headers.get(_PREVIOUS_VERSION_HEADER),
+        )
+
     def delete(self, info: KindRoute, namespace: str, name: str) -> JSON:
         result: JSON = self.request("DELETE", self.path(info, namespace, name))
         return result
@@ -377,6 +483,16 @@ def warnings_of(values: list[str]) -> list[str]:
         for match in _WARNING.finditer(value):
             texts.append(re.sub(r"\\(.)", r"\1", match.group(1)))
     return texts
+
+
+def _certificate_problem(exc: BaseException) -> str | None:
+    """The certificate verification failure behind a connection error, in words; else None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return str(seen.verify_message or seen.reason or seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _decode(response: httpx.Response) -> Any:

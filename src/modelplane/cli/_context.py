@@ -2,8 +2,8 @@
 
 They may be given before the command (``modelplane -n prod get models``) or after it
 (``modelplane get models -n prod``), as with kubectl; a value given after the command wins. The
-environment (``MODELPLANE_SERVER``, ``MODELPLANE_TOKEN``, ``MODELPLANE_TOKEN_FILE``) fills in what
-the command line leaves out.
+environment (``MODELPLANE_SERVER``, ``MODELPLANE_TOKEN``, ``MODELPLANE_TOKEN_FILE``,
+``MODELPLANE_CA_FILE``) fills in what the command line leaves out.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ class Settings:
     token: str | None = None
     token_file: str | None = None
     namespace: str = "default"
+    #: PEM file of the CAs an ``https://`` server's certificate is checked against
+    ca_file: str | None = None
     #: True when ``-n`` was given on the command line (not just the default)
     namespace_given: bool = False
     #: the settings given on the command line rather than by the environment
@@ -43,7 +45,12 @@ class Settings:
         return None
 
     def client(self) -> Client:
-        return Client(self.server, token=self.resolved_token(), on_warning=echo_warning)
+        return Client(
+            self.server,
+            token=self.resolved_token(),
+            on_warning=echo_warning,
+            ca_file=self.ca_file,
+        )
 
 
 def settings() -> Settings:
@@ -72,7 +79,8 @@ def _store(attr: str) -> Callable[[click.Context, click.Parameter, Any], None]:
 
 
 def connection_options(*, top_level: bool = False) -> Callable[[F], F]:
-    """``--server``, ``--token``, ``--token-file`` and ``-n``, stored into :class:`Settings`.
+    """``--server``, ``--token``, ``--token-file``, ``--certificate-authority`` and ``-n``, stored
+    into :class:`Settings`.
 
     Only the top-level copy reads the environment, so a value set there is not reset by the copy
     each command carries.
@@ -109,6 +117,16 @@ def connection_options(*, top_level: bool = False) -> Callable[[F], F]:
                 is_eager=True,
                 callback=_store("token_file"),
                 help="File whose first line is the bearer token (env MODELPLANE_TOKEN_FILE).",
+            ),
+            click.option(
+                "--certificate-authority",
+                metavar="FILE",
+                envvar=env("MODELPLANE_CA_FILE"),
+                expose_value=False,
+                is_eager=True,
+                callback=_store("ca_file"),
+                help="PEM file of the CA that issued an https:// server's certificate (env"
+                " MODELPLANE_CA_FILE; default: the system's CAs).",
             ),
             click.option(
                 "-n",

@@ -4,6 +4,13 @@ Opens the store (SQLite under ``--home`` unless ``--database-url`` names another
 API, and once it listens starts the controller manager and applies the ``-f`` manifests through
 the same code as ``modelplane apply``. Ctrl-C or SIGTERM stops the server (open watches are ended,
 running requests finish), then the controllers, then closes the store, and exits 0.
+
+With ``--tls-cert-file`` and ``--tls-private-key-file`` it serves HTTPS only (kubectl sends a
+bearer token only over HTTPS). Its own clients reach it at the address it listens on, so the
+certificate must name that address (``127.0.0.1`` by default). The ``-f`` apply trusts the served
+certificate itself. The other clients in the process (the rollout controller, agents calling
+models) trust it through ``SSL_CERT_FILE`` (the usual CAs plus that certificate), which suffices
+when it is self-signed or issued by a CA they trust already.
 """
 
 from __future__ import annotations
@@ -18,11 +25,11 @@ from pathlib import Path
 import click
 
 from modelplane.api import ADMIN_GROUP, AUTHENTICATED_GROUP, Principal
+from modelplane.api.errors import ModelplaneError
 from modelplane.cli._agents import parse_packages
 from modelplane.cli._apply import run_apply
-from modelplane.cli._client import Client
 from modelplane.cli._context import Settings
-from modelplane.cli._output import echo_error, echo_warning
+from modelplane.cli._output import echo_error
 from modelplane.cli._security import egress_options, egress_rules, encryption_key_option
 from modelplane.store import Store, redact_url
 
@@ -47,11 +54,32 @@ def _banner(api_url: str, store_url: str, home: Path, token_file: str | None) ->
     )
 
 
-def _apply_initial(api_url: str, token: str | None, paths: tuple[str, ...]) -> None:
+def _trust_own_certificate(home: Path, cert_file: str) -> str:
+    """A CA bundle of the usual CAs and the served certificate, which up's own HTTP clients
+    (created after this, in this process) trust through ``SSL_CERT_FILE``; its path.
+
+    Written under ``home``: the clients read it whenever they are created, for as long as up
+    runs. The usual CAs stay, for the model providers agents and the gateway call out to.
+    """
+    import certifi
+
+    usual = os.environ.get("SSL_CERT_FILE") or certifi.where()
+    bundle = home / "tls" / "trusted-cas.pem"
+    bundle.parent.mkdir(parents=True, exist_ok=True)
+    text = Path(usual).read_text() + "\n" + Path(cert_file).read_text()
+    bundle.write_text(text)
+    os.environ["SSL_CERT_FILE"] = str(bundle)
+    return str(bundle)
+
+
+def _apply_initial(
+    api_url: str, token: str | None, paths: tuple[str, ...], ca_file: str | None
+) -> None:
     """Apply the ``-f`` manifests to the server that just started (a background thread)."""
     try:
-        with Client(api_url, token=token, on_warning=echo_warning) as client:
-            ok = run_apply(client, paths, Settings(server=api_url, token=token))
+        s = Settings(server=api_url, token=token, ca_file=ca_file)
+        with s.client() as client:
+            ok = run_apply(client, paths, s)
     except Exception as exc:  # a thread has no caller to report to: say it here
         echo_error(f"applying {', '.join(paths)} failed: {exc}")
         return
@@ -101,6 +129,19 @@ def _publish_inventory(store: Store, paths: tuple[str, ...]) -> None:
         'Require a bearer token listed in this file (one per line, `token,user,uid,"group1,'
         'group2"`; members of system:masters are administrators).'
     ),
+)
+@click.option(
+    "--tls-cert-file",
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="FILE",
+    help="Serve HTTPS with this certificate (PEM, intermediates after it); needs"
+    " --tls-private-key-file. It must name the address up listens on.",
+)
+@click.option(
+    "--tls-private-key-file",
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="FILE",
+    help="The private key (PEM) of --tls-cert-file.",
 )
 @encryption_key_option
 @egress_options
@@ -155,6 +196,8 @@ def up(
     home: str,
     database_url: str | None,
     token_file: str | None,
+    tls_cert_file: str | None,
+    tls_private_key_file: str | None,
     encryption_key_file: str | None,
     upstream_allow: tuple[str, ...],
     allow_loopback_upstreams: bool,
@@ -178,11 +221,16 @@ def up(
             " a writable folder"
         ) from None
     os.environ["MODELPLANE_HOME"] = str(home_dir)
+    if (tls_cert_file is None) != (tls_private_key_file is None):
+        raise click.UsageError(
+            "--tls-cert-file and --tls-private-key-file go together: pass both to serve HTTPS,"
+            " or neither"
+        )
 
     # imported here: the other commands need none of this, and start faster without it
     from modelplane import platform
     from modelplane.control import Manager
-    from modelplane.server import DEFAULT_MAX_BODY_BYTES, load_tokens, serve
+    from modelplane.server import DEFAULT_MAX_BODY_BYTES, TLS, load_tokens, serve
     from modelplane.store import default_url, open_store
 
     packages = parse_packages(agent_packages)
@@ -194,6 +242,15 @@ def up(
     internal_token = secrets.token_urlsafe(32) if tokens is not None else None
     if tokens is not None and internal_token is not None:
         tokens[internal_token] = UP_PRINCIPAL
+    tls = (
+        TLS(tls_cert_file, tls_private_key_file) if tls_cert_file and tls_private_key_file else None
+    )
+    if tls is not None:
+        try:
+            tls.check()
+        except ModelplaneError as exc:
+            raise click.ClickException(str(exc)) from None
+    own_ca = _trust_own_certificate(home_dir, tls.cert_file) if tls is not None else None
     store = open_store(database_url or default_url(), encryption_key_file=encryption_key_file)
     if inventories:
         _publish_inventory(store, inventories)
@@ -232,7 +289,7 @@ def up(
             # as the operator who started up: -f may hold operator-owned kinds and agent code
             threading.Thread(
                 target=_apply_initial,
-                args=(api_url, internal_token, paths),
+                args=(api_url, internal_token, paths, own_ca),
                 name="apply",
                 daemon=True,
             ).start()
@@ -249,6 +306,7 @@ def up(
             install_signal_handlers=True,
             routes=platform.routes(store, home=str(home_dir), egress=egress),
             openapi=platform.openapi(),
+            tls=tls,
         )
         click.echo("Stopping...")
     finally:

@@ -174,3 +174,19 @@ def field_manager(query: QueryParams, user_agent: str, *, required: bool = False
             " characters"
         )
     return name
+
+
+def dry_run(query: QueryParams) -> bool:
+    """``?dryRun=All``: the write is checked (authorization, validation, conflicts) and its result
+    returned, but nothing is stored. ``All`` is the one value kube-apiserver knows; any other is
+    refused rather than ignored, so a dry run is never mistaken for a write or the reverse."""
+    values = query.getlist("dryRun")
+    if not values or values == [""]:
+        return False
+    if values != ["All"]:
+        shown_values = ", ".join(shown(v) for v in values)
+        raise BadRequest(
+            f"query parameter dryRun={shown_values} is not supported: send dryRun=All for a dry"
+            " run, or leave it out to write"
+        )
+    return True

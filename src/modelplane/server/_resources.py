@@ -17,6 +17,13 @@ the result is validated; it is written under optimistic concurrency and retried 
 writer got in between, unless the patch itself names a ``metadata.resourceVersion`` (then a stale
 one is a 409). Writes to ``/status`` change only ``status``; writes to the object ignore
 ``status``.
+
+Every write takes ``?dryRun=All``: it is authorized, validated and checked for conflicts as a
+write is, and answers with the object it would store, but stores nothing. A create, replace or
+patch answers with the header ``Modelplane-Previous-Resource-Version`` (the object's
+resourceVersion before the write, empty for a create), so a client learns from the one response
+whether anything changed: a write that changes nothing keeps the resourceVersion, and
+``modelplane apply`` prints ``unchanged``.
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ from modelplane.server._jsonpatch import apply_json_patch, decode_json_patch
 from modelplane.server._query import (
     FieldValidation,
     ListOptions,
+    dry_run,
     field_manager,
     field_validation,
     flag,
@@ -79,6 +87,8 @@ from modelplane.store import JSON, Store, merge_patch, parse_field_selector
 
 #: how often a merge patch is retried when other writers keep changing the object under it
 _PATCH_ATTEMPTS = 5
+#: the object's resourceVersion before the write (empty: it did not exist)
+PREVIOUS_VERSION_HEADER = "Modelplane-Previous-Resource-Version"
 
 
 def _valid(check: Callable[[str], str], value: str) -> bool:
@@ -188,11 +198,13 @@ class Collection(HTTPEndpoint):
         obj = _claim(await read_object(request, OBJECT_TYPES), target)
         dropped = drop_unknown_metadata(obj, mode)
         store = context(request).store
+        create = _dry_create(store) if dry_run(request.query_params) else store.create
         created = await run_in_threadpool(
-            lambda: store.create(_tracked(None, _validated(obj, target), manager))
+            lambda: create(_tracked(None, _validated(obj, target), manager))
         )
         shown = visible(request, target.info, created)
-        return add_warnings(JSONResponse(shown, status_code=201), dropped, created)
+        response = JSONResponse(shown, status_code=201, headers={PREVIOUS_VERSION_HEADER: ""})
+        return add_warnings(response, dropped, created)
 
 
 class Item(HTTPEndpoint):
@@ -209,10 +221,11 @@ class Item(HTTPEndpoint):
         obj = _claim(await read_object(request, OBJECT_TYPES), target)
         dropped = drop_unknown_metadata(obj, mode)
         store = context(request).store
+        write = _Write(store.update, request)
         updated = await run_in_threadpool(
-            _read_modify_write, store, target, obj, store.update, _replacement, manager
+            _read_modify_write, store, target, obj, write, _replacement, manager
         )
-        return add_warnings(JSONResponse(visible(request, target.info, updated)), dropped, updated)
+        return add_warnings(write.response(request, target, updated), dropped, updated)
 
     async def patch(self, request: Request) -> Response:
         target = _target(request, item=True)
@@ -223,6 +236,7 @@ class Item(HTTPEndpoint):
         mode = field_validation(request.query_params)
         manager = _manager(request)
         store = context(request).store
+        write = _Write(store.update, request)
         if media == JSON_PATCH_TYPE:
             operations = decode_json_patch(await request.body())
             result = await run_in_threadpool(
@@ -230,11 +244,11 @@ class Item(HTTPEndpoint):
                 store,
                 target,
                 {},
-                store.update,
+                write,
                 lambda current, _: _patched(current, operations, mode),
                 manager,
             )
-            return add_warnings(JSONResponse(visible(request, target.info, result)), [], result)
+            return add_warnings(write.response(request, target, result), [], result)
         if media == STRATEGIC_MERGE_PATCH_TYPE:
             raise UnsupportedMediaType(
                 f"strategic merge patch is not supported for {target.info.kind} (as for custom"
@@ -244,9 +258,9 @@ class Item(HTTPEndpoint):
         patch = await read_object(request, PATCH_TYPES)
         dropped = drop_unknown_metadata(patch, mode)
         result = await run_in_threadpool(
-            _read_modify_write, store, target, patch, store.update, _whole, manager
+            _read_modify_write, store, target, patch, write, _whole, manager
         )
-        return add_warnings(JSONResponse(visible(request, target.info, result)), dropped, result)
+        return add_warnings(write.response(request, target, result), dropped, result)
 
     async def delete(self, request: Request) -> Response:
         target = _target(request, item=True)
@@ -254,8 +268,9 @@ class Item(HTTPEndpoint):
         options = await read_optional_object(request)
         version = _delete_precondition(request.query_params, options)
         store = context(request).store
+        delete = _dry_delete(store) if dry_run(request.query_params) else store.delete
         deleted = await run_in_threadpool(
-            lambda: store.delete(
+            lambda: delete(
                 target.info.kind,
                 target.store_namespace,
                 str(target.name),
@@ -276,23 +291,77 @@ class StatusItem(HTTPEndpoint):
         authorize_write(request, target.info, "update status of", target.name, status=True)
         body = _claim(await read_object(request, OBJECT_TYPES), target)
         store = context(request).store
+        write = _Write(store.update_status, request)
         result = await run_in_threadpool(
-            _read_modify_write, store, target, body, store.update_status, _status_of_whole
+            _read_modify_write, store, target, body, write, _status_of_whole
         )
-        return JSONResponse(visible(request, target.info, result))
+        return write.response(request, target, result)
 
     async def patch(self, request: Request) -> Response:
         target = _target(request, item=True)
         authorize_write(request, target.info, "patch status of", target.name, status=True)
         patch = await read_object(request, PATCH_TYPES)
         store = context(request).store
+        write = _Write(store.update_status, request)
         result = await run_in_threadpool(
-            _read_modify_write, store, target, patch, store.update_status, _status_of_merged
+            _read_modify_write, store, target, patch, write, _status_of_merged
         )
-        return JSONResponse(visible(request, target.info, result))
+        return write.response(request, target, result)
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+class _Write:
+    """The store write of a replace or patch, or (``?dryRun=All``) none; remembers the version
+    the write was made over (the precondition :func:`_read_modify_write` sets)."""
+
+    def __init__(self, write: Callable[[JSON], JSON], request: Request) -> None:
+        self._write = write
+        self._dry = dry_run(request.query_params)
+        self.previous = ""
+
+    def __call__(self, obj: JSON) -> JSON:
+        self.previous = str(obj.get("metadata", {}).get("resourceVersion") or "")
+        return obj if self._dry else self._write(obj)
+
+    def response(self, request: Request, target: Target, result: JSON) -> Response:
+        headers = {PREVIOUS_VERSION_HEADER: self.previous}
+        return JSONResponse(visible(request, target.info, result), headers=headers)
+
+
+def _dry_create(store: Store) -> Callable[[JSON], JSON]:
+    """A create that stores nothing: the object as it would be created, or AlreadyExists."""
+
+    def create(obj: JSON) -> JSON:
+        metadata = obj["metadata"]
+        namespace, name = str(metadata.get("namespace") or ""), str(metadata["name"])
+        try:
+            store.get(str(obj["kind"]), namespace, name)
+        except NotFound:
+            return obj
+        where = f" in namespace {namespace!r}" if namespace else ""
+        raise AlreadyExists(
+            f"{obj['kind']} {name!r}{where} already exists: update it instead, or delete it first"
+        )
+
+    return create
+
+
+def _dry_delete(store: Store) -> Callable[..., JSON]:
+    """A delete that deletes nothing: the object (NotFound, or Conflict on a stale version)."""
+
+    def delete(kind: str, namespace: str, name: str, *, resource_version: str | None) -> JSON:
+        obj = store.get(kind, namespace, name)
+        current = str(obj["metadata"].get("resourceVersion") or "")
+        if resource_version is not None and resource_version != current:
+            raise Conflict(
+                f"{kind} {name!r} is at resourceVersion {current}, not {resource_version}: it"
+                " changed since it was read; read it again"
+            )
+        return obj
+
+    return delete
 
 
 async def _watch(
@@ -484,18 +553,24 @@ async def _server_side_apply(request: Request, target: Target) -> Response:
     applied = _claim(await read_object(request, (APPLY_PATCH_TYPE,)), target)
     dropped = drop_unknown_metadata(applied, mode)
     store = context(request).store
-    result, created = await run_in_threadpool(_apply_write, store, target, applied, manager, force)
+    dry = dry_run(query)
+    result, previous = await run_in_threadpool(
+        _apply_write, store, target, applied, manager, force, dry
+    )
     response = JSONResponse(
-        visible(request, target.info, result), status_code=201 if created else 200
+        visible(request, target.info, result),
+        status_code=201 if previous is None else 200,
+        headers={PREVIOUS_VERSION_HEADER: previous or ""},
     )
     return add_warnings(response, dropped, result)
 
 
 def _apply_write(
-    store: Store, target: Target, applied: JSON, manager: str, force: bool
-) -> tuple[JSON, bool]:
-    """Apply ``applied`` to the stored object (or create it); the result, and whether it was
-    created. Retried when another writer got in between, unless ``applied`` pins a version."""
+    store: Store, target: Target, applied: JSON, manager: str, force: bool, dry: bool = False
+) -> tuple[JSON, str | None]:
+    """Apply ``applied`` to the stored object (or create it); the result, and the
+    resourceVersion it was applied over (None: it was created). Retried when another writer got
+    in between, unless ``applied`` pins a version. ``dry``: the result is not stored."""
     pinned = _requested_version(applied)
     for _ in range(_PATCH_ATTEMPTS):
         try:
@@ -510,11 +585,23 @@ def _apply_write(
         _check_identity(merged, target)
         obj = _validated(merged, target)
         obj.setdefault("metadata", {})["managedFields"] = merged["metadata"]["managedFields"]
+        if dry:
+            if current is None:
+                return obj, None
+            previous = str(current["metadata"]["resourceVersion"])
+            if pinned and pinned != previous:
+                raise Conflict(
+                    f"{target.describe()} is at resourceVersion {previous}, not {pinned}: it"
+                    " changed since it was read; read it again"
+                )
+            obj["metadata"]["resourceVersion"] = previous
+            return obj, previous
         try:
             if current is None:
-                return store.create(obj), True
-            obj["metadata"]["resourceVersion"] = pinned or current["metadata"]["resourceVersion"]
-            return store.update(obj), False
+                return store.create(obj), None
+            previous = str(current["metadata"]["resourceVersion"])
+            obj["metadata"]["resourceVersion"] = pinned or previous
+            return store.update(obj), previous
         except AlreadyExists:
             continue
         except Conflict:

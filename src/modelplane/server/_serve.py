@@ -4,6 +4,10 @@ The socket is bound before uvicorn starts, so a busy port is a clear error inste
 exit, and port 0 is resolved to the real port for ``on_started``. On shutdown the open watch
 streams are ended first (they would otherwise hold their connections open forever), then uvicorn
 drains the remaining requests.
+
+With a certificate and its private key (:class:`TLS`, kube-apiserver's ``--tls-cert-file`` and
+``--tls-private-key-file``) the socket serves HTTPS only and the URL given to ``on_started`` is
+``https://``. The files are loaded before the socket is bound, so a wrong file is a clear error.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -20,7 +26,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from modelplane.api import Principal
-from modelplane.api.errors import Unavailable
+from modelplane.api.errors import BadRequest, Unavailable
 from modelplane.server._app import DEFAULT_MAX_BODY_BYTES, create_app
 from modelplane.server._context import ServerContext
 from modelplane.server._openapi import OpenAPIPart
@@ -28,6 +34,31 @@ from modelplane.store import Store
 
 #: seconds uvicorn waits for requests still running at shutdown before cancelling them
 _GRACEFUL_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class TLS:
+    """The server's certificate (PEM, with any intermediates after it) and its private key."""
+
+    cert_file: str
+    key_file: str
+
+    def check(self) -> None:
+        """Raise BadRequest, saying which file and why, unless the pair loads."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        except FileNotFoundError as exc:
+            raise BadRequest(
+                f"cannot read {exc.filename or self.cert_file}: no such file; pass"
+                " --tls-cert-file and --tls-private-key-file with readable PEM files"
+            ) from None
+        except (OSError, ssl.SSLError) as exc:
+            raise BadRequest(
+                f"cannot use the certificate {self.cert_file} with the key {self.key_file}"
+                f" ({getattr(exc, 'reason', None) or exc}); both must be PEM, and the key the"
+                " certificate's own"
+            ) from None
 
 
 def serve(
@@ -44,6 +75,7 @@ def serve(
     access_log: bool = False,
     routes: Sequence[BaseRoute] = (),
     openapi: Sequence[OpenAPIPart] = (),
+    tls: TLS | None = None,
 ) -> None:
     """Serve the REST API over ``store`` until Ctrl-C, SIGTERM or ``stop`` is set.
 
@@ -69,6 +101,7 @@ def serve(
         install_signal_handlers=install_signal_handlers,
         stop=stop,
         access_log=access_log,
+        tls=tls,
     )
 
 
@@ -81,8 +114,11 @@ def run_app(
     install_signal_handlers: bool = False,
     stop: threading.Event | None = None,
     access_log: bool = False,
+    tls: TLS | None = None,
 ) -> None:
     """As :func:`serve`, for an app made by :func:`create_app`."""
+    if tls is not None:
+        tls.check()
     sock = _bind(host, port)
     bound = sock.getsockname()
     shown = f"[{bound[0]}]" if sock.family == socket.AF_INET6 else bound[0]
@@ -95,11 +131,13 @@ def run_app(
         log_level="warning",
         access_log=access_log,
         timeout_graceful_shutdown=_GRACEFUL_SECONDS,
+        ssl_certfile=tls.cert_file if tls else None,
+        ssl_keyfile=tls.key_file if tls else None,
     )
     server = _Server(
         config,
         context=app.state.context,
-        url=f"http://{shown}:{bound[1]}",
+        url=f"{'https' if tls else 'http'}://{shown}:{bound[1]}",
         on_started=on_started,
         install_signal_handlers=install_signal_handlers,
         stop=stop,
