@@ -303,7 +303,8 @@ def test_every_documented_command_runs_against_the_quickstart_platform(shell: Sh
     with httpx.Client(base_url=shell.up.url, timeout=10) as client:
 
         def ready() -> bool:
-            status = client.get(f"{API}/endpoints/smollm2").json().get("status") or {}
+            r = client.get(f"{API}/endpoints/smollm2")
+            status = (r.json().get("status") or {}) if r.status_code == 200 else {}
             return (get_condition(status, "Ready") or {}).get("status") == "True"
 
         wait_until(ready, timeout=120, what="smollm2 Ready")
@@ -355,3 +356,22 @@ def _judge(doc: DocCommand, returncode: int, output: str) -> str | None:
     if expected is not None and not expected(output):
         return "the output is not what the docs say it prints"
     return None
+
+
+@pytest.mark.slow
+def test_a_command_the_docs_got_wrong_fails_with_its_place_and_the_reason(shell: Shell) -> None:
+    # given commands as the docs showed them before they were fixed: a model name that is an
+    # Agent, not an Endpoint, and a second walk-through creating an instance the first created
+    wrong_model = DocCommand("docs/gateway.md:9", 'modelplane chat assistant "Hi"')
+    first = DocCommand(
+        "examples/quickstart/README.md:26", "modelplane agents create assistant twice"
+    )
+    again = DocCommand("docs/agents.md:169", "modelplane agents create assistant twice")
+    # when they are run as the module runs the docs
+    assert _run(shell, first) is None
+    failures = [_run(shell, wrong_model), _run(shell, again)]
+    # then each fails, naming the document's line and what the command said
+    assert failures[0] is not None and failures[0].startswith("docs/gateway.md:9: ")
+    assert "The model 'assistant' does not exist" in failures[0]
+    assert failures[1] is not None and failures[1].startswith("docs/agents.md:169: ")
+    assert "already exists" in failures[1]
