@@ -66,6 +66,10 @@ _APPLIED = re.compile(r"^(Warning: .*|\S+/\S+ (created|configured|unchanged))$")
 EXPECTED: dict[str, Callable[[str], bool]] = {
     # README: the first command answers the question
     'modelplane chat smollm2 "What is the capital of France?"': lambda out: "Paris" in out,
+    # README: the Graph's polish step rewrites the draft without losing the fact
+    'modelplane chat draft-then-polish "What is the capital of France?"': lambda out: (
+        "Paris" in out
+    ),
     # README: "prints created/configured/unchanged", one line per object
     "modelplane apply -f examples/quickstart/": lambda out: all(
         _APPLIED.match(line) for line in out.strip().splitlines()

@@ -218,7 +218,8 @@ def _prepare(manifest: Manifest, s: Settings, *, validate_here: bool = False) ->
         obj = validate(obj, manifest=manifest, default_namespace=s.namespace)
         metadata = obj["metadata"]
     obj["metadata"] = metadata
-    for key in SERVER_OWNED:  # the server's, whatever a manifest (a dumped object) says
+    # the server's, whatever a manifest (a dumped object) says; managedFields too (apply's own)
+    for key in (*SERVER_OWNED, "managedFields"):
         metadata.pop(key, None)
     # desired state only: status belongs to the controllers
     obj.pop("status", None)
