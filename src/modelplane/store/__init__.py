@@ -5,7 +5,6 @@ embedded default under ``$MODELPLANE_HOME``; ``postgres`` (``_postgres``) is sha
 Must not touch: schemas (``modelplane.api`` validates before writing), controllers, HTTP.
 """
 
-from modelplane.store._common import merge_patch, redact_url
 from modelplane.store._contract import (
     JSON,
     EventType,
@@ -15,8 +14,10 @@ from modelplane.store._contract import (
     Watch,
     WatchEvent,
 )
+from modelplane.store._lifecycle import merge_patch
 from modelplane.store._open import default_url, open_store
 from modelplane.store._selector import FieldSelector, parse_field_selector
+from modelplane.store._urls import redact_url
 
 __all__ = [
     "JSON",

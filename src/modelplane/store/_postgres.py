@@ -40,10 +40,11 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from modelplane.api.errors import Unavailable
-from modelplane.store._common import DEFAULT_HISTORY, DEFAULT_WATCH_BUFFER, BaseStore, Codec
+from modelplane.store._codec import Codec
 from modelplane.store._contract import EventType, Lease
 from modelplane.store._hub import Record, record_from_row
 from modelplane.store._pool import Pool
+from modelplane.store._store import DEFAULT_HISTORY, DEFAULT_WATCH_BUFFER, BaseStore
 
 log = logging.getLogger("modelplane.store")
 
