@@ -1,8 +1,9 @@
 """The store: the contract's methods, written once on top of a backend's rows.
 
-A backend supplies a read snapshot (:class:`Reader`), a serialised write transaction
-(:class:`Writer`) and a way to read the events table; :class:`BaseStore` implements everything the
-contract specifies on top of them, so both backends behave the same by construction. What each
+A backend supplies connections and its SQL :class:`~modelplane.store._sql.Dialect`; the reads and
+the write transaction are the one SQL flow of :mod:`~modelplane.store._sql`, and
+:class:`BaseStore` implements everything the contract specifies on top of them, so both backends
+behave the same by construction. What each
 method does to an object is in :mod:`~modelplane.store._lifecycle`; continue tokens in
 :mod:`~modelplane.store._paging`; leases in :mod:`~modelplane.store._leases`; watches in
 :mod:`~modelplane.store._hub`; sealing Secrets at rest in :mod:`~modelplane.store._codec`.
@@ -26,7 +27,6 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Protocol
 
 import orjson
 
@@ -50,6 +50,7 @@ from modelplane.store._lifecycle import (
 )
 from modelplane.store._paging import decode_token, encode_token
 from modelplane.store._selector import parse_field_selector, parse_label_selector
+from modelplane.store._sql import Connection, Dialect, Rows, Transaction, reading, transaction
 from modelplane.store._urls import redact_url
 
 #: events kept by default (``history``); older ones are compacted away automatically
@@ -62,58 +63,6 @@ DEFAULT_WATCH_BUFFER = 10_000
 _LIST_CHUNK = 1000
 
 
-class Reader(Protocol):
-    """A consistent snapshot of the database."""
-
-    def current_rv(self) -> int: ...
-
-    def compacted(self) -> int: ...
-
-    def get_raw(self, kind: str, namespace: str, name: str) -> str | None: ...
-
-    def rows(
-        self, kind: str, namespace: str | None, after: tuple[str, str] | None, limit: int | None
-    ) -> list[tuple[str, str, str]]:
-        """``(namespace, name, data)`` ordered by (namespace, name), keys after ``after``."""
-        ...
-
-    def lease(self, name: str) -> Lease | None: ...
-
-
-class Writer(Reader, Protocol):
-    """A write transaction; writers are serialised across every process sharing the database."""
-
-    def next_rv(self) -> int:
-        """The version this transaction's write takes (called at most once)."""
-        ...
-
-    def put(
-        self, kind: str, namespace: str, name: str, rv: int, raw: str, *, exists: bool
-    ) -> None: ...
-
-    def drop(self, kind: str, namespace: str, name: str) -> None: ...
-
-    def event(
-        self,
-        rv: int,
-        type_: EventType,
-        kind: str,
-        namespace: str,
-        name: str,
-        raw: str,
-        prev_labels: str | None,
-    ) -> None:
-        """Record an event; ``prev_labels``: the labels before the change as JSON, None when
-        they are the same as the object's (always for a create)."""
-        ...
-
-    def put_lease(self, lease: Lease, *, exists: bool) -> None: ...
-
-    def compact(self, horizon: int) -> None:
-        """Delete events with rv <= horizon and remember horizon as the compacted version."""
-        ...
-
-
 # -- the store --------------------------------------------------------------------------------
 
 
@@ -122,7 +71,7 @@ class _Tx:
 
     __slots__ = ("codec", "records", "rv", "w")
 
-    def __init__(self, w: Writer, codec: Codec | None) -> None:
+    def __init__(self, w: Transaction, codec: Codec | None) -> None:
         self.w = w
         self.codec = codec
         self.rv = 0
@@ -209,18 +158,13 @@ class BaseStore(ABC):
 
     # -- what a backend provides -------------------------------------------------------------
 
-    @abstractmethod
-    def _reading(self, snapshot: bool = True) -> AbstractContextManager[Reader]:
-        """A reader; with ``snapshot`` every statement sees the same state (a read transaction),
-        without it only single statements are made (a cheaper path for one-row reads)."""
+    #: the SQL the backend speaks where it differs from the other's (see ``_sql``)
+    dialect: Dialect
 
     @abstractmethod
-    def _transaction(self) -> AbstractContextManager[Writer]:
-        """A write transaction: committed when the block ends, rolled back when it raises."""
-
-    @abstractmethod
-    def _read_events(self, after: int, limit: int) -> tuple[list[Record], int]:
-        """Events after ``after`` (at most ``limit``), then the compacted horizon."""
+    def _connection(self, *, write: bool) -> AbstractContextManager[Connection]:
+        """A connection for one read (``write=False``) or one write transaction, turning the
+        driver's errors raised in the block into Unavailable (with what to do)."""
 
     @abstractmethod
     def _close_backend(self) -> None: ...
@@ -238,7 +182,7 @@ class BaseStore(ABC):
     def _write(self) -> Iterator[_Tx]:
         self._check_open()
         with self._write_lock:
-            with self._transaction() as w:
+            with self._connection(write=True) as conn, transaction(conn, self.dialect) as w:
                 tx = _Tx(w, self.codec)
                 yield tx
             # still under the lock, so local events reach the hub in version order
@@ -247,12 +191,18 @@ class BaseStore(ABC):
             self.compact(self.history)
 
     @contextmanager
-    def _read(self, snapshot: bool = True) -> Iterator[Reader]:
+    def _read(self, snapshot: bool = True) -> Iterator[Rows]:
         self._check_open()
-        with self._reading(snapshot) as r:
+        with self._connection(write=False) as conn, reading(conn, self.dialect, snapshot) as r:
             yield r
 
-    def _stored(self, r: Reader, kind: str, namespace: str, name: str) -> tuple[JSON, str]:
+    def _read_events(self, after: int, limit: int) -> tuple[list[Record], int]:
+        """Events after ``after`` (at most ``limit``), then the compacted horizon (the hub's
+        reader: it runs even while the store is closing)."""
+        with self._connection(write=False) as conn:
+            return Rows(conn, self.dialect).events(after, limit)
+
+    def _stored(self, r: Rows, kind: str, namespace: str, name: str) -> tuple[JSON, str]:
         """The stored object and its JSON, both in the plain form."""
         raw = r.get_raw(kind, namespace, name)
         if raw is None:
@@ -442,7 +392,7 @@ class BaseStore(ABC):
             current = tx.w.lease(name)
             lease = _leases.next_lease(current, name, holder, duration, time.time())
             if lease is not None:
-                tx.w.put_lease(lease, exists=current is not None)
+                tx.w.put_lease(lease)
         return lease
 
     def release_lease(self, name: str, holder: str) -> bool:
@@ -450,7 +400,7 @@ class BaseStore(ABC):
             lease = _leases.released(tx.w.lease(name), holder)
             if lease is None:
                 return False
-            tx.w.put_lease(lease, exists=True)
+            tx.w.put_lease(lease)
         return True
 
     def get_lease(self, name: str) -> Lease | None:
