@@ -174,7 +174,8 @@ class Transaction(Rows):
     __slots__ = ("_compacted", "_rv", "new_rv", "pending")
 
     def __init__(self, conn: Connection, dialect: Dialect, rv: int, compacted: int) -> None:
-        super().__init__(conn, dialect)
+        self.conn = conn  # Rows.__init__ written out: this runs once per write
+        self.dialect = dialect
         self._rv = rv
         self._compacted = compacted
         self.new_rv = 0
@@ -231,10 +232,9 @@ class Transaction(Rows):
         self.pending.append((self.dialect.set_compacted, (horizon,)))
 
     def commit(self) -> None:
-        statements = self.pending
         if self.new_rv:
-            statements = statements + self.dialect.versioned(self.new_rv)
-        self.dialect.send(self.conn, statements)
+            self.pending.extend(self.dialect.versioned(self.new_rv))
+        self.dialect.send(self.conn, self.pending)
 
 
 @contextmanager
@@ -251,15 +251,9 @@ def reading(conn: Connection, dialect: Dialect, snapshot: bool) -> Iterator[Rows
         conn.execute("COMMIT")
 
 
-@contextmanager
-def transaction(conn: Connection, dialect: Dialect) -> Iterator[Transaction]:
-    """A write transaction on ``conn``: committed when the block ends, rolled back when it raises
-    (a failed ROLLBACK raises the driver's error, which the backend turns into Unavailable)."""
+def begin(conn: Connection, dialect: Dialect) -> Transaction:
+    """Begin a write transaction on ``conn``, holding the writers' lock. The caller commits it
+    when its block ends (:meth:`Transaction.commit`) and sends ROLLBACK when the block raises (a
+    failed ROLLBACK raises the driver's error, which the backend turns into Unavailable)."""
     rv, compacted = dialect.begin_write(conn)
-    tx = Transaction(conn, dialect, rv, compacted)
-    try:
-        yield tx
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    tx.commit()
+    return Transaction(conn, dialect, rv, compacted)

@@ -50,7 +50,7 @@ from modelplane.store._lifecycle import (
 )
 from modelplane.store._paging import decode_token, encode_token
 from modelplane.store._selector import parse_field_selector, parse_label_selector
-from modelplane.store._sql import Connection, Dialect, Rows, Transaction, reading, transaction
+from modelplane.store._sql import Connection, Dialect, Rows, Transaction, begin, reading
 from modelplane.store._urls import redact_url
 
 #: events kept by default (``history``); older ones are compacted away automatically
@@ -182,9 +182,16 @@ class BaseStore(ABC):
     def _write(self) -> Iterator[_Tx]:
         self._check_open()
         with self._write_lock:
-            with self._connection(write=True) as conn, transaction(conn, self.dialect) as w:
-                tx = _Tx(w, self.codec)
-                yield tx
+            with self._connection(write=True) as conn:
+                # the flow of ``_sql.transaction``, written out: one context manager less per
+                # write is measurable on SQLite's hot path
+                tx = _Tx(begin(conn, self.dialect), self.codec)
+                try:
+                    yield tx
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                tx.w.commit()
             # still under the lock, so local events reach the hub in version order
             self._hub.publish(tx.records)
         if self.history and tx.rv and tx.rv % COMPACT_EVERY == 0:
