@@ -45,7 +45,7 @@ from typing import cast
 
 import orjson
 
-from modelplane.api.errors import Expired
+from modelplane.api.errors import BadRequest, Expired
 from modelplane.store._contract import JSON, EventType, WatchEvent
 from modelplane.store._selector import LabelSelector
 
@@ -79,6 +79,24 @@ def expired(rv: int, horizon: int) -> Expired:
         f"resourceVersion {rv} is too old: history starts at {horizon};"
         " list again and watch from the list's resourceVersion"
     )
+
+
+def parse_since(since: int | str | None) -> int:
+    """The version a watch starts after (0: from now); BadRequest for anything but a version."""
+    if since is None or since == "":
+        return 0
+    if isinstance(since, int) and not isinstance(since, bool):
+        value = since
+    elif isinstance(since, str) and since.strip().isdigit():
+        value = int(since)
+    else:
+        raise BadRequest(
+            f"resourceVersion {since!r} is not a version: use the resourceVersion of a list or"
+            " of an event (a whole number), or leave it out to watch from now"
+        )
+    if value < 0:
+        raise BadRequest(f"resourceVersion {value} is negative: versions start at 1")
+    return value
 
 
 def record_from_row(

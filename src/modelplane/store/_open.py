@@ -1,11 +1,5 @@
-"""Choosing and opening a backend from a URL.
-
-* ``sqlite:///absolute/path.db`` or a plain file path: the embedded SQLite backend. Query
-  parameters: ``timeout`` (seconds to wait for another process's write lock, default 5) and
-  ``synchronous`` (``normal``, the default, or ``full``; see :mod:`modelplane.store._sqlite`).
-* ``postgresql://user@host:port/db`` (or ``postgres://``): the shared PostgreSQL backend. The URL
-  goes to libpq unchanged, so ``?options=-csearch_path=myschema`` puts the tables in a schema.
-* nothing: :func:`default_url`.
+"""Opening a store: the default URL, and the backend a URL names (the URL forms are in
+:mod:`modelplane.store._urls`; without one, :func:`default_url`).
 
 Every store opened here seals Secrets at rest with the key in ``encryption_key_file`` (default
 :func:`~modelplane.store._encryption.default_key_file`; see :mod:`modelplane.store._encryption`):
@@ -18,12 +12,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import quote
 
-from modelplane.api.errors import BadRequest, Unavailable
-from modelplane.store._common import DEFAULT_HISTORY, DEFAULT_WATCH_BUFFER
+from modelplane.api.errors import Unavailable
 from modelplane.store._contract import Store
 from modelplane.store._encryption import SecretEncryption, default_key_file
+from modelplane.store._store import DEFAULT_HISTORY, DEFAULT_WATCH_BUFFER
+from modelplane.store._urls import backend_of, parse_sqlite_url
 
 
 def default_url() -> str:
@@ -63,45 +58,16 @@ def open_store(
     BadRequest for a URL that names no supported backend.
     """
     url = url or default_url()
+    backend = backend_of(url)
     codec = SecretEncryption(encryption_key_file or default_key_file())
     options: dict[str, Any] = {"history": history, "watch_buffer": watch_buffer, "codec": codec}
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme in ("postgresql", "postgres"):
+    if backend == "postgres":
         from modelplane.store._postgres import PostgresStore
 
         return PostgresStore(url, **options)
-    if scheme == "sqlite":
-        parts = urlsplit(url)
-        if parts.netloc or not parts.path:
-            raise BadRequest(
-                f"database URL {url!r} is not a SQLite URL: write sqlite:///absolute/path.db"
-                " (three slashes, then the path)"
-            )
-        path = Path(unquote(parts.path))
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    elif not scheme:
-        path = Path(url).absolute()
-        query = {}
-        url = "sqlite://" + quote(path.as_posix())
-    else:
-        raise BadRequest(
-            f"database URL scheme {scheme!r} is not supported: use sqlite:///path/to/file.db or"
-            " postgresql://user@host:port/database"
-        )
-    unknown = sorted(set(query) - {"timeout", "synchronous"})
-    if unknown:
-        raise BadRequest(
-            f"database URL {url!r} has unknown parameters {', '.join(unknown)}: SQLite URLs take"
-            " timeout (seconds) and synchronous (normal or full)"
-        )
-    try:
-        timeout = float(query.get("timeout", 5.0))
-    except ValueError:
-        raise BadRequest(
-            f"timeout={query['timeout']!r} in {url!r} must be a number of seconds"
-        ) from None
+    where = parse_sqlite_url(url)
     from modelplane.store._sqlite import SQLiteStore
 
     return SQLiteStore(
-        url, path, timeout=timeout, synchronous=query.get("synchronous", "normal"), **options
+        where.url, where.path, timeout=where.timeout, synchronous=where.synchronous, **options
     )

@@ -11,7 +11,8 @@ and the new counter together. The lock serialises writers of every process, and 
 commit visible before it releases the transaction's locks; so a version is only handed out after
 every lower one is visible, and a reader of "events with rv > N" can never see N+2 while N+1 is
 still to come. The write statements, the ``pg_notify`` and the COMMIT go to the server in one
-pipeline (three round trips per write in all).
+pipeline (three round trips per write in all). The flow itself is shared with SQLite
+(:mod:`modelplane.store._sql`); :class:`PostgresDialect` is what is PostgreSQL's own.
 
 ``mp_events.prev_labels`` holds the object's labels before the change (JSON) when they differ
 from its labels after, else NULL; a schema from before that column gets it on open.
@@ -27,23 +28,22 @@ is dropped, not reused.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from modelplane.api.errors import Unavailable
-from modelplane.store._common import DEFAULT_HISTORY, DEFAULT_WATCH_BUFFER, BaseStore, Codec
-from modelplane.store._contract import EventType, Lease
-from modelplane.store._hub import Record, record_from_row
+from modelplane.store._codec import Codec
 from modelplane.store._pool import Pool
+from modelplane.store._sql import Connection, Dialect, Statement
+from modelplane.store._store import DEFAULT_HISTORY, DEFAULT_WATCH_BUFFER, BaseStore
 
 log = logging.getLogger("modelplane.store")
 
@@ -87,141 +87,41 @@ CREATE TABLE IF NOT EXISTS mp_leases (
 """
 
 
-class _Rows:
-    """Reader over one connection (the caller owns the transaction, if any)."""
+class PostgresDialect(Dialect):
+    """PostgreSQL's part of the SQL flow: the version is a counter row, locked by every writer and
+    written back at commit with a NOTIFY on ``channel``; the writes go as one pipeline."""
 
-    def __init__(self, conn: Conn) -> None:
-        self.conn = conn
+    placeholder = "%s"
+    begin_read = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+    current_rv_sql = "SELECT rv FROM mp_meta WHERE id = 1"
+    compacted_sql = "SELECT compacted FROM mp_meta WHERE id = 1"
+    set_compacted_sql = "UPDATE mp_meta SET compacted = ? WHERE id = 1"
 
-    def _one(self, query: str, args: tuple[Any, ...] = ()) -> Any:
-        row = self.conn.execute(query, args).fetchone()
-        return None if row is None else row[0]
+    def __init__(self, channel: str) -> None:
+        super().__init__()
+        self.channel = channel
+        self._bump = self.q("UPDATE mp_meta SET rv = ? WHERE id = 1")
+        self._notify = self.q("SELECT pg_notify(?, ?)")
 
-    def current_rv(self) -> int:
-        return int(self._one("SELECT rv FROM mp_meta WHERE id = 1"))
-
-    def compacted(self) -> int:
-        return int(self._one("SELECT compacted FROM mp_meta WHERE id = 1"))
-
-    def get_raw(self, kind: str, namespace: str, name: str) -> str | None:
-        value = self._one(
-            "SELECT data FROM mp_objects WHERE kind = %s AND namespace = %s AND name = %s",
-            (kind, namespace, name),
+    def begin_write(self, conn: Connection) -> tuple[int, int]:
+        # BEGIN and the lock in one round trip (a simple query may hold two statements)
+        cur = cast(Conn, conn).execute(
+            "BEGIN; SELECT rv, compacted FROM mp_meta WHERE id = 1 FOR UPDATE"
         )
-        return None if value is None else str(value)
+        cur.nextset()
+        row = cur.fetchone()
+        assert row is not None, "mp_meta lost its row"
+        return int(row[0]), int(row[1])
 
-    def rows(
-        self, kind: str, namespace: str | None, after: tuple[str, str] | None, limit: int | None
-    ) -> list[tuple[str, str, str]]:
-        query = "SELECT namespace, name, data FROM mp_objects WHERE kind = %s"
-        args: list[object] = [kind]
-        if namespace is not None:
-            query += " AND namespace = %s"
-            args.append(namespace)
-        if after is not None:
-            query += " AND (namespace, name) > (%s, %s)"
-            args.extend(after)
-        query += " ORDER BY namespace, name"
-        if limit is not None:
-            query += " LIMIT %s"
-            args.append(limit)
-        return self.conn.execute(query, args).fetchall()  # type: ignore[arg-type]
+    def versioned(self, rv: int) -> list[Statement]:
+        return [(self._bump, (rv,)), (self._notify, (self.channel, str(rv)))]
 
-    def lease(self, name: str) -> Lease | None:
-        row = self.conn.execute(
-            "SELECT holder, expires_at, transitions FROM mp_leases WHERE name = %s", (name,)
-        ).fetchone()
-        return None if row is None else Lease(name, row[0], float(row[1]), int(row[2]))
-
-
-class _Writer(_Rows):
-    """A write transaction holding the lock on ``mp_meta``; writes are sent at commit."""
-
-    def __init__(self, conn: Conn, rv: int, compacted: int) -> None:
-        super().__init__(conn)
-        self._rv = rv
-        self._compacted = compacted
-        self.new_rv = 0
-        self.pending: list[tuple[str, tuple[Any, ...]]] = []
-
-    def current_rv(self) -> int:
-        return self._rv
-
-    def compacted(self) -> int:
-        return self._compacted
-
-    def next_rv(self) -> int:
-        self.new_rv = self._rv + 1
-        return self.new_rv
-
-    def put(self, kind: str, namespace: str, name: str, rv: int, raw: str, *, exists: bool) -> None:
-        if exists:
-            self.pending.append(
-                (
-                    "UPDATE mp_objects SET rv = %s, data = %s"
-                    " WHERE kind = %s AND namespace = %s AND name = %s",
-                    (rv, raw, kind, namespace, name),
-                )
-            )
-        else:
-            self.pending.append(
-                (
-                    "INSERT INTO mp_objects (kind, namespace, name, rv, data)"
-                    " VALUES (%s, %s, %s, %s, %s)",
-                    (kind, namespace, name, rv, raw),
-                )
-            )
-
-    def drop(self, kind: str, namespace: str, name: str) -> None:
-        self.pending.append(
-            (
-                "DELETE FROM mp_objects WHERE kind = %s AND namespace = %s AND name = %s",
-                (kind, namespace, name),
-            )
-        )
-
-    def event(
-        self,
-        rv: int,
-        type_: EventType,
-        kind: str,
-        namespace: str,
-        name: str,
-        raw: str,
-        prev_labels: str | None,
-    ) -> None:
-        self.pending.append(
-            (
-                "INSERT INTO mp_events (rv, type, kind, namespace, name, object, prev_labels)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (rv, type_, kind, namespace, name, raw, prev_labels),
-            )
-        )
-
-    def put_lease(self, lease: Lease, *, exists: bool) -> None:
-        self.pending.append(
-            (
-                "INSERT INTO mp_leases (name, holder, expires_at, transitions)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET"
-                " holder = excluded.holder, expires_at = excluded.expires_at,"
-                " transitions = excluded.transitions",
-                (lease.name, lease.holder, lease.expires_at, lease.transitions),
-            )
-        )
-
-    def compact(self, horizon: int) -> None:
-        self.pending.append(("DELETE FROM mp_events WHERE rv <= %s", (horizon,)))
-        self.pending.append(("UPDATE mp_meta SET compacted = %s WHERE id = 1", (horizon,)))
-
-    def commit(self, channel: str) -> None:
-        conn = self.conn
-        with conn.pipeline():
-            for query, args in self.pending:
-                conn.execute(query, args)  # type: ignore[arg-type]
-            if self.new_rv:
-                conn.execute("UPDATE mp_meta SET rv = %s WHERE id = 1", (self.new_rv,))
-                conn.execute("SELECT pg_notify(%s, %s)", (channel, str(self.new_rv)))
-            conn.execute("COMMIT")
+    def send(self, conn: Connection, statements: list[Statement]) -> None:
+        pg = cast(Conn, conn)
+        with pg.pipeline():  # the writes, the counter, the NOTIFY and COMMIT in one round trip
+            for statement, args in statements:
+                pg.execute(statement, args)  # type: ignore[arg-type]
+            pg.execute("COMMIT")
 
 
 class PostgresStore(BaseStore):
@@ -263,6 +163,7 @@ class PostgresStore(BaseStore):
             self._connect, Conn.close, size=16, wait=30.0, what=f"PostgreSQL at {self._where}"
         )
         self.schema, self.channel = self._init_schema()
+        self.dialect = PostgresDialect(self.channel)
         self._listener: threading.Thread | None = None
         self._listening = threading.Event()
         self._stop = threading.Event()
@@ -327,54 +228,13 @@ class PostgresStore(BaseStore):
     # -- BaseStore primitives ----------------------------------------------------------------
 
     @contextmanager
-    def _reading(self, snapshot: bool = True) -> Iterator[_Rows]:
+    def _connection(self, *, write: bool) -> Iterator[Connection]:
+        # readers and writers share the pool: a writer's lock is the counter row, not a connection
         try:
             with self._pool.connection() as conn:
-                if not snapshot:
-                    yield _Rows(conn)
-                    return
-                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                try:
-                    yield _Rows(conn)
-                finally:
-                    conn.execute("COMMIT")
+                yield cast(Connection, conn)
         except psycopg.Error as exc:
             raise self._unavailable(exc) from None
-
-    @contextmanager
-    def _transaction(self) -> Iterator[_Writer]:
-        try:
-            with self._pool.connection() as conn:
-                # BEGIN and the lock in one round trip (a simple query may hold two statements)
-                cur = conn.execute(
-                    "BEGIN; SELECT rv, compacted FROM mp_meta WHERE id = 1 FOR UPDATE"
-                )
-                cur.nextset()
-                row = cur.fetchone()
-                assert row is not None, "mp_meta lost its row"
-                writer = _Writer(conn, int(row[0]), int(row[1]))
-                try:
-                    yield writer
-                except BaseException:
-                    # a broken connection cannot roll back; the pool drops it anyway
-                    with contextlib.suppress(psycopg.Error):
-                        conn.execute("ROLLBACK")
-                    raise
-                writer.commit(self.channel)
-        except psycopg.Error as exc:
-            raise self._unavailable(exc) from None
-
-    def _read_events(self, after: int, limit: int) -> tuple[list[Record], int]:
-        with self._reading(snapshot=False) as r:
-            rows = r.conn.execute(
-                "SELECT rv, type, kind, namespace, object, prev_labels FROM mp_events"
-                " WHERE rv > %s ORDER BY rv LIMIT %s",
-                (after, limit),
-            ).fetchall()
-            horizon = r.compacted()  # after the events: a compaction in between is noticed
-        return [
-            record_from_row(int(rv), t, k, ns, obj, prev) for rv, t, k, ns, obj, prev in rows
-        ], horizon
 
     def _start_watching(self) -> None:
         if self._listener is None:

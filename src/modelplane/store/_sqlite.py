@@ -43,10 +43,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from modelplane.api.errors import Unavailable
-from modelplane.store._common import DEFAULT_HISTORY, DEFAULT_WATCH_BUFFER, BaseStore, Codec
-from modelplane.store._contract import EventType, Lease
-from modelplane.store._hub import Record, record_from_row
+from modelplane.store._codec import Codec
 from modelplane.store._pool import Pool
+from modelplane.store._sql import Connection, Dialect
+from modelplane.store._store import DEFAULT_HISTORY, DEFAULT_WATCH_BUFFER, BaseStore
 
 SCHEMA_VERSION = 1
 
@@ -80,106 +80,30 @@ INSERT OR IGNORE INTO mp_meta (key, value) VALUES ('compacted', 1);
 INSERT OR IGNORE INTO mp_meta (key, value) VALUES ('schema', 1);
 """
 
-_CURRENT_RV = (
-    "SELECT coalesce((SELECT max(rv) FROM mp_events),"
-    " (SELECT value FROM mp_meta WHERE key = 'compacted'))"
-)
 _COMPACTED = "SELECT value FROM mp_meta WHERE key = 'compacted'"
+# the current version is the newest event, or the compacted horizon when there is none
+_CURRENT_RV = f"SELECT coalesce((SELECT max(rv) FROM mp_events), ({_COMPACTED}))"
 
 
-class _Rows:
-    """Reader and Writer over one connection (the caller owns the transaction)."""
+class SQLiteDialect(Dialect):
+    """SQLite's part of the SQL flow: the version is read from the events table (no counter row
+    is written per change) under the file's write lock."""
 
-    __slots__ = ("conn",)
+    begin_read = "BEGIN"  # in WAL mode, one snapshot from the first read to COMMIT
+    current_rv_sql = _CURRENT_RV
+    compacted_sql = _COMPACTED
+    set_compacted_sql = "UPDATE mp_meta SET value = ? WHERE key = 'compacted'"
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    def begin_write(self, conn: Connection) -> tuple[int, int]:
+        # IMMEDIATE takes the write lock now, so every process's writers queue here, before
+        # they read the version they build on
+        conn.execute("BEGIN IMMEDIATE")
+        row = conn.execute(f"{_CURRENT_RV}, ({_COMPACTED})").fetchone()
+        return int(row[0]), int(row[1])
 
-    # -- Reader --
-    def current_rv(self) -> int:
-        return int(self.conn.execute(_CURRENT_RV).fetchone()[0])
 
-    def compacted(self) -> int:
-        return int(self.conn.execute(_COMPACTED).fetchone()[0])
-
-    def get_raw(self, kind: str, namespace: str, name: str) -> str | None:
-        row = self.conn.execute(
-            "SELECT data FROM mp_objects WHERE kind = ? AND namespace = ? AND name = ?",
-            (kind, namespace, name),
-        ).fetchone()
-        return None if row is None else str(row[0])
-
-    def rows(
-        self, kind: str, namespace: str | None, after: tuple[str, str] | None, limit: int | None
-    ) -> list[tuple[str, str, str]]:
-        sql = "SELECT namespace, name, data FROM mp_objects WHERE kind = ?"
-        args: list[object] = [kind]
-        if namespace is not None:
-            sql += " AND namespace = ?"
-            args.append(namespace)
-        if after is not None:
-            sql += " AND (namespace, name) > (?, ?)"
-            args.extend(after)
-        sql += " ORDER BY namespace, name"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
-        return self.conn.execute(sql, args).fetchall()
-
-    def lease(self, name: str) -> Lease | None:
-        row = self.conn.execute(
-            "SELECT holder, expires_at, transitions FROM mp_leases WHERE name = ?", (name,)
-        ).fetchone()
-        return None if row is None else Lease(name, row[0], float(row[1]), int(row[2]))
-
-    # -- Writer --
-    def next_rv(self) -> int:
-        return self.current_rv() + 1
-
-    def put(self, kind: str, namespace: str, name: str, rv: int, raw: str, *, exists: bool) -> None:
-        if exists:
-            self.conn.execute(
-                "UPDATE mp_objects SET rv = ?, data = ? WHERE kind = ? AND namespace = ? AND name = ?",
-                (rv, raw, kind, namespace, name),
-            )
-        else:
-            self.conn.execute(
-                "INSERT INTO mp_objects (kind, namespace, name, rv, data) VALUES (?, ?, ?, ?, ?)",
-                (kind, namespace, name, rv, raw),
-            )
-
-    def drop(self, kind: str, namespace: str, name: str) -> None:
-        self.conn.execute(
-            "DELETE FROM mp_objects WHERE kind = ? AND namespace = ? AND name = ?",
-            (kind, namespace, name),
-        )
-
-    def event(
-        self,
-        rv: int,
-        type_: EventType,
-        kind: str,
-        namespace: str,
-        name: str,
-        raw: str,
-        prev_labels: str | None,
-    ) -> None:
-        self.conn.execute(
-            "INSERT INTO mp_events (rv, type, kind, namespace, name, object, prev_labels)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (rv, type_, kind, namespace, name, raw, prev_labels),
-        )
-
-    def put_lease(self, lease: Lease, *, exists: bool) -> None:
-        self.conn.execute(
-            "INSERT OR REPLACE INTO mp_leases (name, holder, expires_at, transitions)"
-            " VALUES (?, ?, ?, ?)",
-            (lease.name, lease.holder, lease.expires_at, lease.transitions),
-        )
-
-    def compact(self, horizon: int) -> None:
-        self.conn.execute("DELETE FROM mp_events WHERE rv <= ?", (horizon,))
-        self.conn.execute("UPDATE mp_meta SET value = ? WHERE key = 'compacted'", (horizon,))
+#: stateless, so one serves every store
+DIALECT = SQLiteDialect()
 
 
 class SQLiteStore(BaseStore):
@@ -197,6 +121,7 @@ class SQLiteStore(BaseStore):
         poll_interval: float = 0.05,
         codec: Codec | None = None,
     ) -> None:
+        self.dialect = DIALECT
         super().__init__(
             url,
             history=history,
@@ -319,48 +244,24 @@ class SQLiteStore(BaseStore):
     # -- BaseStore primitives ----------------------------------------------------------------
 
     @contextmanager
-    def _reading(self, snapshot: bool = True) -> Iterator[_Rows]:
-        try:
-            with self._readers.connection() as conn:
-                if not snapshot:
-                    yield _Rows(conn)
-                    return
-                conn.execute("BEGIN")  # one snapshot for every statement of this read
-                try:
-                    yield _Rows(conn)
-                finally:
-                    conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise self._unavailable(exc) from None
-
-    @contextmanager
-    def _transaction(self) -> Iterator[_Rows]:
+    def _connection(self, *, write: bool) -> Iterator[Connection]:
+        if not write:
+            try:
+                with self._readers.connection() as conn:
+                    yield conn
+            except sqlite3.Error as exc:
+                raise self._unavailable(exc) from None
+            return
         conn = self._writer
         with self._writer_lock:
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield _Rows(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
+                yield conn
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     # the original error is the one worth reporting
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                 raise self._unavailable(exc) from None
-
-    def _read_events(self, after: int, limit: int) -> tuple[list[Record], int]:
-        with self._reading(snapshot=False) as r:
-            rows = r.conn.execute(
-                "SELECT rv, type, kind, namespace, object, prev_labels FROM mp_events"
-                " WHERE rv > ? ORDER BY rv LIMIT ?",
-                (after, limit),
-            ).fetchall()
-            horizon = r.compacted()
-        return [record_from_row(*row) for row in rows], horizon
 
     def _close_backend(self) -> None:
         self._readers.close()
