@@ -20,9 +20,10 @@ from modelplane.api import QuantityError, format_quantity, parse_quantity
 
 from ._admission import Admission, Admitted, Pending, Running
 from ._allocator import AllocationResult, DeviceResult, Unschedulable, allocate, allocate_many
-from ._cel import CelCompileError, CelRuntimeError, Semver, compile_selector, parse_semver
+from ._cel import Semver, compile_selector, parse_semver
 from ._claims import AgentClaimController, EndpointClaimController, JobClaimController
 from ._controller import ResourceClaimController, scheduling_controllers
+from ._errors import CelCompileError, CelRuntimeError, SchedulingInputError
 from ._gang import GangPlacement, GangPlacer, Workload, workloads_from
 from ._generator import (
     DEFAULT_MIX,
@@ -33,7 +34,7 @@ from ._generator import (
     hard_inputs,
     mean_units,
 )
-from ._inventory import Device, Inventory, SchedulingInputError
+from ._inventory import Device, Inventory
 from ._optimum import demand, optimum, replay
 from ._preemption import Preemption
 from ._queues import QueueSet, claim_usage, priority_of, queue_of

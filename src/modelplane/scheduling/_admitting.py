@@ -31,8 +31,9 @@ from modelplane.control import Request, Result, commit_status, get_condition, se
 from modelplane.store import Store
 
 from ._admission import Admission, Admitted, Pending, Running
+from ._errors import SchedulingInputError
 from ._gang import GangPlacement, Workload
-from ._inventory import Inventory, SchedulingInputError
+from ._inventory import Inventory
 from ._preemption import Preemption
 from ._queues import QueueSet, Usage, add_usage, claim_usage, queue_of
 from ._scoring import Policy

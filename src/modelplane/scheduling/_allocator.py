@@ -30,14 +30,9 @@ from typing import Any
 
 from modelplane.api import QuantityError, parse_quantity
 
-from ._cel import CelCompileError, compile_selector
-from ._inventory import (
-    CounterKey,
-    Device,
-    Inventory,
-    MatchingTimeout,
-    SchedulingInputError,
-)
+from ._cel import compile_selector
+from ._errors import CelCompileError, MatchingTimeout, SchedulingInputError
+from ._inventory import CounterKey, Device, Inventory
 from ._results import AllocationResult, DeviceResult
 from ._scoring import TOPOLOGY_LEVELS, Placement, Policy, policy_named
 from ._state import AllocatedState, _watts

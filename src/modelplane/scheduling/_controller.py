@@ -56,7 +56,8 @@ from modelplane.store import Store
 
 from ._admitting import AdmittingMixin
 from ._allocator import AllocationResult, Unschedulable, _tolerates, allocate, allocate_many
-from ._inventory import Inventory, SchedulingInputError
+from ._errors import SchedulingInputError
+from ._inventory import Inventory
 from ._scoring import Policy, policy_named
 from ._state import AllocatedState
 from ._workloads import claim_key, consumer_claims, consumer_key
