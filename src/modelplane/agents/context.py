@@ -47,14 +47,10 @@ from modelplane.api.errors import ModelplaneError
 
 
 class _Instance(Protocol):
-    @property
-    def namespace(self) -> str: ...
-    @property
-    def agent(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def version(self) -> str: ...
+    namespace: str
+    agent: str
+    name: str
+    version: str
 
 
 class _Turn(Protocol):
@@ -62,9 +58,10 @@ class _Turn(Protocol):
     declared here so that this public module depends on nothing of the runtime's)."""
 
     @property
-    def inst(self) -> _Instance: ...
-    @property
-    def now(self) -> float: ...
+    def inst(self) -> _Instance: ...  # read-only: the turn's own Instance is a subtype
+
+    now: float
+
     def where(self) -> str: ...
     def state_changed(self) -> None: ...
     def memory_append(self, entry: Any) -> None: ...

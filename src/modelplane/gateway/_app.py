@@ -27,12 +27,10 @@ class Served(Protocol):
     """What the app serves: the :class:`~modelplane.gateway.Gateway` (declared here, below it,
     so that the gateway builds its app without the app importing the gateway back)."""
 
-    @property
-    def max_body_bytes(self) -> int: ...
-    @property
-    def table(self) -> RoutingTable: ...
-    @property
-    def telemetry(self) -> Telemetry: ...
+    max_body_bytes: int
+    table: RoutingTable
+    telemetry: Telemetry
+
     async def handle(self, model: str, call: Call) -> Response: ...
 
 

@@ -70,10 +70,9 @@ class Serving(Protocol):
     """What a Graph needs of the gateway: its routes, its random source, and its one request
     path for each step (declared here, below the gateway, which imports this module)."""
 
-    @property
-    def random(self) -> random.Random: ...
-    @property
-    def table(self) -> RoutingTable: ...
+    random: random.Random
+    table: RoutingTable
+
     async def serve(self, route: Route, call: Call) -> Response: ...
 
 
