@@ -72,7 +72,7 @@ def services(
     ``api_token``: the bearer token they send to that API (agents calling models), when it
     requires one; ``egress``: the operator's rules for the hosts agents' HTTP tools may reach.
     """
-    from modelplane.agents._service import AgentService
+    from modelplane.agents import AgentService
     from modelplane.drivers import LocalDevices, local_node_name
     from modelplane.serving import NodeAgent
 
@@ -96,9 +96,7 @@ def routes(store: Store, *, home: str, egress: EgressRules | None = None) -> Seq
     ``home``: where uploaded agent bundles are kept; ``egress``: the operator's rules for the hosts
     upstream Model versions may call.
     """
-    from modelplane.agents._bundle_routes import routes as bundle_routes
-    from modelplane.agents._bundles import BundleStore
-    from modelplane.agents._routes import routes as agent_routes
+    from modelplane.agents import BundleStore, agent_routes, bundle_routes
     from modelplane.gateway import mount as gateway_mount
 
     return [
@@ -110,8 +108,8 @@ def routes(store: Store, *, home: str, egress: EgressRules | None = None) -> Seq
 
 def openapi() -> Sequence[Mapping[str, Mapping[str, Any]]]:
     """How :func:`routes` appear in ``/openapi.json``: one part per mounted set of routes."""
-    from modelplane.agents._bundle_routes import openapi_paths as bundle_paths
-    from modelplane.agents._routes import openapi_paths as agent_paths
+    from modelplane.agents import agent_openapi_paths as agent_paths
+    from modelplane.agents import bundle_openapi_paths as bundle_paths
     from modelplane.gateway import openapi_paths as gateway_paths
 
     return [gateway_paths(), agent_paths(), bundle_paths()]

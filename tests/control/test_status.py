@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from modelplane.control import commit_status, set_condition
+from modelplane.control import StatusEvent, commit_status, set_condition
 from modelplane.store import Store, open_store
 
 
@@ -92,3 +92,25 @@ def test_only_the_compared_fields_of_the_condition_make_an_event(store: Store) -
     assert second is not None and second is not first
     assert [e["reason"] for e in _events(store)] == ["Scaling"]
     assert all(e["type"] == "Warning" for e in _events(store))
+
+
+def test_an_event_the_controller_names_is_recorded_instead_of_the_conditions(
+    store: Store,
+) -> None:
+    graph = _graph(store)
+    # when a controller commits a status with an Event of its own (as the scheduler's "Allocated")
+    named = StatusEvent("Normal", "Allocated", "allocated node-a: gpu-0")
+    stored = commit_status(
+        store, graph, _ready(graph, True, "StepsReady", "ok"), component="t", event=named
+    )
+    # then the status is written and that Event, not the condition's, is recorded
+    assert stored is not None
+    assert [(e["type"], e["reason"], e["message"]) for e in _events(store)] == [
+        ("Normal", "Allocated", "allocated node-a: gpu-0")
+    ]
+    # and a commit that lost a race records no Event at all
+    lost = commit_status(
+        store, graph, _ready(graph, False, "Broken", "x"), component="t", event=named
+    )
+    assert lost is None
+    assert len(_events(store)) == 1

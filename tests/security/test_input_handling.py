@@ -14,7 +14,7 @@ import pytest
 from tests.server._objects import GROUP, assert_status, model, models_url
 from tests.server.conftest import RunningServer
 
-from modelplane.gateway._app import parse_call
+from modelplane.gateway._call import parse_call
 
 AGENT = {
     "apiVersion": GROUP,

@@ -13,6 +13,15 @@ and reaches models only through the gateway's HTTP API.
 Start with :class:`Context` (what a handler may do, and what runs again after a crash).
 """
 
+from modelplane.agents._bundle_routes import openapi_paths as bundle_openapi_paths
+from modelplane.agents._bundle_routes import routes as bundle_routes
+from modelplane.agents._bundles import BundleError, BundleStore, digest_of, pack
+from modelplane.agents._journal import Database, checksum
+from modelplane.agents._loader import parse_packages
+from modelplane.agents._routes import openapi_paths as agent_openapi_paths
+from modelplane.agents._routes import routes as agent_routes
+from modelplane.agents._service import AgentService
+from modelplane.agents._worker import main as worker_main
 from modelplane.agents.authz import Authorizer, Decision, InstanceRef, allow_all
 from modelplane.agents.context import (
     Context,
@@ -35,9 +44,13 @@ from modelplane.agents.runtime import (
 
 __all__ = [
     "SHARDS",
+    "AgentService",
     "Authorizer",
+    "BundleError",
+    "BundleStore",
     "Clock",
     "Context",
+    "Database",
     "Decision",
     "InstanceRef",
     "Instances",
@@ -50,6 +63,15 @@ __all__ = [
     "StepFailed",
     "SystemClock",
     "ToolDenied",
+    "agent_openapi_paths",
+    "agent_routes",
     "allow_all",
+    "bundle_openapi_paths",
+    "bundle_routes",
+    "checksum",
+    "digest_of",
+    "pack",
+    "parse_packages",
     "shard_of",
+    "worker_main",
 ]

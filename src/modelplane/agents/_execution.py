@@ -6,15 +6,15 @@ import asyncio
 import inspect
 import random
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from modelplane.agents._journal import Op, checksum
-from modelplane.agents.authz import Decision, InstanceRef
+from modelplane.agents._journal import Database, Op, checksum
+from modelplane.agents.authz import Authorizer, Decision, InstanceRef
 from modelplane.agents.context import (
     Context,
     NonDeterminism,
@@ -30,8 +30,7 @@ from modelplane.api.errors import Forbidden, NotFound
 
 if TYPE_CHECKING:
     from modelplane.agents._loader import AgentCode
-    from modelplane.agents.runtime import Runtime
-    from modelplane.api import AgentSpec
+    from modelplane.api import AgentSpec, Tool
 
 INSERT_RECORD = (
     "INSERT INTO agent_journal (iid, seq, kind, name, data, crc, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -51,6 +50,32 @@ INSERT_AUDIT = (
 )
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "corrupt"})
+
+
+class Clock(Protocol):
+    """Where the runtime reads time: wall time for timers and ``ctx.now``, monotonic for idleness."""
+
+    def now(self) -> float: ...
+
+    def monotonic(self) -> float: ...
+
+
+class Host(Protocol):
+    """What a turn needs of the runtime it runs in (:class:`~modelplane.agents.Runtime`);
+    declared here, below the runtime, so that the turn does not import the runtime back."""
+
+    clock: Clock
+    db: Database
+    authorizer: Authorizer
+
+    def load_memory(self, iid: int, length: int) -> list[Any]: ...
+    async def commit(self, inst: Instance, ops: Sequence[Op]) -> None: ...
+    def timer_set(self, inst: Instance) -> None: ...
+    def nudge(self, iid: int) -> None: ...
+    async def call_model(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    async def call_tool(
+        self, spec: Tool, tool: str, arguments: dict[str, Any], folder: Path | None = None
+    ) -> Any: ...
 
 
 class Superseded(BaseException):
@@ -180,7 +205,7 @@ class Instance:
 class Turn:
     """The execution of one turn: replays the journal tail, then runs live."""
 
-    def __init__(self, rt: Runtime, inst: Instance) -> None:
+    def __init__(self, rt: Host, inst: Instance) -> None:
         self.rt = rt
         self.inst = inst
         self.pos = 0
@@ -225,6 +250,9 @@ class Turn:
     def idempotency_key(self) -> str:
         self.keys += 1
         return f"{self.inst.uid}-t{self.inst.turn_no}-k{self.keys}"
+
+    def clock_now(self) -> float:
+        return self.rt.clock.now()
 
     def random(self) -> float:
         if self._rng is None:

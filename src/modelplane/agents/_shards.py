@@ -29,10 +29,19 @@ import socket
 import threading
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 
-from modelplane.agents.runtime import SHARDS
 from modelplane.store import Store
+
+#: how many shards the instances are hashed into (each one lease)
+SHARDS = 16
+
+
+def shard_of(namespace: str, agent: str, name: str) -> int:
+    """The shard of an instance: a stable hash of its key, the same in every process."""
+    return zlib.crc32(f"{namespace}/{agent}/{name}".encode()) % SHARDS
+
 
 SHARD_LEASE = "agents-shard-{:02d}"
 MEMBER_LEASE = "agents-worker-{:02d}"

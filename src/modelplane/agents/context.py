@@ -39,14 +39,47 @@ from __future__ import annotations
 import hashlib
 import random as _random
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
 from modelplane.api.errors import ModelplaneError
 
-if TYPE_CHECKING:
-    from modelplane.agents._execution import Turn
+
+class _Instance(Protocol):
+    namespace: str
+    agent: str
+    name: str
+    version: str
+
+
+class _Turn(Protocol):
+    """What the handler's door needs of the turn it runs in (the runtime's turn implements it;
+    declared here so that this public module depends on nothing of the runtime's)."""
+
+    @property
+    def inst(self) -> _Instance: ...  # read-only: the turn's own Instance is a subtype
+
+    now: float
+
+    def where(self) -> str: ...
+    def state_changed(self) -> None: ...
+    def memory_append(self, entry: Any) -> None: ...
+    def memory_entries(self) -> list[Any]: ...
+    def idempotency_key(self) -> str: ...
+    def random(self) -> float: ...
+    def clock_now(self) -> float: ...
+    async def step(
+        self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Any: ...
+    async def sleep_until(self, when: float) -> None: ...
+    async def receive(self) -> Any: ...
+    async def wait_for_input(self, prompt: str) -> Any: ...
+    async def send(self, target: str, payload: Any) -> None: ...
+    async def call_model(
+        self, model: str, messages: list[Mapping[str, Any]], params: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
+    async def call_tool(self, server: str, tool: str, arguments: dict[str, Any]) -> Any: ...
 
 
 class StepFailed(ModelplaneError):
@@ -103,7 +136,7 @@ class State(MutableMapping[str, Any]):
 
     __slots__ = ("_data", "_turn")
 
-    def __init__(self, data: dict[str, Any], turn: Turn | None) -> None:
+    def __init__(self, data: dict[str, Any], turn: _Turn | None) -> None:
         self._data = data
         self._turn = turn
 
@@ -142,7 +175,7 @@ class Memory:
 
     __slots__ = ("_turn",)
 
-    def __init__(self, turn: Turn) -> None:
+    def __init__(self, turn: _Turn) -> None:
         self._turn = turn
 
     def append(self, entry: Any) -> None:
@@ -173,7 +206,7 @@ class Context:
 
     __slots__ = ("_turn", "memory", "state")
 
-    def __init__(self, turn: Turn, state: State) -> None:
+    def __init__(self, turn: _Turn, state: State) -> None:
         self._turn = turn
         self.state: State = state
         self.memory: Memory = Memory(turn)
@@ -214,7 +247,7 @@ class Context:
         neither restarts nor shortens the sleep. The instance may be passivated while it sleeps;
         the timer brings it back.
         """
-        await self._turn.sleep_until(self._turn.rt.clock.now() + seconds)
+        await self._turn.sleep_until(self._turn.clock_now() + seconds)
 
     async def sleep_until(self, when: float) -> None:
         """A durable timer until ``when`` (seconds since the epoch, the runtime's clock)."""

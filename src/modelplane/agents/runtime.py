@@ -23,11 +23,10 @@ import logging
 import threading
 import time
 import uuid
-import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -41,6 +40,7 @@ from modelplane.agents._execution import (
     Turn,
     load_definition,
 )
+from modelplane.agents._execution import Clock as Clock
 from modelplane.agents._journal import (
     ROW_COLUMNS,
     Database,
@@ -52,19 +52,18 @@ from modelplane.agents._journal import (
     checksum,
 )
 from modelplane.agents._loader import AgentCode
-from modelplane.agents._tools import ToolServers
+from modelplane.agents._shards import SHARDS as SHARDS
+from modelplane.agents._shards import Change, ShardLeases
+from modelplane.agents._shards import shard_of as shard_of
+from modelplane.agents._tools import ToolServers, call_tool
 from modelplane.agents.authz import Authorizer, allow_all
 from modelplane.agents.context import NonDeterminism, NotSerializable, StepFailed, encode
 from modelplane.api import AgentSpec, Tool
 from modelplane.api.errors import AlreadyExists, BadRequest, ModelplaneError, NotFound
 from modelplane.egress import EgressRules
 
-if TYPE_CHECKING:
-    from modelplane.agents._shards import Change, ShardLeases
-
 logger = logging.getLogger("modelplane.agents")
 
-SHARDS = 16
 STATUSES = (
     "running",
     "waiting",
@@ -75,18 +74,6 @@ STATUSES = (
     "cancelled",
     "corrupt",
 )
-
-
-def shard_of(namespace: str, agent: str, name: str) -> int:
-    return zlib.crc32(f"{namespace}/{agent}/{name}".encode()) % SHARDS
-
-
-class Clock(Protocol):
-    """Where the runtime reads time: wall time for timers and ``ctx.now``, monotonic for idleness."""
-
-    def now(self) -> float: ...
-
-    def monotonic(self) -> float: ...
 
 
 class SystemClock:
@@ -1074,8 +1061,6 @@ class Runtime:
         self, spec: Tool, tool: str, arguments: dict[str, Any], folder: Path | None = None
     ) -> Any:
         """Call ``tool`` of the Agent's tool ``spec``; a stdio server starts in ``folder``."""
-        from modelplane.agents._tools import call_tool
-
         return await call_tool(spec, tool, arguments, self.tool_servers, folder, self.egress)
 
     def load_memory(self, iid: int, length: int) -> list[Any]:

@@ -52,8 +52,7 @@ from typing import Annotated, Any, TypedDict
 
 import orjson
 
-from modelplane.agents import Context, Runtime
-from modelplane.agents._journal import Database, checksum
+from modelplane.agents import Context, Database, Runtime, checksum
 from modelplane.agents.runtime import Instances, shard_of
 from modelplane.api import AgentSpec
 

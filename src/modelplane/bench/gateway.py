@@ -439,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = args.requests or (1000 if args.quick else 5000)
     seconds = args.seconds or (2.0 if args.quick else 5.0)
     memory_requests = args.memory_requests or (20_000 if args.quick else 200_000)
-    from modelplane.gateway._serve import server_stack
+    from modelplane.gateway import server_stack
 
     figures: dict[str, Any] = {
         "benchmark": "gateway",

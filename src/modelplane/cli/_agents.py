@@ -179,7 +179,7 @@ def audit(agent: str, name: str, output: str | None) -> None:
 
 def parse_packages(text: str) -> tuple[str, ...]:
     """``--agent-packages`` as module prefixes, or a usage error naming the bad part."""
-    from modelplane.agents._loader import parse_packages as parse
+    from modelplane.agents import parse_packages as parse
 
     try:
         return parse(text)
@@ -256,7 +256,7 @@ def agent_worker(
     each runs only the shards it holds, takes over those of a process that died once its leases
     lapse, and cannot commit for a shard it lost (fencing).
     """
-    from modelplane.agents._worker import main
+    from modelplane.agents import worker_main as main
 
     if not database_url and not agents_url:
         raise click.UsageError("give --database-url (the store whose Agents it runs)")

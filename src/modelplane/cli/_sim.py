@@ -233,8 +233,8 @@ def route(
     output: str,
 ) -> None:
     """Replay a request trace with a routing policy; print TTFT, throughput, cache hits as JSON."""
-    from modelplane.gateway import Router
-    from modelplane.gateway._simroute import (
+    from modelplane.gateway import (
+        Router,
         TraceError,
         generate_trace,
         parse_trace,

@@ -33,7 +33,7 @@ from modelplane.control._manager import (
     default_identity,
 )
 from modelplane.control._queue import RateLimiter, WorkQueue
-from modelplane.control._status import commit_status
+from modelplane.control._status import StatusEvent, commit_status
 
 __all__ = [
     "DEFAULT_LEASE_NAME",
@@ -46,6 +46,7 @@ __all__ = [
     "RateLimiter",
     "Request",
     "Result",
+    "StatusEvent",
     "Watches",
     "WorkQueue",
     "commit_status",

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from modelplane.api.errors import Conflict, NotFound
 from modelplane.control._conditions import get_condition
@@ -23,6 +24,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelplane.control.status")
 
 
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """An Event a controller names itself for a status write (the scheduler's "Allocated",
+    "FailedScheduling", ...), recorded once the write succeeded, instead of the one for the
+    condition's change."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
 def commit_status(
     store: Store,
     obj: dict[str, Any],
@@ -32,6 +44,7 @@ def commit_status(
     condition: str | None = "Ready",
     compared: tuple[str, ...] = ("status", "reason", "message"),
     observed_generation: bool = True,
+    event: StatusEvent | None = None,
 ) -> dict[str, Any] | None:
     """Write ``status`` onto ``obj`` (as read, with its ``resourceVersion``) when it changed.
 
@@ -44,6 +57,7 @@ def commit_status(
     ready replicas, so that counting is not an Event each time). ``observed_generation``: stamp
     ``status.observedGeneration`` with the object's generation (pass False where the status was
     computed from an older copy than ``obj``, and stamp the generation it describes yourself).
+    ``event``: the Event to record when the status was written, in place of the condition's.
     """
     old: dict[str, Any] = obj.get("status") or {}
     new = copy.deepcopy(status)
@@ -57,7 +71,9 @@ def commit_status(
     except (Conflict, NotFound):
         log.debug("%s: status of %s lost a race; reading again", component, _name(obj))
         return None
-    if condition is not None:
+    if event is not None:
+        _record(store, stored, event, component)
+    elif condition is not None:
         _record_transition(store, stored, old, new, condition, compared, component)
     return stored
 
@@ -75,13 +91,19 @@ def _record_transition(
     after = get_condition(new, condition) or {}
     if all(before.get(f) == after.get(f) for f in compared):
         return
+    kind: Literal["Normal", "Warning"] = "Normal" if after.get("status") == "True" else "Warning"
+    event = StatusEvent(kind, str(after.get("reason", "")), str(after.get("message", "")))
+    _record(store, obj, event, component)
+
+
+def _record(store: Store, obj: dict[str, Any], event: StatusEvent, component: str) -> None:
     try:
         record_event(
             store,
             obj,
-            type="Normal" if after.get("status") == "True" else "Warning",
-            reason=str(after.get("reason", "")),
-            message=str(after.get("message", "")),
+            type=event.type,
+            reason=event.reason,
+            message=event.message,
             component=component,
         )
     except Exception as exc:

@@ -28,8 +28,6 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 from opentelemetry.trace import INVALID_SPAN, Span
@@ -37,9 +35,12 @@ from starlette.responses import Response, StreamingResponse
 
 from modelplane.api import DEMAND_ANNOTATION, PREFIX_POLICIES, SCRAPED_POLICIES, openai_stream_error
 from modelplane.egress import EgressRules
+from modelplane.gateway._app import build_app
+from modelplane.gateway._call import Call
 from modelplane.gateway._errors import GatewayError, unavailable
+from modelplane.gateway._graphs import run_graph
 from modelplane.gateway._limits import Limiter, Ticket
-from modelplane.gateway._routing import Router, pick_version, prompt_blocks
+from modelplane.gateway._routing import Router, pick_version
 from modelplane.gateway._table import (
     EndpointRoute,
     GraphRoute,
@@ -79,29 +80,6 @@ _METRIC_NAMES = {
     b"modelplane_worker_running_requests": "running",
     b"modelplane_worker_kv_cache_usage_ratio": "kv_cache",
 }
-
-
-@dataclass(slots=True)
-class Call:
-    """One OpenAI request, parsed once."""
-
-    path: str  # "/chat/completions", "/completions" or "/embeddings"
-    body: dict[str, Any]
-    raw: bytes
-    stream: bool = False
-    session: str | None = None
-    user: str = ""
-    prompt: str = ""
-    # the Graph step this call serves (its name, else its endpoint), shown on its span
-    step: str | None = None
-    # the request's trace span; a streamed answer's relay takes it over (and sets this to None)
-    span: Span | None = field(default=None, repr=False)
-    _blocks: list[int] | None = field(default=None, repr=False)
-
-    def blocks(self, block_chars: int) -> list[int]:
-        if self._blocks is None:
-            self._blocks = prompt_blocks(self.prompt, block_chars) if self.prompt else []
-        return self._blocks
 
 
 class _Exhausted(Exception):
@@ -161,8 +139,6 @@ class Gateway:
         self._client: UpstreamClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scraper: asyncio.Task[None] | None = None
-        from modelplane.gateway._app import build_app
-
         self.app = build_app(self)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -236,8 +212,6 @@ class Gateway:
         from the endpoint, then its fallbacks; metrics and samples are recorded per attempt.
         """
         if isinstance(route, GraphRoute):
-            from modelplane.gateway._graphs import run_graph
-
             return await run_graph(self, route, call)
         model = call.body.get("model")
         span = call.span = start_request_span(

@@ -26,20 +26,20 @@ A streamed request to a Graph gets the final answer as one content chunk once th
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import cel
 import orjson
 from opentelemetry import trace
 from starlette.responses import Response
 
-from modelplane.gateway._app import parse_call
+from modelplane.gateway._call import Call, parse_call
 from modelplane.gateway._errors import GatewayError
-from modelplane.gateway._gateway import Call, Gateway
-from modelplane.gateway._table import EndpointRoute, GraphRoute
+from modelplane.gateway._table import EndpointRoute, GraphRoute, Route, RoutingTable
 from modelplane.gateway._telemetry import end_request_span, record_answer, start_request_span
 
 
@@ -66,7 +66,17 @@ def _compile(expression: str) -> Any:
     return cel.compile(expression)
 
 
-async def run_graph(gateway: Gateway, route: GraphRoute, call: Call) -> Response:
+class Serving(Protocol):
+    """What a Graph needs of the gateway: its routes, its random source, and its one request
+    path for each step (declared here, below the gateway, which imports this module)."""
+
+    random: random.Random
+    table: RoutingTable
+
+    async def serve(self, route: Route, call: Call) -> Response: ...
+
+
+async def run_graph(gateway: Serving, route: GraphRoute, call: Call) -> Response:
     """Run ``route``'s graph for one chat completion request, traced as one span."""
     if call.path != "/chat/completions":
         raise GatewayError(
@@ -130,7 +140,7 @@ async def run_graph(gateway: Gateway, route: GraphRoute, call: Call) -> Response
 
 
 class _Runner:
-    def __init__(self, gateway: Gateway, route: GraphRoute) -> None:
+    def __init__(self, gateway: Serving, route: GraphRoute) -> None:
         self.gateway = gateway
         self.route = route
         self.nodes = route.graph.spec.nodes

@@ -1,6 +1,6 @@
 """The OpenAPI description of the gateway's routes, for the server's ``/openapi.json``.
 
-Request bodies say what :func:`~modelplane.gateway._app.parse_call` checks (and what OpenAI
+Request bodies say what :func:`~modelplane.gateway._call.parse_call` checks (and what OpenAI
 documents): other fields pass through to the upstream unchanged, so bodies stay open. Every error
 the gateway answers is in OpenAI's shape; the server in front of it answers 401 (no token) and
 413 (body over the server's limit) as a Kubernetes ``Status``.

@@ -20,12 +20,22 @@ from modelplane.api import QuantityError, format_quantity, parse_quantity
 
 from ._admission import Admission, Admitted, Pending, Running
 from ._allocator import AllocationResult, DeviceResult, Unschedulable, allocate, allocate_many
-from ._cel import CelCompileError, CelRuntimeError, Semver, compile_selector, parse_semver
+from ._cel import Semver, compile_selector, parse_semver
 from ._claims import AgentClaimController, EndpointClaimController, JobClaimController
 from ._controller import ResourceClaimController, scheduling_controllers
+from ._errors import CelCompileError, CelRuntimeError, SchedulingInputError
 from ._gang import GangPlacement, GangPlacer, Workload, workloads_from
-from ._generator import GPU_MODELS, generate_cluster, generate_workload
-from ._inventory import Device, Inventory, SchedulingInputError
+from ._generator import (
+    DEFAULT_MIX,
+    GPU_MODELS,
+    generate_alibaba_workload,
+    generate_cluster,
+    generate_workload,
+    hard_inputs,
+    mean_units,
+)
+from ._inventory import Device, Inventory
+from ._optimum import demand, optimum, replay
 from ._preemption import Preemption
 from ._queues import QueueSet, claim_usage, priority_of, queue_of
 from ._scoring import (
@@ -45,6 +55,7 @@ from ._simulator import simulate, split_objects
 from ._state import AllocatedState
 
 __all__ = [
+    "DEFAULT_MIX",
     "GPU_MODELS",
     "Admission",
     "Admitted",
@@ -84,14 +95,20 @@ __all__ = [
     "allocate_many",
     "claim_usage",
     "compile_selector",
+    "demand",
     "format_quantity",
+    "generate_alibaba_workload",
     "generate_cluster",
     "generate_workload",
+    "hard_inputs",
+    "mean_units",
+    "optimum",
     "parse_quantity",
     "parse_semver",
     "policy_named",
     "priority_of",
     "queue_of",
+    "replay",
     "scheduling_controllers",
     "simulate",
     "split_objects",

@@ -18,22 +18,12 @@ from modelplane.api import QUEUE_ANNOTATION
 from ._allocator import AllocationResult
 from ._gang import GangPlacement, GangPlacer, Workload
 from ._inventory import Inventory
-from ._preemption import IN_COHORT, Preemption, candidates, message
+from ._preemption import IN_COHORT, Preemption, Running, candidates, message
 from ._queues import QueueSet, Usage, add_usage, claim_usage, requested_usage
 from ._scoring import Policy, policy_named
 from ._state import AllocatedState
 
 __all__ = ["Admission", "Admitted", "Pending", "Running"]
-
-
-@dataclass(slots=True)
-class Running:
-    """An admitted workload: where its replicas run and what it counts against its queue."""
-
-    workload: Workload
-    placement: GangPlacement
-    usage: Usage
-    started: float
 
 
 @dataclass(slots=True)

@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from modelplane.api import REPLICA_LABEL
 from modelplane.api.errors import Conflict, ModelplaneError, NotFound
-from modelplane.control import Request, Result, get_condition, set_condition
+from modelplane.control import Request, Result, commit_status, get_condition, set_condition
 from modelplane.store import Store
 
 from ._admission import Admission, Admitted, Pending, Running
+from ._errors import SchedulingInputError
 from ._gang import GangPlacement, Workload
-from ._inventory import Inventory, SchedulingInputError
+from ._inventory import Inventory
 from ._preemption import Preemption
 from ._queues import QueueSet, Usage, add_usage, claim_usage, queue_of
 from ._scoring import Policy
@@ -98,6 +99,7 @@ class AdmittingMixin:
     store: Store
     policy: Policy
     deadline_ms: float
+    component: str
     _held: dict[str, JSON]
     _failures: dict[str, int]
 
@@ -265,17 +267,23 @@ class AdmittingMixin:
     def _write_claim_status(self, key: str, change: Callable[[JSON], None]) -> JSON:
         """Read ``key`` fresh, apply ``change`` to its status, write it; retried on Conflict."""
         ns, name = _split(key)
-        for attempt in range(_RETRIES):
-            claim = self.store.get("ResourceClaim", ns, name)
+        for _ in range(_RETRIES):
+            claim = self.store.get("ResourceClaim", ns, name)  # NotFound: it is gone
             status = dict(claim.get("status") or {})
             status["conditions"] = [dict(c) for c in status.get("conditions") or ()]
             change(status)
-            try:
-                return self.store.update_status({**claim, "status": status})
-            except Conflict:
-                if attempt == _RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
+            # the events of an admission are recorded once all of its claims are written
+            stored = commit_status(
+                self.store,
+                claim,
+                status,
+                component=self.component,
+                condition=None,
+                observed_generation=False,
+            )
+            if stored is not None:
+                return stored
+        raise Conflict(f"the status of ResourceClaim {key} kept changing while it was written")
 
     def _strip(self, key: str, reason: str, message: str, admitted: JSON | None = None) -> None:
         """Remove ``key``'s allocation in the store, saying why."""

@@ -35,6 +35,8 @@ import cel
 
 from modelplane.api import QuantityError, format_quantity, parse_quantity
 
+from ._errors import CelCompileError, CelRuntimeError
+
 __all__ = [
     "CelCompileError",
     "CelRuntimeError",
@@ -46,14 +48,6 @@ __all__ = [
 
 _Q = "__quantity__"
 _V = "__semver__"
-
-
-class CelCompileError(ValueError):
-    """A selector expression does not parse."""
-
-
-class CelRuntimeError(ValueError):
-    """A selector expression failed while evaluating against a device."""
 
 
 # --------------------------------------------------------------------------------------------

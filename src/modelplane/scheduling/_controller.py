@@ -45,7 +45,9 @@ from modelplane.control import (
     Controller,
     Request,
     Result,
+    StatusEvent,
     Watches,
+    commit_status,
     get_condition,
     record_event,
     set_condition,
@@ -54,7 +56,8 @@ from modelplane.store import Store
 
 from ._admitting import AdmittingMixin
 from ._allocator import AllocationResult, Unschedulable, _tolerates, allocate, allocate_many
-from ._inventory import Inventory, SchedulingInputError
+from ._errors import SchedulingInputError
+from ._inventory import Inventory
 from ._scoring import Policy, policy_named
 from ._state import AllocatedState
 from ._workloads import claim_key, consumer_claims, consumer_key
@@ -330,15 +333,17 @@ class ResourceClaimController(AdmittingMixin, Controller):
             status.update(result.to_status())
             message = f"allocated {_describe(result)}"
             set_condition(status, ALLOCATED, True, "Allocated", message)
-            self.store.update_status({**claim, "status": status})
+            if not self._commit(claim, status, StatusEvent("Normal", "Allocated", message)):
+                return Result(requeue=True)
             self._hold(key, result, status)
-            self._event(claim, "Normal", "Allocated", message)
             self._endpoint_report([claim])
             return None
         reason, message = self._explain(result)
-        if set_condition(status, ALLOCATED, False, reason, message):
-            self.store.update_status({**claim, "status": status})
-            self._event(claim, "Warning", "FailedScheduling", message)
+        failed = StatusEvent("Warning", "FailedScheduling", message)
+        if set_condition(status, ALLOCATED, False, reason, message) and not self._commit(
+            claim, status, failed
+        ):
+            return Result(requeue=True)
         return self._backoff(key)
 
     def _place_consumer(self, claim: JSON, key: str) -> Result | None:
@@ -365,8 +370,9 @@ class ResourceClaimController(AdmittingMixin, Controller):
                 f"consumer {name} has {len(siblings)} of its {want} claims; they are allocated "
                 "together once all exist"
             )
-            if set_condition(status, ALLOCATED, False, "WaitingForClaims", message):
-                self.store.update_status({**claim, "status": status})
+            waiting = set_condition(status, ALLOCATED, False, "WaitingForClaims", message)
+            if waiting and not self._commit(claim, status):
+                return Result(requeue=True)
             return None  # the missing claim's creation reconciles the consumer again
         held = [k for k in sorted(siblings) if k in self._held]
         pending = []
@@ -399,18 +405,19 @@ class ResourceClaimController(AdmittingMixin, Controller):
             for c in pending:
                 status = dict(c.get("status") or {})
                 if set_condition(status, ALLOCATED, False, reason, message):
-                    with contextlib.suppress(NotFound):
-                        self.store.update_status({**c, "status": status})
-                    self._event(c, "Warning", "FailedScheduling", message)
+                    # one gone or changed is read again with its own change; the rest still say why
+                    self._commit(c, status, StatusEvent("Warning", "FailedScheduling", message))
             return self._backoff(key)
         for c, r in zip(pending, result, strict=True):
             status = dict(c.get("status") or {})
             status.update(r.to_status())
             message = f"allocated {_describe(r)} with the other claims of consumer {name}"
             set_condition(status, ALLOCATED, True, "Allocated", message)
-            self.store.update_status({**c, "status": status})
+            if not self._commit(c, status, StatusEvent("Normal", "Allocated", message)):
+                # those written are held; the rest are decided again, beside them
+                self._endpoint_report(pending)
+                return Result(requeue=True)
             self._hold(claim_key(c), r, status)
-            self._event(c, "Normal", "Allocated", message)
         self._endpoint_report(pending)
         return None
 
@@ -426,16 +433,30 @@ class ResourceClaimController(AdmittingMixin, Controller):
             status.update(result.to_status())
             message = f"{fault}; re-placed on {_describe(result)}"
             set_condition(status, ALLOCATED, True, "Replaced", message)
-            self.store.update_status({**claim, "status": status})
+            if not self._commit(claim, status, StatusEvent("Warning", "Rescheduled", message)):
+                return Result(requeue=True)
             self._hold(key, result, status)
-            self._event(claim, "Warning", "Rescheduled", message)
             return None
         _, why = self._explain(result)
         message = f"{fault}; released, waiting for devices: {why}"
         set_condition(status, ALLOCATED, False, "Evicted", message)
-        self.store.update_status({**claim, "status": status})
-        self._event(claim, "Warning", "Rescheduled", message)
+        if not self._commit(claim, status, StatusEvent("Warning", "Rescheduled", message)):
+            return Result(requeue=True)
         return self._backoff(key)
+
+    def _commit(self, claim: JSON, status: JSON, event: StatusEvent | None = None) -> bool:
+        """Write ``status`` onto ``claim`` (as read) and record ``event``; False when the claim
+        changed or went away since it was read (the caller requeues and decides again)."""
+        stored = commit_status(
+            self.store,
+            claim,
+            status,
+            component=self.component,
+            condition=None,  # the scheduler names its Events itself, as kube-scheduler does
+            observed_generation=False,  # a ResourceClaim's status has no observedGeneration
+            event=event,
+        )
+        return stored is not None
 
     def _explain(self, result: Unschedulable) -> tuple[str, str]:
         if result.invalid:

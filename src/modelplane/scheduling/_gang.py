@@ -24,7 +24,8 @@ from modelplane.api import ARRIVAL_ANNOTATION as ARRIVAL
 from modelplane.api import JOB_LABEL, TOPOLOGY_LABELS
 
 from ._allocator import AllocationResult, Unschedulable, allocate, allocate_many
-from ._inventory import Inventory, SchedulingInputError
+from ._errors import SchedulingInputError
+from ._inventory import Inventory
 from ._queues import priority_of, queue_of
 from ._scoring import Policy
 from ._state import AllocatedState

@@ -19,7 +19,8 @@ from modelplane.api import BLOCK_LABEL, HOSTNAME_LABEL, RACK_LABEL, QuantityErro
 from modelplane.api import NODE_POWER_CAP_ANNOTATION as NODE_POWER_CAP
 from modelplane.api import RACK_POWER_CAP_ANNOTATION as RACK_POWER_CAP
 
-from ._cel import CelDevice, CelRuntimeError, SelectorProgram, compile_selector, parse_semver
+from ._cel import CelDevice, SelectorProgram, compile_selector, parse_semver
+from ._errors import CelRuntimeError, MatchingTimeout, SchedulingInputError
 
 __all__ = [
     "BLOCK_LABEL",
@@ -32,10 +33,6 @@ __all__ = [
 
 
 CounterKey = tuple[str, str, str, str]  # driver, pool, counter set, counter
-
-
-class SchedulingInputError(ValueError):
-    """An object handed to the scheduler is malformed; the message names the field and the fix."""
 
 
 @dataclass(slots=True, eq=False)
@@ -473,14 +470,6 @@ class _Matching:
     result: dict[str, list[Device]] = field(default_factory=dict)
     failed: dict[int, tuple[str, str]] = field(default_factory=dict)  # sig -> expression, error
     errors: dict[str, list[Device]] = field(default_factory=dict)  # node -> failed devices
-
-
-class MatchingTimeout(Exception):
-    """Matching selectors against the inventory ran past the decision's deadline."""
-
-    def __init__(self, done: int, total: int) -> None:
-        super().__init__(f"matched {done} of {total} devices")
-        self.done, self.total = done, total
 
 
 class _SelectorFailure(Exception):

@@ -20,14 +20,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._admission import Running
-    from ._gang import Workload
-    from ._queues import QueueSet
+    from ._gang import GangPlacement, Workload
+    from ._queues import QueueSet, Usage
 
-__all__ = ["IN_COHORT", "IN_QUEUE", "Preemption", "candidates"]
+__all__ = ["IN_COHORT", "IN_QUEUE", "Preemption", "Running", "candidates"]
 
 IN_QUEUE = "InClusterQueue"
 IN_COHORT = "InCohortReclamation"
+
+
+@dataclass(slots=True)
+class Running:
+    """An admitted workload: where its replicas run and what it counts against its queue."""
+
+    workload: Workload
+    placement: GangPlacement
+    usage: Usage
+    started: float
 
 
 @dataclass(slots=True, frozen=True)

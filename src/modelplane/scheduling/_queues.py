@@ -32,7 +32,7 @@ from modelplane.api import (
     parse_quantity,
 )
 
-from ._inventory import SchedulingInputError
+from ._errors import SchedulingInputError
 
 if TYPE_CHECKING:
     from ._allocator import AllocationResult

@@ -19,8 +19,9 @@ from modelplane.api import ARRIVAL_ANNOTATION as ARRIVAL
 from modelplane.api import DURATION_ANNOTATION as DURATION
 
 from ._admission import Admission, Admitted, Pending
+from ._errors import SchedulingInputError
 from ._gang import GangPlacement, GangPlacer, Workload, workloads_from
-from ._inventory import Inventory, SchedulingInputError
+from ._inventory import Inventory
 from ._scoring import TOPOLOGY_LEVELS, Policy, policy_named, topology_level
 from ._state import PRICE_ATTRIBUTE, AllocatedState
 

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from modelplane.api import parse_quantity
+
 from ._inventory import CounterKey, Device, Inventory
 
 if TYPE_CHECKING:
-    from ._allocator import AllocationResult
+    from ._results import AllocationResult
 
 __all__ = ["AllocatedState"]
 
@@ -220,6 +222,4 @@ def _watts(dev: Device) -> float:
 
 
 def _q(value: Any) -> Fraction:
-    from modelplane.api import parse_quantity
-
     return parse_quantity(value)
