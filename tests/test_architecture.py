@@ -13,12 +13,8 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-#: imports of another package's private module not removed yet: (importer, imported). The one
-#: left is in ``cli/_apply.py``, being rewritten (apply as server-side apply); it names the
-#: public ``modelplane.agents`` when that lands.
-KNOWN_PRIVATE_IMPORTS = {
-    ("modelplane.cli._apply", "modelplane.agents._bundles"),
-}
+#: imports of another package's private module not removed yet: (importer, imported)
+KNOWN_PRIVATE_IMPORTS: set[tuple[str, str]] = set()
 
 
 #: functions over 80 lines (issue 17: none, outside generated tables), as "module:function", to

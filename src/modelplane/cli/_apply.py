@@ -36,7 +36,7 @@ import click
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from modelplane.agents._bundles import BundleError, digest_of, pack
+from modelplane.agents import BundleError, digest_of, pack
 from modelplane.api import (
     SERVER_OWNED,
     KindInfo,
