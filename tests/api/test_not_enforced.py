@@ -46,7 +46,7 @@ _POLICY = {
     "apiVersion": GROUP,
     "kind": "Policy",
     "metadata": {"name": "p", "namespace": "default"},
-    "spec": {"scope": "admission", "cedar": "permit(principal, action, resource);"},
+    "spec": {"scope": "runtime", "cedar": "permit(principal, action, resource);"},
 }
 
 #: (object, the field path its only warning names)

@@ -76,7 +76,7 @@ from modelplane.api._names import (
 )
 from modelplane.api._node import TOPOLOGY_LABELS, Node
 from modelplane.api._openai import STREAM_DONE, openai_error, openai_error_body, openai_stream_error
-from modelplane.api._policy import Policy
+from modelplane.api._policy import CLUSTER_POLICY_NAMESPACE, Policy, cedar_error
 from modelplane.api._principal import (
     ADMIN_GROUP,
     AUTHENTICATED_GROUP,
@@ -100,6 +100,7 @@ __all__ = [
     "AUTHENTICATED_GROUP",
     "BLOCK_LABEL",
     "BUNDLE_DIGEST",
+    "CLUSTER_POLICY_NAMESPACE",
     "CONSUMER_ANNOTATION",
     "CONSUMER_CLAIMS_ANNOTATION",
     "DEMAND_ANNOTATION",
@@ -158,6 +159,7 @@ __all__ = [
     "ToolServer",
     "ToolServerSpec",
     "age",
+    "cedar_error",
     "cell",
     "check_dns_label",
     "check_dns_subdomain",

@@ -12,7 +12,9 @@ import logging
 import platform
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -25,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 import modelplane
 from modelplane.api import Principal, kinds
 from modelplane.api.errors import ModelplaneError, Unavailable
+from modelplane.policy import Admission
 from modelplane.server._auth import BearerAuth
 from modelplane.server._catalog import Catalog
 from modelplane.server._context import ServerContext, context
@@ -36,7 +39,12 @@ from modelplane.server._openapi_v2 import openapi_v2
 from modelplane.server._openapi_v3 import openapi_v3_group_version, openapi_v3_root
 from modelplane.server._resources import Collection, Item, StatusItem
 from modelplane.server._responses import JSONResponse, dump_json
+from modelplane.server._reviews import openapi_part as review_openapi
+from modelplane.server._reviews import routes as review_routes
 from modelplane.store import Store
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 logger = logging.getLogger("modelplane.server")
 
@@ -121,6 +129,8 @@ def _routes() -> list[Route]:
         Route("/openapi/v2", openapi_v2, methods=["GET"]),
         Route("/openapi/v3", openapi_v3_root, methods=["GET"]),
         Route("/openapi/v3/apis/{group}/{version}", openapi_v3_group_version, methods=["GET"]),
+        # before the object routes: their {group}/{version}/{plural} would match these too
+        *review_routes(),
         Route("/apis", api_groups, methods=["GET"]),
         Route("/apis/{group}", api_group, methods=["GET"]),
         Route("/apis/{group}/{version}", api_resources, methods=["GET"]),
@@ -143,6 +153,7 @@ def create_app(
     watch_bookmark_interval: float = 30.0,
     routes: Sequence[BaseRoute] = (),
     openapi: Sequence[OpenAPIPart] = (),
+    registry: CollectorRegistry | None = None,
 ) -> Starlette:
     """The REST API over ``store`` as an ASGI application.
 
@@ -154,16 +165,30 @@ def create_app(
     ``watch_bookmark_interval`` seconds without events. ``routes`` are mounted beside the API
     (the OpenAI-compatible gateway under ``/v1``, the agent runtime...); they share the
     authentication and body limits but render their own errors. ``openapi`` describes them in
-    ``/openapi.json`` (one part per mounted set of routes).
+    ``/openapi.json`` (one part per mounted set of routes). Every write passes the admission
+    Policies (:mod:`modelplane.policy`), followed from the store while the app runs; their
+    decisions are counted in ``registry`` when one is given.
     """
     middleware = [Middleware(CatchAll)]
     if tokens is not None:
         middleware.append(Middleware(BearerAuth, tokens=tokens))
     middleware.append(Middleware(BodySizeLimit, max_bytes=max_body_bytes))
+    admission = Admission(store, registry=registry)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        # the informer starts on the first write (so an app used without a lifespan works too)
+        # and stops with the server
+        try:
+            yield
+        finally:
+            await run_in_threadpool(admission.stop)
+
     app = Starlette(
         routes=[*_routes(), *routes],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
     )
     app.state.context = ServerContext(
         store=store,
@@ -171,6 +196,7 @@ def create_app(
         readiness=readiness,
         bookmark_interval=watch_bookmark_interval,
         auth=tokens is not None,
-        openapi_parts=tuple(openapi),
+        openapi_parts=(review_openapi(), *openapi),
+        admission=admission,
     )
     return app

@@ -53,16 +53,30 @@ def authorize_write(
 ) -> None:
     """Raise Forbidden unless the caller of ``request`` may ``verb`` objects of ``info``'s kind
     (``status``: the write is to the ``/status`` subresource)."""
-    principal = principal_of(request.scope)
+    refusal = write_refusal(principal_of(request.scope), info, verb, name, status=status)
+    if refusal is not None:
+        raise refusal
+
+
+def write_refusal(
+    principal: Principal,
+    info: KindInfo,
+    verb: str,
+    name: str | None = None,
+    *,
+    status: bool = False,
+) -> Forbidden | None:
+    """The Forbidden a write by ``principal`` gets from the built-in rules, None if allowed
+    (also what ``SelfSubjectAccessReview`` answers with)."""
     if principal.is_admin or not (info.admin_only or status):
-        return
+        return None
     target = f"{info.plural}{f' {name!r}' if name else ''}"
     why = (
         f"{info.kind} is operator-owned configuration"
         if info.admin_only
         else f"the status of {info.kind} objects is written by the platform's components"
     )
-    raise Forbidden(
+    return Forbidden(
         f"{target} is forbidden: user {principal.name!r} cannot {verb} {info.kind}"
         f" ({info.api_version}): {why}, which only members of the group {ADMIN_GROUP!r} may"
         " write; ask an operator, or use an administrator's token",

@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from modelplane.policy import Admission
 from modelplane.server._catalog import Catalog
 from modelplane.server._watch import WatchStreams
 from modelplane.store import Store
@@ -32,6 +33,8 @@ class ServerContext:
     openapi_v2: bytes | None = None
     #: what the routes mounted beside the API add to it (see ``_openapi.OpenAPIPart``)
     openapi_parts: Sequence[Mapping[str, Mapping[str, Any]]] = ()
+    #: admission Policies every write passes (None: none are checked, as in unit tests of routes)
+    admission: Admission | None = None
 
 
 def context(request: Request) -> ServerContext:

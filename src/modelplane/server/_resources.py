@@ -38,7 +38,7 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelplane.api import KindInfo, check_dns_label, check_dns_subdomain, validate
+from modelplane.api import KindInfo, check_dns_label, check_dns_subdomain, principal_of, validate
 from modelplane.api.errors import (
     AlreadyExists,
     BadRequest,
@@ -199,8 +199,9 @@ class Collection(HTTPEndpoint):
         dropped = drop_unknown_metadata(obj, mode)
         store = context(request).store
         create = _dry_create(store) if dry_run(request.query_params) else store.create
+        admit = _admitter(request, "create")
         created = await run_in_threadpool(
-            lambda: create(_tracked(None, _validated(obj, target), manager))
+            lambda: create(_tracked(None, admit(_validated(obj, target)), manager))
         )
         shown = visible(request, target.info, created)
         response = JSONResponse(shown, status_code=201, headers={PREVIOUS_VERSION_HEADER: ""})
@@ -221,7 +222,7 @@ class Item(HTTPEndpoint):
         obj = _claim(await read_object(request, OBJECT_TYPES), target)
         dropped = drop_unknown_metadata(obj, mode)
         store = context(request).store
-        write = _Write(store.update, request)
+        write = _Write(store.update, request, _admitter(request, "update"))
         updated = await run_in_threadpool(
             _read_modify_write, store, target, obj, write, _replacement, manager
         )
@@ -236,7 +237,7 @@ class Item(HTTPEndpoint):
         mode = field_validation(request.query_params)
         manager = _manager(request)
         store = context(request).store
-        write = _Write(store.update, request)
+        write = _Write(store.update, request, _admitter(request, "patch"))
         if media == JSON_PATCH_TYPE:
             operations = decode_json_patch(await request.body())
             result = await run_in_threadpool(
@@ -269,14 +270,21 @@ class Item(HTTPEndpoint):
         version = _delete_precondition(request.query_params, options)
         store = context(request).store
         delete = _dry_delete(store) if dry_run(request.query_params) else store.delete
-        deleted = await run_in_threadpool(
-            lambda: delete(
+        admission = context(request).admission
+        admit = _admitter(request, "delete")
+
+        def admitted_delete() -> JSON:
+            # the object is read only when a Policy covers its namespace: it is what is judged
+            if admission is not None and admission.applies(target.store_namespace):
+                admit(store.get(target.info.kind, target.store_namespace, str(target.name)))
+            return delete(
                 target.info.kind,
                 target.store_namespace,
                 str(target.name),
                 resource_version=version,
             )
-        )
+
+        deleted = await run_in_threadpool(admitted_delete)
         return JSONResponse(visible(request, target.info, deleted))
 
 
@@ -291,7 +299,7 @@ class StatusItem(HTTPEndpoint):
         authorize_write(request, target.info, "update status of", target.name, status=True)
         body = _claim(await read_object(request, OBJECT_TYPES), target)
         store = context(request).store
-        write = _Write(store.update_status, request)
+        write = _Write(store.update_status, request, _admitter(request, "update", status=True))
         result = await run_in_threadpool(
             _read_modify_write, store, target, body, write, _status_of_whole
         )
@@ -302,7 +310,7 @@ class StatusItem(HTTPEndpoint):
         authorize_write(request, target.info, "patch status of", target.name, status=True)
         patch = await read_object(request, PATCH_TYPES)
         store = context(request).store
-        write = _Write(store.update_status, request)
+        write = _Write(store.update_status, request, _admitter(request, "patch", status=True))
         result = await run_in_threadpool(
             _read_modify_write, store, target, patch, write, _status_of_merged
         )
@@ -312,17 +320,40 @@ class StatusItem(HTTPEndpoint):
 # -- helpers ------------------------------------------------------------------------------------
 
 
+def _admitter(
+    request: Request, verb: str, *, status: bool = False, operation: str | None = None
+) -> Callable[[JSON], JSON]:
+    """The admission check of one write (see :mod:`modelplane.policy`): returns the object it
+    allows, raises Forbidden naming the policies that deny. Cedar's ``context`` carries the
+    ``operation`` (the verb, or ``apply``) and the ``subresource`` (``status`` or ``""``)."""
+    admission = context(request).admission
+    principal = principal_of(request.scope)
+    facts = {"operation": operation or verb, "subresource": "status" if status else ""}
+
+    def admit(obj: JSON) -> JSON:
+        if admission is not None:
+            admission.admit(principal, verb, obj, facts)
+        return obj
+
+    return admit
+
+
 class _Write:
     """The store write of a replace or patch, or (``?dryRun=All``) none; remembers the version
-    the write was made over (the precondition :func:`_read_modify_write` sets)."""
+    the write was made over (the precondition :func:`_read_modify_write` sets). The object is
+    admitted (``admit``) as it is about to be written: after merging, validation and tracking."""
 
-    def __init__(self, write: Callable[[JSON], JSON], request: Request) -> None:
+    def __init__(
+        self, write: Callable[[JSON], JSON], request: Request, admit: Callable[[JSON], JSON]
+    ) -> None:
         self._write = write
+        self._admit = admit
         self._dry = dry_run(request.query_params)
         self.previous = ""
 
     def __call__(self, obj: JSON) -> JSON:
         self.previous = str(obj.get("metadata", {}).get("resourceVersion") or "")
+        self._admit(obj)
         return obj if self._dry else self._write(obj)
 
     def response(self, request: Request, target: Target, result: JSON) -> Response:
@@ -554,8 +585,9 @@ async def _server_side_apply(request: Request, target: Target) -> Response:
     dropped = drop_unknown_metadata(applied, mode)
     store = context(request).store
     dry = dry_run(query)
+    admit = _admitter(request, "patch", operation="apply")
     result, previous = await run_in_threadpool(
-        _apply_write, store, target, applied, manager, force, dry
+        _apply_write, store, target, applied, manager, force, dry, admit
     )
     response = JSONResponse(
         visible(request, target.info, result),
@@ -566,7 +598,13 @@ async def _server_side_apply(request: Request, target: Target) -> Response:
 
 
 def _apply_write(
-    store: Store, target: Target, applied: JSON, manager: str, force: bool, dry: bool = False
+    store: Store,
+    target: Target,
+    applied: JSON,
+    manager: str,
+    force: bool,
+    dry: bool = False,
+    admit: Callable[[JSON], JSON] = lambda obj: obj,
 ) -> tuple[JSON, str | None]:
     """Apply ``applied`` to the stored object (or create it); the result, and the
     resourceVersion it was applied over (None: it was created). Retried when another writer got
@@ -585,6 +623,7 @@ def _apply_write(
         _check_identity(merged, target)
         obj = _validated(merged, target)
         obj.setdefault("metadata", {})["managedFields"] = merged["metadata"]["managedFields"]
+        admit(obj)
         if dry:
             if current is None:
                 return obj, None

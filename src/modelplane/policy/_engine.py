@@ -1,0 +1,197 @@
+"""Cedar evaluation: requests and entities built from principals and objects, and the compiled
+policy set of one namespace.
+
+Entities (Cedar's JSON entity format):
+
+* the principal is ``User::"<name>"`` with one parent ``Group::"<group>"`` per group;
+* the action is ``Action::"<verb>"`` (``create``, ``update``, ``patch``, ``delete``, ``get``,
+  ``list``, ``watch``); server-side apply is ``patch`` with ``context.operation == "apply"``,
+  a ``/status`` write has ``context.subresource == "status"``;
+* the resource has the object's kind as its type (``Endpoint::"team-a/chat"``, a cluster-scoped
+  one ``Node::"gpu-1"``) and the attributes ``kind``, ``namespace`` (``""`` cluster-scoped),
+  ``name``, ``labels`` (a record) and ``spec`` (the object's spec as a record).
+
+Cedar has no floats and no null: a float in a spec becomes its decimal string, a null is left
+out, and keys Cedar's JSON format reserves (``__entity``, ``__extn``, ``__expr``) are left out so
+that an object cannot smuggle in an entity reference.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import cedarpy
+
+from modelplane.api import Principal
+
+JSON = dict[str, Any]
+
+#: the verbs an action can be (Kubernetes' verbs for objects)
+VERBS = ("create", "update", "patch", "delete", "get", "list", "watch")
+
+# a baseline every admission set holds: admission Policies are guardrails (``forbid`` refuses),
+# so what no forbid matches stays allowed, as it was before any Policy existed
+_BASELINE_ID = "modelplane:baseline"
+_BASELINE = {
+    "effect": "permit",
+    "principal": {"op": "All"},
+    "action": {"op": "All"},
+    "resource": {"op": "All"},
+    "conditions": [],
+}
+_RESERVED = frozenset({"__entity", "__extn", "__expr"})
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one request: allowed or not, the policies that decided, their reasons."""
+
+    allowed: bool
+    #: ids of the policies that determined a denial (or errored, which denies: fail closed)
+    policies: tuple[str, ...] = ()
+    #: the ``@reason`` annotations of those policies, or the evaluation errors
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    """One Policy object's statements in Cedar's JSON form, under ids naming the object."""
+
+    source: str  # "<namespace>/<name>"
+    statements: Mapping[str, JSON]
+
+
+def compile_policy(namespace: str, name: str, cedar: str) -> CompiledPolicy:
+    """The statements of a Policy object, each named ``<namespace>/<name>`` (with ``#i`` when
+    there are several, and the statement's own ``@id`` annotation after it when it has one).
+
+    Raises ValueError when Cedar cannot parse ``cedar`` (validation refuses such objects first).
+    """
+    parsed = json.loads(cedarpy.policies_to_json_str(cedar))
+    statements = list(parsed.get("staticPolicies", {}).values())
+    source = f"{namespace}/{name}"
+    named: dict[str, JSON] = {}
+    for i, statement in enumerate(statements):
+        own = (statement.get("annotations") or {}).get("id")
+        key = source if len(statements) == 1 else f"{source}#{i}"
+        named[f"{key} ({own})" if own else key] = statement
+    return CompiledPolicy(source, named)
+
+
+class PolicySet:
+    """The compiled admission statements that apply to one namespace, parsed once."""
+
+    def __init__(self, policies: Iterable[CompiledPolicy]) -> None:
+        statements: dict[str, JSON] = {_BASELINE_ID: _BASELINE}
+        for policy in policies:
+            statements.update(policy.statements)
+        self.reasons = {
+            pid: str((s.get("annotations") or {}).get("reason") or "")
+            for pid, s in statements.items()
+        }
+        document = {"staticPolicies": statements, "templates": {}, "templateLinks": []}
+        self._set = cedarpy.PolicySet.from_json_str(json.dumps(document))
+        self.size = len(statements) - 1
+
+    def decide(
+        self,
+        principal: Principal,
+        verb: str,
+        obj: Mapping[str, Any],
+        context: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        """Whether ``principal`` may ``verb`` ``obj``: a matching ``forbid`` denies (deny wins), a
+        policy that cannot be evaluated denies too (fail closed), anything else is allowed."""
+        resource, entity = resource_entity(obj)
+        request = {
+            "principal": f'User::"{_escape(principal.name)}"',
+            "action": f'Action::"{verb}"',
+            "resource": resource,
+            "context": dict(context or {}),
+        }
+        entities = [*principal_entities(principal), entity]
+        result = cedarpy.is_authorized(request, self._set, entities)
+        diagnostics = result.diagnostics
+        if diagnostics.errors:
+            return Decision(False, tuple(_erring(diagnostics.errors)), tuple(diagnostics.errors))
+        if result.allowed:
+            return Decision(True)
+        deciding = tuple(sorted(diagnostics.reasons))
+        return Decision(False, deciding, tuple(self.reasons.get(p, "") for p in deciding))
+
+
+def _erring(errors: Iterable[str]) -> list[str]:
+    # cedarpy's messages start "while evaluating policy `<id>`: ..."
+    found = []
+    for error in errors:
+        head, sep, rest = error.partition("`")
+        if sep and "policy" in head:
+            found.append(rest.partition("`")[0])
+    return found or ["(evaluation)"]
+
+
+def _escape(text: str) -> str:
+    return json.dumps(text)[1:-1]
+
+
+def principal_entities(principal: Principal) -> list[JSON]:
+    """The principal as a ``User`` whose parents are its ``Group`` entities."""
+    groups = sorted(principal.groups)
+    return [
+        {
+            "uid": {"type": "User", "id": principal.name},
+            "attrs": {"name": principal.name},
+            "parents": [{"type": "Group", "id": g} for g in groups],
+        },
+        *({"uid": {"type": "Group", "id": g}, "attrs": {}, "parents": []} for g in groups),
+    ]
+
+
+def resource_entity(obj: Mapping[str, Any]) -> tuple[str, JSON]:
+    """The object as a Cedar resource: its uid string and its entity."""
+    kind = str(obj.get("kind") or "Object")
+    metadata = obj.get("metadata") or {}
+    namespace = str(metadata.get("namespace") or "")
+    name = str(metadata.get("name") or "")
+    uid = f"{namespace}/{name}" if namespace else name
+    labels = metadata.get("labels") or {}
+    attrs = {
+        "kind": kind,
+        "namespace": namespace,
+        "name": name,
+        "labels": {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
+        "spec": cedar_value(obj.get("spec") or {}),
+    }
+    entity = {"uid": {"type": kind, "id": uid}, "attrs": attrs, "parents": []}
+    return f'{kind}::"{_escape(uid)}"', entity
+
+
+def cedar_value(value: Any) -> Any:
+    """A JSON value as Cedar can hold it (see the module docstring)."""
+    if isinstance(value, dict):
+        return {
+            str(k): cedar_value(v) for k, v in value.items() if v is not None and k not in _RESERVED
+        }
+    if isinstance(value, list):
+        return [cedar_value(v) for v in value if v is not None]
+    if isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else str(value)
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) < 2**53 else repr(value)
+    return str(value)
+
+
+@dataclass
+class Counts:
+    """Decisions by result, when no Prometheus registry is given (the seam :class:`Admission`
+    counts through)."""
+
+    by_result: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def inc(self, result: str, scope: str) -> None:
+        self.by_result[(result, scope)] = self.by_result.get((result, scope), 0) + 1
