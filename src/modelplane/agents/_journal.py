@@ -41,7 +41,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -253,21 +253,27 @@ class Database:
         out: list[Any] = []
         with self._read_lock:
             conn = self._read
-            if self.dialect == "sqlite":
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for text, params in ops:
-                        out.append(conn.execute(text, params).fetchone())
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-            else:
-                with conn.transaction():
-                    for text, params in ops:
-                        cur = conn.execute(_pg_sql(text), params)
-                        out.append(cur.fetchone() if cur.description else None)
+            with self.transaction(conn):
+                for text, params in ops:
+                    cur = conn.execute(self.sql(text), params)
+                    out.append(cur.fetchone() if cur.description else None)
         return out
+
+    @contextlib.contextmanager
+    def transaction(self, conn: Any) -> Iterator[None]:
+        """One write transaction on ``conn``: SQLite's takes the file's write lock at once
+        (IMMEDIATE), so writers queue before they read; PostgreSQL's is the driver's."""
+        if self.dialect != "sqlite":
+            with conn.transaction():
+                yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def claim_shards(self, tokens: dict[int, int], *, force: bool = False) -> set[int]:
         """Record ``tokens`` (shard -> lease token) as the shards' fencing tokens; the shards
@@ -404,23 +410,11 @@ class GroupCommit:
 
     def _write(self, conn: Any, batch: Sequence[_Submission]) -> None:
         sql = self._db.sql
-        if self._db.dialect == "sqlite":
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._check_fences(conn, batch)
-                for sub in batch:
-                    for text, params in sub.ops:
-                        conn.execute(text, params)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        else:
-            with conn.transaction():
-                self._check_fences(conn, batch)
-                for sub in batch:
-                    for text, params in sub.ops:
-                        conn.execute(sql(text), params)
+        with self._db.transaction(conn):
+            self._check_fences(conn, batch)
+            for sub in batch:
+                for text, params in sub.ops:
+                    conn.execute(sql(text), params)
         self.records += sum(len(s.ops) for s in batch)
 
     def _check_fences(self, conn: Any, batch: Sequence[_Submission]) -> None:

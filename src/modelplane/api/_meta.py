@@ -33,22 +33,23 @@ class OpenSchema(Schema):
     model_config = ConfigDict(extra="allow")
 
 
-def check_dns_subdomain(value: str, what: str = "name") -> str:
-    if len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
+def _check_rfc1123(
+    value: str, what: str, pattern: re.Pattern[str], longest: int, chars: str, form: str
+) -> str:
+    if len(value) > longest or not pattern.fullmatch(value):
         raise ValueError(
-            f"{what} {value!r} must be lowercase letters, digits, '-' and '.', start and end with"
-            " a letter or digit, at most 253 characters (an RFC 1123 subdomain)"
+            f"{what} {value!r} must be lowercase letters, digits{chars}, start and end with a"
+            f" letter or digit, at most {longest} characters (an RFC 1123 {form})"
         )
     return value
+
+
+def check_dns_subdomain(value: str, what: str = "name") -> str:
+    return _check_rfc1123(value, what, _DNS_SUBDOMAIN, 253, ", '-' and '.'", "subdomain")
 
 
 def check_dns_label(value: str, what: str = "namespace") -> str:
-    if len(value) > 63 or not _DNS_LABEL.fullmatch(value):
-        raise ValueError(
-            f"{what} {value!r} must be lowercase letters, digits and '-', start and end with a"
-            " letter or digit, at most 63 characters (an RFC 1123 label)"
-        )
-    return value
+    return _check_rfc1123(value, what, _DNS_LABEL, 63, " and '-'", "label")
 
 
 def check_labels(labels: dict[str, str]) -> dict[str, str]:

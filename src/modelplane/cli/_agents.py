@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 import orjson
 
 from modelplane.cli._context import settings
+from modelplane.cli._options import home_option, positive_option
 from modelplane.cli._output import to_yaml
 
 
@@ -150,15 +152,14 @@ def cancel(agent: str, name: str) -> None:
 @_OUTPUT
 def journal(agent: str, name: str, output: str | None) -> None:
     """The journal records of instance NAME of AGENT (those not compacted)."""
-    items = _call("GET", _path(agent, name, "journal"))["items"]
-    if output:
-        _show(items, output)
-        return
-    for r in items:
-        mark = "" if r["valid"] else "  CORRUPT"
-        click.echo(
-            f"{r['seq']:>6} {r['kind']:<6} {r['name']:<24} {orjson.dumps(r['data']).decode()[:80]}{mark}"
-        )
+    _print_records(
+        _path(agent, name, "journal"),
+        output,
+        lambda r: (
+            f"{r['seq']:>6} {r['kind']:<6} {r['name']:<24} {_brief(r['data'])}"
+            + ("" if r["valid"] else "  CORRUPT")
+        ),
+    )
 
 
 @agents.command()
@@ -167,14 +168,26 @@ def journal(agent: str, name: str, output: str | None) -> None:
 @_OUTPUT
 def audit(agent: str, name: str, output: str | None) -> None:
     """Who did what, and every tool-call decision, for instance NAME of AGENT."""
-    items = _call("GET", _path(agent, name, "audit"))["items"]
+    _print_records(
+        _path(agent, name, "audit"),
+        output,
+        lambda r: f"{r['at']:.3f} {r['actor']:<32} {r['action']:<12} {_brief(r['detail'])}",
+    )
+
+
+def _brief(data: Any) -> str:
+    """``data`` as JSON, cut to fit a line."""
+    return orjson.dumps(data).decode()[:80]
+
+
+def _print_records(path: str, output: str | None, line: Callable[[dict[str, Any]], str]) -> None:
+    """The ``items`` at ``path``: as ``-o json|yaml`` asks, else one ``line`` each."""
+    items = _call("GET", path)["items"]
     if output:
         _show(items, output)
         return
     for r in items:
-        click.echo(
-            f"{r['at']:.3f} {r['actor']:<32} {r['action']:<12} {orjson.dumps(r['detail']).decode()[:80]}"
-        )
+        click.echo(line(r))
 
 
 def parse_packages(text: str) -> tuple[str, ...]:
@@ -213,14 +226,7 @@ def parse_packages(text: str) -> tuple[str, ...]:
     help="Installed packages an entrypoint without a bundle may name (default: none for Agent"
     " objects, as in `up`; any installed module for --agent, the operator's own choice).",
 )
-@click.option(
-    "--home",
-    type=click.Path(file_okay=False),
-    envvar="MODELPLANE_HOME",
-    default=".modelplane",
-    show_default=True,
-    help="The platform's home: bundles are read from (and fetched into) its bundles/ folder.",
-)
+@home_option("The platform's home: bundles are read from (and fetched into) its bundles/ folder.")
 @click.option(
     "--api-url",
     metavar="URL",
@@ -232,12 +238,10 @@ def parse_packages(text: str) -> tuple[str, ...]:
     help="Bearer token for --api-url (default: MODELPLANE_TOKEN).",
 )
 @click.option("--model-base-url", default="http://127.0.0.1:8470", show_default=True)
-@click.option(
+@positive_option(
     "--lease-duration",
-    type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
-    help="Seconds a shard stays with a process that stopped renewing its lease.",
+    10.0,
+    "Seconds a shard stays with a process that stopped renewing its lease.",
 )
 def agent_worker(
     database_url: str | None,

@@ -69,46 +69,27 @@ def bench() -> None:
     """
 
 
-@bench.command("store", context_settings=_PASS_THROUGH)
-@click.option("-o", "--output", type=click.Choice(["json"]), help="Print only the JSON figures.")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@click.pass_context
-def store(ctx: click.Context, output: str | None, args: tuple[str, ...]) -> None:
-    """The object store: updates/s, list time, watch latency, on SQLite and PostgreSQL."""
-    _run(ctx, "modelplane.bench.store", args, output)
+#: each benchmark of ``modelplane.bench`` the CLI runs, with its help
+_BENCHMARKS = {
+    "store": "The object store: updates/s, list time, watch latency, on SQLite and PostgreSQL.",
+    "scheduling": "The device allocator: claims placed per second on a simulated cluster.",
+    "gateway": "The /v1 gateway: overhead over a direct call, throughput, routing decisions, memory.",
+    "agents": "The agent runtime: durable steps/s beside DBOS and LangGraph, residency, resume,"
+    " storage.",
+    "routing": "Routing policies on simulated vLLM-like replicas: TTFT, throughput, cache hits.",
+}
 
 
-@bench.command("scheduling", context_settings=_PASS_THROUGH)
-@click.option("-o", "--output", type=click.Choice(["json"]), help="Print only the JSON figures.")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@click.pass_context
-def scheduling(ctx: click.Context, output: str | None, args: tuple[str, ...]) -> None:
-    """The device allocator: claims placed per second on a simulated cluster."""
-    _run(ctx, "modelplane.bench.scheduling", args, output)
+def _add_benchmark(name: str, help: str) -> None:
+    @bench.command(name, context_settings=_PASS_THROUGH, help=help)
+    @click.option(
+        "-o", "--output", type=click.Choice(["json"]), help="Print only the JSON figures."
+    )
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    @click.pass_context
+    def run(ctx: click.Context, output: str | None, args: tuple[str, ...]) -> None:
+        _run(ctx, f"modelplane.bench.{name}", args, output)
 
 
-@bench.command("gateway", context_settings=_PASS_THROUGH)
-@click.option("-o", "--output", type=click.Choice(["json"]), help="Print only the JSON figures.")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@click.pass_context
-def gateway(ctx: click.Context, output: str | None, args: tuple[str, ...]) -> None:
-    """The /v1 gateway: overhead over a direct call, throughput, routing decisions, memory."""
-    _run(ctx, "modelplane.bench.gateway", args, output)
-
-
-@bench.command("agents", context_settings=_PASS_THROUGH)
-@click.option("-o", "--output", type=click.Choice(["json"]), help="Print only the JSON figures.")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@click.pass_context
-def agents(ctx: click.Context, output: str | None, args: tuple[str, ...]) -> None:
-    """The agent runtime: durable steps/s beside DBOS and LangGraph, residency, resume, storage."""
-    _run(ctx, "modelplane.bench.agents", args, output)
-
-
-@bench.command("routing", context_settings=_PASS_THROUGH)
-@click.option("-o", "--output", type=click.Choice(["json"]), help="Print only the JSON figures.")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@click.pass_context
-def routing(ctx: click.Context, output: str | None, args: tuple[str, ...]) -> None:
-    """Routing policies on simulated vLLM-like replicas: TTFT, throughput, cache hits."""
-    _run(ctx, "modelplane.bench.routing", args, output)
+for _name, _help in _BENCHMARKS.items():
+    _add_benchmark(_name, _help)

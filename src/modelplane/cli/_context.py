@@ -86,55 +86,56 @@ def connection_options(*, top_level: bool = False) -> Callable[[F], F]:
     each command carries.
     """
 
-    def env(name: str) -> str | None:
-        return name if top_level else None
+    def setting(
+        *flags: str, attr: str, metavar: str, envvar: str | None, help: str
+    ) -> Callable[[F], F]:
+        return click.option(
+            *flags,
+            metavar=metavar,
+            envvar=envvar if top_level else None,
+            expose_value=False,
+            is_eager=True,
+            callback=_store(attr),
+            help=help,
+        )
 
     def decorate(f: F) -> F:
         options = [
-            click.option(
+            setting(
                 "--server",
+                attr="server",
                 metavar="URL",
-                envvar=env("MODELPLANE_SERVER"),
-                expose_value=False,
-                is_eager=True,
-                callback=_store("server"),
+                envvar="MODELPLANE_SERVER",
                 help=f"Base URL of the Modelplane API (env MODELPLANE_SERVER; default {DEFAULT_SERVER}).",
             ),
-            click.option(
+            setting(
                 "--token",
+                attr="token",
                 metavar="TOKEN",
-                envvar=env("MODELPLANE_TOKEN"),
-                expose_value=False,
-                is_eager=True,
-                callback=_store("token"),
+                envvar="MODELPLANE_TOKEN",
                 help="Bearer token for the API (env MODELPLANE_TOKEN).",
             ),
-            click.option(
+            setting(
                 "--token-file",
+                attr="token_file",
                 metavar="PATH",
-                envvar=env("MODELPLANE_TOKEN_FILE"),
-                expose_value=False,
-                is_eager=True,
-                callback=_store("token_file"),
+                envvar="MODELPLANE_TOKEN_FILE",
                 help="File whose first line is the bearer token (env MODELPLANE_TOKEN_FILE).",
             ),
-            click.option(
+            setting(
                 "--certificate-authority",
+                attr="ca_file",
                 metavar="FILE",
-                envvar=env("MODELPLANE_CA_FILE"),
-                expose_value=False,
-                is_eager=True,
-                callback=_store("ca_file"),
+                envvar="MODELPLANE_CA_FILE",
                 help="PEM file of the CA that issued an https:// server's certificate (env"
                 " MODELPLANE_CA_FILE; default: the system's CAs).",
             ),
-            click.option(
+            setting(
                 "-n",
                 "--namespace",
+                attr="namespace",
                 metavar="NS",
-                expose_value=False,
-                is_eager=True,
-                callback=_store("namespace"),
+                envvar=None,
                 help="Namespace to work in (default: default).",
             ),
         ]

@@ -18,6 +18,7 @@ from modelplane.cli._apply import read_manifests
 from modelplane.cli._client import JSON, Client, later_version
 from modelplane.cli._context import Settings, connection_options, settings
 from modelplane.cli._kinds import qualified, select
+from modelplane.cli._options import positive_option
 from modelplane.cli._output import echo_error
 
 
@@ -136,13 +137,7 @@ def _from_files(paths: Sequence[str], s: Settings) -> tuple[list[tuple[KindInfo,
     "--all", "all_", is_flag=True, help="Delete every object of the kind in the namespace."
 )
 @click.option("--wait", is_flag=True, help="Wait until each object is gone (finalizers done).")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=60.0,
-    show_default=True,
-    help="Seconds --wait waits per object.",
-)
+@positive_option("--timeout", 60.0, "Seconds --wait waits per object.")
 @click.option("--ignore-not-found", is_flag=True, help="An object that does not exist is no error.")
 @connection_options()
 @click.pass_context

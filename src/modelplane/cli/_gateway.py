@@ -16,40 +16,11 @@ import httpx
 import orjson
 
 from modelplane.cli._context import connection_options, settings
-from modelplane.cli._security import egress_options, egress_rules, encryption_key_option
+from modelplane.cli._options import egress_rules, server_options
 
 
 @click.command("gateway")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8480,
-    show_default=True,
-    help="Port to listen on (0: any free port).",
-)
-@click.option(
-    "--home",
-    type=click.Path(file_okay=False),
-    envvar="MODELPLANE_HOME",
-    default=".modelplane",
-    show_default=True,
-    help="Folder of the default SQLite store and encryption key; sets MODELPLANE_HOME.",
-)
-@click.option(
-    "--database-url",
-    envvar="MODELPLANE_DATABASE_URL",
-    metavar="URL",
-    help="Store URL: postgresql://user@host/db or sqlite:///path.db (default: SQLite under home).",
-)
-@encryption_key_option
-@egress_options
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="warning",
-    show_default=True,
-)
+@server_options(8480)
 def gateway(
     host: str,
     port: int,

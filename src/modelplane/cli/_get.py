@@ -87,31 +87,38 @@ class Columns:
         return out
 
 
-def _fetch(
-    client: Client,
-    info: KindInfo,
-    names: Sequence[str],
-    namespace: str | None,
-    *,
-    selector: str | None,
-    field_selector: str | None,
-    chunk_size: int,
-) -> tuple[list[JSON], list[ModelplaneError]]:
+@dataclass(frozen=True)
+class _Query:
+    """What one kind's objects are read with: the kind, the namespace (None: all) and selectors."""
+
+    client: Client
+    info: KindInfo
+    namespace: str | None
+    selector: str | None
+    field_selector: str | None
+    chunk_size: int
+
+    def list_all(self) -> tuple[list[JSON], str]:
+        """Every selected object, and the list's resourceVersion to watch from."""
+        return self.client.list_all(
+            self.info,
+            self.namespace,
+            label_selector=self.selector,
+            field_selector=self.field_selector,
+            chunk_size=self.chunk_size,
+        )
+
+
+def _fetch(query: _Query, names: Sequence[str]) -> tuple[list[JSON], list[ModelplaneError]]:
     """The named objects (and an error per missing one), or the whole (selected) list."""
     if not names:
-        items, _ = client.list_all(
-            info,
-            namespace,
-            label_selector=selector,
-            field_selector=field_selector,
-            chunk_size=chunk_size,
-        )
+        items, _ = query.list_all()
         return items, []
     found: list[JSON] = []
     missing: list[ModelplaneError] = []
     for name in names:
         try:
-            found.append(client.get(info, namespace or "", name))
+            found.append(query.client.get(query.info, query.namespace or "", name))
         except NotFound as exc:
             missing.append(exc)
     return found, missing
@@ -169,31 +176,15 @@ def _emit_document(obj: JSON, output: str) -> None:
         click.echo("---\n" + to_yaml(obj).rstrip("\n"))
 
 
-def _watch(
-    client: Client,
-    info: KindInfo,
-    names: Sequence[str],
-    namespace: str | None,
-    *,
-    selector: str | None,
-    field_selector: str | None,
-    chunk_size: int,
-    output: str,
-    watch_only: bool,
-) -> None:
+def _watch(query: _Query, names: Sequence[str], *, output: str, watch_only: bool) -> None:
     """Print the current objects (unless ``watch_only``), then each change, until Ctrl-C."""
+    client, info, namespace = query.client, query.info, query.namespace
     wanted = set(names)
 
     def keep(obj: JSON) -> bool:
         return not wanted or (obj.get("metadata") or {}).get("name") in wanted
 
-    items, version = client.list_all(
-        info,
-        namespace,
-        label_selector=selector,
-        field_selector=field_selector,
-        chunk_size=chunk_size,
-    )
+    items, version = query.list_all()
     items = [o for o in items if keep(o)]
     columns = Columns.for_kind(
         info, items, all_namespaces=namespace is None, qualify=False, wide=output == "wide"
@@ -228,8 +219,8 @@ def _watch(
                 info,
                 namespace,
                 resource_version=version,
-                label_selector=selector,
-                field_selector=field_selector,
+                label_selector=query.selector,
+                field_selector=query.field_selector,
             ):
                 obj = event.get("object") or {}
                 version = later_version(version, (obj.get("metadata") or {}).get("resourceVersion"))
@@ -238,13 +229,7 @@ def _watch(
                 emit(obj)
         except Expired:
             # fell behind the server's history: start again from a fresh list
-            items, version = client.list_all(
-                info,
-                namespace,
-                label_selector=selector,
-                field_selector=field_selector,
-                chunk_size=chunk_size,
-            )
+            items, version = query.list_all()
             for obj in items:
                 if keep(obj):
                     emit(obj)
@@ -303,37 +288,24 @@ def get(
     s = settings()
     namespace = None if all_namespaces else s.namespace
     with s.client() as client:
+
+        def query(info: KindInfo) -> _Query:
+            scope = namespace if info.namespaced else None
+            return _Query(client, info, scope, selector, field_selector, chunk_size)
+
         if watch or watch_only:
             if len(selection.targets) != 1:
                 raise click.UsageError("--watch follows one kind at a time")
             info, names = selection.targets[0]
             try:
-                _watch(
-                    client,
-                    info,
-                    names,
-                    namespace if info.namespaced else None,
-                    selector=selector,
-                    field_selector=field_selector,
-                    chunk_size=chunk_size,
-                    output=output,
-                    watch_only=watch_only,
-                )
+                _watch(query(info), names, output=output, watch_only=watch_only)
             except KeyboardInterrupt:
                 return  # Ctrl-C is how a watch ends
             return
         fetched: list[tuple[KindInfo, list[JSON]]] = []
         missing: list[ModelplaneError] = []
         for info, names in selection.targets:
-            items, lost = _fetch(
-                client,
-                info,
-                names,
-                namespace if info.namespaced else None,
-                selector=selector,
-                field_selector=field_selector,
-                chunk_size=chunk_size,
-            )
+            items, lost = _fetch(query(info), names)
             fetched.append((info, items))
             missing.extend(lost)
     single = len(selection.targets) == 1 and len(selection.targets[0][1]) == 1

@@ -13,6 +13,8 @@ from pathlib import Path
 import click
 import yaml
 
+from modelplane.cli._options import home_option
+
 
 @click.group()
 def models() -> None:
@@ -27,13 +29,7 @@ def models() -> None:
     "--to-safetensors", is_flag=True, help="Also convert a GGUF to a safetensors folder (slow)."
 )
 @click.option("--allow-pickle", is_flag=True, help="Accept pickle-based weights (.bin, .pt).")
-@click.option(
-    "--home",
-    type=click.Path(file_okay=False),
-    envvar="MODELPLANE_HOME",
-    default=".modelplane",
-    show_default=True,
-)
+@home_option("The platform's home: the artifact goes into its content-addressed store.")
 def import_(
     path: str | None,
     package: str | None,

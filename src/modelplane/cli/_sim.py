@@ -17,6 +17,7 @@ from typing import Any
 import click
 import orjson
 
+from modelplane.cli._options import positive_option
 from modelplane.cli._output import to_json, to_yaml
 
 _NODE_API_VERSION = "modelplane.dev/v1alpha1"
@@ -54,20 +55,8 @@ def cluster(nodes: int, gpus_per_node: int, mig: bool, nvl72: bool, seed: int, o
 
 @sim.command("workload")
 @click.option("--claims", type=click.IntRange(min=1), required=True, help="Number of claims.")
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
-    help="Arrivals per second (Poisson).",
-)
-@click.option(
-    "--mean-duration",
-    type=click.FloatRange(min=0, min_open=True),
-    default=600.0,
-    show_default=True,
-    help="Mean claim duration in seconds (exponential).",
-)
+@positive_option("--rate", 10.0, "Arrivals per second (Poisson).")
+@positive_option("--mean-duration", 600.0, "Mean claim duration in seconds (exponential).")
 @click.option(
     "--infeasible",
     type=click.IntRange(min=0),
@@ -124,13 +113,7 @@ def _objects(path: str, what: str) -> list[dict[str, Any]]:
     show_default=True,
     help="The placement policy.",
 )
-@click.option(
-    "--deadline-ms",
-    type=click.FloatRange(min=0, min_open=True),
-    default=50.0,
-    show_default=True,
-    help="Time bound of one decision.",
-)
+@positive_option("--deadline-ms", 50.0, "Time bound of one decision.")
 @click.option(
     "-o",
     "--output",
@@ -185,26 +168,10 @@ def schedule(
     show_default=True,
     help="The gateway's routing policy.",
 )
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0, min_open=True),
-    default=50.0,
-    show_default=True,
-    help="With --generate: requests per second (Poisson).",
-)
-@click.option(
-    "--duration",
-    type=click.FloatRange(min=0, min_open=True),
-    default=60.0,
-    show_default=True,
-    help="With --generate: seconds of arrivals.",
-)
-@click.option(
-    "--queue-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=60.0,
-    show_default=True,
-    help="Seconds a request may wait for a replica before it counts as failed.",
+@positive_option("--rate", 50.0, "With --generate: requests per second (Poisson).")
+@positive_option("--duration", 60.0, "With --generate: seconds of arrivals.")
+@positive_option(
+    "--queue-timeout", 60.0, "Seconds a request may wait for a replica before it counts as failed."
 )
 @click.option(
     "--prefix-weight",

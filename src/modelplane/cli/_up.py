@@ -29,8 +29,8 @@ from modelplane.api.errors import ModelplaneError
 from modelplane.cli._agents import parse_packages
 from modelplane.cli._apply import run_apply
 from modelplane.cli._context import Settings
+from modelplane.cli._options import egress_rules, server_options
 from modelplane.cli._output import echo_error
-from modelplane.cli._security import egress_options, egress_rules, encryption_key_option
 from modelplane.store import Store, redact_url
 
 #: who up's own clients are: the operator who started it (an administrator)
@@ -100,27 +100,10 @@ def _publish_inventory(store: Store, paths: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=_DEFAULT_PORT,
-    show_default=True,
-    help="Port to listen on (0: any free port).",
-)
-@click.option(
-    "--home",
-    type=click.Path(file_okay=False),
-    envvar="MODELPLANE_HOME",
-    default=".modelplane",
-    show_default=True,
-    help="Folder for Modelplane's files (the SQLite store...); sets MODELPLANE_HOME.",
-)
-@click.option(
-    "--database-url",
-    envvar="MODELPLANE_DATABASE_URL",
-    metavar="URL",
-    help="Store URL: sqlite:///path.db or postgresql://user@host/db (default: SQLite under home).",
+@server_options(
+    _DEFAULT_PORT,
+    home_help="Folder for Modelplane's files (the SQLite store...); sets MODELPLANE_HOME.",
+    log_help="How much the server and controllers log (to stderr).",
 )
 @click.option(
     "--token-file",
@@ -143,8 +126,6 @@ def _publish_inventory(store: Store, paths: tuple[str, ...]) -> None:
     metavar="FILE",
     help="The private key (PEM) of --tls-cert-file.",
 )
-@encryption_key_option
-@egress_options
 @click.option(
     "-f",
     "--filename",
@@ -182,13 +163,6 @@ def _publish_inventory(store: Store, paths: tuple[str, ...]) -> None:
     "--max-body-bytes",
     type=click.IntRange(min=1),
     help="Largest request body accepted (default 3 MiB).",
-)
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="warning",
-    show_default=True,
-    help="How much the server and controllers log (to stderr).",
 )
 def up(
     host: str,

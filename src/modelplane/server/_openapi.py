@@ -250,16 +250,14 @@ def _kind_paths(info: KindInfo) -> dict[str, Schema]:
             "application/json;stream=watch": {"schema": _ref(WATCH_EVENT)},
         },
     }
+
+    def list_operation(op_id: str, summary: str) -> Schema:
+        return _operation(op_id, summary, tag, {"200": listing, **_ERRORS}, parameters=_LIST_PARAMS)
+
     paths: dict[str, Schema] = {
         collection: {
             "parameters": path_params,
-            "get": _operation(
-                f"list{scope}{kind}",
-                f"List or watch {kind} objects",
-                tag,
-                {"200": listing, **_ERRORS},
-                parameters=_LIST_PARAMS,
-            ),
+            "get": list_operation(f"list{scope}{kind}", f"List or watch {kind} objects"),
             "post": _operation(
                 f"create{scope}{kind}",
                 f"Create a {kind}",
@@ -321,12 +319,8 @@ def _kind_paths(info: KindInfo) -> dict[str, Schema]:
     }
     if info.namespaced:
         paths[f"{base}/{info.plural}"] = {
-            "get": _operation(
-                f"list{kind}ForAllNamespaces",
-                f"List or watch {kind} objects in every namespace",
-                tag,
-                {"200": listing, **_ERRORS},
-                parameters=_LIST_PARAMS,
+            "get": list_operation(
+                f"list{kind}ForAllNamespaces", f"List or watch {kind} objects in every namespace"
             )
         }
     return paths
@@ -335,6 +329,12 @@ def _kind_paths(info: KindInfo) -> dict[str, Schema]:
 def _server_paths(kinds: Iterable[KindInfo]) -> dict[str, Schema]:
     text = {"description": "ok", "content": {"text/plain": {"schema": _STRING}}}
     untagged = "server"
+
+    def discovery(op_id: str, summary: str, document: str) -> Schema:
+        """A GET answering one JSON document about the server."""
+        ok = _json({"type": "object"}, document)
+        return {"get": _operation(op_id, summary, untagged, {"200": ok, **_ERRORS})}
+
     paths: dict[str, Schema] = {
         "/healthz": {
             "get": _operation("healthz", "Liveness", untagged, {"200": text}, security=[])
@@ -348,49 +348,18 @@ def _server_paths(kinds: Iterable[KindInfo]) -> dict[str, Schema]:
                 security=[],
             )
         },
-        "/version": {
-            "get": _operation(
-                "version",
-                "Server and store versions",
-                untagged,
-                {"200": _json({"type": "object"}, "versions"), **_ERRORS},
-            )
-        },
-        "/openapi.json": {
-            "get": _operation(
-                "openapi",
-                "This document",
-                untagged,
-                {"200": _json({"type": "object"}, "OpenAPI 3.1"), **_ERRORS},
-            )
-        },
-        "/apis": {
-            "get": _operation(
-                "apiGroups",
-                "APIGroupList",
-                untagged,
-                {"200": _json({"type": "object"}, "APIGroupList"), **_ERRORS},
-            )
-        },
+        "/version": discovery("version", "Server and store versions", "versions"),
+        "/openapi.json": discovery("openapi", "This document", "OpenAPI 3.1"),
+        "/apis": discovery("apiGroups", "APIGroupList", "APIGroupList"),
     }
     for group in dict.fromkeys(i.group for i in kinds):
-        paths[f"/apis/{group}"] = {
-            "get": _operation(
-                f"group.{group}",
-                f"APIGroup {group}",
-                untagged,
-                {"200": _json({"type": "object"}, "APIGroup"), **_ERRORS},
-            )
-        }
+        paths[f"/apis/{group}"] = discovery(f"group.{group}", f"APIGroup {group}", "APIGroup")
     for group, version in dict.fromkeys((i.group, i.version) for i in kinds):
-        paths[f"/apis/{group}/{version}"] = {
-            "get": _operation(
-                f"resources.{group}.{version}",
-                f"APIResourceList of {group}/{version}",
-                untagged,
-                {"200": _json({"type": "object"}, "APIResourceList"), **_ERRORS},
-            )
-        }
+        paths[f"/apis/{group}/{version}"] = discovery(
+            f"resources.{group}.{version}",
+            f"APIResourceList of {group}/{version}",
+            "APIResourceList",
+        )
     return paths
 
 

@@ -24,12 +24,8 @@ from modelplane.server._context import context
 from modelplane.server._openapi_v3 import (
     QUERY_PARAMETERS,
     Operation,
-    definition_name,
     gvk,
-    kind_schema,
-    list_schema,
-    operations,
-    shared_schemas,
+    paths_and_schemas,
 )
 from modelplane.server._responses import JSONResponse, dump_json
 
@@ -62,17 +58,14 @@ def _operation(op: Operation) -> Schema:
                 "schema": {"$ref": _REF2 + name},
             }
         )
-    produces = ["application/json", "application/yaml"]
-    if op.action == "list":
-        produces.append("application/json;stream=watch")
     out: Schema = {
         "operationId": op.operation_id,
         "tags": [op.info.api_version],
-        "produces": produces,
+        "produces": op.produces,
         "schemes": ["https", "http"],
         "parameters": parameters,
         "responses": {
-            "201" if op.created else "200": {
+            op.ok: {
                 "description": "OK",
                 "schema": {"$ref": _REF2 + op.response},
             },
@@ -88,23 +81,13 @@ def _operation(op: Operation) -> Schema:
 
 def swagger_document(kinds: Iterable[KindInfo]) -> Schema:
     """The Swagger 2.0 document of every served kind."""
-    paths: dict[str, Schema] = {}
-    definitions = shared_schemas()
-    for info in kinds:
-        name = definition_name(info)
-        definitions[name] = kind_schema(info, nullable=False)
-        definitions[f"{name}List"] = list_schema(info, _REF2)
-        for op in operations(info):
-            entry = paths.setdefault(
-                op.path,
-                {
-                    "parameters": [
-                        {"name": p, "in": "path", "required": True, "type": "string"}
-                        for p in op.path_parameters
-                    ]
-                },
-            )
-            entry[op.method] = _operation(op)
+    paths, definitions = paths_and_schemas(
+        kinds,
+        ref=_REF2,
+        nullable=False,
+        path_parameter=lambda p: {"name": p, "in": "path", "required": True, "type": "string"},
+        operation=_operation,
+    )
     return {
         "swagger": "2.0",
         "info": {"title": "Modelplane", "version": modelplane.__version__},

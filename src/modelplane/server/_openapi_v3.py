@@ -18,7 +18,7 @@ the same operations as Swagger 2.0.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +108,17 @@ class Operation:
     response: str
     created: bool = False
     path_parameters: tuple[str, ...] = ()
+
+    @property
+    def produces(self) -> list[str]:
+        """The media types of its response: a list may also stream watch events."""
+        watch = ["application/json;stream=watch"] if self.action == "list" else []
+        return ["application/json", "application/yaml", *watch]
+
+    @property
+    def ok(self) -> str:
+        """The status code of success."""
+        return "201" if self.created else "200"
 
 
 #: query parameter -> (type, description)
@@ -266,18 +277,14 @@ def _parameter(name: str, where: str) -> Schema:
 
 
 def _operation_v3(op: Operation) -> Schema:
-    ok = "201" if op.created else "200"
-    produced = ["application/json", "application/yaml"]
-    if op.action == "list":
-        produced.append("application/json;stream=watch")
     out: Schema = {
         "operationId": op.operation_id,
         "tags": [op.info.api_version],
         "parameters": [_parameter(p, "query") for p in op.query],
         "responses": {
-            ok: {
+            op.ok: {
                 "description": "OK",
-                "content": {t: {"schema": {"$ref": _REF3 + op.response}} for t in produced},
+                "content": {t: {"schema": {"$ref": _REF3 + op.response}} for t in op.produces},
             },
             "default": {
                 "description": "a Status naming what failed",
@@ -296,19 +303,39 @@ def _operation_v3(op: Operation) -> Schema:
     return out
 
 
-def group_version_document(group: str, version: str, infos: Iterable[KindInfo]) -> Schema:
-    """The OpenAPI 3.0 document of one group version."""
+def paths_and_schemas(
+    infos: Iterable[KindInfo],
+    *,
+    ref: str,
+    nullable: bool,
+    path_parameter: Callable[[str], Schema],
+    operation: Callable[[Operation], Schema],
+) -> tuple[dict[str, Schema], dict[str, Schema]]:
+    """Every operation on ``infos`` by path, and the schemas they name; ``path_parameter`` and
+    ``operation`` write them in one dialect (OpenAPI 3.0 here, Swagger 2.0 beside it)."""
     paths: dict[str, Schema] = {}
     schemas = shared_schemas()
     for info in infos:
         name = definition_name(info)
-        schemas[name] = kind_schema(info, nullable=True)
-        schemas[f"{name}List"] = list_schema(info, _REF3)
+        schemas[name] = kind_schema(info, nullable=nullable)
+        schemas[f"{name}List"] = list_schema(info, ref)
         for op in operations(info):
             entry = paths.setdefault(
-                op.path, {"parameters": [_parameter(p, "path") for p in op.path_parameters]}
+                op.path, {"parameters": [path_parameter(p) for p in op.path_parameters]}
             )
-            entry[op.method] = _operation_v3(op)
+            entry[op.method] = operation(op)
+    return paths, schemas
+
+
+def group_version_document(group: str, version: str, infos: Iterable[KindInfo]) -> Schema:
+    """The OpenAPI 3.0 document of one group version."""
+    paths, schemas = paths_and_schemas(
+        infos,
+        ref=_REF3,
+        nullable=True,
+        path_parameter=lambda p: _parameter(p, "path"),
+        operation=_operation_v3,
+    )
     return {
         "openapi": "3.0.0",
         "info": {"title": "Modelplane", "version": modelplane.__version__},

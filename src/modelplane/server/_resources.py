@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
@@ -87,6 +87,9 @@ from modelplane.store import JSON, Store, merge_patch, parse_field_selector
 
 #: how often a merge patch is retried when other writers keep changing the object under it
 _PATCH_ATTEMPTS = 5
+
+_T = TypeVar("_T")
+
 #: the object's resourceVersion before the write (empty: it did not exist)
 PREVIOUS_VERSION_HEADER = "Modelplane-Previous-Resource-Version"
 
@@ -610,7 +613,8 @@ def _apply_write(
     resourceVersion it was applied over (None: it was created). Retried when another writer got
     in between, unless ``applied`` pins a version. ``dry``: the result is not stored."""
     pinned = _requested_version(applied)
-    for _ in range(_PATCH_ATTEMPTS):
+
+    def attempt() -> tuple[JSON, str | None]:
         try:
             current: JSON | None = store.get(
                 target.info.kind, target.store_namespace, str(target.name)
@@ -624,32 +628,46 @@ def _apply_write(
         obj = _validated(merged, target)
         obj.setdefault("metadata", {})["managedFields"] = merged["metadata"]["managedFields"]
         admit(obj)
-        if dry:
-            if current is None:
-                return obj, None
-            previous = str(current["metadata"]["resourceVersion"])
-            if pinned and pinned != previous:
-                raise Conflict(
-                    f"{target.describe()} is at resourceVersion {previous}, not {pinned}: it"
-                    " changed since it was read; read it again"
-                )
-            obj["metadata"]["resourceVersion"] = previous
-            return obj, previous
+        if current is None:
+            return (obj if dry else _raced(pinned, lambda: store.create(obj))), None
+        previous = str(current["metadata"]["resourceVersion"])
+        if dry and pinned and pinned != previous:
+            raise Conflict(
+                f"{target.describe()} is at resourceVersion {previous}, not {pinned}: it"
+                " changed since it was read; read it again"
+            )
+        obj["metadata"]["resourceVersion"] = previous if dry else pinned or previous
+        return (obj if dry else _raced(pinned, lambda: store.update(obj))), previous
+
+    return _until_settled(target, attempt, "while it was applied", "apply again")
+
+
+class _Raced(Exception):
+    """Another writer got in between this read and write: read again and retry."""
+
+
+def _raced(pinned: str | None, write: Callable[[], _T]) -> _T:
+    """``write``, with a lost race (a stale resourceVersion, or a create another won) as
+    :class:`_Raced`; unless the body pins a resourceVersion: then that version is the
+    precondition and a stale one is the caller's 409."""
+    try:
+        return write()
+    except AlreadyExists:
+        raise _Raced from None
+    except Conflict:
+        if pinned:
+            raise
+        raise _Raced from None
+
+
+def _until_settled(target: Target, attempt: Callable[[], _T], doing: str, fix: str) -> _T:
+    """``attempt`` again while other writers get in between (see :func:`_raced`)."""
+    for _ in range(_PATCH_ATTEMPTS):
         try:
-            if current is None:
-                return store.create(obj), None
-            previous = str(current["metadata"]["resourceVersion"])
-            obj["metadata"]["resourceVersion"] = pinned or previous
-            return store.update(obj), previous
-        except AlreadyExists:
+            return attempt()
+        except _Raced:
             continue
-        except Conflict:
-            if pinned:
-                raise
-    raise Conflict(
-        f"{target.describe()} kept changing while it was applied ({_PATCH_ATTEMPTS} attempts);"
-        " apply again"
-    )
+    raise Conflict(f"{target.describe()} kept changing {doing} ({_PATCH_ATTEMPTS} attempts); {fix}")
 
 
 def _status_of_merged(current: JSON, body: JSON) -> JSON:
@@ -688,7 +706,8 @@ def _read_modify_write(
     resourceVersion (then that version is the precondition and a stale one is a 409).
     ``manager`` (writes of the object, not of its status) takes the fields it changed."""
     pinned = _requested_version(body)
-    for _ in range(_PATCH_ATTEMPTS):
+
+    def attempt() -> JSON:
         current = store.get(target.info.kind, target.store_namespace, str(target.name))
         result = combine(current, body)
         _check_identity(result, target)
@@ -697,15 +716,9 @@ def _read_modify_write(
             obj = _tracked(current, obj, manager)
         metadata = obj.setdefault("metadata", {})
         metadata["resourceVersion"] = pinned or current["metadata"]["resourceVersion"]
-        try:
-            return write(obj)
-        except Conflict:
-            if pinned:
-                raise
-    raise Conflict(
-        f"{target.describe()} kept changing while the patch was applied ({_PATCH_ATTEMPTS}"
-        " attempts); try again"
-    )
+        return _raced(pinned, lambda: write(obj))
+
+    return _until_settled(target, attempt, "while the patch was applied", "try again")
 
 
 def _check_identity(obj: JSON, target: Target) -> None:
