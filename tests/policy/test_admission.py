@@ -8,11 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from prometheus_client import CollectorRegistry
 from tests.control._wait import wait_until
 from tests.security._platform import ADMIN_TOKEN, TENANT_TOKEN, TOKENS, use_key_file
 from tests.server.conftest import serving
 
+from modelplane.cli import cli
 from modelplane.server import create_app
 from modelplane.store import Store, open_store
 
@@ -238,3 +240,32 @@ def test_can_i_answers_by_the_builtin_rules_and_the_policies(api: Api) -> None:
     assert _can_i(api.tenant, verb="delete", resource="endpoints", namespace="team-b")["allowed"]
     assert _can_i(api.admin, verb="create", resource="policies", namespace="team-a")["allowed"]
     assert _can_i(api.tenant, verb="list", resource="secrets", namespace="team-a")["allowed"]
+
+
+def test_the_cli_asks_the_same_questions_as_kubectl_auth(api: Api) -> None:
+    # given a forbid on deleting Endpoints in team-a
+    api.admin.post(
+        _url("policies"),
+        json=_policy(
+            "no-deletes",
+            'forbid(principal in Group::"team-a", action == Action::"delete", resource is Endpoint);',
+        ),
+    )
+    base = str(api.tenant.base_url).rstrip("/")
+
+    def run(token: str, *args: str) -> Any:
+        return CliRunner().invoke(cli, ["--server", base, "--token", token, "-n", "team-a", *args])
+
+    # when the tenant asks who it is and what it may do
+    whoami = run(TENANT_TOKEN, "auth", "whoami")
+    delete = run(TENANT_TOKEN, "auth", "can-i", "delete", "endpoints", "chat")
+    create = run(TENANT_TOKEN, "auth", "can-i", "create", "endpoints")
+    tool = run(TENANT_TOKEN, "auth", "can-i", "create", "toolservers")
+    as_admin = run(ADMIN_TOKEN, "auth", "can-i", "create", "toolservers", "-q")
+    # then the answers are the server's, with kubectl's exit codes
+    assert whoami.exit_code == 0 and "alice" in whoami.output and "team-a" in whoami.output
+    assert delete.exit_code == 1 and delete.output.startswith("no - ")
+    assert "team-a/no-deletes" in delete.output
+    assert create.exit_code == 0 and create.output.strip() == "yes"
+    assert tool.exit_code == 1 and "system:masters" in tool.output
+    assert as_admin.exit_code == 0 and as_admin.output == ""

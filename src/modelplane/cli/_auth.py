@@ -1,0 +1,99 @@
+"""``modelplane auth whoami`` and ``modelplane auth can-i VERB KIND [NAME]``, as kubectl has them.
+
+Both ask the server (Kubernetes' ``SelfSubjectReview`` and ``SelfSubjectAccessReview``), so the
+answer is the server's: the identity its authentication gave the token, and the rules a write
+passes there (operator-owned kinds, ``/status``, admission Policies).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from modelplane.cli._context import connection_options, settings
+from modelplane.cli._kinds import kind
+from modelplane.cli._output import to_yaml
+
+#: Kubernetes' review endpoints (the server answers them as kube-apiserver does)
+WHOAMI_PATH = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+CAN_I_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+
+
+@click.group()
+def auth() -> None:
+    """Who the server takes you for, and what it lets you do."""
+
+
+@auth.command()
+@click.option("-o", "--output", type=click.Choice(["json", "yaml"]), help="json or yaml.")
+@connection_options()
+def whoami(output: str | None) -> None:
+    """Print the user and groups the server's authentication gives your token."""
+    with settings().client() as client:
+        review = client.request(
+            "POST",
+            WHOAMI_PATH,
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
+    if output == "json":
+        click.echo(_json(review))
+        return
+    if output == "yaml":
+        click.echo(to_yaml(review).rstrip("\n"))
+        return
+    user = (review.get("status") or {}).get("userInfo") or {}
+    click.echo(f"{'ATTRIBUTE':<10} VALUE")
+    click.echo(f"{'Username':<10} {user.get('username', '')}")
+    click.echo(f"{'Groups':<10} [{' '.join(user.get('groups') or [])}]")
+
+
+@auth.command("can-i")
+@click.argument("verb")
+@click.argument("kind_name", metavar="KIND")
+@click.argument("name", required=False)
+@click.option("--subresource", type=click.Choice(["status"]), help="Ask about `/status`.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing; the exit code answers.")
+@connection_options()
+def can_i(
+    verb: str, kind_name: str, name: str | None, subresource: str | None, quiet: bool
+) -> None:
+    """Whether you may VERB objects of KIND (NAME): prints yes or no; exit 0 for yes, 1 for no.
+
+    VERB is create, update, patch, delete, get, list or watch; KIND any name `get` takes.
+    """
+    s = settings()
+    info = kind(kind_name)
+    attributes: dict[str, str] = {
+        "verb": verb,
+        "group": info.group,
+        "resource": info.plural,
+    }
+    if info.namespaced:
+        attributes["namespace"] = s.namespace
+    if name:
+        attributes["name"] = name
+    if subresource:
+        attributes["subresource"] = subresource
+    with s.client() as client:
+        review = client.request(
+            "POST",
+            CAN_I_PATH,
+            body={
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attributes},
+            },
+        )
+    status = review.get("status") or {}
+    allowed = bool(status.get("allowed"))
+    if not quiet:
+        reason = str(status.get("reason") or "")
+        click.echo("yes" if allowed else "no" + (f" - {reason}" if reason else ""))
+    sys.exit(0 if allowed else 1)
+
+
+def _json(value: object) -> str:
+    import orjson
+
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
