@@ -31,7 +31,6 @@ from modelplane.api import (
 )
 from modelplane.gateway._call import Call
 from modelplane.gateway._errors import GatewayError
-from modelplane.gateway._fake import FakeUpstream
 from modelplane.gateway._gateway import Gateway
 from modelplane.gateway._graph_controller import GraphController, graph_problems
 from modelplane.gateway._limits import Limiter, Ticket
@@ -65,7 +64,6 @@ __all__ = [
     "STICKY_ANNOTATION",
     "Call",
     "EndpointRoute",
-    "FakeUpstream",
     "Gateway",
     "GatewayError",
     "GraphController",
