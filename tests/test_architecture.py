@@ -33,14 +33,19 @@ KNOWN_LONG_FUNCTIONS = {
     "modelplane.scheduling._allocator:_claim_plans",
     "modelplane.scheduling._allocator:_decide",
     "modelplane.scheduling._allocator:_push",
-    "modelplane.scheduling._generator:_node_slice",
-    "modelplane.scheduling._generator:hard_inputs",
-    "modelplane.scheduling._optimum:optimum",
-    "modelplane.scheduling._simulator:simulate",
     "modelplane.server._openapi:_kind_paths",
     "modelplane.serving._app:create_worker_app",
     "modelplane.serving._model_controller:_check_version",
+    "modelplane.sim._generator:_node_slice",
+    "modelplane.sim._generator:hard_inputs",
+    "modelplane.sim._optimum:optimum",
+    "modelplane.sim._scheduling:simulate",
 }
+
+#: packages of simulators and fakes: built on the subsystems, never imported by the runtime
+SUPPORT = ("modelplane.sim", "modelplane.testing")
+#: who may import them: the command line (``modelplane sim``) and the benchmarks
+SUPPORT_USERS = ("modelplane.bench", "modelplane.cli", *SUPPORT)
 
 
 def _modules() -> dict[str, Path]:
@@ -138,6 +143,35 @@ def test_no_import_cycle_among_the_modules() -> None:
 
 def test_no_package_imports_another_packages_private_module_beyond_the_known_ones() -> None:
     assert _private_cross_package(_graph()) == KNOWN_PRIVATE_IMPORTS
+
+
+def _runtime_imports_of_support(edges: dict[str, set[str]]) -> set[tuple[str, str]]:
+    return {
+        (importer, imported)
+        for importer, targets in edges.items()
+        for imported in targets
+        if _owner(imported) in SUPPORT and _owner(importer) not in SUPPORT_USERS
+    }
+
+
+def test_no_runtime_module_imports_the_simulators_or_the_fakes() -> None:
+    # sim and testing sit on top of the subsystems (issue 17): the runtime never needs them
+    assert _runtime_imports_of_support(_graph()) == set()
+
+
+def test_the_support_check_sees_a_runtime_import_of_a_simulator() -> None:
+    # given a made-up graph where the gateway imports the routing simulator and the CLI the fakes
+    edges = {
+        "modelplane.gateway._app": {"modelplane.sim._routing"},
+        "modelplane.cli._sim": {"modelplane.sim", "modelplane.testing"},
+        "modelplane.sim": set(),
+        "modelplane.sim._routing": set(),
+        "modelplane.testing": set(),
+    }
+    # then only the gateway's import is reported
+    assert _runtime_imports_of_support(edges) == {
+        ("modelplane.gateway._app", "modelplane.sim._routing")
+    }
 
 
 def _long_functions(limit: int = LONGEST_LINES) -> set[str]:

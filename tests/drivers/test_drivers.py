@@ -20,7 +20,8 @@ from modelplane.drivers import (
     nvml_devices,
     publish,
 )
-from modelplane.scheduling import Inventory, allocate, generate_cluster
+from modelplane.scheduling import Inventory, allocate
+from modelplane.sim import generate_cluster
 from modelplane.store import Store
 
 

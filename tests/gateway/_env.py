@@ -13,8 +13,9 @@ from tests.control._wait import wait_until
 from tests.e2e._proc import free_port
 
 from modelplane.api import validate
-from modelplane.gateway import EndpointRoute, FakeUpstream, Gateway, standalone_app
+from modelplane.gateway import EndpointRoute, Gateway, standalone_app
 from modelplane.store import JSON, Store
+from modelplane.testing import FakeUpstream
 
 DIGEST = "sha256:" + "a" * 64
 

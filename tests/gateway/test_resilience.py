@@ -8,7 +8,8 @@ import orjson
 from tests.e2e._proc import free_port
 from tests.gateway._env import Env
 
-from modelplane.gateway import FALLBACKS_ANNOTATION, FakeUpstream
+from modelplane.gateway import FALLBACKS_ANNOTATION
+from modelplane.testing import FakeUpstream
 
 
 def test_failure_before_the_first_token_is_retried_on_another_replica(env: Env) -> None:

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from modelplane.cli import cli
-from modelplane.gateway._simroute import (
+from modelplane.sim import (
     ReplicaModel,
     TraceError,
     TraceRequest,

@@ -14,10 +14,10 @@ from modelplane.gateway import (
     FALLBACKS_ANNOTATION,
     STICKY_ANNOTATION,
     EndpointRoute,
-    FakeUpstream,
     GraphRoute,
 )
 from modelplane.store import JSON
+from modelplane.testing import FakeUpstream
 
 
 def _endpoint(

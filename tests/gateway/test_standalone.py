@@ -14,8 +14,8 @@ from tests.control._wait import wait_until
 from tests.e2e._proc import UpProcess, free_port
 
 from modelplane.api import validate
-from modelplane.gateway import FakeUpstream
 from modelplane.store import open_store
+from modelplane.testing import FakeUpstream
 
 
 def _get(url: str) -> httpx.Response | None:

@@ -12,7 +12,7 @@ import pytest
 from tests.control._wait import wait_until
 from tests.e2e._proc import UpProcess
 
-from modelplane.gateway import FakeUpstream
+from modelplane.testing import FakeUpstream
 
 API = "/apis/modelplane.dev/v1alpha1/namespaces/default"
 

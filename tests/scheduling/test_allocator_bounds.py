@@ -20,9 +20,8 @@ from modelplane.scheduling import (
     Inventory,
     Unschedulable,
     allocate,
-    split_objects,
 )
-from modelplane.scheduling._generator import HardInput, hard_inputs
+from modelplane.sim import HardInput, hard_inputs, split_objects
 
 _NODES = 4
 #: a deadline no decision here needs on an idle machine (the goal is 50 ms; the benchmark checks it)

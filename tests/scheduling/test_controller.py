@@ -22,8 +22,8 @@ from modelplane.scheduling import (
     EndpointClaimController,
     JobClaimController,
     ResourceClaimController,
-    generate_cluster,
 )
+from modelplane.sim import generate_cluster
 from modelplane.store import Store
 
 from . import _dra

@@ -16,7 +16,8 @@ from modelplane.api import validate
 from modelplane.api.errors import NotFound
 from modelplane.control import Controller, get_condition
 from modelplane.drivers import NODE_API_VERSION, file_publication, publish
-from modelplane.scheduling import JobClaimController, ResourceClaimController, generate_cluster
+from modelplane.scheduling import JobClaimController, ResourceClaimController
+from modelplane.sim import generate_cluster
 from modelplane.store import Store
 
 from . import _dra

@@ -13,16 +13,16 @@ from modelplane.scheduling import (
     Inventory,
     Unschedulable,
     allocate,
-    generate_cluster,
-    generate_workload,
-    split_objects,
 )
-from modelplane.scheduling._generator import (
-    ALIBABA_NUM_GPU,
+from modelplane.sim import (
     HardInput,
     generate_alibaba_workload,
+    generate_cluster,
+    generate_workload,
     hard_inputs,
+    split_objects,
 )
+from modelplane.sim._generator import ALIBABA_NUM_GPU
 
 
 def _inventory(objs: list[dict[str, Any]]) -> Inventory:

@@ -10,16 +10,17 @@ from typing import Any
 
 import pytest
 
-from modelplane.scheduling import (
-    AllocatedState,
-    Inventory,
-    allocate,
+from modelplane.scheduling import AllocatedState, Inventory, allocate
+from modelplane.sim import (
+    Optimum,
+    demand,
     generate_cluster,
     generate_workload,
+    hard_inputs,
+    optimum,
+    replay,
     split_objects,
 )
-from modelplane.scheduling._generator import hard_inputs
-from modelplane.scheduling._optimum import Optimum, demand, optimum, replay
 
 pytest.importorskip(
     "scipy", reason="the exact optimum needs scipy: pip install 'modelplane[bench]'"

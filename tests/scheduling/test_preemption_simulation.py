@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelplane.scheduling import simulate
+from modelplane.sim import simulate
 
 from ._admission import gpu_quota, job, queue, rack_cluster
 from ._dra import claim, exactly

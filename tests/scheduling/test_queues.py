@@ -6,14 +6,8 @@ from typing import Any
 
 import pytest
 
-from modelplane.scheduling import (
-    Admission,
-    Inventory,
-    SchedulingInputError,
-    generate_cluster,
-    split_objects,
-    workloads_from,
-)
+from modelplane.scheduling import Admission, Inventory, SchedulingInputError, workloads_from
+from modelplane.sim import generate_cluster, split_objects
 
 from ._admission import gpu_quota, inventory, queue, queued_claim, rack_cluster
 from ._dra import claim, exactly

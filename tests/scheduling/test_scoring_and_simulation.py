@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-from modelplane.scheduling import (
-    AllocatedState,
-    AllocationResult,
-    Inventory,
-    allocate,
-    generate_cluster,
-    generate_workload,
-    simulate,
-    split_objects,
-)
+from modelplane.scheduling import AllocatedState, AllocationResult, Inventory, allocate
+from modelplane.sim import generate_cluster, generate_workload, simulate, split_objects
 
 from ._dra import PCIE, claim, device_class, eight_gpu_node, exactly, gpu, node_slice
 

@@ -22,8 +22,9 @@ from tests.security._platform import (
 
 from modelplane.cli import cli
 from modelplane.egress import EgressRefused, EgressRules
-from modelplane.gateway import EndpointRoute, FakeUpstream
+from modelplane.gateway import EndpointRoute
 from modelplane.store import Store, open_store
+from modelplane.testing import FakeUpstream
 
 
 @pytest.fixture

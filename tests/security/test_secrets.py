@@ -33,10 +33,11 @@ from tests.security._platform import (
 from modelplane.api import validate
 from modelplane.api.errors import ModelplaneError
 from modelplane.cli import cli
-from modelplane.gateway import EndpointRoute, FakeUpstream
+from modelplane.gateway import EndpointRoute
 from modelplane.gateway._upstream import UpstreamClient, UpstreamError
 from modelplane.server._authz import REDACTED
 from modelplane.store import Store, open_store
+from modelplane.testing import FakeUpstream
 
 VALUE = "sk-live-0123456789abcdef"
 

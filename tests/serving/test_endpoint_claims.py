@@ -17,12 +17,9 @@ from tests.control._wait import wait_until
 from modelplane.api import validate
 from modelplane.drivers import file_publication, publish
 from modelplane.gateway import DEMAND_ANNOTATION
-from modelplane.scheduling import (
-    EndpointClaimController,
-    ResourceClaimController,
-    generate_cluster,
-)
+from modelplane.scheduling import EndpointClaimController, ResourceClaimController
 from modelplane.serving import SIMULATED_ANNOTATION, NodeAgent
+from modelplane.sim import generate_cluster
 from modelplane.store import Store, open_store
 
 DIGEST = "sha256:" + "a" * 64

@@ -1,7 +1,7 @@
 """Gateway benchmark: what the /v1 gateway adds over calling the upstream directly.
 
 Three processes share the machine: a fake OpenAI-compatible upstream (a raw asyncio protocol,
-``modelplane.gateway._fake``), ``modelplane gateway`` over a SQLite store whose Endpoint routes to
+``modelplane.testing.upstream``), ``modelplane gateway`` over a SQLite store whose Endpoint routes to
 that upstream as a worker replica, and this load generator (raw sockets, keep-alive). Every
 figure through the gateway has its baseline in the same run: the same requests sent straight to
 the upstream, in alternating rounds so that load from other programs moves both alike.
@@ -194,7 +194,7 @@ def _processes(work: Path) -> Iterator[tuple[int, int, int]]:
 
     upstream_port, gateway_port = _free_port(), _free_port()
     fake = subprocess.Popen(
-        [sys.executable, "-m", "modelplane.gateway._fake", "--port", str(upstream_port)],
+        [sys.executable, "-m", "modelplane.testing.upstream", "--port", str(upstream_port)],
         stdout=subprocess.PIPE,
     )
     db = f"sqlite:///{work / 'bench.db'}"

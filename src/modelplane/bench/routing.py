@@ -1,7 +1,7 @@
 """Routing benchmark: the gateway's policies on simulated vLLM-like replicas (issue 4, benchmark 3).
 
 Every policy of :mod:`modelplane.gateway` (the real ``Router``) replays four workloads on ten
-simulated replicas (:func:`modelplane.gateway.simulate_routing`), each offered more
+simulated replicas (:func:`modelplane.sim.simulate_routing`), each offered more
 than round-robin can serve (saturation):
 
 * ``shared-prefix`` — 100 tenants with 2,000-4,000-token system prompts, 300 requests/s;
@@ -31,7 +31,8 @@ from typing import Any
 
 import orjson
 
-from modelplane.gateway import POLICIES, Router, generate_trace, simulate_routing
+from modelplane.gateway import POLICIES, Router
+from modelplane.sim import generate_trace, simulate_routing
 
 TUNED_PREFIX_WEIGHT = 64.0
 _KEYS = (

@@ -37,18 +37,20 @@ from typing import Any
 import orjson
 
 from modelplane.scheduling import (
-    DEFAULT_MIX,
     AllocatedState,
     AllocationResult,
     Inventory,
     Unschedulable,
     allocate,
+    policy_named,
+)
+from modelplane.sim import (
+    DEFAULT_MIX,
     generate_alibaba_workload,
     generate_cluster,
     generate_workload,
     hard_inputs,
     mean_units,
-    policy_named,
     simulate,
     split_objects,
 )
@@ -227,7 +229,7 @@ OPTIMUM_DEFINITION = (
 def _served(
     claims: Sequence[Mapping[str, Any]], inv: Inventory, policy: str, best: float
 ) -> dict[str, Any]:
-    from modelplane.scheduling import demand
+    from modelplane.sim import demand
 
     state, placed = _place_batch(claims, inv, policy)
     served = sum(demand(c, inv) for c in placed)
@@ -240,7 +242,7 @@ def _served(
 
 
 def _optimum_gaps(sizes: Sizes, seed: int) -> dict[str, Any]:
-    from modelplane.scheduling import demand, optimum, replay
+    from modelplane.sim import demand, optimum, replay
 
     instances = []
     for i, load in enumerate(sizes.optimum_loads):

@@ -44,7 +44,7 @@ def sim() -> None:
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml")
 def cluster(nodes: int, gpus_per_node: int, mig: bool, nvl72: bool, seed: int, output: str) -> None:
     """Print an HGX-like cluster: N nodes x 8 GPUs, two PCIe roots, racks of 16, blocks of 8."""
-    from modelplane.scheduling import generate_cluster
+    from modelplane.sim import generate_cluster
 
     objs = generate_cluster(nodes, gpus_per_node=gpus_per_node, mig=mig, nvl72=nvl72, seed=seed)
     for o in objs:
@@ -70,7 +70,7 @@ def workload(
     claims: int, rate: float, mean_duration: float, infeasible: int, seed: int, output: str
 ) -> None:
     """Print ResourceClaims with arrival-seconds and duration-seconds annotations."""
-    from modelplane.scheduling import generate_workload
+    from modelplane.sim import generate_workload
 
     objs = generate_workload(
         claims,
@@ -125,7 +125,8 @@ def schedule(
     cluster_path: str, workload_path: str, scorer: str, deadline_ms: float, output: str
 ) -> None:
     """Replay a workload on a cluster; print {allocations, unschedulable, metrics} as JSON."""
-    from modelplane.scheduling import SchedulingInputError, simulate
+    from modelplane.scheduling import SchedulingInputError
+    from modelplane.sim import simulate
 
     cluster_objs = _objects(cluster_path, "cluster")
     workload_objs = _objects(workload_path, "workload")
@@ -200,13 +201,8 @@ def route(
     output: str,
 ) -> None:
     """Replay a request trace with a routing policy; print TTFT, throughput, cache hits as JSON."""
-    from modelplane.gateway import (
-        Router,
-        TraceError,
-        generate_trace,
-        parse_trace,
-        simulate_routing,
-    )
+    from modelplane.gateway import Router
+    from modelplane.sim import TraceError, generate_trace, parse_trace, simulate_routing
 
     if generate and trace_path:
         raise click.UsageError("give either --trace FILE (simulate) or --generate KIND, not both")

@@ -31,20 +31,12 @@ from modelplane.api import (
 )
 from modelplane.gateway._call import Call
 from modelplane.gateway._errors import GatewayError
-from modelplane.gateway._fake import FakeUpstream
 from modelplane.gateway._gateway import Gateway
 from modelplane.gateway._graph_controller import GraphController, graph_problems
 from modelplane.gateway._limits import Limiter, Ticket
 from modelplane.gateway._openapi import openapi_paths
 from modelplane.gateway._routing import POLICIES, ReplicaLoad, Router, pick_version, prompt_blocks
 from modelplane.gateway._serve import mount, serve_gateway, server_stack, standalone_app
-from modelplane.gateway._simroute import (
-    TraceError,
-    generate_trace,
-    load_trace,
-    parse_trace,
-    simulate_routing,
-)
 from modelplane.gateway._table import (
     EndpointRoute,
     GraphRoute,
@@ -65,7 +57,6 @@ __all__ = [
     "STICKY_ANNOTATION",
     "Call",
     "EndpointRoute",
-    "FakeUpstream",
     "Gateway",
     "GatewayError",
     "GraphController",
@@ -78,18 +69,13 @@ __all__ = [
     "RoutingTable",
     "Telemetry",
     "Ticket",
-    "TraceError",
     "VersionRoute",
-    "generate_trace",
     "graph_problems",
-    "load_trace",
     "mount",
     "openapi_paths",
-    "parse_trace",
     "pick_version",
     "prompt_blocks",
     "serve_gateway",
     "server_stack",
-    "simulate_routing",
     "standalone_app",
 ]

@@ -1,19 +1,19 @@
-"""Device scheduling: ``resource.k8s.io/v1`` (DRA) allocation, scoring and simulation.
+"""Device scheduling: ``resource.k8s.io/v1`` (DRA) allocation, scoring, queues and gangs.
 
 This package owns the decision "which devices on which node does this ResourceClaim get", on
 plain dicts of DeviceClasses, ResourceSlices, Nodes and ResourceClaims: selectors in CEL (with
 the Kubernetes DRA environment), ``exactly``/``firstAvailable`` requests, constraints, shared
 counters (MIG), consumable capacity, taints and admin access; pluggable weighted scorers
-(topology, fragmentation, cost, power) and the upstream baselines (first-fit, binpack); a
-cluster and workload generator and a discrete-event simulator. Workload policy on top of it:
-Queues (Kueue-like quotas counted in devices, capacity and counters; cohorts with borrowing and
-lending; fair sharing by weight), Jobs placed as gangs with topology requirements, and preemption
-of the cheapest allowed victims (:class:`Admission`).
+(topology, fragmentation, cost, power) and the upstream baselines (first-fit, binpack). Workload
+policy on top of it: Queues (Kueue-like quotas counted in devices, capacity and counters; cohorts
+with borrowing and lending; fair sharing by weight), Jobs placed as gangs with topology
+requirements, and preemption of the cheapest allowed victims (:class:`Admission`).
 
 The allocator does not read or write the store and no module imports another subsystem: the
 controllers (:class:`ResourceClaimController`, and :class:`EndpointClaimController` /
 :class:`JobClaimController` for claims from templates) call :func:`allocate` and write
-``AllocationResult.to_status()`` into the claim's status.
+``AllocationResult.to_status()`` into the claim's status. The cluster generator, the
+discrete-event simulator and the exact optimum are in :mod:`modelplane.sim`, on these public names.
 """
 
 from modelplane.api import QuantityError, format_quantity, parse_quantity
@@ -25,20 +25,12 @@ from ._claims import AgentClaimController, EndpointClaimController, JobClaimCont
 from ._controller import ResourceClaimController, scheduling_controllers
 from ._errors import CelCompileError, CelRuntimeError, SchedulingInputError
 from ._gang import GangPlacement, GangPlacer, Workload, workloads_from
-from ._generator import (
-    DEFAULT_MIX,
-    GPU_MODELS,
-    generate_alibaba_workload,
-    generate_cluster,
-    generate_workload,
-    hard_inputs,
-    mean_units,
-)
-from ._inventory import Device, Inventory
-from ._optimum import demand, optimum, replay
+from ._inventory import CounterKey, Device, Inventory
+from ._plans import ClaimPlan, ConstraintPlan, RequestPlan, claim_key, plan_claim, untolerated
 from ._preemption import Preemption
 from ._queues import QueueSet, claim_usage, priority_of, queue_of
 from ._scoring import (
+    TOPOLOGY_LEVELS,
     BinpackScorer,
     CostScorer,
     FragmentationScorer,
@@ -50,13 +42,13 @@ from ._scoring import (
     TopologyScorer,
     WorkloadMix,
     policy_named,
+    topology_level,
 )
-from ._simulator import simulate, split_objects
-from ._state import AllocatedState
+from ._state import PRICE_ATTRIBUTE, AllocatedState
 
 __all__ = [
-    "DEFAULT_MIX",
-    "GPU_MODELS",
+    "PRICE_ATTRIBUTE",
+    "TOPOLOGY_LEVELS",
     "Admission",
     "Admitted",
     "AgentClaimController",
@@ -65,7 +57,10 @@ __all__ = [
     "BinpackScorer",
     "CelCompileError",
     "CelRuntimeError",
+    "ClaimPlan",
+    "ConstraintPlan",
     "CostScorer",
+    "CounterKey",
     "Device",
     "DeviceResult",
     "EndpointClaimController",
@@ -82,6 +77,7 @@ __all__ = [
     "Preemption",
     "QuantityError",
     "QueueSet",
+    "RequestPlan",
     "ResourceClaimController",
     "Running",
     "SchedulingInputError",
@@ -93,24 +89,18 @@ __all__ = [
     "WorkloadMix",
     "allocate",
     "allocate_many",
+    "claim_key",
     "claim_usage",
     "compile_selector",
-    "demand",
     "format_quantity",
-    "generate_alibaba_workload",
-    "generate_cluster",
-    "generate_workload",
-    "hard_inputs",
-    "mean_units",
-    "optimum",
     "parse_quantity",
     "parse_semver",
+    "plan_claim",
     "policy_named",
     "priority_of",
     "queue_of",
-    "replay",
     "scheduling_controllers",
-    "simulate",
-    "split_objects",
+    "topology_level",
+    "untolerated",
     "workloads_from",
 ]

@@ -30,17 +30,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._allocator import (
+from modelplane.scheduling import (
+    AllocatedState,
     AllocationResult,
-    _claim_key,
-    _Invalid,
-    _Plan,
-    _plans,
-    _untolerated,
+    CounterKey,
+    Device,
+    Inventory,
+    RequestPlan,
     allocate,
+    claim_key,
+    plan_claim,
+    untolerated,
 )
-from ._inventory import CounterKey, Device, Inventory
-from ._state import AllocatedState
 
 __all__ = ["Optimum", "demand", "optimum", "replay"]
 
@@ -83,7 +84,7 @@ class _Model:
             self.upper.append(hi)
 
 
-def _demand(slots: Sequence[Sequence[_Plan]]) -> float:
+def _demand(slots: Sequence[Sequence[RequestPlan]]) -> float:
     total = 0.0
     for alts in slots:
         first = alts[0]
@@ -101,12 +102,7 @@ def demand(claim: Mapping[str, Any], inventory: Inventory) -> float:
     The same figure whichever devices the claim gets, so a policy is never credited for giving
     a claim more than it asked for. Raises ``ValueError`` for an invalid claim.
     """
-    key = _claim_key(claim)
-    try:
-        slots, _ = _plans([(claim, key)], inventory)
-    except _Invalid as exc:
-        raise ValueError(str(exc)) from None
-    return _demand(slots)
+    return _demand(plan_claim(claim, inventory).requests)
 
 
 def optimum(
@@ -136,11 +132,8 @@ def optimum(
     by_device: dict[int, dict[int, float]] = {}
     by_counter: dict[CounterKey, dict[int, float]] = {}
     for claim in claims:
-        key = _claim_key(claim)
-        try:
-            slots, constraints = _plans([(claim, key)], inv)
-        except _Invalid as exc:
-            raise ValueError(str(exc)) from None
+        resolved = plan_claim(claim, inv)
+        key, slots, constraints = resolved.key, resolved.requests, resolved.constraints
         worth = _demand(slots)
         y = m.var(worth)
         y_of.append((key, worth, y))
@@ -171,7 +164,7 @@ def optimum(
                     for d in devices:
                         if d.index in used.in_use or d.allow_multiple:
                             continue
-                        if _untolerated(d, plan) is not None:
+                        if untolerated(d, plan) is not None:
                             continue
                         if any(
                             d.attributes.get(constraints[k].attribute) is None
@@ -264,7 +257,7 @@ def replay(
     raises ``ValueError`` naming the first claim the allocator refuses or gives other devices.
     """
     inv = inventory
-    by_key = {_claim_key(c): c for c in claims}
+    by_key = {claim_key(c): c for c in claims}
     done: list[AllocationResult] = []
     for key, devices in best.placed.items():
         claim = by_key.get(key)

@@ -2,7 +2,7 @@
 
 ``simulate_routing(trace, replicas=N, policy=...)`` replays a request trace against N simulated
 replicas and returns TTFT percentiles, throughput, success rate and cache hit rate. The replica
-is picked by :class:`~modelplane.gateway._routing.Router` itself, the object the gateway uses, fed
+is picked by :class:`~modelplane.gateway.Router` itself, the object the gateway uses, fed
 the way the gateway feeds it: ``begin``/``end`` around each request (requests in flight), and
 queue depth, running requests and KV-cache use copied from the replicas every
 ``scrape_interval_s`` (the gateway scrapes ``/metrics`` every second).
@@ -48,8 +48,7 @@ from typing import Any
 import orjson
 
 from modelplane.api import PREFIX_POLICIES
-from modelplane.gateway._routing import POLICIES, Router
-from modelplane.gateway._table import EndpointRoute, Replica, VersionRoute
+from modelplane.gateway import POLICIES, EndpointRoute, Replica, Router, VersionRoute
 
 WORKLOADS = ("shared-prefix", "multi-round", "low-reuse", "hot-prefix")
 #: the gateway hashes at most this many leading blocks of a prompt (``prompt_blocks``)

@@ -15,7 +15,7 @@ Behaviour is set through attributes, changeable while it runs (tests flip them):
 * ``reply``: the answer's text; when None, ``"<name>: <last user message>"`` (an echo);
 * ``queue_depth``, ``running``, ``kv_cache``: the figures served at ``/metrics``.
 
-``python -m modelplane.gateway._fake`` runs one until killed and prints its base URL.
+``python -m modelplane.testing.upstream`` runs one until killed and prints its base URL.
 """
 
 from __future__ import annotations

@@ -17,13 +17,23 @@ from typing import Any
 
 from modelplane.api import ARRIVAL_ANNOTATION as ARRIVAL
 from modelplane.api import DURATION_ANNOTATION as DURATION
-
-from ._admission import Admission, Admitted, Pending
-from ._errors import SchedulingInputError
-from ._gang import GangPlacement, GangPlacer, Workload, workloads_from
-from ._inventory import Inventory
-from ._scoring import TOPOLOGY_LEVELS, Policy, policy_named, topology_level
-from ._state import PRICE_ATTRIBUTE, AllocatedState
+from modelplane.scheduling import (
+    PRICE_ATTRIBUTE,
+    TOPOLOGY_LEVELS,
+    Admission,
+    Admitted,
+    AllocatedState,
+    GangPlacement,
+    GangPlacer,
+    Inventory,
+    Pending,
+    Policy,
+    SchedulingInputError,
+    Workload,
+    policy_named,
+    topology_level,
+    workloads_from,
+)
 
 __all__ = ["simulate", "split_objects"]
 
