@@ -20,6 +20,7 @@ Policies, so a policy that forbids everything cannot forbid its own removal.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,8 @@ _UNPARSED: JSON = {
 
 #: how long a first write waits for the Policies to be loaded before it is refused (fail closed)
 SYNC_SECONDS = 10.0
+#: how often the wait for the Policies asks whether the store answers at all
+_SYNC_SLICE = 0.25
 
 
 class Admission:
@@ -56,6 +59,7 @@ class Admission:
     """
 
     def __init__(self, store: Store, *, registry: CollectorRegistry | None = None) -> None:
+        self._store = store
         self._informer = Informer(store, "Policy")
         self._lock = threading.Lock()
         self._started = False
@@ -86,7 +90,12 @@ class Admission:
             if not self._started:
                 self._informer.start()
                 self._started = True
-        if not self._informer.wait_for_sync(SYNC_SECONDS):
+        deadline = time.monotonic() + SYNC_SECONDS
+        while not self._informer.wait_for_sync(_SYNC_SLICE):
+            # a store that is down says so now (its own 503), instead of after the whole wait
+            self._store.current_resource_version()
+            if time.monotonic() < deadline:
+                continue
             raise Unavailable(
                 "the admission Policies are not loaded yet, so writes are refused (fail closed);"
                 " retry shortly",
