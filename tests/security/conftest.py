@@ -9,13 +9,14 @@ from pathlib import Path
 import httpx
 import pytest
 from starlette.routing import Mount
+from tests.security._platform import use_key_file
 from tests.server.conftest import RunningServer, serving
 
 from modelplane import platform
 from modelplane.agents._routes import routes as agent_routes
 from modelplane.gateway import Gateway
 from modelplane.server import create_app
-from modelplane.store import open_store
+from modelplane.store import Store, open_store
 
 
 @pytest.fixture
@@ -33,3 +34,13 @@ def api(tmp_path: Path) -> Iterator[RunningServer]:
     finally:
         gateway.stop()
         store.close()
+
+
+@pytest.fixture
+def sqlite_store(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Store]:
+    """A fresh SQLite store whose Secrets use a key file of the test's own."""
+    use_key_file(tmp_path, monkeypatch)
+    with open_store(sqlite_url) as store:
+        yield store

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from starlette.applications import Starlette
-from tests.security._platform import ADMIN_TOKEN, TENANT_TOKEN, TOKENS, url, use_key_file
+from tests.security._platform import ADMIN_TOKEN, TENANT_TOKEN, TOKENS, url
 from tests.server.conftest import serving
 
 from modelplane.api import ADMIN_GROUP, Principal, kinds
@@ -17,7 +16,7 @@ from modelplane.server import create_app, load_tokens
 from modelplane.server._auth import BearerAuth
 from modelplane.server._catalog import Catalog
 from modelplane.server._context import ServerContext
-from modelplane.store import Store, open_store
+from modelplane.store import Store
 
 POLICY = {
     "apiVersion": "modelplane.dev/v1alpha1",
@@ -25,15 +24,6 @@ POLICY = {
     "metadata": {"name": "quota"},
     "spec": {"scope": "admission", "cedar": "permit(principal, action, resource);"},
 }
-
-
-@pytest.fixture
-def sqlite_store(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Store]:
-    use_key_file(tmp_path, monkeypatch)
-    with open_store(sqlite_url) as store:
-        yield store
 
 
 def _with_admin_only_policies(app: Starlette) -> Starlette:

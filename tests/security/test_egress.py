@@ -17,23 +17,13 @@ from tests.security._platform import (
     running_platform,
     upstream_model,
     url,
-    use_key_file,
 )
 
 from modelplane.cli import cli
 from modelplane.egress import EgressRefused, EgressRules
 from modelplane.gateway import EndpointRoute
-from modelplane.store import Store, open_store
+from modelplane.store import Store
 from modelplane.testing import FakeUpstream
-
-
-@pytest.fixture
-def sqlite_store(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Store]:
-    use_key_file(tmp_path, monkeypatch)
-    with open_store(sqlite_url) as store:
-        yield store
 
 
 @pytest.fixture

@@ -56,6 +56,7 @@ from modelplane.gateway._telemetry import (
     configure_tracing,
     end_attempt_span,
     end_request_span,
+    ends_on_failure,
     record_answer,
     record_first_token,
     record_stream,
@@ -219,14 +220,8 @@ class Gateway:
         )
         if call.step is not None and span.is_recording():
             span.set_attribute("modelplane.graph.step", call.step)
-        try:
+        with ends_on_failure(span):
             response = await self._admitted(route, call)
-        except GatewayError as exc:
-            end_request_span(span, code=exc.status, error=exc.code or exc.type)
-            raise
-        except BaseException as exc:
-            end_request_span(span, code=500, error=type(exc).__qualname__)
-            raise
         if call.span is not None:  # not handed to a stream's relay: the answer is complete
             end_request_span(call.span, code=response.status_code)
         return response

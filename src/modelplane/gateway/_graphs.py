@@ -40,7 +40,12 @@ from starlette.responses import Response
 from modelplane.gateway._call import Call, parse_call
 from modelplane.gateway._errors import GatewayError
 from modelplane.gateway._table import EndpointRoute, GraphRoute, Route, RoutingTable
-from modelplane.gateway._telemetry import end_request_span, record_answer, start_request_span
+from modelplane.gateway._telemetry import (
+    end_request_span,
+    ends_on_failure,
+    record_answer,
+    start_request_span,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,16 +91,9 @@ async def run_graph(gateway: Serving, route: GraphRoute, call: Call) -> Response
         )
     span = start_request_span(call.path, route.name, call.body)
     span.set_attribute("modelplane.graph", route.key)
-    try:
-        # the steps' spans start while this one is current: they become its children
-        with trace.use_span(span, end_on_exit=False):
-            answer = await _Runner(gateway, route).node(route.graph.spec.root, call.body, None)
-    except GatewayError as exc:
-        end_request_span(span, code=exc.status, error=exc.code or exc.type)
-        raise
-    except BaseException as exc:
-        end_request_span(span, code=500, error=type(exc).__qualname__)
-        raise
+    # the steps' spans start while this one is current: they become its children
+    with ends_on_failure(span), trace.use_span(span, end_on_exit=False):
+        answer = await _Runner(gateway, route).node(route.graph.spec.root, call.body, None)
     created = int(time.time())
     usage = {
         "prompt_tokens": answer.prompt_tokens,

@@ -36,6 +36,8 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,6 +45,8 @@ from urllib.parse import urlsplit
 import orjson
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
+
+from modelplane.gateway._errors import GatewayError
 
 GEN_AI_ATTRIBUTES = (
     "gen_ai.operation.name",
@@ -462,6 +466,20 @@ def end_request_span(span: Span, *, code: int, error: str | None = None) -> None
             span.set_attribute("error.type", error)
             span.set_status(StatusCode.ERROR, error)
     span.end()
+
+
+@contextmanager
+def ends_on_failure(span: Span) -> Iterator[None]:
+    """End ``span`` as failed when the block raises (a GatewayError's status and code, else a
+    500 named by the exception's type), and raise on; a block that returns leaves it open."""
+    try:
+        yield
+    except GatewayError as exc:
+        end_request_span(span, code=exc.status, error=exc.code or exc.type)
+        raise
+    except BaseException as exc:
+        end_request_span(span, code=500, error=type(exc).__qualname__)
+        raise
 
 
 def _record(span: Span, events: list[dict[str, Any]]) -> None:
