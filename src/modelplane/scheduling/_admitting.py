@@ -31,6 +31,7 @@ from modelplane.control import Request, Result, commit_status, get_condition, se
 from modelplane.store import Store
 
 from ._admission import Admission, Admitted, Pending, Running
+from ._claims import endpoint_replica_slots
 from ._errors import SchedulingInputError
 from ._gang import GangPlacement, Workload
 from ._inventory import Inventory
@@ -478,12 +479,7 @@ class AdmittingMixin:
                 for r in (c.get("metadata") or {}).get("ownerReferences") or ()
             )
         ]
-        replicas = (endpoint.get("spec") or {}).get("replicas") or {}
-        desired = (endpoint.get("status") or {}).get("desiredReplicas")
-        if isinstance(desired, int) and not isinstance(desired, bool):
-            wanted = desired
-        else:
-            wanted = int(replicas.get("min", 1)) if isinstance(replicas, dict) else len(owned)
+        wanted = endpoint_replica_slots(endpoint)
         allocated = sum(1 for k in owned if k in self._held)
         value = f"{allocated}/{wanted}"
         if (endpoint.get("status") or {}).get("devicesAllocated") == value:

@@ -159,11 +159,17 @@ class EndpointClaimController(_TemplateClaims):
         return dict(devices) if devices else None
 
     def replicas(self, owner: JSON) -> int:
-        desired = (owner.get("status") or {}).get("desiredReplicas")
-        if isinstance(desired, int) and not isinstance(desired, bool) and desired >= 0:
-            return desired
-        replicas = (owner.get("spec") or {}).get("replicas") or {}
-        return int(replicas.get("min", 1) if isinstance(replicas, dict) else 1)
+        return endpoint_replica_slots(owner)
+
+
+def endpoint_replica_slots(endpoint: JSON) -> int:
+    """The replica slots an Endpoint wants: ``status.desiredReplicas`` once its node agent said,
+    else ``spec.replicas.min``."""
+    desired = (endpoint.get("status") or {}).get("desiredReplicas")
+    if isinstance(desired, int) and not isinstance(desired, bool) and desired >= 0:
+        return desired
+    replicas = (endpoint.get("spec") or {}).get("replicas") or {}
+    return int(replicas.get("min", 1) if isinstance(replicas, dict) else 1)
 
 
 class JobClaimController(_TemplateClaims):
