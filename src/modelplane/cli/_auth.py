@@ -15,10 +15,6 @@ from modelplane.cli._context import connection_options, settings
 from modelplane.cli._kinds import kind
 from modelplane.cli._output import to_yaml
 
-#: Kubernetes' review endpoints (the server answers them as kube-apiserver does)
-WHOAMI_PATH = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
-CAN_I_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
-
 
 @click.group()
 def auth() -> None:
@@ -30,6 +26,8 @@ def auth() -> None:
 @connection_options()
 def whoami(output: str | None) -> None:
     """Print the user and groups the server's authentication gives your token."""
+    from modelplane.server import WHOAMI_PATH
+
     with settings().client() as client:
         review = client.request(
             "POST",
@@ -62,6 +60,8 @@ def can_i(
 
     VERB is create, update, patch, delete, get, list or watch; KIND any name `get` takes.
     """
+    from modelplane.server import CAN_I_PATH
+
     s = settings()
     info = kind(kind_name)
     attributes: dict[str, str] = {

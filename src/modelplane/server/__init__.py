@@ -11,6 +11,15 @@ The contract with clients (the CLI, the SDK) is the REST API itself: see ``GET /
 
 from modelplane.server._app import DEFAULT_MAX_BODY_BYTES, create_app
 from modelplane.server._auth import load_tokens
+from modelplane.server._reviews import CAN_I_PATH, WHOAMI_PATH
 from modelplane.server._serve import TLS, serve
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "TLS", "create_app", "load_tokens", "serve"]
+__all__ = [
+    "CAN_I_PATH",
+    "DEFAULT_MAX_BODY_BYTES",
+    "TLS",
+    "WHOAMI_PATH",
+    "create_app",
+    "load_tokens",
+    "serve",
+]
