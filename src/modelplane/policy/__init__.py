@@ -6,6 +6,7 @@ Runtime Policies (model access, tool calls) are not enforced yet. See ``docs/pol
 """
 
 from modelplane.policy._admission import Admission
+from modelplane.policy._audit import AuditEvent, AuditSink, MemoryAudit
 from modelplane.policy._engine import (
     VERBS,
     CompiledPolicy,
@@ -19,8 +20,11 @@ from modelplane.policy._engine import (
 __all__ = [
     "VERBS",
     "Admission",
+    "AuditEvent",
+    "AuditSink",
     "CompiledPolicy",
     "Decision",
+    "MemoryAudit",
     "PolicySet",
     "compile_policy",
     "principal_entities",
