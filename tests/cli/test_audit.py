@@ -10,28 +10,12 @@ from pathlib import Path
 
 import httpx
 from tests.cli._platform import UpServer, clean_env, modelplane_command, wait_for
-
-GROUP = "modelplane.dev/v1alpha1"
-NO_BIG = """
-@id("no-big")
-@reason("at most 3 replicas")
-forbid(principal, action == Action::"create", resource)
-when { resource is Endpoint && resource.spec.replicas.max > 3 };
-"""
+from tests.policy._manifests import GROUP, endpoint, max_three_policy
 
 
 def _cli(up: UpServer, token: str, *args: str) -> subprocess.CompletedProcess[str]:
     command = modelplane_command("--server", up.url, "--token", token, "audit", *args)
     return subprocess.run(command, capture_output=True, text=True, env=clean_env(), timeout=60)
-
-
-def _endpoint(name: str, replicas: int) -> dict[str, object]:
-    return {
-        "apiVersion": GROUP,
-        "kind": "Endpoint",
-        "metadata": {"name": name},
-        "spec": {"model": "llama", "replicas": {"min": 1, "max": replicas}},
-    }
 
 
 def test_audit_verify_names_a_record_edited_in_the_database_file(tmp_path: Path) -> None:
@@ -43,17 +27,11 @@ def test_audit_verify_names_a_record_edited_in_the_database_file(tmp_path: Path)
         base = f"{up.url}/apis/{GROUP}/namespaces/team-a"
         ops = httpx.Client(headers={"Authorization": "Bearer ops-token"}, timeout=10)
         alice = httpx.Client(headers={"Authorization": "Bearer alice-token"}, timeout=10)
-        policy = {
-            "apiVersion": GROUP,
-            "kind": "Policy",
-            "metadata": {"name": "no-big"},
-            "spec": {"scope": "admission", "cedar": NO_BIG},
-        }
-        assert ops.post(f"{base}/policies", json=policy).status_code == 201
-        assert alice.post(f"{base}/endpoints", json=_endpoint("small", 1)).status_code == 201
+        assert ops.post(f"{base}/policies", json=max_three_policy()).status_code == 201
+        assert alice.post(f"{base}/endpoints", json=endpoint("small", 1)).status_code == 201
         wait_for(
             "the Policy to refuse",
-            lambda: alice.post(f"{base}/endpoints", json=_endpoint("big", 8)).status_code == 403,
+            lambda: alice.post(f"{base}/endpoints", json=endpoint("big", 8)).status_code == 403,
         )
 
         # when the administrator reads the log, and the tenant tries to
@@ -80,7 +58,7 @@ def test_audit_verify_names_a_record_edited_in_the_database_file(tmp_path: Path)
 
     # then the log showed the tenant's allow and deny, naming the policy and the version
     assert records[0]["resource"] == "Endpoint/team-a/small"
-    assert deny["policies"] == ["team-a/no-big (no-big)"]
+    assert deny["policies"] == ["team-a/replicas (max-replicas)"]
     assert str(deny["policyVersion"]).startswith("sha256:")
     assert table.returncode == 0
     assert table.stdout.splitlines()[0].split() == [

@@ -21,6 +21,7 @@ from modelplane.policy import (
     AuditEvent,
     AuditLog,
     AuditQuery,
+    Verification,
     open_audit_log,
     parse_retention,
     record_hash,
@@ -94,30 +95,28 @@ def test_the_hash_is_sha256_of_the_previous_hash_and_the_canonical_record() -> N
     assert record_hash(prev, 7, event) == expected
 
 
-def test_verify_names_the_record_edited_in_the_sqlite_file(sqlite_url: str) -> None:
-    # given ten committed records
-    with AuditLog(sqlite_url) as log:
-        for i in range(10):
+def _tampered(url: str, records: int, sql: str) -> Verification:
+    """Verify after ``records`` committed events and ``sql`` run on the file behind the log."""
+    with AuditLog(url) as log:
+        for i in range(records):
             log.append(_event(i))
-    # when record 6's decision is changed in the database file, behind the log's back
-    with sqlite3.connect(_sqlite_path(sqlite_url)) as db:
-        db.execute("UPDATE audit_log SET decision = 'deny' WHERE sequence = 6")
+    with sqlite3.connect(_sqlite_path(url)) as db:
+        db.execute(sql)
+    with AuditLog(url) as log:
+        return log.verify()
+
+
+def test_verify_names_the_record_edited_in_the_sqlite_file(sqlite_url: str) -> None:
+    # given ten committed records, when record 6's decision is changed in the database file
+    result = _tampered(sqlite_url, 10, "UPDATE audit_log SET decision = 'deny' WHERE sequence = 6")
     # then verify names record 6, having verified the five before it
-    with AuditLog(sqlite_url) as log:
-        result = log.verify()
     assert not result.ok
     assert result.first_bad == 6 and result.records == 5
     assert "edited" in result.problem
 
 
 def test_verify_names_a_record_that_was_removed(sqlite_url: str) -> None:
-    with AuditLog(sqlite_url) as log:
-        for i in range(6):
-            log.append(_event(i))
-    with sqlite3.connect(_sqlite_path(sqlite_url)) as db:
-        db.execute("DELETE FROM audit_log WHERE sequence = 3")
-    with AuditLog(sqlite_url) as log:
-        result = log.verify()
+    result = _tampered(sqlite_url, 6, "DELETE FROM audit_log WHERE sequence = 3")
     assert result.first_bad == 3 and "missing" in result.problem
 
 

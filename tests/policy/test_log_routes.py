@@ -10,20 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.control._wait import wait_until
+from tests.policy._manifests import GROUP, endpoint, max_three_policy
 from tests.security._platform import ADMIN_TOKEN, TENANT_TOKEN, TOKENS, use_key_file
 from tests.server.conftest import serving
 
 from modelplane.policy import RECORDS_PATH, VERIFY_PATH, AuditLog, audit_routes
 from modelplane.server import create_app
 from modelplane.store import open_store
-
-GROUP = "modelplane.dev/v1alpha1"
-MAX_THREE = """
-@id("max-replicas")
-@reason("at most 3 replicas")
-forbid(principal, action == Action::"create", resource)
-when { resource is Endpoint && resource.spec.replicas.max > 3 };
-"""
 
 
 @dataclass
@@ -59,24 +52,6 @@ def _url(plural: str) -> str:
     return f"/apis/{GROUP}/namespaces/team-a/{plural}"
 
 
-def _endpoint(name: str, replicas: int) -> dict[str, object]:
-    return {
-        "apiVersion": GROUP,
-        "kind": "Endpoint",
-        "metadata": {"name": name},
-        "spec": {"model": "llama", "replicas": {"min": 1, "max": replicas}},
-    }
-
-
-def _policy() -> dict[str, object]:
-    return {
-        "apiVersion": GROUP,
-        "kind": "Policy",
-        "metadata": {"name": "replicas", "namespace": "team-a"},
-        "spec": {"scope": "admission", "cedar": MAX_THREE},
-    }
-
-
 def _records(api: Api, **params: str) -> list[dict[str, object]]:
     assert api.log.flush()
     response = api.admin.get(RECORDS_PATH, params=params)
@@ -87,14 +62,14 @@ def _records(api: Api, **params: str) -> list[dict[str, object]]:
 
 def test_every_admission_decision_is_recorded_with_its_policy_set_version(api: Api) -> None:
     # given an Endpoint created before any Policy, then a Policy forbidding more than 3 replicas
-    assert api.tenant.post(_url("endpoints"), json=_endpoint("before", 5)).status_code == 201
-    assert api.admin.post(_url("policies"), json=_policy()).status_code == 201
+    assert api.tenant.post(_url("endpoints"), json=endpoint("before", 5)).status_code == 201
+    assert api.admin.post(_url("policies"), json=max_three_policy()).status_code == 201
     wait_until(
-        lambda: api.tenant.post(_url("endpoints"), json=_endpoint("big", 5)).status_code == 403,
+        lambda: api.tenant.post(_url("endpoints"), json=endpoint("big", 5)).status_code == 403,
         what="the Policy to refuse the write",
     )
     # when the tenant creates an allowed one
-    assert api.tenant.post(_url("endpoints"), json=_endpoint("small", 2)).status_code == 201
+    assert api.tenant.post(_url("endpoints"), json=endpoint("small", 2)).status_code == 201
 
     # then the log holds the allow before the Policy (no version), the administrator's Policy
     # write (break glass), the deny naming the policy, and the allow, with the same version
@@ -114,7 +89,7 @@ def test_every_admission_decision_is_recorded_with_its_policy_set_version(api: A
     assert policy_write[0]["resource"] == "Policy/team-a/replicas"
     assert policy_write[0]["reasons"] == ["break glass"]
     # and the 403 names the version it was decided with
-    refused = api.tenant.post(_url("endpoints"), json=_endpoint("big2", 9))
+    refused = api.tenant.post(_url("endpoints"), json=endpoint("big2", 9))
     assert refused.json()["details"]["policyVersion"] == deny["policyVersion"]
     assert api.admin.get(VERIFY_PATH).json()["verified"] is True
 
@@ -142,7 +117,7 @@ def test_bad_query_parameters_are_refused_naming_them(api: Api) -> None:
 def test_records_are_read_a_page_at_a_time(api: Api) -> None:
     # given five writes
     for i in range(5):
-        assert api.tenant.post(_url("endpoints"), json=_endpoint(f"e{i}", 1)).status_code == 201
+        assert api.tenant.post(_url("endpoints"), json=endpoint(f"e{i}", 1)).status_code == 201
     assert api.log.flush()
     # when read two at a time
     seen: list[object] = []
