@@ -267,3 +267,18 @@ def test_committed_records_are_exported_as_opentelemetry_logs(sqlite_url: str) -
     assert second["modelplane.audit.decision"] == "deny"
     assert second["modelplane.audit.sequence"] == 2
     assert str(exported[1].severity_text) == "WARN"
+
+
+def test_a_refused_write_is_counted_as_lost_and_never_raises(sqlite_url: str) -> None:
+    # given a log whose database refuses every insert (as a full or read-only disk would)
+    with AuditLog(sqlite_url) as log:
+        with sqlite3.connect(_sqlite_path(sqlite_url)) as db:
+            db.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON audit_log"
+                " BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+            )
+        # when a decision is appended, the append returns and the writer gives up after retries
+        log.append(_event(1))
+        assert log.flush(30)
+        # then the loss is counted (and logged), not raised into the decision
+        assert log.lost == 1

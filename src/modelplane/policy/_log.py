@@ -30,6 +30,7 @@ one with the OTLP/HTTP exporter), every committed record is also emitted as one 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -464,12 +465,24 @@ class AuditLog:
                     logger.exception("audit log: %d decisions could not be recorded", len(batch))
                     with self._cond:
                         self.lost += len(batch)
+                    break
                 time.sleep(0.2 * (attempt + 1))  # a busy database: back off, then try again
+                self._reconnect()
         with self._cond:
             self._done += len(batch)
             self._cond.notify_all()
         for record in records:
             self._export(record)
+
+    def _reconnect(self) -> None:
+        """A fresh write connection after a failed commit (the old one may be broken)."""
+        try:
+            fresh = _Database(self.url)
+        except Exception:
+            return  # the database is still away: the next attempt uses the old one and says so
+        with contextlib.suppress(Exception):
+            self._writes.close()
+        self._writes = fresh
 
     def _export(self, record: AuditRecord) -> None:
         if self._otel is None:
