@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import re
@@ -70,6 +69,8 @@ _STORED = (
     "reasons", "policy_version", "arguments_digest",
 )  # fmt: skip
 _COLUMNS = ("sequence", *_STORED, "extra", "prev_hash", "hash")
+_LISTS = frozenset({"policies", "reasons"})
+_EXTRA = tuple(name for name in _EVENT_FIELDS if name not in _STORED)
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -285,6 +286,14 @@ class _Database:
         cur = self._conn.execute(self._sql(text), params)
         return list(cur.fetchall()) if cur.description else []
 
+    def execute_many(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement for many rows, inside :meth:`locked`."""
+        if self.backend == "sqlite":
+            self._conn.executemany(text, rows)
+            return
+        with self._conn.cursor() as cur:
+            cur.executemany(self._sql(text), rows)
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -293,9 +302,9 @@ class _Database:
 def _event_of(row: Sequence[Any]) -> AuditRecord:
     values = dict(zip(_COLUMNS, row, strict=True))
     known: dict[str, Any] = {name: values[name] for name in _STORED}
-    known["policies"] = tuple(json.loads(values["policies"]))
-    known["reasons"] = tuple(json.loads(values["reasons"]))
-    for name, value in json.loads(values["extra"]).items():
+    known["policies"] = tuple(orjson.loads(values["policies"]))
+    known["reasons"] = tuple(orjson.loads(values["reasons"]))
+    for name, value in orjson.loads(values["extra"]).items():
         if name in _EVENT_FIELDS:
             known[name] = tuple(value) if isinstance(value, list) else value
     event = AuditEvent(**known)
@@ -312,19 +321,18 @@ def _chain(db: _Database, events: Sequence[AuditEvent]) -> list[AuditRecord]:
         digest = record_hash(prev, sequence, event)
         records.append(AuditRecord(sequence, event, prev, digest))
         prev = digest
-    for r in records:
-        db.execute(_INSERT, _row_values(r))
+    db.execute_many(_INSERT, [_row_values(r) for r in records])
     return records
 
 
 def _row_values(r: AuditRecord) -> tuple[Any, ...]:
-    event = {name: getattr(r.event, name) for name in _EVENT_FIELDS}
+    e = r.event
     values: list[Any] = [r.sequence]
     for name in _STORED:
-        value = event.pop(name)
-        values.append(json.dumps(list(value)) if isinstance(value, tuple) else value)
-    extra = {k: list(v) if isinstance(v, tuple) else v for k, v in event.items()}
-    return (*values, json.dumps(extra, sort_keys=True), r.prev_hash, r.hash)
+        value = getattr(e, name)
+        values.append(orjson.dumps(value).decode() if name in _LISTS else value)
+    extra = {name: getattr(e, name) for name in _EXTRA}
+    return (*values, orjson.dumps(extra).decode(), r.prev_hash, r.hash)
 
 
 # -- the log ----------------------------------------------------------------------------------------
@@ -632,8 +640,8 @@ def _emit(otel: Any, record: AuditRecord) -> None:
     )
 
 
-def open_audit_log(url: str, *, retention: str | None = None) -> AuditLog:
-    """The audit log in the database at ``url`` (the store's URL), with ``retention`` as the
+def open_audit_log(store_url: str, *, retention: str | None = None) -> AuditLog:
+    """The audit log in the store's database (its own tables), with ``retention`` as the
     ``--audit-retention`` option writes it (``30d``); BadRequest naming the option if not."""
     seconds = None
     if retention:
@@ -641,4 +649,4 @@ def open_audit_log(url: str, *, retention: str | None = None) -> AuditLog:
             seconds = parse_retention(retention)
         except ValueError as exc:
             raise BadRequest(f"--audit-retention: {exc}") from None
-    return AuditLog(url, retention=seconds)
+    return AuditLog(store_url, retention=seconds)
