@@ -311,17 +311,37 @@ def _event_of(row: Sequence[Any]) -> AuditRecord:
     return AuditRecord(int(values["sequence"]), event, values["prev_hash"], values["hash"])
 
 
-def _chain(db: _Database, events: Sequence[AuditEvent]) -> list[AuditRecord]:
-    """Append ``events`` after the tail (inside :meth:`_Database.locked`); the records written."""
-    tail = db.execute(_TAIL) or db.execute(_ANCHOR)
-    sequence, prev = (int(tail[0][0]), str(tail[0][1])) if tail else (0, GENESIS)
+Tail = tuple[int, str]
+
+
+def _plan(tail: Tail, events: Sequence[AuditEvent]) -> tuple[list[AuditRecord], list[Any]]:
+    """The records (and their rows) ``events`` become when chained after ``tail``."""
+    sequence, prev = tail
     records = []
     for event in events:
         sequence += 1
         digest = record_hash(prev, sequence, event)
         records.append(AuditRecord(sequence, event, prev, digest))
         prev = digest
-    db.execute_many(_INSERT, [_row_values(r) for r in records])
+    return records, [_row_values(r) for r in records]
+
+
+def _chain(
+    db: _Database,
+    events: Sequence[AuditEvent],
+    guess: Tail | None = None,
+    planned: tuple[list[AuditRecord], list[Any]] | None = None,
+) -> list[AuditRecord]:
+    """Append ``events`` after the tail (inside :meth:`_Database.locked`); the records written.
+
+    ``planned``: the records :func:`_plan` made of ``events`` after ``guess`` (the tail this
+    process last wrote) before the lock was taken; they are written as they are when ``guess`` is
+    still the tail (no other process appended since), so the lock is held for the inserts, not
+    for the hashing. Otherwise they are chained again after the real tail."""
+    found = db.execute(_TAIL) or db.execute(_ANCHOR)
+    tail = (int(found[0][0]), str(found[0][1])) if found else (0, GENESIS)
+    records, rows = planned if planned is not None and tail == guess else _plan(tail, events)
+    db.execute_many(_INSERT, rows)
     return records
 
 
@@ -368,6 +388,7 @@ class AuditLog:
         self.linger = linger
         self._since = 0.0  # when the oldest queued event was queued
         self._flushing = 0  # callers waiting in flush(): commit without lingering
+        self._tail: Tail | None = None  # what this process last wrote (see _chain)
         self._otel = _otel_logger(logger_provider)
         self._cond = threading.Condition()
         self._queue: deque[AuditEvent] = deque()
@@ -463,10 +484,13 @@ class AuditLog:
 
     def _commit(self, batch: list[AuditEvent]) -> None:
         records: list[AuditRecord] = []
+        guess = self._tail
+        planned = _plan(guess, batch) if guess is not None else None
         for attempt in range(3):
             try:
                 with self._writes.locked() as db:
-                    records = _chain(db, batch)
+                    records = _chain(db, batch, guess, planned)
+                self._tail = (records[-1].sequence, records[-1].hash)
                 break
             except Exception:
                 if attempt == 2:
