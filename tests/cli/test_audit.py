@@ -72,3 +72,12 @@ def test_audit_verify_names_a_record_edited_in_the_database_file(tmp_path: Path)
     assert tampered.returncode == 1
     assert f"record {deny['sequence']} does not hold" in tampered.stderr
     assert "Traceback" not in tampered.stderr
+
+
+def test_up_refuses_a_bad_audit_retention_naming_the_option(tmp_path: Path) -> None:
+    # when up is started with a retention that is not a duration
+    up = UpServer(tmp_path / "home", "--audit-retention", "a month").start()
+    # then it exits 1 before serving, saying what to write instead
+    assert up.wait_exit(60) == 1
+    assert "--audit-retention: 'a month' is not a retention period" in up.stderr
+    assert "30d" in up.stderr and "Traceback" not in up.stderr
