@@ -13,6 +13,7 @@ Tables (prefixed ``agent_``; instances are not API objects):
 * ``agent_memory`` — conversation entries ``(iid, n)``: an append is one row (O(1));
 * ``agent_inbox`` — messages, inputs and cancellations not yet consumed;
 * ``agent_audit`` — who did what, when: API calls and every tool-call decision;
+* ``agent_approvals`` — tool calls waiting for (or given) a person's decision;
 * ``agent_shards`` — per shard, the fencing token of the runtime allowed to write its instances
   (the ``transitions`` of its shard lease, see :mod:`modelplane.agents._shards`).
 
@@ -83,6 +84,13 @@ CREATE TABLE IF NOT EXISTS agent_audit (
   detail BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS agent_audit_instance ON agent_audit (namespace, agent, name, id);
 CREATE TABLE IF NOT EXISTS agent_shards (shard INTEGER PRIMARY KEY, token INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS agent_approvals (
+  id TEXT PRIMARY KEY, iid INTEGER NOT NULL,
+  namespace TEXT NOT NULL, agent TEXT NOT NULL, name TEXT NOT NULL,
+  server TEXT NOT NULL, tool TEXT NOT NULL, arguments BLOB NOT NULL, reason TEXT NOT NULL,
+  requested REAL NOT NULL, decision TEXT, decided_by TEXT, decided_reason TEXT, decided REAL,
+  token TEXT);
+CREATE INDEX IF NOT EXISTS agent_approvals_open ON agent_approvals (decision, requested);
 """
 
 _POSTGRES_DDL = (

@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from modelplane.agents._approvals import Approvals
 from modelplane.agents._execution import (
     INSERT_AUDIT,
     TERMINAL,
@@ -68,6 +69,7 @@ STATUSES = (
     "running",
     "waiting",
     "waiting_input",
+    "waiting_approval",
     "idle",
     "completed",
     "failed",
@@ -140,6 +142,8 @@ class Instances:
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
         self.clock: Clock = clock or SystemClock()
+        #: tool calls waiting for a person's decision (:mod:`modelplane.agents._approvals`)
+        self.approvals = Approvals(db, self.clock, self._nudge)
 
     def _nudge(self, iid: int) -> None:
         with _LOCAL_LOCK:
