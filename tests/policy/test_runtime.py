@@ -1,4 +1,6 @@
-"""Run-time Policies (Cedar) on agents' tool calls and approvals: outcomes, audit, fail closed."""
+"""Run-time Policies (Cedar) on agents' tool calls and approvals: outcomes, audit, fail closed.
+
+On each store backend (the ``store`` fixture): the Policies come through a real informer."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from modelplane.agents import InstanceRef
 from modelplane.api import Principal, validate
 from modelplane.api.errors import Invalid
 from modelplane.policy import AgentPolicy, MemoryAudit, RuntimePolicies
-from modelplane.store import Store, open_store
+from modelplane.store import Store
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "policies" / "forbid-shell.yaml"
 GROUP = "modelplane.dev/v1alpha1"
@@ -42,15 +44,6 @@ def _policy(name: str, cedar: str, namespace: str = "modelplane-system", **spec:
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"scope": "runtime", "cedar": cedar, **spec},
     }
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(f"sqlite:///{tmp_path / 'modelplane.db'}")
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 @pytest.fixture

@@ -80,19 +80,18 @@ def _decide(approval: str, verb: str, reason: str, output: str | None) -> None:
         click.echo(f"approval/{approval} {decided['decision']}")
 
 
-@approvals.command()
-@click.argument("approval", metavar="ID")
-@click.option("--reason", default="", help="Why (kept in the audit trail).")
-@_OUTPUT
-def approve(approval: str, reason: str, output: str | None) -> None:
-    """Let the waiting tool call ID run."""
-    _decide(approval, "approve", reason, output)
+def _decision(verb: str, summary: str, reason: str) -> None:
+    @approvals.command(verb, help=summary)
+    @click.argument("approval", metavar="ID")
+    @click.option("--reason", default="", help=reason)
+    @_OUTPUT
+    def command(approval: str, reason: str, output: str | None) -> None:
+        _decide(approval, verb, reason, output)
 
 
-@approvals.command()
-@click.argument("approval", metavar="ID")
-@click.option("--reason", default="", help="Why (the agent's ToolDenied carries it).")
-@_OUTPUT
-def deny(approval: str, reason: str, output: str | None) -> None:
-    """Refuse the waiting tool call ID: the agent's handler gets ToolDenied."""
-    _decide(approval, "deny", reason, output)
+_decision("approve", "Let the waiting tool call ID run.", "Why (kept in the audit trail).")
+_decision(
+    "deny",
+    "Refuse the waiting tool call ID: the agent's handler gets ToolDenied.",
+    "Why (the agent's ToolDenied carries it).",
+)
