@@ -92,6 +92,7 @@ def services(
             api_token=api_token,
             egress=egress,
             authorizer=agent_policy(store, audit),
+            message_authorizer=agent_policy(store, audit).authorize_message,
         ),
     ]
 

@@ -31,6 +31,7 @@ from modelplane.agents.authz import (
     Authorizer,
     Decision,
     InstanceRef,
+    MessageAuthorizer,
     allow_all,
 )
 from modelplane.agents.context import (
@@ -68,6 +69,7 @@ __all__ = [
     "Instances",
     "ManualClock",
     "Memory",
+    "MessageAuthorizer",
     "NonDeterminism",
     "NotSerializable",
     "Runtime",

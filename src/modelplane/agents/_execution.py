@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from modelplane.agents._journal import Database, Op, checksum
-from modelplane.agents.authz import Authorizer, Decision, InstanceRef
+from modelplane.agents.authz import Authorizer, Decision, InstanceRef, MessageAuthorizer
 from modelplane.agents.context import (
     Context,
     NonDeterminism,
@@ -68,6 +68,7 @@ class Host(Protocol):
     clock: Clock
     db: Database
     authorizer: Authorizer
+    message_authorizer: MessageAuthorizer | None
 
     def load_memory(self, iid: int, length: int) -> list[Any]: ...
     async def commit(self, inst: Instance, ops: Sequence[Op]) -> None: ...
@@ -449,6 +450,7 @@ class Turn:
                 else parts
             )
             row = self.rt.db.instance(*key[:3]) if len(key) == 3 else None
+            refused = None if row is None else await self._authorize_message(target, key)
             if row is None:
                 error = (
                     f"no agent instance {'/'.join(key)}; create it first"
@@ -456,6 +458,9 @@ class Turn:
                 )
                 data = orjson.dumps({"error": error})
                 await self.commit([self.record("send", target, data)])
+            elif refused is not None:
+                data, audit = refused
+                await self.commit([self.record("send", target, data), audit])
             else:
                 data = orjson.dumps({"to": row.iid})
                 at = self.rt.clock.now()
@@ -470,8 +475,28 @@ class Turn:
                 )
                 self.rt.nudge(row.iid)
         value = orjson.loads(data)
+        if "denied" in value:
+            raise Forbidden(value["denied"])
         if "error" in value:
             raise NotFound(value["error"])
+
+    async def _authorize_message(self, target: str, key: list[str]) -> tuple[bytes, Op] | None:
+        """None when the message may go; else the journal data and audit row of its denial."""
+        hook = self.rt.message_authorizer
+        if hook is None:
+            return None
+        inst = self.inst
+        decision = hook(inst.ref(), InstanceRef(key[0], key[1], key[2]))
+        if inspect.isawaitable(decision):
+            decision = await decision
+        assert isinstance(decision, Decision)
+        if decision.allow:
+            return None
+        why = f"message to {'/'.join(key)} denied: {decision.reason}"
+        detail = orjson.dumps({"to": "/".join(key), "reason": decision.reason})
+        actor = f"instance:{inst.ref()}"
+        row = (inst.namespace, inst.agent, inst.name, self.rt.clock.now(), actor, "message.deny")
+        return orjson.dumps({"denied": why}), (INSERT_AUDIT, (*row, detail))
 
     async def call_model(
         self, model: str, messages: list[Mapping[str, Any]], params: Mapping[str, Any]

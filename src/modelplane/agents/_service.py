@@ -18,8 +18,9 @@ process: every ``up`` and ``agent-worker`` sharing a database runs a share of th
 instance in one process at a time, its commits fenced by the lease's token. Alone on its
 database, a process owns every shard as soon as it has started.
 
-``authorizer``: the hook every tool call passes (:mod:`modelplane.agents.authz`); the platform
-gives the runtime Policies' (``modelplane.policy.AgentPolicy``).
+``authorizer`` and ``message_authorizer``: the hooks every tool call and every message between
+instances pass (:mod:`modelplane.agents.authz`); the platform gives the runtime Policies'
+(``modelplane.policy.AgentPolicy``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from modelplane.agents._bundles import BundleStore
 from modelplane.agents._loader import AgentCode, CodeRefused
 from modelplane.agents._routes import agents_url
 from modelplane.agents._shards import ShardLeases
-from modelplane.agents.authz import Authorizer, allow_all
+from modelplane.agents.authz import Authorizer, MessageAuthorizer, allow_all
 from modelplane.agents.runtime import Runtime
 from modelplane.api import AgentSpec, ToolServerSpec
 from modelplane.api.errors import ModelplaneError, NotFound
@@ -76,10 +77,12 @@ class AgentService:
         api_token: str | None = None,
         egress: EgressRules | None = None,
         authorizer: Authorizer = allow_all,
+        message_authorizer: MessageAuthorizer | None = None,
     ) -> None:
         self._store = store
         #: the hook every tool call passes (the platform gives the runtime Policies')
         self._authorizer = authorizer
+        self._message_authorizer = message_authorizer
         self._api_url = api_url
         #: the bearer token the runtime's model calls send to the API (None: auth is off)
         self._api_token = api_token
@@ -139,6 +142,7 @@ class AgentService:
                 model_api_key=self._api_token,
                 egress=self._egress,
                 authorizer=self._authorizer,
+                message_authorizer=self._message_authorizer,
                 code=self._code,
                 tool_servers=self._tool_server,
                 leases=ShardLeases(self._store, duration=self._lease_duration),

@@ -55,6 +55,11 @@ class Decision:
 Authorizer = Callable[[InstanceRef, str, str, Mapping[str, Any]], "Decision | Awaitable[Decision]"]
 """``authorize(instance, server, tool, arguments)``; may be sync or async."""
 
+MessageAuthorizer = Callable[[InstanceRef, InstanceRef], "Decision | Awaitable[Decision]"]
+"""``authorize(sender, recipient)`` for :meth:`Context.send` between instances; may be sync or
+async. A denial is journaled and audited (``message.deny``) and raises
+:class:`~modelplane.api.errors.Forbidden` in the sender (again on replay, without asking)."""
+
 
 def allow_all(
     instance: InstanceRef, server: str, tool: str, arguments: Mapping[str, Any]

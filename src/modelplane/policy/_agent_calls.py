@@ -1,5 +1,6 @@
-"""What agents do, decided by the runtime Policies: the tool-call hook of the agent runtime
-(:data:`~modelplane.agents.Authorizer`) and who may decide approvals
+"""What agents do, decided by the runtime Policies: the tool-call and message hooks of the agent
+runtime (:data:`~modelplane.agents.Authorizer`, :data:`~modelplane.agents.MessageAuthorizer`) and
+who may decide approvals
 (:class:`~modelplane.agents.ApprovalGate`), both on one :class:`RuntimePolicies`.
 
 A tool call is ``Action::"tools/call"`` by the Agent's service account
@@ -12,6 +13,10 @@ example, with the namespace ``team-a`` not labelled ``sandbox``::
     @reason("shell commands run only in sandbox namespaces")
     forbid(principal, action == Action::"tools/call", resource)
     when { resource.tool == "shell.exec" && !(resource.labels has "sandbox") };
+
+A message to another instance (:meth:`Context.send`) is ``Action::"agent.message"`` by the
+sender's service account on the recipient's ``Agent::"<ns>/<agent>"``; a message has no approval
+step, so "needs approval" is a deny there.
 """
 
 from __future__ import annotations
@@ -62,7 +67,30 @@ class AgentPolicy:
             context,
             arguments=arguments,
         )
-        return _tool_decision(decided)
+        return _hook_decision(decided)
+
+    async def authorize_message(self, sender: InstanceRef, recipient: InstanceRef) -> Decision:
+        """The agents' message hook (:data:`~modelplane.agents.MessageAuthorizer`)."""
+        return await asyncio.to_thread(self.decide_message, sender, recipient)
+
+    def decide_message(self, sender: InstanceRef, recipient: InstanceRef) -> Decision:
+        """``Action::"agent.message"`` by the sender's service account on the recipient
+        ``Agent::"<ns>/<agent>"`` (attributes ``namespace``, ``name``, ``instance``, ``labels``)."""
+        namespace = recipient.namespace
+        resource = {
+            "uid": {"type": "Agent", "id": f"{namespace}/{recipient.agent}"},
+            "attrs": {
+                "namespace": namespace,
+                "name": recipient.agent,
+                "instance": recipient.name,
+                "labels": self.policies.namespace_labels(namespace),
+            },
+            "parents": [{"type": "Namespace", "id": namespace}],
+        }
+        context = {"onBehalfOf": sender.on_behalf_of} if sender.on_behalf_of else {}
+        principal = service_account(sender.namespace, sender.agent)
+        decided = self.policies.decide(principal, "agent.message", resource, context)
+        return _hook_decision(decided, approvals=False)
 
     # -- the approval gate --------------------------------------------------------------------
 
@@ -91,8 +119,8 @@ class AgentPolicy:
         )
 
 
-def _tool_decision(decided: RuntimeDecision) -> Decision:
-    if decided.outcome == "approval":
+def _hook_decision(decided: RuntimeDecision, *, approvals: bool = True) -> Decision:
+    if decided.outcome == "approval" and approvals:
         return Decision(False, decided.reason, approval=True, policy_version=decided.version)
     reason = decided.reason if decided.allowed else f"denied by {decided.reason}"
     return Decision(decided.allowed, reason, policy_version=decided.version)
