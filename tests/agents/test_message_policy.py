@@ -4,14 +4,11 @@ real Runtime on SQLite, with the Policies of a real store followed by an informe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from modelplane.agents import Runtime
 from modelplane.policy import AgentPolicy, MemoryAudit, RuntimePolicies
-from modelplane.store import Store, open_store
+from modelplane.store import Store
 
 from ._harness import run, spec, url
 
@@ -21,15 +18,6 @@ NO_CROSS_TEAM = """
 forbid(principal, action == Action::"agent.message", resource)
 unless { principal in Namespace::"team-a" && resource.namespace == "team-a" };
 """
-
-
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(f"sqlite:///{tmp_path / 'modelplane.db'}")
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def test_a_message_a_policy_forbids_fails_the_sender_and_is_audited(
