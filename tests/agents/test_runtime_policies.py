@@ -78,3 +78,34 @@ async def _done(rt: Runtime, namespace: str, agent: str, name: str) -> dict[str,
             return info
         assert asyncio.get_running_loop().time() < deadline, info
         await asyncio.sleep(0.01)  # polling a condition with a deadline
+
+
+def test_tool_arguments_that_are_not_json_are_denied_and_the_trail_says_why(
+    tmp_path: Path, sqlite_store: Store
+) -> None:
+    # given the runtime Policies as the tool-call hook (no Policy at all: everything JSON passes)
+    audit = MemoryAudit()
+    policies = RuntimePolicies(sqlite_store, audit=audit)
+    tools = [{"name": "calc", "transport": "stdio", "server": "calc"}]
+
+    async def main() -> None:
+        async with Runtime(url(tmp_path), authorizer=AgentPolicy(policies)) as rt:
+            rt.define("team-a", "odd", spec("agent_handlers:odd_tool_args", tools=tools))
+            # when a handler passes a set as an argument
+            rt.instances.create("team-a", "odd", "o1", None)
+            info = await _done(rt, "team-a", "odd", "o1")
+            # then the call is denied before any server starts, naming the argument
+            assert info["status"] == "failed"
+            assert "the arguments are not JSON: arguments.a is a set" in info["error"]
+            [denial] = [
+                a for a in rt.instances.audit("team-a", "odd", "o1") if a["action"] == "tool.deny"
+            ]
+            assert denial["detail"]["arguments"].startswith("(not JSON:")
+
+    try:
+        run(main)
+    finally:
+        policies.stop()
+    assert [(e.category, e.decision, e.arguments_digest) for e in audit.events] == [
+        ("tool", "deny", "")
+    ]
