@@ -209,8 +209,8 @@ class RuntimePolicies:
         ``instance``, ``server``, ``tool``)? Administrators may; anyone else only where a runtime
         Policy ``permit``\\ s ``Action::"approval.decide"`` (no baseline: silence is a no).
         ``record``: audit a refusal (a permitted decider's verdict is audited once decided)."""
-        attrs = {k: str(approval.get(k) or "") for k in ("namespace", "agent", "server", "tool")}
-        attrs["instance"] = str(approval.get("instance") or "")
+        named = ("namespace", "agent", "instance", "server", "tool")
+        attrs = {k: str(approval.get(k) or "") for k in named}
         resource = {
             "uid": {"type": "Approval", "id": str(approval.get("id") or "")},
             "attrs": attrs,
