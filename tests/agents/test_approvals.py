@@ -3,13 +3,14 @@ thread held), and run once approved or fail with ToolDenied once denied."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from modelplane.agents import Decision, InstanceRef, Runtime
+from modelplane.agents import Database, Decision, InstanceRef, Instances, Runtime
 from modelplane.api.errors import Conflict
 
 from ._harness import run, spec, url, wait_status
@@ -95,3 +96,52 @@ def test_a_denied_approval_raises_tool_denied_and_the_server_never_runs(tmp_path
             assert _calls(log) == []
 
     run(main)
+
+
+@pytest.mark.postgres
+def test_two_people_deciding_at_once_on_postgresql_one_decision_wins(pg_url: str) -> None:
+    tools = [{"name": "calc", "transport": "stdio", "server": "calc"}]
+
+    async def main() -> None:
+        async with Runtime(pg_url, authorizer=_AsksForAll()) as rt:
+            # given an instance on PostgreSQL whose tool call waits for a person
+            rt.define("default", "calc", spec("agent_handlers:tool_user", tools=tools))
+            rt.instances.create("default", "calc", "c1", {"a": 1, "b": 2})
+            await wait_status(rt, "calc", "c1", ("waiting_approval",), timeout=60)
+            [waiting] = rt.instances.approvals.list()
+            # when two people deny it at the same instant, each through their own connection
+            outcomes: list[str] = []
+
+            def decide(who: str) -> None:
+                mine = Instances(Database(pg_url))
+                try:
+                    mine.approvals.decide(waiting["id"], False, f"{who} says no", actor=who)
+                    outcomes.append(f"won:{who}")
+                except Conflict:
+                    outcomes.append(f"lost:{who}")
+                finally:
+                    mine.db.close()
+
+            threads = [threading.Thread(target=decide, args=(w,)) for w in ("alice", "bob")]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            # then exactly one decision won, and the instance got that one answer
+            [winner] = [o.split(":")[1] for o in outcomes if o.startswith("won:")]
+            assert len(outcomes) == 2
+            info = await wait_status(rt, "calc", "c1", timeout=60)
+            assert info["status"] == "failed" and f"{winner} says no" in info["error"]
+            decided = rt.instances.approvals.get(waiting["id"])
+            assert decided["decidedBy"] == winner
+            trail = [a["actor"] for a in rt.instances.audit("default", "calc", "c1")]
+            assert trail.count(winner) == 1 and len({"alice", "bob"} & set(trail)) == 1
+
+    run(main)
+
+
+class _AsksForAll:
+    def __call__(
+        self, instance: InstanceRef, server: str, tool: str, arguments: Mapping[str, Any]
+    ) -> Decision:
+        return Decision(False, "a person decides", approval=True)

@@ -102,6 +102,9 @@ _POSTGRES_DDL = (
     .replace(") WITHOUT ROWID", ")")
 )
 
+#: the table the DDL creates last (see :class:`Database`: its presence means the schema is there)
+_LAST_TABLE = "agent_approvals"
+
 
 #: a claim only ever raises a shard's token: a stale holder's late claim changes nothing
 _CLAIM = (
@@ -192,9 +195,15 @@ class Database:
             self._read = self._pg_connect()
             with self._read.transaction():
                 self._read.execute("SELECT pg_advisory_xact_lock(727274)")
-                for statement in _POSTGRES_DDL.split(";"):
-                    if statement.strip():
-                        self._read.execute(statement)
+                # CREATE INDEX takes a SHARE lock on its table even when the index exists: run
+                # against a live schema, the DDL would deadlock with writers (a commit holding
+                # one table and waiting for another). The tables are created in one transaction,
+                # so the last one existing means all do (new tables go at the end of the DDL).
+                found = self._read.execute("SELECT to_regclass(%s)", (_LAST_TABLE,)).fetchone()
+                if found is None or found[0] is None:
+                    for statement in _POSTGRES_DDL.split(";"):
+                        if statement.strip():
+                            self._read.execute(statement)
         else:
             raise Unavailable(
                 f"agent runtime: unsupported database URL {url.split(':', 1)[0]!r}; use"
