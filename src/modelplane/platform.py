@@ -28,7 +28,7 @@ from modelplane.egress import EgressRules
 from modelplane.store import Store
 
 if TYPE_CHECKING:
-    from modelplane.policy import AuditLog
+    from modelplane.policy import AgentPolicy, AuditLog, AuditSink
 
 
 class Service(Protocol):
@@ -69,11 +69,13 @@ def services(
     agent_packages: Sequence[str] = (),
     api_token: str | None = None,
     egress: EgressRules | None = None,
+    audit: AuditSink | None = None,
 ) -> list[Service]:
     """Per-process services of an embedded platform whose API listens at ``api_url``.
 
     ``api_token``: the bearer token they send to that API (agents calling models), when it
-    requires one; ``egress``: the operator's rules for the hosts agents' HTTP tools may reach.
+    requires one; ``egress``: the operator's rules for the hosts agents' HTTP tools may reach;
+    ``audit``: where run-time decisions (agents' tool calls) are recorded.
     """
     from modelplane.agents import AgentService
     from modelplane.drivers import LocalDevices, local_node_name
@@ -89,6 +91,8 @@ def services(
             agent_packages=agent_packages,
             api_token=api_token,
             egress=egress,
+            authorizer=agent_policy(store, audit),
+            message_authorizer=agent_policy(store, audit).authorize_message,
         ),
     ]
 
@@ -111,25 +115,45 @@ def routes(
     """Routes mounted beside ``/apis``: gateways and runtimes that answer on the same address.
 
     ``home``: where uploaded agent bundles are kept; ``egress``: the operator's rules for the hosts
-    upstream Model versions may call; ``audit``: the log ``/audit`` reads (none: not mounted).
+    upstream Model versions may call; ``audit``: the log ``/audit`` reads (none: not mounted),
+    and where approval decisions are recorded.
     """
-    from modelplane.agents import BundleStore, agent_routes, bundle_routes
+    from modelplane.agents import BundleStore, agent_routes, approval_routes, bundle_routes
     from modelplane.gateway import mount as gateway_mount
     from modelplane.policy import audit_routes
 
     return [
         gateway_mount(store, egress=egress),
         *agent_routes(store),
+        *approval_routes(store, agent_policy(store, audit)),
         *bundle_routes(BundleStore(home)),
         *(audit_routes(audit) if audit is not None else ()),
     ]
 
 
+_AGENT_POLICIES: dict[int, tuple[Store, AgentPolicy]] = {}
+
+
+def agent_policy(store: Store, audit: AuditSink | None = None) -> AgentPolicy:
+    """The runtime Policies of ``store`` as the agents' tool-call hook and approval gate: one per
+    store in a process, so the runtime and the approval routes share one compiled cache."""
+    from modelplane.policy import AgentPolicy, RuntimePolicies
+
+    held = _AGENT_POLICIES.get(id(store))
+    if held is None or held[0] is not store:
+        held = (store, AgentPolicy(RuntimePolicies(store, audit=audit)))
+        _AGENT_POLICIES[id(store)] = held
+    if audit is not None:
+        held[1].policies.audit = audit
+    return held[1]
+
+
 def openapi() -> Sequence[Mapping[str, Mapping[str, Any]]]:
     """How :func:`routes` appear in ``/openapi.json``: one part per mounted set of routes."""
     from modelplane.agents import agent_openapi_paths as agent_paths
+    from modelplane.agents import approval_openapi_paths as approval_paths
     from modelplane.agents import bundle_openapi_paths as bundle_paths
     from modelplane.gateway import openapi_paths as gateway_paths
     from modelplane.policy import audit_openapi_paths
 
-    return [gateway_paths(), agent_paths(), bundle_paths(), audit_openapi_paths()]
+    return [gateway_paths(), agent_paths(), approval_paths(), bundle_paths(), audit_openapi_paths()]

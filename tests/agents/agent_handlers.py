@@ -188,3 +188,7 @@ async def fenced(ctx: Context, input: Any) -> Any:
     two = await ctx.step("two", _gated, input["log"], input["gates"], "two")
     three = await ctx.step("three", _logged, input["log"], "three")
     return {"one": one, "two": two, "three": three}
+
+
+async def odd_tool_args(ctx: Context, input: Any) -> Any:
+    return await ctx.call_tool("calc", "add", {"a": {1, 2}, "b": 2})

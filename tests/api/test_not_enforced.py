@@ -51,7 +51,6 @@ _POLICY = {
 
 #: (object, the field path its only warning names)
 CASES = [
-    pytest.param(_POLICY, "spec.scope", id="policy-scope"),
     pytest.param(
         _endpoint("e", slo={"ttftP99": "500ms", "errorRate": 0.01}), "spec.slo", id="endpoint-slo"
     ),
@@ -80,13 +79,14 @@ QUIET = [
         id="upstream-https",
     ),
     pytest.param(_endpoint("plain"), id="endpoint-without-slo"),
+    # runtime Policies are enforced on agents' tool calls and approvals
+    pytest.param(_POLICY, id="runtime-policy"),
 ]
 
 
 @pytest.mark.parametrize(
     "path",
     [
-        "policy.spec.scope",
         "endpoint.spec.slo",
         "model.spec.versions.signature",
         "model.spec.versions.license",

@@ -188,17 +188,20 @@ def test_a_tenant_may_not_write_policies(api: Api) -> None:
     assert response.status_code == 403
 
 
-def test_a_runtime_policy_still_warns_that_it_is_not_enforced(api: Api) -> None:
+def test_a_runtime_policy_is_enforced_at_run_time_not_on_writes(api: Api) -> None:
+    # given a runtime Policy that would forbid deleting protected objects
     runtime = {
         **_policy("later", KEEP_PROTECTED),
         "spec": {"scope": "runtime", "cedar": KEEP_PROTECTED},
     }
-
-    admission = api.admin.post(_url("policies"), json=_policy("now", KEEP_PROTECTED))
     later = api.admin.post(_url("policies"), json=runtime)
-
-    assert "not enforced" not in admission.headers.get("warning", "")
-    assert "not enforced yet" in later.headers.get("warning", "")
+    assert later.status_code == 201, later.text
+    # then it no longer warns that it is not enforced (agents' tool calls pass it)
+    assert "not enforced" not in later.headers.get("warning", "")
+    # and it does not take part in admission: a protected object is still deleted
+    created = api.tenant.post(_url("endpoints"), json=_endpoint("keep", 1, {"protected": "true"}))
+    assert created.status_code == 201, created.text
+    assert api.tenant.delete(_url("endpoints", "keep")).status_code == 200
 
 
 def test_whoami_names_the_tenant_and_the_admin(api: Api) -> None:

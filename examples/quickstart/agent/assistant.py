@@ -16,6 +16,11 @@ optional). Each message is one turn:
    crash or a passivation meanwhile does not lose the timer: after a restart the turn replays to
    here, without calling the tool or the model again, and waits out the rest;
 5. the answer goes into ``memory`` and ``state["answer"]``, and is the turn's result.
+
+A message ``run <command>`` (``run date``) is answered by the MCP server's ``shell.exec`` tool
+instead of the model: an allowlisted command picked by name. Runtime Policies decide whether
+the call may run (``examples/policies/forbid-shell.yaml`` forbids it outside sandbox
+namespaces); a refusal is the answer, with its reason.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ class Assistant:
     async def on_message(self, ctx: Context, message: Any) -> dict[str, Any]:
         text = str(message)
         ctx.memory.append({"role": "user", "content": text})
+        if text.lower().startswith("run "):
+            return self._finish(ctx, await _run(ctx, text[4:].strip()))
         context = "You are a concise assistant."
         country = next((c for c in COUNTRIES if c in text.lower()), None)
         if country is not None:
@@ -53,10 +60,21 @@ class Assistant:
         )
         answer = str(reply["choices"][0]["message"].get("content") or "")
         await ctx.sleep(float(ctx.state["pause"]))
+        return self._finish(ctx, answer)
+
+    def _finish(self, ctx: Context, answer: str) -> dict[str, Any]:
         ctx.memory.append({"role": "assistant", "content": answer})
         ctx.state["answer"] = answer
         ctx.state["turns"] = int(ctx.state["turns"]) + 1
         return {"answer": answer, "turn": ctx.state["turns"]}
+
+
+async def _run(ctx: Context, command: str) -> str:
+    """``shell.exec`` of the MCP server: its output, or why it was refused."""
+    try:
+        return _text(await ctx.call_tool("geo", "shell.exec", {"command": command}))
+    except ToolDenied as denied:
+        return f"I may not run {command!r}: {denied.message}"
 
 
 def _text(result: Any) -> str:

@@ -1,5 +1,9 @@
-"""A tiny MCP server (official ``mcp`` SDK, stdio) for the quickstart's assistant: ``add`` and
-``lookup_capital``.
+"""A tiny MCP server (official ``mcp`` SDK, stdio) for the quickstart's assistant: ``add``,
+``lookup_capital`` and ``shell.exec``.
+
+``shell.exec`` runs one of a few harmless commands chosen by name (``date``, ``uptime``,
+``whoami``): never its input, which only picks an entry of :data:`COMMANDS`. It is the tool the
+example policy ``examples/policies/forbid-shell.yaml`` forbids outside sandbox namespaces.
 
     python examples/quickstart/agent/mcp_server.py     # speaks MCP on stdin/stdout
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 from mcp.server.mcpserver import MCPServer
 
@@ -22,6 +27,13 @@ CAPITALS = {
     "kenya": "Nairobi",
     "peru": "Lima",
     "spain": "Madrid",
+}
+
+#: what ``shell.exec`` may run: a name picks one fixed argument list, input never reaches a shell
+COMMANDS: dict[str, list[str]] = {
+    "date": ["date", "-u"],
+    "uptime": ["uptime"],
+    "whoami": ["whoami"],
 }
 
 server = MCPServer("modelplane-example")
@@ -49,6 +61,17 @@ def lookup_capital(country: str) -> str:
     if capital is None:
         raise ValueError(f"no capital known for {country!r}; try one of {sorted(CAPITALS)}")
     return capital
+
+
+@server.tool(name="shell.exec")
+def shell_exec(command: str) -> str:
+    """Run an allowlisted command by name (date, uptime, whoami) and return its output."""
+    _log("shell.exec", {"command": command})
+    argv = COMMANDS.get(command.strip().lower())
+    if argv is None:
+        raise ValueError(f"command {command!r} is not allowed; use one of {sorted(COMMANDS)}")
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=True)
+    return done.stdout.strip()
 
 
 if __name__ == "__main__":

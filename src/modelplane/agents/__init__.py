@@ -2,7 +2,8 @@
 
 Owns: the agent SDK (:mod:`~modelplane.agents.context`: :class:`Context` with steps, timers,
 messages, human input, durable state and memory, model and MCP tool calls), the authorization hook
-for tool calls (:mod:`~modelplane.agents.authz`), the runtime (:mod:`~modelplane.agents.runtime`:
+for tool calls and the approvals a Policy may ask for (:mod:`~modelplane.agents.authz`,
+``/approvals``), the runtime (:mod:`~modelplane.agents.runtime`:
 journal, snapshots, group commit, passivation, sharding) and its own tables (``agent_*``, in an
 ``agents.db`` beside the SQLite store or in the shared PostgreSQL database), the
 ``/agents/{namespace}/{agent}/instances`` routes, and the platform service that watches ``Agent``
@@ -13,6 +14,8 @@ and reaches models only through the gateway's HTTP API.
 Start with :class:`Context` (what a handler may do, and what runs again after a crash).
 """
 
+from modelplane.agents._approval_routes import openapi_paths as approval_openapi_paths
+from modelplane.agents._approval_routes import routes as approval_routes
 from modelplane.agents._bundle_routes import openapi_paths as bundle_openapi_paths
 from modelplane.agents._bundle_routes import routes as bundle_routes
 from modelplane.agents._bundles import BundleError, BundleStore, digest_of, pack
@@ -22,7 +25,15 @@ from modelplane.agents._routes import openapi_paths as agent_openapi_paths
 from modelplane.agents._routes import routes as agent_routes
 from modelplane.agents._service import AgentService
 from modelplane.agents._worker import main as worker_main
-from modelplane.agents.authz import Authorizer, Decision, InstanceRef, allow_all
+from modelplane.agents.authz import (
+    AdminsDecide,
+    ApprovalGate,
+    Authorizer,
+    Decision,
+    InstanceRef,
+    MessageAuthorizer,
+    allow_all,
+)
 from modelplane.agents.context import (
     Context,
     Memory,
@@ -44,7 +55,9 @@ from modelplane.agents.runtime import (
 
 __all__ = [
     "SHARDS",
+    "AdminsDecide",
     "AgentService",
+    "ApprovalGate",
     "Authorizer",
     "BundleError",
     "BundleStore",
@@ -56,6 +69,7 @@ __all__ = [
     "Instances",
     "ManualClock",
     "Memory",
+    "MessageAuthorizer",
     "NonDeterminism",
     "NotSerializable",
     "Runtime",
@@ -66,6 +80,8 @@ __all__ = [
     "agent_openapi_paths",
     "agent_routes",
     "allow_all",
+    "approval_openapi_paths",
+    "approval_routes",
     "bundle_openapi_paths",
     "bundle_routes",
     "checksum",

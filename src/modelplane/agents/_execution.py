@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from modelplane.agents._journal import Database, Op, checksum
-from modelplane.agents.authz import Authorizer, Decision, InstanceRef
+from modelplane.agents.authz import Authorizer, Decision, InstanceRef, MessageAuthorizer
 from modelplane.agents.context import (
     Context,
     NonDeterminism,
@@ -67,6 +68,7 @@ class Host(Protocol):
     clock: Clock
     db: Database
     authorizer: Authorizer
+    message_authorizer: MessageAuthorizer | None
 
     def load_memory(self, iid: int, length: int) -> list[Any]: ...
     async def commit(self, inst: Instance, ops: Sequence[Op]) -> None: ...
@@ -448,6 +450,7 @@ class Turn:
                 else parts
             )
             row = self.rt.db.instance(*key[:3]) if len(key) == 3 else None
+            refused = None if row is None else await self._authorize_message(target, key)
             if row is None:
                 error = (
                     f"no agent instance {'/'.join(key)}; create it first"
@@ -455,6 +458,9 @@ class Turn:
                 )
                 data = orjson.dumps({"error": error})
                 await self.commit([self.record("send", target, data)])
+            elif refused is not None:
+                data, audit = refused
+                await self.commit([self.record("send", target, data), audit])
             else:
                 data = orjson.dumps({"to": row.iid})
                 at = self.rt.clock.now()
@@ -469,8 +475,28 @@ class Turn:
                 )
                 self.rt.nudge(row.iid)
         value = orjson.loads(data)
+        if "denied" in value:
+            raise Forbidden(value["denied"])
         if "error" in value:
             raise NotFound(value["error"])
+
+    async def _authorize_message(self, target: str, key: list[str]) -> tuple[bytes, Op] | None:
+        """None when the message may go; else the journal data and audit row of its denial."""
+        hook = self.rt.message_authorizer
+        if hook is None:
+            return None
+        inst = self.inst
+        decision = hook(inst.ref(), InstanceRef(key[0], key[1], key[2]))
+        if inspect.isawaitable(decision):
+            decision = await decision
+        assert isinstance(decision, Decision)
+        if decision.allow:
+            return None
+        why = f"message to {'/'.join(key)} denied: {decision.reason}"
+        detail = orjson.dumps({"to": "/".join(key), "reason": decision.reason})
+        actor = f"instance:{inst.ref()}"
+        row = (inst.namespace, inst.agent, inst.name, self.rt.clock.now(), actor, "message.deny")
+        return orjson.dumps({"denied": why}), (INSERT_AUDIT, (*row, detail))
 
     async def call_model(
         self, model: str, messages: list[Mapping[str, Any]], params: Mapping[str, Any]
@@ -492,40 +518,78 @@ class Turn:
         self.step_name = f"tool:{name}"
         data = self.replayed("authz", name)
         if data is None:
-            spec = inst.definition.tools.get(server)
-            if spec is None:
-                raise NotFound(
-                    f"agent {inst.namespace}/{inst.agent} has no tool server {server!r}; declare it"
-                    f" in spec.tools (known: {sorted(inst.definition.tools) or 'none'})"
-                )
-            decision = self.rt.authorizer(inst.ref(), server, tool, arguments)
-            if inspect.isawaitable(decision):
-                decision = await decision
-            assert isinstance(decision, Decision)
-            data = orjson.dumps({"allow": decision.allow, "reason": decision.reason})
-            detail = encode(
-                {"server": server, "tool": tool, "arguments": arguments, "reason": decision.reason},
-                f"the arguments of tool {name!r}",
-            )
-            audit = (
-                INSERT_AUDIT,
-                (
-                    inst.namespace,
-                    inst.agent,
-                    inst.name,
-                    self.rt.clock.now(),
-                    f"instance:{inst.ref()}",
-                    "tool.allow" if decision.allow else "tool.deny",
-                    detail,
-                ),
-            )
-            await self.commit([self.record("authz", name, data), audit])
+            data = await self._authorize(server, tool, arguments)
         verdict = orjson.loads(data)
-        if not verdict["allow"]:
+        if verdict.get("approval"):
+            answer = await self._consume("approval", "approved", "waiting_approval")
+            if not answer.get("allow"):
+                raise ToolDenied(
+                    f"tool call {name} denied by {answer.get('by') or 'a person'} (approval"
+                    f" {verdict['approval']}): {answer.get('reason') or 'no reason given'}"
+                )
+        elif not verdict["allow"]:
             raise ToolDenied(f"tool call {name} denied: {verdict['reason']}")
         spec = inst.definition.tools[server]
         return await self.step(
             f"tool:{name}", self.rt.call_tool, (spec, tool, arguments, inst.definition.folder), {}
+        )
+
+    async def _authorize(self, server: str, tool: str, arguments: dict[str, Any]) -> bytes:
+        """Ask the hook, and journal its answer with the audit row (and the approval request
+        when it asks for one) in one commit; returns the journaled answer."""
+        inst = self.inst
+        name = f"{server}.{tool}"
+        if server not in inst.definition.tools:
+            raise NotFound(
+                f"agent {inst.namespace}/{inst.agent} has no tool server {server!r}; declare it"
+                f" in spec.tools (known: {sorted(inst.definition.tools) or 'none'})"
+            )
+        decision = self.rt.authorizer(inst.ref(), server, tool, arguments)
+        if inspect.isawaitable(decision):
+            decision = await decision
+        assert isinstance(decision, Decision)
+        verdict: dict[str, Any] = {"allow": decision.allow, "reason": decision.reason}
+        try:
+            shown: Any = orjson.loads(encode(arguments, f"the arguments of tool {name!r}"))
+        except NotSerializable as exc:
+            shown = f"(not JSON: {exc.message})"
+        detail = {"server": server, "tool": tool, "arguments": shown, "reason": decision.reason}
+        if decision.policy_version:
+            detail["policyVersion"] = decision.policy_version
+        ops: list[Op] = []
+        action = "tool.allow" if decision.allow else "tool.deny"
+        if decision.approval and not decision.allow:
+            action, verdict["approval"] = "tool.approval", uuid.uuid4().hex[:12]
+            detail["approval"] = verdict["approval"]
+            ops.append(self._approval_op(verdict["approval"], server, tool, shown, decision))
+            ops.append(self.status_op("waiting_approval", prompt=f"approve {name}? {detail}"))
+        now = self.rt.clock.now()
+        actor = f"instance:{inst.ref()}"
+        row = (inst.namespace, inst.agent, inst.name, now, actor, action, orjson.dumps(detail))
+        audit = (INSERT_AUDIT, row)
+        data = orjson.dumps(verdict)
+        await self.commit([self.record("authz", name, data), audit, *ops])
+        return data
+
+    def _approval_op(
+        self, approval: str, server: str, tool: str, arguments: Any, decision: Decision
+    ) -> Op:
+        inst = self.inst
+        return (
+            "INSERT INTO agent_approvals (id, iid, namespace, agent, name, server, tool,"
+            " arguments, reason, requested) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                approval,
+                inst.iid,
+                inst.namespace,
+                inst.agent,
+                inst.name,
+                server,
+                tool,
+                orjson.dumps(arguments),
+                decision.reason,
+                self.rt.clock.now(),
+            ),
         )
 
 

@@ -13,6 +13,7 @@ Tables (prefixed ``agent_``; instances are not API objects):
 * ``agent_memory`` — conversation entries ``(iid, n)``: an append is one row (O(1));
 * ``agent_inbox`` — messages, inputs and cancellations not yet consumed;
 * ``agent_audit`` — who did what, when: API calls and every tool-call decision;
+* ``agent_approvals`` — tool calls waiting for (or given) a person's decision;
 * ``agent_shards`` — per shard, the fencing token of the runtime allowed to write its instances
   (the ``transitions`` of its shard lease, see :mod:`modelplane.agents._shards`).
 
@@ -83,6 +84,13 @@ CREATE TABLE IF NOT EXISTS agent_audit (
   detail BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS agent_audit_instance ON agent_audit (namespace, agent, name, id);
 CREATE TABLE IF NOT EXISTS agent_shards (shard INTEGER PRIMARY KEY, token INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS agent_approvals (
+  id TEXT PRIMARY KEY, iid INTEGER NOT NULL,
+  namespace TEXT NOT NULL, agent TEXT NOT NULL, name TEXT NOT NULL,
+  server TEXT NOT NULL, tool TEXT NOT NULL, arguments BLOB NOT NULL, reason TEXT NOT NULL,
+  requested REAL NOT NULL, decision TEXT, decided_by TEXT, decided_reason TEXT, decided REAL,
+  token TEXT);
+CREATE INDEX IF NOT EXISTS agent_approvals_open ON agent_approvals (decision, requested);
 """
 
 _POSTGRES_DDL = (
@@ -93,6 +101,9 @@ _POSTGRES_DDL = (
     .replace("INTEGER", "BIGINT")
     .replace(") WITHOUT ROWID", ")")
 )
+
+#: the table the DDL creates last (see :class:`Database`: its presence means the schema is there)
+_LAST_TABLE = "agent_approvals"
 
 
 #: a claim only ever raises a shard's token: a stale holder's late claim changes nothing
@@ -184,9 +195,15 @@ class Database:
             self._read = self._pg_connect()
             with self._read.transaction():
                 self._read.execute("SELECT pg_advisory_xact_lock(727274)")
-                for statement in _POSTGRES_DDL.split(";"):
-                    if statement.strip():
-                        self._read.execute(statement)
+                # CREATE INDEX takes a SHARE lock on its table even when the index exists: run
+                # against a live schema, the DDL would deadlock with writers (a commit holding
+                # one table and waiting for another). The tables are created in one transaction,
+                # so the last one existing means all do (new tables go at the end of the DDL).
+                found = self._read.execute("SELECT to_regclass(%s)", (_LAST_TABLE,)).fetchone()
+                if found is None or found[0] is None:
+                    for statement in _POSTGRES_DDL.split(";"):
+                        if statement.strip():
+                            self._read.execute(statement)
         else:
             raise Unavailable(
                 f"agent runtime: unsupported database URL {url.split(':', 1)[0]!r}; use"

@@ -17,6 +17,10 @@ The runtime holds shard leases in the store (:mod:`modelplane.agents._shards`), 
 process: every ``up`` and ``agent-worker`` sharing a database runs a share of the instances, each
 instance in one process at a time, its commits fenced by the lease's token. Alone on its
 database, a process owns every shard as soon as it has started.
+
+``authorizer`` and ``message_authorizer``: the hooks every tool call and every message between
+instances pass (:mod:`modelplane.agents.authz`); the platform gives the runtime Policies'
+(``modelplane.policy.AgentPolicy``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from modelplane.agents._bundles import BundleStore
 from modelplane.agents._loader import AgentCode, CodeRefused
 from modelplane.agents._routes import agents_url
 from modelplane.agents._shards import ShardLeases
+from modelplane.agents.authz import Authorizer, MessageAuthorizer, allow_all
 from modelplane.agents.runtime import Runtime
 from modelplane.api import AgentSpec, ToolServerSpec
 from modelplane.api.errors import ModelplaneError, NotFound
@@ -71,8 +76,13 @@ class AgentService:
         lease_duration: float = 10.0,
         api_token: str | None = None,
         egress: EgressRules | None = None,
+        authorizer: Authorizer = allow_all,
+        message_authorizer: MessageAuthorizer | None = None,
     ) -> None:
         self._store = store
+        #: the hook every tool call passes (the platform gives the runtime Policies')
+        self._authorizer = authorizer
+        self._message_authorizer = message_authorizer
         self._api_url = api_url
         #: the bearer token the runtime's model calls send to the API (None: auth is off)
         self._api_token = api_token
@@ -131,6 +141,8 @@ class AgentService:
                 model_base_url=self._api_url,
                 model_api_key=self._api_token,
                 egress=self._egress,
+                authorizer=self._authorizer,
+                message_authorizer=self._message_authorizer,
                 code=self._code,
                 tool_servers=self._tool_server,
                 leases=ShardLeases(self._store, duration=self._lease_duration),

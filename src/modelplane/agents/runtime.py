@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from modelplane.agents._approvals import Approvals
 from modelplane.agents._execution import (
     INSERT_AUDIT,
     TERMINAL,
@@ -56,7 +57,7 @@ from modelplane.agents._shards import SHARDS as SHARDS
 from modelplane.agents._shards import Change, ShardLeases
 from modelplane.agents._shards import shard_of as shard_of
 from modelplane.agents._tools import ToolServers, call_tool
-from modelplane.agents.authz import Authorizer, allow_all
+from modelplane.agents.authz import Authorizer, MessageAuthorizer, allow_all
 from modelplane.agents.context import NonDeterminism, NotSerializable, StepFailed, encode
 from modelplane.api import AgentSpec, Tool
 from modelplane.api.errors import AlreadyExists, BadRequest, ModelplaneError, NotFound
@@ -68,6 +69,7 @@ STATUSES = (
     "running",
     "waiting",
     "waiting_input",
+    "waiting_approval",
     "idle",
     "completed",
     "failed",
@@ -140,6 +142,8 @@ class Instances:
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
         self.clock: Clock = clock or SystemClock()
+        #: tool calls waiting for a person's decision (:mod:`modelplane.agents._approvals`)
+        self.approvals = Approvals(db, self.clock, self._nudge)
 
     def _nudge(self, iid: int) -> None:
         with _LOCAL_LOCK:
@@ -361,6 +365,7 @@ class Runtime:
         *,
         clock: Clock | None = None,
         authorizer: Authorizer = allow_all,
+        message_authorizer: MessageAuthorizer | None = None,
         model_base_url: str = "http://127.0.0.1:8470",
         model_api_key: str | None = None,
         owns: Callable[[int], bool] | None = None,
@@ -384,6 +389,8 @@ class Runtime:
         self.clock: Clock = clock or SystemClock()
         self.instances = Instances(self.db, self.clock)
         self.authorizer = authorizer
+        #: the hook messages between instances pass (None: every message is allowed)
+        self.message_authorizer = message_authorizer
         self.model_base_url = model_base_url.rstrip("/")
         self.model_api_key = model_api_key
         self.leases = leases

@@ -13,7 +13,6 @@ import cedarpy
 from pydantic import Field, field_validator
 
 from modelplane.api._meta import Resource, Schema, Status
-from modelplane.api._unenforced import RUNTIME_POLICY, note
 
 #: the namespace whose Policies apply cluster-wide (to every namespace and cluster-scoped objects)
 CLUSTER_POLICY_NAMESPACE = "modelplane-system"
@@ -73,8 +72,10 @@ class PolicySpec(Schema):
 
     scope: Literal["admission", "runtime"] = Field(
         description=(
-            "admission: to be checked on every write of an object; runtime: to be checked on"
-            f" model access and tool calls (runtime: {note(RUNTIME_POLICY)})"
+            "admission: checked on every write of an object; runtime: checked when agents act"
+            ' (`Action::"tools/call"` on every agent tool call, with its arguments; a forbid'
+            ' annotated `@decision("approval")` makes the call wait for a person) and when a'
+            ' person decides an approval (`Action::"approval.decide"`)'
         )
     )
     cedar: str = Field(description="Cedar policy text (one or more `permit`/`forbid` statements).")

@@ -13,10 +13,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-RUNTIME_POLICY = (
-    "runtime Policies are stored, but no model access or tool call is checked against them"
-    " (admission Policies are enforced on every API write)"
-)
 SLO = (
     "nothing watches these objectives or alerts on them; a rollout's spec.rollout.analysis is"
     " what judges latency and errors today"
@@ -53,9 +49,7 @@ def not_enforced(obj: Mapping[str, Any]) -> list[str]:
         return []
     kind = obj.get("kind")
     found: list[tuple[str, str]] = []
-    if kind == "Policy" and spec.get("scope") == "runtime":
-        found.append(("spec.scope", RUNTIME_POLICY))
-    elif kind == "Endpoint" and spec.get("slo") is not None:
+    if kind == "Endpoint" and spec.get("slo") is not None:
         found.append(("spec.slo", SLO))
     elif kind == "Model":
         versions = spec.get("versions")

@@ -26,6 +26,7 @@ from modelplane import __version__
 from modelplane.api.errors import ModelplaneError
 from modelplane.cli._agents import agent_worker, agents
 from modelplane.cli._apply import apply
+from modelplane.cli._approvals import approvals
 from modelplane.cli._audit import audit
 from modelplane.cli._auth import auth
 from modelplane.cli._bench import bench
@@ -144,6 +145,7 @@ for _command in (
     chat,
     models,
     agents,
+    approvals,
     agent_worker,
     rollout,
 ):

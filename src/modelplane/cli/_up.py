@@ -264,6 +264,7 @@ def up(
                 agent_packages=packages,
                 api_token=internal_token,
                 egress=egress,
+                audit=audit,
             )
         )
         for service in services:

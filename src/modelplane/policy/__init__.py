@@ -1,13 +1,18 @@
-"""Policy as code on Cedar (cedarpy): admission decisions on every API write.
+"""Policy as code on Cedar (cedarpy): admission decisions on every API write, and run-time
+decisions on what agents do.
 
-Owns: the Cedar entities of principals, actions and objects (:mod:`._engine`), and the
-admission Policies compiled from an informer and checked on every write (:mod:`._admission`).
-The audit log (:mod:`._log`, routes in :mod:`._log_routes`): every decision appended once to a
-hash-chained table in the platform's database. Runtime Policies (model access, tool calls) are
-not enforced yet. See ``docs/policy.md``.
+Owns: the Cedar entities of principals, actions and objects (:mod:`._engine`), the Policies of
+a scope compiled once per change from an informer (:mod:`._cache`), the admission check every
+write passes (:mod:`._admission`), run-time decisions with their three outcomes (allow, deny,
+needs approval) audited to an :class:`AuditSink` (:mod:`._runtime`), the agent runtime's
+tool-call hook and approval gate built on them (:mod:`._agent_calls`), and the audit log
+(:mod:`._log`, routes in :mod:`._log_routes`): every decision appended once to a hash-chained
+table in the platform's database. See ``docs/policy.md``.
+Must not touch: other subsystems' internals; it reads ``Policy`` objects from the store.
 """
 
 from modelplane.policy._admission import Admission
+from modelplane.policy._agent_calls import AgentPolicy
 from modelplane.policy._audit import AuditEvent, AuditSink, MemoryAudit
 from modelplane.policy._engine import (
     VERBS,
@@ -33,12 +38,20 @@ from modelplane.policy._log_routes import (
     audit_openapi_paths,
     audit_routes,
 )
+from modelplane.policy._runtime import (
+    RuntimeDecision,
+    RuntimePolicies,
+    canonical_json,
+    namespaces_of,
+    service_account,
+)
 
 __all__ = [
     "RECORDS_PATH",
     "VERBS",
     "VERIFY_PATH",
     "Admission",
+    "AgentPolicy",
     "AuditEvent",
     "AuditLog",
     "AuditQuery",
@@ -48,13 +61,18 @@ __all__ = [
     "Decision",
     "MemoryAudit",
     "PolicySet",
+    "RuntimeDecision",
+    "RuntimePolicies",
     "Verification",
     "audit_openapi_paths",
     "audit_routes",
+    "canonical_json",
     "compile_policy",
+    "namespaces_of",
     "open_audit_log",
     "parse_retention",
     "principal_entities",
     "record_hash",
     "resource_entity",
+    "service_account",
 ]

@@ -85,22 +85,28 @@ def compile_policy(namespace: str, name: str, cedar: str) -> CompiledPolicy:
 
 
 class PolicySet:
-    """The compiled admission statements that apply to one namespace, parsed once."""
+    """The compiled statements that apply to one namespace, parsed once.
 
-    def __init__(self, policies: Iterable[CompiledPolicy]) -> None:
-        statements: dict[str, JSON] = {_BASELINE_ID: _BASELINE}
+    ``baseline``: whether the set holds the permit-everything baseline (guardrails: only a
+    ``forbid`` refuses); without it, only an explicit ``permit`` allows. ``version`` names the
+    statements: ``sha256:<hex>`` of their canonical JSON, so a decision can say which set made it.
+    """
+
+    def __init__(self, policies: Iterable[CompiledPolicy], *, baseline: bool = True) -> None:
+        statements: dict[str, JSON] = {_BASELINE_ID: _BASELINE} if baseline else {}
         for policy in policies:
             statements.update(policy.statements)
         self.reasons = {
             pid: str((s.get("annotations") or {}).get("reason") or "")
             for pid, s in statements.items()
         }
+        #: each statement's annotations (``@reason``, ``@decision``, ``@id``)
+        self.annotations = {pid: dict(s.get("annotations") or {}) for pid, s in statements.items()}
         document = {"staticPolicies": statements, "templates": {}, "templateLinks": []}
-        text = json.dumps(statements, sort_keys=True, separators=(",", ":"))
-        #: what the set holds, as a hash: a decision names the version it was made with
+        text = json.dumps(document, sort_keys=True, separators=(",", ":"))
         self.version = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-        self._set = cedarpy.PolicySet.from_json_str(json.dumps(document))
-        self.size = len(statements) - 1
+        self._set = cedarpy.PolicySet.from_json_str(text)
+        self.size = len(statements) - (1 if baseline else 0)
 
     def decide(
         self,
@@ -118,8 +124,12 @@ class PolicySet:
             "resource": resource,
             "context": dict(context or {}),
         }
-        entities = [*principal_entities(principal), entity]
-        result = cedarpy.is_authorized(request, self._set, entities)
+        return self.evaluate(request, [*principal_entities(principal), entity])
+
+    def evaluate(self, request: Mapping[str, Any], entities: list[JSON]) -> Decision:
+        """One Cedar request (``principal``, ``action``, ``resource``, ``context``) against this
+        set, with ``entities``: deny wins, an evaluation error denies (fail closed)."""
+        result = cedarpy.is_authorized(dict(request), self._set, entities)
         diagnostics = result.diagnostics
         if diagnostics.errors:
             errors = tuple(diagnostics.errors)
