@@ -31,8 +31,8 @@ from modelplane.api.errors import NotFound
 from modelplane.control import Controller, Request, Result, Watches, map_owner
 from modelplane.store import Store
 
-from ._queues import PRIORITY_ANNOTATION, QUEUE_ANNOTATION
-from ._workloads import GANG_ANNOTATION, GANG_SIZE_ANNOTATION
+from ..workloads._queues import PRIORITY_ANNOTATION, QUEUE_ANNOTATION
+from ..workloads._workloads import GANG_ANNOTATION, GANG_SIZE_ANNOTATION, endpoint_replica_slots
 
 __all__ = [
     "OWNER_KIND_LABEL",
@@ -160,16 +160,6 @@ class EndpointClaimController(_TemplateClaims):
 
     def replicas(self, owner: JSON) -> int:
         return endpoint_replica_slots(owner)
-
-
-def endpoint_replica_slots(endpoint: JSON) -> int:
-    """The replica slots an Endpoint wants: ``status.desiredReplicas`` once its node agent said,
-    else ``spec.replicas.min``."""
-    desired = (endpoint.get("status") or {}).get("desiredReplicas")
-    if isinstance(desired, int) and not isinstance(desired, bool) and desired >= 0:
-        return desired
-    replicas = (endpoint.get("spec") or {}).get("replicas") or {}
-    return int(replicas.get("min", 1) if isinstance(replicas, dict) else 1)
 
 
 class JobClaimController(_TemplateClaims):

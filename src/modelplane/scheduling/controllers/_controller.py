@@ -54,13 +54,19 @@ from modelplane.control import (
 )
 from modelplane.store import Store
 
-from ._admitting import AdmittingMixin
-from ._allocator import AllocationResult, Unschedulable, _tolerates, allocate, allocate_many
-from ._errors import SchedulingInputError
-from ._inventory import Inventory
-from ._scoring import Policy, policy_named
-from ._state import AllocatedState
-from ._workloads import claim_key, consumer_claims, consumer_key
+from .._errors import SchedulingInputError
+from ..allocation._allocator import (
+    AllocationResult,
+    Unschedulable,
+    _tolerates,
+    allocate,
+    allocate_many,
+)
+from ..allocation._inventory import Inventory
+from ..allocation._scoring import Policy, policy_named
+from ..allocation._state import AllocatedState
+from ..workloads._admitting import AdmittingMixin
+from ..workloads._workloads import claim_key, consumer_claims, consumer_key
 
 __all__ = ["ALLOCATED", "INVENTORY", "ResourceClaimController", "scheduling_controllers"]
 

@@ -30,8 +30,8 @@ from typing import Any
 
 from modelplane.api import QuantityError, parse_quantity
 
+from .._errors import CelCompileError, MatchingTimeout, SchedulingInputError
 from ._cel import compile_selector
-from ._errors import CelCompileError, MatchingTimeout, SchedulingInputError
 from ._inventory import CounterKey, Device, Inventory
 from ._results import AllocationResult, DeviceResult
 from ._scoring import TOPOLOGY_LEVELS, Placement, Policy, policy_named
