@@ -180,7 +180,7 @@ def optimum(
                         on_node.setdefault(node, {})[x] = 1.0
                         for k in plan.constraints:
                             value = (node, d.attributes[constraints[k].attribute])
-                            if constraints[k].match:
+                            if constraints[k].same_value:
                                 if value not in w[k]:
                                     w[k][value] = m.var()
                                 m.row({x: 1.0, w[k][value]: -1.0}, -np.inf, 0.0)

@@ -58,11 +58,11 @@ from .._errors import SchedulingInputError
 from ..allocation._allocator import (
     AllocationResult,
     Unschedulable,
-    _tolerates,
     allocate,
     allocate_many,
 )
 from ..allocation._inventory import Inventory
+from ..allocation._plans import tolerates
 from ..allocation._scoring import Policy, policy_named
 from ..allocation._state import AllocatedState
 from ..workloads._admitting import AdmittingMixin
@@ -305,7 +305,7 @@ class ResourceClaimController(AdmittingMixin, Controller):
             for taint in device.taints:
                 if taint.get("effect") != "NoExecute":
                     continue
-                if any(_tolerates(t, taint) for t in r.get("tolerations") or ()):
+                if any(tolerates(t, taint) for t in r.get("tolerations") or ()):
                     continue
                 what = str(taint.get("key") or "")
                 if taint.get("value"):
