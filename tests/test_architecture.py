@@ -25,17 +25,12 @@ KNOWN_LONG_FUNCTIONS = {
     "modelplane.agents._routes:routes",
     "modelplane.api._validate:validate",
     "modelplane.bench.agents:run",
-    "modelplane.bench.scheduling:run",
     "modelplane.cli._up:up",
     "modelplane.gateway._gateway:_serve",
     "modelplane.gateway._table:_endpoint",
     "modelplane.server._openapi:_kind_paths",
     "modelplane.serving._app:create_worker_app",
     "modelplane.serving._model_controller:_check_version",
-    "modelplane.sim._generator:_node_slice",
-    "modelplane.sim._generator:hard_inputs",
-    "modelplane.sim._optimum:optimum",
-    "modelplane.sim._scheduling:simulate",
 }
 
 #: packages of simulators and fakes: built on the subsystems, never imported by the runtime

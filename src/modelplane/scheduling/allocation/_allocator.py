@@ -25,7 +25,7 @@ from ._inventory import Device, Inventory
 from ._plans import InvalidClaim, RequestPlan, claim_key, plans, untolerated
 from ._results import AllocationResult, DeviceResult
 from ._scoring import Placement, Policy, policy_named
-from ._search import SearchTimeout, consumption, counters_reason, search_node
+from ._search import NodeSearch, SearchTimeout, consumption, counters_reason, search_node
 from ._state import AllocatedState
 from .constraints._base import Constraint
 
@@ -356,7 +356,8 @@ def _visit(
             visit.reasons[why] += 1
             continue
         try:
-            search, ok = search_node(n, slots, constraints, cands, state, pol, deadline)
+            whole = NodeSearch(n, slots, constraints, cands, state, deadline)
+            search, ok = search_node(whole, pol)
         except SearchTimeout:
             visit.timed_out = True
             break

@@ -579,17 +579,13 @@ def _restricted(cands: list[list[list[Device]]], attr: str, value: Any) -> list[
     return [[[d for d in alt if d.attributes.get(attr) == value] for alt in per] for per in cands]
 
 
-def search_node(
-    node: str,
-    slots: list[list[RequestPlan]],
-    constraints: list[Constraint],
-    cands: list[list[list[Device]]],
-    state: AllocatedState,
-    policy: Policy,
-    deadline: float,
-) -> tuple[NodeSearch, bool]:
+def search_node(whole: NodeSearch, policy: Policy) -> tuple[NodeSearch, bool]:
+    """Run ``whole`` (the search over the whole node) the way ``policy`` wants: with
+    ``topology_first``, inside each topology domain that may hold the claim first, tightest level
+    and fullest domain first. Returns the search that decided, and whether it found devices."""
+    node, slots, constraints = whole.node, whole.slots, whole.constraints
+    cands, state, deadline = whole.candidates, whole.state, whole.deadline
     total_needed = sum(min(p.count for p in alts) for alts in slots)
-    whole = NodeSearch(node, slots, constraints, cands, state, deadline)
     if policy.topology_first and total_needed > 1 and not whole.precheck():
         return whole, False  # no value group of a matchAttribute can hold the claim
     if policy.pack_devices:
