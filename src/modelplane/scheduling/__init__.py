@@ -14,6 +14,11 @@ controllers (:class:`ResourceClaimController`, and :class:`EndpointClaimControll
 :class:`JobClaimController` for claims from templates) call :func:`allocate` and write
 ``AllocationResult.to_status()`` into the claim's status. The cluster generator, the
 discrete-event simulator and the exact optimum are in :mod:`modelplane.sim`, on these public names.
+
+The package is laid out by role, imports going down only: ``controllers/`` (the reconcilers),
+``workloads/`` (queues, gangs, admission, preemption), ``allocation/`` (the allocator; one module
+per DRA constraint type in ``allocation/constraints/``) and ``_errors.py``. Their modules are
+private; every public name is here.
 """
 
 from modelplane.api import QuantityError, format_quantity, parse_quantity
