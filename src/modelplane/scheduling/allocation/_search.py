@@ -411,7 +411,7 @@ class NodeSearch:
             self.failures[_R_COUNTERS] += 1
             return False
         consumed = consumption(dev, plan) if plan.capacity or dev.allow_multiple else {}
-        if consumed is None or not self._capacity_fits(dev, consumed):
+        if consumed is None or (consumed and not self._capacity_fits(dev, consumed)):
             self.failures[_R_CAPACITY] += 1
             return False
         watts = _watts(dev) if exclusive else 0.0
@@ -462,20 +462,20 @@ class NodeSearch:
     def _counters_fit(self, dev: Device) -> bool:
         total = self.state.inventory.counters
         used = self.state.counters_used
-        return all(
-            used.get(key, 0) + self.counters.get(key, 0) + value <= total.get(key, 0)
-            for key, value in dev.consumes
-        )
+        for key, value in dev.consumes:  # a loop, not all(): this runs once per device tried
+            if used.get(key, 0) + self.counters.get(key, 0) + value > total.get(key, 0):
+                return False
+        return True
 
     def _capacity_fits(self, dev: Device, consumed: dict[str, Fraction]) -> bool:
         if not (consumed and dev.allow_multiple):
             return True
         already = self.state.capacity_used.get(dev.index, {})
         pending = self.capacity.get(dev.index, {})
-        return all(
-            already.get(q, 0) + pending.get(q, 0) + v <= dev.capacity[q]
-            for q, v in consumed.items()
-        )
+        for q, v in consumed.items():
+            if already.get(q, 0) + pending.get(q, 0) + v > dev.capacity[q]:
+                return False
+        return True
 
     def _power_fits(self, watts: float) -> bool:
         if self.node_cap is not None and self.node_watts + self.watts + watts > self.node_cap:
