@@ -25,21 +25,12 @@ KNOWN_LONG_FUNCTIONS = {
     "modelplane.agents._routes:routes",
     "modelplane.api._validate:validate",
     "modelplane.bench.agents:run",
-    "modelplane.bench.scheduling:run",
     "modelplane.cli._up:up",
     "modelplane.gateway._gateway:_serve",
     "modelplane.gateway._table:_endpoint",
-    "modelplane.scheduling._allocator:_candidates",
-    "modelplane.scheduling._allocator:_claim_plans",
-    "modelplane.scheduling._allocator:_decide",
-    "modelplane.scheduling._allocator:_push",
     "modelplane.server._openapi:_kind_paths",
     "modelplane.serving._app:create_worker_app",
     "modelplane.serving._model_controller:_check_version",
-    "modelplane.sim._generator:_node_slice",
-    "modelplane.sim._generator:hard_inputs",
-    "modelplane.sim._optimum:optimum",
-    "modelplane.sim._scheduling:simulate",
 }
 
 #: packages of simulators and fakes: built on the subsystems, never imported by the runtime
@@ -211,3 +202,43 @@ def test_the_architecture_map_names_every_module() -> None:
         if f"`{p.relative_to(root).as_posix()}`" not in text
     ]
     assert missing == [], f"add a row for each to the module map of docs/architecture.md: {missing}"
+
+
+#: the rooms of ``scheduling``, lowest first (issue 17): a room imports only the rooms below it
+SCHEDULING_ROOMS = (
+    "modelplane.scheduling.allocation",
+    "modelplane.scheduling.workloads",
+    "modelplane.scheduling.controllers",
+)
+
+
+def _upward_imports(edges: dict[str, set[str]], rooms: tuple[str, ...]) -> set[tuple[str, str]]:
+    def room(module: str) -> int | None:
+        return next(
+            (i for i, r in enumerate(rooms) if module == r or module.startswith(r + ".")), None
+        )
+
+    return {
+        (importer, imported)
+        for importer, targets in edges.items()
+        for imported in targets
+        if (low := room(importer)) is not None
+        and (high := room(imported)) is not None
+        and high > low
+    }
+
+
+def test_scheduling_rooms_import_only_the_rooms_below_them() -> None:
+    assert _upward_imports(_graph(), SCHEDULING_ROOMS) == set()
+
+
+def test_the_rooms_check_sees_an_upward_import() -> None:
+    # given a made-up graph where the allocator imports a controller
+    edges = {
+        "modelplane.scheduling.allocation._allocator": {"modelplane.scheduling.controllers._x"},
+        "modelplane.scheduling.controllers._x": {"modelplane.scheduling.allocation._allocator"},
+    }
+    # then only the allocator's import is reported
+    assert _upward_imports(edges, SCHEDULING_ROOMS) == {
+        ("modelplane.scheduling.allocation._allocator", "modelplane.scheduling.controllers._x")
+    }

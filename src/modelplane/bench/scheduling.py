@@ -360,44 +360,9 @@ def run(
 ) -> dict[str, Any]:
     """Every part of the benchmark; returns figures, ratios and goals as one dict."""
     started = time.perf_counter()
-    t = time.perf_counter()
-    objs = generate_cluster(sizes.nodes, seed=seed)
-    inv = _inventory(objs)
-    _log(
-        f"cluster: {sizes.nodes} nodes, {len(inv.devices)} devices ({time.perf_counter() - t:.1f}s)"
-    )
-    # Claims arrive at 10/s for a mean 40 min: offered load well above the cluster.
-    workload = generate_workload(
-        sizes.claims, rate_per_second=10.0, mean_duration_seconds=2400.0, infeasible=5, seed=seed
-    )
-    churn = _simulate_all(objs, inv, workload, f"{sizes.nodes} nodes")
-    devices = len(inv.devices)
-    del inv
-
-    ali_objs = generate_cluster(sizes.alibaba_nodes, mix={"h100": 0.6, "a100": 0.4}, seed=seed)
-    ali_inv = _inventory(ali_objs)
-    ali_work = generate_alibaba_workload(
-        sizes.alibaba_tasks,
-        rate_per_second=sizes.alibaba_nodes * 8 / 900.0,
-        mean_duration_seconds=2400.0,
-        seed=seed,
-    )
-    alibaba = _simulate_all(ali_objs, ali_inv, ali_work, f"alibaba {sizes.alibaba_nodes} nodes")
-    del ali_inv
-
-    t = time.perf_counter()
-    big_objs = generate_cluster(sizes.big_nodes, mig=False, seed=seed)
-    big_inv = _inventory(big_objs)
-    _log(
-        f"cluster: {sizes.big_nodes} nodes, {len(big_inv.devices)} devices ({time.perf_counter() - t:.1f}s)"
-    )
-    big_mix = {k: w for k, w in DEFAULT_MIX.items() if not k.startswith("mig")}
-    big_work = generate_workload(
-        sizes.big_claims, rate_per_second=5.0, mean_duration_seconds=3600.0, mix=big_mix, seed=seed
-    )
-    scale = _simulate_all(big_objs, big_inv, big_work, f"{sizes.big_nodes} nodes")
-    del big_inv, big_objs
-
+    churn = _churn(sizes, seed)
+    alibaba = _alibaba(sizes, seed)
+    scale = _scale(sizes, seed)
     hard = _hard(sizes)
     try:
         gaps: dict[str, Any] | None = _optimum_gaps(sizes, seed)
@@ -408,10 +373,95 @@ def run(
     plotted = _plot(sweep, gaps, plot) if plot is not None else "not asked for"
     _log(f"plot: {plotted}")
 
-    ours, ff = churn["modelplane"], churn["first-fit"]
+    ours, ff = churn["policies"]["modelplane"], churn["policies"]["first-fit"]
     stranded_ff = ff["stranded_gpus_at_first_rejection"] or 0.0
     stranded_ours = ours["stranded_gpus_at_first_rejection"] or 0.0
     fewer_stranded = 1 - stranded_ours / stranded_ff if stranded_ff else 0.0
+    return {
+        "benchmark": "scheduling",
+        "seed": seed,
+        "churn": churn,
+        "alibaba": alibaba,
+        "scale": scale,
+        "hard_inputs": hard,
+        "optimum": gaps,
+        "offered_load_sweep": sweep,
+        "plot": plotted,
+        "ratios": {
+            "claims_per_second_vs_first_fit": round(
+                ours["claims_per_second"] / ff["claims_per_second"], 2
+            )
+            if ff["claims_per_second"]
+            else None,
+            "fewer_stranded_gpus_vs_first_fit": round(fewer_stranded, 3),
+            "allocation_rate_under_churn_vs_first_fit": round(
+                ours["mean_allocation_rate"] / (ff["mean_allocation_rate"] or 1), 3
+            ),
+        },
+        "goals": _goals(sizes, ours, scale["policies"]["modelplane"], hard, gaps, fewer_stranded),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _churn(sizes: Sizes, seed: int) -> dict[str, Any]:
+    """Claims arriving faster than they leave, on the mixed cluster with MIG."""
+    t = time.perf_counter()
+    objs = generate_cluster(sizes.nodes, seed=seed)
+    inv = _inventory(objs)
+    _log(
+        f"cluster: {sizes.nodes} nodes, {len(inv.devices)} devices ({time.perf_counter() - t:.1f}s)"
+    )
+    # Claims arrive at 10/s for a mean 40 min: offered load well above the cluster.
+    workload = generate_workload(
+        sizes.claims, rate_per_second=10.0, mean_duration_seconds=2400.0, infeasible=5, seed=seed
+    )
+    return {
+        "nodes": sizes.nodes,
+        "gpus": sizes.nodes * 8,
+        "devices": len(inv.devices),
+        "claims": len(workload),
+        "policies": _simulate_all(objs, inv, workload, f"{sizes.nodes} nodes"),
+    }
+
+
+def _alibaba(sizes: Sizes, seed: int) -> dict[str, Any]:
+    """The Alibaba GPU trace's shapes on an H100/A100 cluster."""
+    objs = generate_cluster(sizes.alibaba_nodes, mix={"h100": 0.6, "a100": 0.4}, seed=seed)
+    inv = _inventory(objs)
+    work = generate_alibaba_workload(
+        sizes.alibaba_tasks,
+        rate_per_second=sizes.alibaba_nodes * 8 / 900.0,
+        mean_duration_seconds=2400.0,
+        seed=seed,
+    )
+    policies = _simulate_all(objs, inv, work, f"alibaba {sizes.alibaba_nodes} nodes")
+    return {"nodes": sizes.alibaba_nodes, "claims": len(work), "policies": policies}
+
+
+def _scale(sizes: Sizes, seed: int) -> dict[str, Any]:
+    """Whole GPUs on the large cluster: how decisions scale with nodes."""
+    t = time.perf_counter()
+    objs = generate_cluster(sizes.big_nodes, mig=False, seed=seed)
+    inv = _inventory(objs)
+    _log(
+        f"cluster: {sizes.big_nodes} nodes, {len(inv.devices)} devices ({time.perf_counter() - t:.1f}s)"
+    )
+    mix = {k: w for k, w in DEFAULT_MIX.items() if not k.startswith("mig")}
+    work = generate_workload(
+        sizes.big_claims, rate_per_second=5.0, mean_duration_seconds=3600.0, mix=mix, seed=seed
+    )
+    policies = _simulate_all(objs, inv, work, f"{sizes.big_nodes} nodes")
+    return {"nodes": sizes.big_nodes, "claims": len(work), "policies": policies}
+
+
+def _goals(
+    sizes: Sizes,
+    ours: Mapping[str, Any],
+    big: Mapping[str, Any],
+    hard: Mapping[str, Any],
+    gaps: Mapping[str, Any] | None,
+    fewer_stranded: float,
+) -> dict[str, Any]:
     hard_ms = max(h["modelplane"]["ms"] for h in hard.values())
     hard_ok = all(
         not h["modelplane"]["timed_out"] and h["modelplane"]["right"] is not False
@@ -425,9 +475,7 @@ def run(
             ours["decision_ms"]["p99"] < 10, ours["decision_ms"]["p99"], "< 10 ms"
         ),
         f"claims_per_second>=200 at {sizes.big_nodes} nodes": _goal(
-            scale["modelplane"]["claims_per_second"] >= 200,
-            scale["modelplane"]["claims_per_second"],
-            ">= 200",
+            big["claims_per_second"] >= 200, big["claims_per_second"], ">= 200"
         ),
         "hard_inputs_max_ms<50": _goal(
             hard_ms < 50 and hard_ok,
@@ -454,36 +502,7 @@ def run(
             worst["largest_first"],
             "<= 0.03 (demand served, batch placed largest first; arrival order in optimum)",
         )
-    return {
-        "benchmark": "scheduling",
-        "seed": seed,
-        "churn": {
-            "nodes": sizes.nodes,
-            "gpus": sizes.nodes * 8,
-            "devices": devices,
-            "claims": len(workload),
-            "policies": churn,
-        },
-        "alibaba": {"nodes": sizes.alibaba_nodes, "claims": len(ali_work), "policies": alibaba},
-        "scale": {"nodes": sizes.big_nodes, "claims": len(big_work), "policies": scale},
-        "hard_inputs": hard,
-        "optimum": gaps,
-        "offered_load_sweep": sweep,
-        "plot": plotted,
-        "ratios": {
-            "claims_per_second_vs_first_fit": round(
-                ours["claims_per_second"] / ff["claims_per_second"], 2
-            )
-            if ff["claims_per_second"]
-            else None,
-            "fewer_stranded_gpus_vs_first_fit": round(fewer_stranded, 3),
-            "allocation_rate_under_churn_vs_first_fit": round(
-                ours["mean_allocation_rate"] / (ff["mean_allocation_rate"] or 1), 3
-            ),
-        },
-        "goals": goals,
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+    return goals
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,22 +14,34 @@ controllers (:class:`ResourceClaimController`, and :class:`EndpointClaimControll
 :class:`JobClaimController` for claims from templates) call :func:`allocate` and write
 ``AllocationResult.to_status()`` into the claim's status. The cluster generator, the
 discrete-event simulator and the exact optimum are in :mod:`modelplane.sim`, on these public names.
+
+The package is laid out by role, imports going down only: ``controllers/`` (the reconcilers),
+``workloads/`` (queues, gangs, admission, preemption), ``allocation/`` (the allocator; one module
+per DRA constraint type in ``allocation/constraints/``) and ``_errors.py``. Their modules are
+private; every public name is here.
 """
 
 from modelplane.api import QuantityError, format_quantity, parse_quantity
 
-from ._admission import Admission, Admitted, Pending, Running
-from ._allocator import AllocationResult, DeviceResult, Unschedulable, allocate, allocate_many
-from ._cel import Semver, compile_selector, parse_semver
-from ._claims import AgentClaimController, EndpointClaimController, JobClaimController
-from ._controller import ResourceClaimController, scheduling_controllers
 from ._errors import CelCompileError, CelRuntimeError, SchedulingInputError
-from ._gang import GangPlacement, GangPlacer, Workload, workloads_from
-from ._inventory import CounterKey, Device, Inventory
-from ._plans import ClaimPlan, ConstraintPlan, RequestPlan, claim_key, plan_claim, untolerated
-from ._preemption import Preemption
-from ._queues import QueueSet, claim_usage, priority_of, queue_of
-from ._scoring import (
+from .allocation._allocator import (
+    AllocationResult,
+    DeviceResult,
+    Unschedulable,
+    allocate,
+    allocate_many,
+)
+from .allocation._cel import Semver, compile_selector, parse_semver
+from .allocation._inventory import CounterKey, Device, Inventory
+from .allocation._plans import (
+    ClaimPlan,
+    ConstraintPlan,
+    RequestPlan,
+    claim_key,
+    plan_claim,
+    untolerated,
+)
+from .allocation._scoring import (
     TOPOLOGY_LEVELS,
     BinpackScorer,
     CostScorer,
@@ -44,7 +56,13 @@ from ._scoring import (
     policy_named,
     topology_level,
 )
-from ._state import PRICE_ATTRIBUTE, AllocatedState
+from .allocation._state import PRICE_ATTRIBUTE, AllocatedState
+from .controllers._claims import AgentClaimController, EndpointClaimController, JobClaimController
+from .controllers._controller import ResourceClaimController, scheduling_controllers
+from .workloads._admission import Admission, Admitted, Pending, Running
+from .workloads._gang import GangPlacement, GangPlacer, Workload, workloads_from
+from .workloads._preemption import Preemption
+from .workloads._queues import QueueSet, claim_usage, priority_of, queue_of
 
 __all__ = [
     "PRICE_ATTRIBUTE",

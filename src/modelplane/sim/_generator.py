@@ -164,21 +164,9 @@ def _node_slice(
             "modelplane.dev/numaNode": _attr(root),
             "modelplane.dev/nvlinkDomain": _attr(rack if nvl72 else node),
         }
-        partitionable = mig and model.sms > 0
-        full: dict[str, Any] = {
-            "name": f"gpu-{g}",
-            "attributes": {
-                "type": _attr("gpu"),
-                "index": _attr(g),
-                "uuid": _attr(f"GPU-{n:04x}{g:02x}-0000-4000-8000-{n:06x}{g:06x}"),
-                "pcieBusID": _attr(f"0000:{0x18 + 0x10 * g:02x}:00.0"),
-                **common,
-                "modelplane.dev/powerWatts": _attr(model.watts),
-                "modelplane.dev/pricePerHour": _attr(f"{model.price_per_hour:.2f}"),
-            },
-            "capacity": {"memory": {"value": f"{model.memory_gi}Gi"}},
-        }
-        if partitionable:
+        full = _gpu(n, g, model, common)
+        devices.append(full)
+        if mig and model.sms > 0:  # partitionable: the GPU's counters, then its MIG devices
             cs = f"gpu-{g}-counter-set"
             totals: dict[str, Any] = {
                 "multiprocessors": {"value": str(model.sms)},
@@ -187,34 +175,7 @@ def _node_slice(
             totals.update({f"memorySlice{i}": {"value": "1"} for i in range(8)})
             counters.append({"name": cs, "counters": totals})
             full["consumesCounters"] = [{"counterSet": cs, "counters": totals}]
-        devices.append(full)
-        if not partitionable:
-            continue
-        for profile, sms, slices, starts in model.mig_sms:
-            mem = int(profile.split(".")[1].removesuffix("gb"))
-            share = slices / 8
-            for start in starts:
-                used = {"multiprocessors": {"value": str(sms)}, "memory": {"value": f"{mem}Gi"}}
-                used.update({f"memorySlice{start + i}": {"value": "1"} for i in range(slices)})
-                devices.append(
-                    {
-                        "name": f"gpu-{g}-mig-{profile.replace('.', '')}-{start}",
-                        "attributes": {
-                            "type": _attr("mig"),
-                            "profile": _attr(profile),
-                            "parentIndex": _attr(g),
-                            **common,
-                            "modelplane.dev/powerWatts": _attr(int(model.watts * share)),
-                            "modelplane.dev/pricePerHour": _attr(
-                                f"{model.price_per_hour * share:.2f}"
-                            ),
-                        },
-                        "capacity": {"memory": {"value": f"{mem}Gi"}},
-                        "consumesCounters": [
-                            {"counterSet": f"gpu-{g}-counter-set", "counters": used}
-                        ],
-                    }
-                )
+            devices.extend(_mig_devices(g, model, common))
     spec: dict[str, Any] = {
         "driver": DRIVER,
         "pool": {"name": node, "generation": 1, "resourceSliceCount": 1},
@@ -229,6 +190,50 @@ def _node_slice(
         "metadata": {"name": f"{node}-{DRIVER}"},
         "spec": spec,
     }
+
+
+def _gpu(n: int, g: int, model: GpuModel, common: dict[str, Any]) -> dict[str, Any]:
+    """GPU ``g`` of node number ``n``, whole."""
+    return {
+        "name": f"gpu-{g}",
+        "attributes": {
+            "type": _attr("gpu"),
+            "index": _attr(g),
+            "uuid": _attr(f"GPU-{n:04x}{g:02x}-0000-4000-8000-{n:06x}{g:06x}"),
+            "pcieBusID": _attr(f"0000:{0x18 + 0x10 * g:02x}:00.0"),
+            **common,
+            "modelplane.dev/powerWatts": _attr(model.watts),
+            "modelplane.dev/pricePerHour": _attr(f"{model.price_per_hour:.2f}"),
+        },
+        "capacity": {"memory": {"value": f"{model.memory_gi}Gi"}},
+    }
+
+
+def _mig_devices(g: int, model: GpuModel, common: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every MIG placement of GPU ``g``, each consuming its slices of the GPU's counters."""
+    devices: list[dict[str, Any]] = []
+    for profile, sms, slices, starts in model.mig_sms:
+        mem = int(profile.split(".")[1].removesuffix("gb"))
+        share = slices / 8
+        for start in starts:
+            used = {"multiprocessors": {"value": str(sms)}, "memory": {"value": f"{mem}Gi"}}
+            used.update({f"memorySlice{start + i}": {"value": "1"} for i in range(slices)})
+            devices.append(
+                {
+                    "name": f"gpu-{g}-mig-{profile.replace('.', '')}-{start}",
+                    "attributes": {
+                        "type": _attr("mig"),
+                        "profile": _attr(profile),
+                        "parentIndex": _attr(g),
+                        **common,
+                        "modelplane.dev/powerWatts": _attr(int(model.watts * share)),
+                        "modelplane.dev/pricePerHour": _attr(f"{model.price_per_hour * share:.2f}"),
+                    },
+                    "capacity": {"memory": {"value": f"{mem}Gi"}},
+                    "consumesCounters": [{"counterSet": f"gpu-{g}-counter-set", "counters": used}],
+                }
+            )
+    return devices
 
 
 # --------------------------------------------------------------------------------------------
@@ -550,9 +555,17 @@ def hard_inputs(nodes: int = 64, seed: int = 0) -> list[HardInput]:
       eight selectors each (long ``in`` lists) and constraints over several attributes.
     """
     cluster = generate_cluster(nodes, mix={"h100": 1.0}, seed=seed)
+    return [
+        *_counter_backtracking(cluster, nodes),
+        *_infeasible(cluster),
+        _list_attribute_stress(nodes, seed),
+    ]
+
+
+def _counter_backtracking(cluster: list[dict[str, Any]], nodes: int) -> list[HardInput]:
+    """MIG layouts where the first partition tried blocks a later one (one node fits, or none)."""
     names = [f"node-{n:04d}" for n in range(nodes)]
     parent = f"{DRIVER}/parentIndex"
-    root = "resource.kubernetes.io/pcieRoot"
 
     def slices_used(blocked: tuple[int, ...], last: tuple[int, ...]) -> list[dict[str, Any]]:
         held = []
@@ -570,7 +583,7 @@ def hard_inputs(nodes: int = 64, seed: int = 0) -> list[HardInput]:
         0.0,
         60.0,
     )
-    out = [
+    return [
         HardInput(
             "counter-backtracking",
             "1g.10gb + 2g.20gb + 3g.40gb on one GPU while slices 5 and 6 of every GPU are "
@@ -588,6 +601,15 @@ def hard_inputs(nodes: int = 64, seed: int = 0) -> list[HardInput]:
             layout,
             False,
         ),
+    ]
+
+
+def _infeasible(cluster: list[dict[str, Any]]) -> list[HardInput]:
+    """Claims no node can hold, which must be answered quickly as impossible."""
+    parent = f"{DRIVER}/parentIndex"
+    root = "resource.kubernetes.io/pcieRoot"
+    unknown = f"device.attributes['{DRIVER}'].productName == 'NVIDIA B200'"
+    return [
         HardInput(
             "infeasible-more-slices-than-a-gpu",
             "eight 1g.10gb slices of one GPU (a GPU has seven)",
@@ -617,18 +639,10 @@ def hard_inputs(nodes: int = 64, seed: int = 0) -> list[HardInput]:
             "a GPU model no node has",
             cluster,
             [],
-            _claim(
-                "unknown-model",
-                [_gpus(1, f"device.attributes['{DRIVER}'].productName == 'NVIDIA B200'")],
-                [],
-                0.0,
-                60.0,
-            ),
+            _claim("unknown-model", [_gpus(1, unknown)], [], 0.0, 60.0),
             False,
         ),
     ]
-    out.append(_list_attribute_stress(nodes, seed))
-    return out
 
 
 STRESS_DOMAIN = "stress.example.com"

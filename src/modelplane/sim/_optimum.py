@@ -26,13 +26,14 @@ consumable capacity, devices shared by all nodes; power caps are ignored.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelplane.scheduling import (
     AllocatedState,
     AllocationResult,
+    ConstraintPlan,
     CounterKey,
     Device,
     Inventory,
@@ -123,93 +124,10 @@ def optimum(
     from scipy.sparse import csr_array  # type: ignore[import-untyped]
 
     started = time.perf_counter()
-    inv = inventory
-    used = state or AllocatedState(inv)
-    m = _Model()
-    x_of: list[tuple[str, str, Device, int]] = []  # claim, request name, device, column
-    y_of: list[tuple[str, float, int]] = []  # claim, demand, column
-    fallbacks: list[int] = []  # columns of alternatives other than a request's first
-    by_device: dict[int, dict[int, float]] = {}
-    by_counter: dict[CounterKey, dict[int, float]] = {}
+    batch = _Batch(inventory, state or AllocatedState(inventory))
     for claim in claims:
-        resolved = plan_claim(claim, inv)
-        key, slots, constraints = resolved.key, resolved.requests, resolved.constraints
-        worth = _demand(slots)
-        y = m.var(worth)
-        y_of.append((key, worth, y))
-        z: dict[str, int] = {}
-        on_node: dict[str, dict[int, float]] = {}
-        w: list[dict[tuple[str, Any], int]] = [{} for _ in constraints]
-        distinct: list[dict[tuple[str, Any], dict[int, float]]] = [{} for _ in constraints]
-        choose: dict[int, float] = {y: -1.0}
-        for alts in slots:
-            for position, plan in enumerate(alts):
-                if plan.all_mode or plan.admin or plan.capacity:
-                    raise ValueError(
-                        f"claim {key}, request {plan.name}: allocationMode All, adminAccess and "
-                        "capacity requests are not modelled by the exact optimum"
-                    )
-                u = y if len(alts) == 1 else m.var()
-                if u != y:
-                    choose[u] = 1.0
-                    if position:
-                        fallbacks.append(u)
-                count: dict[int, float] = {u: -float(plan.count)}
-                for node, devices in plan.index.items():
-                    if not node:
-                        raise ValueError(
-                            f"claim {key}, request {plan.name}: devices shared by all nodes "
-                            "are not modelled by the exact optimum"
-                        )
-                    for d in devices:
-                        if d.index in used.in_use or d.allow_multiple:
-                            continue
-                        if untolerated(d, plan) is not None:
-                            continue
-                        if any(
-                            d.attributes.get(constraints[k].attribute) is None
-                            for k in plan.constraints
-                        ):
-                            continue
-                        x = m.var()
-                        x_of.append((key, plan.name, d, x))
-                        count[x] = 1.0
-                        by_device.setdefault(d.index, {})[x] = 1.0
-                        for ck, amount in d.consumes:
-                            by_counter.setdefault(ck, {})[x] = float(amount)
-                        on_node.setdefault(node, {})[x] = 1.0
-                        for k in plan.constraints:
-                            value = (node, d.attributes[constraints[k].attribute])
-                            if constraints[k].match:
-                                if value not in w[k]:
-                                    w[k][value] = m.var()
-                                m.row({x: 1.0, w[k][value]: -1.0}, -np.inf, 0.0)
-                            else:
-                                distinct[k].setdefault(value, {})[x] = 1.0
-                m.row(count, 0.0, 0.0)  # count devices iff this alternative is chosen
-            if len(alts) > 1:
-                m.row(choose, 0.0, 0.0)  # exactly one alternative iff the claim is placed
-            choose = {y: -1.0}
-        for node, xs in on_node.items():
-            z[node] = m.var()
-            # Devices only on the claim's one node: x <= z (row per device, a tight relaxation).
-            for x in xs:
-                m.row({x: 1.0, z[node]: -1.0}, -np.inf, 0.0)
-        m.row({y: -1.0, **dict.fromkeys(z.values(), 1.0)}, 0.0, 0.0)
-        for values in w:
-            if values:
-                m.row({y: -1.0, **dict.fromkeys(values.values(), 1.0)}, -np.inf, 0.0)
-        for groups in distinct:
-            for xs in groups.values():
-                m.row(xs, -np.inf, 1.0)
-    for xs in by_device.values():
-        m.row(xs, -np.inf, 1.0)
-    for ck, xs in by_counter.items():
-        free = float(inv.counters.get(ck, 0) - used.counters_used.get(ck, 0))
-        m.row(xs, -np.inf, free)
-    # Tie-break: a fallback alternative costs a little, far less than any difference in demand.
-    for u in fallbacks:
-        m.objective[u] = -1e-4 / len(fallbacks)
+        batch.add(claim)
+    m = batch.finish()
     n = len(m.objective)
     if n == 0:
         return Optimum(0.0, seconds=time.perf_counter() - started)
@@ -220,18 +138,10 @@ def optimum(
         cols.extend(coefs)
         data.extend(coefs.values())
         indptr.append(len(cols))
-    constraints_ = (
-        [
-            LinearConstraint(
-                csr_array((data, cols, indptr), shape=(len(m.rows), n)), m.lower, m.upper
-            )
-        ]
-        if m.rows
-        else []
-    )
+    matrix = csr_array((data, cols, indptr), shape=(len(m.rows), n)) if m.rows else None
     res = milp(
         -np.asarray(m.objective),
-        constraints=constraints_,
+        constraints=[LinearConstraint(matrix, m.lower, m.upper)] if m.rows else [],
         integrality=np.ones(n),
         bounds=Bounds(0, 1),
         options={"time_limit": time_limit_s, "mip_rel_gap": 0.0},
@@ -239,11 +149,120 @@ def optimum(
     if res.x is None:
         raise RuntimeError(f"HiGHS found no solution: {res.message}")
     placed: dict[str, list[tuple[str, Device]]] = {}
-    for key, request, d, x in x_of:
+    for key, request, d, x in batch.x_of:
         if res.x[x] > 0.5:
             placed.setdefault(key, []).append((request, d))
-    units = sum(worth for key, worth, y in y_of if res.x[y] > 0.5)
+    units = sum(worth for key, worth, y in batch.y_of if res.x[y] > 0.5)
     return Optimum(units, placed, res.status == 0, time.perf_counter() - started)
+
+
+_NO_LOWER = float("-inf")
+
+
+class _Batch:
+    """The integer program of a batch, claim by claim: a 0/1 column per claim (placed or not), per
+    device a request may take, per ``firstAvailable`` alternative and per node and value chosen."""
+
+    def __init__(self, inv: Inventory, used: AllocatedState) -> None:
+        self.inv = inv
+        self.used = used
+        self.m = _Model()
+        self.x_of: list[tuple[str, str, Device, int]] = []  # claim, request name, device, column
+        self.y_of: list[tuple[str, float, int]] = []  # claim, demand, column
+        self.fallbacks: list[int] = []  # columns of alternatives other than a request's first
+        self.by_device: dict[int, dict[int, float]] = {}
+        self.by_counter: dict[CounterKey, dict[int, float]] = {}
+
+    def add(self, claim: Mapping[str, Any]) -> None:
+        m = self.m
+        resolved = plan_claim(claim, self.inv)
+        key, slots, constraints = resolved.key, resolved.requests, resolved.constraints
+        worth = _demand(slots)
+        y = m.var(worth)
+        self.y_of.append((key, worth, y))
+        on_node: dict[str, dict[int, float]] = {}
+        same: list[dict[tuple[str, Any], int]] = [{} for _ in constraints]
+        distinct: list[dict[tuple[str, Any], dict[int, float]]] = [{} for _ in constraints]
+        for alts in slots:
+            choose: dict[int, float] = {y: -1.0}
+            for position, plan in enumerate(alts):
+                if plan.all_mode or plan.admin or plan.capacity:
+                    raise ValueError(
+                        f"claim {key}, request {plan.name}: allocationMode All, adminAccess and "
+                        "capacity requests are not modelled by the exact optimum"
+                    )
+                u = y if len(alts) == 1 else m.var()
+                if u != y:
+                    choose[u] = 1.0
+                    if position:
+                        self.fallbacks.append(u)
+                count: dict[int, float] = {u: -float(plan.count)}
+                for x, node, d in self._devices(key, plan, constraints):
+                    count[x] = 1.0
+                    on_node.setdefault(node, {})[x] = 1.0
+                    for k in plan.constraints:
+                        value = (node, d.attributes[constraints[k].attribute])
+                        if constraints[k].same_value:
+                            if value not in same[k]:
+                                same[k][value] = m.var()
+                            m.row({x: 1.0, same[k][value]: -1.0}, _NO_LOWER, 0.0)
+                        else:
+                            distinct[k].setdefault(value, {})[x] = 1.0
+                m.row(count, 0.0, 0.0)  # count devices iff this alternative is chosen
+            if len(alts) > 1:
+                m.row(choose, 0.0, 0.0)  # exactly one alternative iff the claim is placed
+        z: dict[str, int] = {}
+        for node, xs in on_node.items():
+            z[node] = m.var()
+            # Devices only on the claim's one node: x <= z (row per device, a tight relaxation).
+            for x in xs:
+                m.row({x: 1.0, z[node]: -1.0}, _NO_LOWER, 0.0)
+        m.row({y: -1.0, **dict.fromkeys(z.values(), 1.0)}, 0.0, 0.0)
+        for values in same:
+            if values:
+                m.row({y: -1.0, **dict.fromkeys(values.values(), 1.0)}, _NO_LOWER, 0.0)
+        for groups in distinct:
+            for xs in groups.values():
+                m.row(xs, _NO_LOWER, 1.0)
+
+    def _devices(
+        self, key: str, plan: RequestPlan, constraints: Sequence[ConstraintPlan]
+    ) -> Iterator[tuple[int, str, Device]]:
+        """A column per device ``plan`` may take: (column, node, device)."""
+        for node, devices in plan.index.items():
+            if not node:
+                raise ValueError(
+                    f"claim {key}, request {plan.name}: devices shared by all nodes "
+                    "are not modelled by the exact optimum"
+                )
+            for d in devices:
+                if d.index in self.used.in_use or d.allow_multiple:
+                    continue
+                if untolerated(d, plan) is not None:
+                    continue
+                if any(
+                    d.attributes.get(constraints[k].attribute) is None for k in plan.constraints
+                ):
+                    continue
+                x = self.m.var()
+                self.x_of.append((key, plan.name, d, x))
+                self.by_device.setdefault(d.index, {})[x] = 1.0
+                for ck, amount in d.consumes:
+                    self.by_counter.setdefault(ck, {})[x] = float(amount)
+                yield x, node, d
+
+    def finish(self) -> _Model:
+        """The rows shared by all claims (a device once, counters within what is free)."""
+        m = self.m
+        for xs in self.by_device.values():
+            m.row(xs, _NO_LOWER, 1.0)
+        for ck, xs in self.by_counter.items():
+            free = float(self.inv.counters.get(ck, 0) - self.used.counters_used.get(ck, 0))
+            m.row(xs, _NO_LOWER, free)
+        # Tie-break: a fallback alternative costs a little, far less than any difference in demand.
+        for u in self.fallbacks:
+            m.objective[u] = -1e-4 / len(self.fallbacks)
+        return m
 
 
 def replay(

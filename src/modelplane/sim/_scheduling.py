@@ -106,76 +106,109 @@ def simulate(
         *(o for o in workload_list if o.get("kind") == "Queue"),
         *queues,
     ]
-    admission = Admission(inv, queue_objs, policy=policy, deadline_ms=deadline_ms)
-    state = admission.state
-    workloads: list[Workload] = []
-    durations: list[float] = []
-    unschedulable: list[dict[str, Any]] = []
-    jobs = 0
-    for obj in workload_list:
-        if obj.get("kind") not in ("ResourceClaim", "Job"):
-            continue
-        jobs += obj.get("kind") == "Job"
-        try:
-            made = workloads_from(obj)
-        except SchedulingInputError as exc:
-            unschedulable.append(
-                {"claim": _key(obj), "time": _annotation(obj, ARRIVAL, 0.0), "reason": str(exc)}
-            )
-            continue
-        for w in made:
-            workloads.append(w)
-            durations.append(_annotation(w.source, DURATION, 3600.0))
-    index = {w.key: i for i, w in enumerate(workloads)}
-    arrivals = sorted((w.arrival, i) for i, w in enumerate(workloads))
-    total_units = sum(n.units for n in inv.nodes.values()) or 1.0
-    root_size = _largest_domain(inv, TOPOLOGY_LEVELS[0])
+    run = _Run(inv, Admission(inv, queue_objs, policy=policy, deadline_ms=deadline_ms))
+    run.load(workload_list)
+    run.run()
+    return run.report(policy.name)
 
-    departures: list[tuple[float, int, int]] = []  # time, workload, epoch
-    epoch = [0] * len(workloads)
-    pending: list[int] = []
-    last_reason: dict[int, str] = {}
-    allocations: list[dict[str, Any]] = []
-    preemptions: list[dict[str, Any]] = []
-    latencies: list[float] = []
-    first_rejection: dict[str, float] | None = None
-    hits = multi = 0
-    cost = peak_watts = 0.0
-    used_area = 0.0
-    last_t = 0.0
-    queue_area: dict[str, dict[str, float]] = {q: {} for q in admission.queues.queues}
-    queue_counts: dict[str, dict[str, int]] = {
-        q: {"workloads": 0, "admitted": 0, "preempted": 0} for q in admission.queues.queues
-    }
-    for w in workloads:
-        if w.queue in queue_counts:
-            queue_counts[w.queue]["workloads"] += 1
 
-    def advance(t: float) -> None:
-        nonlocal used_area, last_t
-        dt = t - last_t
-        used_area += sum(state.node_units.values()) * dt
-        if dt and queue_area:
-            for name, q in admission.queues.queues.items():
-                area = queue_area[name]
+class _Run:
+    """One simulation: the workloads, the events still to come and what was measured so far."""
+
+    def __init__(self, inv: Inventory, admission: Admission) -> None:
+        self.inv = inv
+        self.admission = admission
+        self.state = admission.state
+        self.workloads: list[Workload] = []
+        self.durations: list[float] = []
+        self.unschedulable: list[dict[str, Any]] = []
+        self.jobs = 0
+        self.total_units = sum(n.units for n in inv.nodes.values()) or 1.0
+        self.root_size = _largest_domain(inv, TOPOLOGY_LEVELS[0])
+        self.departures: list[tuple[float, int, int]] = []  # time, workload, epoch
+        self.epoch: list[int] = []
+        self.pending: list[int] = []
+        self.last_reason: dict[int, str] = {}
+        self.allocations: list[dict[str, Any]] = []
+        self.preemptions: list[dict[str, Any]] = []
+        self.latencies: list[float] = []
+        self.first_rejection: dict[str, float] | None = None
+        self.hits = self.multi = 0
+        self.cost = self.peak_watts = 0.0
+        self.used_area = 0.0
+        self.last_t = 0.0
+        names = admission.queues.queues
+        self.queue_area: dict[str, dict[str, float]] = {q: {} for q in names}
+        self.queue_counts: dict[str, dict[str, int]] = {
+            q: {"workloads": 0, "admitted": 0, "preempted": 0} for q in names
+        }
+        self.index: dict[str, int] = {}
+        self.empty_fit: dict[int, bool] = {}
+        self.never: list[int] = []
+        self.probe_placer = GangPlacer(inv)
+        self.probe_policy = policy_named("modelplane")
+
+    def load(self, workload_list: list[Mapping[str, Any]]) -> None:
+        """The ResourceClaims and Jobs of the workload, as workloads to admit."""
+        for obj in workload_list:
+            if obj.get("kind") not in ("ResourceClaim", "Job"):
+                continue
+            self.jobs += obj.get("kind") == "Job"
+            try:
+                made = workloads_from(obj)
+            except SchedulingInputError as exc:
+                self.unschedulable.append(
+                    {"claim": _key(obj), "time": _annotation(obj, ARRIVAL, 0.0), "reason": str(exc)}
+                )
+                continue
+            for w in made:
+                self.workloads.append(w)
+                self.durations.append(_annotation(w.source, DURATION, 3600.0))
+        self.index = {w.key: i for i, w in enumerate(self.workloads)}
+        self.epoch = [0] * len(self.workloads)
+        for w in self.workloads:
+            if w.queue in self.queue_counts:
+                self.queue_counts[w.queue]["workloads"] += 1
+
+    def run(self) -> None:
+        arrivals = sorted((w.arrival, i) for i, w in enumerate(self.workloads))
+        for t, i in arrivals:
+            if self.release_until(t) and self.pending:
+                self.retry(t)
+            self.advance(t)
+            if not self.attempt(i, t) and self.fits_empty(i):
+                self.pending.append(i)  # claims no empty cluster could hold are not retried
+            elif i in self.last_reason and not self.empty_fit.get(i, True):
+                self.never.append(i)
+        # Drain: keep releasing and retrying until nothing pending can ever be placed.
+        while self.pending and self.departures:
+            t = self.departures[0][0]
+            self.release_until(t)
+            self.retry(t)
+
+    def advance(self, t: float) -> None:
+        dt = t - self.last_t
+        self.used_area += sum(self.state.node_units.values()) * dt
+        if dt and self.queue_area:
+            for name, q in self.admission.queues.queues.items():
+                area = self.queue_area[name]
                 for k, v in q.usage.items():
                     area[k] = area.get(k, 0.0) + float(v) * dt
-        last_t = t
+        self.last_t = t
 
-    def record(i: int, t: float, result: Admitted) -> None:
-        nonlocal hits, multi, cost, peak_watts
-        w = workloads[i]
-        duration = durations[i]
-        heapq.heappush(departures, (t + duration, i, epoch[i]))
-        if w.queue in queue_counts:
-            queue_counts[w.queue]["admitted"] += 1
+    def record(self, i: int, t: float, result: Admitted) -> None:
+        w = self.workloads[i]
+        duration = self.durations[i]
+        heapq.heappush(self.departures, (t + duration, i, self.epoch[i]))
+        if w.queue in self.queue_counts:
+            self.queue_counts[w.queue]["admitted"] += 1
         for p in result.preempted:
-            v = index[p.victim]
-            epoch[v] += 1  # its departure is void; it waits again
-            pending.append(v)
-            if workloads[v].queue in queue_counts:
-                queue_counts[workloads[v].queue or ""]["preempted"] += 1
-            preemptions.append(
+            v = self.index[p.victim]
+            self.epoch[v] += 1  # its departure is void; it waits again
+            self.pending.append(v)
+            if self.workloads[v].queue in self.queue_counts:
+                self.queue_counts[self.workloads[v].queue or ""]["preempted"] += 1
+            self.preemptions.append(
                 {
                     "claim": p.victim,
                     "time": round(t, 3),
@@ -186,10 +219,11 @@ def simulate(
             )
         for r in result.results:
             devices = [d.device for d in r.devices]
-            if len(devices) > 1 and len(devices) <= root_size:
-                multi += 1
-                hits += topology_level(devices) == 0
-            cost += sum(_num(d.attributes.get(PRICE_ATTRIBUTE)) for d in devices) * duration / 3600
+            if len(devices) > 1 and len(devices) <= self.root_size:
+                self.multi += 1
+                self.hits += topology_level(devices) == 0
+            price = sum(_num(d.attributes.get(PRICE_ATTRIBUTE)) for d in devices)
+            self.cost += price * duration / 3600
             entry: dict[str, Any] = {
                 "claim": r.claim,
                 "time": round(t, 3),
@@ -198,13 +232,12 @@ def simulate(
             }
             if w.replicas > 1 or w.job:
                 entry["job"] = w.job or w.key
-            allocations.append(entry)
-        peak_watts = max(peak_watts, sum(state.node_watts.values()))
+            self.allocations.append(entry)
+        self.peak_watts = max(self.peak_watts, sum(self.state.node_watts.values()))
 
-    def attempt(i: int, t: float) -> bool:
-        nonlocal first_rejection
+    def attempt(self, i: int, t: float) -> bool:
         started = time.perf_counter()
-        result = admission.admit(workloads[i], t)
+        result = self.admission.admit(self.workloads[i], t)
         # a cold inventory may give up while matching selectors; like a controller's requeue, try
         # again at once (matching resumes where it stopped), and count every try as one decision
         for _ in range(_MATCHING_RETRIES):
@@ -212,133 +245,125 @@ def simulate(
                 break
             if "matching selectors" not in result.reason:
                 break
-            latencies.append((time.perf_counter() - started) * 1000.0)
+            self.latencies.append((time.perf_counter() - started) * 1000.0)
             started = time.perf_counter()
-            result = admission.admit(workloads[i], t)
-        latencies.append((time.perf_counter() - started) * 1000.0)
+            result = self.admission.admit(self.workloads[i], t)
+        self.latencies.append((time.perf_counter() - started) * 1000.0)
         if isinstance(result, Pending):
-            last_reason[i] = result.reason
-            if first_rejection is None and not result.invalid and _fits_empty(i):
-                used = sum(state.node_units.values())
-                first_rejection = {
+            self.last_reason[i] = result.reason
+            if self.first_rejection is None and not result.invalid and self.fits_empty(i):
+                used = sum(self.state.node_units.values())
+                self.first_rejection = {
                     "time": t,
-                    "allocation_rate": used / total_units,
-                    "stranded_gpus": total_units - used,
+                    "allocation_rate": used / self.total_units,
+                    "stranded_gpus": self.total_units - used,
                 }
             return False
-        record(i, t, result)
+        self.record(i, t, result)
         return True
 
-    empty_fit: dict[int, bool] = {}
-    never: list[int] = []
-    probe_placer = GangPlacer(inv)
-    probe_policy = policy_named("modelplane")
-
-    def _fits_empty(i: int) -> bool:
+    def fits_empty(self, i: int) -> bool:
         # A claim no empty cluster could hold says nothing about how full this one is.
-        if i not in empty_fit:
-            probe = probe_placer.place(workloads[i], AllocatedState(inv), probe_policy)
-            empty_fit[i] = isinstance(probe, GangPlacement)
-        return empty_fit[i]
+        if i not in self.empty_fit:
+            empty = AllocatedState(self.inv)
+            probe = self.probe_placer.place(self.workloads[i], empty, self.probe_policy)
+            self.empty_fit[i] = isinstance(probe, GangPlacement)
+        return self.empty_fit[i]
 
-    def release_until(t: float) -> bool:
+    def release_until(self, t: float) -> bool:
         freed = False
-        while departures and departures[0][0] <= t:
-            when, i, ep = heapq.heappop(departures)
-            if ep != epoch[i]:
+        while self.departures and self.departures[0][0] <= t:
+            when, i, ep = heapq.heappop(self.departures)
+            if ep != self.epoch[i]:
                 continue  # preempted earlier
-            advance(when)
-            freed |= admission.release(workloads[i].key) is not None
+            self.advance(when)
+            freed |= self.admission.release(self.workloads[i].key) is not None
         return freed
 
-    def retry(t: float) -> None:
+    def retry(self, t: float) -> None:
         # Like kube-scheduler moving unschedulable pods back on a cluster event, but bounded:
         # a long queue must not turn every release into hundreds of decisions. With Queues the
         # next one tried is the fairest (lowest share of the cohort, then priority, arrival).
-        nonlocal pending
-        waiting, pending = pending, []  # preempted work joins the new list as it is evicted
+        waiting, self.pending = self.pending, []  # preempted work joins the new list as evicted
         failures = 0
         while waiting:
             if failures >= RETRIES_PER_EVENT:
-                pending.extend(waiting)
+                self.pending.extend(waiting)
                 break
-            if admission.queues:
-                p = min(waiting, key=lambda j: admission.order_key(workloads[j]))
+            if self.admission.queues:
+                p = min(waiting, key=lambda j: self.admission.order_key(self.workloads[j]))
                 waiting.remove(p)
             else:
                 p = waiting.pop(0)
-            if not attempt(p, t):
+            if not self.attempt(p, t):
                 failures += 1
-                pending.append(p)
+                self.pending.append(p)
 
-    for t, i in arrivals:
-        if release_until(t) and pending:
-            retry(t)
-        advance(t)
-        if not attempt(i, t) and _fits_empty(i):
-            pending.append(i)  # claims no empty cluster could hold are not retried
-        elif i in last_reason and not empty_fit.get(i, True):
-            never.append(i)
-    # Drain: keep releasing and retrying until nothing pending can ever be placed.
-    while pending and departures:
-        t = departures[0][0]
-        release_until(t)
-        retry(t)
-
-    unschedulable += [
-        {
-            "claim": workloads[i].key,
-            "time": round(workloads[i].arrival, 3),
-            "reason": last_reason.get(i, ""),
-        }
-        for i in sorted(set(never + pending))
-    ]
-    decisions = len(latencies)
-    horizon = last_t or 1.0
-    metrics: dict[str, Any] = {
-        "policy": policy.name,
-        "claims": len(workloads),
-        "allocated": len(allocations),
-        "unschedulable": len(unschedulable),
-        "decisions": decisions,
-        "claims_per_second": round(decisions / (sum(latencies) / 1000.0), 1) if latencies else 0.0,
-        "decision_ms": {
-            "p50": round(_percentile(latencies, 0.50), 3),
-            "p99": round(_percentile(latencies, 0.99), 3),
-            "max": round(max(latencies, default=0.0), 3),
-        },
-        "allocation_rate_at_first_rejection": round(first_rejection["allocation_rate"], 4)
-        if first_rejection
-        else None,
-        "stranded_gpus_at_first_rejection": round(first_rejection["stranded_gpus"], 3)
-        if first_rejection
-        else 0.0,
-        "mean_allocation_rate": round(used_area / horizon / total_units, 4),
-        "topology_hit_rate": round(hits / multi, 4) if multi else None,
-        "cost": round(cost, 2),
-        "peak_power_watts": round(peak_watts, 1),
-        "preemptions": len(preemptions),
-    }
-    if jobs:
-        metrics["jobs"] = jobs
-    if queue_area:
-        metrics["queues"] = {
-            name: {
-                **queue_counts[name],
-                "mean_usage": {k: round(v / horizon, 3) for k, v in sorted(area.items()) if v},
-                "share": round(admission.queues.share(name), 4),
+    def report(self, policy: str) -> dict[str, Any]:
+        """``{"allocations", "unschedulable", "metrics"}`` and ``"preemptions"`` if any."""
+        self.unschedulable += [
+            {
+                "claim": self.workloads[i].key,
+                "time": round(self.workloads[i].arrival, 3),
+                "reason": self.last_reason.get(i, ""),
             }
-            for name, area in queue_area.items()
+            for i in sorted(set(self.never + self.pending))
+        ]
+        out: dict[str, Any] = {
+            "allocations": self.allocations,
+            "unschedulable": self.unschedulable,
+            "metrics": self.metrics(policy),
         }
-        metrics["fairness"] = _fairness(admission, queue_area, queue_counts, horizon)
-    out: dict[str, Any] = {
-        "allocations": allocations,
-        "unschedulable": unschedulable,
-        "metrics": metrics,
-    }
-    if preemptions:
-        out["preemptions"] = preemptions
-    return out
+        if self.preemptions:
+            out["preemptions"] = self.preemptions
+        return out
+
+    def metrics(self, policy: str) -> dict[str, Any]:
+        latencies = self.latencies
+        first_rejection = self.first_rejection
+        decisions = len(latencies)
+        horizon = self.last_t or 1.0
+        metrics: dict[str, Any] = {
+            "policy": policy,
+            "claims": len(self.workloads),
+            "allocated": len(self.allocations),
+            "unschedulable": len(self.unschedulable),
+            "decisions": decisions,
+            "claims_per_second": round(decisions / (sum(latencies) / 1000.0), 1)
+            if latencies
+            else 0.0,
+            "decision_ms": {
+                "p50": round(_percentile(latencies, 0.50), 3),
+                "p99": round(_percentile(latencies, 0.99), 3),
+                "max": round(max(latencies, default=0.0), 3),
+            },
+            "allocation_rate_at_first_rejection": round(first_rejection["allocation_rate"], 4)
+            if first_rejection
+            else None,
+            "stranded_gpus_at_first_rejection": round(first_rejection["stranded_gpus"], 3)
+            if first_rejection
+            else 0.0,
+            "mean_allocation_rate": round(self.used_area / horizon / self.total_units, 4),
+            "topology_hit_rate": round(self.hits / self.multi, 4) if self.multi else None,
+            "cost": round(self.cost, 2),
+            "peak_power_watts": round(self.peak_watts, 1),
+            "preemptions": len(self.preemptions),
+        }
+        if self.jobs:
+            metrics["jobs"] = self.jobs
+        if self.queue_area:
+            metrics["queues"] = {
+                name: {
+                    **self.queue_counts[name],
+                    "mean_usage": {k: round(v / horizon, 3) for k, v in sorted(area.items()) if v},
+                    "share": round(self.admission.queues.share(name), 4),
+                }
+                for name, area in self.queue_area.items()
+            }
+            metrics["fairness"] = _fairness(
+                self.admission, self.queue_area, self.queue_counts, horizon
+            )
+        return metrics
 
 
 def _fairness(

@@ -31,8 +31,8 @@ from modelplane.api.errors import NotFound
 from modelplane.control import Controller, Request, Result, Watches, map_owner
 from modelplane.store import Store
 
-from ._queues import PRIORITY_ANNOTATION, QUEUE_ANNOTATION
-from ._workloads import GANG_ANNOTATION, GANG_SIZE_ANNOTATION
+from ..workloads._queues import PRIORITY_ANNOTATION, QUEUE_ANNOTATION
+from ..workloads._workloads import GANG_ANNOTATION, GANG_SIZE_ANNOTATION, endpoint_replica_slots
 
 __all__ = [
     "OWNER_KIND_LABEL",
@@ -57,12 +57,20 @@ class _TemplateClaims(Controller):
     """Keeps one claim per replica of the primary kind's objects."""
 
     suffix: ClassVar[str]
+    #: the field of the owner's ``spec`` that holds the claim template (``spec.devices``)
+    template_field: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # the owner's claims: one changed or deleted by hand is put back
+        cls.watches = (Watches("ResourceClaim", map_owner(cls.kind)),)
 
     def __init__(self, store: Store) -> None:
         super().__init__(store, workers=1)
 
     def template(self, owner: JSON) -> JSON | None:
-        raise NotImplementedError
+        found = (owner.get("spec") or {}).get(self.template_field)
+        return dict(found) if found else None
 
     def replicas(self, owner: JSON) -> int:
         raise NotImplementedError
@@ -152,24 +160,10 @@ class EndpointClaimController(_TemplateClaims):
     kind = "Endpoint"
     name = "endpoint-claims"
     suffix = "devices"
-    watches = (Watches("ResourceClaim", map_owner("Endpoint")),)
-
-    def template(self, owner: JSON) -> JSON | None:
-        devices = (owner.get("spec") or {}).get("devices")
-        return dict(devices) if devices else None
+    template_field = "devices"
 
     def replicas(self, owner: JSON) -> int:
         return endpoint_replica_slots(owner)
-
-
-def endpoint_replica_slots(endpoint: JSON) -> int:
-    """The replica slots an Endpoint wants: ``status.desiredReplicas`` once its node agent said,
-    else ``spec.replicas.min``."""
-    desired = (endpoint.get("status") or {}).get("desiredReplicas")
-    if isinstance(desired, int) and not isinstance(desired, bool) and desired >= 0:
-        return desired
-    replicas = (endpoint.get("spec") or {}).get("replicas") or {}
-    return int(replicas.get("min", 1) if isinstance(replicas, dict) else 1)
 
 
 class JobClaimController(_TemplateClaims):
@@ -183,11 +177,7 @@ class JobClaimController(_TemplateClaims):
     kind = "Job"
     name = "job-claims"
     suffix = "claim"
-    watches = (Watches("ResourceClaim", map_owner("Job")),)
-
-    def template(self, owner: JSON) -> JSON | None:
-        claim = (owner.get("spec") or {}).get("claim")
-        return dict(claim) if claim else None
+    template_field = "claim"
 
     def replicas(self, owner: JSON) -> int:
         return int((owner.get("spec") or {}).get("replicas") or 1)
@@ -222,7 +212,6 @@ class AgentClaimController(_TemplateClaims):
     kind = "Agent"
     name = "agent-claims"
     suffix = "worker"
-    watches = (Watches("ResourceClaim", map_owner("Agent")),)
 
     def template(self, owner: JSON) -> JSON | None:
         resources = (owner.get("spec") or {}).get("resources") or {}

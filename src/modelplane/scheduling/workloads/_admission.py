@@ -15,13 +15,13 @@ from typing import Any
 
 from modelplane.api import QUEUE_ANNOTATION
 
-from ._allocator import AllocationResult
+from ..allocation._allocator import AllocationResult
+from ..allocation._inventory import Inventory
+from ..allocation._scoring import Policy, policy_named
+from ..allocation._state import AllocatedState
 from ._gang import GangPlacement, GangPlacer, Workload
-from ._inventory import Inventory
 from ._preemption import IN_COHORT, Preemption, Running, candidates, message
 from ._queues import QueueSet, Usage, add_usage, claim_usage, requested_usage
-from ._scoring import Policy, policy_named
-from ._state import AllocatedState
 
 __all__ = ["Admission", "Admitted", "Pending", "Running"]
 

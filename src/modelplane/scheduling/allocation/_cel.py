@@ -35,7 +35,7 @@ import cel
 
 from modelplane.api import QuantityError, format_quantity, parse_quantity
 
-from ._errors import CelCompileError, CelRuntimeError
+from .._errors import CelCompileError, CelRuntimeError
 
 __all__ = [
     "CelCompileError",

@@ -19,8 +19,8 @@ from modelplane.api import BLOCK_LABEL, HOSTNAME_LABEL, RACK_LABEL, QuantityErro
 from modelplane.api import NODE_POWER_CAP_ANNOTATION as NODE_POWER_CAP
 from modelplane.api import RACK_POWER_CAP_ANNOTATION as RACK_POWER_CAP
 
+from .._errors import CelRuntimeError, MatchingTimeout, SchedulingInputError
 from ._cel import CelDevice, SelectorProgram, compile_selector, parse_semver
-from ._errors import CelRuntimeError, MatchingTimeout, SchedulingInputError
 
 __all__ = [
     "BLOCK_LABEL",

@@ -23,12 +23,12 @@ from typing import Any
 from modelplane.api import ARRIVAL_ANNOTATION as ARRIVAL
 from modelplane.api import JOB_LABEL, TOPOLOGY_LABELS
 
-from ._allocator import AllocationResult, Unschedulable, allocate, allocate_many
-from ._errors import SchedulingInputError
-from ._inventory import Inventory
+from .._errors import SchedulingInputError
+from ..allocation._allocator import AllocationResult, Unschedulable, allocate, allocate_many
+from ..allocation._inventory import Inventory
+from ..allocation._scoring import Policy
+from ..allocation._state import AllocatedState
 from ._queues import priority_of, queue_of
-from ._scoring import Policy
-from ._state import AllocatedState
 
 __all__ = [
     "JOB_LABEL",

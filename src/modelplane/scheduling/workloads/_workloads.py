@@ -20,9 +20,9 @@ from modelplane.api import (
     parse_quantity,
 )
 
-from ._allocator import AllocationResult, DeviceResult
+from ..allocation._allocator import AllocationResult, DeviceResult
+from ..allocation._inventory import Inventory
 from ._gang import Workload, workloads_from
-from ._inventory import Inventory
 from ._queues import priority_of, queue_of
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "claim_key",
     "consumer_claims",
     "consumer_key",
+    "endpoint_replica_slots",
     "gang_key",
     "job_workload",
 ]
@@ -127,3 +128,13 @@ def result_from_allocation(
         )
         node = node or (dev.node or "")
     return AllocationResult(key, node, devices, 0.0, 0)
+
+
+def endpoint_replica_slots(endpoint: Mapping[str, Any]) -> int:
+    """The replica slots an Endpoint wants: ``status.desiredReplicas`` once its node agent said,
+    else ``spec.replicas.min``."""
+    desired = (endpoint.get("status") or {}).get("desiredReplicas")
+    if isinstance(desired, int) and not isinstance(desired, bool) and desired >= 0:
+        return desired
+    replicas = (endpoint.get("spec") or {}).get("replicas") or {}
+    return int(replicas.get("min", 1) if isinstance(replicas, dict) else 1)

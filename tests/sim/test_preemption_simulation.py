@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from modelplane.sim import simulate
-
-from ._admission import gpu_quota, job, queue, rack_cluster
-from ._dra import claim, exactly
+from scheduling._admission import gpu_quota, job, queue, rack_cluster
+from scheduling._dra import claim, exactly
 
 
 def _timed(obj: dict[str, Any], arrival: float, duration: float) -> dict[str, Any]:

@@ -30,20 +30,20 @@ from modelplane.api.errors import Conflict, ModelplaneError, NotFound
 from modelplane.control import Request, Result, commit_status, get_condition, set_condition
 from modelplane.store import Store
 
+from .._errors import SchedulingInputError
+from ..allocation._inventory import Inventory
+from ..allocation._scoring import Policy
+from ..allocation._state import AllocatedState
 from ._admission import Admission, Admitted, Pending, Running
-from ._claims import endpoint_replica_slots
-from ._errors import SchedulingInputError
 from ._gang import GangPlacement, Workload
-from ._inventory import Inventory
 from ._preemption import Preemption
 from ._queues import QueueSet, Usage, add_usage, claim_usage, queue_of
-from ._scoring import Policy
-from ._state import AllocatedState
 from ._workloads import (
     claim_key,
     claim_workload,
     consumer_claims,
     consumer_key,
+    endpoint_replica_slots,
     gang_key,
     gang_size,
     job_workload,

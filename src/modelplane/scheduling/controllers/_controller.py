@@ -54,13 +54,19 @@ from modelplane.control import (
 )
 from modelplane.store import Store
 
-from ._admitting import AdmittingMixin
-from ._allocator import AllocationResult, Unschedulable, _tolerates, allocate, allocate_many
-from ._errors import SchedulingInputError
-from ._inventory import Inventory
-from ._scoring import Policy, policy_named
-from ._state import AllocatedState
-from ._workloads import claim_key, consumer_claims, consumer_key
+from .._errors import SchedulingInputError
+from ..allocation._allocator import (
+    AllocationResult,
+    Unschedulable,
+    allocate,
+    allocate_many,
+)
+from ..allocation._inventory import Inventory
+from ..allocation._plans import tolerates
+from ..allocation._scoring import Policy, policy_named
+from ..allocation._state import AllocatedState
+from ..workloads._admitting import AdmittingMixin
+from ..workloads._workloads import claim_key, consumer_claims, consumer_key
 
 __all__ = ["ALLOCATED", "INVENTORY", "ResourceClaimController", "scheduling_controllers"]
 
@@ -299,7 +305,7 @@ class ResourceClaimController(AdmittingMixin, Controller):
             for taint in device.taints:
                 if taint.get("effect") != "NoExecute":
                     continue
-                if any(_tolerates(t, taint) for t in r.get("tolerations") or ()):
+                if any(tolerates(t, taint) for t in r.get("tolerations") or ()):
                     continue
                 what = str(taint.get("key") or "")
                 if taint.get("value"):
@@ -330,12 +336,10 @@ class ResourceClaimController(AdmittingMixin, Controller):
         result = self._decide(claim)
         status = dict(claim.get("status") or {})
         if isinstance(result, AllocationResult):
-            status.update(result.to_status())
             message = f"allocated {_describe(result)}"
-            set_condition(status, ALLOCATED, True, "Allocated", message)
-            if not self._commit(claim, status, StatusEvent("Normal", "Allocated", message)):
+            event = StatusEvent("Normal", "Allocated", message)
+            if not self._allocated(claim, key, status, result, event):
                 return Result(requeue=True)
-            self._hold(key, result, status)
             self._endpoint_report([claim])
             return None
         reason, message = self._explain(result)
@@ -430,12 +434,10 @@ class ResourceClaimController(AdmittingMixin, Controller):
         status = {k: v for k, v in (claim.get("status") or {}).items() if k != "allocation"}
         result = self._decide({**claim, "status": status})
         if isinstance(result, AllocationResult):
-            status.update(result.to_status())
             message = f"{fault}; re-placed on {_describe(result)}"
-            set_condition(status, ALLOCATED, True, "Replaced", message)
-            if not self._commit(claim, status, StatusEvent("Warning", "Rescheduled", message)):
+            event = StatusEvent("Warning", "Rescheduled", message)
+            if not self._allocated(claim, key, status, result, event, "Replaced"):
                 return Result(requeue=True)
-            self._hold(key, result, status)
             return None
         _, why = self._explain(result)
         message = f"{fault}; released, waiting for devices: {why}"
@@ -443,6 +445,24 @@ class ResourceClaimController(AdmittingMixin, Controller):
         if not self._commit(claim, status, StatusEvent("Warning", "Rescheduled", message)):
             return Result(requeue=True)
         return self._backoff(key)
+
+    def _allocated(
+        self,
+        claim: JSON,
+        key: str,
+        status: JSON,
+        result: AllocationResult,
+        event: StatusEvent,
+        reason: str = "Allocated",
+    ) -> bool:
+        """Write ``result`` into the claim's status (condition ``reason``) and hold it; False when
+        the claim changed since it was read."""
+        status.update(result.to_status())
+        set_condition(status, ALLOCATED, True, reason, event.message)
+        if not self._commit(claim, status, event):
+            return False
+        self._hold(key, result, status)
+        return True
 
     def _commit(self, claim: JSON, status: JSON, event: StatusEvent | None = None) -> bool:
         """Write ``status`` onto ``claim`` (as read) and record ``event``; False when the claim

@@ -32,10 +32,10 @@ from modelplane.api import (
     parse_quantity,
 )
 
-from ._errors import SchedulingInputError
+from .._errors import SchedulingInputError
 
 if TYPE_CHECKING:
-    from ._allocator import AllocationResult
+    from ..allocation._allocator import AllocationResult
 
 __all__ = [
     "PRIORITY_ANNOTATION",
