@@ -15,7 +15,7 @@ Start with :class:`Context` (what a handler may do, and what runs again after a 
 
 from modelplane.agents._bundle_routes import openapi_paths as bundle_openapi_paths
 from modelplane.agents._bundle_routes import routes as bundle_routes
-from modelplane.agents._bundles import BundleError, BundleStore, digest_of, pack
+from modelplane.agents._bundles import BundleStore, digest_of, pack
 from modelplane.agents._journal import Database, checksum
 from modelplane.agents._loader import parse_packages
 from modelplane.agents._routes import openapi_paths as agent_openapi_paths
@@ -23,12 +23,11 @@ from modelplane.agents._routes import routes as agent_routes
 from modelplane.agents._service import AgentService
 from modelplane.agents._worker import main as worker_main
 from modelplane.agents.authz import Authorizer, Decision, InstanceRef, allow_all
-from modelplane.agents.context import (
-    Context,
-    Memory,
+from modelplane.agents.context import Context, Memory, State
+from modelplane.agents.errors import (
+    BundleError,
     NonDeterminism,
     NotSerializable,
-    State,
     StepFailed,
     ToolDenied,
 )

@@ -11,7 +11,8 @@ the code they run (and verify it by its digest).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from modelplane.agents._bundles import BundleError, BundleStore
+from modelplane.agents._bundles import BundleStore
+from modelplane.agents.errors import BundleError
 from modelplane.api import principal_of
 from modelplane.api.errors import (
     BadRequest,
@@ -31,6 +33,8 @@ from modelplane.api.errors import (
 
 MEDIA_TYPE = "application/gzip"
 
+T = TypeVar("T")
+
 
 def _error(exc: BundleError) -> ModelplaneError:
     if exc.reason == "BundleTooLarge":
@@ -38,6 +42,15 @@ def _error(exc: BundleError) -> ModelplaneError:
     if exc.reason == "BundleNotFound":
         return NotFound(exc.message)
     return BadRequest(exc.message)
+
+
+async def _in_store(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)`` on the bundle store, off the event loop; a :class:`BundleError` leaves as
+    the :class:`ModelplaneError` the server renders (the one error mapping of its app)."""
+    try:
+        return await run_in_threadpool(call, *args)
+    except BundleError as exc:
+        raise _error(exc) from None
 
 
 def routes(bundles: BundleStore) -> list[BaseRoute]:
@@ -53,19 +66,13 @@ def routes(bundles: BundleStore) -> list[BaseRoute]:
                 " Agent's folder"
             )
         data = await request.body()
-        try:
-            created = await run_in_threadpool(bundles.put, digest, data)
-        except BundleError as exc:
-            raise _error(exc) from None
+        created = await _in_store(bundles.put, digest, data)
         body = orjson.dumps({"digest": digest, "size": len(data), "created": created})
         return Response(body, 201 if created else 200, media_type="application/json")
 
     async def download(request: Request) -> Response:
         digest = request.path_params["digest"]
-        try:
-            data = await run_in_threadpool(bundles.read, digest)
-        except BundleError as exc:
-            raise _error(exc) from None
+        data = await _in_store(bundles.read, digest)
         if data is None:
             raise NotFound(f"bundle {digest} has not been uploaded; apply the Agent's folder")
         return Response(data, media_type=MEDIA_TYPE, headers={"ETag": f'"{digest}"'})

@@ -36,7 +36,6 @@ from modelplane.agents._execution import (
     UPSERT_SNAPSHOT,
     Definition,
     Instance,
-    Superseded,
     Turn,
     load_definition,
 )
@@ -44,7 +43,6 @@ from modelplane.agents._execution import Clock as Clock
 from modelplane.agents._journal import (
     ROW_COLUMNS,
     Database,
-    Fenced,
     GroupCommit,
     Op,
     Row,
@@ -57,7 +55,14 @@ from modelplane.agents._shards import Change, ShardLeases
 from modelplane.agents._shards import shard_of as shard_of
 from modelplane.agents._tools import ToolServers, call_tool
 from modelplane.agents.authz import Authorizer, allow_all
-from modelplane.agents.context import NonDeterminism, NotSerializable, StepFailed, encode
+from modelplane.agents.context import encode
+from modelplane.agents.errors import (
+    Fenced,
+    NonDeterminism,
+    NotSerializable,
+    StepFailed,
+    Superseded,
+)
 from modelplane.api import AgentSpec, Tool
 from modelplane.api.errors import AlreadyExists, BadRequest, ModelplaneError, NotFound
 from modelplane.egress import EgressRules

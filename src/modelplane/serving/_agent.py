@@ -62,9 +62,10 @@ from modelplane.api import (
 )
 from modelplane.api.errors import NotFound
 from modelplane.control import Informer, commit_status, set_condition
-from modelplane.serving._artifacts import ArtifactError, ArtifactStore, refuse_pickle, verify
+from modelplane.serving._artifacts import ArtifactStore, refuse_pickle, verify
 from modelplane.serving._digest import DigestCache
-from modelplane.serving._model_controller import SourceNotAllowed, local_source
+from modelplane.serving._errors import ArtifactError, SourceNotAllowed
+from modelplane.serving._model_controller import local_source
 from modelplane.serving._replica import ReplicaProcess, ReplicaSpec
 from modelplane.store import Store
 
