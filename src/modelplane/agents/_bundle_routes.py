@@ -55,8 +55,22 @@ async def _in_store(call: Callable[..., T], *args: Any) -> T:
 
 def routes(bundles: BundleStore) -> list[BaseRoute]:
     """The bundle routes over ``bundles`` (the server's home)."""
+    endpoints = _BundleEndpoints(bundles)
+    return [
+        Route("/bundles/{digest}", endpoints.upload, methods=["PUT"]),
+        Route("/bundles/{digest}", endpoints.download, methods=["GET", "HEAD"]),
+    ]
 
-    async def upload(request: Request) -> Response:
+
+class _BundleEndpoints:
+    """The bundle endpoints over one store. They raise
+    :class:`~modelplane.api.errors.ModelplaneError`; the app they are mounted in renders it."""
+
+    def __init__(self, bundles: BundleStore) -> None:
+        self.bundles = bundles
+
+    async def upload(self, request: Request) -> Response:
+        """``PUT``: store the body under its digest (administrators only)."""
         digest = request.path_params["digest"]
         principal = principal_of(request.scope)
         if not principal.is_admin:
@@ -66,21 +80,17 @@ def routes(bundles: BundleStore) -> list[BaseRoute]:
                 " Agent's folder"
             )
         data = await request.body()
-        created = await _in_store(bundles.put, digest, data)
+        created = await _in_store(self.bundles.put, digest, data)
         body = orjson.dumps({"digest": digest, "size": len(data), "created": created})
         return Response(body, 201 if created else 200, media_type="application/json")
 
-    async def download(request: Request) -> Response:
+    async def download(self, request: Request) -> Response:
+        """``GET``/``HEAD``: a bundle's bytes, its digest as the ETag."""
         digest = request.path_params["digest"]
-        data = await _in_store(bundles.read, digest)
+        data = await _in_store(self.bundles.read, digest)
         if data is None:
             raise NotFound(f"bundle {digest} has not been uploaded; apply the Agent's folder")
         return Response(data, media_type=MEDIA_TYPE, headers={"ETag": f'"{digest}"'})
-
-    return [
-        Route("/bundles/{digest}", upload, methods=["PUT"]),
-        Route("/bundles/{digest}", download, methods=["GET", "HEAD"]),
-    ]
 
 
 def openapi_paths(prefix: str = "/bundles") -> dict[str, Any]:

@@ -116,7 +116,6 @@ def create_worker_app(
     engine: Engine, *, model_name: str, digest: str = "", max_body_bytes: int = MAX_BODY_BYTES
 ) -> Starlette:
     """The worker's ASGI app serving ``engine`` as ``model_name`` (see the module docstring)."""
-    metrics = WorkerMetrics(engine)
     app = Starlette(
         routes=ROUTES,
         # the one error mapping of this app: every endpoint raises, none renders its own
@@ -127,11 +126,10 @@ def create_worker_app(
         model_name,
         digest,
         max_body_bytes,
-        metrics,
+        WorkerMetrics(engine),
         created=int(time.time()),
         last_request=time.monotonic(),
     )
-    app.state.metrics = metrics
     return app
 
 

@@ -1,5 +1,6 @@
 """The errors of the serving package, in one place: a request a worker's engine refuses, an
-artifact that cannot be imported or loaded, a model source outside the operator's model roots."""
+artifact that cannot be imported or loaded, a model source outside the operator's model roots, a
+replica the node agent cannot start yet."""
 
 from __future__ import annotations
 
@@ -38,3 +39,12 @@ class SourceNotAllowed(Exception):
             " --model-root"
         )
         super().__init__(self.message)
+
+
+class ReplicaProblem(Exception):
+    """Why the node agent cannot start a replica yet: ``reason`` (CamelCase, for the Endpoint's
+    ``Ready`` condition) and a message saying what to fix."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason, self.message = reason, message
