@@ -25,10 +25,11 @@ from tests.control._wait import wait_until
 
 from modelplane.agents import SHARDS, shard_of
 from modelplane.agents._execution import INSERT_RECORD
-from modelplane.agents._journal import Database, Fenced, GroupCommit, checksum
+from modelplane.agents._journal import Database, GroupCommit, checksum
 from modelplane.agents._routes import agents_url
 from modelplane.agents._service import AgentService
 from modelplane.agents._shards import SHARD_LEASE, ShardLeases
+from modelplane.agents.errors import Fenced
 from modelplane.agents.runtime import Instances
 from modelplane.store import Store, open_store
 

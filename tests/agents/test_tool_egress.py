@@ -16,7 +16,8 @@ import uvicorn
 from mcp.server.mcpserver import MCPServer
 from tests.control._wait import wait_until
 
-from modelplane.agents._tools import ToolRefused, call_tool
+from modelplane.agents._tools import call_tool
+from modelplane.agents.errors import ToolRefused
 from modelplane.api._agent import Tool
 from modelplane.egress import EgressRules
 

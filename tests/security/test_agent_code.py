@@ -20,13 +20,14 @@ from tests.control._wait import wait_until
 from tests.server.conftest import serving
 
 from modelplane import platform
-from modelplane.agents._bundles import BundleError, BundleStore, digest_of, pack
+from modelplane.agents._bundles import BundleStore, digest_of, pack
 from modelplane.agents._journal import Database
 from modelplane.agents._loader import AgentCode, CodeRefused
 from modelplane.agents._routes import agents_url
 from modelplane.agents._service import AgentService
 from modelplane.agents._tools import call_tool
 from modelplane.agents._worker import bundle_fetcher
+from modelplane.agents.errors import BundleError
 from modelplane.agents.runtime import Instances
 from modelplane.api import kind_info, validate
 from modelplane.api._agent import AgentSpec, Tool

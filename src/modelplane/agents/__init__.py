@@ -18,7 +18,7 @@ from modelplane.agents._approval_routes import openapi_paths as approval_openapi
 from modelplane.agents._approval_routes import routes as approval_routes
 from modelplane.agents._bundle_routes import openapi_paths as bundle_openapi_paths
 from modelplane.agents._bundle_routes import routes as bundle_routes
-from modelplane.agents._bundles import BundleError, BundleStore, digest_of, pack
+from modelplane.agents._bundles import BundleStore, digest_of, pack
 from modelplane.agents._journal import Database, checksum
 from modelplane.agents._loader import parse_packages
 from modelplane.agents._routes import openapi_paths as agent_openapi_paths
@@ -34,12 +34,11 @@ from modelplane.agents.authz import (
     MessageAuthorizer,
     allow_all,
 )
-from modelplane.agents.context import (
-    Context,
-    Memory,
+from modelplane.agents.context import Context, Memory, State
+from modelplane.agents.errors import (
+    BundleError,
     NonDeterminism,
     NotSerializable,
-    State,
     StepFailed,
     ToolDenied,
 )

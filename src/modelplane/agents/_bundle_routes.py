@@ -11,7 +11,8 @@ the code they run (and verify it by its digest).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from modelplane.agents._bundles import BundleError, BundleStore
+from modelplane.agents._bundles import BundleStore
+from modelplane.agents.errors import BundleError
 from modelplane.api import principal_of
 from modelplane.api.errors import (
     BadRequest,
@@ -31,6 +33,8 @@ from modelplane.api.errors import (
 
 MEDIA_TYPE = "application/gzip"
 
+T = TypeVar("T")
+
 
 def _error(exc: BundleError) -> ModelplaneError:
     if exc.reason == "BundleTooLarge":
@@ -40,10 +44,33 @@ def _error(exc: BundleError) -> ModelplaneError:
     return BadRequest(exc.message)
 
 
+async def _in_store(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)`` on the bundle store, off the event loop; a :class:`BundleError` leaves as
+    the :class:`ModelplaneError` the server renders (the one error mapping of its app)."""
+    try:
+        return await run_in_threadpool(call, *args)
+    except BundleError as exc:
+        raise _error(exc) from None
+
+
 def routes(bundles: BundleStore) -> list[BaseRoute]:
     """The bundle routes over ``bundles`` (the server's home)."""
+    endpoints = _BundleEndpoints(bundles)
+    return [
+        Route("/bundles/{digest}", endpoints.upload, methods=["PUT"]),
+        Route("/bundles/{digest}", endpoints.download, methods=["GET", "HEAD"]),
+    ]
 
-    async def upload(request: Request) -> Response:
+
+class _BundleEndpoints:
+    """The bundle endpoints over one store. They raise
+    :class:`~modelplane.api.errors.ModelplaneError`; the app they are mounted in renders it."""
+
+    def __init__(self, bundles: BundleStore) -> None:
+        self.bundles = bundles
+
+    async def upload(self, request: Request) -> Response:
+        """``PUT``: store the body under its digest (administrators only)."""
         digest = request.path_params["digest"]
         principal = principal_of(request.scope)
         if not principal.is_admin:
@@ -53,27 +80,17 @@ def routes(bundles: BundleStore) -> list[BaseRoute]:
                 " Agent's folder"
             )
         data = await request.body()
-        try:
-            created = await run_in_threadpool(bundles.put, digest, data)
-        except BundleError as exc:
-            raise _error(exc) from None
+        created = await _in_store(self.bundles.put, digest, data)
         body = orjson.dumps({"digest": digest, "size": len(data), "created": created})
         return Response(body, 201 if created else 200, media_type="application/json")
 
-    async def download(request: Request) -> Response:
+    async def download(self, request: Request) -> Response:
+        """``GET``/``HEAD``: a bundle's bytes, its digest as the ETag."""
         digest = request.path_params["digest"]
-        try:
-            data = await run_in_threadpool(bundles.read, digest)
-        except BundleError as exc:
-            raise _error(exc) from None
+        data = await _in_store(self.bundles.read, digest)
         if data is None:
             raise NotFound(f"bundle {digest} has not been uploaded; apply the Agent's folder")
         return Response(data, media_type=MEDIA_TYPE, headers={"ETag": f'"{digest}"'})
-
-    return [
-        Route("/bundles/{digest}", upload, methods=["PUT"]),
-        Route("/bundles/{digest}", download, methods=["GET", "HEAD"]),
-    ]
 
 
 def openapi_paths(prefix: str = "/bundles") -> dict[str, Any]:

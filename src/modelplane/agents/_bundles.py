@@ -28,6 +28,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from modelplane.agents.errors import BundleError
 from modelplane.api import BUNDLE_DIGEST
 
 #: the most bytes a bundle's files may hold in all, unpacked
@@ -37,15 +38,6 @@ MAX_ENTRIES = 10_000
 #: names never packed: caches and tool state that differ between machines, never code
 _SKIPPED = frozenset({"__pycache__", ".git", ".hg", ".svn", ".venv", ".mypy_cache", ".ruff_cache"})
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
-
-
-class BundleError(Exception):
-    """A bundle cannot be packed, stored or found; ``reason`` is a CamelCase word for status."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 def digest_of(data: bytes) -> str:

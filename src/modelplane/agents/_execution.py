@@ -16,15 +16,12 @@ import orjson
 
 from modelplane.agents._journal import Database, Op, checksum
 from modelplane.agents.authz import Authorizer, Decision, InstanceRef, MessageAuthorizer
-from modelplane.agents.context import (
-    Context,
+from modelplane.agents.context import Context, State, deterministic_random, encode
+from modelplane.agents.errors import (
     NonDeterminism,
     NotSerializable,
-    State,
     StepFailed,
     ToolDenied,
-    deterministic_random,
-    encode,
 )
 from modelplane.api import parse_duration
 from modelplane.api.errors import Forbidden, NotFound
@@ -78,13 +75,6 @@ class Host(Protocol):
     async def call_tool(
         self, spec: Tool, tool: str, arguments: dict[str, Any], folder: Path | None = None
     ) -> Any: ...
-
-
-class Superseded(BaseException):
-    """The instance's shard moved to another runtime while a commit was pending: the commit was
-    refused and the turn unwinds here without failing the instance (the new owner resumes it
-    from the journal). A BaseException, like cancellation, so that a handler's ``except
-    Exception`` cannot swallow it and go on writing."""
 
 
 @dataclass(slots=True)

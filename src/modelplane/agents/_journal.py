@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from modelplane.agents.errors import Fenced
 from modelplane.api.errors import Unavailable
 
 Op = tuple[str, Sequence[Any]]
@@ -115,19 +116,6 @@ _TOKEN = "SELECT token FROM agent_shards WHERE shard = ?"
 
 #: (shard, fencing token) a submission is written under; None: unfenced (a runtime without leases)
 Fence = tuple[int, int] | None
-
-
-class Fenced(Exception):
-    """A commit refused: the shard's fencing token is no longer the one the writer holds."""
-
-    def __init__(self, shard: int, token: int, current: int | None) -> None:
-        super().__init__(
-            f"shard {shard} moved to another worker (its fencing token is now {current}, this"
-            f" worker holds {token}): the commit was refused and the instance stops here"
-        )
-        self.shard = shard
-        self.token = token
-        self.current = current
 
 
 def checksum(kind: str, name: str, data: bytes) -> int:

@@ -30,7 +30,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from modelplane.agents._bundles import BundleError, BundleStore
+from modelplane.agents._bundles import BundleStore
+from modelplane.agents.errors import BundleError
 from modelplane.api import AgentSpec
 from modelplane.api.errors import BadRequest
 

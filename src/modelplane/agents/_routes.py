@@ -13,6 +13,7 @@ type is a 400 naming the field, never a 500.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import orjson
@@ -117,33 +118,47 @@ def _actor(request: Request) -> str:
 
 def routes(store: Store) -> list[BaseRoute]:
     """The instance routes for the agents of ``store``."""
-    state: dict[str, Instances] = {}
+    endpoints = _InstanceEndpoints(store)
+    return [
+        Mount(
+            "/agents",
+            routes=[
+                Route(
+                    "/{namespace}/{agent}/instances",
+                    endpoints.collection,
+                    methods=["GET", "POST"],
+                ),
+                Route("/{namespace}/{agent}/instances/{id}", endpoints.one, methods=["GET"]),
+                Route(
+                    "/{namespace}/{agent}/instances/{id}/{action}",
+                    endpoints.action,
+                    methods=["GET", "POST"],
+                ),
+            ],
+        )
+    ]
 
-    def instances() -> Instances:
-        if "i" not in state:
-            state["i"] = Instances(Database(agents_url(store.url)))
-        return state["i"]
 
-    def agent_version(namespace: str, agent: str) -> str:
-        obj = store.get("Agent", namespace, agent)
-        return str(obj["metadata"].get("generation", 1))
+class _InstanceEndpoints:
+    """The instance endpoints over one store's agents. They raise
+    :class:`~modelplane.api.errors.ModelplaneError`; the app they are mounted in renders it."""
 
-    async def collection(request: Request) -> Response:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._instances: Instances | None = None
+
+    @property
+    def instances(self) -> Instances:
+        """The runtime's tables, opened on first use (a server without agents never opens them)."""
+        if self._instances is None:
+            self._instances = Instances(Database(agents_url(self.store.url)))
+        return self._instances
+
+    async def collection(self, request: Request) -> Response:
+        """``POST`` starts an instance; ``GET`` lists a page of them."""
         ns, agent = _checked(request.path_params)
         if request.method == "POST":
-            body = await _body(request)
-            name = _instance_id(body)
-            version = await run_in_threadpool(agent_version, ns, agent)
-            info = await run_in_threadpool(
-                instances().create,
-                ns,
-                agent,
-                name,
-                body.get("input"),
-                version=version,
-                actor=_actor(request),
-            )
-            return _json(info, 201)
+            return await self._create(request, ns, agent)
         q = request.query_params
         limit = _whole_number(q, "limit", 100)
         status = q.get("status") or None
@@ -156,52 +171,62 @@ def routes(store: Store) -> list[BaseRoute]:
                     f"{exc}; pass the `continue` value of the previous page as it was"
                 ) from None
         items, token = await run_in_threadpool(
-            instances().list, ns, agent, status=status, limit=limit, continue_token=token
+            self.instances.list, ns, agent, status=status, limit=limit, continue_token=token
         )
         return _json({"items": items, "continue": token})
 
-    async def one(request: Request) -> Response:
-        key = _checked(request.path_params)
-        info = await run_in_threadpool(instances().get, *key)
-        return _json(info)
+    async def _create(self, request: Request, ns: str, agent: str) -> Response:
+        body = await _body(request)
+        name = _instance_id(body)
+        version = await run_in_threadpool(self._agent_version, ns, agent)
+        info = await run_in_threadpool(
+            self.instances.create,
+            ns,
+            agent,
+            name,
+            body.get("input"),
+            version=version,
+            actor=_actor(request),
+        )
+        return _json(info, 201)
 
-    async def action(request: Request) -> Response:
+    def _agent_version(self, namespace: str, agent: str) -> str:
+        obj = self.store.get("Agent", namespace, agent)
+        return str(obj["metadata"].get("generation", 1))
+
+    async def one(self, request: Request) -> Response:
+        """``GET`` one instance."""
+        key = _checked(request.path_params)
+        return _json(await run_in_threadpool(self.instances.get, *key))
+
+    async def action(self, request: Request) -> Response:
+        """``POST`` messages, input or cancel; ``GET`` journal or audit."""
         ns, agent, name = _checked(request.path_params)
         key = (ns, agent, name)
         what = request.path_params["action"]
         actor = _actor(request)
         body = await _body(request) if request.method == "POST" else {}
-        i = instances()
-        if what == "messages" and request.method == "POST":
-            await run_in_threadpool(i.send, *key, body.get("payload"), actor=actor)
-        elif what == "input" and request.method == "POST":
-            await run_in_threadpool(i.give_input, *key, body.get("value"), actor=actor)
-        elif what == "cancel" and request.method == "POST":
-            await run_in_threadpool(i.cancel, *key, actor=actor)
-        elif what == "journal" and request.method == "GET":
-            after = _whole_number(request.query_params, "after", 0)
-            return _json({"items": await run_in_threadpool(i.journal, *key, after=after)})
-        elif what == "audit" and request.method == "GET":
-            return _json({"items": await run_in_threadpool(i.audit, *key)})
-        else:
-            raise BadRequest(
-                f"{request.method} .../{_shown(what)} is not an instance action; use POST"
-                " messages, input or cancel, or GET journal or audit"
-            )
+        i = self.instances
+        call: Callable[[], Any]
+        match (what, request.method):
+            case ("messages", "POST"):
+                call = partial(i.send, *key, body.get("payload"), actor=actor)
+            case ("input", "POST"):
+                call = partial(i.give_input, *key, body.get("value"), actor=actor)
+            case ("cancel", "POST"):
+                call = partial(i.cancel, *key, actor=actor)
+            case ("journal", "GET"):
+                after = _whole_number(request.query_params, "after", 0)
+                return _json({"items": await run_in_threadpool(i.journal, *key, after=after)})
+            case ("audit", "GET"):
+                return _json({"items": await run_in_threadpool(i.audit, *key)})
+            case _:
+                raise BadRequest(
+                    f"{request.method} .../{_shown(what)} is not an instance action; use POST"
+                    " messages, input or cancel, or GET journal or audit"
+                )
+        await run_in_threadpool(call)
         return _json({"accepted": True}, 202)
-
-    return [
-        Mount(
-            "/agents",
-            routes=[
-                Route("/{namespace}/{agent}/instances", collection, methods=["GET", "POST"]),
-                Route("/{namespace}/{agent}/instances/{id}", one, methods=["GET"]),
-                Route(
-                    "/{namespace}/{agent}/instances/{id}/{action}", action, methods=["GET", "POST"]
-                ),
-            ],
-        )
-    ]
 
 
 # -- the OpenAPI description ----------------------------------------------------------------------
@@ -256,105 +281,106 @@ def _request_body(properties: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_INSTANCE_REF = {"$ref": f"#/components/schemas/{_INSTANCE}"}
+_ITEMS = {"type": "object", "required": ["items"], "properties": {"items": {"type": "array"}}}
+_ACCEPTED = {"type": "object", "properties": {"accepted": {"type": "boolean"}}}
+_INSTANCE_PARAMS = [*_PATH_PARAMS, _ID]
+_INSTANCE_SCHEMA = {
+    "type": "object",
+    "required": ["namespace", "agent", "id", "status"],
+    "properties": {
+        "namespace": {"type": "string"},
+        "agent": {"type": "string"},
+        "id": {"type": "string"},
+        "status": {"type": "string"},
+    },
+}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema, "description": description}
+
+
 def openapi_paths(prefix: str = "/agents") -> dict[str, Any]:
     """``{"paths": ..., "schemas": ...}`` describing the instance routes mounted at ``prefix``."""
-    instance = {"$ref": f"#/components/schemas/{_INSTANCE}"}
-    items = {"type": "object", "required": ["items"], "properties": {"items": {"type": "array"}}}
-    accepted = {"type": "object", "properties": {"accepted": {"type": "boolean"}}}
     base = f"{prefix}/{{namespace}}/{{agent}}/instances"
-    one = [*_PATH_PARAMS, _ID]
-
-    def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-        return {"name": name, "in": "query", "schema": schema, "description": description}
-
-    def post_action(action: str, summary: str, body: dict[str, Any] | None) -> dict[str, Any]:
-        extra = {"requestBody": _request_body(body)} if body is not None else {}
-        operation = _op(
-            f"{action}AgentInstance", summary, _ok("202", accepted, "accepted"), **extra
-        )
-        return {"parameters": one, "post": operation}
-
     paths = {
-        base: {
-            "parameters": _PATH_PARAMS,
-            "get": _op(
-                "listAgentInstances",
-                "List an Agent's instances, a page at a time",
-                _ok(
-                    "200",
-                    {
-                        "type": "object",
-                        "required": ["items"],
-                        "properties": {
-                            "items": {"type": "array", "items": instance},
-                            "continue": {"type": ["string", "null"]},
-                        },
-                    },
-                    "a page of instances",
-                ),
-                parameters=[
-                    query("status", {"type": "string"}, "Only instances with this status."),
-                    query(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size."
-                    ),
-                    query("continue", {"type": "string"}, "The `continue` of the previous page."),
-                ],
-            ),
-            "post": _op(
-                "createAgentInstance",
-                "Start an instance of an Agent",
-                _ok("201", instance, "the new instance"),
-                requestBody=_request_body(
-                    {
-                        "id": {"type": ["string", "null"], "pattern": _SUBDOMAIN},
-                        "input": {"description": "Any JSON value, handed to the handler."},
-                    }
-                ),
-            ),
-        },
+        base: {"parameters": _PATH_PARAMS, "get": _list_op(), "post": _create_op()},
         f"{base}/{{id}}": {
-            "parameters": one,
+            "parameters": _INSTANCE_PARAMS,
             "get": _op(
                 "readAgentInstance",
                 "An instance's status, result, prompt and state",
-                _ok("200", instance, "the instance"),
+                _ok("200", _INSTANCE_REF, "the instance"),
             ),
         },
-        f"{base}/{{id}}/messages": post_action(
+        f"{base}/{{id}}/messages": _post_action(
             "message", "Send the instance a message", {"payload": {}}
         ),
-        f"{base}/{{id}}/input": post_action(
+        f"{base}/{{id}}/input": _post_action(
             "input", "Answer the instance's wait_for_input prompt", {"value": {}}
         ),
-        f"{base}/{{id}}/cancel": post_action("cancel", "Cancel the instance", None),
-        f"{base}/{{id}}/journal": {
-            "parameters": one,
-            "get": _op(
-                "readAgentInstanceJournal",
-                "The instance's journal records",
-                _ok("200", items, "journal records"),
-                parameters=[
-                    query("after", {"type": "integer", "minimum": 0}, "Records after this seq.")
-                ],
-            ),
-        },
-        f"{base}/{{id}}/audit": {
-            "parameters": one,
-            "get": _op(
-                "readAgentInstanceAudit",
-                "Who did what to the instance, oldest first",
-                _ok("200", items, "audit records"),
-            ),
-        },
+        f"{base}/{{id}}/cancel": _post_action("cancel", "Cancel the instance", None),
+        f"{base}/{{id}}/journal": _get_records(
+            "readAgentInstanceJournal",
+            "The instance's journal records",
+            "journal records",
+            parameters=[
+                _query("after", {"type": "integer", "minimum": 0}, "Records after this seq.")
+            ],
+        ),
+        f"{base}/{{id}}/audit": _get_records(
+            "readAgentInstanceAudit",
+            "Who did what to the instance, oldest first",
+            "audit records",
+        ),
     }
-    schema = {
+    return {"paths": paths, "schemas": {_INSTANCE: _INSTANCE_SCHEMA}}
+
+
+def _list_op() -> dict[str, Any]:
+    page = {
         "type": "object",
-        "required": ["namespace", "agent", "id", "status"],
+        "required": ["items"],
         "properties": {
-            "namespace": {"type": "string"},
-            "agent": {"type": "string"},
-            "id": {"type": "string"},
-            "status": {"type": "string"},
+            "items": {"type": "array", "items": _INSTANCE_REF},
+            "continue": {"type": ["string", "null"]},
         },
     }
-    return {"paths": paths, "schemas": {_INSTANCE: schema}}
+    return _op(
+        "listAgentInstances",
+        "List an Agent's instances, a page at a time",
+        _ok("200", page, "a page of instances"),
+        parameters=[
+            _query("status", {"type": "string"}, "Only instances with this status."),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size."),
+            _query("continue", {"type": "string"}, "The `continue` of the previous page."),
+        ],
+    )
+
+
+def _create_op() -> dict[str, Any]:
+    return _op(
+        "createAgentInstance",
+        "Start an instance of an Agent",
+        _ok("201", _INSTANCE_REF, "the new instance"),
+        requestBody=_request_body(
+            {
+                "id": {"type": ["string", "null"], "pattern": _SUBDOMAIN},
+                "input": {"description": "Any JSON value, handed to the handler."},
+            }
+        ),
+    )
+
+
+def _post_action(action: str, summary: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    extra = {"requestBody": _request_body(body)} if body is not None else {}
+    operation = _op(f"{action}AgentInstance", summary, _ok("202", _ACCEPTED, "accepted"), **extra)
+    return {"parameters": _INSTANCE_PARAMS, "post": operation}
+
+
+def _get_records(op_id: str, summary: str, what: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "parameters": _INSTANCE_PARAMS,
+        "get": _op(op_id, summary, _ok("200", _ITEMS, what), **extra),
+    }

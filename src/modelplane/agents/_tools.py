@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from modelplane.agents.errors import ToolRefused, ToolServerMissing
 from modelplane.api import Tool, ToolServerSpec
 from modelplane.egress import EgressRefused, EgressRules
 
@@ -29,14 +30,6 @@ _THIS_PYTHON = ("python", "python3")
 
 #: the operator's ToolServers by name (None: no such ToolServer)
 ToolServers = Callable[[str], ToolServerSpec | None]
-
-
-class ToolRefused(RuntimeError):
-    """A streamable-http tool's URL names a host the egress rules refuse."""
-
-
-class ToolServerMissing(RuntimeError):
-    """A stdio tool names a ToolServer that does not exist (yet)."""
 
 
 def _command(command: str) -> str:

@@ -34,8 +34,9 @@ from collections.abc import Callable
 import httpx
 from pydantic import ValidationError
 
-from modelplane.agents._bundles import BundleError, BundleStore
+from modelplane.agents._bundles import BundleStore
 from modelplane.agents._loader import AgentCode, parse_packages
+from modelplane.agents.errors import BundleError
 from modelplane.agents.runtime import Runtime
 from modelplane.api import AgentSpec
 from modelplane.api.errors import ModelplaneError

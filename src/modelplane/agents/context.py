@@ -43,7 +43,11 @@ from typing import Any, Protocol
 
 import orjson
 
-from modelplane.api.errors import ModelplaneError
+# the errors a handler may catch, importable from here too
+from modelplane.agents.errors import NonDeterminism as NonDeterminism
+from modelplane.agents.errors import NotSerializable as NotSerializable
+from modelplane.agents.errors import StepFailed as StepFailed
+from modelplane.agents.errors import ToolDenied as ToolDenied
 
 
 class _Instance(Protocol):
@@ -80,37 +84,6 @@ class _Turn(Protocol):
         self, model: str, messages: list[Mapping[str, Any]], params: Mapping[str, Any]
     ) -> dict[str, Any]: ...
     async def call_tool(self, server: str, tool: str, arguments: dict[str, Any]) -> Any: ...
-
-
-class StepFailed(ModelplaneError):
-    """A step failed on every attempt of the Agent's retry policy; ``message`` keeps its error.
-
-    Journaled: a replay raises it again at the same place without running the step.
-    """
-
-    code = 500
-    reason = "StepFailed"
-
-
-class NotSerializable(ModelplaneError):
-    """A step result, input or state value that cannot be stored as JSON; the message names it."""
-
-    code = 422
-    reason = "Invalid"
-
-
-class ToolDenied(ModelplaneError):
-    """The authorization hook denied a tool call; the message carries its reason."""
-
-    code = 403
-    reason = "Forbidden"
-
-
-class NonDeterminism(ModelplaneError):
-    """Replay found a different call than the journal holds at that position."""
-
-    code = 500
-    reason = "NonDeterminism"
 
 
 def encode(value: Any, what: str) -> bytes:

@@ -37,7 +37,6 @@ from modelplane.agents._execution import (
     UPSERT_SNAPSHOT,
     Definition,
     Instance,
-    Superseded,
     Turn,
     load_definition,
 )
@@ -45,7 +44,6 @@ from modelplane.agents._execution import Clock as Clock
 from modelplane.agents._journal import (
     ROW_COLUMNS,
     Database,
-    Fenced,
     GroupCommit,
     Op,
     Row,
@@ -58,7 +56,14 @@ from modelplane.agents._shards import Change, ShardLeases
 from modelplane.agents._shards import shard_of as shard_of
 from modelplane.agents._tools import ToolServers, call_tool
 from modelplane.agents.authz import Authorizer, MessageAuthorizer, allow_all
-from modelplane.agents.context import NonDeterminism, NotSerializable, StepFailed, encode
+from modelplane.agents.context import encode
+from modelplane.agents.errors import (
+    Fenced,
+    NonDeterminism,
+    NotSerializable,
+    StepFailed,
+    Superseded,
+)
 from modelplane.api import AgentSpec, Tool
 from modelplane.api.errors import AlreadyExists, BadRequest, ModelplaneError, NotFound
 from modelplane.egress import EgressRules
@@ -246,16 +251,14 @@ class Instances:
         self, namespace: str, agent: str, name: str, payload: Any, *, actor: str = "anonymous"
     ) -> None:
         """Queue a message (consumed by ``ctx.receive()`` or a class handler's ``on_message``)."""
-        row = self._row(namespace, agent, name)
-        self._refuse_finished(row, "send a message to")
+        row = self._unfinished(namespace, agent, name, "send a message to")
         self._enqueue(row, "message", payload, actor)
 
     def give_input(
         self, namespace: str, agent: str, name: str, value: Any, *, actor: str = "anonymous"
     ) -> None:
         """Answer the instance's ``wait_for_input`` prompt."""
-        row = self._row(namespace, agent, name)
-        self._refuse_finished(row, "give input to")
+        row = self._unfinished(namespace, agent, name, "give input to")
         self._enqueue(row, "input", value, actor)
 
     def cancel(self, namespace: str, agent: str, name: str, *, actor: str = "anonymous") -> None:
@@ -265,12 +268,15 @@ class Instances:
             return
         self._enqueue(row, "cancel", None, actor)
 
-    def _refuse_finished(self, row: Row, what: str) -> None:
+    def _unfinished(self, namespace: str, agent: str, name: str, what: str) -> Row:
+        """The instance's row; a 400 saying it cannot ``what`` once the instance has finished."""
+        row = self._row(namespace, agent, name)
         if row.status in TERMINAL:
             raise BadRequest(
                 f"cannot {what} agent instance {row.namespace}/{row.agent}/{row.name}: it is"
                 f" {row.status}; create a new instance"
             )
+        return row
 
     def get(self, namespace: str, agent: str, name: str) -> dict[str, Any]:
         """Status, result or error, prompt, and the latest committed ``state``."""

@@ -565,58 +565,75 @@ def run(
         work = Path(tmp)
         result.update(_measure_steps(work, sequential, total))
         sizes = {"sequential": sequential, "total": total, "turns": langgraph_turns}
-        for name in ("dbos", "langgraph"):
-            if not competitors:
-                result[f"{name}_steps_per_s"] = None
-                continue
-            _say(f"{name}: {sequential} sequential steps, then 16 concurrent workflows")
-            sub = work / name
-            sub.mkdir()
-            got = _competitor(name, sub, sizes)
-            if "skipped" in got:
-                result[f"{name}_steps_per_s"] = None
-                result[f"{name}_skipped"] = got["skipped"]
-                _say(got["skipped"])
-                continue
-            result[f"{name}_sequential_steps_per_s"] = round(got["sequential"])
-            result[f"{name}_concurrent_16_steps_per_s"] = round(got["concurrent"])
-            result[f"{name}_steps_per_s"] = round(max(got["sequential"], got["concurrent"]))
-            _say(f"{name}: {got['sequential']:,.0f} sequential, {got['concurrent']:,.0f} with 16")
-        for name in ("dbos", "langgraph"):
-            theirs = result.get(f"{name}_steps_per_s")
-            result[f"ratio_vs_{name}"] = (
-                round(result["steps_per_s"] / theirs, 1) if theirs else None
-            )
-            result[f"sequential_ratio_vs_{name}"] = (
-                round(
-                    result["sequential_steps_per_s"] / result[f"{name}_sequential_steps_per_s"], 1
-                )
-                if theirs
-                else None
-            )
+        result.update(_competitor_steps(work, sizes, competitors))
+        result.update(_ratios(result))
         result.update(
             asyncio.run(_resident_and_resume(work, registered, resident, histories, samples))
         )
-        storage = asyncio.run(_storage(work, turns))
-        _say(
-            f"{turns}-turn conversation: {storage['stored_file_bytes']:,} bytes stored for"
-            f" {storage['live_bytes']:,} bytes of live state ({storage['storage_ratio']}x)"
-        )
-        result["storage"] = storage
-        result["storage_ratio"] = storage["storage_ratio"]
-        if competitors:
-            sub = work / "langgraph-storage"
-            sub.mkdir()
-            lg = _competitor("langgraph-storage", sub, sizes)
-            result["langgraph_storage"] = lg
-            if "ratio" in lg:
-                _say(
-                    f"LangGraph {lg['turns']}-turn conversation: {lg['stored_bytes']:,} bytes"
-                    f" for {lg['live_bytes']:,} live ({lg['ratio']:.0f}x)"
-                )
+        result.update(_storage_figures(work, turns, sizes, competitors))
     result["goals"] = GOALS
     result["met"] = _met(result)
     return result
+
+
+def _competitor_steps(work: Path, sizes: dict[str, int], competitors: bool) -> dict[str, Any]:
+    """DBOS's and LangGraph's steps per second, sequential and 16 concurrent (None: not run)."""
+    out: dict[str, Any] = {}
+    for name in ("dbos", "langgraph"):
+        if not competitors:
+            out[f"{name}_steps_per_s"] = None
+            continue
+        _say(f"{name}: {sizes['sequential']} sequential steps, then 16 concurrent workflows")
+        sub = work / name
+        sub.mkdir()
+        got = _competitor(name, sub, sizes)
+        if "skipped" in got:
+            out[f"{name}_steps_per_s"] = None
+            out[f"{name}_skipped"] = got["skipped"]
+            _say(got["skipped"])
+            continue
+        out[f"{name}_sequential_steps_per_s"] = round(got["sequential"])
+        out[f"{name}_concurrent_16_steps_per_s"] = round(got["concurrent"])
+        out[f"{name}_steps_per_s"] = round(max(got["sequential"], got["concurrent"]))
+        _say(f"{name}: {got['sequential']:,.0f} sequential, {got['concurrent']:,.0f} with 16")
+    return out
+
+
+def _ratios(result: dict[str, Any]) -> dict[str, float | None]:
+    """Our steps per second over each competitor's (best and sequential), where it ran."""
+    out: dict[str, float | None] = {}
+    for name in ("dbos", "langgraph"):
+        theirs = result.get(f"{name}_steps_per_s")
+        out[f"ratio_vs_{name}"] = round(result["steps_per_s"] / theirs, 1) if theirs else None
+        out[f"sequential_ratio_vs_{name}"] = (
+            round(result["sequential_steps_per_s"] / result[f"{name}_sequential_steps_per_s"], 1)
+            if theirs
+            else None
+        )
+    return out
+
+
+def _storage_figures(
+    work: Path, turns: int, sizes: dict[str, int], competitors: bool
+) -> dict[str, Any]:
+    """Bytes stored for a long conversation against its live state, ours and LangGraph's."""
+    storage = asyncio.run(_storage(work, turns))
+    _say(
+        f"{turns}-turn conversation: {storage['stored_file_bytes']:,} bytes stored for"
+        f" {storage['live_bytes']:,} bytes of live state ({storage['storage_ratio']}x)"
+    )
+    out: dict[str, Any] = {"storage": storage, "storage_ratio": storage["storage_ratio"]}
+    if competitors:
+        sub = work / "langgraph-storage"
+        sub.mkdir()
+        lg = _competitor("langgraph-storage", sub, sizes)
+        out["langgraph_storage"] = lg
+        if "ratio" in lg:
+            _say(
+                f"LangGraph {lg['turns']}-turn conversation: {lg['stored_bytes']:,} bytes"
+                f" for {lg['live_bytes']:,} live ({lg['ratio']:.0f}x)"
+            )
+    return out
 
 
 def _met(r: dict[str, Any]) -> dict[str, bool | None]:

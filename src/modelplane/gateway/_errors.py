@@ -1,10 +1,13 @@
-"""Errors in OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``."""
+"""The gateway's errors: :class:`GatewayError`, answered in OpenAI's shape
+``{"error": {"message", "type", "param", "code"}}``, and the upstream client's failures
+(:class:`UpstreamError` and its kinds), which the gateway turns into one."""
 
 from __future__ import annotations
 
 from starlette.responses import Response
 
 from modelplane.api import openai_error_body
+from modelplane.egress import EgressRefused
 
 
 class GatewayError(Exception):
@@ -53,3 +56,19 @@ def unavailable(message: str, retry_after: float = 1.0) -> GatewayError:
         code="upstream_unavailable",
         retry_after=retry_after,
     )
+
+
+class UpstreamError(Exception):
+    """The connection failed, or the answer was not HTTP we understand."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """No connection within the connect timeout, or silence past the read timeout."""
+
+
+class UpstreamRefused(UpstreamError):
+    """The egress rules refuse the upstream's address; nothing was sent (see ``refusal``)."""
+
+    def __init__(self, refused: EgressRefused) -> None:
+        super().__init__(str(refused))
+        self.refusal = refused.refusal

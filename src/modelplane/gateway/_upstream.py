@@ -30,22 +30,10 @@ from urllib.parse import urlsplit
 
 from modelplane.egress import EgressRefused, EgressRules
 
-
-class UpstreamError(Exception):
-    """The connection failed, or the answer was not HTTP we understand."""
-
-
-class UpstreamTimeout(UpstreamError):
-    """No connection within the connect timeout, or silence past the read timeout."""
-
-
-class UpstreamRefused(UpstreamError):
-    """The egress rules refuse the upstream's address; nothing was sent (see ``refusal``)."""
-
-    def __init__(self, refused: EgressRefused) -> None:
-        super().__init__(str(refused))
-        self.refusal = refused.refusal
-
+# what the client raises, importable from here too
+from modelplane.gateway._errors import UpstreamError as UpstreamError
+from modelplane.gateway._errors import UpstreamRefused as UpstreamRefused
+from modelplane.gateway._errors import UpstreamTimeout as UpstreamTimeout
 
 #: (scheme, host, port, checked by egress rules): upstream connections are pooled apart
 _Key = tuple[str, str, int, bool]

@@ -28,13 +28,13 @@ from modelplane.serving._app import create_worker_app
 from modelplane.serving._artifacts import (
     PICKLE_SUFFIXES,
     Artifact,
-    ArtifactError,
     ArtifactStore,
     verify,
 )
 from modelplane.serving._digest import DigestCache, artifact_digest
-from modelplane.serving._engine import Delta, Engine, EngineError, GenerationRequest
-from modelplane.serving._model_controller import ModelController, SourceNotAllowed, local_source
+from modelplane.serving._engine import Delta, Engine, GenerationRequest
+from modelplane.serving._errors import ArtifactError, EngineError, SourceNotAllowed
+from modelplane.serving._model_controller import ModelController, local_source
 from modelplane.serving.simulated import LatencyModel, SimulatedEngine, create_simulated_app
 
 __all__ = [

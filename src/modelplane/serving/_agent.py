@@ -62,9 +62,10 @@ from modelplane.api import (
 )
 from modelplane.api.errors import NotFound
 from modelplane.control import Informer, commit_status, set_condition
-from modelplane.serving._artifacts import ArtifactError, ArtifactStore, refuse_pickle, verify
+from modelplane.serving._artifacts import ArtifactStore, refuse_pickle, verify
 from modelplane.serving._digest import DigestCache
-from modelplane.serving._model_controller import SourceNotAllowed, local_source
+from modelplane.serving._errors import ArtifactError, ReplicaProblem, SourceNotAllowed
+from modelplane.serving._model_controller import local_source
 from modelplane.serving._replica import ReplicaProcess, ReplicaSpec
 from modelplane.store import Store
 
@@ -75,12 +76,6 @@ JSON = dict[str, Any]
 TICK = 0.5
 _SCALE_UP_AFTER = 5.0
 _SCALE_DOWN_AFTER = 60.0
-
-
-class _Problem(Exception):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason, self.message = reason, message
 
 
 class NodeAgent:
@@ -129,7 +124,7 @@ class NodeAgent:
         self._extra: dict[tuple[str, str, str], int] = {}
         self._busy_since: dict[tuple[str, str, str], float] = {}
         self._last_active: dict[tuple[str, str], float] = {}
-        self._problems: dict[tuple[str, str], _Problem] = {}
+        self._problems: dict[tuple[str, str], ReplicaProblem] = {}
         self._serves_workers: dict[tuple[str, str], bool] = {}
         #: replica slots wanted per Endpoint (every version), reported as status.desiredReplicas
         self._desired_slots: dict[tuple[str, str], int] = {}
@@ -195,7 +190,7 @@ class NodeAgent:
             try:
                 for spec in self._desired(endpoint, now):
                     wanted[spec.key] = spec
-            except _Problem as problem:
+            except ReplicaProblem as problem:
                 self._problems[key] = problem
         for rkey, replica in list(self._replicas.items()):
             if wanted.get(rkey) != replica.spec:
@@ -217,7 +212,7 @@ class NodeAgent:
         spec = endpoint.get("spec") or {}
         model = self._informers["Model"].get(ns, str(spec.get("model")))
         if model is None:
-            raise _Problem(
+            raise ReplicaProblem(
                 "ModelNotFound",
                 f"Model {spec.get('model')!r} does not exist in namespace {ns!r}; apply it",
             )
@@ -228,7 +223,7 @@ class NodeAgent:
             targets = [list(versions)[-1]]
         for version in targets:
             if version not in versions:
-                raise _Problem(
+                raise ReplicaProblem(
                     "VersionNotFound",
                     f"traffic names version {version!r}, which Model {model['metadata']['name']!r}"
                     f" does not have (it has {', '.join(versions) or 'none'})",
@@ -309,7 +304,7 @@ class NodeAgent:
         try:
             return parse_duration(str(value))
         except ValueError:
-            raise _Problem(
+            raise ReplicaProblem(
                 "InvalidAnnotation",
                 f"{IDLE_TIMEOUT_ANNOTATION} {value!r} is not a duration like 5m or 30s",
             ) from None
@@ -334,17 +329,17 @@ class NodeAgent:
     def _placement(
         self, claim: JSON | None, endpoint: JSON, slot: int
     ) -> tuple[str, list[str] | None]:
-        """(node, GPU indices) of an allocated claim; raises _Problem while unallocated."""
+        """(node, GPU indices) of an allocated claim; raises ReplicaProblem while unallocated."""
         name = endpoint["metadata"]["name"]
         if claim is None:
-            raise _Problem(
+            raise ReplicaProblem(
                 "WaitingForAllocation",
                 f"replica {slot} of {name} has no ResourceClaim yet (one per replica, labelled"
                 f" {REPLICA_LABEL}={slot})",
             )
         allocation = (claim.get("status") or {}).get("allocation")
         if not allocation:
-            raise _Problem(
+            raise ReplicaProblem(
                 "WaitingForAllocation",
                 f"ResourceClaim {claim['metadata']['name']} is not allocated yet (see its status)",
             )
@@ -388,7 +383,7 @@ class NodeAgent:
                 try:
                     argv += [f"--{what}", str(parse_duration(value))]
                 except ValueError:
-                    raise _Problem(
+                    raise ReplicaProblem(
                         "InvalidAnnotation",
                         f"modelplane.dev/simulated-{what} {value!r} is not a duration like 50ms",
                     ) from None
@@ -407,7 +402,7 @@ class NodeAgent:
         vname = version.get("name")
         digest = str(version.get("digest") or "")
         if not digest:
-            raise _Problem("DigestMissing", f"version {vname} has no digest; set it")
+            raise ReplicaProblem("DigestMissing", f"version {vname} has no digest; set it")
         allow_pickle = bool(version.get("allowPickle"))
         try:
             artifact = self.artifacts.get(digest)
@@ -415,9 +410,11 @@ class NodeAgent:
                 try:
                     source = local_source(str(version.get("source") or ""), self.model_roots)
                 except SourceNotAllowed as exc:
-                    raise _Problem("SourceNotAllowed", f"version {vname}: {exc.message}") from None
+                    raise ReplicaProblem(
+                        "SourceNotAllowed", f"version {vname}: {exc.message}"
+                    ) from None
                 if source is None:
-                    raise _Problem(
+                    raise ReplicaProblem(
                         "UnsupportedSource",
                         f"version {vname}: source {version.get('source')!r} is not a local path;"
                         " import the artifact with `modelplane models import`",
@@ -429,7 +426,7 @@ class NodeAgent:
             refuse_pickle(artifact.path, allow_pickle)
             verify(artifact.path, digest, self._digests)
         except ArtifactError as exc:
-            raise _Problem(exc.reason, f"version {vname}: {exc.message}") from None
+            raise ReplicaProblem(exc.reason, f"version {vname}: {exc.message}") from None
         return artifact.path, digest
 
     # -- status -----------------------------------------------------------------------------------

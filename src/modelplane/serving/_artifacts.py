@@ -29,18 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from modelplane.serving._digest import DigestCache, artifact_digest
+from modelplane.serving._errors import ArtifactError
 
 #: suffixes of formats loaded with pickle (arbitrary code on load)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-
-
-class ArtifactError(Exception):
-    """An artifact cannot be imported or loaded; the message says what to do."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,16 +12,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
-class EngineError(Exception):
-    """A request the engine cannot serve; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, *, status: int = 400, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.param = param
-
-
 @dataclass(slots=True)
 class GenerationRequest:
     """One completion to generate: a rendered prompt and the sampling parameters."""

@@ -39,6 +39,7 @@ from urllib.request import url2pathname
 from modelplane.api.errors import NotFound
 from modelplane.control import Controller, Request, Result, commit_status, set_condition
 from modelplane.serving._digest import DigestCache, artifact_digest, stored_artifact
+from modelplane.serving._errors import SourceNotAllowed
 
 if TYPE_CHECKING:
     from modelplane.store import Store
@@ -65,20 +66,6 @@ class _VersionCheck:
         if self.digest is not None:
             out["digest"] = self.digest
         return out
-
-
-class SourceNotAllowed(Exception):
-    """A local source outside every folder the operator lets the platform read models from."""
-
-    def __init__(self, source: str, roots: Sequence[Path]) -> None:
-        where = ", ".join(str(r) for r in roots) or "none"
-        self.message = (
-            f"source {source!r} is outside the folders this platform reads models from"
-            f" (--model-root: {where}); import the artifact with `modelplane models import PATH`"
-            " (it is then found by its digest), or ask an operator to add its folder with"
-            " --model-root"
-        )
-        super().__init__(self.message)
 
 
 def _local_path(source: str) -> str | None:
@@ -192,26 +179,32 @@ class ModelController(Controller):
     def _check_version(self, index: int, version: Any) -> _VersionCheck:
         field = f"spec.versions[{index}]"
         if not isinstance(version, dict):
-            return _VersionCheck(
-                f"#{index}",
-                False,
-                "InvalidSpec",
-                f"{field} must be an object {{name, source, ...}}",
+            return _failed(
+                f"#{index}", "InvalidSpec", f"{field} must be an object {{name, source, ...}}"
             )
         name = str(version.get("name") or f"#{index}")
-        label = f"version {name}"
         if version.get("format") == "upstream":
             return _VersionCheck(
                 name, True, "Upstream", "served by an upstream; no artifact to verify"
             )
         source = str(version.get("source") or "")
         if not source:
-            return _VersionCheck(
+            return _failed(
                 name,
-                False,
                 "SourceNotSet",
-                f"{label}: {field}.source is empty; set it to the artifact's path",
+                f"version {name}: {field}.source is empty; set it to the artifact's path",
             )
+        path = self._locate(name, field, version, source)
+        if isinstance(path, _VersionCheck):
+            return path
+        return self._verify(name, field, version, source, path)
+
+    def _locate(
+        self, name: str, field: str, version: dict[str, Any], source: str
+    ) -> str | _VersionCheck:
+        """The path to hash for a version: its stored copy when its digest was imported, else
+        its local source inside the model roots; or why there is none."""
+        label = f"version {name}"
         expected_digest = str(version.get("digest") or "").lower()
         stored = (
             stored_artifact(self.artifact_root, expected_digest)
@@ -222,33 +215,37 @@ class ModelController(Controller):
             # imported before: verify the stored copy; the source is not read at all
             path = str(stored) if stored is not None else local_source(source, self.model_roots)
         except SourceNotAllowed as exc:
-            return _VersionCheck(name, False, "SourceNotAllowed", f"{label}: {exc.message}")
+            return _failed(name, "SourceNotAllowed", f"{label}: {exc.message}")
         if path is None:
-            return _VersionCheck(
+            return _failed(
                 name,
-                False,
                 "UnsupportedSource",
                 f"{label}: source {source!r} is not a local path; the model controller verifies"
                 " local artifacts (a path or a file:// URI): download it and point"
                 f" {field}.source at the copy, or use format: upstream for a model served by an"
                 " OpenAI-compatible upstream",
             )
+        return path
+
+    def _verify(
+        self, name: str, field: str, version: dict[str, Any], source: str, path: str
+    ) -> _VersionCheck:
+        """Hash ``path`` and compare it with the version's ``digest``."""
+        label = f"version {name}"
         hint = "" if os.path.isabs(source) or source.startswith("file:") else _RELATIVE_HINT
         try:
             observed = artifact_digest(path, self.digest_cache)
         except FileNotFoundError:
-            return _VersionCheck(
+            return _failed(
                 name,
-                False,
                 "SourceNotFound",
                 f"{label}: source {source!r} resolves to {path}, which does not exist{hint}; put"
                 f" the artifact there or fix {field}.source",
             )
         except (OSError, ValueError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            return _VersionCheck(
+            return _failed(
                 name,
-                False,
                 "SourceUnreadable",
                 f"{label}: cannot read {path}: {why}; make it readable by the controller's user"
                 f" or fix {field}.source",
@@ -256,33 +253,35 @@ class ModelController(Controller):
         what = "directory" if os.path.isdir(path) else "file"
         expected = str(version.get("digest") or "")
         if not expected:
-            return _VersionCheck(
+            return _failed(
                 name,
-                False,
                 "DigestMissing",
                 f"{label}: {field}.digest is not set; the {what} {path} has {observed}: set"
                 f" {field}.digest to that if it is the artifact you mean",
                 observed,
             )
         if not _DIGEST.match(expected.lower()):
-            return _VersionCheck(
+            return _failed(
                 name,
-                False,
                 "InvalidDigest",
                 f"{label}: {field}.digest {expected!r} is not of the form sha256:<64 hex digits>;"
                 f" the {what} {path} has {observed}",
                 observed,
             )
         if expected.lower() != observed:
-            return _VersionCheck(
+            return _failed(
                 name,
-                False,
                 "DigestMismatch",
                 f"{label}: the {what} {path} has {observed}, the manifest says {expected};"
                 f" re-import the artifact or fix {field}.digest",
                 observed,
             )
         return _VersionCheck(name, True, "DigestVerified", f"{observed} verified", observed)
+
+
+def _failed(name: str, reason: str, message: str, digest: str | None = None) -> _VersionCheck:
+    """A version that is not ready, and why."""
+    return _VersionCheck(name, False, reason, message, digest)
 
 
 def _summarise(checks: list[_VersionCheck]) -> tuple[bool, str, str]:

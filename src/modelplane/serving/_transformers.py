@@ -24,12 +24,12 @@ from typing import Any
 
 from modelplane.serving._engine import (
     Delta,
-    EngineError,
     GenerationRequest,
     SamplingDefaults,
     safe_prefix_length,
     truncate_at_stop,
 )
+from modelplane.serving._errors import EngineError
 
 _STOP = object()
 
@@ -211,15 +211,9 @@ class TransformersEngine:
         longest = max(s.request.max_tokens for s in seqs)
         generators = [_generator(torch, s.request.seed, self.device) for s in seqs]
         with torch.inference_mode():
-            with self._model_lock:
-                out = self.model(
-                    input_ids=input_ids,
-                    attention_mask=mask,
-                    position_ids=positions,
-                    use_cache=True,
-                    logits_to_keep=1,
-                )
-            cache, logits = out.cache, out.logits[:, -1, :]
+            cache, logits = self._forward(
+                input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=1
+            )
             for step in range(longest):
                 self._kv_tokens = len(seqs) * (width + step)
                 chosen = [
@@ -234,15 +228,15 @@ class TransformersEngine:
                 next_ids = torch.tensor(chosen, device=self.device).unsqueeze(-1)
                 mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
                 positions = positions[:, -1:] + 1
-                with self._model_lock:
-                    out = self.model(
-                        input_ids=next_ids,
-                        attention_mask=mask,
-                        position_ids=positions,
-                        cache=cache,
-                        use_cache=True,
-                    )
-                cache, logits = out.cache, out.logits[:, -1, :]
+                cache, logits = self._forward(
+                    input_ids=next_ids, attention_mask=mask, position_ids=positions, cache=cache
+                )
+
+    def _forward(self, **inputs: Any) -> tuple[Any, Any]:
+        """One forward pass, one batch at a time (the model is shared): (KV cache, last logits)."""
+        with self._model_lock:
+            out = self.model(use_cache=True, **inputs)
+        return out.cache, out.logits[:, -1, :]
 
     def _choose(self, logits: Any, request: GenerationRequest, generator: Any) -> int:
         torch = self._torch

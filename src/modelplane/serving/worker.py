@@ -21,12 +21,12 @@ from pathlib import Path
 
 from modelplane.serving._app import create_worker_app
 from modelplane.serving._artifacts import (
-    ArtifactError,
     ArtifactStore,
     detect_format,
     refuse_pickle,
     verify,
 )
+from modelplane.serving._errors import ArtifactError
 from modelplane.serving._serve import announce, bind, exit_with_parent, serve_app
 
 EXIT_ARTIFACT_REFUSED = 3
