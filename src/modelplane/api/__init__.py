@@ -7,8 +7,9 @@ writing status) passes it through :func:`validate`, which returns the normalised
 read from a manifest by :func:`load_manifests` or :func:`load_paths`.
 
 Kinds (group ``modelplane.dev/v1alpha1`` unless noted): ``Model``, ``Endpoint``, ``Graph``,
-``Agent``, ``ToolServer`` (cluster-scoped, administrators only), ``Policy``, ``Secret``,
-``Node`` (cluster-scoped), ``Queue``, ``Job``, ``Event``, and the DRA kinds
+``Agent``, ``ToolServer`` (cluster-scoped, administrators only), ``Policy``, ``Relationship``
+(administrators only), ``Secret``, ``Node`` (cluster-scoped), ``Queue``, ``Job``, ``Event``, and
+the DRA kinds
 ``DeviceClass``, ``ResourceSlice`` (cluster-scoped) and ``ResourceClaim`` under
 ``resource.k8s.io/v1``, which are accepted exactly as a Kubernetes cluster serves them.
 
@@ -88,6 +89,12 @@ from modelplane.api._quantity import Quantity, QuantityError, format_quantity, p
 from modelplane.api._queue import Queue
 from modelplane.api._registry import KindInfo, kind_info, kinds, lookup
 from modelplane.api._secret import Secret, check_secret_key
+from modelplane.api._relationship import (
+    RelatedObject,
+    Relationship,
+    RelationshipSpec,
+    Subject,
+)
 from modelplane.api._toolserver import ToolServer, ToolServerSpec
 from modelplane.api._types import parse_duration
 from modelplane.api._unenforced import not_enforced
@@ -156,6 +163,10 @@ __all__ = [
     "RoutingPolicy",
     "Secret",
     "Tool",
+    "RelatedObject",
+    "Relationship",
+    "RelationshipSpec",
+    "Subject",
     "ToolServer",
     "ToolServerSpec",
     "age",
