@@ -88,13 +88,13 @@ from modelplane.api._principal import (
 from modelplane.api._quantity import Quantity, QuantityError, format_quantity, parse_quantity
 from modelplane.api._queue import Queue
 from modelplane.api._registry import KindInfo, kind_info, kinds, lookup
-from modelplane.api._secret import Secret, check_secret_key
 from modelplane.api._relationship import (
     RelatedObject,
     Relationship,
     RelationshipSpec,
     Subject,
 )
+from modelplane.api._secret import Secret, check_secret_key
 from modelplane.api._toolserver import ToolServer, ToolServerSpec
 from modelplane.api._types import parse_duration
 from modelplane.api._unenforced import not_enforced
@@ -157,16 +157,16 @@ __all__ = [
     "Quantity",
     "QuantityError",
     "Queue",
+    "RelatedObject",
+    "Relationship",
+    "RelationshipSpec",
     "Resource",
     "ResourceClaim",
     "ResourceSlice",
     "RoutingPolicy",
     "Secret",
-    "Tool",
-    "RelatedObject",
-    "Relationship",
-    "RelationshipSpec",
     "Subject",
+    "Tool",
     "ToolServer",
     "ToolServerSpec",
     "age",

@@ -57,9 +57,7 @@ class Subject(Schema):
         if self.kind in ("ServiceAccount", "Agent") and not self.namespace:
             problems.add(("namespace",), f"a {self.kind} subject needs `namespace: NS`")
         if self.kind in ("User", "Group") and self.namespace:
-            problems.add(
-                ("namespace",), f"a {self.kind} is not namespaced; remove `namespace`"
-            )
+            problems.add(("namespace",), f"a {self.kind} is not namespaced; remove `namespace`")
         problems.raise_any()
         return self
 
@@ -106,8 +104,7 @@ class RelationshipSpec(Schema):
         if self.object.kind not in allowed:
             problems.add(
                 ("object", "kind"),
-                f"{self.relation} relates to {', '.join(sorted(allowed))}, not"
-                f" {self.object.kind}",
+                f"{self.relation} relates to {', '.join(sorted(allowed))}, not {self.object.kind}",
             )
         if self.relation == "delegated-to" and self.subject.kind not in DELEGATES:
             problems.add(
