@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import cedarpy
 
@@ -81,6 +81,13 @@ def compile_policy(namespace: str, name: str, cedar: str) -> CompiledPolicy:
     return CompiledPolicy(source, named)
 
 
+class PrincipalResolver(Protocol):
+    """Where a principal's Cedar entities come from when not only from its groups (e.g.
+    :class:`~modelplane.policy.Relations`, which adds relationship parents)."""
+
+    def principal_entities(self, principal: Principal) -> list[JSON]: ...
+
+
 class PolicySet:
     """The compiled admission statements that apply to one namespace, parsed once."""
 
@@ -102,9 +109,13 @@ class PolicySet:
         verb: str,
         obj: Mapping[str, Any],
         context: Mapping[str, Any] | None = None,
+        *,
+        relations: PrincipalResolver | None = None,
     ) -> Decision:
         """Whether ``principal`` may ``verb`` ``obj``: a matching ``forbid`` denies (deny wins), a
-        policy that cannot be evaluated denies too (fail closed), anything else is allowed."""
+        policy that cannot be evaluated denies too (fail closed), anything else is allowed.
+
+        ``relations``: the principal's entities come from there (with its relationship parents)."""
         resource, entity = resource_entity(obj)
         request = {
             "principal": f'User::"{_escape(principal.name)}"',
@@ -112,7 +123,8 @@ class PolicySet:
             "resource": resource,
             "context": dict(context or {}),
         }
-        entities = [*principal_entities(principal), entity]
+        people = principal_entities if relations is None else relations.principal_entities
+        entities = [*people(principal), entity]
         result = cedarpy.is_authorized(request, self._set, entities)
         diagnostics = result.diagnostics
         if diagnostics.errors:
