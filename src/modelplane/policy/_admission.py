@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, Any
 from modelplane.api import CLUSTER_POLICY_NAMESPACE, Principal
 from modelplane.api.errors import Forbidden, Unavailable
 from modelplane.control import Informer
-from modelplane.policy._engine import CompiledPolicy, Counts, Decision, PolicySet, compile_policy
+from modelplane.policy._engine import (
+    CompiledPolicy,
+    Counts,
+    Decision,
+    PolicySet,
+    PrincipalResolver,
+    compile_policy,
+)
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -55,11 +62,19 @@ class Admission:
     """Admission Policies of ``store``, followed by an informer started on first use.
 
     ``registry``: decisions are counted there as ``modelplane_policy_decisions_total{result,
-    scope}``; without one they are counted in :attr:`counts`.
+    scope}``; without one they are counted in :attr:`counts`. ``relations``: where principals'
+    entities come from (:class:`~modelplane.policy.Relations`: relationship parents too).
     """
 
-    def __init__(self, store: Store, *, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        registry: CollectorRegistry | None = None,
+        relations: PrincipalResolver | None = None,
+    ) -> None:
         self._store = store
+        self._relations = relations
         self._informer = Informer(store, "Policy")
         self._lock = threading.Lock()
         self._started = False
@@ -165,7 +180,7 @@ class Admission:
         policies = self.policy_set(namespace)
         if policies is None:
             return Decision(True)
-        decision = policies.decide(principal, verb, obj, context)
+        decision = policies.decide(principal, verb, obj, context, relations=self._relations)
         erred = not decision.allowed and any(r.startswith("error") for r in decision.reasons)
         self._count("allow" if decision.allowed else "error" if erred else "deny", "admission")
         return decision

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from modelplane.api import CLUSTER_POLICY_NAMESPACE, Principal
+from modelplane.api.errors import Unavailable
 from modelplane.control import Informer
 from modelplane.policy._engine import principal_entities
 
@@ -165,14 +166,16 @@ class Relations:
     """The Relationship objects of ``store`` (or ``objects`` given once), resolved into Cedar
     entity parents; pass it as ``relations`` to :meth:`PolicySet.decide`.
 
-    The graph is rebuilt on the first use after a change (an informer follows the store), and
-    each principal's entities are cached until the next change.
+    The informer starts on first use (a store's Relationships are loaded before the first
+    decision, else the decision fails closed with 503). The graph is rebuilt on the first use
+    after a change, and each principal's entities are cached until the next change.
     """
 
     def __init__(
         self, store: Store | None = None, *, objects: Iterable[Mapping[str, Any]] = ()
     ) -> None:
         self._lock = threading.Lock()
+        self._starting = threading.Lock()
         self._graph: RelationGraph | None = RelationGraph.of(objects) if store is None else None
         self._entities: dict[Principal, list[JSON]] = {}
         self._json: dict[Principal, bytes] = {}
@@ -191,8 +194,9 @@ class Relations:
         """Start following the store; True once the Relationships are loaded."""
         if self._informer is None:
             return True
-        if not self._informer.running:
-            self._informer.start()
+        with self._starting:
+            if not self._informer.running:
+                self._informer.start()
         return self._informer.wait_for_sync(timeout)
 
     def stop(self) -> None:
@@ -213,6 +217,12 @@ class Relations:
             graph, version = self._graph, self.version
         if graph is not None:
             return graph
+        if self._informer is not None and not self._informer.has_synced() and not self.start():
+            raise Unavailable(
+                "the Relationships are not loaded yet, so this decision is refused (fail"
+                " closed); retry shortly",
+                retry_after=1,
+            )
         objects = self._informer.list() if self._informer is not None else []
         graph = RelationGraph.of(objects)
         with self._lock:

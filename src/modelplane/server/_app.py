@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 import modelplane
 from modelplane.api import Principal, kinds
 from modelplane.api.errors import ModelplaneError, Unavailable
-from modelplane.policy import Admission
+from modelplane.policy import Admission, Relations
 from modelplane.server._auth import BearerAuth
 from modelplane.server._catalog import Catalog
 from modelplane.server._context import ServerContext, context
@@ -173,7 +173,8 @@ def create_app(
     if tokens is not None:
         middleware.append(Middleware(BearerAuth, tokens=tokens))
     middleware.append(Middleware(BodySizeLimit, max_bytes=max_body_bytes))
-    admission = Admission(store, registry=registry)
+    relations = Relations(store)  # Relationship parents of principals; follows on first use
+    admission = Admission(store, registry=registry, relations=relations)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -183,6 +184,7 @@ def create_app(
             yield
         finally:
             await run_in_threadpool(admission.stop)
+            await run_in_threadpool(relations.stop)
 
     app = Starlette(
         routes=[*_routes(), *routes],
