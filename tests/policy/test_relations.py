@@ -10,7 +10,13 @@ from tests.control._wait import wait_until
 
 from modelplane import api
 from modelplane.api import Principal
-from modelplane.policy import PolicySet, Relations, compile_policy, service_account
+from modelplane.policy import (
+    PolicySet,
+    Relations,
+    compile_policy,
+    resource_entity,
+    service_account,
+)
 from modelplane.store import Store, open_store
 
 from ._relations import endpoint, member, relationship
@@ -216,12 +222,16 @@ def test_relationships_in_the_store_are_followed_and_recomputed_on_change(
         assert relations.start(timeout=10.0)
         alice = Principal("alice")
         assert ("Group", "ml-team") in _parents(relations, alice)
+        _, chat = resource_entity(endpoint("chat"))
+        parsed = relations.entities(alice, chat)
+        assert relations.entities(alice, chat) is parsed  # parsed once, reused
         before = relations.version
         # when the Relationship is deleted
         sqlite_store.delete("Relationship", "modelplane-system", "alice-ml")
         # then the change is seen, and alice's cached entities are recomputed without the group
         wait_until(lambda: relations.version > before, what="the deletion to be seen")
         assert ("Group", "ml-team") not in _parents(relations, alice)
+        assert relations.entities(alice, chat) is not parsed
         # and a new tuple is picked up the same way
         _create(sqlite_store, member("alice-ops", "User", "alice", "ops"))
         wait_until(lambda: ("Group", "ops") in _parents(relations, alice), what="the new tuple")

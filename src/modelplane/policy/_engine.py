@@ -82,10 +82,12 @@ def compile_policy(namespace: str, name: str, cedar: str) -> CompiledPolicy:
 
 
 class PrincipalResolver(Protocol):
-    """Where a principal's Cedar entities come from when not only from its groups (e.g.
-    :class:`~modelplane.policy.Relations`, which adds relationship parents)."""
+    """Where the entities of a request come from when the principal's are not only its groups
+    (e.g. :class:`~modelplane.policy.Relations`, which adds relationship parents)."""
 
-    def principal_entities(self, principal: Principal) -> list[JSON]: ...
+    def entities(self, principal: Principal, resource: JSON) -> list[JSON] | cedarpy.Entities:
+        """The principal's entities and ``resource``, as Cedar takes them."""
+        ...
 
 
 class PolicySet:
@@ -115,7 +117,7 @@ class PolicySet:
         """Whether ``principal`` may ``verb`` ``obj``: a matching ``forbid`` denies (deny wins), a
         policy that cannot be evaluated denies too (fail closed), anything else is allowed.
 
-        ``relations``: the principal's entities come from there (with its relationship parents)."""
+        ``relations``: the entities come from there (with the principal's relationship parents)."""
         resource, entity = resource_entity(obj)
         request = {
             "principal": f'User::"{_escape(principal.name)}"',
@@ -123,8 +125,11 @@ class PolicySet:
             "resource": resource,
             "context": dict(context or {}),
         }
-        people = principal_entities if relations is None else relations.principal_entities
-        entities = [*people(principal), entity]
+        entities = (
+            [*principal_entities(principal), entity]
+            if relations is None
+            else relations.entities(principal, entity)
+        )
         result = cedarpy.is_authorized(request, self._set, entities)
         diagnostics = result.diagnostics
         if diagnostics.errors:
