@@ -51,3 +51,39 @@ def test_a_relationship_makes_a_user_a_member_for_admission_policies(api: Api) -
         lambda: api.tenant.delete(_url("endpoints", "chat")).status_code == 403,
         what="the deletion to be followed",
     )
+
+
+def _owner(namespace: str) -> dict[str, object]:
+    return {
+        "apiVersion": "modelplane.dev/v1alpha1",
+        "kind": "Relationship",
+        "metadata": {"name": f"alice-owns-{namespace}", "namespace": "modelplane-system"},
+        "spec": {
+            "subject": {"kind": "User", "name": "alice"},
+            "relation": "owner-of",
+            "object": {"kind": "Namespace", "name": namespace},
+        },
+    }
+
+
+def test_the_owner_of_a_namespace_writes_its_relationships_and_no_others(api: Api) -> None:  # noqa: F811
+    # given alice may not write Relationships
+    assert api.tenant.post(_url("relationships"), json=MEMBER).status_code == 403
+    # when an administrator makes her owner of team-a
+    owner = _owner("team-a")
+    assert (
+        api.admin.post(_url("relationships", namespace="modelplane-system"), json=owner).status_code
+        == 201
+    )
+    # then she relates within team-a (once the change is seen)
+    wait_until(
+        lambda: api.tenant.post(_url("relationships"), json=MEMBER).status_code == 201,
+        what="the ownership to be followed",
+    )
+    # but not in team-b, nor cluster-wide in modelplane-system
+    other = {**MEMBER, "metadata": {"name": "x", "namespace": "team-b"}}
+    assert api.tenant.post(_url("relationships", namespace="team-b"), json=other).status_code == 403
+    wide = {**MEMBER, "metadata": {"name": "x", "namespace": "modelplane-system"}}
+    refused = api.tenant.post(_url("relationships", namespace="modelplane-system"), json=wide)
+    assert refused.status_code == 403
+    assert "operator-owned" in refused.json()["message"]

@@ -200,5 +200,6 @@ def create_app(
         auth=tokens is not None,
         openapi_parts=(review_openapi(), *openapi),
         admission=admission,
+        relations=relations,
     )
     return app
