@@ -58,7 +58,7 @@ def authorize_write(
     (``status``: the write is to the ``/status`` subresource)."""
     principal = principal_of(request.scope)
     refusal = write_refusal(principal, info, verb, name, status=status)
-    if refusal is not None and not (status or _relates_as_owner(request, info, principal)):
+    if refusal is not None and (status or not _relates_as_owner(request, info, principal)):
         raise refusal
 
 
