@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from tests.control._wait import wait_until
 
 from modelplane import api
@@ -17,7 +15,7 @@ from modelplane.policy import (
     resource_entity,
     service_account,
 )
-from modelplane.store import Store, open_store
+from modelplane.store import Store
 
 from ._relations import endpoint, member, relationship
 
@@ -199,25 +197,14 @@ def test_delegated_to_is_not_a_parent() -> None:
     assert not relations.delegates(agent, Principal("bob"))
 
 
-@pytest.fixture
-def sqlite_store(sqlite_url: str) -> Iterator[Store]:
-    store = open_store(sqlite_url)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
 def _create(store: Store, obj: dict[str, Any]) -> None:
     store.create(api.validate(obj))
 
 
-def test_relationships_in_the_store_are_followed_and_recomputed_on_change(
-    sqlite_store: Store,
-) -> None:
+def test_relationships_in_the_store_are_followed_and_recomputed_on_change(store: Store) -> None:
     # given a store with alice in ml-team, followed by Relations
-    _create(sqlite_store, member("alice-ml", "User", "alice", "ml-team"))
-    relations = Relations(sqlite_store)
+    _create(store, member("alice-ml", "User", "alice", "ml-team"))
+    relations = Relations(store)
     try:
         assert relations.start(timeout=10.0)
         alice = Principal("alice")
@@ -227,13 +214,13 @@ def test_relationships_in_the_store_are_followed_and_recomputed_on_change(
         assert relations.entities(alice, chat) is parsed  # parsed once, reused
         before = relations.version
         # when the Relationship is deleted
-        sqlite_store.delete("Relationship", "modelplane-system", "alice-ml")
+        store.delete("Relationship", "modelplane-system", "alice-ml")
         # then the change is seen, and alice's cached entities are recomputed without the group
         wait_until(lambda: relations.version > before, what="the deletion to be seen")
         assert ("Group", "ml-team") not in _parents(relations, alice)
         assert relations.entities(alice, chat) is not parsed
         # and a new tuple is picked up the same way
-        _create(sqlite_store, member("alice-ops", "User", "alice", "ops"))
+        _create(store, member("alice-ops", "User", "alice", "ops"))
         wait_until(lambda: ("Group", "ops") in _parents(relations, alice), what="the new tuple")
     finally:
         relations.stop()
