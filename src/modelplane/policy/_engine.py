@@ -104,20 +104,6 @@ class PolicySet:
         document = {"staticPolicies": statements, "templates": {}, "templateLinks": []}
         self._set = cedarpy.PolicySet.from_json_str(json.dumps(document))
         self.size = len(statements) - 1
-        self._statements = statements
-        #: per action, the statements whose action scope can match it (built on first use)
-        self._by_action: dict[str, cedarpy.PolicySet] = {}
-
-    def for_action(self, verb: str) -> cedarpy.PolicySet:
-        """The statements an ``Action::"<verb>"`` request can match, parsed once per action:
-        Cedar evaluates every statement it is given (about 1.7 us each, ``modelplane bench
-        policy``), and one whose action scope names other actions cannot apply."""
-        found = self._by_action.get(verb)
-        if found is None:
-            kept = {p: s for p, s in self._statements.items() if _may_act(s, verb)}
-            document = {"staticPolicies": kept, "templates": {}, "templateLinks": []}
-            found = self._by_action[verb] = cedarpy.PolicySet.from_json_str(json.dumps(document))
-        return found
 
     def decide(
         self,
@@ -144,7 +130,7 @@ class PolicySet:
             if relations is None
             else relations.entities(principal, entity)
         )
-        result = cedarpy.is_authorized(request, self.for_action(verb), entities)
+        result = cedarpy.is_authorized(request, self._set, entities)
         diagnostics = result.diagnostics
         if diagnostics.errors:
             return Decision(False, tuple(_erring(diagnostics.errors)), tuple(diagnostics.errors))
@@ -152,18 +138,6 @@ class PolicySet:
             return Decision(True)
         deciding = tuple(sorted(diagnostics.reasons))
         return Decision(False, deciding, tuple(self.reasons.get(p, "") for p in deciding))
-
-
-def _may_act(statement: JSON, verb: str) -> bool:
-    # only a scope that plainly names other actions is left out; anything else is kept
-    scope = statement.get("action") or {}
-    named = [scope.get("entity")] if scope.get("op") == "==" else scope.get("entities")
-    if scope.get("op") not in ("==", "in") or not isinstance(named, list):
-        return True  # all actions, or an action group
-    ids = [
-        e.get("id") if isinstance(e, dict) and e.get("type") == "Action" else None for e in named
-    ]
-    return None in ids or verb in ids
 
 
 def _erring(errors: Iterable[str]) -> list[str]:
