@@ -224,6 +224,19 @@ def tool_server() -> dict[str, Any]:
     }
 
 
+def relationship() -> dict[str, Any]:
+    return {
+        "apiVersion": GROUP,
+        "kind": "Relationship",
+        "metadata": {"name": "ml-team-uses-chat", "namespace": "team-a"},
+        "spec": {
+            "subject": {"kind": "Group", "name": "ml-team"},
+            "relation": "can-use",
+            "object": {"kind": "Endpoint", "name": "chat", "namespace": "team-a"},
+        },
+    }
+
+
 ALL = {
     "Model": model,
     "Endpoint": endpoint,
@@ -231,6 +244,7 @@ ALL = {
     "Agent": agent,
     "ToolServer": tool_server,
     "Policy": policy,
+    "Relationship": relationship,
     "Secret": secret,
     "DeviceClass": device_class,
     "ResourceSlice": resource_slice,

@@ -79,6 +79,7 @@ def test_the_hash_is_sha256_of_the_previous_hash_and_the_canonical_record() -> N
             "category": "tool",
             "decision": "deny",
             "namespace": "",
+            "on_behalf_of": "",
             "policies": [],
             "policy_version": "",
             "principal": "bob",

@@ -7,8 +7,9 @@ writing status) passes it through :func:`validate`, which returns the normalised
 read from a manifest by :func:`load_manifests` or :func:`load_paths`.
 
 Kinds (group ``modelplane.dev/v1alpha1`` unless noted): ``Model``, ``Endpoint``, ``Graph``,
-``Agent``, ``ToolServer`` (cluster-scoped, administrators only), ``Policy``, ``Secret``,
-``Node`` (cluster-scoped), ``Queue``, ``Job``, ``Event``, and the DRA kinds
+``Agent``, ``ToolServer`` (cluster-scoped, administrators only), ``Policy``, ``Relationship``
+(administrators only), ``Secret``, ``Node`` (cluster-scoped), ``Queue``, ``Job``, ``Event``, and
+the DRA kinds
 ``DeviceClass``, ``ResourceSlice`` (cluster-scoped) and ``ResourceClaim`` under
 ``resource.k8s.io/v1``, which are accepted exactly as a Kubernetes cluster serves them.
 
@@ -87,6 +88,12 @@ from modelplane.api._principal import (
 from modelplane.api._quantity import Quantity, QuantityError, format_quantity, parse_quantity
 from modelplane.api._queue import Queue
 from modelplane.api._registry import KindInfo, kind_info, kinds, lookup
+from modelplane.api._relationship import (
+    RelatedObject,
+    Relationship,
+    RelationshipSpec,
+    Subject,
+)
 from modelplane.api._secret import Secret, check_secret_key
 from modelplane.api._toolserver import ToolServer, ToolServerSpec
 from modelplane.api._types import parse_duration
@@ -150,11 +157,15 @@ __all__ = [
     "Quantity",
     "QuantityError",
     "Queue",
+    "RelatedObject",
+    "Relationship",
+    "RelationshipSpec",
     "Resource",
     "ResourceClaim",
     "ResourceSlice",
     "RoutingPolicy",
     "Secret",
+    "Subject",
     "Tool",
     "ToolServer",
     "ToolServerSpec",

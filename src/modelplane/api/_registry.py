@@ -17,6 +17,7 @@ from modelplane.api._model import Model
 from modelplane.api._node import Node
 from modelplane.api._policy import Policy
 from modelplane.api._queue import Queue
+from modelplane.api._relationship import Relationship
 from modelplane.api._secret import Secret
 from modelplane.api._toolserver import ToolServer
 from modelplane.api._types import suggest
@@ -28,6 +29,7 @@ _SCHEMAS: tuple[type[Resource], ...] = (
     Agent,
     ToolServer,
     Policy,
+    Relationship,
     Secret,
     DeviceClass,
     ResourceSlice,

@@ -1,4 +1,4 @@
-"""``modelplane bench store|scheduling``: the benchmarks of ``modelplane.bench``, from the CLI.
+"""``modelplane bench store|scheduling|...``: the benchmarks of ``modelplane.bench``, from the CLI.
 
 A benchmark module has ``main(argv) -> int``, reports progress on stderr and prints its figures as
 one JSON object on its last stdout line. This command keeps that last line as it is (so scripts
@@ -77,6 +77,8 @@ _BENCHMARKS = {
     "agents": "The agent runtime: durable steps/s beside DBOS and LangGraph, residency, resume,"
     " storage.",
     "routing": "Routing policies on simulated vLLM-like replicas: TTFT, throughput, cache hits.",
+    "policy": "Cedar decisions beside the naive use, decisions/s, admission overhead, list"
+    " filtering.",
 }
 
 

@@ -7,18 +7,22 @@ write passes (:mod:`._admission`), run-time decisions with their three outcomes 
 needs approval) audited to an :class:`AuditSink` (:mod:`._runtime`), the agent runtime's
 tool-call hook and approval gate built on them (:mod:`._agent_calls`), and the audit log
 (:mod:`._log`, routes in :mod:`._log_routes`): every decision appended once to a hash-chained
-table in the platform's database. See ``docs/policy.md``.
+table in the platform's database; Relationship tuples resolved into Cedar entity parents
+(:mod:`._relations`) and delegation, an agent acting for a user with at most the user's
+permissions (:mod:`._delegation`). See ``docs/policy.md``.
 Must not touch: other subsystems' internals; it reads ``Policy`` objects from the store.
 """
 
 from modelplane.policy._admission import Admission
 from modelplane.policy._agent_calls import AgentPolicy
 from modelplane.policy._audit import AuditEvent, AuditSink, MemoryAudit
+from modelplane.policy._delegation import NOT_DELEGATED, decide_on_behalf
 from modelplane.policy._engine import (
     VERBS,
     CompiledPolicy,
     Decision,
     PolicySet,
+    PrincipalResolver,
     compile_policy,
     principal_entities,
     resource_entity,
@@ -38,6 +42,7 @@ from modelplane.policy._log_routes import (
     audit_openapi_paths,
     audit_routes,
 )
+from modelplane.policy._relations import RelationGraph, Relations
 from modelplane.policy._runtime import (
     RuntimeDecision,
     RuntimePolicies,
@@ -47,6 +52,7 @@ from modelplane.policy._runtime import (
 )
 
 __all__ = [
+    "NOT_DELEGATED",
     "RECORDS_PATH",
     "VERBS",
     "VERIFY_PATH",
@@ -61,6 +67,9 @@ __all__ = [
     "Decision",
     "MemoryAudit",
     "PolicySet",
+    "PrincipalResolver",
+    "RelationGraph",
+    "Relations",
     "RuntimeDecision",
     "RuntimePolicies",
     "Verification",
@@ -68,6 +77,7 @@ __all__ = [
     "audit_routes",
     "canonical_json",
     "compile_policy",
+    "decide_on_behalf",
     "namespaces_of",
     "open_audit_log",
     "parse_retention",

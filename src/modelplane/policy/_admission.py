@@ -18,7 +18,7 @@ from modelplane.api import Principal
 from modelplane.api.errors import Forbidden
 from modelplane.policy._audit import AuditEvent, AuditSink
 from modelplane.policy._cache import PolicyCache
-from modelplane.policy._engine import Counts, Decision, PolicySet
+from modelplane.policy._engine import Counts, Decision, PolicySet, PrincipalResolver
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -31,7 +31,9 @@ class Admission:
 
     ``registry``: decisions are counted there as ``modelplane_policy_decisions_total{result,
     scope}``; without one they are counted in :attr:`counts`. ``audit``: every decision of
-    :meth:`admit` (allow and deny) is appended there as one ``admission`` event.
+    :meth:`admit` (allow and deny) is appended there as one ``admission`` event. ``relations``:
+    where principals' entities come from (:class:`~modelplane.policy.Relations`: relationship
+    parents too).
     """
 
     def __init__(
@@ -40,9 +42,11 @@ class Admission:
         *,
         registry: CollectorRegistry | None = None,
         audit: AuditSink | None = None,
+        relations: PrincipalResolver | None = None,
     ) -> None:
         self._cache = PolicyCache(store, "admission")
         self._audit = audit
+        self._relations = relations
         self.counts = Counts()
         self._counter: Any = None
         if registry is not None:
@@ -91,7 +95,7 @@ class Admission:
         policies = self.policy_set(namespace)
         if policies is None:
             return Decision(True)
-        decision = policies.decide(principal, verb, obj, context)
+        decision = policies.decide(principal, verb, obj, context, relations=self._relations)
         erred = not decision.allowed and any(r.startswith("error") for r in decision.reasons)
         self._count("allow" if decision.allowed else "error" if erred else "deny", "admission")
         return decision

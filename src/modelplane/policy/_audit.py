@@ -45,6 +45,8 @@ class AuditEvent:
     arguments_digest: str = ""
     #: when, RFC 3339 UTC
     time: str = field(default_factory=_now)
+    #: the user an agent acted for (delegation), else ``""``
+    on_behalf_of: str = ""
 
 
 class AuditSink(Protocol):

@@ -22,7 +22,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import cedarpy
 
@@ -84,6 +84,15 @@ def compile_policy(namespace: str, name: str, cedar: str) -> CompiledPolicy:
     return CompiledPolicy(source, named)
 
 
+class PrincipalResolver(Protocol):
+    """Where the entities of a request come from when the principal's are not only its groups
+    (e.g. :class:`~modelplane.policy.Relations`, which adds relationship parents)."""
+
+    def entities(self, principal: Principal, resource: JSON) -> list[JSON] | cedarpy.Entities:
+        """The principal's entities and ``resource``, as Cedar takes them."""
+        ...
+
+
 class PolicySet:
     """The compiled statements that apply to one namespace, parsed once.
 
@@ -114,9 +123,13 @@ class PolicySet:
         verb: str,
         obj: Mapping[str, Any],
         context: Mapping[str, Any] | None = None,
+        *,
+        relations: PrincipalResolver | None = None,
     ) -> Decision:
         """Whether ``principal`` may ``verb`` ``obj``: a matching ``forbid`` denies (deny wins), a
-        policy that cannot be evaluated denies too (fail closed), anything else is allowed."""
+        policy that cannot be evaluated denies too (fail closed), anything else is allowed.
+
+        ``relations``: the entities come from there (with the principal's relationship parents)."""
         resource, entity = resource_entity(obj)
         request = {
             "principal": f'User::"{_escape(principal.name)}"',
@@ -124,9 +137,16 @@ class PolicySet:
             "resource": resource,
             "context": dict(context or {}),
         }
-        return self.evaluate(request, [*principal_entities(principal), entity])
+        entities = (
+            [*principal_entities(principal), entity]
+            if relations is None
+            else relations.entities(principal, entity)
+        )
+        return self.evaluate(request, entities)
 
-    def evaluate(self, request: Mapping[str, Any], entities: list[JSON]) -> Decision:
+    def evaluate(
+        self, request: Mapping[str, Any], entities: list[JSON] | cedarpy.Entities
+    ) -> Decision:
         """One Cedar request (``principal``, ``action``, ``resource``, ``context``) against this
         set, with ``entities``: deny wins, an evaluation error denies (fail closed)."""
         result = cedarpy.is_authorized(dict(request), self._set, entities)

@@ -131,6 +131,7 @@ class AuditRecord:
             "reasons": list(e.reasons),
             "policyVersion": e.policy_version,
             "argumentsDigest": e.arguments_digest,
+            "onBehalfOf": e.on_behalf_of,
             "prevHash": self.prev_hash,
             "hash": self.hash,
         }

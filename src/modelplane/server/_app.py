@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 import modelplane
 from modelplane.api import Principal, kinds
 from modelplane.api.errors import ModelplaneError, Unavailable
-from modelplane.policy import Admission, AuditSink
+from modelplane.policy import Admission, AuditSink, Relations
 from modelplane.server._auth import BearerAuth
 from modelplane.server._catalog import Catalog
 from modelplane.server._context import ServerContext, context
@@ -174,7 +174,8 @@ def create_app(
     if tokens is not None:
         middleware.append(Middleware(BearerAuth, tokens=tokens))
     middleware.append(Middleware(BodySizeLimit, max_bytes=max_body_bytes))
-    admission = Admission(store, registry=registry, audit=audit)
+    relations = Relations(store)  # Relationship parents of principals; follows on first use
+    admission = Admission(store, registry=registry, audit=audit, relations=relations)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -184,6 +185,7 @@ def create_app(
             yield
         finally:
             await run_in_threadpool(admission.stop)
+            await run_in_threadpool(relations.stop)
 
     app = Starlette(
         routes=[*_routes(), *routes],
@@ -199,5 +201,6 @@ def create_app(
         auth=tokens is not None,
         openapi_parts=(review_openapi(), *openapi),
         admission=admission,
+        relations=relations,
     )
     return app

@@ -11,6 +11,8 @@ Until the governance issue brings Policy, the rules are those of
   agent runs replicas where a claim's ``status.allocation`` says. A tenant who could write status
   could point the gateway at any host, so ``/status`` writes need an administrator too (as
   Kubernetes' RBAC gives ``*/status`` to controllers, not to users);
+* **Relationships** of namespace ``N`` may also be written by an owner of ``N`` (a
+  ``Relationship`` ``owner-of Namespace N``), who relates people and agents within ``N``;
 * **Secret values** are shown only to administrators. Everyone else gets Secrets from get, list,
   watch and the answers to their own writes with every key of ``data`` kept and every value
   replaced by :data:`REDACTED` (not base64, so a client cannot mistake it for a value, and a
@@ -30,6 +32,7 @@ from starlette.requests import Request
 
 from modelplane.api import ADMIN_GROUP, KindInfo, Principal, principal_of
 from modelplane.api.errors import Forbidden
+from modelplane.server._context import context
 from modelplane.store import JSON
 
 #: what a Secret value is replaced with for a principal who may not read it
@@ -53,9 +56,23 @@ def authorize_write(
 ) -> None:
     """Raise Forbidden unless the caller of ``request`` may ``verb`` objects of ``info``'s kind
     (``status``: the write is to the ``/status`` subresource)."""
-    refusal = write_refusal(principal_of(request.scope), info, verb, name, status=status)
-    if refusal is not None:
+    principal = principal_of(request.scope)
+    refusal = write_refusal(principal, info, verb, name, status=status)
+    if refusal is not None and (status or not _relates_as_owner(request, info, principal)):
         raise refusal
+
+
+def _relates_as_owner(request: Request, info: KindInfo, principal: Principal) -> bool:
+    # the owner of a namespace (owner-of Namespace N) writes the Relationships of N; those
+    # reaching outside N take no effect (modelplane.policy._relations)
+    namespace = request.path_params.get("namespace")
+    relations = context(request).relations
+    return (
+        info.kind == "Relationship"
+        and bool(namespace)
+        and relations is not None
+        and relations.owns_namespace(principal, str(namespace))
+    )
 
 
 def write_refusal(
