@@ -5,8 +5,8 @@ Each subsystem contributes here, and only here, so subsystems never import one a
 * :func:`controllers` — reconcilers run by the leader-elected :class:`~modelplane.control.Manager`;
 * :func:`services` — per-process background work that runs whether or not this process leads
   (a node agent starting model workers, an agent-worker holding shard leases);
-* :func:`routes` — ASGI routes mounted beside the REST API (the ``/v1`` gateway, agent instances,
-  agent bundles).
+* :func:`routes` — ASGI routes mounted beside the REST API (the ``/v1`` gateway, the
+  ``/mcp`` gateway, agent instances, agent bundles).
 
 What the platform may read or run is the operator's choice, passed in here and nowhere taken from
 an object: ``model_roots`` (folders a Model's local ``source`` may name) and ``agent_packages``
@@ -94,13 +94,15 @@ def routes(store: Store, *, home: str, egress: EgressRules | None = None) -> Seq
     """Routes mounted beside ``/apis``: gateways and runtimes that answer on the same address.
 
     ``home``: where uploaded agent bundles are kept; ``egress``: the operator's rules for the hosts
-    upstream Model versions may call.
+    upstream Model versions and Streamable HTTP ToolServers may call.
     """
     from modelplane.agents import BundleStore, agent_routes, bundle_routes
     from modelplane.gateway import mount as gateway_mount
+    from modelplane.mcpgateway import mount as mcp_mount
 
     return [
         gateway_mount(store, egress=egress),
+        mcp_mount(store, egress=egress),
         *agent_routes(store),
         *bundle_routes(BundleStore(home)),
     ]
