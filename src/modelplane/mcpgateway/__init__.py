@@ -23,6 +23,8 @@ from modelplane.mcpgateway._authorize import (
     Authorizer,
     arguments_digest,
     belongs_to,
+    call_event,
+    decide,
     tenancy,
 )
 from modelplane.mcpgateway._gateway import Admits, McpGateway, ToolServers
@@ -41,6 +43,8 @@ __all__ = [
     "UpstreamUnavailable",
     "arguments_digest",
     "belongs_to",
+    "call_event",
+    "decide",
     "mount",
     "tenancy",
 ]
