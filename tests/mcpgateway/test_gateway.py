@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,9 +12,9 @@ import httpx2
 import mcp_types as types
 import pytest
 from mcp import ClientSession, MCPError
-from mcp.client.streamable_http import streamable_http_client
 
 from modelplane.egress import EgressRules
+from modelplane.mcpgateway import open_session
 
 from .conftest import Platform, start_platform, tool_server
 
@@ -26,19 +25,6 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(asyncio.wait_for(main(), 60))
 
 
-@asynccontextmanager
-async def connect(url: str, token: str) -> AsyncIterator[ClientSession]:
-    """An initialized SDK client session to ``url`` with a bearer token."""
-    headers = {"Authorization": f"Bearer {token}"}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=30) as http,
-        streamable_http_client(url, http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
-        yield session
-
-
 def text(result: types.CallToolResult) -> str:
     return " ".join(b.text for b in result.content if isinstance(b, types.TextContent))
 
@@ -47,21 +33,31 @@ async def names(session: ClientSession) -> list[str]:
     return sorted(tool.name for tool in (await session.list_tools()).tools)
 
 
+#: a raw ``initialize`` request, for the tests that look at HTTP itself
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
 ALL_TOOLS = ["add", "calls", "echo", "exit", "pid", "shell_exec"]
 
 
 def test_tools_list_shows_only_the_tools_the_caller_may_call(platform: Platform) -> None:
     async def main() -> tuple[list[str], list[str]]:
         # given a member of team-a and an administrator, both on team-a's `tools` server
-        async with connect(platform.mcp("team-a", "tools"), "alice-token") as alice:
+        async with open_session(platform.mcp("team-a", "tools"), "alice-token") as alice:
             seen_by_alice = await names(alice)
-        async with connect(platform.mcp("team-a", "tools"), "admin-token") as admin:
+        async with open_session(platform.mcp("team-a", "tools"), "admin-token") as admin:
             seen_by_admin = await names(admin)
         return seen_by_alice, seen_by_admin
 
-    # when each lists the tools, then the forbidden shell is hidden from the member only
-    # (the administrator is under the same policy, which forbids shell_exec for everyone:
-    # it is hidden there too; every other tool shows)
+    # when each lists the tools, then the tool the policy forbids to everyone is hidden from both,
+    # and every other tool shows
     alice, admin = run(main)
     assert alice == [t for t in ALL_TOOLS if t != "shell_exec"]
     assert admin == alice
@@ -71,7 +67,7 @@ def test_an_allowed_call_reaches_the_stdio_server_and_is_audited_with_its_digest
     platform: Platform,
 ) -> None:
     async def main() -> types.CallToolResult:
-        async with connect(platform.mcp("team-a", "tools"), "alice-token") as alice:
+        async with open_session(platform.mcp("team-a", "tools"), "alice-token") as alice:
             return await alice.call_tool("add", {"b": 3, "a": 2})
 
     # when alice calls add, then the server's answer comes back
@@ -98,7 +94,7 @@ def test_a_denied_call_is_a_tool_error_naming_why_and_never_reaches_the_server(
     platform: Platform,
 ) -> None:
     async def main() -> tuple[types.CallToolResult, types.CallToolResult, Any]:
-        async with connect(platform.mcp("team-a", "tools"), "alice-token") as alice:
+        async with open_session(platform.mcp("team-a", "tools"), "alice-token") as alice:
             shell = await alice.call_tool("shell_exec", {"command": "rm -rf /"})
             secret = await alice.call_tool("echo", {"text": "the secret is 42"})
             allowed = await alice.call_tool("echo", {"text": "hello"})
@@ -121,7 +117,7 @@ def test_a_denied_call_is_a_tool_error_naming_why_and_never_reaches_the_server(
 
 def test_another_tenant_is_refused_before_the_server_starts(platform: Platform) -> None:
     async def main() -> None:
-        async with connect(platform.mcp("team-a", "tools"), "bob-token"):
+        async with open_session(platform.mcp("team-a", "tools"), "bob-token"):
             pass
 
     # when bob of team-b connects to team-a's server, then the connection is refused
@@ -136,16 +132,7 @@ def test_another_tenant_gets_403_with_a_jsonrpc_error_naming_the_namespace(
     platform: Platform,
 ) -> None:
     # given an initialize request from bob to team-a's server
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
+    body = INITIALIZE
     headers = {"Authorization": "Bearer bob-token", "Accept": "application/json, text/event-stream"}
     response = httpx2.post(platform.mcp("team-a", "tools"), json=body, headers=headers)
     # then it is refused with a JSON-RPC error that says what to do
@@ -160,7 +147,7 @@ def test_the_stdio_server_is_started_once_for_many_calls_and_sessions(platform: 
     async def main() -> set[Any]:
         pids = set()
         for _ in range(3):  # three client sessions, one after the other
-            async with connect(platform.mcp("team-a", "tools"), "alice-token") as alice:
+            async with open_session(platform.mcp("team-a", "tools"), "alice-token") as alice:
                 results = await asyncio.gather(*(alice.call_tool("pid", {}) for _ in range(10)))
                 pids |= {r.structured_content["result"] for r in results if r.structured_content}
         return pids
@@ -175,7 +162,7 @@ def test_the_stdio_server_is_started_once_for_many_calls_and_sessions(platform: 
 
 def test_a_stdio_server_that_exits_is_started_again_by_the_next_call(platform: Platform) -> None:
     async def main() -> tuple[int, MCPError, int]:
-        async with connect(platform.mcp("team-a", "tools"), "alice-token") as alice:
+        async with open_session(platform.mcp("team-a", "tools"), "alice-token") as alice:
             first = (await alice.call_tool("pid", {})).structured_content["result"]
             # when the server process dies under a call
             with pytest.raises(MCPError) as died:
@@ -193,7 +180,7 @@ def test_a_stdio_server_that_exits_is_started_again_by_the_next_call(platform: P
 
 def test_arguments_that_are_not_a_json_object_get_a_clear_error(platform: Platform) -> None:
     async def main() -> MCPError:
-        async with connect(platform.mcp("team-a", "tools"), "alice-token") as alice:
+        async with open_session(platform.mcp("team-a", "tools"), "alice-token") as alice:
             params = types.CallToolRequestParams.model_construct(name="add", arguments=[2, 3])
             with pytest.raises(MCPError) as refused:
                 await alice.send_request(types.CallToolRequest(params=params), types.CallToolResult)
@@ -213,22 +200,8 @@ def test_arguments_that_are_not_a_json_object_get_a_clear_error(platform: Platfo
 
 
 def test_a_session_answers_only_the_principal_that_opened_it(platform: Platform) -> None:
-    async def main() -> str:
-        async with connect(platform.mcp("team-a", "tools"), "alice-token") as alice:
-            await alice.list_tools()
-            return str(alice.session_id) if hasattr(alice, "session_id") else ""
-
     # given alice's session id, learnt from a raw initialize
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
+    body = INITIALIZE
     accept = {"Accept": "application/json, text/event-stream"}
     url = platform.mcp("team-a", "tools")
     opened = httpx2.post(url, json=body, headers={**accept, "Authorization": "Bearer alice-token"})
@@ -241,6 +214,13 @@ def test_a_session_answers_only_the_principal_that_opened_it(platform: Platform)
     )
     # then the session does not exist for it
     assert hijack.status_code == 404
+    # while alice herself is answered on it (the first listing starts the server: time for that)
+    alice = {**headers, "Authorization": "Bearer alice-token"}
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert httpx2.post(url, json=initialized, headers=alice).status_code == 202
+    own = httpx2.post(url, json=listing, headers=alice, timeout=60)
+    assert own.status_code == 200, own.text
+    assert "add" in {tool["name"] for tool in own.json()["result"]["tools"]}
 
 
 def test_a_streamable_http_server_is_served_with_the_same_rules(
@@ -250,7 +230,7 @@ def test_a_streamable_http_server_is_served_with_the_same_rules(
     platform.store.create(tool_server("remote", {"url": http_upstream}))
 
     async def main() -> tuple[list[str], types.CallToolResult, types.CallToolResult]:
-        async with connect(platform.mcp("team-a", "remote"), "alice-token") as alice:
+        async with open_session(platform.mcp("team-a", "remote"), "alice-token") as alice:
             listed = await names(alice)
             added = await alice.call_tool("add", {"a": 40, "b": 2})
             shell = await alice.call_tool("shell_exec", {"command": "id"})
@@ -272,7 +252,7 @@ def test_an_http_server_the_egress_rules_refuse_is_a_clear_error(
         url = platform.mcp("team-a", "remote")
 
         async def main() -> MCPError:
-            async with connect(url, "alice-token") as alice:
+            async with open_session(url, "alice-token") as alice:
                 with pytest.raises(MCPError) as refused:
                     await alice.list_tools()
                 return refused.value

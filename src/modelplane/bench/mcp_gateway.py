@@ -38,6 +38,8 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+from modelplane.bench.gateway import added_latency
+
 GOALS: dict[str, float] = {"added_p99_ms": 0.5}
 _TOKEN = "bench-token"
 _MODULE = "modelplane.bench.mcp_gateway"
@@ -45,11 +47,6 @@ _MODULE = "modelplane.bench.mcp_gateway"
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _echo_server() -> Any:
@@ -154,22 +151,6 @@ def _servers(work: Path) -> Iterator[tuple[str, str]]:
 
 
 @asynccontextmanager
-async def _http_session(url: str, token: str | None) -> AsyncIterator[Any]:
-    import httpx2
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamable_http_client
-
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=30) as http,
-        streamable_http_client(url, http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
-        yield session
-
-
-@asynccontextmanager
 async def _stdio_session() -> AsyncIterator[Any]:
     from mcp import ClientSession, StdioServerParameters
     from mcp.client.stdio import stdio_client
@@ -201,28 +182,21 @@ async def _compare(direct: Any, through: Any, n: int, rounds: int) -> dict[str, 
     for _ in range(rounds):
         d += await _calls(direct, n // rounds)
         g += await _calls(through, n // rounds)
-    d50, d99, g50, g99 = (_pct(v, q) * 1e3 for v, q in ((d, 0.5), (d, 0.99), (g, 0.5), (g, 0.99)))
-    return {
-        "calls": len(g),
-        "direct_p50_ms": round(d50, 3),
-        "direct_p99_ms": round(d99, 3),
-        "gateway_p50_ms": round(g50, 3),
-        "gateway_p99_ms": round(g99, 3),
-        "added_p50_ms": round(g50 - d50, 3),
-        "added_p99_ms": round(g99 - d99, 3),
-    }
+    return {"calls": len(g), **added_latency(d, g)}
 
 
 async def _measure(up_url: str, gw_url: str, n: int, rounds: int) -> dict[str, Any]:
+    from modelplane.mcpgateway import open_session
+
     figures: dict[str, Any] = {}
     _say(f"http: {n} sequential calls direct and through the gateway")
     async with (
-        _http_session(up_url, None) as direct,
-        _http_session(f"{gw_url}/http", _TOKEN) as through,
+        open_session(up_url, None) as direct,
+        open_session(f"{gw_url}/http", _TOKEN) as through,
     ):
         figures["http"] = await _compare(direct, through, n, rounds)
     _say(f"stdio: {n} sequential calls direct and through the gateway")
-    async with _stdio_session() as direct, _http_session(f"{gw_url}/stdio", _TOKEN) as through:
+    async with _stdio_session() as direct, open_session(f"{gw_url}/stdio", _TOKEN) as through:
         figures["stdio"] = await _compare(direct, through, n, rounds)
     return figures
 

@@ -5,7 +5,7 @@ low-level ``Server`` and session manager, :mod:`._gateway`), the pooled upstream
 servers (one long-lived stdio process or HTTP session per endpoint, restarted when it dies,
 :mod:`._upstream`), the authorizer hook that filters ``tools/list`` and decides each
 ``tools/call`` with its arguments, with tenancy as the default (:mod:`._authorize`), and the audit
-record of each call. See ``docs/mcp.md``.
+record of each call, and a client for it (:func:`open_session`). See ``docs/mcp.md``.
 
 Must not touch: the store per request (ToolServers come from an informer's cache), other
 subsystems' internals (the Cedar decisions come in through the ``authorizer`` hook the platform
@@ -27,6 +27,7 @@ from modelplane.mcpgateway._authorize import (
     decide,
     tenancy,
 )
+from modelplane.mcpgateway._client import open_session
 from modelplane.mcpgateway._gateway import Admits, McpGateway, ToolServers
 from modelplane.mcpgateway._mount import PATH, ToolServerCache, mount
 from modelplane.mcpgateway._upstream import Upstream, UpstreamUnavailable
@@ -46,5 +47,6 @@ __all__ = [
     "call_event",
     "decide",
     "mount",
+    "open_session",
     "tenancy",
 ]
