@@ -16,8 +16,10 @@ requests, in alternating rounds so other load on the machine moves both sides al
 
 ``added_p50_ms`` / ``added_p99_ms`` are the gateway's percentiles minus the direct ones. The HTTP
 hop to the gateway is part of what is added for the stdio server (the direct client has no HTTP at
-all). ``decision_us`` is the gateway's own work per call in-process: the authorizer, the audit
-record and the arguments' digest.
+all). ``gateway_cpu_ms_per_call`` is the CPU time the gateway's process spent per call (its whole
+stack: HTTP, authentication, the SDK's server and client, the upstream hop), a figure that load
+from other programs on the machine does not inflate, unlike the latencies. ``decision_us`` is the
+gateway's own work per call in-process: the authorizer, the audit record and the arguments' digest.
 """
 
 from __future__ import annotations
@@ -118,8 +120,8 @@ def _spawn(*args: str) -> tuple[subprocess.Popen[str], int]:
 
 
 @contextmanager
-def _servers(work: Path) -> Iterator[tuple[str, str]]:
-    """The upstream's URL and the gateway's base URL, both serving until the block ends."""
+def _servers(work: Path) -> Iterator[tuple[str, str, int]]:
+    """The upstream's URL, the gateway's base URL and its pid, serving until the block ends."""
     from modelplane.store import open_store
 
     upstream, up_port = _spawn("--serve-upstream")
@@ -142,7 +144,7 @@ def _servers(work: Path) -> Iterator[tuple[str, str]]:
                 kind = {"apiVersion": "modelplane.dev/v1alpha1", "kind": "ToolServer"}
                 store.create({**kind, "metadata": meta, "spec": spec})
         gateway, gw_port = _spawn("--serve-gateway", store_url)
-        yield up_url, f"http://127.0.0.1:{gw_port}/mcp/bench"
+        yield up_url, f"http://127.0.0.1:{gw_port}/mcp/bench", gateway.pid
     finally:
         for process in (gateway, upstream):
             if process is not None:
@@ -174,18 +176,32 @@ async def _calls(session: Any, n: int) -> list[float]:
     return times
 
 
-async def _compare(direct: Any, through: Any, n: int, rounds: int) -> dict[str, Any]:
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far (Linux; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _compare(direct: Any, through: Any, n: int, rounds: int, pid: int) -> dict[str, Any]:
     await _calls(direct, 100)  # warm-up: connections, the pooled upstream session
     await _calls(through, 100)
     d: list[float] = []
     g: list[float] = []
+    cpu = 0.0
     for _ in range(rounds):
         d += await _calls(direct, n // rounds)
+        before = _cpu_seconds(pid)
         g += await _calls(through, n // rounds)
-    return {"calls": len(g), **added_latency(d, g)}
+        cpu += _cpu_seconds(pid) - before
+    # CPU the gateway's process spent per call: what load on the machine does not change
+    cpu_ms = round(cpu / len(g) * 1e3, 3)
+    return {"calls": len(g), **added_latency(d, g), "gateway_cpu_ms_per_call": cpu_ms}
 
 
-async def _measure(up_url: str, gw_url: str, n: int, rounds: int) -> dict[str, Any]:
+async def _measure(up_url: str, gw_url: str, pid: int, n: int, rounds: int) -> dict[str, Any]:
     from modelplane.mcpgateway import open_session
 
     figures: dict[str, Any] = {}
@@ -194,10 +210,10 @@ async def _measure(up_url: str, gw_url: str, n: int, rounds: int) -> dict[str, A
         open_session(up_url, None) as direct,
         open_session(f"{gw_url}/http", _TOKEN) as through,
     ):
-        figures["http"] = await _compare(direct, through, n, rounds)
+        figures["http"] = await _compare(direct, through, n, rounds, pid)
     _say(f"stdio: {n} sequential calls direct and through the gateway")
     async with _stdio_session() as direct, open_session(f"{gw_url}/stdio", _TOKEN) as through:
-        figures["stdio"] = await _compare(direct, through, n, rounds)
+        figures["stdio"] = await _compare(direct, through, n, rounds, pid)
     return figures
 
 
