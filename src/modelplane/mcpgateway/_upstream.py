@@ -51,6 +51,8 @@ class Upstream:
         self._session: ClientSession | None = None
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: the session being opened, while it is (a request that gives up leaves it to the next)
+        self._ready: asyncio.Future[ClientSession] | None = None
         self._lock = asyncio.Lock()
 
     async def list_tools(self, cursor: str | None) -> types.ListToolsResult:
@@ -68,6 +70,7 @@ class Upstream:
     async def aclose(self) -> None:
         """End the session (and stop a stdio server's process)."""
         self._session = None
+        self._ready = None
         self._stop.set()
         if self._task is not None:
             with contextlib.suppress(Exception):
@@ -94,17 +97,23 @@ class Upstream:
             return session
         async with self._lock:
             if self._session is None:
-                self._stop = asyncio.Event()
-                ready: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
-                self._task = asyncio.create_task(self._hold(ready, self._stop))
+                if self._ready is None:  # else a start is under way (its first asker gave up)
+                    self._stop = asyncio.Event()
+                    self._ready = asyncio.get_running_loop().create_future()
+                    self._task = asyncio.create_task(self._hold(self._ready, self._stop))
                 try:
-                    self._session = await asyncio.wait_for(asyncio.shield(ready), START_SECONDS)
+                    self._session = await asyncio.wait_for(
+                        asyncio.shield(self._ready), START_SECONDS
+                    )
                 except TimeoutError:
                     await self.aclose()
                     raise UpstreamUnavailable(
                         f"the MCP server {self.name!r} did not answer `initialize` within"
                         f" {START_SECONDS:.0f} s; check its ToolServer's command or url"
                     ) from None
+                except UpstreamUnavailable:
+                    self._ready = None  # the next request tries again
+                    raise
             return self._session
 
     async def _hold(self, ready: asyncio.Future[ClientSession], stop: asyncio.Event) -> None:
