@@ -19,13 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.routing import BaseRoute
 
 from modelplane.control import Controller
 from modelplane.egress import EgressRules
 from modelplane.store import Store
+
+if TYPE_CHECKING:
+    from modelplane.policy import AuditLog
 
 
 class Service(Protocol):
@@ -90,21 +93,38 @@ def services(
     ]
 
 
-def routes(store: Store, *, home: str, egress: EgressRules | None = None) -> Sequence[BaseRoute]:
+def audit_log(store: Store, *, retention: str | None = None) -> AuditLog:
+    """The one audit log of this process, in the store's database: handed to the server (its
+    admission decisions), to :func:`routes` (``/audit``) and to whatever else decides."""
+    from modelplane.policy import open_audit_log
+
+    return open_audit_log(store.url, retention=retention)
+
+
+def routes(
+    store: Store,
+    *,
+    home: str,
+    egress: EgressRules | None = None,
+    audit: AuditLog | None = None,
+) -> Sequence[BaseRoute]:
     """Routes mounted beside ``/apis``: gateways and runtimes that answer on the same address.
 
     ``home``: where uploaded agent bundles are kept; ``egress``: the operator's rules for the hosts
-    upstream Model versions and Streamable HTTP ToolServers may call.
+    upstream Model versions and Streamable HTTP ToolServers may call; ``audit``: the log ``/audit``
+    reads (none: not mounted), which also records the MCP gateway's tool calls.
     """
     from modelplane.agents import BundleStore, agent_routes, bundle_routes
     from modelplane.gateway import mount as gateway_mount
     from modelplane.mcpgateway import mount as mcp_mount
+    from modelplane.policy import audit_routes
 
     return [
         gateway_mount(store, egress=egress),
-        mcp_mount(store, egress=egress),
+        mcp_mount(store, egress=egress, audit=audit),
         *agent_routes(store),
         *bundle_routes(BundleStore(home)),
+        *(audit_routes(audit) if audit is not None else ()),
     ]
 
 
@@ -113,5 +133,6 @@ def openapi() -> Sequence[Mapping[str, Mapping[str, Any]]]:
     from modelplane.agents import agent_openapi_paths as agent_paths
     from modelplane.agents import bundle_openapi_paths as bundle_paths
     from modelplane.gateway import openapi_paths as gateway_paths
+    from modelplane.policy import audit_openapi_paths
 
-    return [gateway_paths(), agent_paths(), bundle_paths()]
+    return [gateway_paths(), agent_paths(), bundle_paths(), audit_openapi_paths()]

@@ -52,6 +52,7 @@ NOT_RUN: dict[str, str] = {
     "modelplane bench scheduling": "the full benchmark takes minutes; its --quick form is run",
     "modelplane bench mcp": "the full benchmark takes minutes; its --quick form is run",
     "python benchmarks/store.py": "the full benchmark (about 40 s); its --quick form is run",
+    "python benchmarks/audit.py": "the full benchmark (about a minute); its --quick form is run",
     "python benchmarks/store.py --no-postgres": "the full benchmark without PostgreSQL; --quick is"
     " run, and tests/cli/test_local.py runs `bench store --quick --no-postgres`",
 }

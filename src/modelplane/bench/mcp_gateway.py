@@ -17,8 +17,8 @@ requests, in alternating rounds so other load on the machine moves both sides al
 ``added_p50_ms`` / ``added_p99_ms`` are the gateway's percentiles minus the direct ones. The HTTP
 hop to the gateway is part of what is added for the stdio server (the direct client has no HTTP at
 all). ``gateway_cpu_ms_per_call`` is the CPU time the gateway's process spent per call (its whole
-stack: HTTP, authentication, the SDK's server and client, the upstream hop), a figure that load
-from other programs on the machine does not inflate, unlike the latencies. ``decision_us`` is the
+stack: HTTP, authentication, the SDK's server and client, the upstream hop), less sensitive than
+the latencies to other programs on the machine (not immune: shared cores slow every instruction). ``decision_us`` is the
 gateway's own work per call in-process: the authorizer, the audit record and the arguments' digest.
 """
 
@@ -196,7 +196,7 @@ async def _compare(direct: Any, through: Any, n: int, rounds: int, pid: int) -> 
         before = _cpu_seconds(pid)
         g += await _calls(through, n // rounds)
         cpu += _cpu_seconds(pid) - before
-    # CPU the gateway's process spent per call: what load on the machine does not change
+    # CPU the gateway's process spent per call: less sensitive to other load than latencies
     cpu_ms = round(cpu / len(g) * 1e3, 3)
     return {"calls": len(g), **added_latency(d, g), "gateway_cpu_ms_per_call": cpu_ms}
 

@@ -26,6 +26,7 @@ from modelplane import __version__
 from modelplane.api.errors import ModelplaneError
 from modelplane.cli._agents import agent_worker, agents
 from modelplane.cli._apply import apply
+from modelplane.cli._audit import audit
 from modelplane.cli._auth import auth
 from modelplane.cli._bench import bench
 from modelplane.cli._context import Settings, connection_options
@@ -129,6 +130,7 @@ def cli(ctx: click.Context) -> None:
 for _command in (
     apply,
     auth,
+    audit,
     create,
     get,
     describe,

@@ -160,6 +160,11 @@ def _publish_inventory(store: Store, paths: tuple[str, ...]) -> None:
     " (default: none; `apply -f` of an Agent's folder uploads its code as a bundle).",
 )
 @click.option(
+    "--audit-retention",
+    metavar="DURATION",
+    help="Keep audit records this long (30d, 36h); older ones are pruned (default: for ever).",
+)
+@click.option(
     "--max-body-bytes",
     type=click.IntRange(min=1),
     help="Largest request body accepted (default 3 MiB).",
@@ -180,6 +185,7 @@ def up(
     model_roots: tuple[str, ...],
     agent_packages: str,
     max_body_bytes: int | None,
+    audit_retention: str | None,
     log_level: str,
 ) -> None:
     """Run Modelplane on this machine: store, controllers and API server in one process."""
@@ -226,6 +232,11 @@ def up(
             raise click.ClickException(str(exc)) from None
     own_ca = _trust_own_certificate(home_dir, tls.cert_file) if tls is not None else None
     store = open_store(database_url or default_url(), encryption_key_file=encryption_key_file)
+    try:
+        audit = platform.audit_log(store, retention=audit_retention)
+    except ModelplaneError as exc:
+        store.close()
+        raise click.ClickException(str(exc)) from None
     if inventories:
         _publish_inventory(store, inventories)
     manager = Manager(
@@ -278,9 +289,10 @@ def up(
             readiness=readiness,
             on_started=on_started,
             install_signal_handlers=True,
-            routes=platform.routes(store, home=str(home_dir), egress=egress),
+            routes=platform.routes(store, home=str(home_dir), egress=egress, audit=audit),
             openapi=platform.openapi(),
             tls=tls,
+            audit=audit,
         )
         click.echo("Stopping...")
     finally:
@@ -288,5 +300,6 @@ def up(
         for service in reversed(services):
             service.stop(_STOP_TIMEOUT)
         manager.stop(_STOP_TIMEOUT)
+        audit.close(_STOP_TIMEOUT)
         store.close()
     click.echo("Modelplane stopped.")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from modelplane.api import CLUSTER_POLICY_NAMESPACE, Principal
 from modelplane.api.errors import Forbidden, Unavailable
 from modelplane.control import Informer
+from modelplane.policy._audit import AuditEvent, AuditSink
 from modelplane.policy._engine import CompiledPolicy, Counts, Decision, PolicySet, compile_policy
 
 if TYPE_CHECKING:
@@ -55,11 +56,19 @@ class Admission:
     """Admission Policies of ``store``, followed by an informer started on first use.
 
     ``registry``: decisions are counted there as ``modelplane_policy_decisions_total{result,
-    scope}``; without one they are counted in :attr:`counts`.
+    scope}``; without one they are counted in :attr:`counts`. ``audit``: every decision of
+    :meth:`admit` (allow and deny) is appended there as one ``admission`` event.
     """
 
-    def __init__(self, store: Store, *, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        registry: CollectorRegistry | None = None,
+        audit: AuditSink | None = None,
+    ) -> None:
         self._store = store
+        self._audit = audit
         self._informer = Informer(store, "Policy")
         self._lock = threading.Lock()
         self._started = False
@@ -160,7 +169,7 @@ class Admission:
         """The admission decision for ``principal`` doing ``verb`` to ``obj``."""
         self.start()
         if principal.is_admin and obj.get("kind") == "Policy":
-            return Decision(True)  # break glass: see the module docstring
+            return Decision(True, reasons=("break glass",))  # see the module docstring
         namespace = str((obj.get("metadata") or {}).get("namespace") or "")
         policies = self.policy_set(namespace)
         if policies is None:
@@ -179,6 +188,8 @@ class Admission:
     ) -> None:
         """Raise Forbidden (403) naming the deciding policies unless the write is allowed."""
         decision = self.decide(principal, verb, obj, context)
+        if self._audit is not None:
+            self._audit.append(_event(principal, verb, obj, decision))
         if decision.allowed:
             return
         metadata = obj.get("metadata") or {}
@@ -196,6 +207,7 @@ class Admission:
                 "name": name,
                 "policies": list(decision.policies),
                 "reasons": list(decision.reasons),
+                "policyVersion": decision.version,
             },
         )
 
@@ -203,6 +215,25 @@ class Admission:
         self.counts.inc(result, scope)
         if self._counter is not None:
             self._counter.labels(result=result, scope=scope).inc()
+
+
+def _event(
+    principal: Principal, verb: str, obj: Mapping[str, Any], decision: Decision
+) -> AuditEvent:
+    metadata = obj.get("metadata") or {}
+    namespace = str(metadata.get("namespace") or "")
+    where = f"{namespace}/" if namespace else ""
+    return AuditEvent(
+        category="admission",
+        principal=principal.name,
+        action=verb,
+        resource=f"{obj.get('kind')}/{where}{metadata.get('name') or ''}",
+        decision="allow" if decision.allowed else "deny",
+        namespace=namespace,
+        policies=decision.policies,
+        reasons=decision.reasons,
+        policy_version=decision.version,
+    )
 
 
 def _key(obj: JSON) -> tuple[str, str]:

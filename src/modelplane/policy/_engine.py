@@ -18,6 +18,7 @@ that an object cannot smuggle in an entity reference.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ class Decision:
     policies: tuple[str, ...] = ()
     #: the ``@reason`` annotations of those policies, or the evaluation errors
     reasons: tuple[str, ...] = ()
+    #: the :attr:`PolicySet.version` the decision was made with (``""``: no set applied)
+    version: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,9 @@ class PolicySet:
             for pid, s in statements.items()
         }
         document = {"staticPolicies": statements, "templates": {}, "templateLinks": []}
+        text = json.dumps(statements, sort_keys=True, separators=(",", ":"))
+        #: what the set holds, as a hash: a decision names the version it was made with
+        self.version = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
         self._set = cedarpy.PolicySet.from_json_str(json.dumps(document))
         self.size = len(statements) - 1
 
@@ -116,11 +122,13 @@ class PolicySet:
         result = cedarpy.is_authorized(request, self._set, entities)
         diagnostics = result.diagnostics
         if diagnostics.errors:
-            return Decision(False, tuple(_erring(diagnostics.errors)), tuple(diagnostics.errors))
+            errors = tuple(diagnostics.errors)
+            return Decision(False, tuple(_erring(errors)), errors, self.version)
         if result.allowed:
-            return Decision(True)
+            return Decision(True, version=self.version)
         deciding = tuple(sorted(diagnostics.reasons))
-        return Decision(False, deciding, tuple(self.reasons.get(p, "") for p in deciding))
+        reasons = tuple(self.reasons.get(p, "") for p in deciding)
+        return Decision(False, deciding, reasons, self.version)
 
 
 def _erring(errors: Iterable[str]) -> list[str]:

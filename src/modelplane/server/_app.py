@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 import modelplane
 from modelplane.api import Principal, kinds
 from modelplane.api.errors import ModelplaneError, Unavailable
-from modelplane.policy import Admission
+from modelplane.policy import Admission, AuditSink
 from modelplane.server._auth import BearerAuth
 from modelplane.server._catalog import Catalog
 from modelplane.server._context import ServerContext, context
@@ -154,6 +154,7 @@ def create_app(
     routes: Sequence[BaseRoute] = (),
     openapi: Sequence[OpenAPIPart] = (),
     registry: CollectorRegistry | None = None,
+    audit: AuditSink | None = None,
 ) -> Starlette:
     """The REST API over ``store`` as an ASGI application.
 
@@ -167,13 +168,13 @@ def create_app(
     authentication and body limits but render their own errors. ``openapi`` describes them in
     ``/openapi.json`` (one part per mounted set of routes). Every write passes the admission
     Policies (:mod:`modelplane.policy`), followed from the store while the app runs; their
-    decisions are counted in ``registry`` when one is given.
+    decisions are counted in ``registry`` when one is given, and appended to ``audit``.
     """
     middleware = [Middleware(CatchAll)]
     if tokens is not None:
         middleware.append(Middleware(BearerAuth, tokens=tokens))
     middleware.append(Middleware(BodySizeLimit, max_bytes=max_body_bytes))
-    admission = Admission(store, registry=registry)
+    admission = Admission(store, registry=registry, audit=audit)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute
 
 from modelplane.api import Principal
 from modelplane.api.errors import BadRequest, Unavailable
+from modelplane.policy import AuditSink
 from modelplane.server._app import DEFAULT_MAX_BODY_BYTES, create_app
 from modelplane.server._context import ServerContext
 from modelplane.server._openapi import OpenAPIPart
@@ -76,6 +77,7 @@ def serve(
     routes: Sequence[BaseRoute] = (),
     openapi: Sequence[OpenAPIPart] = (),
     tls: TLS | None = None,
+    audit: AuditSink | None = None,
 ) -> None:
     """Serve the REST API over ``store`` until Ctrl-C, SIGTERM or ``stop`` is set.
 
@@ -83,7 +85,7 @@ def serve(
     ``port`` is 0). With ``install_signal_handlers`` (and in the main thread) SIGINT and SIGTERM
     stop the server; then, or when ``stop`` is set, it ends open watch streams, finishes running
     requests and returns. A port already in use raises
-    :class:`~modelplane.api.errors.Unavailable`.
+    :class:`~modelplane.api.errors.Unavailable`. Admission decisions are appended to ``audit``.
     """
     app = create_app(
         store,
@@ -92,6 +94,7 @@ def serve(
         readiness=readiness,
         routes=routes,
         openapi=openapi,
+        audit=audit,
     )
     run_app(
         app,

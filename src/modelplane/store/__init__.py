@@ -31,7 +31,7 @@ from modelplane.store._contract import (
 from modelplane.store._lifecycle import merge_patch
 from modelplane.store._open import default_url, open_store
 from modelplane.store._selector import FieldSelector, parse_field_selector
-from modelplane.store._urls import redact_url
+from modelplane.store._urls import SQLiteURL, backend_of, parse_sqlite_url, redact_url
 
 __all__ = [
     "JSON",
@@ -39,12 +39,15 @@ __all__ = [
     "FieldSelector",
     "Lease",
     "ObjectList",
+    "SQLiteURL",
     "Store",
     "Watch",
     "WatchEvent",
+    "backend_of",
     "default_url",
     "merge_patch",
     "open_store",
     "parse_field_selector",
+    "parse_sqlite_url",
     "redact_url",
 ]

@@ -1,0 +1,106 @@
+"""``modelplane audit log`` and ``modelplane audit verify``: reading and checking the audit log.
+
+Both ask the server (``/audit/records``, ``/audit/verify``; administrators only), which reads the
+log in its database: every decision (admission, model and tool calls, approvals), hash-chained.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from modelplane.cli._context import connection_options, settings
+from modelplane.cli._output import console, echo_error, print_table, to_json, to_yaml
+
+_HEADERS = ("SEQ", "TIME", "PRINCIPAL", "CATEGORY", "ACTION", "RESOURCE", "DECISION", "POLICIES")
+
+
+@click.group()
+def audit() -> None:
+    """The audit log of every decision: read it, verify its hash chain."""
+
+
+@audit.command("log")
+@click.option("--principal", help="Only decisions about this user or service account.")
+@click.option("-n", "--namespace", "namespace", help="Only decisions in this namespace.")
+@click.option("--category", help="admission, model, tool, message or approval.")
+@click.option("--decision", type=click.Choice(["allow", "deny", "approval"]), help="Only these.")
+@click.option("--since", help="From this time (RFC 3339) or this long ago (30m, 2h, 7d).")
+@click.option("--until", help="Before this time (RFC 3339) or this long ago.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many records.")
+@click.option("-o", "--output", type=click.Choice(["json", "yaml"]), help="json or yaml.")
+@connection_options()
+def log(
+    principal: str | None,
+    namespace: str | None,
+    category: str | None,
+    decision: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int | None,
+    output: str | None,
+) -> None:
+    """Print audit records, oldest first (a table, or every field with -o json|yaml)."""
+    from modelplane.policy import RECORDS_PATH
+
+    filters = {
+        "principal": principal,
+        "namespace": namespace,
+        "category": category,
+        "decision": decision,
+        "since": since,
+        "until": until,
+    }
+    params: dict[str, str | int] = {k: v for k, v in filters.items() if v is not None}
+    items: list[dict[str, Any]] = []
+    with settings().client() as client:
+        while limit is None or len(items) < limit:
+            page_size = 1000 if limit is None else min(1000, limit - len(items))
+            page = client.request("GET", RECORDS_PATH, params={**params, "limit": page_size})
+            items += page.get("items") or []
+            if not page.get("continue"):
+                break
+            params["continue"] = page["continue"]
+    if output == "json":
+        click.echo(to_json({"items": items}))
+    elif output == "yaml":
+        click.echo(to_yaml({"items": items}).rstrip("\n"))
+    elif not items:
+        click.echo("No audit records found.", err=True)
+    else:
+        print_table(console(), _HEADERS, [_row(r) for r in items])
+
+
+def _row(record: dict[str, Any]) -> list[str]:
+    return [
+        str(record.get("sequence", "")),
+        str(record.get("time", "")),
+        str(record.get("principal", "")),
+        str(record.get("category", "")),
+        str(record.get("action", "")),
+        str(record.get("resource", "")),
+        str(record.get("decision", "")),
+        ",".join(record.get("policies") or []) or "<none>",
+    ]
+
+
+@audit.command()
+@connection_options()
+def verify() -> None:
+    """Check the hash chain: exit 0 and "verified N records", or exit 1 naming the first record
+    whose hash or link does not hold."""
+    from modelplane.policy import VERIFY_PATH
+
+    with settings().client() as client:
+        result = client.request("GET", VERIFY_PATH)
+    if result.get("verified"):
+        click.echo(f"verified {result.get('records', 0)} records")
+        return
+    bad = result.get("firstBad") or {}
+    echo_error(
+        f"audit log tampered: record {bad.get('sequence')} does not hold ({bad.get('problem')});"
+        f" {result.get('records', 0)} records before it verified"
+    )
+    sys.exit(1)
