@@ -39,6 +39,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 __all__ = ["EgressRefused", "EgressRules", "Refusal"]
 
@@ -200,6 +201,12 @@ class EgressRules:
             if refusal is not None:
                 raise EgressRefused(refusal)
         return addresses
+
+    async def resolve_url(self, url: str) -> list[str]:
+        """:meth:`resolve` for the host and port an http(s) ``url`` names."""
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return await self.resolve(parts.hostname or "", port)
 
 
 _LOOPBACK_RULE = (

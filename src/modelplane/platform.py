@@ -5,8 +5,8 @@ Each subsystem contributes here, and only here, so subsystems never import one a
 * :func:`controllers` — reconcilers run by the leader-elected :class:`~modelplane.control.Manager`;
 * :func:`services` — per-process background work that runs whether or not this process leads
   (a node agent starting model workers, an agent-worker holding shard leases);
-* :func:`routes` — ASGI routes mounted beside the REST API (the ``/v1`` gateway, agent instances,
-  agent bundles).
+* :func:`routes` — ASGI routes mounted beside the REST API (the ``/v1`` gateway, the
+  ``/mcp`` gateway, agent instances, agent bundles).
 
 What the platform may read or run is the operator's choice, passed in here and nowhere taken from
 an object: ``model_roots`` (folders a Model's local ``source`` may name) and ``agent_packages``
@@ -115,15 +115,18 @@ def routes(
     """Routes mounted beside ``/apis``: gateways and runtimes that answer on the same address.
 
     ``home``: where uploaded agent bundles are kept; ``egress``: the operator's rules for the hosts
-    upstream Model versions may call; ``audit``: the log ``/audit`` reads (none: not mounted),
-    and where approval decisions are recorded.
+    upstream Model versions and Streamable HTTP ToolServers may call; ``audit``: the log ``/audit``
+    reads (none: not mounted), where approval decisions and the MCP gateway's tool calls are
+    recorded.
     """
     from modelplane.agents import BundleStore, agent_routes, approval_routes, bundle_routes
     from modelplane.gateway import mount as gateway_mount
+    from modelplane.mcpgateway import mount as mcp_mount
     from modelplane.policy import audit_routes
 
     return [
         gateway_mount(store, egress=egress),
+        mcp_mount(store, egress=egress, audit=audit),
         *agent_routes(store),
         *approval_routes(store, agent_policy(store, audit)),
         *bundle_routes(BundleStore(home)),

@@ -50,6 +50,7 @@ NOT_RUN: dict[str, str] = {
     "modelplane bench gateway": "the full benchmark takes minutes; its --quick form is run",
     "modelplane bench agents -o json": "the full benchmark takes minutes; its --quick form is run",
     "modelplane bench scheduling": "the full benchmark takes minutes; its --quick form is run",
+    "modelplane bench mcp": "the full benchmark takes minutes; its --quick form is run",
     "python benchmarks/store.py": "the full benchmark (about 40 s); its --quick form is run",
     "python benchmarks/audit.py": "the full benchmark (about a minute); its --quick form is run",
     "modelplane bench policy": "the full benchmark takes minutes; its --quick form is run",

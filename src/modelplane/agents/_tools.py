@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from modelplane.agents.errors import ToolRefused, ToolServerMissing
 from modelplane.api import Tool, ToolServerSpec
@@ -44,6 +43,11 @@ def _server(spec: Tool, tool_servers: ToolServers) -> ToolServerSpec:
             f"tool {spec.name}: there is no ToolServer {spec.server!r}; ask an administrator to"
             f" create it (`modelplane get toolservers` lists those there are)"
         )
+    if server.command is None:
+        raise ToolServerMissing(
+            f"tool {spec.name}: the ToolServer {spec.server!r} is a Streamable HTTP server"
+            f" ({server.url}); write `transport: streamable-http` and its url in the tool instead"
+        )
     return server
 
 
@@ -59,11 +63,8 @@ async def _open_http(url: str, egress: EgressRules) -> AsyncIterator[tuple[Any, 
     """
     from mcp.client.streamable_http import streamable_http_client
 
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        await egress.resolve(host, port)
+        await egress.resolve_url(url)
     except EgressRefused as refused:
         raise ToolRefused(f"tool URL {url!r} refused by the egress rules: {refused}") from None
     async with streamable_http_client(url) as streams:
@@ -91,6 +92,7 @@ async def call_tool(
         from mcp.client.stdio import stdio_client
 
         server = _server(spec, tool_servers)
+        assert server.command is not None
         params = StdioServerParameters(
             command=_command(server.command),
             args=list(server.args),

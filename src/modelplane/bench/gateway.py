@@ -313,10 +313,15 @@ def _overhead(up: int, gw: int, n: int, rounds: int, stream: bool) -> dict[str, 
     for _ in range(rounds):
         direct += _sequential(up, body, n // rounds)
         through += _sequential(gw, body, n // rounds)
+    return {"requests": len(through), **added_latency(direct, through)}
+
+
+def added_latency(direct: Sequence[float], through: Sequence[float]) -> dict[str, float]:
+    """p50 and p99 in ms of request times in seconds, direct and through a gateway, and the
+    difference (``added_*``)."""
     d50, d99 = _pct(direct, 0.5) * 1e3, _pct(direct, 0.99) * 1e3
     g50, g99 = _pct(through, 0.5) * 1e3, _pct(through, 0.99) * 1e3
     return {
-        "requests": len(through),
         "direct_p50_ms": round(d50, 3),
         "direct_p99_ms": round(d99, 3),
         "gateway_p50_ms": round(g50, 3),

@@ -77,9 +77,12 @@ _BENCHMARKS = {
     "agents": "The agent runtime: durable steps/s beside DBOS and LangGraph, residency, resume,"
     " storage.",
     "routing": "Routing policies on simulated vLLM-like replicas: TTFT, throughput, cache hits.",
+    "mcp": "The MCP gateway: added tools/call latency over calling the MCP server directly.",
     "policy": "Cedar decisions beside the naive use, decisions/s, admission overhead, list"
     " filtering.",
 }
+#: benchmarks whose module is not named as the command (``mcp`` would shadow the SDK)
+_MODULES = {"mcp": "mcp_gateway"}
 
 
 def _add_benchmark(name: str, help: str) -> None:
@@ -90,7 +93,7 @@ def _add_benchmark(name: str, help: str) -> None:
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     @click.pass_context
     def run(ctx: click.Context, output: str | None, args: tuple[str, ...]) -> None:
-        _run(ctx, f"modelplane.bench.{name}", args, output)
+        _run(ctx, f"modelplane.bench.{_MODULES.get(name, name)}", args, output)
 
 
 for _name, _help in _BENCHMARKS.items():
