@@ -146,48 +146,41 @@ def cancel(agent: str, name: str) -> None:
     click.echo(f"{agent}/{name} cancellation queued")
 
 
-@agents.command()
-@click.argument("agent")
-@click.argument("name")
-@_OUTPUT
-def journal(agent: str, name: str, output: str | None) -> None:
-    """The journal records of instance NAME of AGENT (those not compacted)."""
-    _print_records(
-        _path(agent, name, "journal"),
-        output,
-        lambda r: (
-            f"{r['seq']:>6} {r['kind']:<6} {r['name']:<24} {_brief(r['data'])}"
-            + ("" if r["valid"] else "  CORRUPT")
-        ),
-    )
-
-
-@agents.command()
-@click.argument("agent")
-@click.argument("name")
-@_OUTPUT
-def audit(agent: str, name: str, output: str | None) -> None:
-    """Who did what, and every tool-call decision, for instance NAME of AGENT."""
-    _print_records(
-        _path(agent, name, "audit"),
-        output,
-        lambda r: f"{r['at']:.3f} {r['actor']:<32} {r['action']:<12} {_brief(r['detail'])}",
-    )
-
-
 def _brief(data: Any) -> str:
     """``data`` as JSON, cut to fit a line."""
     return orjson.dumps(data).decode()[:80]
 
 
-def _print_records(path: str, output: str | None, line: Callable[[dict[str, Any]], str]) -> None:
-    """The ``items`` at ``path``: as ``-o json|yaml`` asks, else one ``line`` each."""
-    items = _call("GET", path)["items"]
-    if output:
-        _show(items, output)
-        return
-    for r in items:
-        click.echo(line(r))
+def _records_command(action: str, help: str, line: Callable[[dict[str, Any]], str]) -> None:
+    """``agents ACTION AGENT NAME``: the records at the instance's ``ACTION`` path, as ``-o
+    json|yaml`` asks, else one ``line`` each."""
+
+    @agents.command(action, help=help)
+    @click.argument("agent")
+    @click.argument("name")
+    @_OUTPUT
+    def show(agent: str, name: str, output: str | None) -> None:
+        items = _call("GET", _path(agent, name, action))["items"]
+        if output:
+            _show(items, output)
+            return
+        for r in items:
+            click.echo(line(r))
+
+
+_records_command(
+    "journal",
+    "The journal records of instance NAME of AGENT (those not compacted).",
+    lambda r: (
+        f"{r['seq']:>6} {r['kind']:<6} {r['name']:<24} {_brief(r['data'])}"
+        + ("" if r["valid"] else "  CORRUPT")
+    ),
+)
+_records_command(
+    "audit",
+    "Who did what, and every tool-call decision, for instance NAME of AGENT.",
+    lambda r: f"{r['at']:.3f} {r['actor']:<32} {r['action']:<12} {_brief(r['detail'])}",
+)
 
 
 def parse_packages(text: str) -> tuple[str, ...]:

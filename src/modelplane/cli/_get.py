@@ -18,6 +18,7 @@ from modelplane.api.errors import Expired, ModelplaneError, NotFound
 from modelplane.cli._client import JSON, Client, later_version
 from modelplane.cli._context import connection_options, settings
 from modelplane.cli._kinds import qualified, select
+from modelplane.cli._options import count_option
 from modelplane.cli._output import (
     OUTPUT_CHOICES,
     RowPrinter,
@@ -255,12 +256,8 @@ def _watch(query: _Query, names: Sequence[str], *, output: str, watch_only: bool
 @click.option("-A", "--all-namespaces", is_flag=True, help="List the objects of every namespace.")
 @click.option("-w", "--watch", is_flag=True, help="After listing, print each change until Ctrl-C.")
 @click.option("--watch-only", is_flag=True, help="Print only changes, not the current objects.")
-@click.option(
-    "--chunk-size",
-    type=click.IntRange(min=0),
-    default=500,
-    show_default=True,
-    help="Fetch large lists this many objects at a time (0: all at once).",
+@count_option(
+    "--chunk-size", 500, "Fetch large lists this many objects at a time (0: all at once)."
 )
 @connection_options()
 @click.pass_context

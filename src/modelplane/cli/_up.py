@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -34,7 +34,6 @@ from modelplane.cli._apply import run_apply
 from modelplane.cli._context import Settings
 from modelplane.cli._options import F, egress_rules, server_options
 from modelplane.cli._output import echo_error
-from modelplane.egress import EgressRules
 from modelplane.store import Store, redact_url
 
 if TYPE_CHECKING:
@@ -107,21 +106,25 @@ def _publish_inventory(store: Store, paths: tuple[str, ...]) -> None:
 
 
 @dataclass(frozen=True)
-class _Settings:
-    """What ``up`` serves with, read and checked from its options before anything starts."""
+class _Options:
+    """``up``'s command-line options, as click passes them."""
 
-    home: Path
-    model_roots: list[str]
-    agent_packages: tuple[str, ...]
-    egress: EgressRules
+    host: str
+    port: int
+    home: str
+    database_url: str | None
     token_file: str | None
-    #: ``{token: principal}`` from --token-file, with up's own token added; None: no auth
-    tokens: dict[str, Principal] | None
-    #: the token up's own clients send (exists only in this process's memory); None: no auth
-    internal_token: str | None
-    tls: TLS | None
-    #: the CA bundle up's own clients trust when it serves HTTPS
-    own_ca: str | None
+    tls_cert_file: str | None
+    tls_private_key_file: str | None
+    encryption_key_file: str | None
+    upstream_allow: tuple[str, ...]
+    allow_loopback_upstreams: bool
+    paths: tuple[str, ...]
+    inventories: tuple[str, ...]
+    model_roots: tuple[str, ...]
+    agent_packages: str
+    max_body_bytes: int | None
+    log_level: str
 
 
 def _make_home(home: str) -> Path:
@@ -151,47 +154,35 @@ def _tls(cert_file: str | None, private_key_file: str | None) -> TLS | None:
     return tls
 
 
-def _settings(
-    home: str,
-    *,
-    token_file: str | None,
-    tls_cert_file: str | None,
-    tls_private_key_file: str | None,
-    model_roots: tuple[str, ...],
-    agent_packages: str,
-    upstream_allow: tuple[str, ...],
-    allow_loopback_upstreams: bool,
-) -> _Settings:
-    """The options checked, in the order a person fixes them: a usage error names the bad one."""
-    home_dir = _make_home(home)
-    if (tls_cert_file is None) != (tls_private_key_file is None):
-        raise click.UsageError(
-            "--tls-cert-file and --tls-private-key-file go together: pass both to serve HTTPS,"
-            " or neither"
-        )
-    from modelplane.server import load_tokens
+class _Settings:
+    """What ``up`` serves with, read and checked from its options before anything starts: a
+    usage error names the bad option, in the order a person fixes them."""
 
-    packages = parse_packages(agent_packages)
-    roots = [str(Path(r).absolute()) for r in model_roots]
-    egress = egress_rules(upstream_allow, allow_loopback_upstreams)
-    tokens = load_tokens(token_file) if token_file else None
-    # up's own clients (the -f apply, the rollout controller's samples, agents calling models)
-    # authenticate with a token that exists only in this process's memory
-    internal_token = secrets.token_urlsafe(32) if tokens is not None else None
-    if tokens is not None and internal_token is not None:
-        tokens[internal_token] = UP_PRINCIPAL
-    tls = _tls(tls_cert_file, tls_private_key_file)
-    return _Settings(
-        home=home_dir,
-        model_roots=roots,
-        agent_packages=packages,
-        egress=egress,
-        token_file=token_file,
-        tokens=tokens,
-        internal_token=internal_token,
-        tls=tls,
-        own_ca=_trust_own_certificate(home_dir, tls.cert_file) if tls is not None else None,
-    )
+    def __init__(self, o: _Options) -> None:
+        from modelplane.server import load_tokens
+
+        self.home = _make_home(o.home)
+        if (o.tls_cert_file is None) != (o.tls_private_key_file is None):
+            raise click.UsageError(
+                "--tls-cert-file and --tls-private-key-file go together: pass both to serve"
+                " HTTPS, or neither"
+            )
+        self.agent_packages = parse_packages(o.agent_packages)
+        self.model_roots = [str(Path(r).absolute()) for r in o.model_roots]
+        self.egress = egress_rules(o.upstream_allow, o.allow_loopback_upstreams)
+        self.token_file = o.token_file
+        #: ``{token: principal}`` from --token-file, with up's own token added; None: no auth
+        self.tokens = load_tokens(o.token_file) if o.token_file else None
+        # up's own clients (the -f apply, the rollout controller's samples, agents calling
+        # models) authenticate with a token that exists only in this process's memory
+        self.internal_token = secrets.token_urlsafe(32) if self.tokens is not None else None
+        if self.tokens is not None and self.internal_token is not None:
+            self.tokens[self.internal_token] = UP_PRINCIPAL
+        self.tls = _tls(o.tls_cert_file, o.tls_private_key_file)
+        #: the CA bundle up's own clients trust when it serves HTTPS
+        self.own_ca = (
+            _trust_own_certificate(self.home, self.tls.cert_file) if self.tls is not None else None
+        )
 
 
 class _Platform:
@@ -342,54 +333,29 @@ def _existing(
     type=click.IntRange(min=1),
     help="Largest request body accepted (default 3 MiB).",
 )
-def up(
-    host: str,
-    port: int,
-    home: str,
-    database_url: str | None,
-    token_file: str | None,
-    tls_cert_file: str | None,
-    tls_private_key_file: str | None,
-    encryption_key_file: str | None,
-    upstream_allow: tuple[str, ...],
-    allow_loopback_upstreams: bool,
-    paths: tuple[str, ...],
-    inventories: tuple[str, ...],
-    model_roots: tuple[str, ...],
-    agent_packages: str,
-    max_body_bytes: int | None,
-    log_level: str,
-) -> None:
+def up(**options: Any) -> None:
     """Run Modelplane on this machine: store, controllers and API server in one process."""
+    o = _Options(**options)
     logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=o.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = _settings(
-        home,
-        token_file=token_file,
-        tls_cert_file=tls_cert_file,
-        tls_private_key_file=tls_private_key_file,
-        model_roots=model_roots,
-        agent_packages=agent_packages,
-        upstream_allow=upstream_allow,
-        allow_loopback_upstreams=allow_loopback_upstreams,
-    )
+    settings = _Settings(o)
     # imported here: the other commands need none of this, and start faster without it
     from modelplane import platform
     from modelplane.server import DEFAULT_MAX_BODY_BYTES, serve
     from modelplane.store import default_url, open_store
 
-    store = open_store(database_url or default_url(), encryption_key_file=encryption_key_file)
-    if inventories:
-        _publish_inventory(store, inventories)
-    running = _Platform(store, settings, paths)
+    store = open_store(o.database_url or default_url(), encryption_key_file=o.encryption_key_file)
+    if o.inventories:
+        _publish_inventory(store, o.inventories)
+    running = _Platform(store, settings, o.paths)
     try:
         serve(
             store,
-            host=host,
-            port=port,
+            host=o.host,
+            port=o.port,
             tokens=settings.tokens,
-            max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+            max_body_bytes=o.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
             readiness=running.readiness,
             on_started=running.on_started,
             install_signal_handlers=True,
