@@ -8,7 +8,7 @@ from typing import ClassVar, Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from modelplane.api._dra import DeviceClaim
-from modelplane.api._meta import OpenSchema, Resource, Schema, Status
+from modelplane.api._meta import READY_COLUMN, OpenSchema, Resource, Schema, Status
 from modelplane.api._names import RoutingPolicy
 from modelplane.api._types import Duration, Name, Problems, duplicates, unknown_fields
 from modelplane.api._unenforced import SLO, note
@@ -347,7 +347,7 @@ class Endpoint(Resource):
     COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = (
         ("MODEL", "spec.model"),
         ("REPLICAS", "status.readyReplicas"),
-        ("READY", "status.conditions[type=Ready].status"),
+        READY_COLUMN,
     )
 
     @model_validator(mode="after")

@@ -15,7 +15,7 @@ import click
 import orjson
 
 from modelplane.cli._context import settings
-from modelplane.cli._options import home_option, positive_option
+from modelplane.cli._options import F, home_option, positive_option
 from modelplane.cli._output import to_yaml
 
 
@@ -45,6 +45,11 @@ def _show(value: Any, output: str | None) -> None:
 
 
 _OUTPUT = click.option("-o", "--output", type=click.Choice(["json", "yaml"]), default=None)
+
+
+def _instance(f: F) -> F:
+    """The ``AGENT NAME`` arguments of a command about one instance."""
+    return click.argument("agent")(click.argument("name")(f))
 
 
 def _call(method: str, path: str, **kwargs: Any) -> Any:
@@ -81,8 +86,7 @@ def create(
 
 
 @agents.command()
-@click.argument("agent")
-@click.argument("name")
+@_instance
 @click.argument("payload")
 def send(agent: str, name: str, payload: str) -> None:
     """Send PAYLOAD (JSON or text) to instance NAME of AGENT."""
@@ -91,8 +95,7 @@ def send(agent: str, name: str, payload: str) -> None:
 
 
 @agents.command("input")
-@click.argument("agent")
-@click.argument("name")
+@_instance
 @click.argument("value")
 def input_cmd(agent: str, name: str, value: str) -> None:
     """Answer the prompt instance NAME of AGENT waits on."""
@@ -101,8 +104,7 @@ def input_cmd(agent: str, name: str, value: str) -> None:
 
 
 @agents.command()
-@click.argument("agent")
-@click.argument("name")
+@_instance
 @_OUTPUT
 def state(agent: str, name: str, output: str | None) -> None:
     """Status, state, result or error of instance NAME of AGENT."""
@@ -138,8 +140,7 @@ def list_cmd(
 
 
 @agents.command()
-@click.argument("agent")
-@click.argument("name")
+@_instance
 def cancel(agent: str, name: str) -> None:
     """Cancel instance NAME of AGENT."""
     _call("POST", _path(agent, name, "cancel"))
@@ -156,8 +157,7 @@ def _records_command(action: str, help: str, line: Callable[[dict[str, Any]], st
     json|yaml`` asks, else one ``line`` each."""
 
     @agents.command(action, help=help)
-    @click.argument("agent")
-    @click.argument("name")
+    @_instance
     @_OUTPUT
     def show(agent: str, name: str, output: str | None) -> None:
         items = _call("GET", _path(agent, name, action))["items"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import click
 
-from modelplane.api import KindInfo, age, cell, resolve
+from modelplane.api import READY_PATH, KindInfo, age, cell, resolve
 from modelplane.api.errors import Expired, ModelplaneError, NotFound
 from modelplane.cli._client import JSON, Client, later_version
 from modelplane.cli._context import connection_options, settings
@@ -30,8 +30,6 @@ from modelplane.cli._output import (
     to_json,
     to_yaml,
 )
-
-_READY_PATH = "status.conditions[type=Ready].status"
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,7 @@ class Columns:
         out.append(qualified(self.info, name) if self.qualify else name)
         out += [cell(resolve(obj, path)) for _, path in self.info.columns]
         if self.add_ready:
-            out.append(cell(resolve(obj, _READY_PATH)))
+            out.append(cell(resolve(obj, READY_PATH)))
         out.append(age(meta.get("creationTimestamp")))
         if self.wide:
             if self.has_ready:

@@ -86,6 +86,16 @@ def _objects(path: str, what: str) -> list[dict[str, Any]]:
     return objs
 
 
+#: ``-o json``, the one format of a report (kept as an option for scripts that pass it)
+_JSON_ONLY = click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["json"]),
+    default="json",
+    help="One JSON object (the only format).",
+)
+
+
 def _objects_option(flag: str, dest: str, help: str) -> Callable[[F], F]:
     """A required file of objects (``-``: standard input), as another ``sim`` command prints."""
     return click.option(flag, dest, required=True, type=click.Path(allow_dash=True), help=help)
@@ -108,13 +118,7 @@ def _objects_option(flag: str, dest: str, help: str) -> Callable[[F], F]:
     help="The placement policy.",
 )
 @positive_option("--deadline-ms", 50.0, "Time bound of one decision.")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["json"]),
-    default="json",
-    help="One JSON object (the only format).",
-)
+@_JSON_ONLY
 def schedule(
     cluster_path: str, workload_path: str, scorer: str, deadline_ms: float, output: str
 ) -> None:
@@ -175,13 +179,7 @@ def schedule(
     help="The router's prefix_weight (prefix-load); default: the gateway's.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["json"]),
-    default="json",
-    help="One JSON object (the only format).",
-)
+@_JSON_ONLY
 def route(
     trace_path: str | None,
     generate: str | None,
