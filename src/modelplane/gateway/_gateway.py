@@ -28,6 +28,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import orjson
 from opentelemetry.trace import INVALID_SPAN, Span
@@ -547,32 +548,21 @@ class _Failed(Exception):
         self.error_type = error_type or str(code)
 
 
+@dataclass
 class _Relay:
     """Relays a streamed answer, then settles the request's accounting once it ends."""
 
-    def __init__(
-        self,
-        gateway: Gateway,
-        route: EndpointRoute,
-        version: VersionRoute,
-        replica: Replica,
-        upstream: UpstreamResponse,
-        chunks: AsyncIterator[bytes],
-        ticket: Ticket | None,
-        start: float,
-        ttft: float,
-    ) -> None:
-        self.gateway = gateway
-        self.route = route
-        self.version = version
-        self.replica = replica
-        self.upstream = upstream
-        self.chunks = chunks
-        self.ticket = ticket
-        self.start = start
-        self.ttft = ttft
-        self.prompt_tokens = 0
-        self.span: Span | None = None
+    gateway: Gateway
+    route: EndpointRoute
+    version: VersionRoute
+    replica: Replica
+    upstream: UpstreamResponse
+    chunks: AsyncIterator[bytes]
+    ticket: Ticket | None
+    start: float
+    ttft: float
+    prompt_tokens: int = 0
+    span: Span | None = None
 
     async def run(self, first: bytes) -> AsyncIterator[bytes]:
         code = 200
