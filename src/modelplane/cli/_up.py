@@ -185,7 +185,7 @@ class _Settings:
         )
 
 
-class _Platform:
+class _Embedded:
     """The controllers and services ``up`` runs beside the API server: started once the server
     listens (a second ``up`` on a busy port fails before touching them), stopped in reverse."""
 
@@ -348,7 +348,7 @@ def up(**options: Any) -> None:
     store = open_store(o.database_url or default_url(), encryption_key_file=o.encryption_key_file)
     if o.inventories:
         _publish_inventory(store, o.inventories)
-    running = _Platform(store, settings, o.paths)
+    embedded = _Embedded(store, settings, o.paths)
     try:
         serve(
             store,
@@ -356,8 +356,8 @@ def up(**options: Any) -> None:
             port=o.port,
             tokens=settings.tokens,
             max_body_bytes=o.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
-            readiness=running.readiness,
-            on_started=running.on_started,
+            readiness=embedded.readiness,
+            on_started=embedded.on_started,
             install_signal_handlers=True,
             routes=platform.routes(store, home=str(settings.home), egress=settings.egress),
             openapi=platform.openapi(),
@@ -365,5 +365,5 @@ def up(**options: Any) -> None:
         )
         click.echo("Stopping...")
     finally:
-        running.stop()
+        embedded.stop()
     click.echo("Modelplane stopped.")
