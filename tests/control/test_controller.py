@@ -145,3 +145,20 @@ def test_informer_of_an_unwatched_kind_is_refused_with_a_sentence(
 ) -> None:
     with pytest.raises(RuntimeError, match="no running informer for 'Queue'"):
         running.informer("Queue")
+
+
+def test_live_object_is_the_stored_object_until_it_is_being_deleted_or_gone(store: Any) -> None:
+    # given a controller (not started: live_object reads the store itself), a Model, and a Model
+    # whose finalizer holds it while it is being deleted
+    controller = RecordingController(store)
+    store.create(_obj("Model", "kept", task="chat"))
+    held = _obj("Model", "held", task="chat")
+    held["metadata"]["finalizers"] = ["modelplane.dev/test"]
+    store.create(held)
+    store.delete("Model", NS, "held")
+    # then the first is read as stored, the one being deleted and a missing one are None
+    kept = controller.live_object(Request(NS, "kept"))
+    assert kept is not None and kept["spec"] == {"task": "chat"}
+    assert store.get("Model", NS, "held")["metadata"].get("deletionTimestamp")
+    assert controller.live_object(Request(NS, "held")) is None
+    assert controller.live_object(Request(NS, "missing")) is None

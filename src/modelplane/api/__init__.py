@@ -34,6 +34,7 @@ from modelplane.api._job import Job
 from modelplane.api._jsonschema import json_schema
 from modelplane.api._manifest import Manifest, load_manifests, load_paths
 from modelplane.api._meta import (
+    READY_PATH,
     Condition,
     ObjectMeta,
     Resource,
@@ -129,6 +130,7 @@ __all__ = [
     "QUEUE_ANNOTATION",
     "RACK_LABEL",
     "RACK_POWER_CAP_ANNOTATION",
+    "READY_PATH",
     "REPLICA_LABEL",
     "ROUTING_POLICIES",
     "SCRAPED_POLICIES",

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from modelplane.api._meta import Resource, Schema, Status
+from modelplane.api._meta import READY_COLUMN, Resource, Schema, Status
 from modelplane.api._quantity import Quantity
 from modelplane.api._types import Duration, Name, Problems, duplicates
 
@@ -181,5 +181,5 @@ class Agent(Resource):
     SHORT_NAMES: ClassVar[tuple[str, ...]] = ("ag",)
     COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = (
         ("ENTRYPOINT", "spec.entrypoint"),
-        ("READY", "status.conditions[type=Ready].status"),
+        READY_COLUMN,
     )

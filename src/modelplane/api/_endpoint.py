@@ -8,9 +8,9 @@ from typing import ClassVar, Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from modelplane.api._dra import DeviceClaim
-from modelplane.api._meta import OpenSchema, Resource, Schema, Status
+from modelplane.api._meta import READY_COLUMN, OpenSchema, Resource, Schema, Status
 from modelplane.api._names import RoutingPolicy
-from modelplane.api._types import Duration, Name, Problems, duplicates, unknown_fields
+from modelplane.api._types import Duration, Name, Problems, duplicates, refuse_unknown_fields
 from modelplane.api._unenforced import SLO, note
 
 _FALLBACK_PART = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -240,14 +240,7 @@ class EndpointSpec(Schema):
         problems.raise_any()
         return fallbacks
 
-    @field_validator("devices")
-    @classmethod
-    def _devices(cls, devices: DeviceClaim | None) -> DeviceClaim | None:
-        if devices is not None:
-            problems = Problems()
-            problems.extend(unknown_fields(devices))
-            problems.raise_any()
-        return devices
+    _devices = field_validator("devices")(refuse_unknown_fields)
 
 
 class ReplicaStatus(OpenSchema):
@@ -347,7 +340,7 @@ class Endpoint(Resource):
     COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = (
         ("MODEL", "spec.model"),
         ("REPLICAS", "status.readyReplicas"),
-        ("READY", "status.conditions[type=Ready].status"),
+        READY_COLUMN,
     )
 
     @model_validator(mode="after")

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
-from modelplane.api._meta import Resource, Schema, Status
+from modelplane.api._meta import READY_COLUMN, Resource, Schema, Status
 from modelplane.api._types import Name, Problems
 
 GraphNodeType = Literal["Sequence", "Switch", "Ensemble", "Splitter"]
@@ -156,5 +156,5 @@ class Graph(Resource):
     SHORT_NAMES: ClassVar[tuple[str, ...]] = ("gr",)
     COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = (
         ("ROOT", "spec.root"),
-        ("READY", "status.conditions[type=Ready].status"),
+        READY_COLUMN,
     )

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from modelplane.api._dra import DeviceClaim
 from modelplane.api._meta import Resource, Schema, Status
-from modelplane.api._types import Name, Problems, unknown_fields
+from modelplane.api._types import Name, Problems, refuse_unknown_fields
 
 TopologyLevel = Literal["host", "rack", "block"]
 
@@ -47,14 +47,7 @@ class JobSpec(Schema):
     queue: Name | None = Field(default=None, description="The Queue (same namespace) to wait in.")
     priority: int = Field(default=0, description="Higher runs first and may preempt lower.")
 
-    @field_validator("claim")
-    @classmethod
-    def _strict_claim(cls, claim: DeviceClaim | None) -> DeviceClaim | None:
-        if claim is not None:
-            problems = Problems()
-            problems.extend(unknown_fields(claim))
-            problems.raise_any()
-        return claim
+    _strict_claim = field_validator("claim")(refuse_unknown_fields)
 
 
 class JobStatus(Status):

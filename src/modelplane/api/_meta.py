@@ -137,6 +137,12 @@ class Status(OpenSchema):
     conditions: list[Condition] = Field(default_factory=list)
 
 
+#: where an object says whether it is ready: its ``Ready`` condition (kubectl's READY column)
+READY_PATH = "status.conditions[type=Ready].status"
+#: the ``modelplane get`` column of it, for the kinds that have a Ready condition
+READY_COLUMN = ("READY", READY_PATH)
+
+
 class Resource(Schema):
     """The envelope of every object: ``apiVersion``, ``kind``, ``metadata``, ``spec``, ``status``.
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from modelplane.api._meta import OpenSchema, Resource, Schema, Status
+from modelplane.api._meta import READY_COLUMN, OpenSchema, Resource, Schema, Status
 from modelplane.api._secret import check_secret_key
 from modelplane.api._types import Digest, FieldProblems, Name, Problems, duplicates
 from modelplane.api._unenforced import LICENSE, ONNX, REMOTE_SOURCE, SIGNATURE, note
@@ -220,5 +220,5 @@ class Model(Resource):
     COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = (
         ("TASK", "spec.task"),
         ("LATEST", "spec.versions[-1].name"),
-        ("READY", "status.conditions[type=Ready].status"),
+        READY_COLUMN,
     )

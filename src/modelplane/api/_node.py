@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from modelplane.api._meta import Resource, Schema, Status
+from modelplane.api._meta import READY_COLUMN, Resource, Schema, Status
 from modelplane.api._names import TOPOLOGY_LABELS as TOPOLOGY_LABELS
 from modelplane.api._quantity import Quantity
 
@@ -43,6 +43,6 @@ class Node(Resource):
     SHORT_NAMES: ClassVar[tuple[str, ...]] = ("no",)
     NAMESPACED: ClassVar[bool] = False
     COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("READY", "status.conditions[type=Ready].status"),
+        READY_COLUMN,
         ("UNSCHEDULABLE", "spec.unschedulable"),
     )

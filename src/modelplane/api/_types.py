@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, WithJsonSchema
 
@@ -95,6 +95,19 @@ def unknown_fields(model: BaseModel, path: Path = ()) -> list[tuple[Path, str]]:
     for name, info in type(model).model_fields.items():
         found.extend(_unknown_below(getattr(model, name), (*path, info.alias or name)))
     return found
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def refuse_unknown_fields(model: M | None) -> M | None:
+    """``model`` as it is, unless :func:`unknown_fields` finds any below it: then all of them as
+    problems. The field validator of a DRA structure embedded in one of our kinds."""
+    if model is not None:
+        problems = Problems()
+        problems.extend(unknown_fields(model))
+        problems.raise_any()
+    return model
 
 
 def _unknown_below(value: Any, path: Path) -> list[tuple[Path, str]]:

@@ -19,7 +19,7 @@ from pydantic_core import ErrorDetails
 from modelplane.api import errors
 from modelplane.api._introspect import fields_by_wire_name, is_model, item_type, unwrap
 from modelplane.api._meta import check_dns_label
-from modelplane.api._registry import kind_info
+from modelplane.api._registry import KindInfo, kind_info
 from modelplane.api._types import FieldProblems, Path, PathPart, render_path, suggest, wire_names
 
 if TYPE_CHECKING:
@@ -49,6 +49,43 @@ def validate(
     With ``manifest``, each cause carries ``location="file:line:column"`` of its field.
     """
     locate = manifest.location if manifest is not None else None
+    info = _kind_of(obj, locate)
+    kind = info.kind
+    metadata = obj.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    headline = f'{kind} "{name}" is invalid' if isinstance(name, str) else f"{kind} is invalid"
+    details = {
+        "kind": kind,
+        "group": info.group,
+        **({"name": name} if isinstance(name, str) else {}),
+    }
+
+    data = dict(obj)
+    data["apiVersion"] = info.api_version
+    try:
+        model = info.schema.model_validate(data)
+    except ValidationError as exc:
+        causes = [c for err in exc.errors() for c in _causes(err, info.schema, locate)]
+        raise errors.Invalid(headline, causes=causes, details=details) from None
+    except RecursionError:  # pragma: no cover - _plain_problems bounds the depth first
+        raise errors.Invalid(headline + ": nested too deeply", details=details) from None
+
+    open_schema = info.schema.model_config.get("extra") == "allow"
+    # our kinds: every default spelled out; DRA kinds: exactly what was written, nothing added
+    out = model.model_dump(
+        by_alias=True, mode="json", exclude_none=not open_schema, exclude_unset=open_schema
+    )
+    out["metadata"] = model.metadata.model_dump(by_alias=True, mode="json", exclude_unset=True)
+    out.pop("status", None)
+    if obj.get("status") is not None:
+        out["status"] = copy.deepcopy(obj["status"])
+    _place(out["metadata"], info.namespaced, default_namespace, headline, details, locate)
+    return out
+
+
+def _kind_of(obj: Any, locate: Any) -> KindInfo:
+    """The kind ``obj`` declares, once it is a mapping of plain JSON data with an ``apiVersion``
+    and a ``kind`` the API serves; else :class:`~modelplane.api.errors.Invalid` saying which."""
     if not isinstance(obj, dict):
         raise errors.Invalid(
             f"an object must be a mapping with apiVersion, kind, metadata and spec; got {_describe(obj)}",
@@ -84,42 +121,12 @@ def validate(
         raise errors.Invalid("the object has no apiVersion or kind", causes=envelope)
     assert isinstance(api_version, str) and isinstance(kind, str)
     try:
-        info = kind_info(api_version, kind)
+        return kind_info(api_version, kind)
     except errors.Invalid as exc:
         exc.causes = [
             errors.Cause(c.field, c.message, c.reason, _at(locate, (c.field,))) for c in exc.causes
         ]
         raise
-    metadata = obj.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, dict) else None
-    headline = f'{kind} "{name}" is invalid' if isinstance(name, str) else f"{kind} is invalid"
-    details = {
-        "kind": kind,
-        "group": info.group,
-        **({"name": name} if isinstance(name, str) else {}),
-    }
-
-    data = dict(obj)
-    data["apiVersion"] = info.api_version
-    try:
-        model = info.schema.model_validate(data)
-    except ValidationError as exc:
-        causes = [c for err in exc.errors() for c in _causes(err, info.schema, locate)]
-        raise errors.Invalid(headline, causes=causes, details=details) from None
-    except RecursionError:  # pragma: no cover - _plain_problems bounds the depth first
-        raise errors.Invalid(headline + ": nested too deeply", details=details) from None
-
-    open_schema = info.schema.model_config.get("extra") == "allow"
-    # our kinds: every default spelled out; DRA kinds: exactly what was written, nothing added
-    out = model.model_dump(
-        by_alias=True, mode="json", exclude_none=not open_schema, exclude_unset=open_schema
-    )
-    out["metadata"] = model.metadata.model_dump(by_alias=True, mode="json", exclude_unset=True)
-    out.pop("status", None)
-    if obj.get("status") is not None:
-        out["status"] = copy.deepcopy(obj["status"])
-    _place(out["metadata"], info.namespaced, default_namespace, headline, details, locate)
-    return out
 
 
 def _place(

@@ -15,7 +15,7 @@ import click
 import orjson
 
 from modelplane.cli._context import settings
-from modelplane.cli._options import home_option, positive_option
+from modelplane.cli._options import F, home_option, positive_option
 from modelplane.cli._output import to_yaml
 
 
@@ -45,6 +45,11 @@ def _show(value: Any, output: str | None) -> None:
 
 
 _OUTPUT = click.option("-o", "--output", type=click.Choice(["json", "yaml"]), default=None)
+
+
+def _instance(f: F) -> F:
+    """The ``AGENT NAME`` arguments of a command about one instance."""
+    return click.argument("agent")(click.argument("name")(f))
 
 
 def _call(method: str, path: str, **kwargs: Any) -> Any:
@@ -81,8 +86,7 @@ def create(
 
 
 @agents.command()
-@click.argument("agent")
-@click.argument("name")
+@_instance
 @click.argument("payload")
 def send(agent: str, name: str, payload: str) -> None:
     """Send PAYLOAD (JSON or text) to instance NAME of AGENT."""
@@ -91,8 +95,7 @@ def send(agent: str, name: str, payload: str) -> None:
 
 
 @agents.command("input")
-@click.argument("agent")
-@click.argument("name")
+@_instance
 @click.argument("value")
 def input_cmd(agent: str, name: str, value: str) -> None:
     """Answer the prompt instance NAME of AGENT waits on."""
@@ -101,8 +104,7 @@ def input_cmd(agent: str, name: str, value: str) -> None:
 
 
 @agents.command()
-@click.argument("agent")
-@click.argument("name")
+@_instance
 @_OUTPUT
 def state(agent: str, name: str, output: str | None) -> None:
     """Status, state, result or error of instance NAME of AGENT."""
@@ -138,41 +140,11 @@ def list_cmd(
 
 
 @agents.command()
-@click.argument("agent")
-@click.argument("name")
+@_instance
 def cancel(agent: str, name: str) -> None:
     """Cancel instance NAME of AGENT."""
     _call("POST", _path(agent, name, "cancel"))
     click.echo(f"{agent}/{name} cancellation queued")
-
-
-@agents.command()
-@click.argument("agent")
-@click.argument("name")
-@_OUTPUT
-def journal(agent: str, name: str, output: str | None) -> None:
-    """The journal records of instance NAME of AGENT (those not compacted)."""
-    _print_records(
-        _path(agent, name, "journal"),
-        output,
-        lambda r: (
-            f"{r['seq']:>6} {r['kind']:<6} {r['name']:<24} {_brief(r['data'])}"
-            + ("" if r["valid"] else "  CORRUPT")
-        ),
-    )
-
-
-@agents.command()
-@click.argument("agent")
-@click.argument("name")
-@_OUTPUT
-def audit(agent: str, name: str, output: str | None) -> None:
-    """Who did what, and every tool-call decision, for instance NAME of AGENT."""
-    _print_records(
-        _path(agent, name, "audit"),
-        output,
-        lambda r: f"{r['at']:.3f} {r['actor']:<32} {r['action']:<12} {_brief(r['detail'])}",
-    )
 
 
 def _brief(data: Any) -> str:
@@ -180,14 +152,35 @@ def _brief(data: Any) -> str:
     return orjson.dumps(data).decode()[:80]
 
 
-def _print_records(path: str, output: str | None, line: Callable[[dict[str, Any]], str]) -> None:
-    """The ``items`` at ``path``: as ``-o json|yaml`` asks, else one ``line`` each."""
-    items = _call("GET", path)["items"]
-    if output:
-        _show(items, output)
-        return
-    for r in items:
-        click.echo(line(r))
+def _records_command(action: str, help: str, line: Callable[[dict[str, Any]], str]) -> None:
+    """``agents ACTION AGENT NAME``: the records at the instance's ``ACTION`` path, as ``-o
+    json|yaml`` asks, else one ``line`` each."""
+
+    @agents.command(action, help=help)
+    @_instance
+    @_OUTPUT
+    def show(agent: str, name: str, output: str | None) -> None:
+        items = _call("GET", _path(agent, name, action))["items"]
+        if output:
+            _show(items, output)
+            return
+        for r in items:
+            click.echo(line(r))
+
+
+_records_command(
+    "journal",
+    "The journal records of instance NAME of AGENT (those not compacted).",
+    lambda r: (
+        f"{r['seq']:>6} {r['kind']:<6} {r['name']:<24} {_brief(r['data'])}"
+        + ("" if r["valid"] else "  CORRUPT")
+    ),
+)
+_records_command(
+    "audit",
+    "Who did what, and every tool-call decision, for instance NAME of AGENT.",
+    lambda r: f"{r['at']:.3f} {r['actor']:<32} {r['action']:<12} {_brief(r['detail'])}",
+)
 
 
 def parse_packages(text: str) -> tuple[str, ...]:

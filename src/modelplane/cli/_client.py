@@ -276,15 +276,14 @@ class Client:
         continue_token: str | None = None,
     ) -> JSON:
         """One page of a list (``{"items": [...], "metadata": {"resourceVersion", "continue"}}``)."""
-        params: dict[str, str | int] = {}
-        if label_selector:
-            params["labelSelector"] = label_selector
-        if field_selector:
-            params["fieldSelector"] = field_selector
-        if limit:
-            params["limit"] = limit
-        if continue_token:
-            params["continue"] = continue_token
+        params = _given(
+            {
+                "labelSelector": label_selector,
+                "fieldSelector": field_selector,
+                "limit": limit,
+                "continue": continue_token,
+            }
+        )
         result: JSON = self.request("GET", self.path(info, namespace), params=params)
         return result
 
@@ -384,18 +383,17 @@ class Client:
         An ``ERROR`` event is raised as its error (``Expired`` when ``resource_version`` is older
         than the server's history). Closing the generator closes the connection.
         """
-        params: dict[str, str | int] = {"watch": "true"}
-        if resource_version:
-            params["resourceVersion"] = resource_version
-        if label_selector:
-            params["labelSelector"] = label_selector
-        if field_selector:
-            params["fieldSelector"] = field_selector
-        if bookmarks:
-            params["allowWatchBookmarks"] = "true"
-        if timeout_seconds:
-            # the server ends the stream then: a quiet stream is not mistaken for a dead one
-            params["timeoutSeconds"] = timeout_seconds
+        params = _given(
+            {
+                "watch": "true",
+                "resourceVersion": resource_version,
+                "labelSelector": label_selector,
+                "fieldSelector": field_selector,
+                "allowWatchBookmarks": "true" if bookmarks else None,
+                # the server ends the stream then: a quiet stream is not mistaken for a dead one
+                "timeoutSeconds": timeout_seconds,
+            }
+        )
         # a watch is idle for as long as nothing changes: no read timeout
         timeout = httpx.Timeout(self._http.timeout.connect, read=None)
         try:
@@ -502,3 +500,8 @@ def _decode(response: httpx.Response) -> Any:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError:
         return response.text
+
+
+def _given(params: dict[str, str | int | None]) -> dict[str, str | int]:
+    """The query parameters that have a value (None, empty and 0 mean "not asked for")."""
+    return {key: value for key, value in params.items() if value}

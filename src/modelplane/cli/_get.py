@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 import click
 
-from modelplane.api import KindInfo, age, cell, resolve
+from modelplane.api import READY_PATH, KindInfo, age, cell, resolve
 from modelplane.api.errors import Expired, ModelplaneError, NotFound
 from modelplane.cli._client import JSON, Client, later_version
 from modelplane.cli._context import connection_options, settings
 from modelplane.cli._kinds import qualified, select
+from modelplane.cli._options import count_option
 from modelplane.cli._output import (
     OUTPUT_CHOICES,
     RowPrinter,
@@ -29,8 +30,6 @@ from modelplane.cli._output import (
     to_json,
     to_yaml,
 )
-
-_READY_PATH = "status.conditions[type=Ready].status"
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ class Columns:
         out.append(qualified(self.info, name) if self.qualify else name)
         out += [cell(resolve(obj, path)) for _, path in self.info.columns]
         if self.add_ready:
-            out.append(cell(resolve(obj, _READY_PATH)))
+            out.append(cell(resolve(obj, READY_PATH)))
         out.append(age(meta.get("creationTimestamp")))
         if self.wide:
             if self.has_ready:
@@ -255,12 +254,8 @@ def _watch(query: _Query, names: Sequence[str], *, output: str, watch_only: bool
 @click.option("-A", "--all-namespaces", is_flag=True, help="List the objects of every namespace.")
 @click.option("-w", "--watch", is_flag=True, help="After listing, print each change until Ctrl-C.")
 @click.option("--watch-only", is_flag=True, help="Print only changes, not the current objects.")
-@click.option(
-    "--chunk-size",
-    type=click.IntRange(min=0),
-    default=500,
-    show_default=True,
-    help="Fetch large lists this many objects at a time (0: all at once).",
+@count_option(
+    "--chunk-size", 500, "Fetch large lists this many objects at a time (0: all at once)."
 )
 @connection_options()
 @click.pass_context

@@ -1,6 +1,6 @@
 """Options several commands share, declared once: where a server listens, the platform's home and
 store, the log level, the encryption key of Secrets, the egress rules for model upstreams, and a
-number that must be above zero."""
+number that must be above zero, and a count."""
 
 from __future__ import annotations
 
@@ -73,6 +73,17 @@ def positive_option(flag: str, default: float, help: str) -> Callable[[F], F]:
     return click.option(
         flag,
         type=click.FloatRange(min=0, min_open=True),
+        default=default,
+        show_default=True,
+        help=help,
+    )
+
+
+def count_option(flag: str, default: int, help: str) -> Callable[[F], F]:
+    """A whole number of zero or more: how many of something."""
+    return click.option(
+        flag,
+        type=click.IntRange(min=0),
         default=default,
         show_default=True,
         help=help,

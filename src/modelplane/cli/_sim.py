@@ -12,12 +12,13 @@ needed.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 import orjson
 
-from modelplane.cli._options import positive_option
+from modelplane.cli._options import F, count_option, positive_option
 from modelplane.cli._output import to_json, to_yaml
 
 _NODE_API_VERSION = "modelplane.dev/v1alpha1"
@@ -57,13 +58,7 @@ def cluster(nodes: int, gpus_per_node: int, mig: bool, nvl72: bool, seed: int, o
 @click.option("--claims", type=click.IntRange(min=1), required=True, help="Number of claims.")
 @positive_option("--rate", 10.0, "Arrivals per second (Poisson).")
 @positive_option("--mean-duration", 600.0, "Mean claim duration in seconds (exponential).")
-@click.option(
-    "--infeasible",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Add this many claims no node can ever hold.",
-)
+@count_option("--infeasible", 0, "Add this many claims no node can ever hold.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml")
 def workload(
@@ -91,20 +86,29 @@ def _objects(path: str, what: str) -> list[dict[str, Any]]:
     return objs
 
 
-@sim.command("schedule")
-@click.option(
-    "--cluster",
-    "cluster_path",
-    required=True,
-    type=click.Path(allow_dash=True),
-    help="DeviceClasses, ResourceSlices and Nodes (from `sim cluster`).",
+#: ``-o json``, the one format of a report (kept as an option for scripts that pass it)
+_JSON_ONLY = click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["json"]),
+    default="json",
+    help="One JSON object (the only format).",
 )
-@click.option(
+
+
+def _objects_option(flag: str, dest: str, help: str) -> Callable[[F], F]:
+    """A required file of objects (``-``: standard input), as another ``sim`` command prints."""
+    return click.option(flag, dest, required=True, type=click.Path(allow_dash=True), help=help)
+
+
+@sim.command("schedule")
+@_objects_option(
+    "--cluster", "cluster_path", "DeviceClasses, ResourceSlices and Nodes (from `sim cluster`)."
+)
+@_objects_option(
     "--workload",
     "workload_path",
-    required=True,
-    type=click.Path(allow_dash=True),
-    help="ResourceClaims with arrival/duration annotations (from `sim workload`).",
+    "ResourceClaims with arrival/duration annotations (from `sim workload`).",
 )
 @click.option(
     "--scorer",
@@ -114,13 +118,7 @@ def _objects(path: str, what: str) -> list[dict[str, Any]]:
     help="The placement policy.",
 )
 @positive_option("--deadline-ms", 50.0, "Time bound of one decision.")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["json"]),
-    default="json",
-    help="One JSON object (the only format).",
-)
+@_JSON_ONLY
 def schedule(
     cluster_path: str, workload_path: str, scorer: str, deadline_ms: float, output: str
 ) -> None:
@@ -181,13 +179,7 @@ def schedule(
     help="The router's prefix_weight (prefix-load); default: the gateway's.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["json"]),
-    default="json",
-    help="One JSON object (the only format).",
-)
+@_JSON_ONLY
 def route(
     trace_path: str | None,
     generate: str | None,

@@ -20,7 +20,10 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,9 +32,13 @@ from modelplane.api.errors import ModelplaneError
 from modelplane.cli._agents import parse_packages
 from modelplane.cli._apply import run_apply
 from modelplane.cli._context import Settings
-from modelplane.cli._options import egress_rules, server_options
+from modelplane.cli._options import F, egress_rules, server_options
 from modelplane.cli._output import echo_error
 from modelplane.store import Store, redact_url
+
+if TYPE_CHECKING:
+    from modelplane.policy import AuditLog
+    from modelplane.server import TLS
 
 #: who up's own clients are: the operator who started it (an administrator)
 UP_PRINCIPAL = Principal("system:modelplane:up", frozenset({ADMIN_GROUP, AUTHENTICATED_GROUP}))
@@ -99,6 +106,175 @@ def _publish_inventory(store: Store, paths: tuple[str, ...]) -> None:
         raise click.ClickException(f"--inventory: {exc}{causes}") from None
 
 
+@dataclass(frozen=True)
+class _Options:
+    """``up``'s command-line options, as click passes them."""
+
+    host: str
+    port: int
+    home: str
+    database_url: str | None
+    token_file: str | None
+    tls_cert_file: str | None
+    tls_private_key_file: str | None
+    encryption_key_file: str | None
+    upstream_allow: tuple[str, ...]
+    allow_loopback_upstreams: bool
+    paths: tuple[str, ...]
+    inventories: tuple[str, ...]
+    model_roots: tuple[str, ...]
+    agent_packages: str
+    max_body_bytes: int | None
+    audit_retention: str | None
+    log_level: str
+
+
+def _make_home(home: str) -> Path:
+    home_dir = Path(home).expanduser().absolute()
+    try:
+        home_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot create the home folder {home_dir} ({exc.strerror or exc}); pass --home with"
+            " a writable folder"
+        ) from None
+    os.environ["MODELPLANE_HOME"] = str(home_dir)
+    return home_dir
+
+
+def _tls(cert_file: str | None, private_key_file: str | None) -> TLS | None:
+    """The certificate and key to serve HTTPS with, checked to be usable; None: plain HTTP."""
+    from modelplane.server import TLS
+
+    if not cert_file or not private_key_file:
+        return None
+    tls = TLS(cert_file, private_key_file)
+    try:
+        tls.check()
+    except ModelplaneError as exc:
+        raise click.ClickException(str(exc)) from None
+    return tls
+
+
+class _Settings:
+    """What ``up`` serves with, read and checked from its options before anything starts: a
+    usage error names the bad option, in the order a person fixes them."""
+
+    def __init__(self, o: _Options) -> None:
+        from modelplane.server import load_tokens
+
+        self.home = _make_home(o.home)
+        if (o.tls_cert_file is None) != (o.tls_private_key_file is None):
+            raise click.UsageError(
+                "--tls-cert-file and --tls-private-key-file go together: pass both to serve"
+                " HTTPS, or neither"
+            )
+        self.agent_packages = parse_packages(o.agent_packages)
+        self.model_roots = [str(Path(r).absolute()) for r in o.model_roots]
+        self.egress = egress_rules(o.upstream_allow, o.allow_loopback_upstreams)
+        self.token_file = o.token_file
+        #: ``{token: principal}`` from --token-file, with up's own token added; None: no auth
+        self.tokens = load_tokens(o.token_file) if o.token_file else None
+        # up's own clients (the -f apply, the rollout controller's samples, agents calling
+        # models) authenticate with a token that exists only in this process's memory
+        self.internal_token = secrets.token_urlsafe(32) if self.tokens is not None else None
+        if self.tokens is not None and self.internal_token is not None:
+            self.tokens[self.internal_token] = UP_PRINCIPAL
+        self.tls = _tls(o.tls_cert_file, o.tls_private_key_file)
+        #: the CA bundle up's own clients trust when it serves HTTPS
+        self.own_ca = (
+            _trust_own_certificate(self.home, self.tls.cert_file) if self.tls is not None else None
+        )
+
+
+class _Embedded:
+    """The controllers and services ``up`` runs beside the API server: started once the server
+    listens (a second ``up`` on a busy port fails before touching them), stopped in reverse."""
+
+    def __init__(
+        self, store: Store, settings: _Settings, paths: tuple[str, ...], audit: AuditLog
+    ) -> None:
+        from modelplane import platform
+        from modelplane.control import Manager
+
+        self.store = store
+        self.audit = audit
+        self.settings = settings
+        self.paths = paths
+        self.manager = Manager(
+            store,
+            identity=f"{socket.gethostname()}-{os.getpid()}",
+            controllers=platform.controllers(
+                store, model_roots=settings.model_roots, api_token=settings.internal_token
+            ),
+        )
+        self.services: list[platform.Service] = []
+        self._started = threading.Event()
+
+    def readiness(self) -> str | None:
+        return None if self._started.is_set() else "the controllers are starting"
+
+    def on_started(self, api_url: str) -> None:
+        from modelplane import platform
+
+        s = self.settings
+        # the gateway answers on this same address: the rollout controller reads samples there
+        os.environ.setdefault("MODELPLANE_GATEWAY_URL", api_url)
+        self.manager.start()
+        self.services.extend(
+            platform.services(
+                self.store,
+                api_url=api_url,
+                home=str(s.home),
+                model_roots=s.model_roots,
+                agent_packages=s.agent_packages,
+                api_token=s.internal_token,
+                egress=s.egress,
+                audit=self.audit,
+            )
+        )
+        for service in self.services:
+            service.start()
+        self._started.set()
+        click.echo(_banner(api_url, self.store.url, s.home, s.token_file))
+        if self.paths:
+            # as the operator who started up: -f may hold operator-owned kinds and agent code
+            threading.Thread(
+                target=_apply_initial,
+                args=(api_url, s.internal_token, self.paths, s.own_ca),
+                name="apply",
+                daemon=True,
+            ).start()
+
+    def stop(self) -> None:
+        """Stop the services, then the controllers, then the audit log, then close the store."""
+        self._started.clear()
+        for service in reversed(self.services):
+            service.stop(_STOP_TIMEOUT)
+        self.manager.stop(_STOP_TIMEOUT)
+        self.audit.close(_STOP_TIMEOUT)
+        self.store.close()
+
+
+def _existing(
+    *decls: str,
+    metavar: str,
+    help: str,
+    multiple: bool = False,
+    file_okay: bool = True,
+    dir_okay: bool = True,
+    allow_dash: bool = False,
+) -> Callable[[F], F]:
+    """An option naming files or folders that must exist (click checks them before up runs)."""
+    return click.option(
+        *decls,
+        multiple=multiple,
+        type=click.Path(exists=True, file_okay=file_okay, dir_okay=dir_okay, allow_dash=allow_dash),
+        metavar=metavar,
+        help=help,
+    )
+
+
 @click.command()
 @server_options(
     _DEFAULT_PORT,
@@ -113,41 +289,41 @@ def _publish_inventory(store: Store, paths: tuple[str, ...]) -> None:
         'group2"`; members of system:masters are administrators).'
     ),
 )
-@click.option(
+@_existing(
     "--tls-cert-file",
-    type=click.Path(exists=True, dir_okay=False),
+    dir_okay=False,
     metavar="FILE",
     help="Serve HTTPS with this certificate (PEM, intermediates after it); needs"
     " --tls-private-key-file. It must name the address up listens on.",
 )
-@click.option(
+@_existing(
     "--tls-private-key-file",
-    type=click.Path(exists=True, dir_okay=False),
+    dir_okay=False,
     metavar="FILE",
     help="The private key (PEM) of --tls-cert-file.",
 )
-@click.option(
+@_existing(
     "-f",
     "--filename",
     "paths",
     multiple=True,
-    type=click.Path(exists=True, allow_dash=True),
+    allow_dash=True,
     metavar="PATH",
     help="Apply these manifests once the server listens; repeatable.",
 )
-@click.option(
+@_existing(
     "--inventory",
     "inventories",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
+    dir_okay=False,
     metavar="FILE",
     help="Publish this device inventory (`modelplane sim cluster` output) at start; repeatable.",
 )
-@click.option(
+@_existing(
     "--model-root",
     "model_roots",
     multiple=True,
-    type=click.Path(exists=True, file_okay=False),
+    file_okay=False,
     metavar="DIR",
     help="A folder whose files a Model version's local `source` may name; repeatable (default:"
     " none, only artifacts imported with `modelplane models import`).",
@@ -169,138 +345,45 @@ def _publish_inventory(store: Store, paths: tuple[str, ...]) -> None:
     type=click.IntRange(min=1),
     help="Largest request body accepted (default 3 MiB).",
 )
-def up(
-    host: str,
-    port: int,
-    home: str,
-    database_url: str | None,
-    token_file: str | None,
-    tls_cert_file: str | None,
-    tls_private_key_file: str | None,
-    encryption_key_file: str | None,
-    upstream_allow: tuple[str, ...],
-    allow_loopback_upstreams: bool,
-    paths: tuple[str, ...],
-    inventories: tuple[str, ...],
-    model_roots: tuple[str, ...],
-    agent_packages: str,
-    max_body_bytes: int | None,
-    audit_retention: str | None,
-    log_level: str,
-) -> None:
+def up(**options: Any) -> None:
     """Run Modelplane on this machine: store, controllers and API server in one process."""
+    o = _Options(**options)
     logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=o.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    home_dir = Path(home).expanduser().absolute()
-    try:
-        home_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise click.ClickException(
-            f"cannot create the home folder {home_dir} ({exc.strerror or exc}); pass --home with"
-            " a writable folder"
-        ) from None
-    os.environ["MODELPLANE_HOME"] = str(home_dir)
-    if (tls_cert_file is None) != (tls_private_key_file is None):
-        raise click.UsageError(
-            "--tls-cert-file and --tls-private-key-file go together: pass both to serve HTTPS,"
-            " or neither"
-        )
-
+    settings = _Settings(o)
     # imported here: the other commands need none of this, and start faster without it
     from modelplane import platform
-    from modelplane.control import Manager
-    from modelplane.server import DEFAULT_MAX_BODY_BYTES, TLS, load_tokens, serve
+    from modelplane.server import DEFAULT_MAX_BODY_BYTES, serve
     from modelplane.store import default_url, open_store
 
-    packages = parse_packages(agent_packages)
-    roots = [str(Path(r).absolute()) for r in model_roots]
-    egress = egress_rules(upstream_allow, allow_loopback_upstreams)
-    tokens = load_tokens(token_file) if token_file else None
-    # up's own clients (the -f apply, the rollout controller's samples, agents calling models)
-    # authenticate with a token that exists only in this process's memory
-    internal_token = secrets.token_urlsafe(32) if tokens is not None else None
-    if tokens is not None and internal_token is not None:
-        tokens[internal_token] = UP_PRINCIPAL
-    tls = (
-        TLS(tls_cert_file, tls_private_key_file) if tls_cert_file and tls_private_key_file else None
-    )
-    if tls is not None:
-        try:
-            tls.check()
-        except ModelplaneError as exc:
-            raise click.ClickException(str(exc)) from None
-    own_ca = _trust_own_certificate(home_dir, tls.cert_file) if tls is not None else None
-    store = open_store(database_url or default_url(), encryption_key_file=encryption_key_file)
+    store = open_store(o.database_url or default_url(), encryption_key_file=o.encryption_key_file)
     try:
-        audit = platform.audit_log(store, retention=audit_retention)
+        audit = platform.audit_log(store, retention=o.audit_retention)
     except ModelplaneError as exc:
         store.close()
         raise click.ClickException(str(exc)) from None
-    if inventories:
-        _publish_inventory(store, inventories)
-    manager = Manager(
-        store,
-        identity=f"{socket.gethostname()}-{os.getpid()}",
-        controllers=platform.controllers(store, model_roots=roots, api_token=internal_token),
-    )
-    services: list[platform.Service] = []
-    controllers_started = threading.Event()
-
-    def readiness() -> str | None:
-        return None if controllers_started.is_set() else "the controllers are starting"
-
-    def on_started(api_url: str) -> None:
-        # the port is ours now: a second `up` on a busy port fails before touching controllers
-        # the gateway answers on this same address: the rollout controller reads samples there
-        os.environ.setdefault("MODELPLANE_GATEWAY_URL", api_url)
-        manager.start()
-        services.extend(
-            platform.services(
-                store,
-                api_url=api_url,
-                home=str(home_dir),
-                model_roots=roots,
-                agent_packages=packages,
-                api_token=internal_token,
-                egress=egress,
-                audit=audit,
-            )
-        )
-        for service in services:
-            service.start()
-        controllers_started.set()
-        click.echo(_banner(api_url, store.url, home_dir, token_file))
-        if paths:
-            # as the operator who started up: -f may hold operator-owned kinds and agent code
-            threading.Thread(
-                target=_apply_initial,
-                args=(api_url, internal_token, paths, own_ca),
-                name="apply",
-                daemon=True,
-            ).start()
-
+    if o.inventories:
+        _publish_inventory(store, o.inventories)
+    embedded = _Embedded(store, settings, o.paths, audit)
     try:
         serve(
             store,
-            host=host,
-            port=port,
-            tokens=tokens,
-            max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
-            readiness=readiness,
-            on_started=on_started,
+            host=o.host,
+            port=o.port,
+            tokens=settings.tokens,
+            max_body_bytes=o.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+            readiness=embedded.readiness,
+            on_started=embedded.on_started,
             install_signal_handlers=True,
-            routes=platform.routes(store, home=str(home_dir), egress=egress, audit=audit),
+            routes=platform.routes(
+                store, home=str(settings.home), egress=settings.egress, audit=audit
+            ),
             openapi=platform.openapi(),
-            tls=tls,
+            tls=settings.tls,
             audit=audit,
         )
         click.echo("Stopping...")
     finally:
-        controllers_started.clear()
-        for service in reversed(services):
-            service.stop(_STOP_TIMEOUT)
-        manager.stop(_STOP_TIMEOUT)
-        audit.close(_STOP_TIMEOUT)
-        store.close()
+        embedded.stop()
     click.echo("Modelplane stopped.")

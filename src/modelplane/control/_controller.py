@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from modelplane.api.errors import ModelplaneError
+from modelplane.api.errors import ModelplaneError, NotFound
 from modelplane.control._informer import JSON, Informer, object_key
 from modelplane.control._queue import RateLimiter, WorkQueue
 
@@ -161,6 +161,17 @@ class Controller(abc.ABC):
             f"{self.component} has no running informer for {kind!r}: it is available between"
             " start() and stop(), for the primary kind and the kinds in `watches`"
         )
+
+    def live_object(self, request: Request) -> JSON | None:
+        """The object of the primary kind that ``request`` names, as the store has it now; None
+        when it is gone or being deleted (nothing is left to move toward its spec)."""
+        try:
+            obj = self.store.get(self.kind, request.namespace, request.name)
+        except NotFound:
+            return None
+        if (obj.get("metadata") or {}).get("deletionTimestamp"):
+            return None
+        return obj
 
     def _informer_for(self, kind: str, namespace: str | None, selector: str | None) -> Informer:
         key = (kind, namespace, selector)

@@ -28,6 +28,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import orjson
 from opentelemetry.trace import INVALID_SPAN, Span
@@ -274,27 +275,7 @@ class Gateway:
         raise error
 
     async def _serve(self, route: EndpointRoute, call: Call, ticket: Ticket | None) -> Response:
-        version = pick_version(route, call.session, self.random)
-        if version is None and route.scale_to_zero:
-            route = await self._hold(route)
-            version = pick_version(route, call.session, self.random)
-        if version is None:
-            problems = "; ".join(
-                f"version {v.name}: {v.problem}" for v in route.versions if v.problem
-            )
-            raise _Exhausted(
-                unavailable(
-                    f"endpoint {route.key} has no ready replica"
-                    + (
-                        f" ({problems})"
-                        if problems
-                        else ""
-                        if route.versions
-                        else f" (its Model {route.model!r} has no such versions)"
-                    ),
-                    retry_after=2.0,
-                )
-            )
+        route, version = await self._version(route, call)
         blocks = call.blocks(self.block_chars) if route.policy in PREFIX_POLICIES else []
         tried: set[str] = set()
         timeouts = failures = 0
@@ -354,22 +335,51 @@ class Gateway:
                 duration=time.perf_counter() - start,
                 output_tokens=0,
             )
-        if timeouts and not failures:
-            raise _Exhausted(
-                GatewayError(
-                    504,
-                    f"endpoint {route.key}: no replica answered within {self.read_timeout}s"
-                    f" ({timeouts} tried)",
-                    type="timeout",
-                    code="upstream_timeout",
-                    retry_after=1.0,
-                )
-            )
+        raise _Exhausted(self._no_answer(route, version, len(tried), timeouts, failures))
+
+    async def _version(
+        self, route: EndpointRoute, call: Call
+    ) -> tuple[EndpointRoute, VersionRoute]:
+        """The version to serve ``call`` from (holding the request while a scaled-to-zero
+        endpoint starts a replica), with the route as it then stands; raises _Exhausted (503)
+        when no version has a ready replica."""
+        version = pick_version(route, call.session, self.random)
+        if version is None and route.scale_to_zero:
+            route = await self._hold(route)
+            version = pick_version(route, call.session, self.random)
+        if version is not None:
+            return route, version
+        problems = "; ".join(f"version {v.name}: {v.problem}" for v in route.versions if v.problem)
         raise _Exhausted(
             unavailable(
-                f"endpoint {route.key}: every replica tried failed before answering"
-                f" ({len(tried)} of {len(version.replicas)} of version {version.name})"
+                f"endpoint {route.key} has no ready replica"
+                + (
+                    f" ({problems})"
+                    if problems
+                    else ""
+                    if route.versions
+                    else f" (its Model {route.model!r} has no such versions)"
+                ),
+                retry_after=2.0,
             )
+        )
+
+    def _no_answer(
+        self, route: EndpointRoute, version: VersionRoute, tried: int, timeouts: int, failures: int
+    ) -> GatewayError:
+        """The error when every attempt failed before answering: 504 when all timed out."""
+        if timeouts and not failures:
+            return GatewayError(
+                504,
+                f"endpoint {route.key}: no replica answered within {self.read_timeout}s"
+                f" ({timeouts} tried)",
+                type="timeout",
+                code="upstream_timeout",
+                retry_after=1.0,
+            )
+        return unavailable(
+            f"endpoint {route.key}: every replica tried failed before answering"
+            f" ({tried} of {len(version.replicas)} of version {version.name})"
         )
 
     async def _hold(self, route: EndpointRoute) -> EndpointRoute:
@@ -538,32 +548,21 @@ class _Failed(Exception):
         self.error_type = error_type or str(code)
 
 
+@dataclass
 class _Relay:
     """Relays a streamed answer, then settles the request's accounting once it ends."""
 
-    def __init__(
-        self,
-        gateway: Gateway,
-        route: EndpointRoute,
-        version: VersionRoute,
-        replica: Replica,
-        upstream: UpstreamResponse,
-        chunks: AsyncIterator[bytes],
-        ticket: Ticket | None,
-        start: float,
-        ttft: float,
-    ) -> None:
-        self.gateway = gateway
-        self.route = route
-        self.version = version
-        self.replica = replica
-        self.upstream = upstream
-        self.chunks = chunks
-        self.ticket = ticket
-        self.start = start
-        self.ttft = ttft
-        self.prompt_tokens = 0
-        self.span: Span | None = None
+    gateway: Gateway
+    route: EndpointRoute
+    version: VersionRoute
+    replica: Replica
+    upstream: UpstreamResponse
+    chunks: AsyncIterator[bytes]
+    ticket: Ticket | None
+    start: float
+    ttft: float
+    prompt_tokens: int = 0
+    span: Span | None = None
 
     async def run(self, first: bytes) -> AsyncIterator[bytes]:
         code = 200

@@ -16,7 +16,6 @@ import copy
 import logging
 from typing import Any
 
-from modelplane.api.errors import NotFound
 from modelplane.control import (
     Controller,
     Request,
@@ -153,13 +152,10 @@ class GraphController(Controller):
         return self.informer("Endpoint").get(namespace, name)
 
     def reconcile(self, request: Request) -> Result:
-        try:
-            graph = self.store.get(self.kind, request.namespace, request.name)
-        except NotFound:
+        graph = self.live_object(request)
+        if graph is None:
             return Result()
         meta = graph.get("metadata") or {}
-        if meta.get("deletionTimestamp"):
-            return Result()
         problems = graph_problems(graph.get("spec"), self._endpoint, request.namespace)
         if problems:
             ready, reason = False, problems[0][0]

@@ -124,20 +124,17 @@ class Limiter:
         now = self.clock()
         who = f"user {user!r} of " if user else ""
         rpm, tpm, budget = limits.requests_per_minute, limits.tokens_per_minute, limits.budget_usd
-        if rpm is not None and tenant.requests.level(now) >= rpm:
-            raise _limited(
-                f"{who}endpoint {namespace}/{endpoint} is over its limit of {rpm} requests per"
-                " minute",
-                "requests_per_minute",
-                tenant.requests.retry_after(now, rpm),
-            )
-        if tpm is not None and tenant.tokens.level(now) >= tpm:
-            raise _limited(
-                f"{who}endpoint {namespace}/{endpoint} is over its limit of {tpm} tokens per"
-                " minute",
-                "tokens_per_minute",
-                tenant.tokens.retry_after(now, tpm),
-            )
+        for limit, window, unit in (
+            (rpm, tenant.requests, "requests"),
+            (tpm, tenant.tokens, "tokens"),
+        ):
+            if limit is not None and window.level(now) >= limit:
+                raise _limited(
+                    f"{who}endpoint {namespace}/{endpoint} is over its limit of {limit} {unit} per"
+                    " minute",
+                    f"{unit}_per_minute",
+                    window.retry_after(now, limit),
+                )
         if budget is not None and limits.usd_per_token > 0 and tenant.spend.level(now) >= budget:
             raise _limited(
                 f"{who}endpoint {namespace}/{endpoint} has spent its budget of ${budget:g}",

@@ -210,29 +210,35 @@ class RoutingTable:
         meta = obj["metadata"]
         namespace = str(meta.get("namespace") or "default")
         spec = obj.get("spec") or {}
-        status = obj.get("status") or {}
         annotations = meta.get("annotations") or {}
         model = models.get((namespace, str(spec.get("model"))))
         model_spec = (model or {}).get("spec") or {}
+        routing = spec.get("routing") or {}
+        return EndpointRoute(
+            namespace=namespace,
+            name=str(meta["name"]),
+            model=str(spec.get("model")),
+            task=str(model_spec.get("task") or "chat"),
+            versions=self._versions(namespace, spec, obj.get("status") or {}, model_spec),
+            policy=str(routing.get("policy") or "least-request"),
+            sticky=_sticky(routing, annotations),
+            limits=_limits(spec.get("limits"), annotations),
+            fallbacks=_fallbacks(spec, annotations),
+            created=_created(meta),
+            scale_to_zero=bool((spec.get("replicas") or {}).get("scaleToZero")),
+        )
+
+    def _versions(
+        self, namespace: str, spec: JSON, status: JSON, model_spec: JSON
+    ) -> tuple[VersionRoute, ...]:
+        """The versions the traffic split names that the Model has, in the split's order."""
         versions_spec: dict[str, JSON] = {
             str(v["name"]): v for v in model_spec.get("versions") or [] if isinstance(v, dict)
         }
         traffic = status.get("traffic") or spec.get("traffic") or []
         if not traffic and versions_spec:
             traffic = [{"version": list(versions_spec)[-1], "weight": 100}]
-        published = status.get("replicas")
-        replicas_by_version: dict[str, list[Replica]] = {}
-        if isinstance(published, list):
-            for r in published:
-                if not isinstance(r, dict) or not r.get("ready") or not r.get("url"):
-                    continue
-                replica = Replica(
-                    name=str(r.get("name") or r["url"]),
-                    url=str(r["url"]).rstrip("/"),
-                    version=str(r.get("version") or ""),
-                    node=str(r.get("node") or ""),
-                )
-                replicas_by_version.setdefault(replica.version, []).append(replica)
+        replicas_by_version = _ready_replicas(status.get("replicas"))
         versions: list[VersionRoute] = []
         for target in traffic:
             name = str(target.get("version"))
@@ -241,53 +247,25 @@ class RoutingTable:
             if vspec is None:
                 continue
             if vspec.get("format") == "upstream":
-                url = str(vspec.get("source", "")).rstrip("/")
-                authorization, problem = self._authorization(
-                    namespace, vspec.get("apiKeySecretRef")
-                )
-                versions.append(
-                    VersionRoute(
-                        name=name,
-                        weight=weight,
-                        replicas=()
-                        if problem
-                        else (Replica("upstream", url, name, upstream=True),),
-                        authorization=authorization,
-                        upstream_model=_upstream_model(vspec, str(spec.get("model"))),
-                        problem=problem,
-                    )
-                )
+                versions.append(self._upstream_version(namespace, name, weight, vspec, spec))
             else:
                 found = replicas_by_version.get(name, [])
                 versions.append(VersionRoute(name, weight, tuple(found)))
-        routing = spec.get("routing") or {}
-        listed = spec.get("fallbacks")
-        if isinstance(listed, list) and listed:
-            fallbacks = tuple(str(f).strip() for f in listed if str(f).strip())
-        else:  # deprecated annotation
-            fallbacks = tuple(
-                f.strip()
-                for f in str(annotations.get(FALLBACKS_ANNOTATION, "")).split(",")
-                if f.strip()
-            )
-        sticky = routing.get("sticky")
-        return EndpointRoute(
-            namespace=namespace,
-            name=str(meta["name"]),
-            model=str(spec.get("model")),
-            task=str(model_spec.get("task") or "chat"),
-            versions=tuple(versions),
-            policy=str(routing.get("policy") or "least-request"),
-            sticky=routing.get("policy") == "session-affinity"
-            or (
-                bool(sticky)
-                if isinstance(sticky, bool)
-                else str(annotations.get(STICKY_ANNOTATION, "")).lower() == "true"
-            ),
-            limits=_limits(spec.get("limits"), annotations),
-            fallbacks=fallbacks,
-            created=_created(meta),
-            scale_to_zero=bool((spec.get("replicas") or {}).get("scaleToZero")),
+        return tuple(versions)
+
+    def _upstream_version(
+        self, namespace: str, name: str, weight: int, vspec: JSON, spec: JSON
+    ) -> VersionRoute:
+        """A version served by an OpenAI-compatible upstream: no replica while its key is unusable."""
+        url = str(vspec.get("source", "")).rstrip("/")
+        authorization, problem = self._authorization(namespace, vspec.get("apiKeySecretRef"))
+        return VersionRoute(
+            name=name,
+            weight=weight,
+            replicas=() if problem else (Replica("upstream", url, name, upstream=True),),
+            authorization=authorization,
+            upstream_model=_upstream_model(vspec, str(spec.get("model"))),
+            problem=problem,
         )
 
     def _authorization(self, namespace: str, ref: Any) -> tuple[str | None, str | None]:
@@ -328,6 +306,43 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 def _upstream_model(vspec: JSON, default: str) -> str:
     # an upstream serves many models: `upstreamModel` names the one (else the Model's name)
     return str(vspec.get("upstreamModel") or default)
+
+
+def _ready_replicas(published: Any) -> dict[str, list[Replica]]:
+    """The ready replicas the node agents published in ``status.replicas``, by version."""
+    by_version: dict[str, list[Replica]] = {}
+    if not isinstance(published, list):
+        return by_version
+    for r in published:
+        if not isinstance(r, dict) or not r.get("ready") or not r.get("url"):
+            continue
+        replica = Replica(
+            name=str(r.get("name") or r["url"]),
+            url=str(r["url"]).rstrip("/"),
+            version=str(r.get("version") or ""),
+            node=str(r.get("node") or ""),
+        )
+        by_version.setdefault(replica.version, []).append(replica)
+    return by_version
+
+
+def _fallbacks(spec: JSON, annotations: dict[str, str]) -> tuple[str, ...]:
+    listed = spec.get("fallbacks")
+    if isinstance(listed, list) and listed:
+        return tuple(str(f).strip() for f in listed if str(f).strip())
+    # deprecated annotation
+    return tuple(
+        f.strip() for f in str(annotations.get(FALLBACKS_ANNOTATION, "")).split(",") if f.strip()
+    )
+
+
+def _sticky(routing: JSON, annotations: dict[str, str]) -> bool:
+    if routing.get("policy") == "session-affinity":
+        return True
+    sticky = routing.get("sticky")
+    if isinstance(sticky, bool):
+        return sticky
+    return str(annotations.get(STICKY_ANNOTATION, "")).lower() == "true"
 
 
 def _limits(raw: Any, annotations: dict[str, str]) -> Limits | None:

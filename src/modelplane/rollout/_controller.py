@@ -115,13 +115,10 @@ class RolloutController(Controller):
     # -- reconcile ----------------------------------------------------------------------------------
 
     def reconcile(self, request: Request) -> Result:
-        try:
-            endpoint = self.store.get(self.kind, request.namespace, request.name)
-        except NotFound:
+        endpoint = self.live_object(request)
+        if endpoint is None:
             return Result()
         meta = endpoint.get("metadata") or {}
-        if meta.get("deletionTimestamp"):
-            return Result()
         spec = endpoint.get("spec") or {}
         status = endpoint.get("status") or {}
         desired = self._wanted(endpoint)

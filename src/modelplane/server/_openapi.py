@@ -10,6 +10,7 @@ and schemas they add to ``components.schemas`` (they may refer to ``v1.Status``)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import modelplane
@@ -232,9 +233,107 @@ def _operation(op_id: str, summary: str, tag: str, responses: Schema, **extra: A
     }
 
 
+@dataclass(frozen=True)
+class _KindOperations:
+    """The operations of one kind, named the way Kubernetes names them (``listNamespacedModel``,
+    ``readNamespacedModelStatus``) and tagged with the kind's apiVersion."""
+
+    info: KindInfo
+
+    def _op(
+        self, verb: str, summary: str, responses: Schema, *, status: bool = False, **extra: Any
+    ) -> Schema:
+        scope = "Namespaced" if self.info.namespaced else ""
+        op_id = f"{verb}{scope}{self.info.kind}{'Status' if status else ''}"
+        return _operation(op_id, summary, self.info.api_version, responses, **extra)
+
+    def _one(self) -> Schema:
+        return _json(_ref(self.info.kind), self.info.kind)
+
+    def listing(self, op_id: str, summary: str) -> Schema:
+        kind = self.info.kind
+        listing = {
+            "description": f"{kind}List, or watch events with watch=true",
+            "content": {
+                "application/json": {"schema": _ref(f"{kind}List")},
+                "application/json;stream=watch": {"schema": _ref(WATCH_EVENT)},
+            },
+        }
+        return _operation(
+            op_id,
+            summary,
+            self.info.api_version,
+            {"200": listing, **_ERRORS},
+            parameters=_LIST_PARAMS,
+        )
+
+    def collection(self) -> dict[str, Schema]:
+        """GET (list or watch) and POST (create) of the kind's collection."""
+        kind = self.info.kind
+        scope = "Namespaced" if self.info.namespaced else ""
+        return {
+            "get": self.listing(f"list{scope}{kind}", f"List or watch {kind} objects"),
+            "post": self._op(
+                "create",
+                f"Create a {kind}",
+                {"201": _json(_ref(kind), f"the created {kind}"), **_ERRORS},
+                parameters=[_FIELD_VALIDATION],
+                requestBody=_object_body(self.info),
+            ),
+        }
+
+    def item(self) -> dict[str, Schema]:
+        """GET, PUT, PATCH and DELETE of one object."""
+        kind, one = self.info.kind, self._one()
+        return {
+            "get": self._op("read", f"Read a {kind}", {"200": one, **_ERRORS}),
+            "put": self._op(
+                "replace",
+                f"Replace a {kind} (optimistic concurrency on metadata.resourceVersion)",
+                {"200": one, **_ERRORS},
+                parameters=[_FIELD_VALIDATION],
+                requestBody=_object_body(self.info),
+            ),
+            "patch": self._op(
+                "patch",
+                f"Merge-patch, JSON-patch or server-side apply a {kind}",
+                {"200": one, "201": _json(_ref(kind), f"the {kind} apply created"), **_ERRORS},
+                parameters=[_FIELD_VALIDATION, _FIELD_MANAGER, _FORCE],
+                requestBody=_object_patch_body(),
+            ),
+            "delete": self._op(
+                "delete",
+                f"Delete a {kind} (or mark it, while finalizers remain)",
+                {"200": one, **_ERRORS},
+                parameters=[
+                    _param("resourceVersion", "query", _STRING, "Delete only this version.")
+                ],
+            ),
+        }
+
+    def status(self) -> dict[str, Schema]:
+        """GET, PUT and PATCH of one object's status."""
+        kind, ok = self.info.kind, {"200": self._one(), **_ERRORS}
+        return {
+            "get": self._op("read", f"Read a {kind}'s status", ok, status=True),
+            "put": self._op(
+                "replace",
+                f"Replace a {kind}'s status",
+                ok,
+                status=True,
+                requestBody=_object_body(self.info),
+            ),
+            "patch": self._op(
+                "patch",
+                f"Merge-patch a {kind}'s status",
+                ok,
+                status=True,
+                requestBody=_patch_body(),
+            ),
+        }
+
+
 def _kind_paths(info: KindInfo) -> dict[str, Schema]:
-    kind, tag = info.kind, info.api_version
-    scope = "Namespaced" if info.namespaced else ""
     base = f"/apis/{info.group}/{info.version}"
     collection = (
         f"{base}/namespaces/{{namespace}}/{info.plural}"
@@ -242,85 +341,20 @@ def _kind_paths(info: KindInfo) -> dict[str, Schema]:
         else (f"{base}/{info.plural}")
     )
     path_params = [_NAMESPACE] if info.namespaced else []
-    one = _json(_ref(kind), kind)
-    listing = {
-        "description": f"{kind}List, or watch events with watch=true",
-        "content": {
-            "application/json": {"schema": _ref(f"{kind}List")},
-            "application/json;stream=watch": {"schema": _ref(WATCH_EVENT)},
-        },
-    }
-
-    def list_operation(op_id: str, summary: str) -> Schema:
-        return _operation(op_id, summary, tag, {"200": listing, **_ERRORS}, parameters=_LIST_PARAMS)
-
+    operations = _KindOperations(info)
     paths: dict[str, Schema] = {
-        collection: {
-            "parameters": path_params,
-            "get": list_operation(f"list{scope}{kind}", f"List or watch {kind} objects"),
-            "post": _operation(
-                f"create{scope}{kind}",
-                f"Create a {kind}",
-                tag,
-                {"201": _json(_ref(kind), f"the created {kind}"), **_ERRORS},
-                parameters=[_FIELD_VALIDATION],
-                requestBody=_object_body(info),
-            ),
-        },
-        f"{collection}/{{name}}": {
-            "parameters": [*path_params, _NAME],
-            "get": _operation(f"read{scope}{kind}", f"Read a {kind}", tag, {"200": one, **_ERRORS}),
-            "put": _operation(
-                f"replace{scope}{kind}",
-                f"Replace a {kind} (optimistic concurrency on metadata.resourceVersion)",
-                tag,
-                {"200": one, **_ERRORS},
-                parameters=[_FIELD_VALIDATION],
-                requestBody=_object_body(info),
-            ),
-            "patch": _operation(
-                f"patch{scope}{kind}",
-                f"Merge-patch, JSON-patch or server-side apply a {kind}",
-                tag,
-                {"200": one, "201": _json(_ref(kind), f"the {kind} apply created"), **_ERRORS},
-                parameters=[_FIELD_VALIDATION, _FIELD_MANAGER, _FORCE],
-                requestBody=_object_patch_body(),
-            ),
-            "delete": _operation(
-                f"delete{scope}{kind}",
-                f"Delete a {kind} (or mark it, while finalizers remain)",
-                tag,
-                {"200": one, **_ERRORS},
-                parameters=[
-                    _param("resourceVersion", "query", _STRING, "Delete only this version.")
-                ],
-            ),
-        },
+        collection: {"parameters": path_params, **operations.collection()},
+        f"{collection}/{{name}}": {"parameters": [*path_params, _NAME], **operations.item()},
         f"{collection}/{{name}}/status": {
             "parameters": [*path_params, _NAME],
-            "get": _operation(
-                f"read{scope}{kind}Status", f"Read a {kind}'s status", tag, {"200": one, **_ERRORS}
-            ),
-            "put": _operation(
-                f"replace{scope}{kind}Status",
-                f"Replace a {kind}'s status",
-                tag,
-                {"200": one, **_ERRORS},
-                requestBody=_object_body(info),
-            ),
-            "patch": _operation(
-                f"patch{scope}{kind}Status",
-                f"Merge-patch a {kind}'s status",
-                tag,
-                {"200": one, **_ERRORS},
-                requestBody=_patch_body(),
-            ),
+            **operations.status(),
         },
     }
     if info.namespaced:
         paths[f"{base}/{info.plural}"] = {
-            "get": list_operation(
-                f"list{kind}ForAllNamespaces", f"List or watch {kind} objects in every namespace"
+            "get": operations.listing(
+                f"list{info.kind}ForAllNamespaces",
+                f"List or watch {info.kind} objects in every namespace",
             )
         }
     return paths

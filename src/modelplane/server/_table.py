@@ -16,12 +16,11 @@ from typing import Any, Literal
 
 from starlette.datastructures import QueryParams
 
-from modelplane.api import KindInfo, age, cell, json_schema, resolve
+from modelplane.api import READY_PATH, KindInfo, age, cell, json_schema, resolve
 from modelplane.api.errors import BadRequest
 from modelplane.store import JSON
 
 TABLE_VERSION = "meta.k8s.io/v1"
-_READY_PATH = "status.conditions[type=Ready].status"
 IncludeObject = Literal["None", "Metadata", "Object"]
 
 
@@ -66,7 +65,7 @@ def ready_column(info: KindInfo, items: list[JSON] | None) -> bool:
         return False
     if items is None:
         return _has_conditions(info)
-    return any(resolve(o, _READY_PATH) is not None for o in items)
+    return any(resolve(o, READY_PATH) is not None for o in items)
 
 
 def column_definitions(info: KindInfo, ready: bool) -> list[JSON]:
@@ -99,7 +98,7 @@ def row(info: KindInfo, obj: JSON, *, ready: bool, include: IncludeObject) -> JS
     cells: list[Any] = [str(meta.get("name", ""))]
     cells += [cell(resolve(obj, path)) for _, path in info.columns]
     if ready:
-        cells.append(cell(resolve(obj, _READY_PATH)))
+        cells.append(cell(resolve(obj, READY_PATH)))
     cells.append(age(meta.get("creationTimestamp")))
     return {"cells": cells, "object": _row_object(info, obj, include)}
 

@@ -46,7 +46,7 @@ from typing import cast
 import orjson
 
 from modelplane.api.errors import BadRequest, Expired
-from modelplane.store._contract import JSON, EventType, WatchEvent
+from modelplane.store._contract import JSON, Closing, EventType, WatchEvent
 from modelplane.store._selector import LabelSelector
 
 log = logging.getLogger("modelplane.store")
@@ -307,7 +307,7 @@ def _resolve(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-class HubWatch:
+class HubWatch(Closing):
     """A :class:`~modelplane.store.Watch` served by a :class:`Hub`."""
 
     def __init__(
@@ -437,12 +437,6 @@ class HubWatch:
     def close(self) -> None:
         self._closed = True
         self._hub.interrupt()
-
-    def __enter__(self) -> HubWatch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<Watch kind={self._kind} namespace={self._namespace} at {self._pos}>"

@@ -33,7 +33,7 @@ import orjson
 from modelplane.api.errors import AlreadyExists, BadRequest, Expired, NotFound, Unavailable
 from modelplane.store import _leases
 from modelplane.store._codec import Codec, dumps, loads, opener
-from modelplane.store._contract import JSON, EventType, Lease, ObjectList
+from modelplane.store._contract import JSON, Closing, EventType, Lease, ObjectList
 from modelplane.store._gc import gc_paused
 from modelplane.store._hub import Hub, HubWatch, Record, expired, parse_since
 from modelplane.store._lifecycle import (
@@ -125,7 +125,7 @@ class _Tx:
         return plain
 
 
-class BaseStore(ABC):
+class BaseStore(Closing, ABC):
     """:class:`~modelplane.store.Store` on top of a backend's primitives."""
 
     url: str
@@ -169,7 +169,7 @@ class BaseStore(ABC):
     @abstractmethod
     def _close_backend(self) -> None: ...
 
-    def _start_watching(self) -> None:  # noqa: B027 - a hook, empty unless a backend needs it
+    def _start_watching(self) -> None:
         """Called before a watch starts (PostgreSQL starts listening for notifications)."""
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -425,12 +425,6 @@ class BaseStore(ABC):
         self._closed = True
         self._hub.stop()
         self._close_backend()
-
-    def __enter__(self) -> BaseStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.display_url}>"
