@@ -21,6 +21,7 @@ import secrets
 import socket
 import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -29,7 +30,13 @@ from modelplane.api.errors import ModelplaneError
 from modelplane.cli._agents import parse_packages
 from modelplane.cli._apply import run_apply
 from modelplane.cli._context import Settings
-from modelplane.cli._options import egress_rules, server_options
+from modelplane.cli._options import (
+    authentication,
+    authentication_options,
+    egress_rules,
+    server_options,
+    tls_options,
+)
 from modelplane.cli._output import echo_error
 from modelplane.store import Store, redact_url
 
@@ -39,8 +46,12 @@ _DEFAULT_PORT = 8470
 _STOP_TIMEOUT = 15.0
 
 
-def _banner(api_url: str, store_url: str, home: Path, token_file: str | None) -> str:
-    auth = f"bearer tokens from {token_file}" if token_file else "none (anyone who can reach it)"
+def _banner(api_url: str, store_url: str, home: Path, auth_flags: dict[str, Any]) -> str:
+    ways = [
+        *([f"bearer tokens from {auth_flags['token_file']}"] if auth_flags["token_file"] else []),
+        *([f"JWTs of {auth_flags['oidc_issuer_url']}"] if auth_flags["oidc_issuer_url"] else []),
+    ]
+    auth = ", ".join(ways) or "none (anyone who can reach it)"
     return "\n".join(
         [
             "Modelplane is up.",
@@ -105,27 +116,8 @@ def _publish_inventory(store: Store, paths: tuple[str, ...]) -> None:
     home_help="Folder for Modelplane's files (the SQLite store...); sets MODELPLANE_HOME.",
     log_help="How much the server and controllers log (to stderr).",
 )
-@click.option(
-    "--token-file",
-    type=click.Path(dir_okay=False),
-    help=(
-        'Require a bearer token listed in this file (one per line, `token,user,uid,"group1,'
-        'group2"`; members of system:masters are administrators).'
-    ),
-)
-@click.option(
-    "--tls-cert-file",
-    type=click.Path(exists=True, dir_okay=False),
-    metavar="FILE",
-    help="Serve HTTPS with this certificate (PEM, intermediates after it); needs"
-    " --tls-private-key-file. It must name the address up listens on.",
-)
-@click.option(
-    "--tls-private-key-file",
-    type=click.Path(exists=True, dir_okay=False),
-    metavar="FILE",
-    help="The private key (PEM) of --tls-cert-file.",
-)
+@authentication_options
+@tls_options
 @click.option(
     "-f",
     "--filename",
@@ -169,7 +161,6 @@ def up(
     port: int,
     home: str,
     database_url: str | None,
-    token_file: str | None,
     tls_cert_file: str | None,
     tls_private_key_file: str | None,
     encryption_key_file: str | None,
@@ -181,6 +172,7 @@ def up(
     agent_packages: str,
     max_body_bytes: int | None,
     log_level: str,
+    **auth_flags: Any,
 ) -> None:
     """Run Modelplane on this machine: store, controllers and API server in one process."""
     logging.basicConfig(
@@ -204,13 +196,16 @@ def up(
     # imported here: the other commands need none of this, and start faster without it
     from modelplane import platform
     from modelplane.control import Manager
-    from modelplane.server import DEFAULT_MAX_BODY_BYTES, TLS, load_tokens, serve
+    from modelplane.server import DEFAULT_MAX_BODY_BYTES, TLS, serve
     from modelplane.store import default_url, open_store
 
     packages = parse_packages(agent_packages)
     roots = [str(Path(r).absolute()) for r in model_roots]
     egress = egress_rules(upstream_allow, allow_loopback_upstreams)
-    tokens = load_tokens(token_file) if token_file else None
+    shown_auth = dict(auth_flags)
+    tokens, oidc = authentication(auth_flags, egress)
+    if tokens is None and oidc is not None:
+        tokens = {}  # up's own clients still need their token
     # up's own clients (the -f apply, the rollout controller's samples, agents calling models)
     # authenticate with a token that exists only in this process's memory
     internal_token = secrets.token_urlsafe(32) if tokens is not None else None
@@ -258,7 +253,7 @@ def up(
         for service in services:
             service.start()
         controllers_started.set()
-        click.echo(_banner(api_url, store.url, home_dir, token_file))
+        click.echo(_banner(api_url, store.url, home_dir, shown_auth))
         if paths:
             # as the operator who started up: -f may hold operator-owned kinds and agent code
             threading.Thread(
@@ -274,6 +269,7 @@ def up(
             host=host,
             port=port,
             tokens=tokens,
+            oidc=oidc,
             max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
             readiness=readiness,
             on_started=on_started,
