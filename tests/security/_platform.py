@@ -24,7 +24,9 @@ ADMIN_TOKEN = "admin-token-1"
 TENANT_TOKEN = "tenant-token-1"
 TOKENS = {
     ADMIN_TOKEN: Principal("ops", frozenset({ADMIN_GROUP, "system:authenticated"})),
-    TENANT_TOKEN: Principal("alice", frozenset({"team-a", "system:authenticated"})),
+    TENANT_TOKEN: Principal(
+        "alice", frozenset({"team-a", "modelplane:namespace:default", "system:authenticated"})
+    ),
 }
 
 

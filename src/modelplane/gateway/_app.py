@@ -17,9 +17,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from modelplane.api import Principal, principal_of
 from modelplane.gateway._call import FIELDS, Call, parse_call
 from modelplane.gateway._errors import GatewayError, error_body, error_response
 from modelplane.gateway._table import EndpointRoute, RoutingTable
+from modelplane.gateway._table import Route as ModelRoute
 from modelplane.gateway._telemetry import Telemetry
 
 
@@ -32,6 +34,8 @@ class Served(Protocol):
     telemetry: Telemetry
 
     async def handle(self, model: str, call: Call) -> Response: ...
+
+    def callable_routes(self, principal: Principal) -> list[ModelRoute]: ...
 
 
 log = logging.getLogger("modelplane.gateway")
@@ -69,6 +73,7 @@ class _OpenAIRoute:
     async def endpoint(self, request: Request) -> Response:
         raw = await _read_body(request, self.gateway.max_body_bytes)
         model, call = parse_call(self.path, raw, request.headers.get("x-session-id"))
+        call.principal = principal_of(request.scope)
         try:
             return await self.gateway.handle(model, call)
         except GatewayError:
@@ -97,7 +102,7 @@ async def _models(request: Request) -> Response:
             "owned_by": route.namespace,
             "modelplane": {"kind": "Endpoint" if isinstance(route, EndpointRoute) else "Graph"},
         }
-        for route in _served(request).table.routes().values()
+        for route in _served(request).callable_routes(principal_of(request.scope))
     ]
     data.sort(key=lambda m: str(m["id"]))
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
@@ -117,7 +122,16 @@ async def _samples(request: Request) -> Response:
         since = float(q.get("since") or 0)
     except ValueError:
         raise GatewayError(400, "'since' must be seconds since the epoch.", param="since") from None
-    telemetry = _served(request).telemetry
+    served = _served(request)
+    route = served.table.lookup(endpoint, namespace)
+    if route is None or route not in served.callable_routes(principal_of(request.scope)):
+        raise GatewayError(
+            404,
+            f"No endpoint {namespace}/{endpoint} you may call.",
+            code="model_not_found",
+            param="endpoint",
+        )
+    telemetry = served.telemetry
     version = q.get("version")
     versions = [version] if version else telemetry.versions(namespace, endpoint)
     out = {

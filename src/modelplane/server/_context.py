@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from modelplane.policy import Admission
+from modelplane.policy import Admission, Tenancy
 from modelplane.server._catalog import Catalog
 from modelplane.server._watch import WatchStreams
 from modelplane.store import Store
@@ -35,6 +35,8 @@ class ServerContext:
     openapi_parts: Sequence[Mapping[str, Mapping[str, Any]]] = ()
     #: admission Policies every write passes (None: none are checked, as in unit tests of routes)
     admission: Admission | None = None
+    #: the tenancy rules every read and write passes (namespaces are tenants)
+    tenancy: Tenancy = field(default_factory=Tenancy)
 
 
 def context(request: Request) -> ServerContext:
