@@ -4,6 +4,9 @@ Errors leave as Kubernetes ``Status`` objects (the server's handlers render ever
 :class:`~modelplane.api.errors.ModelplaneError`). Writes are durable before the answer; work is
 picked up by the runtime that owns the instance's shard.
 
+Every route is authorized by the tenancy rules (:class:`~modelplane.policy.Tenancy`): only
+members of the namespace and administrators reach its agents' instances (403 otherwise).
+
 Every path segment is checked before anything is read: the namespace is a DNS label, the agent
 and the instance id DNS subdomains (the API's name rules), so ``/agents/%2e%2e/...`` or a NUL is a
 400 naming the segment. Bodies and query parameters are checked the same way: a value of the wrong
@@ -23,8 +26,15 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from modelplane.agents._journal import Database
 from modelplane.agents.runtime import Instances
-from modelplane.api import check_dns_label, check_dns_subdomain, json_object
-from modelplane.api.errors import BadRequest
+from modelplane.api import (
+    NAMESPACE_GROUP_PREFIX,
+    check_dns_label,
+    check_dns_subdomain,
+    json_object,
+    principal_of,
+)
+from modelplane.api.errors import BadRequest, Forbidden
+from modelplane.policy import Tenancy
 from modelplane.store import Store
 
 
@@ -115,9 +125,34 @@ def _actor(request: Request) -> str:
     return str(name) if name else request.headers.get("x-modelplane-user", "anonymous")
 
 
-def routes(store: Store) -> list[BaseRoute]:
-    """The instance routes for the agents of ``store``."""
+def _authorize(tenancy: Tenancy, request: Request, namespace: str, action: str) -> None:
+    """Raise Forbidden unless the caller may ``action`` the Agents of ``namespace`` (the tenancy
+    rules: members of the namespace and administrators); 403 whether or not the agent exists."""
+    principal = principal_of(request.scope)
+    if tenancy.decide(principal, action, "Agent", namespace).allowed:
+        return
+    raise Forbidden(
+        f"agents in the namespace {namespace!r} are forbidden to user {principal.name!r}"
+        f" ({action}): only members of the namespace (the group"
+        f" {NAMESPACE_GROUP_PREFIX}{namespace}) and administrators reach them; ask an operator"
+        " for access",
+        details={"kind": "Agent"},
+    )
+
+
+#: the tenancy action of each instance route (method, action segment)
+_ACTIONS = {
+    ("POST", "messages"): "agent.message",
+    ("POST", "input"): "update",
+    ("POST", "cancel"): "update",
+}
+
+
+def routes(store: Store, tenancy: Tenancy | None = None) -> list[BaseRoute]:
+    """The instance routes for the agents of ``store``, each authorized by ``tenancy`` (default:
+    the shipped tenancy rules)."""
     state: dict[str, Instances] = {}
+    rules = tenancy or Tenancy()
 
     def instances() -> Instances:
         if "i" not in state:
@@ -130,6 +165,7 @@ def routes(store: Store) -> list[BaseRoute]:
 
     async def collection(request: Request) -> Response:
         ns, agent = _checked(request.path_params)
+        _authorize(rules, request, ns, "create" if request.method == "POST" else "list")
         if request.method == "POST":
             body = await _body(request)
             name = _instance_id(body)
@@ -162,6 +198,7 @@ def routes(store: Store) -> list[BaseRoute]:
 
     async def one(request: Request) -> Response:
         key = _checked(request.path_params)
+        _authorize(rules, request, key[0], "get")
         info = await run_in_threadpool(instances().get, *key)
         return _json(info)
 
@@ -169,6 +206,7 @@ def routes(store: Store) -> list[BaseRoute]:
         ns, agent, name = _checked(request.path_params)
         key = (ns, agent, name)
         what = request.path_params["action"]
+        _authorize(rules, request, ns, _ACTIONS.get((request.method, what), "get"))
         actor = _actor(request)
         body = await _body(request) if request.method == "POST" else {}
         i = instances()
