@@ -208,7 +208,16 @@ def test_whoami_names_the_tenant_and_the_admin(api: Api) -> None:
     tenant = api.tenant.post(path, json=body).json()["status"]["userInfo"]
     admin = api.admin.post(path, json=body).json()["status"]["userInfo"]
 
-    assert tenant == {"username": "alice", "groups": ["system:authenticated", "team-a"]}
+    assert tenant == {
+        "username": "alice",
+        "groups": [
+            "modelplane:namespace:default",
+            "modelplane:namespace:team-a",
+            "modelplane:namespace:team-b",
+            "system:authenticated",
+            "team-a",
+        ],
+    }
     assert admin["username"] == "ops" and "system:masters" in admin["groups"]
 
 

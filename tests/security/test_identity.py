@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,18 +18,22 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from tests.server.conftest import serving
 
 from modelplane.api import AUTHENTICATED_GROUP, Principal
 from modelplane.api.errors import BadRequest
 from modelplane.cli import cli
 from modelplane.egress import EgressRules
-from modelplane.server import OIDC, JWTVerifier, create_app, hash_token, load_tokens
+from modelplane.gateway import Gateway, serve_gateway
+from modelplane.policy import MemoryAudit
+from modelplane.server import OIDC, BearerAuth, JWTVerifier, create_app, hash_token, load_tokens
 from modelplane.server._oidc import REFETCH_SECONDS
 from modelplane.store import Store
+from modelplane.testing.upstream import FakeUpstream
 
 ISSUER = "https://issuer.example.com"
 CLIENT = "modelplane"
@@ -314,3 +320,109 @@ def test_the_oidc_settings_are_checked_naming_the_flag() -> None:
         JWTVerifier(OIDC("not a url", CLIENT))
     with pytest.raises(BadRequest, match="--oidc-client-id"):
         JWTVerifier(OIDC(ISSUER, ""))
+
+
+# -- the gateway: the caller from authentication -------------------------------------------------
+
+ALICE = Principal("alice", frozenset({"modelplane:namespace:team-a", AUTHENTICATED_GROUP}))
+BOB = Principal("bob", frozenset({"modelplane:namespace:team-b", AUTHENTICATED_GROUP}))
+GATEWAY_TOKENS = {"alice-token": ALICE, "bob-token": BOB}
+
+
+def _served_model(store: Store, namespace: str, source: str) -> None:
+    meta = {"name": "chat", "namespace": namespace}
+    store.create(
+        {
+            "apiVersion": "modelplane.dev/v1alpha1",
+            "kind": "Model",
+            "metadata": meta,
+            "spec": {"versions": [{"name": "v1", "format": "upstream", "source": source}]},
+        }
+    )
+    store.create(
+        {
+            "apiVersion": "modelplane.dev/v1alpha1",
+            "kind": "Endpoint",
+            "metadata": meta,
+            "spec": {"model": "chat"},
+        }
+    )
+
+
+def _chat(base: str, token: str, model: str) -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "user": "bob"}
+    return httpx.post(f"{base}/v1/chat/completions", json=body, headers=_bearer(token), timeout=10)
+
+
+def test_the_gateway_alone_authenticates_and_serves_each_tenant_only_its_models(
+    sqlite_store: Store,
+) -> None:
+    with FakeUpstream("provider") as upstream:
+        _served_model(sqlite_store, "team-a", upstream.url)
+        stop, urls = threading.Event(), queue.Queue[str]()
+        thread = threading.Thread(
+            target=serve_gateway,
+            args=(sqlite_store,),
+            kwargs={
+                "port": 0,
+                "egress": EgressRules(allow_loopback=True),
+                "on_started": urls.put,
+                "stop": stop,
+                "middleware": [Middleware(BearerAuth, tokens=GATEWAY_TOKENS)],
+            },
+            daemon=True,
+        )
+        thread.start()
+        try:
+            base = urls.get(timeout=30)
+            # no token: 401 (the probes stay open)
+            assert httpx.get(f"{base}/v1/models", timeout=10).status_code == 401
+            assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+            # each tenant's /v1/models lists only its own
+            listed = {
+                token: [
+                    m["id"]
+                    for m in httpx.get(
+                        f"{base}/v1/models", headers=_bearer(token), timeout=10
+                    ).json()["data"]
+                ]
+                for token in GATEWAY_TOKENS
+            }
+            assert listed == {"alice-token": ["team-a/chat"], "bob-token": []}
+            # bob cannot call team-a's model: the same 404 as a model that does not exist
+            refused = _chat(base, "bob-token", "team-a/chat")
+            assert (
+                refused.status_code == 404 and refused.json()["error"]["code"] == "model_not_found"
+            )
+            assert _chat(base, "alice-token", "team-a/chat").status_code == 200
+            assert upstream.requests["/v1/chat/completions"] == 1
+        finally:
+            stop.set()
+            thread.join(30)
+    assert not thread.is_alive()
+
+
+def test_every_model_call_decision_is_audited_with_the_callers_identity(
+    sqlite_store: Store,
+) -> None:
+    audit = MemoryAudit()
+    gateway = Gateway(sqlite_store, egress=EgressRules(allow_loopback=True), audit=audit)
+    app = create_app(sqlite_store, tokens=GATEWAY_TOKENS, routes=[Mount("/v1", app=gateway.app)])
+    with FakeUpstream("provider") as upstream:
+        _served_model(sqlite_store, "team-a", upstream.url)
+        try:
+            with serving(app, wait=False) as base:
+                assert _chat(base, "alice-token", "team-a/chat").status_code == 200
+                assert _chat(base, "bob-token", "team-a/chat").status_code == 404
+        finally:
+            gateway.stop()
+
+    decisions = [
+        (e.category, e.principal, e.action, e.resource, e.decision, e.namespace)
+        for e in audit.events
+    ]
+    assert decisions == [
+        ("model", "alice", "model.call", "Endpoint/team-a/chat", "allow", "team-a"),
+        ("model", "bob", "model.call", "Endpoint/team-a/chat", "deny", "team-a"),
+    ]
+    assert audit.events[0].policies  # the rule that allowed it is named
