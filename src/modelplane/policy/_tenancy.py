@@ -28,8 +28,10 @@ from typing import Any
 import cedarpy
 
 from modelplane.api import Principal
-from modelplane.policy._engine import Decision, compile_policy, principal_entities
+from modelplane.policy._engine import Decision, _escape, compile_policy, principal_entities
 
+# the rules' policy ids read ``modelplane-system/tenancy#<i> (<@id>)``
+_SOURCE_NAMESPACE, _SOURCE_NAME = "modelplane-system", "tenancy"
 #: the resource of a decision about cluster-scoped kinds
 CLUSTER = "cluster"
 #: how many decisions are remembered (a principal, an action, a kind, a namespace each)
@@ -64,12 +66,7 @@ class Tenancy:
     """The tenancy rules, compiled once; :meth:`decide` answers one (namespace, kind) question."""
 
     def __init__(self, cedar: str = TENANCY_CEDAR) -> None:
-        compiled = compile_policy("modelplane-system", "tenancy", cedar)
-        statements = compiled.statements
-        self.reasons = {
-            pid: str((s.get("annotations") or {}).get("reason") or "")
-            for pid, s in statements.items()
-        }
+        statements = compile_policy(_SOURCE_NAMESPACE, _SOURCE_NAME, cedar).statements
         document = {"staticPolicies": dict(statements), "templates": {}, "templateLinks": []}
         self._set = cedarpy.PolicySet.from_json_str(json.dumps(document))
         # a decision reads only its four arguments (the rules are fixed), so it is remembered
@@ -99,10 +96,13 @@ class Tenancy:
             "resource": _uid(resource),
             "context": {"kind": kind},
         }
-        result = cedarpy.is_authorized(request, self._set, entities)
+        try:
+            result = cedarpy.is_authorized(request, self._set, entities)
+        except Exception as exc:  # the engine failing is a deny (fail closed)
+            return Decision(False, (f"{_SOURCE_NAMESPACE}/{_SOURCE_NAME}",), (f"error: {exc}",))
         errors = result.diagnostics.errors
         if errors:
-            return Decision(False, ("modelplane-system/tenancy",), tuple(errors))
+            return Decision(False, (f"{_SOURCE_NAMESPACE}/{_SOURCE_NAME}",), tuple(errors))
         if result.allowed:
             return Decision(True, tuple(sorted(result.diagnostics.reasons)))
         return Decision(False, (), ())
@@ -129,7 +129,3 @@ class Tenancy:
 
 def _uid(uid: dict[str, Any]) -> str:
     return f'{uid["type"]}::"{_escape(str(uid["id"]))}"'
-
-
-def _escape(text: str) -> str:
-    return json.dumps(text)[1:-1]
