@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelplane.api import AUTHENTICATED_GROUP, LOCAL_OPERATOR, Principal, service_account
-from modelplane.policy import TENANCY_CEDAR, Tenancy
+from modelplane.policy import TENANCY_CEDAR, Decision, Tenancy
 
 
 def _tenant(name: str, *namespaces: str) -> Principal:
@@ -73,7 +73,7 @@ def test_a_list_across_namespaces_is_decided_once_per_namespace(
     asked: list[str] = []
     decide = tenancy.decide
 
-    def counting(principal: Principal, action: str, kind: str, namespace: str):  # type: ignore[no-untyped-def]
+    def counting(principal: Principal, action: str, kind: str, namespace: str) -> Decision:
         asked.append(namespace)
         return decide(principal, action, kind, namespace)
 

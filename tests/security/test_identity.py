@@ -426,3 +426,54 @@ def test_every_model_call_decision_is_audited_with_the_callers_identity(
         ("model", "bob", "model.call", "Endpoint/team-a/chat", "deny", "team-a"),
     ]
     assert audit.events[0].policies  # the rule that allowed it is named
+
+
+# -- who may: can-i by the same rules --------------------------------------------------------------
+
+
+def _can_i(base: str, token: str, **attributes: str) -> tuple[bool, str]:
+    body = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": attributes},
+    }
+    r = httpx.post(
+        base + "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        json=body,
+        headers=_bearer(token),
+        timeout=10,
+    )
+    assert r.status_code == 201, r.text
+    return bool(r.json()["status"]["allowed"]), str(r.json()["status"]["reason"])
+
+
+def test_can_i_answers_reads_and_writes_by_the_tenancy_rules(sqlite_store: Store) -> None:
+    with serving(create_app(sqlite_store, tokens=GATEWAY_TOKENS), wait=False) as base:
+        answers = {
+            (verb, namespace): _can_i(
+                base, "alice-token", verb=verb, resource="models", namespace=namespace
+            )
+            for verb in ("get", "list", "watch", "create", "delete")
+            for namespace in ("team-a", "team-b")
+        }
+        nodes = _can_i(base, "alice-token", verb="list", resource="nodes")
+        node_write = _can_i(base, "alice-token", verb="create", resource="nodes")
+
+    assert all(answers[(v, "team-a")][0] for v in ("get", "list", "watch", "create", "delete"))
+    for verb in ("get", "list", "watch", "create", "delete"):
+        allowed, reason = answers[(verb, "team-b")]
+        assert not allowed and "modelplane:namespace:team-b" in reason
+    assert nodes[0] and not node_write[0]
+
+
+def test_up_refuses_oidc_flags_that_cannot_work_naming_the_flag(tmp_path: Path) -> None:
+    home = str(tmp_path / "home")
+    bad_url = ["up", "--home", home, "--oidc-issuer-url", "nope", "--oidc-client-id", "x"]
+    no_client = ["up", "--home", home, "--oidc-issuer-url", ISSUER]
+
+    results = [CliRunner().invoke(cli, args) for args in (bad_url, no_client)]
+
+    assert [r.exit_code for r in results] == [1, 1]
+    assert "--oidc-issuer-url" in results[0].output
+    assert "--oidc-client-id" in results[1].output
+    assert not (tmp_path / "home" / "modelplane.db").exists()  # refused before anything opened
