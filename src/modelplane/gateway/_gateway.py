@@ -207,7 +207,8 @@ class Gateway:
 
         Today: the tenancy rules (a principal calls the Endpoints and Graphs of the namespaces it
         belongs to; administrators all), as Cedar action ``model.call``. Run-time ``model.call``
-        Policies (max tokens, which models a tenant may call) are checked here too.
+        Policies (max tokens, which models a tenant may call) belong here, after it: this is the
+        hook every call, Graph step and fallback passes, and ``/v1/models`` lists by.
         """
         kind = "Graph" if isinstance(route, GraphRoute) else "Endpoint"
         return self.tenancy.decide(principal, "model.call", kind, route.namespace)
