@@ -3,14 +3,18 @@ tokens, the second cannot read, list, watch or call what the first owns, and the
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import orjson
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.control._wait import wait_until
 from tests.e2e._proc import UpProcess
 
@@ -163,3 +167,48 @@ def test_a_second_tenant_cannot_read_list_watch_or_call_the_first_tenants_object
         assert bob.get(f"{instances}/one/journal").status_code == 403
         assert bob.post(f"{instances}/one/messages", json={"payload": "hi"}).status_code == 403
         assert bob.post(instances, json={"id": "two"}).status_code == 403
+
+
+def test_up_with_an_oidc_issuer_takes_the_tenant_from_the_jwts_groups(tmp_path: Path) -> None:
+    # given up trusting an issuer whose keys are in a JWKS file (no token file at all)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.get_algorithm_by_name("RS256").to_jwk(key.public_key()))
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig"}]}))
+    issuer = "https://issuer.example.com"
+    extra = [
+        "--oidc-issuer-url", issuer,
+        "--oidc-client-id", "modelplane",
+        "--oidc-jwks-file", str(jwks),
+        "--oidc-username-prefix", "oidc:",
+    ]  # fmt: skip
+    now = int(time.time())
+    claims = {"iss": issuer, "aud": "modelplane", "sub": "carol", "iat": now, "exp": now + 600}
+    token = jwt.encode(
+        {**claims, "groups": ["modelplane:namespace:team-c"]},
+        key,
+        algorithm="RS256",
+        headers={"kid": "k1"},
+    )
+    up = UpProcess(tmp_path / "home", extra=extra).start(timeout=60)
+    try:
+        with httpx.Client(
+            base_url=up.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ) as carol:
+            who = carol.post("/apis/authentication.k8s.io/v1/selfsubjectreviews", json={})
+            own = carol.get(_url("models", "team-c"))
+            other = carol.get(_url("models", "team-a"))
+        expired = jwt.encode({**claims, "exp": now - 3600, "iat": now - 4000}, key, "RS256")
+        late = httpx.get(
+            up.url + _url("models", "team-c"),
+            headers={"Authorization": f"Bearer {expired}"},
+            timeout=30,
+        )
+    finally:
+        up.stop()
+
+    assert who.status_code == 201, who.text
+    assert who.json()["status"]["userInfo"]["username"] == "oidc:carol"
+    assert own.status_code == 200, own.text
+    assert other.status_code == 403
+    assert late.status_code == 401 and "expired" in late.json()["message"]
