@@ -23,6 +23,7 @@ from modelplane.gateway._errors import GatewayError, error_body, error_response
 from modelplane.gateway._table import EndpointRoute, RoutingTable
 from modelplane.gateway._table import Route as ModelRoute
 from modelplane.gateway._telemetry import Telemetry
+from modelplane.policy import Tenancy
 
 
 class Served(Protocol):
@@ -32,6 +33,7 @@ class Served(Protocol):
     max_body_bytes: int
     table: RoutingTable
     telemetry: Telemetry
+    tenancy: Tenancy
 
     async def handle(self, model: str, call: Call) -> Response: ...
 
@@ -123,11 +125,11 @@ async def _samples(request: Request) -> Response:
     except ValueError:
         raise GatewayError(400, "'since' must be seconds since the epoch.", param="since") from None
     served = _served(request)
-    route = served.table.lookup(endpoint, namespace)
-    if route is None or route not in served.callable_routes(principal_of(request.scope)):
+    # decided on the namespace, as reads of the API are: a tenant reads only its own endpoints'
+    if not served.tenancy.decide(principal_of(request.scope), "get", "Endpoint", namespace).allowed:
         raise GatewayError(
             404,
-            f"No endpoint {namespace}/{endpoint} you may call.",
+            f"No endpoint {namespace}/{endpoint} whose samples you may read.",
             code="model_not_found",
             param="endpoint",
         )
@@ -148,7 +150,21 @@ async def _samples(request: Request) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
+def require_admin(principal: Principal) -> None:
+    """The gateway's metrics cover every tenant's endpoints: administrators only (403)."""
+    if not principal.is_admin:
+        raise GatewayError(
+            403,
+            f"The gateway's metrics cover every tenant; {principal.name!r} is not an"
+            " administrator (system:masters). Ask an operator, or read your own endpoints'"
+            " samples at /v1/_modelplane/samples.",
+            type="permission_error",
+            code="forbidden",
+        )
+
+
 async def _metrics(request: Request) -> Response:
+    require_admin(principal_of(request.scope))
     return PlainTextResponse(
         _served(request).telemetry.prometheus(), media_type="text/plain; version=0.0.4"
     )

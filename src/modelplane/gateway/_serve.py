@@ -15,8 +15,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
+from modelplane.api import principal_of
 from modelplane.egress import EgressRules
-from modelplane.gateway._errors import error_body
+from modelplane.gateway._app import require_admin
+from modelplane.gateway._errors import GatewayError, error_body, error_response
 from modelplane.gateway._gateway import Gateway
 from modelplane.store import Store
 
@@ -44,6 +46,10 @@ def standalone_app(gateway: Gateway, middleware: Sequence[Middleware] = ()) -> S
         return PlainTextResponse("the routing table has not loaded from the store yet", 503)
 
     async def metrics(request: Request) -> Response:
+        try:
+            require_admin(principal_of(request.scope))
+        except GatewayError as exc:
+            return error_response(exc)
         return PlainTextResponse(
             gateway.telemetry.prometheus(), media_type="text/plain; version=0.0.4"
         )
