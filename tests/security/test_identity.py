@@ -395,6 +395,10 @@ def test_the_gateway_alone_authenticates_and_serves_each_tenant_only_its_models(
                 refused.status_code == 404 and refused.json()["error"]["code"] == "model_not_found"
             )
             assert _chat(base, "alice-token", "team-a/chat").status_code == 200
+            # samples: of its own namespaces' endpoints only
+            samples = base + "/v1/_modelplane/samples?endpoint=chat&namespace="
+            assert httpx.get(samples + "team-a", headers=_bearer("alice-token")).status_code == 200
+            assert httpx.get(samples + "team-a", headers=_bearer("bob-token")).status_code == 404
             # the metrics cover every tenant: not for a tenant, on either path
             for path in ("/metrics", "/v1/_modelplane/metrics"):
                 r = httpx.get(base + path, headers=_bearer("alice-token"), timeout=10)
