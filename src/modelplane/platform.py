@@ -122,12 +122,12 @@ def routes(
     from modelplane.agents import BundleStore, agent_routes, approval_routes, bundle_routes
     from modelplane.gateway import mount as gateway_mount
     from modelplane.mcpgateway import mount as mcp_mount
-    from modelplane.policy import audit_routes
+    from modelplane.policy import Tenancy, audit_routes
 
     return [
         gateway_mount(store, egress=egress),
         mcp_mount(store, egress=egress, audit=audit),
-        *agent_routes(store),
+        *agent_routes(store, Tenancy()),
         *approval_routes(store, agent_policy(store, audit)),
         *bundle_routes(BundleStore(home)),
         *(audit_routes(audit) if audit is not None else ()),

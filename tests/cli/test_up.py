@@ -78,7 +78,9 @@ def test_up_on_a_corrupt_database_says_so_in_one_sentence(tmp_path: Path) -> Non
 
 def test_up_with_a_token_file_requires_one_of_its_tokens(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
-    tokens.write_text("# who may use the API\ns3cret-token,alice\n")
+    tokens.write_text(
+        "# who may use the API\ns3cret-token,alice,uid-1,modelplane:namespace:default\n"
+    )
     up = UpServer(tmp_path / "home", "--token-file", str(tokens)).start().wait_ready()
     try:
         without = run_cli("--server", up.url, "get", "models")

@@ -72,7 +72,7 @@ def test_quickstart_agent_resumes_its_turn_after_kill_9_without_repeating_tool_o
     # with authentication on and only a tenant's token: up's own clients (the -f apply uploading
     # the agent's bundle, the agent calling the model) must authenticate as up itself
     tokens = tmp_path / "tokens.csv"
-    tokens.write_text("tenant-token,tenant\n")
+    tokens.write_text("tenant-token,tenant,uid-1,modelplane:namespace:default\n")
     extra = ["-f", str(QUICKSTART), "--token-file", str(tokens)]
     up = UpProcess(_seeded_home(smollm2, tmp_path), extra=extra)
     leftovers: list[psutil.Process] = []

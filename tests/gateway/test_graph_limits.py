@@ -12,6 +12,7 @@ from tests.control._wait import wait_until
 from tests.gateway._env import Env
 from tests.gateway._spans import children, requests
 
+from modelplane.api import LOCAL_OPERATOR
 from modelplane.gateway import PRICE_ANNOTATION, GraphRoute
 
 
@@ -70,15 +71,15 @@ def test_graph_steps_and_direct_requests_draw_on_one_pool_per_tenant(env: Env) -
     # given an Endpoint limited to 2 requests per minute, served directly and through a Graph
     env.endpoint("ep", {"v1": [env.fake()]}, limits={"requestsPerMinute": 2})
     _sequence(env, "g", "ep")
-    # when a user makes one direct request and one through the Graph
+    # when a caller makes one direct request and one through the Graph
     assert env.chat("ep", user="ann").status_code == 200
     assert env.chat("g", user="ann").status_code == 200
-    # then the limiter counted both for that user, and the third request is refused either way
-    assert env.gw.gateway.limiter.used("default", "ep", "ann")[0] == 2
+    # then the limiter counted both for the caller, and the third request is refused either way
+    assert env.gw.gateway.limiter.used("default", "ep", LOCAL_OPERATOR.name)[0] == 2
     assert env.chat("ep", user="ann").status_code == 429
     assert env.chat("g", user="ann").status_code == 429
-    # while another user of the Graph is a tenant of its own
-    assert env.chat("g", user="bob").status_code == 200
+    # and another `user` in the body is the same caller, not a tenant of its own
+    assert env.chat("g", user="bob").status_code == 429
 
 
 def test_a_graph_step_stops_when_its_endpoint_spent_the_budget(env: Env) -> None:

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tests.gateway._env import Env
 
+from modelplane.api import LOCAL_OPERATOR
 from modelplane.gateway import PRICE_ANNOTATION
 
 
@@ -16,8 +17,8 @@ def test_requests_per_minute_limit_answers_429_with_retry_after(env: Env) -> Non
     assert codes == [200, 200, 200]
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
     assert r.json()["error"]["type"] == "rate_limit_error"
-    # another user is a tenant of its own
-    assert env.chat("ep", user="someone-else").status_code == 200
+    # the body's `user` (OpenAI's end-user id) is not a tenant: the caller is the same principal
+    assert env.chat("ep", user="someone-else").status_code == 429
 
 
 def test_concurrent_requests_overshoot_tokens_per_minute_by_at_most_one_request(env: Env) -> None:
@@ -32,7 +33,7 @@ def test_concurrent_requests_overshoot_tokens_per_minute_by_at_most_one_request(
     admitted = codes.count(200)
     assert admitted >= 1 and codes.count(429) == 20 - admitted
     assert admitted * 21 <= 100 + 21
-    requests, tokens = env.gw.gateway.limiter.used("default", "ep")
+    requests, tokens = env.gw.gateway.limiter.used("default", "ep", LOCAL_OPERATOR.name)
     assert requests == admitted and tokens <= 100 + 21
 
 

@@ -9,6 +9,7 @@ import orjson
 from tests.control._wait import wait_until
 from tests.gateway._env import Env
 
+from modelplane.api import LOCAL_OPERATOR
 from modelplane.gateway import PRICE_ANNOTATION
 from modelplane.gateway._telemetry import StreamWatch
 
@@ -47,7 +48,7 @@ def test_tokens_per_minute_window_holds_the_reported_total_when_done_comes_in_a_
     assert usage["total_tokens"] == 12 and usage["completion_tokens"] == 7
     limiter = env.gw.gateway.limiter
     wait_until(
-        lambda: limiter.used("default", "ep") == (1.0, 12.0),
+        lambda: limiter.used("default", "ep", LOCAL_OPERATOR.name) == (1.0, 12.0),
         timeout=10,
         what="the stream to settle its reported usage",
     )
@@ -111,7 +112,7 @@ def test_a_client_that_leaves_after_the_usage_event_is_charged_what_it_saw(env: 
     # then the reservation is replaced by the usage seen
     limiter = env.gw.gateway.limiter
     wait_until(
-        lambda: limiter.used("default", "ep") == (1.0, 12.0),
+        lambda: limiter.used("default", "ep", LOCAL_OPERATOR.name) == (1.0, 12.0),
         timeout=10,
         what="the abandoned stream to settle",
     )

@@ -11,7 +11,13 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client import CollectorRegistry
 from tests.control._wait import wait_until
-from tests.security._platform import ADMIN_TOKEN, TENANT_TOKEN, TOKENS, use_key_file
+from tests.security._platform import (
+    ADMIN_TOKEN,
+    OUTSIDER_TOKEN,
+    TENANT_TOKEN,
+    TOKENS,
+    use_key_file,
+)
 from tests.server.conftest import serving
 
 from modelplane.cli import cli
@@ -58,6 +64,7 @@ class Api:
     def __init__(self, base: str, registry: CollectorRegistry) -> None:
         self.admin = httpx.Client(base_url=base, headers=_bearer(ADMIN_TOKEN), timeout=10)
         self.tenant = httpx.Client(base_url=base, headers=_bearer(TENANT_TOKEN), timeout=10)
+        self.outsider = httpx.Client(base_url=base, headers=_bearer(OUTSIDER_TOKEN), timeout=10)
         self.registry = registry
 
 
@@ -77,6 +84,7 @@ def api(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
             yield client
             client.admin.close()
             client.tenant.close()
+            client.outsider.close()
     finally:
         store.close()
 
@@ -211,7 +219,16 @@ def test_whoami_names_the_tenant_and_the_admin(api: Api) -> None:
     tenant = api.tenant.post(path, json=body).json()["status"]["userInfo"]
     admin = api.admin.post(path, json=body).json()["status"]["userInfo"]
 
-    assert tenant == {"username": "alice", "groups": ["system:authenticated", "team-a"]}
+    assert tenant == {
+        "username": "alice",
+        "groups": [
+            "modelplane:namespace:default",
+            "modelplane:namespace:team-a",
+            "modelplane:namespace:team-b",
+            "system:authenticated",
+            "team-a",
+        ],
+    }
     assert admin["username"] == "ops" and "system:masters" in admin["groups"]
 
 

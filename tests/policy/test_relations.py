@@ -191,8 +191,8 @@ def test_delegated_to_is_not_a_parent() -> None:
         ]
     )
     agent = Principal(service_account("team-a", "helper").name)
-    # then the agent inherits nothing of alice's
-    assert _parents(relations, agent) == set()
+    # then the agent inherits nothing of alice's: its only parent is its own namespace
+    assert _parents(relations, agent) == {("Namespace", "team-a")}
     assert relations.delegates(agent, Principal("alice"))
     assert not relations.delegates(agent, Principal("bob"))
 

@@ -36,7 +36,7 @@ CLI = (sys.executable, "-m", "modelplane.cli")
 @pytest.fixture
 def up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[UpProcess]:
     tokens = tmp_path / "tokens.csv"
-    tokens.write_text(f"{TOKEN},tenant\n")
+    tokens.write_text(f"{TOKEN},tenant,uid-1,modelplane:namespace:default\n")
     proc = UpProcess(tmp_path / "home", extra=["--token-file", str(tokens)])
     monkeypatch.setenv(GATEWAY_URL_ENV, proc.url)
     proc.start()

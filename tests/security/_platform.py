@@ -21,10 +21,17 @@ from modelplane.store import Store
 
 GROUP = "modelplane.dev/v1alpha1"
 ADMIN_TOKEN = "admin-token-1"
+TENANT_NAMESPACES = {f"modelplane:namespace:{n}" for n in ("default", "team-a", "team-b")}
 TENANT_TOKEN = "tenant-token-1"
+#: an authenticated principal that belongs to no namespace
+OUTSIDER_TOKEN = "outsider-token-1"
 TOKENS = {
+    OUTSIDER_TOKEN: Principal("carol", frozenset({"system:authenticated"})),
     ADMIN_TOKEN: Principal("ops", frozenset({ADMIN_GROUP, "system:authenticated"})),
-    TENANT_TOKEN: Principal("alice", frozenset({"team-a", "system:authenticated"})),
+    # a member of the namespaces the tests write in (default, team-a, team-b)
+    TENANT_TOKEN: Principal(
+        "alice", frozenset({"team-a", *TENANT_NAMESPACES, "system:authenticated"})
+    ),
 }
 
 

@@ -15,6 +15,7 @@ from tests.server.conftest import RunningServer, serving
 from modelplane import platform
 from modelplane.agents._routes import routes as agent_routes
 from modelplane.gateway import Gateway
+from modelplane.policy import Tenancy
 from modelplane.server import create_app
 from modelplane.store import Store, open_store
 
@@ -25,7 +26,7 @@ def api(tmp_path: Path) -> Iterator[RunningServer]:
     gateway = Gateway(store)
     app = create_app(
         store,
-        routes=[Mount("/v1", app=gateway.app), *agent_routes(store)],
+        routes=[Mount("/v1", app=gateway.app), *agent_routes(store, Tenancy())],
         openapi=platform.openapi(),
     )
     try:

@@ -43,7 +43,7 @@ WATCH_EVENTS = ("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
     home = tmp_path_factory.mktemp("fuzz")
     tokens = home / "tokens"
-    tokens.write_text(f"{TOKEN},fuzzer\n")
+    tokens.write_text(f"{TOKEN},fuzzer,uid-1,modelplane:namespace:default\n")
     proc = UpProcess(home / "home", extra=["--token-file", str(tokens)]).start()
     try:
         yield proc

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelplane.api import Principal
+
 GROUP = "modelplane.dev/v1alpha1"
 DRA = "resource.k8s.io/v1"
 
@@ -72,3 +74,7 @@ def assert_status(response: Any, code: int, reason: str) -> dict[str, Any]:
     assert isinstance(status["message"], str) and status["message"]
     assert "Traceback" not in response.text and 'File "' not in response.text
     return status
+
+
+#: a tenant of the namespace ``default`` (the one the tests write in)
+ALICE = Principal("alice", frozenset({"modelplane:namespace:default", "system:authenticated"}))

@@ -241,6 +241,8 @@ def test_kubectl_api_resources_lists_the_kinds(kubectl: Kubectl) -> None:
 
 TENANT_TOKEN = "tenant-token-" + uuid.uuid4().hex
 ADMIN_TOKEN = "admin-token-" + uuid.uuid4().hex
+#: the namespaces the tenant is a member of (a tenant reaches only its own), one per test
+TENANT_NAMESPACES = [f"kubectl-tenant-{i}-{uuid.uuid4().hex[:8]}" for i in range(2)]
 
 
 @dataclass(frozen=True)
@@ -320,7 +322,10 @@ def secure_platform(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Itera
     """``up`` with bearer tokens (a tenant, an administrator), serving HTTPS."""
     root = tmp_path_factory.mktemp("kubectl-tls")
     tokens = root / "tokens.csv"
-    tokens.write_text(f'{TENANT_TOKEN},alice,u1\n{ADMIN_TOKEN},ops,u2,"system:masters"\n')
+    member_of = ",".join(f"modelplane:namespace:{n}" for n in TENANT_NAMESPACES)
+    tokens.write_text(
+        f'{TENANT_TOKEN},alice,u1,"{member_of}"\n{ADMIN_TOKEN},ops,u2,"system:masters"\n'
+    )
     # up's own -f apply reaches it over HTTPS too: it must trust the certificate it serves
     initial = root / "initial.yaml"
     initial.write_text(endpoint("from-up"))
@@ -387,6 +392,7 @@ def test_up_with_tls_prints_an_https_address_and_applies_its_manifests_over_it(
     assert "endpoint.modelplane.dev/from-up created" in secure_platform.stdout
 
 
+@pytest.mark.parametrize("ns", TENANT_NAMESPACES[:1])
 def test_kubectl_works_as_a_tenant_over_https_with_a_token(
     tenant_kubectl: Kubectl, tmp_path: Path
 ) -> None:
@@ -452,6 +458,7 @@ current-context: m
     assert "Unauthorized" in done.stderr or "provide credentials" in done.stderr, done.stderr
 
 
+@pytest.mark.parametrize("ns", TENANT_NAMESPACES[1:])
 def test_the_cli_trusts_the_servers_ca_when_told_and_only_then(
     secure_platform: UpServer, pki: Pki, ns: str, tmp_path: Path
 ) -> None:

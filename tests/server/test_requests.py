@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.server._objects import assert_status, model, models_url
+from tests.server._objects import ALICE, assert_status, model, models_url
 from tests.server.conftest import RunningServer
 
 from modelplane.api import Principal
@@ -176,7 +176,7 @@ def test_an_unknown_path_or_resource_is_404_naming_what_exists(
 
 
 def test_with_tokens_a_request_without_a_valid_bearer_token_is_401(start_server: Any) -> None:
-    server = start_server(tokens={"s3cret": "alice"})
+    server = start_server(tokens={"s3cret": ALICE})
 
     missing = server.http.get(models_url())
     wrong = server.http.get(models_url(), headers={"Authorization": "Bearer nope"})
@@ -189,7 +189,7 @@ def test_with_tokens_a_request_without_a_valid_bearer_token_is_401(start_server:
 
 
 def test_with_tokens_a_valid_bearer_token_is_let_through(start_server: Any) -> None:
-    server = start_server(tokens={"s3cret": "alice"})
+    server = start_server(tokens={"s3cret": ALICE})
     auth = {"Authorization": "Bearer s3cret"}
 
     created = server.http.post(models_url(), json=model("m"), headers=auth)
@@ -200,7 +200,7 @@ def test_with_tokens_a_valid_bearer_token_is_let_through(start_server: Any) -> N
 
 
 def test_with_tokens_the_probes_need_no_token(start_server: Any) -> None:
-    server = start_server(tokens={"s3cret": "alice"})
+    server = start_server(tokens={"s3cret": ALICE})
 
     assert server.http.get("/healthz").status_code == 200
     assert server.http.get("/readyz").status_code == 200

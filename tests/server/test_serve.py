@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.server._objects import model, models_url
+from tests.server._objects import ALICE, model, models_url
 
 from modelplane.api.errors import Unavailable
 from modelplane.server import serve
@@ -44,7 +44,7 @@ def test_serve_reports_the_real_port_and_returns_once_stop_is_set(store: Any) ->
         args=(store,),
         kwargs={
             "port": 0,
-            "tokens": {"t": "alice"},
+            "tokens": {"t": ALICE},
             "on_started": on_started,
             "install_signal_handlers": False,
             "stop": stop,

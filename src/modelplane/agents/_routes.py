@@ -4,6 +4,9 @@ Errors leave as Kubernetes ``Status`` objects (the server's handlers render ever
 :class:`~modelplane.api.errors.ModelplaneError`). Writes are durable before the answer; work is
 picked up by the runtime that owns the instance's shard.
 
+Every route is authorized by the tenancy rules (:class:`~modelplane.policy.Tenancy`): only
+members of the namespace and administrators reach its agents' instances (403 otherwise).
+
 Every path segment is checked before anything is read: the namespace is a DNS label, the agent
 and the instance id DNS subdomains (the API's name rules), so ``/agents/%2e%2e/...`` or a NUL is a
 400 naming the segment. Bodies and query parameters are checked the same way: a value of the wrong
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -24,8 +27,15 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from modelplane.agents._journal import Database
 from modelplane.agents.runtime import Instances
-from modelplane.api import check_dns_label, check_dns_subdomain, json_object
-from modelplane.api.errors import BadRequest
+from modelplane.api import (
+    NAMESPACE_GROUP_PREFIX,
+    Principal,
+    check_dns_label,
+    check_dns_subdomain,
+    json_object,
+    principal_of,
+)
+from modelplane.api.errors import BadRequest, Forbidden
 from modelplane.store import Store
 
 
@@ -116,9 +126,44 @@ def _actor(request: Request) -> str:
     return str(name) if name else request.headers.get("x-modelplane-user", "anonymous")
 
 
-def routes(store: Store) -> list[BaseRoute]:
-    """The instance routes for the agents of ``store``."""
-    endpoints = _InstanceEndpoints(store)
+class NamespaceRules(Protocol):
+    """Who may do what to the Agents of a namespace (the platform passes the tenancy rules of
+    :mod:`modelplane.policy`): ``decide(principal, action, kind, namespace).allowed``."""
+
+    def decide(self, principal: Principal, action: str, kind: str, namespace: str) -> Allowed: ...
+
+
+class Allowed(Protocol):
+    @property
+    def allowed(self) -> bool: ...
+
+
+def _authorize(tenancy: NamespaceRules, request: Request, namespace: str, action: str) -> None:
+    """Raise Forbidden unless the caller may ``action`` the Agents of ``namespace`` (the tenancy
+    rules: members of the namespace and administrators); 403 whether or not the agent exists."""
+    principal = principal_of(request.scope)
+    if tenancy.decide(principal, action, "Agent", namespace).allowed:
+        return
+    raise Forbidden(
+        f"agents in the namespace {namespace!r} are forbidden to user {principal.name!r}"
+        f" ({action}): only members of the namespace (the group"
+        f" {NAMESPACE_GROUP_PREFIX}{namespace}) and administrators reach them; ask an operator"
+        " for access",
+        details={"kind": "Agent"},
+    )
+
+
+#: the tenancy action of each instance route (method, action segment)
+_ACTIONS = {
+    ("POST", "messages"): "agent.message",
+    ("POST", "input"): "update",
+    ("POST", "cancel"): "update",
+}
+
+
+def routes(store: Store, tenancy: NamespaceRules) -> list[BaseRoute]:
+    """The instance routes for the agents of ``store``, each authorized by ``tenancy``."""
+    endpoints = _InstanceEndpoints(store, tenancy)
     return [
         Mount(
             "/agents",
@@ -143,8 +188,9 @@ class _InstanceEndpoints:
     """The instance endpoints over one store's agents. They raise
     :class:`~modelplane.api.errors.ModelplaneError`; the app they are mounted in renders it."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, rules: NamespaceRules) -> None:
         self.store = store
+        self.rules = rules
         self._instances: Instances | None = None
 
     @property
@@ -157,6 +203,7 @@ class _InstanceEndpoints:
     async def collection(self, request: Request) -> Response:
         """``POST`` starts an instance; ``GET`` lists a page of them."""
         ns, agent = _checked(request.path_params)
+        _authorize(self.rules, request, ns, "create" if request.method == "POST" else "list")
         if request.method == "POST":
             return await self._create(request, ns, agent)
         q = request.query_params
@@ -197,6 +244,7 @@ class _InstanceEndpoints:
     async def one(self, request: Request) -> Response:
         """``GET`` one instance."""
         key = _checked(request.path_params)
+        _authorize(self.rules, request, key[0], "get")
         return _json(await run_in_threadpool(self.instances.get, *key))
 
     async def action(self, request: Request) -> Response:
@@ -204,6 +252,7 @@ class _InstanceEndpoints:
         ns, agent, name = _checked(request.path_params)
         key = (ns, agent, name)
         what = request.path_params["action"]
+        _authorize(self.rules, request, ns, _ACTIONS.get((request.method, what), "get"))
         actor = _actor(request)
         body = await _body(request) if request.method == "POST" else {}
         i = self.instances

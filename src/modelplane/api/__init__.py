@@ -83,8 +83,11 @@ from modelplane.api._principal import (
     ADMIN_GROUP,
     AUTHENTICATED_GROUP,
     LOCAL_OPERATOR,
+    NAMESPACE_GROUP_PREFIX,
+    SERVICE_ACCOUNT_PREFIX,
     Principal,
     principal_of,
+    service_account,
 )
 from modelplane.api._quantity import Quantity, QuantityError, format_quantity, parse_quantity
 from modelplane.api._queue import Queue
@@ -121,6 +124,7 @@ __all__ = [
     "IDLE_TIMEOUT_ANNOTATION",
     "JOB_LABEL",
     "LOCAL_OPERATOR",
+    "NAMESPACE_GROUP_PREFIX",
     "NODE_POWER_CAP_ANNOTATION",
     "OWNER_KIND_LABEL",
     "PREFIX_POLICIES",
@@ -135,6 +139,7 @@ __all__ = [
     "ROUTING_POLICIES",
     "SCRAPED_POLICIES",
     "SERVER_OWNED",
+    "SERVICE_ACCOUNT_PREFIX",
     "SIMULATED_ANNOTATION",
     "SIMULATED_LABEL",
     "STICKY_ANNOTATION",
@@ -197,5 +202,6 @@ __all__ = [
     "parse_timestamp",
     "principal_of",
     "resolve",
+    "service_account",
     "validate",
 ]

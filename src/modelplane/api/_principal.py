@@ -5,9 +5,11 @@ The REST server's authentication puts a :class:`Principal` into the ASGI scope u
 :func:`principal_of`. A server started without authentication serves the person who started it on
 their own machine: its requests are :data:`LOCAL_OPERATOR`, an administrator.
 
-Administrators are the members of :data:`ADMIN_GROUP` (Kubernetes' superuser group). Until the
-governance issue brings Policy, the rules are: administrators may do everything; other principals
-may not write operator-owned kinds (``ADMIN_ONLY``), read Secret values or upload code.
+Administrators are the members of :data:`ADMIN_GROUP` (Kubernetes' superuser group). A namespace
+is a tenant: a principal belongs to the namespaces of its ``modelplane:namespace:<ns>`` groups and,
+for a service account, to its own (:attr:`Principal.namespaces`); the rules that follow from it
+are in :mod:`modelplane.policy` (tenancy). Other principals may not write operator-owned kinds
+(``ADMIN_ONLY``), read Secret values or upload code.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from typing import Any
 ADMIN_GROUP = "system:masters"
 #: the group every authenticated principal is in (as Kubernetes')
 AUTHENTICATED_GROUP = "system:authenticated"
+#: the group that makes a principal a member of a namespace (a tenant): ``modelplane:namespace:<ns>``
+NAMESPACE_GROUP_PREFIX = "modelplane:namespace:"
+#: a service account's user name: ``system:serviceaccount:<namespace>:<name>`` (as Kubernetes')
+SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,21 @@ class Principal:
     def is_admin(self) -> bool:
         return ADMIN_GROUP in self.groups
 
+    @property
+    def namespaces(self) -> frozenset[str]:
+        """The namespaces (tenants) this principal belongs to by its name and groups: each
+        ``modelplane:namespace:<ns>`` group, and the namespace of a service account."""
+        found = {
+            g[len(NAMESPACE_GROUP_PREFIX) :]
+            for g in self.groups
+            if g.startswith(NAMESPACE_GROUP_PREFIX) and len(g) > len(NAMESPACE_GROUP_PREFIX)
+        }
+        if self.name.startswith(SERVICE_ACCOUNT_PREFIX):
+            namespace, sep, _ = self.name[len(SERVICE_ACCOUNT_PREFIX) :].partition(":")
+            if sep and namespace:
+                found.add(namespace)
+        return frozenset(found)
+
     # Starlette's BaseUser protocol, so ``request.user`` works where middleware expects it
     @property
     def is_authenticated(self) -> bool:
@@ -45,6 +66,17 @@ class Principal:
     @property
     def identity(self) -> str:
         return self.name
+
+
+def service_account(namespace: str, name: str) -> Principal:
+    """The service account ``name`` of ``namespace`` (what an Agent's instances and an Endpoint
+    act as), with Kubernetes' groups for it."""
+    return Principal(
+        f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}",
+        frozenset(
+            {"system:serviceaccounts", f"system:serviceaccounts:{namespace}", AUTHENTICATED_GROUP}
+        ),
+    )
 
 
 #: the caller of a server that runs without authentication (embedded, loopback, one user)

@@ -1,4 +1,5 @@
-"""``modelplane auth whoami`` and ``modelplane auth can-i VERB KIND [NAME]``, as kubectl has them.
+"""``modelplane auth whoami`` and ``modelplane auth can-i VERB KIND [NAME]``, as kubectl has them,
+and ``modelplane auth hash-token`` (a token's digest, for a token file).
 
 Both ask the server (Kubernetes' ``SelfSubjectReview`` and ``SelfSubjectAccessReview``), so the
 answer is the server's: the identity its authentication gave the token, and the rules a write
@@ -91,6 +92,23 @@ def can_i(
         reason = str(status.get("reason") or "")
         click.echo("yes" if allowed else "no" + (f" - {reason}" if reason else ""))
     sys.exit(0 if allowed else 1)
+
+
+@auth.command("hash-token")
+def hash_token() -> None:
+    """Read a token on stdin and print its digest, `sha256:<hex>`, for a token file.
+
+    Write the digest in place of the token: `sha256:<hex>,alice,uid-1,"modelplane:namespace:team-a"`.
+    The token itself stays with its owner; the file holds nothing a reader could use.
+    """
+    from modelplane.server import hash_token as digest
+
+    token = sys.stdin.readline().strip()
+    if not token:
+        raise click.UsageError("no token on stdin: `echo -n TOKEN | modelplane auth hash-token`")
+    if any(c.isspace() or c == "," for c in token):
+        raise click.UsageError("a token has no spaces or commas; pass the token alone on stdin")
+    click.echo(digest(token))
 
 
 def _json(value: object) -> str:

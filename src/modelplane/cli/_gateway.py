@@ -10,17 +10,27 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
 import orjson
 
+from modelplane.api.errors import ModelplaneError
 from modelplane.cli._context import connection_options, settings
-from modelplane.cli._options import egress_rules, server_options
+from modelplane.cli._options import (
+    authentication,
+    authentication_options,
+    egress_rules,
+    server_options,
+    tls_options,
+)
 
 
 @click.command("gateway")
 @server_options(8480)
+@authentication_options
+@tls_options
 def gateway(
     host: str,
     port: int,
@@ -30,15 +40,36 @@ def gateway(
     upstream_allow: tuple[str, ...],
     allow_loopback_upstreams: bool,
     log_level: str,
+    tls_cert_file: str | None,
+    tls_private_key_file: str | None,
+    **auth_flags: Any,
 ) -> None:
-    """Run the OpenAI-compatible gateway alone, serving /v1 from the store."""
+    """Run the OpenAI-compatible gateway alone, serving /v1 from the store.
+
+    With --token-file or --oidc-issuer-url every route but the probes needs a bearer token,
+    and a caller may call only the models of its namespaces (administrators: all)."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from starlette.middleware import Middleware
+
     from modelplane.gateway import serve_gateway
+    from modelplane.server import TLS, BearerAuth
     from modelplane.store import default_url, open_store
 
     egress = egress_rules(upstream_allow, allow_loopback_upstreams)
+    tokens, oidc = authentication(auth_flags, egress)
+    auth = [Middleware(BearerAuth, tokens=tokens, oidc=oidc)] if tokens or oidc else []
+    if (tls_cert_file is None) != (tls_private_key_file is None):
+        raise click.UsageError("--tls-cert-file and --tls-private-key-file go together")
+    tls_files = (
+        (tls_cert_file, tls_private_key_file) if tls_cert_file and tls_private_key_file else None
+    )
+    if tls_files is not None:
+        try:
+            TLS(*tls_files).check()
+        except ModelplaneError as exc:
+            raise click.ClickException(str(exc)) from None
     home_dir = Path(home).expanduser().absolute()
     os.environ["MODELPLANE_HOME"] = str(home_dir)
     url = database_url or default_url()
@@ -50,6 +81,8 @@ def gateway(
             port=port,
             egress=egress,
             on_started=lambda u: click.echo(f"Modelplane gateway serving {u}/v1", err=True),
+            middleware=auth,
+            tls_files=tls_files,
         )
     finally:
         store.close()

@@ -4,12 +4,17 @@ number that must be above zero, and a count."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from modelplane.egress import EgressRules
+
+if TYPE_CHECKING:
+    from modelplane.api import Principal
+    from modelplane.server import JWTVerifier
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -154,3 +159,92 @@ def server_options(
         return f
 
     return decorate
+
+
+def tls_options(f: F) -> F:
+    """``--tls-cert-file`` and ``--tls-private-key-file``: serve HTTPS (``up``, ``gateway``)."""
+    f = click.option(
+        "--tls-private-key-file",
+        type=click.Path(exists=True, dir_okay=False),
+        metavar="FILE",
+        help="The private key (PEM) of --tls-cert-file.",
+    )(f)
+    return click.option(
+        "--tls-cert-file",
+        type=click.Path(exists=True, dir_okay=False),
+        metavar="FILE",
+        help="Serve HTTPS with this certificate (PEM, intermediates after it); needs"
+        " --tls-private-key-file. It must name the address the server listens on.",
+    )(f)
+
+
+def authentication_options(f: F) -> F:
+    """``--token-file`` and the ``--oidc-*`` flags: who may call a server (``up``, ``gateway``),
+    as kube-apiserver's ``--token-auth-file`` and ``--oidc-*``."""
+    oidc = [
+        ("--oidc-username-prefix", "", "Prefix of every OIDC user name (e.g. `oidc:`)."),
+        ("--oidc-groups-claim", "groups", "The JWT claim holding the user's groups."),
+        ("--oidc-username-claim", "sub", "The JWT claim naming the user."),
+    ]
+    for flag, default, text in oidc:
+        f = click.option(flag, default=default, show_default=True, help=text)(f)
+    f = click.option(
+        "--oidc-jwks-file",
+        type=click.Path(exists=True, dir_okay=False),
+        metavar="FILE",
+        help="The issuer's signing keys (a JWKS document); default: fetched from the issuer's"
+        " discovery document (its jwks_uri), under the egress rules.",
+    )(f)
+    f = click.option(
+        "--oidc-client-id",
+        metavar="ID",
+        help="The client id JWTs must name in `aud`; needed with --oidc-issuer-url.",
+    )(f)
+    f = click.option(
+        "--oidc-issuer-url",
+        metavar="URL",
+        help="Accept JWTs of this OpenID Connect issuer (its `iss`) as bearer tokens.",
+    )(f)
+    return click.option(
+        "--token-file",
+        type=click.Path(dir_okay=False),
+        help="Require a bearer token listed in this file (one per line, `sha256:<hex>,user,uid,"
+        '"group1,group2"`, the digest from `modelplane auth hash-token`; members of'
+        " system:masters are administrators, of modelplane:namespace:N members of N).",
+    )(f)
+
+
+def authentication(
+    options: dict[str, Any], egress: EgressRules
+) -> tuple[dict[str, Principal] | None, JWTVerifier | None]:
+    """``(tokens, verifier)`` from the options :func:`authentication_options` declared (popped
+    from ``options``): the token file's ``{token: principal}`` (None without a file) and the JWT
+    verifier (None without ``--oidc-issuer-url``). A plain-text token is warned about on stderr."""
+    from modelplane.api.errors import ModelplaneError
+    from modelplane.server import OIDC, JWTVerifier, load_tokens
+
+    token_file = options.pop("token_file")
+    issuer = options.pop("oidc_issuer_url")
+    settings = OIDC(
+        issuer_url=str(issuer or ""),
+        client_id=str(options.pop("oidc_client_id") or ""),
+        jwks_file=_text_or_none(options.pop("oidc_jwks_file")),
+        username_claim=str(options.pop("oidc_username_claim")),
+        groups_claim=str(options.pop("oidc_groups_claim")),
+        username_prefix=str(options.pop("oidc_username_prefix")),
+    )
+    warn = functools.partial(click.echo, err=True)
+    try:
+        tokens = (
+            load_tokens(str(token_file), on_plain_text=lambda m: warn(f"warning: {m}"))
+            if token_file
+            else None
+        )
+        verifier = JWTVerifier(settings, egress=egress) if issuer else None
+    except ModelplaneError as exc:
+        raise click.ClickException(exc.message) from None
+    return tokens, verifier
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -32,7 +32,14 @@ from modelplane.api.errors import ModelplaneError
 from modelplane.cli._agents import parse_packages
 from modelplane.cli._apply import run_apply
 from modelplane.cli._context import Settings
-from modelplane.cli._options import F, egress_rules, server_options
+from modelplane.cli._options import (
+    F,
+    authentication,
+    authentication_options,
+    egress_rules,
+    server_options,
+    tls_options,
+)
 from modelplane.cli._output import echo_error
 from modelplane.store import Store, redact_url
 
@@ -46,8 +53,12 @@ _DEFAULT_PORT = 8470
 _STOP_TIMEOUT = 15.0
 
 
-def _banner(api_url: str, store_url: str, home: Path, token_file: str | None) -> str:
-    auth = f"bearer tokens from {token_file}" if token_file else "none (anyone who can reach it)"
+def _banner(api_url: str, store_url: str, home: Path, auth_flags: dict[str, Any]) -> str:
+    ways = [
+        *([f"bearer tokens from {auth_flags['token_file']}"] if auth_flags["token_file"] else []),
+        *([f"JWTs of {auth_flags['oidc_issuer_url']}"] if auth_flags["oidc_issuer_url"] else []),
+    ]
+    auth = ", ".join(ways) or "none (anyone who can reach it)"
     return "\n".join(
         [
             "Modelplane is up.",
@@ -114,7 +125,6 @@ class _Options:
     port: int
     home: str
     database_url: str | None
-    token_file: str | None
     tls_cert_file: str | None
     tls_private_key_file: str | None
     encryption_key_file: str | None
@@ -156,13 +166,23 @@ def _tls(cert_file: str | None, private_key_file: str | None) -> TLS | None:
     return tls
 
 
+#: the options of :func:`~modelplane.cli._options.authentication_options`, as click names them
+_AUTH_OPTIONS = (
+    "token_file",
+    "oidc_issuer_url",
+    "oidc_client_id",
+    "oidc_jwks_file",
+    "oidc_username_claim",
+    "oidc_groups_claim",
+    "oidc_username_prefix",
+)
+
+
 class _Settings:
     """What ``up`` serves with, read and checked from its options before anything starts: a
     usage error names the bad option, in the order a person fixes them."""
 
-    def __init__(self, o: _Options) -> None:
-        from modelplane.server import load_tokens
-
+    def __init__(self, o: _Options, auth_flags: dict[str, Any]) -> None:
         self.home = _make_home(o.home)
         if (o.tls_cert_file is None) != (o.tls_private_key_file is None):
             raise click.UsageError(
@@ -172,9 +192,13 @@ class _Settings:
         self.agent_packages = parse_packages(o.agent_packages)
         self.model_roots = [str(Path(r).absolute()) for r in o.model_roots]
         self.egress = egress_rules(o.upstream_allow, o.allow_loopback_upstreams)
-        self.token_file = o.token_file
-        #: ``{token: principal}`` from --token-file, with up's own token added; None: no auth
-        self.tokens = load_tokens(o.token_file) if o.token_file else None
+        #: the authentication options as given, for the banner
+        self.auth_flags = dict(auth_flags)
+        #: ``{token: principal}`` from --token-file, with up's own token added (also when only
+        #: JWTs authenticate: up's own clients need their token); None: no authentication
+        self.tokens, self.oidc = authentication(dict(auth_flags), self.egress)
+        if self.tokens is None and self.oidc is not None:
+            self.tokens = {}
         # up's own clients (the -f apply, the rollout controller's samples, agents calling
         # models) authenticate with a token that exists only in this process's memory
         self.internal_token = secrets.token_urlsafe(32) if self.tokens is not None else None
@@ -236,7 +260,7 @@ class _Embedded:
         for service in self.services:
             service.start()
         self._started.set()
-        click.echo(_banner(api_url, self.store.url, s.home, s.token_file))
+        click.echo(_banner(api_url, self.store.url, s.home, s.auth_flags))
         if self.paths:
             # as the operator who started up: -f may hold operator-owned kinds and agent code
             threading.Thread(
@@ -281,27 +305,8 @@ def _existing(
     home_help="Folder for Modelplane's files (the SQLite store...); sets MODELPLANE_HOME.",
     log_help="How much the server and controllers log (to stderr).",
 )
-@click.option(
-    "--token-file",
-    type=click.Path(dir_okay=False),
-    help=(
-        'Require a bearer token listed in this file (one per line, `token,user,uid,"group1,'
-        'group2"`; members of system:masters are administrators).'
-    ),
-)
-@_existing(
-    "--tls-cert-file",
-    dir_okay=False,
-    metavar="FILE",
-    help="Serve HTTPS with this certificate (PEM, intermediates after it); needs"
-    " --tls-private-key-file. It must name the address up listens on.",
-)
-@_existing(
-    "--tls-private-key-file",
-    dir_okay=False,
-    metavar="FILE",
-    help="The private key (PEM) of --tls-cert-file.",
-)
+@authentication_options
+@tls_options
 @_existing(
     "-f",
     "--filename",
@@ -347,11 +352,12 @@ def _existing(
 )
 def up(**options: Any) -> None:
     """Run Modelplane on this machine: store, controllers and API server in one process."""
+    auth_flags = {name: options.pop(name) for name in _AUTH_OPTIONS}
     o = _Options(**options)
     logging.basicConfig(
         level=o.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = _Settings(o)
+    settings = _Settings(o, auth_flags)
     # imported here: the other commands need none of this, and start faster without it
     from modelplane import platform
     from modelplane.server import DEFAULT_MAX_BODY_BYTES, serve
@@ -372,6 +378,7 @@ def up(**options: Any) -> None:
             host=o.host,
             port=o.port,
             tokens=settings.tokens,
+            oidc=settings.oidc,
             max_body_bytes=o.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
             readiness=embedded.readiness,
             on_started=embedded.on_started,

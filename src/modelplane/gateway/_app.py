@@ -17,10 +17,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from modelplane.api import Principal, principal_of
 from modelplane.gateway._call import FIELDS, Call, parse_call
 from modelplane.gateway._errors import GatewayError, error_body, error_response
 from modelplane.gateway._table import EndpointRoute, RoutingTable
+from modelplane.gateway._table import Route as ModelRoute
 from modelplane.gateway._telemetry import Telemetry
+from modelplane.policy import Tenancy
 
 
 class Served(Protocol):
@@ -30,8 +33,11 @@ class Served(Protocol):
     max_body_bytes: int
     table: RoutingTable
     telemetry: Telemetry
+    tenancy: Tenancy
 
     async def handle(self, model: str, call: Call) -> Response: ...
+
+    def callable_routes(self, principal: Principal) -> list[ModelRoute]: ...
 
 
 log = logging.getLogger("modelplane.gateway")
@@ -69,6 +75,7 @@ class _OpenAIRoute:
     async def endpoint(self, request: Request) -> Response:
         raw = await _read_body(request, self.gateway.max_body_bytes)
         model, call = parse_call(self.path, raw, request.headers.get("x-session-id"))
+        call.principal = principal_of(request.scope)
         try:
             return await self.gateway.handle(model, call)
         except GatewayError:
@@ -97,7 +104,7 @@ async def _models(request: Request) -> Response:
             "owned_by": route.namespace,
             "modelplane": {"kind": "Endpoint" if isinstance(route, EndpointRoute) else "Graph"},
         }
-        for route in _served(request).table.routes().values()
+        for route in _served(request).callable_routes(principal_of(request.scope))
     ]
     data.sort(key=lambda m: str(m["id"]))
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
@@ -117,7 +124,16 @@ async def _samples(request: Request) -> Response:
         since = float(q.get("since") or 0)
     except ValueError:
         raise GatewayError(400, "'since' must be seconds since the epoch.", param="since") from None
-    telemetry = _served(request).telemetry
+    served = _served(request)
+    # decided on the namespace, as reads of the API are: a tenant reads only its own endpoints'
+    if not served.tenancy.decide(principal_of(request.scope), "get", "Endpoint", namespace).allowed:
+        raise GatewayError(
+            404,
+            f"No endpoint {namespace}/{endpoint} whose samples you may read.",
+            code="model_not_found",
+            param="endpoint",
+        )
+    telemetry = served.telemetry
     version = q.get("version")
     versions = [version] if version else telemetry.versions(namespace, endpoint)
     out = {
@@ -134,7 +150,21 @@ async def _samples(request: Request) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
+def require_admin(principal: Principal) -> None:
+    """The gateway's metrics cover every tenant's endpoints: administrators only (403)."""
+    if not principal.is_admin:
+        raise GatewayError(
+            403,
+            f"The gateway's metrics cover every tenant; {principal.name!r} is not an"
+            " administrator (system:masters). Ask an operator, or read your own endpoints'"
+            " samples at /v1/_modelplane/samples.",
+            type="permission_error",
+            code="forbidden",
+        )
+
+
 async def _metrics(request: Request) -> Response:
+    require_admin(principal_of(request.scope))
     return PlainTextResponse(
         _served(request).telemetry.prometheus(), media_type="text/plain; version=0.0.4"
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 from opentelemetry.trace import Span
 
-from modelplane.api import json_object
+from modelplane.api import LOCAL_OPERATOR, Principal, json_object
 from modelplane.api.errors import BadRequest
 from modelplane.gateway._errors import GatewayError
 from modelplane.gateway._routing import prompt_blocks
@@ -33,7 +33,11 @@ class Call:
     raw: bytes
     stream: bool = False
     session: str | None = None
+    #: OpenAI's end-user id, as the client sent it: passed through, never a tenant or identity
     user: str = ""
+    #: who is calling (the server's authentication): limits, budgets, audit and model access key
+    #: on it, never on the body
+    principal: Principal = LOCAL_OPERATOR
     prompt: str = ""
     # the Graph step this call serves (its name, else its endpoint), shown on its span
     step: str | None = None

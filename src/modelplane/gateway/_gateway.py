@@ -29,12 +29,20 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from opentelemetry.trace import INVALID_SPAN, Span
 from starlette.responses import Response, StreamingResponse
 
-from modelplane.api import DEMAND_ANNOTATION, PREFIX_POLICIES, SCRAPED_POLICIES, openai_stream_error
+from modelplane.api import (
+    DEMAND_ANNOTATION,
+    LOCAL_OPERATOR,
+    PREFIX_POLICIES,
+    SCRAPED_POLICIES,
+    Principal,
+    openai_stream_error,
+)
 from modelplane.egress import EgressRules
 from modelplane.gateway._app import build_app
 from modelplane.gateway._call import Call
@@ -73,6 +81,7 @@ from modelplane.gateway._upstream import (
     UpstreamResponse,
     UpstreamTimeout,
 )
+from modelplane.policy import AuditEvent, AuditSink, Decision, Tenancy
 from modelplane.store import Store
 
 log = logging.getLogger("modelplane.gateway")
@@ -119,8 +128,12 @@ class Gateway:
         hold_timeout: float = 120.0,
         demand_interval: float = 5.0,
         router: Router | None = None,
+        tenancy: Tenancy | None = None,
+        audit: AuditSink | None = None,
     ) -> None:
         self.store = store
+        self.tenancy = tenancy or Tenancy()
+        self.audit = audit
         self.table = RoutingTable(store)
         self.egress = egress or EgressRules()
         self.router = router or Router()
@@ -176,34 +189,78 @@ class Gateway:
 
     # -- serving ------------------------------------------------------------------------------
 
-    def model_names(self) -> list[str]:
+    def model_names(self, principal: Principal = LOCAL_OPERATOR) -> list[str]:
+        """The model names ``principal`` may call (``name`` in ``default``, else ``ns/name``)."""
         return sorted(
-            r.name if r.namespace == "default" else r.key for r in self.table.routes().values()
+            r.name if r.namespace == "default" else r.key for r in self.callable_routes(principal)
         )
 
-    def resolve(self, model: str) -> Route:
+    def callable_routes(self, principal: Principal) -> list[Route]:
+        """The Endpoints and Graphs ``principal`` may call (for ``/v1/models``)."""
+        routes = self.table.routes().values()
+        return [r for r in routes if self.authorize(principal, r, None).allowed]
+
+    def authorize(
+        self, principal: Principal, route: Route, body: dict[str, Any] | None
+    ) -> Decision:
+        """Whether ``principal`` may call ``route`` with ``body`` (None: any call, as for
+        ``/v1/models``): the one place the gateway decides model access.
+
+        Today: the tenancy rules (a principal calls the Endpoints and Graphs of the namespaces it
+        belongs to; administrators all), as Cedar action ``model.call``. Run-time ``model.call``
+        Policies (max tokens, which models a tenant may call) belong here, after it: this is the
+        hook every call, Graph step and fallback passes, and ``/v1/models`` lists by.
+        """
+        kind = "Graph" if isinstance(route, GraphRoute) else "Endpoint"
+        return self.tenancy.decide(principal, "model.call", kind, route.namespace)
+
+    def resolve(self, model: str, principal: Principal = LOCAL_OPERATOR) -> Route:
+        """The route ``model`` names; 404 when there is none (the names ``principal`` may call are
+        listed, so the answer says nothing of other tenants' models)."""
         route = self.table.lookup(model)
         if route is None:
-            names = self.model_names()
-            shown = ", ".join(names[:50]) + (
-                f" and {len(names) - 50} more" if len(names) > 50 else ""
-            )
-            raise GatewayError(
-                404,
-                f"The model {model!r} does not exist. "
-                + (
-                    f"Models served here: {shown}."
-                    if names
-                    else "No models are served yet: apply an Endpoint."
-                ),
-                code="model_not_found",
-                param="model",
-            )
+            raise self._not_found(model, principal)
         return route
+
+    def _not_found(self, model: str, principal: Principal) -> GatewayError:
+        names = self.model_names(principal)
+        shown = ", ".join(names[:50]) + (f" and {len(names) - 50} more" if len(names) > 50 else "")
+        return GatewayError(
+            404,
+            f"The model {model!r} does not exist or you do not have access to it. "
+            + (
+                f"Models you may call here: {shown}."
+                if names
+                else "No models are served to you yet: apply an Endpoint in your namespace."
+            ),
+            code="model_not_found",
+            param="model",
+        )
+
+    def _admit_caller(self, route: Route, call: Call) -> None:
+        """Decide model access for ``call`` (audited, allow or deny); a deny is the 404 an
+        unknown model gets."""
+        decision = self.authorize(call.principal, route, call.body)
+        if self.audit is not None:
+            self.audit.append(
+                AuditEvent(
+                    category="model",
+                    principal=call.principal.name,
+                    action="model.call",
+                    resource=f"{'Graph' if isinstance(route, GraphRoute) else 'Endpoint'}/{route.key}",
+                    decision="allow" if decision.allowed else "deny",
+                    namespace=route.namespace,
+                    policies=decision.policies,
+                    reasons=decision.reasons,
+                )
+            )
+        if not decision.allowed:
+            model = call.body.get("model")
+            raise self._not_found(model if isinstance(model, str) else route.key, call.principal)
 
     async def handle(self, model: str, call: Call) -> Response:
         """Serve one parsed request for the model name the client gave."""
-        return await self.serve(self.resolve(model), call)
+        return await self.serve(self.resolve(model, call.principal), call)
 
     async def serve(self, route: Route, call: Call) -> Response:
         """Serve ``call`` from ``route``: the one request path, for clients and Graph steps alike.
@@ -213,6 +270,7 @@ class Gateway:
         a child of the current one, so a Graph's steps sit under the Graph's span), and serves it
         from the endpoint, then its fallbacks; metrics and samples are recorded per attempt.
         """
+        self._admit_caller(route, call)
         if isinstance(route, GraphRoute):
             return await run_graph(self, route, call)
         model = call.body.get("model")
@@ -231,7 +289,11 @@ class Gateway:
         ticket: Ticket | None = None
         if route.limits is not None:
             ticket = self.limiter.admit(
-                route.namespace, route.name, call.user, route.limits, self._reservation(call)
+                route.namespace,
+                route.name,
+                call.principal.name,
+                route.limits,
+                self._reservation(call),
             )
         try:
             return await self._serve_chain(route, call, ticket)
@@ -256,7 +318,11 @@ class Gateway:
         seen = {route.key}
         for name in route.fallbacks:
             target = self.table.lookup(name, route.namespace)
-            if isinstance(target, EndpointRoute) and target.key not in seen:
+            if (
+                isinstance(target, EndpointRoute)
+                and target.key not in seen
+                and self.authorize(call.principal, target, call.body).allowed
+            ):
                 seen.add(target.key)
                 chain.append(target)
         error: GatewayError | None = None

@@ -2,7 +2,7 @@
 
 A Graph answers chat completions. Each endpoint step is an ordinary (non-streamed) request through
 the gateway's one request path (:meth:`Gateway.serve`), so it gets everything a client's request
-to that endpoint gets: the endpoint's limits and budget for the client's tenant (its ``user``),
+to that endpoint gets: the endpoint's limits and budget for the calling principal,
 split, routing, retries, fallbacks, metrics and samples, and a span of its own, the child of the
 Graph request's span. A step refused or failed fails the Graph request with the step's status
 and error code (a 429 keeps its ``Retry-After``), its message naming the step and the endpoint.
@@ -37,6 +37,7 @@ import orjson
 from opentelemetry import trace
 from starlette.responses import Response
 
+from modelplane.api import Principal
 from modelplane.gateway._call import Call, parse_call
 from modelplane.gateway._errors import GatewayError
 from modelplane.gateway._table import EndpointRoute, GraphRoute, Route, RoutingTable
@@ -93,7 +94,9 @@ async def run_graph(gateway: Serving, route: GraphRoute, call: Call) -> Response
     span.set_attribute("modelplane.graph", route.key)
     # the steps' spans start while this one is current: they become its children
     with ends_on_failure(span), trace.use_span(span, end_on_exit=False):
-        answer = await _Runner(gateway, route).node(route.graph.spec.root, call.body, None)
+        answer = await _Runner(gateway, route, call.principal).node(
+            route.graph.spec.root, call.body, None
+        )
     created = int(time.time())
     usage = {
         "prompt_tokens": answer.prompt_tokens,
@@ -138,7 +141,8 @@ async def run_graph(gateway: Serving, route: GraphRoute, call: Call) -> Response
 
 
 class _Runner:
-    def __init__(self, gateway: Serving, route: GraphRoute) -> None:
+    def __init__(self, gateway: Serving, route: GraphRoute, principal: Principal) -> None:
+        self.principal = principal
         self.gateway = gateway
         self.route = route
         self.nodes = route.graph.spec.nodes
@@ -237,10 +241,11 @@ class _Runner:
                 *(messages if isinstance(messages, list) else []),
             ]
         request.pop("stream_options", None)
-        # parsed as a client's request is, so the step is the same tenant (``user``) and has the
-        # same prompt estimate for admission and prefix routing
+        # parsed as a client's request is, so the step has the same prompt estimate for
+        # admission and prefix routing; it is the same caller (limits, access, audit)
         _, call = parse_call("/chat/completions", orjson.dumps(request), None)
         call.step = step.name or step.endpoint
+        call.principal = self.principal
         what = (
             f"Graph {self.route.name!r}: step {step.name or step.endpoint!r}"
             f" (endpoint {target.key})"

@@ -1,7 +1,8 @@
 """Per-tenant rate limits and budgets: requests and tokens per minute, spend per period.
 
-A tenant is (namespace, endpoint, ``user``): each ``user`` value an application sends gets the
-Endpoint's ``spec.limits`` for itself; requests without ``user`` share the namespace's pool.
+A tenant is (namespace, endpoint, caller): each authenticated principal calling the Endpoint gets
+its ``spec.limits`` for itself. The caller comes from authentication, never from the request body
+(OpenAI's ``user`` field is an end-user id the client chooses: it decides nothing here).
 
 Charging, so that concurrent requests overshoot a limit by at most one request's tokens: a
 request is admitted only while what was used in the window *plus what admitted requests have
@@ -159,7 +160,7 @@ class Limiter:
         )
         tenant.spend.add(now, used_tokens * ticket.usd_per_token)
 
-    def used(self, namespace: str, endpoint: str, user: str = "") -> tuple[float, float]:
+    def used(self, namespace: str, endpoint: str, user: str) -> tuple[float, float]:
         """(requests, tokens) in the current minute window, reservations included."""
         tenant = self._tenants.get((namespace, endpoint, user))
         if tenant is None:

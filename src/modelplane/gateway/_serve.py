@@ -6,16 +6,19 @@ import asyncio
 import contextlib
 import functools
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
+from modelplane.api import principal_of
 from modelplane.egress import EgressRules
-from modelplane.gateway._errors import error_body
+from modelplane.gateway._app import require_admin
+from modelplane.gateway._errors import GatewayError, error_body, error_response
 from modelplane.gateway._gateway import Gateway
 from modelplane.store import Store
 
@@ -30,8 +33,9 @@ def mount(store: Store, *, egress: EgressRules | None = None) -> Mount:
     return Mount("/v1", app=Gateway(store, egress=egress).app)
 
 
-def standalone_app(gateway: Gateway) -> Starlette:
-    """The gateway alone: ``/v1`` plus ``/healthz``, ``/readyz`` (table synced) and ``/metrics``."""
+def standalone_app(gateway: Gateway, middleware: Sequence[Middleware] = ()) -> Starlette:
+    """The gateway alone: ``/v1`` plus ``/healthz``, ``/readyz`` (table synced) and ``/metrics``,
+    behind ``middleware`` (authentication, given by whoever runs it)."""
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -42,6 +46,10 @@ def standalone_app(gateway: Gateway) -> Starlette:
         return PlainTextResponse("the routing table has not loaded from the store yet", 503)
 
     async def metrics(request: Request) -> Response:
+        try:
+            require_admin(principal_of(request.scope))
+        except GatewayError as exc:
+            return error_response(exc)
         return PlainTextResponse(
             gateway.telemetry.prometheus(), media_type="text/plain; version=0.0.4"
         )
@@ -59,6 +67,7 @@ def standalone_app(gateway: Gateway) -> Starlette:
             Route("/metrics", metrics),
             Mount("/v1", app=gateway.app),
         ],
+        middleware=list(middleware),
         lifespan=lifespan,
     )
 
@@ -71,12 +80,17 @@ def serve_gateway(
     egress: EgressRules | None = None,
     on_started: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
+    middleware: Sequence[Middleware] = (),
+    tls_files: tuple[str, str] | None = None,
 ) -> None:
-    """Run the gateway alone until Ctrl-C, SIGTERM or ``stop``; blocks."""
+    """Run the gateway alone until Ctrl-C, SIGTERM or ``stop``; blocks. ``middleware`` wraps
+    every route (authentication); ``tls_files`` (certificate, private key): serve HTTPS."""
     gateway = Gateway(store, egress=egress).start()
     http, loop = _http_protocol(), _loop()
     config = uvicorn.Config(
-        standalone_app(gateway),
+        standalone_app(gateway, middleware),
+        ssl_certfile=tls_files[0] if tls_files else None,
+        ssl_keyfile=tls_files[1] if tls_files else None,
         host=host,
         port=port,
         http=http,
@@ -107,7 +121,8 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)  # type: ignore[arg-type]
         if self.started and self._on_started is not None:
             port = self.servers[0].sockets[0].getsockname()[1] if self.servers else self.config.port
-            self._on_started(f"http://{self.config.host}:{port}")
+            scheme = "https" if self.config.ssl_certfile else "http"
+            self._on_started(f"{scheme}://{self.config.host}:{port}")
 
     async def on_tick(self, counter: int) -> bool:
         if self._stop is not None and self._stop.is_set():

@@ -9,7 +9,8 @@ tool-call hook and approval gate built on them (:mod:`._agent_calls`), and the a
 (:mod:`._log`, routes in :mod:`._log_routes`): every decision appended once to a hash-chained
 table in the platform's database; Relationship tuples resolved into Cedar entity parents
 (:mod:`._relations`) and delegation, an agent acting for a user with at most the user's
-permissions (:mod:`._delegation`). See ``docs/policy.md``.
+permissions (:mod:`._delegation`), and the tenancy rules (namespaces are tenants) every read,
+write and model call passes (:mod:`._tenancy`). See ``docs/policy.md``.
 Must not touch: other subsystems' internals; it reads ``Policy`` objects from the store.
 """
 
@@ -50,10 +51,13 @@ from modelplane.policy._runtime import (
     namespaces_of,
     service_account,
 )
+from modelplane.policy._tenancy import READS, TENANCY_CEDAR, Tenancy
 
 __all__ = [
     "NOT_DELEGATED",
+    "READS",
     "RECORDS_PATH",
+    "TENANCY_CEDAR",
     "VERBS",
     "VERIFY_PATH",
     "Admission",
@@ -72,6 +76,7 @@ __all__ = [
     "Relations",
     "RuntimeDecision",
     "RuntimePolicies",
+    "Tenancy",
     "Verification",
     "audit_openapi_paths",
     "audit_routes",

@@ -176,15 +176,21 @@ def _escape(text: str) -> str:
 
 
 def principal_entities(principal: Principal) -> list[JSON]:
-    """The principal as a ``User`` whose parents are its ``Group`` entities."""
+    """The principal as a ``User`` whose parents are its ``Group`` entities and the
+    ``Namespace`` entities of the namespaces it belongs to (the tenancy convention)."""
     groups = sorted(principal.groups)
+    namespaces = sorted(principal.namespaces)
     return [
         {
             "uid": {"type": "User", "id": principal.name},
             "attrs": {"name": principal.name},
-            "parents": [{"type": "Group", "id": g} for g in groups],
+            "parents": [
+                *({"type": "Group", "id": g} for g in groups),
+                *({"type": "Namespace", "id": n} for n in namespaces),
+            ],
         },
         *({"uid": {"type": "Group", "id": g}, "attrs": {}, "parents": []} for g in groups),
+        *({"uid": {"type": "Namespace", "id": n}, "attrs": {}, "parents": []} for n in namespaces),
     ]
 
 

@@ -272,7 +272,11 @@ class RuntimePolicies:
         mine = principal_entities(principal)
         member_of = namespaces_of(principal)
         user = dict(mine[0])
-        user["parents"] = [*user["parents"], *({"type": "Namespace", "id": n} for n in member_of)]
+        have = {(p["type"], p["id"]) for p in user["parents"]}
+        user["parents"] = [
+            *user["parents"],
+            *({"type": "Namespace", "id": n} for n in member_of if ("Namespace", n) not in have),
+        ]
         labels = self._labels(namespace)
         named = {*member_of, namespace} - {""}
         named |= {p["id"] for p in resource.get("parents") or () if p.get("type") == "Namespace"}
@@ -280,7 +284,9 @@ class RuntimePolicies:
             {"uid": {"type": "Namespace", "id": n}, "attrs": {"labels": labels.get(n, {})}}
             for n in sorted(named)
         ]
-        return [user, *mine[1:], resource, *({**s, "parents": []} for s in spaces)]
+        # the namespaces come once, with their labels (principal_entities has them without)
+        groups = [e for e in mine[1:] if e["uid"]["type"] != "Namespace"]
+        return [user, *groups, resource, *({**s, "parents": []} for s in spaces)]
 
     def _labels(self, namespace: str) -> dict[str, dict[str, str]]:
         labels: dict[str, dict[str, str]] = {}

@@ -1,7 +1,7 @@
 """The REST API server: Kubernetes-shaped routes over the store, watch streams, OpenAPI.
 
 Owns: HTTP routing of ``/apis/{group}/{version}/...`` for every kind, discovery, bearer-token
-authentication, request limits, the rendering of every error as a Kubernetes ``Status``, and
+authentication (token file, OIDC JWTs), request limits, the rendering of every error as a Kubernetes ``Status``, and
 running the server (uvicorn). It reads and writes objects only through the store contract
 (:mod:`modelplane.store`) and validates them with :mod:`modelplane.api` before a write.
 Must not touch: controllers, subsystems' internals, the store's backends.
@@ -10,16 +10,21 @@ The contract with clients (the CLI, the SDK) is the REST API itself: see ``GET /
 """
 
 from modelplane.server._app import DEFAULT_MAX_BODY_BYTES, create_app
-from modelplane.server._auth import load_tokens
+from modelplane.server._auth import BearerAuth, hash_token, load_tokens
+from modelplane.server._oidc import OIDC, JWTVerifier
 from modelplane.server._reviews import CAN_I_PATH, WHOAMI_PATH
 from modelplane.server._serve import TLS, serve
 
 __all__ = [
     "CAN_I_PATH",
     "DEFAULT_MAX_BODY_BYTES",
+    "OIDC",
     "TLS",
     "WHOAMI_PATH",
+    "BearerAuth",
+    "JWTVerifier",
     "create_app",
+    "hash_token",
     "load_tokens",
     "serve",
 ]

@@ -27,13 +27,14 @@ from starlette.routing import BaseRoute, Route
 import modelplane
 from modelplane.api import Principal, kinds
 from modelplane.api.errors import ModelplaneError, Unavailable
-from modelplane.policy import Admission, AuditSink, Relations
+from modelplane.policy import Admission, AuditSink, Relations, Tenancy
 from modelplane.server._auth import BearerAuth
 from modelplane.server._catalog import Catalog
 from modelplane.server._context import ServerContext, context
 from modelplane.server._discovery import api_group, api_groups, api_resources
 from modelplane.server._errors import EXCEPTION_HANDLERS, CatchAll, status_response
 from modelplane.server._limits import BodySizeLimit
+from modelplane.server._oidc import JWTVerifier
 from modelplane.server._openapi import OpenAPIPart, build_openapi
 from modelplane.server._openapi_v2 import openapi_v2
 from modelplane.server._openapi_v3 import openapi_v3_group_version, openapi_v3_root
@@ -148,6 +149,7 @@ def create_app(
     store: Store,
     *,
     tokens: Mapping[str, str | Principal] | None = None,
+    oidc: JWTVerifier | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     readiness: Callable[[], str | None] | None = None,
     watch_bookmark_interval: float = 30.0,
@@ -159,7 +161,8 @@ def create_app(
     """The REST API over ``store`` as an ASGI application.
 
     ``tokens`` maps bearer tokens to principals, or to user names (principals in no group but
-    ``system:authenticated``; see :func:`load_tokens`); None turns authentication off, and every
+    ``system:authenticated``; see :func:`load_tokens`); ``oidc`` verifies JWTs of an OpenID
+    Connect issuer. With neither, authentication is off, and every
     request is then :data:`~modelplane.api.LOCAL_OPERATOR`'s. Request bodies over ``max_body_bytes`` are refused with 413.
     ``readiness()`` returns None when the process is ready (its controllers started...), else the
     reason ``/readyz`` answers 503 with. A watch stream that allows bookmarks gets one after
@@ -171,8 +174,8 @@ def create_app(
     decisions are counted in ``registry`` when one is given, and appended to ``audit``.
     """
     middleware = [Middleware(CatchAll)]
-    if tokens is not None:
-        middleware.append(Middleware(BearerAuth, tokens=tokens))
+    if tokens is not None or oidc is not None:
+        middleware.append(Middleware(BearerAuth, tokens=tokens, oidc=oidc))
     middleware.append(Middleware(BodySizeLimit, max_bytes=max_body_bytes))
     relations = Relations(store)  # Relationship parents of principals; follows on first use
     admission = Admission(store, registry=registry, audit=audit, relations=relations)
@@ -198,9 +201,10 @@ def create_app(
         catalog=Catalog.of(kinds()),
         readiness=readiness,
         bookmark_interval=watch_bookmark_interval,
-        auth=tokens is not None,
+        auth=tokens is not None or oidc is not None,
         openapi_parts=(review_openapi(), *openapi),
         admission=admission,
         relations=relations,
+        tenancy=Tenancy(relations=relations),
     )
     return app

@@ -1,7 +1,12 @@
-"""Authorization of the object routes: who may write which kinds, who may read Secret values.
+"""Authorization of the object routes: who may read and write which kinds in which namespaces,
+who may read Secret values.
 
-Until the governance issue brings Policy, the rules are those of
-:mod:`modelplane.api._principal`:
+* **tenancy** (:class:`~modelplane.policy.Tenancy`, namespaces are tenants): a principal gets,
+  lists, watches and writes only in the namespaces it belongs to (administrators: all);
+  cluster-scoped kinds are read by all and written by administrators. A get in another tenant's
+  namespace is 403, as Kubernetes answers (the same whether the object exists or not); a list or
+  watch across namespaces shows only the objects of the caller's namespaces (decided once per
+  namespace, not per object);
 
 * **writes** (create, replace, patch, delete, and the same on ``/status``) of a kind whose
   :attr:`~modelplane.api.KindInfo.admin_only` is set (operator-owned configuration) need an
@@ -30,8 +35,9 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 
-from modelplane.api import ADMIN_GROUP, KindInfo, Principal, principal_of
+from modelplane.api import ADMIN_GROUP, NAMESPACE_GROUP_PREFIX, KindInfo, Principal, principal_of
 from modelplane.api.errors import Forbidden
+from modelplane.policy import Tenancy
 from modelplane.server._context import context
 from modelplane.store import JSON
 
@@ -39,6 +45,8 @@ from modelplane.store import JSON
 REDACTED = "<redacted>"
 #: the kinds whose values only principals allowed to read secrets see
 _SECRET_KINDS = frozenset({"Secret"})
+#: the tenancy action of the verbs routes name their writes by
+_ACTIONS = {"apply": "patch"}
 
 
 def may_read_secrets(principal: Principal) -> bool:
@@ -55,9 +63,17 @@ def authorize_write(
     status: bool = False,
 ) -> None:
     """Raise Forbidden unless the caller of ``request`` may ``verb`` objects of ``info``'s kind
-    (``status``: the write is to the ``/status`` subresource)."""
+    (``status``: the write is to the ``/status`` subresource) in the namespace of the URL."""
     principal = principal_of(request.scope)
-    refusal = write_refusal(principal, info, verb, name, status=status)
+    refusal = write_refusal(
+        principal,
+        info,
+        verb,
+        name,
+        status=status,
+        namespace=request.path_params.get("namespace") or "",
+        tenancy=context(request).tenancy,
+    )
     if refusal is not None and (status or not _relates_as_owner(request, info, principal)):
         raise refusal
 
@@ -75,6 +91,53 @@ def _relates_as_owner(request: Request, info: KindInfo, principal: Principal) ->
     )
 
 
+def authorize_read(
+    request: Request, info: KindInfo, verb: str, namespace: str, name: str | None = None
+) -> None:
+    """Raise Forbidden unless the caller of ``request`` may ``verb`` (get, list, watch) objects
+    of ``info``'s kind in ``namespace`` (``""``: a cluster-scoped kind)."""
+    refusal = tenancy_refusal(
+        context(request).tenancy, principal_of(request.scope), info, verb, namespace, name
+    )
+    if refusal is not None:
+        raise refusal
+
+
+def namespace_filter(request: Request, info: KindInfo, verb: str) -> Callable[[str], bool] | None:
+    """For a list or watch across namespaces: whether the caller sees the objects of a namespace
+    (decided once per namespace); None when it sees every namespace's."""
+    return context(request).tenancy.namespace_filter(principal_of(request.scope), verb, info.kind)
+
+
+def tenancy_refusal(
+    tenancy: Tenancy,
+    principal: Principal,
+    info: KindInfo,
+    verb: str,
+    namespace: str,
+    name: str | None = None,
+) -> Forbidden | None:
+    """The Forbidden the tenancy rules give ``principal`` for ``verb`` on ``info``'s kind in
+    ``namespace``, None if allowed. Kubernetes' answer: 403 whether or not the object exists,
+    so a refusal says nothing about another tenant's objects."""
+    action = _ACTIONS.get(verb.split(" ")[0], verb)
+    if tenancy.decide(principal, action, info.kind, namespace).allowed:
+        return None
+    target = f"{info.plural}{f' {name!r}' if name else ''}"
+    where = f"in the namespace {namespace!r}" if namespace else "at the cluster scope"
+    why = (
+        f"only members of the namespace (the group {NAMESPACE_GROUP_PREFIX}{namespace}) and"
+        f" administrators ({ADMIN_GROUP}) reach it"
+        if namespace
+        else f"only administrators ({ADMIN_GROUP}) write cluster-scoped objects"
+    )
+    return Forbidden(
+        f"{target} is forbidden: user {principal.name!r} cannot {verb} {info.kind} {where}:"
+        f" {why}; ask an operator for access",
+        details={"kind": info.kind, "group": info.group, **({"name": name} if name else {})},
+    )
+
+
 def write_refusal(
     principal: Principal,
     info: KindInfo,
@@ -82,11 +145,20 @@ def write_refusal(
     name: str | None = None,
     *,
     status: bool = False,
+    namespace: str = "",
+    tenancy: Tenancy | None = None,
 ) -> Forbidden | None:
-    """The Forbidden a write by ``principal`` gets from the built-in rules, None if allowed
-    (also what ``SelfSubjectAccessReview`` answers with)."""
-    if principal.is_admin or not (info.admin_only or status):
+    """The Forbidden a write by ``principal`` gets from the built-in rules and, given
+    ``tenancy``, the tenancy rules for ``namespace``; None if allowed (also what
+    ``SelfSubjectAccessReview`` answers with)."""
+    if not principal.is_admin and (info.admin_only or status):
+        return _operator_owned(principal, info, verb, name)
+    if tenancy is None:
         return None
+    return tenancy_refusal(tenancy, principal, info, verb, namespace, name)
+
+
+def _operator_owned(principal: Principal, info: KindInfo, verb: str, name: str | None) -> Forbidden:
     target = f"{info.plural}{f' {name!r}' if name else ''}"
     why = (
         f"{info.kind} is operator-owned configuration"

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from modelplane.policy import Admission, Relations
+from modelplane.policy import Admission, Relations, Tenancy
 from modelplane.server._catalog import Catalog
 from modelplane.server._watch import WatchStreams
 from modelplane.store import Store
@@ -37,6 +37,8 @@ class ServerContext:
     admission: Admission | None = None
     #: Relationships resolved (who owns a namespace may relate within it); None: not followed
     relations: Relations | None = None
+    #: the tenancy rules every read and write passes (namespaces are tenants)
+    tenancy: Tenancy = field(default_factory=Tenancy)
 
 
 def context(request: Request) -> ServerContext:

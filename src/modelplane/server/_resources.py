@@ -49,7 +49,13 @@ from modelplane.api.errors import (
     UnsupportedMediaType,
 )
 from modelplane.server._apply import apply, track_update
-from modelplane.server._authz import authorize_write, presenter, visible
+from modelplane.server._authz import (
+    authorize_read,
+    authorize_write,
+    namespace_filter,
+    presenter,
+    visible,
+)
 from modelplane.server._bodies import (
     APPLY_PATCH_TYPE,
     JSON_PATCH_TYPE,
@@ -168,10 +174,16 @@ class Collection(HTTPEndpoint):
         options = list_options(request.query_params)
         as_table = _table_request(request)
         present = presenter(request, target.info)
+        verb = "watch" if options.watch else "list"
+        admits = None
+        if target.namespace is None:
+            admits = namespace_filter(request, target.info, verb)
+        else:
+            authorize_read(request, target.info, verb, target.namespace)
         if options.watch:
             if as_table is not None:
                 present = watch_presenter(target.info, as_table, present)
-            return await _watch(ctx, target, options, present)
+            return await _watch(ctx, target, options, present, admits)
         if options.resource_version:
             await _list_version(ctx.store, options)
         body = await run_in_threadpool(
@@ -184,6 +196,7 @@ class Collection(HTTPEndpoint):
             continue_token=options.continue_token,
             present=present,
             as_table=as_table,
+            admits=admits,
         )
         return JSONResponse(body)
 
@@ -403,9 +416,11 @@ async def _watch(
     target: Target,
     options: ListOptions,
     present: Callable[[JSON], JSON] | None,
+    admits: Callable[[str], bool] | None = None,
 ) -> Response:
     """A watch; ``sendInitialEvents`` (or its absence with no version) decides whether it starts
-    with the existing objects, as in kube-apiserver."""
+    with the existing objects, as in kube-apiserver. ``admits``: which namespaces' objects the
+    caller sees (None: all)."""
     version = options.resource_version or None
     initial = (
         version is None if options.send_initial_events is None else options.send_initial_events
@@ -428,7 +443,7 @@ async def _watch(
         watch,
         ctx.watch_streams,
         bookmark_interval=ctx.bookmark_interval,
-        field_filter=_field_filter(options.field_selector),
+        field_filter=_field_filter(options.field_selector, admits),
         present=present,
     )
 
@@ -449,6 +464,7 @@ async def _list_version(store: Store, options: ListOptions) -> None:
 
 async def _get(request: Request) -> Response:
     target = _target(request, item=True)
+    authorize_read(request, target.info, "get", target.store_namespace, target.name)
     store = context(request).store
     obj = await run_in_threadpool(
         store.get, target.info.kind, target.store_namespace, str(target.name)
@@ -478,8 +494,10 @@ def _list_json(
     continue_token: str | None,
     present: Callable[[JSON], JSON] | None = None,
     as_table: IncludeObject | None = None,
+    admits: Callable[[str], bool] | None = None,
 ) -> bytes:
-    """One page of a list, rendered (in the worker thread: a big list is costly to serialise)."""
+    """One page of a list, rendered (in the worker thread: a big list is costly to serialise);
+    ``admits``: which namespaces' objects the caller sees (None: all)."""
     page = store.list(
         target.info.kind,
         target.namespace or None,
@@ -491,7 +509,10 @@ def _list_json(
     metadata = {"resourceVersion": str(page.resource_version)}
     if page.continue_token:
         metadata["continue"] = page.continue_token
-    items = page.items if present is None else [present(o) for o in page.items]
+    items = page.items
+    if admits is not None:
+        items = [o for o in items if admits(str(o["metadata"].get("namespace") or ""))]
+    items = items if present is None else [present(o) for o in items]
     if as_table is not None:
         return dump_json(table(target.info, items, include=as_table, metadata=metadata))
     return dump_json(
@@ -757,13 +778,18 @@ def _delete_precondition(query: QueryParams, options: JSON | None) -> str | None
     return version
 
 
-def _field_filter(selector: str | None) -> Callable[[JSON], bool]:
+def _field_filter(
+    selector: str | None, admits: Callable[[str], bool] | None = None
+) -> Callable[[JSON], bool]:
     """Match watch events against a field selector, parsed as the store parses list selectors
-    (the store's watch takes none)."""
+    (the store's watch takes none), and against the namespaces the caller sees."""
     fields = parse_field_selector(selector)
 
     def matches(obj: JSON) -> bool:
         metadata = obj.get("metadata") or {}
-        return fields.matches(str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
+        namespace = str(metadata.get("namespace") or "")
+        if admits is not None and not admits(namespace):
+            return False
+        return fields.matches(namespace, str(metadata.get("name") or ""))
 
     return matches

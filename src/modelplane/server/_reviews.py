@@ -10,8 +10,8 @@
   A policy that needs more of the object to decide (it errs reading a field the question does not
   give) makes the answer "allowed" with a reason naming it: the write itself is judged in full.
 
-Reads (``get``, ``list``, ``watch``) are allowed to every authenticated principal (Secret values
-are redacted for non-administrators), so the answer for them is always allowed.
+Reads (``get``, ``list``, ``watch``) are answered by the tenancy rules (a principal reads the
+namespaces it belongs to; Secret values are redacted for non-administrators).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from starlette.routing import Route
 from modelplane.api import KindInfo, Principal, principal_of
 from modelplane.api.errors import BadRequest, NotFound
 from modelplane.policy import VERBS
-from modelplane.server._authz import write_refusal
+from modelplane.server._authz import tenancy_refusal, write_refusal
 from modelplane.server._bodies import OBJECT_TYPES, read_object
 from modelplane.server._context import ServerContext, context
 from modelplane.server._responses import JSONResponse
@@ -93,14 +93,19 @@ def _review(
     if verb not in VERBS:
         raise BadRequest(f"spec.resourceAttributes.verb {verb!r} is not one of {', '.join(VERBS)}")
     info = _kind(ctx, _text(attributes, "resource"), _text(attributes, "group"))
-    if verb in _READS:
-        return True, "every authenticated user may read objects (Secret values are redacted)"
+    namespace = _text(attributes, "namespace") if info.namespaced else ""
     name = _text(attributes, "name") or None
+    if verb in _READS:
+        if info.namespaced and not namespace:
+            return True, "a list or watch across namespaces shows the namespaces you may read"
+        read = tenancy_refusal(ctx.tenancy, principal, info, verb, namespace, name)
+        return (True, "") if read is None else (False, read.message)
     status = _text(attributes, "subresource") == "status"
-    refusal = write_refusal(principal, info, verb, name, status=status)
+    refusal = write_refusal(
+        principal, info, verb, name, status=status, namespace=namespace, tenancy=ctx.tenancy
+    )
     if refusal is not None:
         return False, refusal.message
-    namespace = _text(attributes, "namespace") if info.namespaced else ""
     if ctx.admission is None:
         return True, ""
     obj = {

@@ -30,6 +30,7 @@ from modelplane.api.errors import BadRequest, Unavailable
 from modelplane.policy import AuditSink
 from modelplane.server._app import DEFAULT_MAX_BODY_BYTES, create_app
 from modelplane.server._context import ServerContext
+from modelplane.server._oidc import JWTVerifier
 from modelplane.server._openapi import OpenAPIPart
 from modelplane.store import Store
 
@@ -68,6 +69,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8470,
     tokens: Mapping[str, str | Principal] | None = None,
+    oidc: JWTVerifier | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     readiness: Callable[[], str | None] | None = None,
     on_started: Callable[[str], None] | None = None,
@@ -90,6 +92,7 @@ def serve(
     app = create_app(
         store,
         tokens=tokens,
+        oidc=oidc,
         max_body_bytes=max_body_bytes,
         readiness=readiness,
         routes=routes,

@@ -186,7 +186,8 @@ async def watch_response(
             label_selector=request.label_selector,
             field_selector=request.field_selector,
         )
-        initial, since = snapshot.items, snapshot.resource_version
+        initial = [o for o in snapshot.items if field_filter(o)]
+        since = snapshot.resource_version
     else:
         since = request.resource_version
         await wait_for_version(store, since)
