@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
 
 from modelplane.api._dra import DeviceConstraint
-from modelplane.scheduling import AllocationResult, Inventory, Unschedulable, allocate, plan_claim
+from modelplane.scheduling import AllocationResult, Inventory, Unschedulable, plan_claim
+from modelplane.scheduling import allocate as _allocate
 from modelplane.scheduling.allocation.constraints._base import Constraint, Tracker
 from modelplane.scheduling.allocation.constraints._distinct_attribute import DistinctAttribute
 from modelplane.scheduling.allocation.constraints._match_attribute import MatchAttribute
@@ -16,6 +18,9 @@ from modelplane.scheduling.allocation.constraints._registry import CONSTRAINT_TY
 from ._dra import PCIE, claim, device_class, exactly, gpu, node_slice
 
 FAST = "gpu.nvidia.com/fast"
+
+#: placement is checked here, not speed (a busy machine must not run out the 50 ms bound)
+allocate = partial(_allocate, deadline_ms=10_000)
 
 
 def _two_nodes() -> Inventory:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from modelplane.scheduling import AllocatedState, AllocationResult, Inventory, allocate
+from functools import partial
+
+from modelplane.scheduling import AllocatedState, AllocationResult, Inventory
+from modelplane.scheduling import allocate as _allocate
 from modelplane.sim import generate_cluster, split_objects
 
 from ._dra import PCIE, claim, device_class, eight_gpu_node, exactly, gpu, node_slice
+
+#: placement is checked here, not speed (a busy machine must not run out the 50 ms bound)
+allocate = partial(_allocate, deadline_ms=10_000)
 
 
 def _inventory(objs: list[dict]) -> Inventory:  # type: ignore[type-arg]
