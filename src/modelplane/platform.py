@@ -125,7 +125,7 @@ def routes(
     from modelplane.policy import Tenancy, audit_routes
 
     return [
-        gateway_mount(store, egress=egress),
+        gateway_mount(store, egress=egress, audit=audit),
         mcp_mount(store, egress=egress, audit=audit),
         *agent_routes(store, Tenancy()),
         *approval_routes(store, agent_policy(store, audit)),
