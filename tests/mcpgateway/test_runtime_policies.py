@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import mcp_types as types
+from tests.policy._manifests import runtime_policy
 
 from modelplane.egress import EgressRules
 from modelplane.mcpgateway import Authorizer, open_session, tenancy
@@ -25,14 +26,7 @@ when { resource.tool == "pid" && resource.server == "tools" };
 
 
 def _runtime_rules(store: Store) -> Authorizer:
-    store.create(
-        {
-            "apiVersion": "modelplane.dev/v1alpha1",
-            "kind": "Policy",
-            "metadata": {"name": "no-pid", "namespace": "team-a"},
-            "spec": {"scope": "runtime", "cedar": NO_PID},
-        }
-    )
+    store.create(runtime_policy("no-pid", "team-a", NO_PID))
     return AgentPolicy(RuntimePolicies(store)).tool_authorizer(tenancy)
 
 

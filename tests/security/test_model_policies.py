@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 from starlette.routing import Mount
+from tests.policy._manifests import runtime_policy
 from tests.security.test_identity import GATEWAY_TOKENS, _served_model
 from tests.server.conftest import serving
 
@@ -24,14 +25,7 @@ when { context.max_tokens > 100 };
 
 
 def _runtime_policy(store: Store) -> None:
-    store.create(
-        {
-            "apiVersion": "modelplane.dev/v1alpha1",
-            "kind": "Policy",
-            "metadata": {"name": "small-calls", "namespace": "team-a"},
-            "spec": {"scope": "runtime", "cedar": SMALL_CALLS},
-        }
-    )
+    store.create(runtime_policy("small-calls", "team-a", SMALL_CALLS))
 
 
 def _chat(base: str, max_tokens: int) -> httpx.Response:
