@@ -122,11 +122,15 @@ def routes(
     from modelplane.agents import BundleStore, agent_routes, approval_routes, bundle_routes
     from modelplane.gateway import mount as gateway_mount
     from modelplane.mcpgateway import mount as mcp_mount
-    from modelplane.policy import Tenancy, audit_routes
+    from modelplane.mcpgateway import tenancy
+    from modelplane.policy import AgentPolicy, RuntimePolicies, Tenancy, audit_routes
 
+    tool_policy = AgentPolicy(RuntimePolicies(store))  # the MCP gateway audits its own calls
     return [
-        gateway_mount(store, egress=egress),
-        mcp_mount(store, egress=egress, audit=audit),
+        gateway_mount(store, egress=egress, audit=audit),
+        mcp_mount(
+            store, egress=egress, audit=audit, authorizer=tool_policy.tool_authorizer(tenancy)
+        ),
         *agent_routes(store, Tenancy()),
         *approval_routes(store, agent_policy(store, audit)),
         *bundle_routes(BundleStore(home)),

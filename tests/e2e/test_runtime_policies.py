@@ -89,6 +89,13 @@ def test_the_example_policy_denies_the_assistants_shell_call_and_approval_lets_i
             assert denial["detail"]["arguments"] == {"command": "date"}
             assert "modelplane-system/forbid-shell (forbid-shell)" in denial["detail"]["reason"]
             assert denial["detail"]["policyVersion"].startswith("sha256:")
+            # and the persistent audit log has it too, through `modelplane audit log`
+            [logged] = _logged_shell_denials(up.url)
+            assert logged["principal"] == "system:serviceaccount:default:assistant"
+            assert logged["action"] == "tools/call" and "shell.exec" in logged["resource"]
+            assert logged["policies"] == ["modelplane-system/forbid-shell (forbid-shell)"]
+            assert logged["policyVersion"] == denial["detail"]["policyVersion"]
+            assert logged["argumentsDigest"].startswith("sha256:")
 
             # given the policy changed to ask a person instead
             policy = yaml.safe_load(FORBID_SHELL.read_text())
@@ -117,6 +124,12 @@ def test_the_example_policy_denies_the_assistants_shell_call_and_approval_lets_i
             assert again.exit_code != 0 and "already approved by local-operator" in again.output
     finally:
         up.stop()
+
+
+def _logged_shell_denials(url: str) -> list[dict[str, Any]]:
+    out = _cli(url, "audit", "log", "--category", "tool", "--decision", "deny", "-o", "json")
+    items: list[dict[str, Any]] = json.loads(out)["items"]
+    return [i for i in items if "shell.exec" in i["resource"]]
 
 
 class _Asker:

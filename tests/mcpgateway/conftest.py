@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,7 @@ from tests.server.conftest import serving
 
 from modelplane.api import ADMIN_GROUP, AUTHENTICATED_GROUP, Principal
 from modelplane.egress import EgressRules
-from modelplane.mcpgateway import McpGateway, mount, tenancy
+from modelplane.mcpgateway import Authorizer, McpGateway, mount, tenancy
 from modelplane.policy import Decision, MemoryAudit
 from modelplane.server import create_app
 from modelplane.store import Store, open_store
@@ -72,11 +72,15 @@ class Platform:
 
 
 @contextmanager
-def start_platform(tmp_path: Path, egress: EgressRules) -> Iterator[Platform]:
+def start_platform(
+    tmp_path: Path,
+    egress: EgressRules,
+    rules: Callable[[Store], Authorizer] = lambda store: authorizer,
+) -> Iterator[Platform]:
     with open_store(f"sqlite:///{tmp_path / 'modelplane.db'}") as store:
         store.create(tool_server("tools", {"command": "python", "args": [str(SERVER_SCRIPT)]}))
         audit = MemoryAudit()
-        route = mount(store, egress=egress, authorizer=authorizer, audit=audit)
+        route = mount(store, egress=egress, authorizer=rules(store), audit=audit)
         assert isinstance(route.endpoint, McpGateway)
         app = create_app(store, tokens=TOKENS, routes=[route])
         with serving(app) as url:

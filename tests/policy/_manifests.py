@@ -30,3 +30,13 @@ def max_three_policy(namespace: str = "team-a") -> dict[str, Any]:
         "metadata": {"name": "replicas", "namespace": namespace},
         "spec": {"scope": "admission", "cedar": MAX_THREE},
     }
+
+
+def runtime_policy(name: str, namespace: str, cedar: str) -> dict[str, Any]:
+    """A ``scope: runtime`` Policy named ``name`` in ``namespace`` holding ``cedar``."""
+    return {
+        "apiVersion": GROUP,
+        "kind": "Policy",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"scope": "runtime", "cedar": cedar},
+    }

@@ -24,7 +24,6 @@ def audit() -> None:
 
 @audit.command("log")
 @click.option("--principal", help="Only decisions about this user or service account.")
-@click.option("-n", "--namespace", "namespace", help="Only decisions in this namespace.")
 @click.option("--category", help="admission, model, tool, message or approval.")
 @click.option("--decision", type=click.Choice(["allow", "deny", "approval"]), help="Only these.")
 @click.option("--since", help="From this time (RFC 3339) or this long ago (30m, 2h, 7d).")
@@ -34,7 +33,6 @@ def audit() -> None:
 @connection_options()
 def log(
     principal: str | None,
-    namespace: str | None,
     category: str | None,
     decision: str | None,
     since: str | None,
@@ -42,8 +40,12 @@ def log(
     limit: int | None,
     output: str | None,
 ) -> None:
-    """Print audit records, oldest first (a table, or every field with -o json|yaml)."""
+    """Print audit records, oldest first (a table, or every field with -o json|yaml); with
+    -n, only the decisions in that namespace."""
     from modelplane.policy import RECORDS_PATH
+
+    given = settings()
+    namespace = given.namespace if given.namespace_given else None
 
     filters = {
         "principal": principal,
@@ -55,7 +57,7 @@ def log(
     }
     params: dict[str, str | int] = {k: v for k, v in filters.items() if v is not None}
     items: list[dict[str, Any]] = []
-    with settings().client() as client:
+    with given.client() as client:
         while limit is None or len(items) < limit:
             page_size = 1000 if limit is None else min(1000, limit - len(items))
             page = client.request("GET", RECORDS_PATH, params={**params, "limit": page_size})

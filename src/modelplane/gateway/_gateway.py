@@ -81,7 +81,7 @@ from modelplane.gateway._upstream import (
     UpstreamResponse,
     UpstreamTimeout,
 )
-from modelplane.policy import AuditEvent, AuditSink, Decision, Tenancy
+from modelplane.policy import AuditEvent, AuditSink, Decision, RuntimePolicies, Tenancy
 from modelplane.store import Store
 
 log = logging.getLogger("modelplane.gateway")
@@ -130,10 +130,12 @@ class Gateway:
         router: Router | None = None,
         tenancy: Tenancy | None = None,
         audit: AuditSink | None = None,
+        runtime: RuntimePolicies | None = None,
     ) -> None:
         self.store = store
         self.tenancy = tenancy or Tenancy()
         self.audit = audit
+        self.runtime = runtime
         self.table = RoutingTable(store)
         self.egress = egress or EgressRules()
         self.router = router or Router()
@@ -206,13 +208,35 @@ class Gateway:
         """Whether ``principal`` may call ``route`` with ``body`` (None: any call, as for
         ``/v1/models``): the one place the gateway decides model access.
 
-        Today: the tenancy rules (a principal calls the Endpoints and Graphs of the namespaces it
-        belongs to; administrators all), as Cedar action ``model.call``. Run-time ``model.call``
-        Policies (max tokens, which models a tenant may call) belong here, after it: this is the
-        hook every call, Graph step and fallback passes, and ``/v1/models`` lists by.
+        First the tenancy rules (a principal calls the Endpoints and Graphs of the namespaces it
+        belongs to; administrators all), then the ``scope: runtime`` Policies (``runtime``), both
+        as Cedar action ``model.call``; the runtime resource is ``Endpoint::"<ns>/<name>"`` (or
+        ``Graph``) with ``context.max_tokens`` (0 when the body has none) and ``context.model``.
+        This is the hook every call, Graph step and fallback passes, and ``/v1/models`` lists by.
         """
         kind = "Graph" if isinstance(route, GraphRoute) else "Endpoint"
-        return self.tenancy.decide(principal, "model.call", kind, route.namespace)
+        decision = self.tenancy.decide(principal, "model.call", kind, route.namespace)
+        if not decision.allowed or self.runtime is None:
+            return decision
+        asked = body or {}
+        max_tokens = asked.get("max_tokens") or asked.get("max_completion_tokens") or 0
+        context = {
+            "max_tokens": max_tokens if isinstance(max_tokens, int) else 0,
+            "model": str(asked.get("model") or route.key),
+        }
+        resource = {
+            "uid": {"type": kind, "id": route.key},
+            "attrs": {
+                "namespace": route.namespace,
+                "name": route.key.partition("/")[2],
+                "labels": self.runtime.namespace_labels(route.namespace),
+            },
+            "parents": [{"type": "Namespace", "id": route.namespace}],
+        }
+        decided = self.runtime.decide(principal, "model.call", resource, context)
+        if decided.allowed:
+            return Decision(True, decision.policies, decision.reasons, decided.version)
+        return Decision(False, decided.policies, decided.reasons, decided.version)
 
     def resolve(self, model: str, principal: Principal = LOCAL_OPERATOR) -> Route:
         """The route ``model`` names; 404 when there is none (the names ``principal`` may call are
@@ -252,11 +276,18 @@ class Gateway:
                     namespace=route.namespace,
                     policies=decision.policies,
                     reasons=decision.reasons,
+                    policy_version=decision.version,
                 )
             )
+        if not decision.allowed and self._tenant_may(call.principal, route):
+            raise _policy_denied(decision)  # a runtime Policy's deny: say which
         if not decision.allowed:
             model = call.body.get("model")
             raise self._not_found(model if isinstance(model, str) else route.key, call.principal)
+
+    def _tenant_may(self, principal: Principal, route: Route) -> bool:
+        kind = "Graph" if isinstance(route, GraphRoute) else "Endpoint"
+        return self.tenancy.decide(principal, "model.call", kind, route.namespace).allowed
 
     async def handle(self, model: str, call: Call) -> Response:
         """Serve one parsed request for the model name the client gave."""
@@ -694,3 +725,12 @@ def _usage(content: bytes) -> tuple[int, int]:
     except (orjson.JSONDecodeError, AttributeError):
         return (0, 0)
     return token_counts(usage)
+
+
+def _policy_denied(decision: Decision) -> GatewayError:
+    """The OpenAI-shaped 403 of a runtime Policy's deny, naming the policies and their reasons."""
+    named = zip(decision.policies, decision.reasons, strict=False)
+    why = "; ".join(f"{p}: {r}" if r else p for p, r in named) or "a runtime Policy"
+    return GatewayError(
+        403, f"The call is forbidden by {why}.", type="permission_error", code="policy_denied"
+    )

@@ -99,5 +99,6 @@ def call_event(
         namespace=namespace,
         policies=decision.policies,
         reasons=decision.reasons,
+        policy_version=decision.version,
         arguments_digest=arguments_digest(arguments),
     )

@@ -22,13 +22,17 @@ step, so "needs approval" is a deny there.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from modelplane.agents import Decision, InstanceRef
 from modelplane.api import Principal
 from modelplane.policy._audit import AuditEvent
+from modelplane.policy._engine import Decision as PolicyDecision
 from modelplane.policy._runtime import RuntimeDecision, RuntimePolicies, service_account
+
+#: ``(principal, namespace, server, tool, arguments or None for tools/list) -> Decision``
+ToolAuthorizer = Callable[[Principal, str, str, str, Mapping[str, Any] | None], PolicyDecision]
 
 
 class AgentPolicy:
@@ -48,17 +52,7 @@ class AgentPolicy:
     ) -> Decision:
         """The decision on one tool call (``__call__`` runs it in a thread)."""
         namespace = instance.namespace
-        resource = {
-            "uid": {"type": "Tool", "id": f"{namespace}/{server}/{tool}"},
-            "attrs": {
-                "server": server,
-                "tool": tool,
-                "agent": instance.agent,
-                "namespace": namespace,
-                "labels": self.policies.namespace_labels(namespace),
-            },
-            "parents": [{"type": "Namespace", "id": namespace}],
-        }
+        resource = self._tool(namespace, server, tool, instance.agent)
         context = {"onBehalfOf": instance.on_behalf_of} if instance.on_behalf_of else {}
         decided = self.policies.decide(
             service_account(namespace, instance.agent),
@@ -68,6 +62,48 @@ class AgentPolicy:
             arguments=arguments,
         )
         return _hook_decision(decided)
+
+    def _tool(self, namespace: str, server: str, tool: str, agent: str) -> dict[str, Any]:
+        """``Tool::"<ns>/<server>/<tool>"``, the resource of ``tools/call`` and ``tools/list``."""
+        return {
+            "uid": {"type": "Tool", "id": f"{namespace}/{server}/{tool}"},
+            "attrs": {
+                "server": server,
+                "tool": tool,
+                "agent": agent,
+                "namespace": namespace,
+                "labels": self.policies.namespace_labels(namespace),
+            },
+            "parents": [{"type": "Namespace", "id": namespace}],
+        }
+
+    def tool_authorizer(self, first: ToolAuthorizer) -> ToolAuthorizer:
+        """The MCP gateway's authorizer: ``first`` (tenancy), then the runtime Policies on
+        ``Action::"tools/call"`` with ``context.arguments``, or ``Action::"tools/list"`` when
+        ``arguments`` is None (may the caller see the tool at all); ``agent`` is ``""``."""
+
+        def authorize(
+            principal: Principal,
+            namespace: str,
+            server: str,
+            tool: str,
+            arguments: Mapping[str, Any] | None,
+        ) -> PolicyDecision:
+            decision = first(principal, namespace, server, tool, arguments)
+            if not decision.allowed:
+                return decision
+            resource = self._tool(namespace, server, tool, "")
+            if arguments is None:
+                decided = self.policies.decide(principal, "tools/list", resource)
+            else:
+                decided = self.policies.decide(
+                    principal, "tools/call", resource, arguments=arguments
+                )
+            return PolicyDecision(
+                decided.allowed, decided.policies, decided.reasons, decided.version
+            )
+
+        return authorize
 
     async def authorize_message(self, sender: InstanceRef, recipient: InstanceRef) -> Decision:
         """The agents' message hook (:data:`~modelplane.agents.MessageAuthorizer`)."""
