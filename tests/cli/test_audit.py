@@ -21,7 +21,9 @@ def _cli(up: UpServer, token: str, *args: str) -> subprocess.CompletedProcess[st
 def test_audit_verify_names_a_record_edited_in_the_database_file(tmp_path: Path) -> None:
     # given up with an administrator's and a tenant's token, a Policy, and the tenant's writes
     tokens = tmp_path / "tokens"
-    tokens.write_text('ops-token,ops,1,"system:masters"\nalice-token,alice,2,"modelplane:namespace:team-a"\n')
+    tokens.write_text(
+        'ops-token,ops,1,"system:masters"\nalice-token,alice,2,"modelplane:namespace:team-a"\n'
+    )
     up = UpServer(tmp_path / "home", "--token-file", str(tokens)).start().wait_ready()
     try:
         base = f"{up.url}/apis/{GROUP}/namespaces/team-a"
