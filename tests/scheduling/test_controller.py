@@ -78,7 +78,9 @@ def _events(store: Store, name: str, reason: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def controllers(store: Store) -> Iterator[list[Controller]]:
     running: list[Controller] = [
-        ResourceClaimController(store, retry=(0.05, 0.5)),
+        # placement and explanations are checked here, not the decision bound: a busy machine
+        # must not run a decision out of the 50 ms default (tests/scheduling/test_allocator_bounds.py)
+        ResourceClaimController(store, retry=(0.05, 0.5), deadline_ms=10_000),
         EndpointClaimController(store),
         JobClaimController(store),
         AgentClaimController(store),
