@@ -193,10 +193,12 @@ def test_a_bad_retention_setting_is_refused_naming_the_option(sqlite_url: str) -
 
 
 def test_close_commits_every_acknowledged_event(store_url: str) -> None:
-    # given a thousand appends and a clean stop right after
-    with AuditLog(store_url) as log:
-        for i in range(1000):
-            log.append(_event(i))
+    # given a thousand appends and a clean stop right after (a generous bound for the stop: a
+    # busy machine commits slower, and close() says whether its writer finished)
+    log = AuditLog(store_url)
+    for i in range(1000):
+        log.append(_event(i))
+    assert log.close(timeout=120), f"the writer did not finish; lost {log.lost}"
     # then every one is in the log, chained
     with AuditLog(store_url) as log:
         result = log.verify()
