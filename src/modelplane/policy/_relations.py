@@ -35,6 +35,7 @@ anything. Others are listed in :attr:`RelationGraph.ignored` with the reason.
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -185,6 +186,7 @@ class Relations:
         self._entities: dict[Principal, list[JSON]] = {}
         self._parsed: dict[tuple[Principal, bytes], cedarpy.Entities] = {}
         self._informer: Informer | None = None
+        self._store = store
         #: bumped on every change; names the relationship data a decision used
         self.version = 0
         if store is not None:
@@ -202,7 +204,14 @@ class Relations:
         with self._starting:
             if not self._informer.running:
                 self._informer.start()
-        return self._informer.wait_for_sync(timeout)
+        deadline = time.monotonic() + timeout
+        while not self._informer.wait_for_sync(min(0.25, timeout)):
+            # a store that is down says so now (its own 503), instead of after the whole wait
+            if self._store is not None:
+                self._store.current_resource_version()
+            if time.monotonic() >= deadline:
+                return False
+        return True
 
     def stop(self) -> None:
         if self._informer is not None:
