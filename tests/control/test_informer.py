@@ -10,6 +10,7 @@ import pytest
 from tests.control._wait import wait_until
 
 from modelplane.control import Informer
+from modelplane.store import open_store
 
 NS = "team-a"
 
@@ -182,3 +183,20 @@ def test_handler_added_late_is_replayed_the_cached_objects(store: Any, informer:
 def test_informer_refuses_a_nonpositive_resync(store: Any) -> None:
     with pytest.raises(ValueError, match="resync must be a positive number"):
         Informer(store, "Model", resync=0)
+
+
+def test_an_informer_whose_store_is_closed_under_it_ends_instead_of_spinning(
+    sqlite_url: str,
+) -> None:
+    # given an informer following a store that its owner then closes without stopping it
+    store = open_store(sqlite_url)
+    inf = Informer(store, "Model")
+    inf.start()
+    assert inf.wait_for_sync(5)
+    watch = store.watch("Model")
+    # when the store is closed
+    store.close()
+    # then its watches say they ended (a loop on them must stop, not spin on empty batches)
+    assert watch.closed and watch.next_batch(5) == []
+    # and the informer's thread ends on its own
+    wait_until(lambda: not inf.running, what="the informer to end with its store")

@@ -195,6 +195,10 @@ class Informer:
     def _run(self) -> None:
         backoff = _ERROR_BACKOFF[0]
         while not self._stop.is_set():
+            if self.store.closed:
+                # the store is gone for good: nothing will ever arrive, and a retry would spin
+                log.info("%s informer: the store was closed; stopping", self.kind)
+                return
             try:
                 self._follow(self._open())
                 backoff = _ERROR_BACKOFF[0]
@@ -262,6 +266,8 @@ class Informer:
                     wait = max(0.0, min(wait, next_resync - time.monotonic()))
                 for event in watch.next_batch(wait):
                     self._apply(event.type, event.object, event.resource_version)
+                if watch.closed:
+                    return  # the watch ended (its store closed): reopen, or stop with the store
                 due = next_resync is not None and time.monotonic() >= next_resync
                 if period is not None and due:
                     self._resync()

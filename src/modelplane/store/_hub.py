@@ -434,6 +434,10 @@ class HubWatch(Closing):
             for event in await self.next_batch_async(None):
                 yield event
 
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._hub.stopped
+
     def close(self) -> None:
         self._closed = True
         self._hub.interrupt()
