@@ -244,12 +244,24 @@ def _rollout_in_progress(shell: Shell) -> None:
     _apply_rollout_world(shell, "v2")
 
 
+def _v2_sampled(shell: Shell, wanted: int = 60) -> None:
+    """Serve until the gateway holds ``wanted`` samples of v2: after `promote`, the first requests
+    may still reach v1 while v2's replica starts (slower on a busy machine)."""
+
+    def sampled() -> bool:
+        _serve_requests(shell, 10)
+        r = httpx.get(f"{shell.up.url}/v1/_modelplane/samples?endpoint=chat", timeout=10)
+        return r.status_code == 200 and len(r.json()["versions"].get("v2", [])) >= wanted
+
+    wait_until(sampled, timeout=120, what=f"{wanted} samples of chat's v2")
+
+
 #: what the world must hold before a command for the document's example to make sense
 BEFORE: dict[str, Callable[[Shell], None]] = {
     "modelplane rollout status chat": _rollout_in_progress,
     # samples of v2 (promoted) beside v1's, enough for `analyze --min-samples 50`
     "curl -s 'http://127.0.0.1:8470/v1/_modelplane/samples?endpoint=chat' > samples.json": (
-        lambda shell: _serve_requests(shell, 60)
+        _v2_sampled
     ),
 }
 
