@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelplane.api import Principal
+from modelplane.api import Principal, service_account
 from modelplane.policy import (
     NOT_DELEGATED,
     MemoryAudit,
@@ -10,7 +10,6 @@ from modelplane.policy import (
     Relations,
     compile_policy,
     decide_on_behalf,
-    service_account,
 )
 
 from ._relations import endpoint, member, relationship

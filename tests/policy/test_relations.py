@@ -7,13 +7,12 @@ from typing import Any
 from tests.control._wait import wait_until
 
 from modelplane import api
-from modelplane.api import Principal
+from modelplane.api import Principal, service_account
 from modelplane.policy import (
     PolicySet,
     Relations,
     compile_policy,
     resource_entity,
-    service_account,
 )
 from modelplane.store import Store
 

@@ -31,25 +31,26 @@ def human_duration(seconds: float) -> str:
         return f"{s}s"
     minutes = s // 60
     if minutes < 10:
-        rest = s % 60
-        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+        return _two_units(minutes, "m", s % 60, "s")
     if minutes < 180:
         return f"{minutes}m"
     hours = minutes // 60
     if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h{rest}m" if rest else f"{hours}h"
+        return _two_units(hours, "h", minutes % 60, "m")
     if hours < 48:
         return f"{hours}h"
     if hours < 24 * 8:
-        days, rest = divmod(hours, 24)
-        return f"{days}d{rest}h" if rest else f"{days}d"
+        return _two_units(hours // 24, "d", hours % 24, "h")
     if hours < 24 * 365 * 2:
         return f"{hours // 24}d"
     if hours < 24 * 365 * 8:
-        years, rest = divmod(hours // 24, 365)
-        return f"{years}y{rest}d" if rest else f"{years}y"
+        return _two_units(hours // 24 // 365, "y", hours // 24 % 365, "d")
     return f"{hours // 24 // 365}y"
+
+
+def _two_units(big: int, big_unit: str, rest: int, rest_unit: str) -> str:
+    """``3m20s``, or ``3m`` when nothing is left over (kubectl drops a zero second unit)."""
+    return f"{big}{big_unit}{rest}{rest_unit}" if rest else f"{big}{big_unit}"
 
 
 def age(timestamp: Any, now: datetime | None = None) -> str:

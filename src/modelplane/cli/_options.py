@@ -95,6 +95,25 @@ def count_option(flag: str, default: int, help: str) -> Callable[[F], F]:
     )
 
 
+def existing_option(
+    *decls: str,
+    metavar: str,
+    help: str,
+    multiple: bool = False,
+    file_okay: bool = True,
+    dir_okay: bool = True,
+    allow_dash: bool = False,
+) -> Callable[[F], F]:
+    """An option naming files or folders that must exist (click checks them before up runs)."""
+    return click.option(
+        *decls,
+        multiple=multiple,
+        type=click.Path(exists=True, file_okay=file_okay, dir_okay=dir_okay, allow_dash=allow_dash),
+        metavar=metavar,
+        help=help,
+    )
+
+
 def encryption_key_option(f: F) -> F:
     """``--encryption-key-file``: the key Secrets are encrypted with at rest."""
     return click.option(
@@ -163,15 +182,15 @@ def server_options(
 
 def tls_options(f: F) -> F:
     """``--tls-cert-file`` and ``--tls-private-key-file``: serve HTTPS (``up``, ``gateway``)."""
-    f = click.option(
+    f = existing_option(
         "--tls-private-key-file",
-        type=click.Path(exists=True, dir_okay=False),
+        dir_okay=False,
         metavar="FILE",
         help="The private key (PEM) of --tls-cert-file.",
     )(f)
-    return click.option(
+    return existing_option(
         "--tls-cert-file",
-        type=click.Path(exists=True, dir_okay=False),
+        dir_okay=False,
         metavar="FILE",
         help="Serve HTTPS with this certificate (PEM, intermediates after it); needs"
         " --tls-private-key-file. It must name the address the server listens on.",
@@ -188,9 +207,9 @@ def authentication_options(f: F) -> F:
     ]
     for flag, default, text in oidc:
         f = click.option(flag, default=default, show_default=True, help=text)(f)
-    f = click.option(
+    f = existing_option(
         "--oidc-jwks-file",
-        type=click.Path(exists=True, dir_okay=False),
+        dir_okay=False,
         metavar="FILE",
         help="The issuer's signing keys (a JWKS document); default: fetched from the issuer's"
         " discovery document (its jwks_uri), under the egress rules.",

@@ -20,7 +20,6 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,10 +32,10 @@ from modelplane.cli._agents import parse_packages
 from modelplane.cli._apply import run_apply
 from modelplane.cli._context import Settings
 from modelplane.cli._options import (
-    F,
     authentication,
     authentication_options,
     egress_rules,
+    existing_option,
     server_options,
     tls_options,
 )
@@ -280,25 +279,6 @@ class _Embedded:
         self.store.close()
 
 
-def _existing(
-    *decls: str,
-    metavar: str,
-    help: str,
-    multiple: bool = False,
-    file_okay: bool = True,
-    dir_okay: bool = True,
-    allow_dash: bool = False,
-) -> Callable[[F], F]:
-    """An option naming files or folders that must exist (click checks them before up runs)."""
-    return click.option(
-        *decls,
-        multiple=multiple,
-        type=click.Path(exists=True, file_okay=file_okay, dir_okay=dir_okay, allow_dash=allow_dash),
-        metavar=metavar,
-        help=help,
-    )
-
-
 @click.command()
 @server_options(
     _DEFAULT_PORT,
@@ -307,7 +287,7 @@ def _existing(
 )
 @authentication_options
 @tls_options
-@_existing(
+@existing_option(
     "-f",
     "--filename",
     "paths",
@@ -316,7 +296,7 @@ def _existing(
     metavar="PATH",
     help="Apply these manifests once the server listens; repeatable.",
 )
-@_existing(
+@existing_option(
     "--inventory",
     "inventories",
     multiple=True,
@@ -324,7 +304,7 @@ def _existing(
     metavar="FILE",
     help="Publish this device inventory (`modelplane sim cluster` output) at start; repeatable.",
 )
-@_existing(
+@existing_option(
     "--model-root",
     "model_roots",
     multiple=True,

@@ -18,24 +18,26 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from modelplane.api import Principal
+from modelplane.api import NAMESPACE_GROUP_PREFIX, Principal
 from modelplane.policy import AuditEvent, Decision
 
 #: ``(principal, namespace, server, tool, arguments or None for tools/list) -> Decision``
 Authorizer = Callable[[Principal, str, str, str, Mapping[str, Any] | None], Decision]
 
 #: the group of a namespace's members (the tenancy convention)
-NAMESPACE_GROUP = "modelplane:namespace:{}"
+NAMESPACE_GROUP = NAMESPACE_GROUP_PREFIX + "{}"
+# Kubernetes' group of all the service accounts of a namespace; the tenancy rule reads only the
+# service account's name, so a principal with this group alone is admitted here and not there
 _SERVICE_ACCOUNT_GROUP = "system:serviceaccounts:{}"
 
 
 def belongs_to(principal: Principal, namespace: str) -> bool:
-    """Whether ``principal`` is an administrator or a member or service account of ``namespace``."""
+    """Whether ``principal`` is an administrator or a member or service account of ``namespace``
+    (:attr:`~modelplane.api.Principal.namespaces`, what the tenancy rule reads)."""
     return (
         principal.is_admin
-        or NAMESPACE_GROUP.format(namespace) in principal.groups
+        or namespace in principal.namespaces
         or _SERVICE_ACCOUNT_GROUP.format(namespace) in principal.groups
-        or principal.name.startswith(f"system:serviceaccount:{namespace}:")
     )
 
 
@@ -90,15 +92,12 @@ def call_event(
     decision: Decision,
 ) -> AuditEvent:
     """The audit record of one ``tools/call``."""
-    return AuditEvent(
+    return AuditEvent.of(
+        decision,
         category="tool",
         principal=principal.name,
         action="tools/call",
         resource=f"{server}/{tool}",
-        decision="allow" if decision.allowed else "deny",
         namespace=namespace,
-        policies=decision.policies,
-        reasons=decision.reasons,
-        policy_version=decision.version,
         arguments_digest=arguments_digest(arguments),
     )

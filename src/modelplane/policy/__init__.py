@@ -48,8 +48,6 @@ from modelplane.policy._runtime import (
     RuntimeDecision,
     RuntimePolicies,
     canonical_json,
-    namespaces_of,
-    service_account,
 )
 from modelplane.policy._tenancy import READS, TENANCY_CEDAR, Tenancy
 
@@ -83,11 +81,9 @@ __all__ = [
     "canonical_json",
     "compile_policy",
     "decide_on_behalf",
-    "namespaces_of",
     "open_audit_log",
     "parse_retention",
     "principal_entities",
     "record_hash",
     "resource_entity",
-    "service_account",
 ]

@@ -144,14 +144,11 @@ def _event(
     metadata = obj.get("metadata") or {}
     namespace = str(metadata.get("namespace") or "")
     where = f"{namespace}/" if namespace else ""
-    return AuditEvent(
+    return AuditEvent.of(
+        decision,
         category="admission",
         principal=principal.name,
         action=verb,
         resource=f"{obj.get('kind')}/{where}{metadata.get('name') or ''}",
-        decision="allow" if decision.allowed else "deny",
         namespace=namespace,
-        policies=decision.policies,
-        reasons=decision.reasons,
-        policy_version=decision.version,
     )

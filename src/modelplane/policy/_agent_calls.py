@@ -26,10 +26,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from modelplane.agents import Decision, InstanceRef
-from modelplane.api import Principal
+from modelplane.api import Principal, service_account
 from modelplane.policy._audit import AuditEvent
 from modelplane.policy._engine import Decision as PolicyDecision
-from modelplane.policy._runtime import RuntimeDecision, RuntimePolicies, service_account
+from modelplane.policy._runtime import RuntimeDecision, RuntimePolicies
 
 #: ``(principal, namespace, server, tool, arguments or None for tools/list) -> Decision``
 ToolAuthorizer = Callable[[Principal, str, str, str, Mapping[str, Any] | None], PolicyDecision]

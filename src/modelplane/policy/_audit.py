@@ -12,7 +12,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from modelplane.policy._engine import Decision
 
 
 def _now() -> str:
@@ -47,6 +50,32 @@ class AuditEvent:
     time: str = field(default_factory=_now)
     #: the user an agent acted for (delegation), else ``""``
     on_behalf_of: str = ""
+
+    @classmethod
+    def of(
+        cls,
+        decision: Decision,
+        *,
+        category: str,
+        principal: str,
+        action: str,
+        resource: str,
+        namespace: str = "",
+        arguments_digest: str = "",
+    ) -> AuditEvent:
+        """The record of an allow-or-deny ``decision``: its policies, reasons and version."""
+        return cls(
+            category=category,
+            principal=principal,
+            action=action,
+            resource=resource,
+            decision="allow" if decision.allowed else "deny",
+            namespace=namespace,
+            policies=decision.policies,
+            reasons=decision.reasons,
+            policy_version=decision.version,
+            arguments_digest=arguments_digest,
+        )
 
 
 class AuditSink(Protocol):

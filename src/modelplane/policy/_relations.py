@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import cedarpy
 import orjson
 
-from modelplane.api import CLUSTER_POLICY_NAMESPACE, Principal
+from modelplane.api import CLUSTER_POLICY_NAMESPACE, Principal, service_account
 from modelplane.api.errors import Unavailable
 from modelplane.control import Informer
 from modelplane.policy._engine import principal_entities
@@ -62,16 +62,11 @@ PARSED_ENTITIES = 4096
 _NAMESPACED = frozenset({"Endpoint", "Graph", "Agent", "Tool", "Model"})
 
 
-def service_account_name(namespace: str, name: str) -> str:
-    """The principal name of a service account (as Kubernetes names them)."""
-    return f"system:serviceaccount:{namespace}:{name}"
-
-
 def subject_uid(subject: Mapping[str, Any]) -> Uid:
     """The Cedar uid of a Relationship's ``spec.subject``."""
     kind, name = str(subject.get("kind")), str(subject.get("name"))
     if kind in ("ServiceAccount", "Agent"):
-        return ("User", service_account_name(str(subject.get("namespace") or ""), name))
+        return ("User", service_account(str(subject.get("namespace") or ""), name).name)
     return (kind, name)
 
 

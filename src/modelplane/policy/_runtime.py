@@ -43,9 +43,6 @@ JSON = dict[str, Any]
 
 #: a decision slower than this (seconds) is a deny: an engine that hangs must not hold a call
 TIMEOUT_SECONDS = 0.5
-#: the group that makes a principal a member of a namespace (the tenancy convention)
-NAMESPACE_GROUP = "modelplane:namespace:"
-_SERVICE_ACCOUNT = "system:serviceaccount:"
 #: which audit category each run-time action's decisions go to
 CATEGORIES = {
     "tools/call": "tool",
@@ -116,29 +113,6 @@ def _check_json(value: Any, where: str) -> None:
 def digest(value: Any) -> str:
     """``sha256:<hex>`` of the canonical JSON of ``value`` (ValueError when it is not JSON)."""
     return "sha256:" + hashlib.sha256(canonical_json(value)).hexdigest()
-
-
-def namespaces_of(principal: Principal) -> list[str]:
-    """The namespaces ``principal`` belongs to, by its groups and its service account name."""
-    found = {g[len(NAMESPACE_GROUP) :] for g in principal.groups if g.startswith(NAMESPACE_GROUP)}
-    if principal.name.startswith(_SERVICE_ACCOUNT):
-        namespace, _, _ = principal.name[len(_SERVICE_ACCOUNT) :].partition(":")
-        found.add(namespace)
-    return sorted(n for n in found if n)
-
-
-def service_account(namespace: str, name: str) -> Principal:
-    """The service account ``system:serviceaccount:<namespace>:<name>``, with its groups."""
-    return Principal(
-        f"{_SERVICE_ACCOUNT}{namespace}:{name}",
-        frozenset(
-            {
-                "system:serviceaccounts",
-                f"system:serviceaccounts:{namespace}",
-                "system:authenticated",
-            }
-        ),
-    )
 
 
 class RuntimePolicies:
@@ -269,16 +243,11 @@ class RuntimePolicies:
 
     def _entities(self, principal: Principal, resource: JSON, namespace: str) -> list[JSON]:
         """The principal (with its namespaces), the resource, and the namespaces they name."""
+        # principal_entities gives the user its Namespace parents (Principal.namespaces)
         mine = principal_entities(principal)
-        member_of = namespaces_of(principal)
-        user = dict(mine[0])
-        have = {(p["type"], p["id"]) for p in user["parents"]}
-        user["parents"] = [
-            *user["parents"],
-            *({"type": "Namespace", "id": n} for n in member_of if ("Namespace", n) not in have),
-        ]
+        user = mine[0]
         labels = self._labels(namespace)
-        named = {*member_of, namespace} - {""}
+        named = {*principal.namespaces, namespace} - {""}
         named |= {p["id"] for p in resource.get("parents") or () if p.get("type") == "Namespace"}
         spaces = [
             {"uid": {"type": "Namespace", "id": n}, "attrs": {"labels": labels.get(n, {})}}
