@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import socket
@@ -40,6 +39,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+from modelplane.bench._figures import print_summary, progress
 from modelplane.bench.gateway import added_latency
 
 GOALS: dict[str, float] = {"added_p99_ms": 0.5}
@@ -47,8 +47,7 @@ _TOKEN = "bench-token"
 _MODULE = "modelplane.bench.mcp_gateway"
 
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+_say = progress("mcp")
 
 
 def _echo_server() -> Any:
@@ -262,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _serve_gateway(args.serve_gateway)
     else:
         figures = run(args.calls or (200 if args.quick else 2000))
-        print(json.dumps(figures))
+        print_summary(figures)
     return 0
 
 
