@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from modelplane.agents._journal import Database, Op, checksum
+from modelplane.agents._journal import Database, InstanceIdentity, Op, checksum
 from modelplane.agents.authz import Authorizer, Decision, InstanceRef, MessageAuthorizer
 from modelplane.agents.context import Context, State, deterministic_random, encode
 from modelplane.agents.errors import (
@@ -102,17 +102,9 @@ Record = tuple[int, str, str, bytes]
 
 # eq and repr as an object's: an instance is itself, and its snapshot bytes stay out of logs
 @dataclass(slots=True, eq=False, repr=False)
-class Instance:
+class Instance(InstanceIdentity):
     """An instance in memory. Idle ones are small: the snapshot bytes and a few numbers."""
 
-    iid: int
-    namespace: str
-    agent: str
-    name: str
-    uid: str
-    version: str
-    shard: int
-    status: str
     definition: Definition
     turn_no: int
     snap_seq: int
