@@ -248,12 +248,20 @@ def _processes(work: Path) -> Iterator[tuple[int, int, int]]:
         _wait_serving(gateway_port, upstream_port)
         yield upstream_port, gateway_port, gateway.pid
     finally:
-        for proc in (gateway, fake):
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(gateway, fake)
+
+
+def stop_processes(*procs: subprocess.Popen[Any] | None, timeout: float = 10.0) -> None:
+    """SIGTERM each process a benchmark started, then SIGKILL one still running ``timeout`` s on."""
+    for proc in procs:
+        if proc is None:
+            continue
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _wait_serving(gateway_port: int, upstream_port: int) -> None:

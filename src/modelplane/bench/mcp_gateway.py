@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from modelplane.bench._figures import print_summary, progress
-from modelplane.bench.gateway import added_latency
+from modelplane.bench.gateway import added_latency, stop_processes
 
 GOALS: dict[str, float] = {"added_p99_ms": 0.5}
 _TOKEN = "bench-token"
@@ -145,10 +145,7 @@ def _servers(work: Path) -> Iterator[tuple[str, str, int]]:
         gateway, gw_port = _spawn("--serve-gateway", store_url)
         yield up_url, f"http://127.0.0.1:{gw_port}/mcp/bench", gateway.pid
     finally:
-        for process in (gateway, upstream):
-            if process is not None:
-                process.terminate()
-                process.wait(10)
+        stop_processes(gateway, upstream)
 
 
 @asynccontextmanager
