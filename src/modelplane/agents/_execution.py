@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from modelplane.agents._journal import Database, Op, checksum
+from modelplane.agents._journal import Database, InstanceIdentity, Op, checksum
 from modelplane.agents.authz import Authorizer, Decision, InstanceRef, MessageAuthorizer
 from modelplane.agents.context import Context, State, deterministic_random, encode
 from modelplane.agents.errors import (
@@ -100,81 +100,32 @@ class Definition:
 Record = tuple[int, str, str, bytes]
 
 
-class Instance:
+# eq and repr as an object's: an instance is itself, and its snapshot bytes stay out of logs
+@dataclass(slots=True, eq=False, repr=False)
+class Instance(InstanceIdentity):
     """An instance in memory. Idle ones are small: the snapshot bytes and a few numbers."""
 
-    __slots__ = (
-        "agent",
-        "blocked",
-        "definition",
-        "fence",
-        "iid",
-        "inbox",
-        "inbox_seen",
-        "last_active",
-        "memory",
-        "memory_len",
-        "name",
-        "namespace",
-        "next_seq",
-        "pending",
-        "shard",
-        "snap_seq",
-        "state_bytes",
-        "status",
-        "tail",
-        "task",
-        "turn_no",
-        "uid",
-        "version",
-        "waiter",
-        "wake_at",
-    )
+    definition: Definition
+    turn_no: int
+    snap_seq: int
+    memory_len: int
+    state_bytes: bytes
+    tail: list[Record]
+    wake_at: float | None
+    next_seq: int = field(init=False)
+    memory: list[Any] | None = field(default=None, init=False)
+    inbox: deque[tuple[int, str, bytes]] | None = field(default=None, init=False)
+    inbox_seen: int = field(default=0, init=False)
+    task: asyncio.Task[None] | None = field(default=None, init=False)
+    waiter: asyncio.Future[None] | None = field(default=None, init=False)
+    blocked: bool = field(default=False, init=False)
+    pending: list[Op] | None = field(default=None, init=False)
+    last_active: float = field(default=0.0, init=False)
+    #: (shard, fencing token) its commits are written under; None without leases
+    fence: tuple[int, int] | None = field(default=None, init=False)
 
-    def __init__(
-        self,
-        iid: int,
-        namespace: str,
-        agent: str,
-        name: str,
-        uid: str,
-        version: str,
-        shard: int,
-        status: str,
-        definition: Definition,
-        turn_no: int,
-        snap_seq: int,
-        memory_len: int,
-        state_bytes: bytes,
-        tail: list[Record],
-        wake_at: float | None,
-    ) -> None:
-        self.iid = iid
-        self.namespace = namespace
-        self.agent = agent
-        self.name = name
-        self.uid = uid
-        self.version = version
-        self.shard = shard
-        self.status = status
-        self.definition = definition
-        self.turn_no = turn_no
-        self.snap_seq = snap_seq
-        self.memory_len = memory_len
-        self.state_bytes = state_bytes
-        self.tail = tail
-        self.next_seq = (tail[-1][0] if tail else snap_seq) + 1
-        self.wake_at = wake_at
-        self.memory: list[Any] | None = None
-        self.inbox: deque[tuple[int, str, bytes]] | None = None
-        self.inbox_seen = 0
-        self.task: asyncio.Task[None] | None = None
-        self.waiter: asyncio.Future[None] | None = None
-        self.blocked = False
-        self.pending: list[Op] | None = None
-        self.last_active = 0.0
-        #: (shard, fencing token) its commits are written under; None without leases
-        self.fence: tuple[int, int] | None = None
+    def __post_init__(self) -> None:
+        self.next_seq = (self.tail[-1][0] if self.tail else self.snap_seq) + 1
 
     def ref(self) -> InstanceRef:
         return InstanceRef(self.namespace, self.agent, self.name)

@@ -124,8 +124,9 @@ def checksum(kind: str, name: str, data: bytes) -> int:
 
 
 @dataclass(slots=True)
-class Row:
-    """An instance row as read from ``agent_instances``."""
+class InstanceIdentity:
+    """What a stored row and an instance in memory both say first: which instance it is (its
+    ``iid``, names, ``uid`` and code version), the shard that runs it, and its status."""
 
     iid: int
     namespace: str
@@ -135,6 +136,12 @@ class Row:
     version: str
     shard: int
     status: str
+
+
+@dataclass(slots=True)
+class Row(InstanceIdentity):
+    """An instance row as read from ``agent_instances``."""
+
     wake_at: float | None
     prompt: str | None
     result: bytes | None

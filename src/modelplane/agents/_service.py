@@ -31,6 +31,7 @@ import copy
 import logging
 import threading
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -80,18 +81,23 @@ class AgentService:
         message_authorizer: MessageAuthorizer | None = None,
     ) -> None:
         self._store = store
-        #: the hook every tool call passes (the platform gives the runtime Policies')
-        self._authorizer = authorizer
-        self._message_authorizer = message_authorizer
-        self._api_url = api_url
-        #: the bearer token the runtime's model calls send to the API (None: auth is off)
-        self._api_token = api_token
-        #: the operator's rules for the hosts streamable-http tools may be reached on
-        self._egress = egress
-        self._code = code or AgentCode(packages=tuple(agent_packages), bundles=BundleStore(home))
-        self._database_url = database_url or agents_url(store.url)
-        self._lease_duration = lease_duration
         self._tool_servers = Informer(store, "ToolServer")
+        #: the runtime as configured here, made in the service's own thread and event loop
+        self._new_runtime = partial(
+            Runtime,
+            database_url or agents_url(store.url),
+            model_base_url=api_url,
+            # the bearer token the runtime's model calls send to the API (None: auth is off)
+            model_api_key=api_token,
+            # the operator's rules for the hosts streamable-http tools may be reached on
+            egress=egress,
+            # the hook every tool call passes (the platform gives the runtime Policies')
+            authorizer=authorizer,
+            message_authorizer=message_authorizer,
+            code=code or AgentCode(packages=tuple(agent_packages), bundles=BundleStore(home)),
+            tool_servers=self._tool_server,
+            leases=ShardLeases(store, duration=lease_duration),
+        )
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -136,17 +142,7 @@ class AgentService:
         self._stop = asyncio.Event()
         rt: Runtime | None = None
         try:
-            rt = Runtime(
-                self._database_url,
-                model_base_url=self._api_url,
-                model_api_key=self._api_token,
-                egress=self._egress,
-                authorizer=self._authorizer,
-                message_authorizer=self._message_authorizer,
-                code=self._code,
-                tool_servers=self._tool_server,
-                leases=ShardLeases(self._store, duration=self._lease_duration),
-            )
+            rt = self._new_runtime()
             await rt.start()
             self.runtime = rt
         except Exception as exc:  # start() says why (the database, the store) in its thread

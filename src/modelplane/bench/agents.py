@@ -55,6 +55,7 @@ import orjson
 from modelplane.agents import Context, Database, Runtime, checksum
 from modelplane.agents.runtime import Instances, shard_of
 from modelplane.api import AgentSpec
+from modelplane.bench._figures import percentile, print_summary, progress
 
 GOALS: dict[str, float] = {
     "steps_per_s": 2000.0,
@@ -71,13 +72,7 @@ GOALS: dict[str, float] = {
 NS = "bench"
 
 
-def _say(message: str) -> None:
-    print(f"[bench agents] {message}", file=sys.stderr, flush=True)
-
-
-def _pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+_say = progress("agents")
 
 
 # -- handlers (entrypoints ``modelplane.bench.agents:...``) --------------------------------------
@@ -442,11 +437,11 @@ async def _resident_and_resume(
                 times.append(1000 * (time.perf_counter() - t0))
                 assert inst is not None and inst.snap_seq == records
                 rt.passivate(iid)
-            out[f"resume_{records}_p50_ms"] = round(_pct(times, 0.5), 3)
-            out[f"resume_{records}_p99_ms"] = round(_pct(times, 0.99), 3)
+            out[f"resume_{records}_p50_ms"] = round(percentile(times, 0.5), 3)
+            out[f"resume_{records}_p99_ms"] = round(percentile(times, 0.99), 3)
             _say(
-                f"resume with {records:,} journal records: p50 {_pct(times, 0.5):.3f} ms,"
-                f" p99 {_pct(times, 0.99):.3f} ms"
+                f"resume with {records:,} journal records: p50 {percentile(times, 0.5):.3f} ms,"
+                f" p99 {percentile(times, 0.99):.3f} ms"
             )
         out["resume_p50_ms"] = max(out[f"resume_{r}_p50_ms"] for r in histories)
         out["resume_p99_ms"] = max(out[f"resume_{r}_p99_ms"] for r in histories)
@@ -678,7 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.competitor:
         got = _competitor_main(args.competitor, Path(args.workdir), json.loads(args.sizes))
-        print(orjson.dumps(got).decode(), flush=True)
+        print_summary(got)
         return 0
     if args.quick:
         args.sequential, args.steps, args.resident, args.registered = 200, 2_048, 5_000, 20_000
@@ -694,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         samples=args.samples,
         competitors=not args.no_competitors,
     )
-    print(orjson.dumps(result).decode(), flush=True)
+    print_summary(result)
     return 0
 
 

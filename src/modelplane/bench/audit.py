@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from modelplane.bench._figures import percentile, print_summary, progress
 from modelplane.bench.store import model
 from modelplane.policy import AuditEvent, AuditLog
 from modelplane.store import Store, open_store
@@ -32,8 +30,7 @@ from modelplane.store import Store, open_store
 JSON = dict[str, Any]
 
 
-def _say(message: str) -> None:
-    print(f"[bench audit] {message}", file=sys.stderr, flush=True)
+_say = progress("audit")
 
 
 def _event(obj: JSON) -> AuditEvent:
@@ -75,15 +72,14 @@ def _log_alone(log: AuditLog, count: int) -> JSON:
     if not log.flush(120):
         raise RuntimeError("the audit log did not commit its backlog within 120 s")
     committed = count / (time.perf_counter() - start)
-    costs.sort()
     start = time.perf_counter()
     verification = log.verify()
     verify_s = time.perf_counter() - start
     if not verification.ok:
         raise RuntimeError(f"the benchmark's own log does not verify: {verification}")
     return {
-        "append_p50_us": round(costs[len(costs) // 2] * 1e6, 2),
-        "append_p99_us": round(costs[int(len(costs) * 0.99)] * 1e6, 2),
+        "append_p50_us": round(percentile(costs, 0.5) * 1e6, 2),
+        "append_p99_us": round(percentile(costs, 0.99) * 1e6, 2),
         "committed_per_s": round(committed),
         "verified_per_s": round(verification.records / verify_s),
         "records": verification.records,
@@ -139,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run(
         objects=args.objects, updates=args.updates, rounds=args.rounds, appends=args.appends
     )
-    print(orjson.dumps(result).decode(), flush=True)
+    print_summary(result)
     return 0
 
 

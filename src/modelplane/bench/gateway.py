@@ -44,6 +44,8 @@ from typing import Any
 
 import orjson
 
+from modelplane.bench._figures import percentile, print_summary, progress
+
 GOALS = {
     "added_p50_ms": 1.0,
     "added_p99_ms": 2.0,
@@ -54,13 +56,7 @@ GOALS = {
 }
 
 
-def _say(message: str) -> None:
-    print(f"[bench gateway] {message}", file=sys.stderr, flush=True)
-
-
-def _pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+_say = progress("gateway")
 
 
 # -- a minimal keep-alive HTTP/1.1 client ------------------------------------------------------
@@ -252,12 +248,20 @@ def _processes(work: Path) -> Iterator[tuple[int, int, int]]:
         _wait_serving(gateway_port, upstream_port)
         yield upstream_port, gateway_port, gateway.pid
     finally:
-        for proc in (gateway, fake):
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(gateway, fake)
+
+
+def stop_processes(*procs: subprocess.Popen[Any] | None, timeout: float = 10.0) -> None:
+    """SIGTERM each process a benchmark started, then SIGKILL one still running ``timeout`` s on."""
+    for proc in procs:
+        if proc is None:
+            continue
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _wait_serving(gateway_port: int, upstream_port: int) -> None:
@@ -319,8 +323,8 @@ def _overhead(up: int, gw: int, n: int, rounds: int, stream: bool) -> dict[str, 
 def added_latency(direct: Sequence[float], through: Sequence[float]) -> dict[str, float]:
     """p50 and p99 in ms of request times in seconds, direct and through a gateway, and the
     difference (``added_*``)."""
-    d50, d99 = _pct(direct, 0.5) * 1e3, _pct(direct, 0.99) * 1e3
-    g50, g99 = _pct(through, 0.5) * 1e3, _pct(through, 0.99) * 1e3
+    d50, d99 = percentile(direct, 0.5) * 1e3, percentile(direct, 0.99) * 1e3
+    g50, g99 = percentile(through, 0.5) * 1e3, percentile(through, 0.99) * 1e3
     return {
         "direct_p50_ms": round(d50, 3),
         "direct_p99_ms": round(d99, 3),
@@ -344,11 +348,13 @@ def _throughput(up: int, gw: int, connections: int, seconds: float) -> dict[str,
     paced_gw = asyncio.run(_paced_load("127.0.0.1", gw, body, rate, seconds, 16))
     paced = {
         "rate_rps": rate,
-        "direct_p50_ms": round(_pct(paced_direct, 0.5) * 1e3, 3),
-        "direct_p99_ms": round(_pct(paced_direct, 0.99) * 1e3, 3),
-        "gateway_p50_ms": round(_pct(paced_gw, 0.5) * 1e3, 3),
-        "gateway_p99_ms": round(_pct(paced_gw, 0.99) * 1e3, 3),
-        "added_p99_ms": round((_pct(paced_gw, 0.99) - _pct(paced_direct, 0.99)) * 1e3, 3),
+        "direct_p50_ms": round(percentile(paced_direct, 0.5) * 1e3, 3),
+        "direct_p99_ms": round(percentile(paced_direct, 0.99) * 1e3, 3),
+        "gateway_p50_ms": round(percentile(paced_gw, 0.5) * 1e3, 3),
+        "gateway_p99_ms": round(percentile(paced_gw, 0.99) * 1e3, 3),
+        "added_p99_ms": round(
+            (percentile(paced_gw, 0.99) - percentile(paced_direct, 0.99)) * 1e3, 3
+        ),
     }
     return {
         "at_goal_rate": paced,
@@ -356,9 +362,9 @@ def _throughput(up: int, gw: int, connections: int, seconds: float) -> dict[str,
         "seconds": seconds,
         "direct_rps": round(n_direct / seconds),
         "gateway_rps": round(n_gw / seconds),
-        "direct_p99_ms": round(_pct(lat_direct, 0.99) * 1e3, 3),
-        "gateway_p99_ms": round(_pct(lat_gw, 0.99) * 1e3, 3),
-        "added_p99_ms": round((_pct(lat_gw, 0.99) - _pct(lat_direct, 0.99)) * 1e3, 3),
+        "direct_p99_ms": round(percentile(lat_direct, 0.99) * 1e3, 3),
+        "gateway_p99_ms": round(percentile(lat_gw, 0.99) * 1e3, 3),
+        "added_p99_ms": round((percentile(lat_gw, 0.99) - percentile(lat_direct, 0.99)) * 1e3, 3),
     }
 
 
@@ -386,7 +392,7 @@ def _routing(samples: int) -> dict[str, Any]:
         start = time.perf_counter()
         rnd.choice(replicas)
         base.append(time.perf_counter() - start)
-    out["baseline_random_choice_p50_us"] = round(_pct(base, 0.5) * 1e6, 2)
+    out["baseline_random_choice_p50_us"] = round(percentile(base, 0.5) * 1e6, 2)
     for policy in POLICIES:
         route = EndpointRoute("default", "bench", "m", "chat", versions, policy=policy)
         router = Router(seed=1)
@@ -403,8 +409,8 @@ def _routing(samples: int) -> dict[str, Any]:
             router.pick(route, version, session=f"s{i % 100}", blocks=blocks)
             times.append(time.perf_counter() - start)
         out[policy] = {
-            "p50_us": round(_pct(times, 0.5) * 1e6, 2),
-            "p99_us": round(_pct(times, 0.99) * 1e6, 2),
+            "p50_us": round(percentile(times, 0.5) * 1e6, 2),
+            "p99_us": round(percentile(times, 0.99) * 1e6, 2),
         }
     out["worst_p50_us"] = max(v["p50_us"] for k, v in out.items() if isinstance(v, dict))
     return out
@@ -482,5 +488,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         "routing_p50_us": figures["routing"]["worst_p50_us"] <= GOALS["routing_p50_us"],
         "rss_growth_1m_pct": m["rss_growth_1m_pct_extrapolated"] < GOALS["rss_growth_1m_pct"],
     }
-    print(orjson.dumps(figures).decode())
+    print_summary(figures)
     return 0

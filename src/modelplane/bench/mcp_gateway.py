@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import socket
@@ -40,15 +39,15 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from modelplane.bench.gateway import added_latency
+from modelplane.bench._figures import print_summary, progress
+from modelplane.bench.gateway import added_latency, stop_processes
 
 GOALS: dict[str, float] = {"added_p99_ms": 0.5}
 _TOKEN = "bench-token"
 _MODULE = "modelplane.bench.mcp_gateway"
 
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+_say = progress("mcp")
 
 
 def _echo_server() -> Any:
@@ -146,10 +145,7 @@ def _servers(work: Path) -> Iterator[tuple[str, str, int]]:
         gateway, gw_port = _spawn("--serve-gateway", store_url)
         yield up_url, f"http://127.0.0.1:{gw_port}/mcp/bench", gateway.pid
     finally:
-        for process in (gateway, upstream):
-            if process is not None:
-                process.terminate()
-                process.wait(10)
+        stop_processes(gateway, upstream)
 
 
 @asynccontextmanager
@@ -262,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _serve_gateway(args.serve_gateway)
     else:
         figures = run(args.calls or (200 if args.quick else 2000))
-        print(json.dumps(figures))
+        print_summary(figures)
     return 0
 
 

@@ -34,7 +34,6 @@ import os
 import platform
 import random
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +46,7 @@ import orjson
 
 from modelplane import api
 from modelplane.api import Principal
+from modelplane.bench._figures import percentile, print_summary, progress
 from modelplane.policy import (
     Admission,
     PolicySet,
@@ -64,8 +64,7 @@ REPEATED = 2_000
 GROUP = "modelplane.dev/v1alpha1"
 
 
-def _log(message: str) -> None:
-    print(f"[bench policy] {message}", file=sys.stderr, flush=True)
+_log = progress("policy")
 
 
 # -- the world ------------------------------------------------------------------------------------
@@ -148,10 +147,9 @@ def endpoint(i: int, namespace: str | None = None) -> JSON:
 
 
 def _percentiles_us(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
     return {
-        "p50_us": round(ordered[len(ordered) // 2] * 1e6, 1),
-        "p99_us": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e6, 1),
+        "p50_us": round(percentile(samples, 0.5) * 1e6, 1),
+        "p99_us": round(percentile(samples, 0.99) * 1e6, 1),
     }
 
 
@@ -456,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         updates=args.updates,
         rounds=args.rounds,
     )
-    print(orjson.dumps(result).decode(), flush=True)
+    print_summary(result)
     return 0
 
 

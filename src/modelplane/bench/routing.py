@@ -25,12 +25,10 @@ Progress on stderr; the last stdout line is one JSON object.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from typing import Any
 
-import orjson
-
+from modelplane.bench._figures import print_summary, progress
 from modelplane.gateway import POLICIES, Router
 from modelplane.sim import generate_trace, simulate_routing
 
@@ -56,8 +54,7 @@ WORKLOADS = (
 HOUR_RATE = 50.0
 
 
-def _say(message: str) -> None:
-    print(f"[bench routing] {message}", file=sys.stderr, flush=True)
+_say = progress("routing")
 
 
 def _row(result: dict[str, Any]) -> dict[str, Any]:
@@ -170,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "goals": _goals(work, hour),
         "wall_s": round(time.perf_counter() - started, 1),
     }
-    print(orjson.dumps(figures).decode())
+    print_summary(figures)
     return 0
 
 

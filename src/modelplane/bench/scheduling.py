@@ -27,15 +27,13 @@ against first-fit, and each goal of the issue with its figure and whether it was
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from modelplane.bench._figures import print_summary, progress
 from modelplane.scheduling import (
     AllocatedState,
     AllocationResult,
@@ -60,8 +58,7 @@ ROOT = "resource.kubernetes.io/pcieRoot"
 DEFAULT_PLOT = Path("docs/img/scheduling-allocation.png")
 
 
-def _log(message: str) -> None:
-    print(f"[bench scheduling] {message}", file=sys.stderr, flush=True)
+_log = progress("scheduling")
 
 
 @dataclass(frozen=True)
@@ -529,7 +526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     plot = None if args.plot == "none" else Path(args.plot)
     result = run(sizes, seed=args.seed, plot=plot)
-    print(orjson.dumps(result).decode(), flush=True)
+    print_summary(result)
     return 0
 
 

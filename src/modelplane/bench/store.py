@@ -35,7 +35,6 @@ import os
 import platform
 import sqlite3
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -48,6 +47,7 @@ from urllib.parse import quote
 
 import orjson
 
+from modelplane.bench._figures import percentile, print_summary, progress
 from modelplane.store import JSON, Store, Watch, open_store, redact_url
 
 GOALS: dict[str, float] = {
@@ -58,8 +58,7 @@ GOALS: dict[str, float] = {
 DEFAULT_POSTGRES_URL = "postgresql://127.0.0.1:5432/test"
 
 
-def _say(message: str) -> None:
-    print(f"[bench store] {message}", file=sys.stderr, flush=True)
+_say = progress("store")
 
 
 def model(i: int) -> JSON:
@@ -86,12 +85,6 @@ def model(i: int) -> JSON:
             "replicas": 0,
         },
     }
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -203,26 +196,25 @@ def _watch(
     for w in watches:
         w.close()
     expected = sorted(sent)
-    writes.sort()
     latencies = sorted(
         (when - sent[rv]) * 1000 for got in received for rv, when in got if rv in sent
     )
     # from the moment the write was acknowledged (0 when the event beat the call's return)
-    after_ack = sorted(
+    after_ack = [
         max(0.0, when - acked[rv]) * 1000 for got in received for rv, when in got if rv in acked
-    )
+    ]
     return {
         "watchers": watchers,
         "updates": total,
         "rate_per_s": round(total / elapsed, 1),
-        "p50_ms": round(_percentile(latencies, 0.50), 3),
-        "p99_ms": round(_percentile(latencies, 0.99), 3),
+        "p50_ms": round(percentile(latencies, 0.50), 3),
+        "p99_ms": round(percentile(latencies, 0.99), 3),
         "max_ms": round(latencies[-1], 3) if latencies else None,
         # the update call itself, which the delivery latency includes
-        "write_p50_ms": round(_percentile(writes, 0.50), 3),
-        "write_p99_ms": round(_percentile(writes, 0.99), 3),
-        "after_ack_p50_ms": round(_percentile(after_ack, 0.50), 3),
-        "after_ack_p99_ms": round(_percentile(after_ack, 0.99), 3),
+        "write_p50_ms": round(percentile(writes, 0.50), 3),
+        "write_p99_ms": round(percentile(writes, 0.99), 3),
+        "after_ack_p50_ms": round(percentile(after_ack, 0.50), 3),
+        "after_ack_p99_ms": round(percentile(after_ack, 0.99), 3),
         "exactly_once_in_order": all([rv for rv, _ in got] == expected for got in received),
     }
 
@@ -550,7 +542,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate=args.rate,
         seconds=args.seconds,
     )
-    print(orjson.dumps(result).decode(), flush=True)
+    print_summary(result)
     return 0
 
 

@@ -25,6 +25,7 @@ import contextlib
 import re
 import ssl
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -67,13 +68,11 @@ def _split(url: str) -> tuple[tuple[str, str, int], str, bytes]:
     return (scheme, host, port), path, netloc.encode()
 
 
+@dataclass(slots=True, eq=False)
 class _Connection:
-    __slots__ = ("key", "reader", "writer")
-
-    def __init__(self, key: _Key, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.key = key
-        self.reader = reader
-        self.writer = writer
+    key: _Key
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
