@@ -1,0 +1,18 @@
+"""Package names as an index compares them: PEP 503 normalisation and separator folding."""
+
+from __future__ import annotations
+
+import re
+
+_SEPARATORS = re.compile(r"[-_.]+")
+
+
+def normalize(name: str) -> str:
+    """The PEP 503 form: lower case, every run of ``-``, ``_`` and ``.`` one ``-``."""
+    return _SEPARATORS.sub("-", name).lower()
+
+
+def fold(name: str) -> str:
+    """The name without separators or case (``python-dateutil`` -> ``pythondateutil``): two
+    names that fold alike look alike to a person, but the index holds them apart."""
+    return _SEPARATORS.sub("", name).lower()
