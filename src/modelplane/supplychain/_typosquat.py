@@ -199,8 +199,9 @@ class TyposquatDetector:
                     best = candidate if best is None or candidate < best else best
         if best is not None:
             distance, _, i = best
-            detail = describe_edit(folded, fold(self._targets[i][0]))
-            yield self._suspicion(key, i, "edit", distance, detail if distance == 1 else "")
+            target = fold(self._targets[i][0])
+            detail = describe_edit(folded, target) if distance == 1 else ""
+            yield self._suspicion(key, i, "edit", distance, detail)
 
     def _affixes(self, key: str, folded: str) -> Iterable[Suspicion]:
         for stripped in _strip_affixes(folded):
