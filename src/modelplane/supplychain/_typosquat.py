@@ -186,7 +186,9 @@ class TyposquatDetector:
     def _edits(self, key: str, folded: str) -> Iterable[Suspicion]:
         seen: set[int] = set()
         best: tuple[int, int, int] | None = None  # (distance, rank, index)
-        for probe in _deletes(folded, 2):
+        # two edits are allowed only from names of 9 characters or more (max_distance), so a
+        # name shorter than 7 needs its single deletes alone
+        for probe in _deletes(folded, 2 if len(folded) >= 7 else 1):
             for i in self._by_delete.get(probe, ()):
                 if i in seen:
                     continue
