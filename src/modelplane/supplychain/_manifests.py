@@ -130,7 +130,7 @@ def _requirements(path: Path, shown: str, seen: set[Path]) -> Iterator[Dependenc
             yield from _requirements(target, _shown_beside(shown, include.group(2)), seen)
             continue
         if line.startswith("-e ") or line.startswith("--editable"):
-            line = line.split(None, 1)[-1].split("=", 1)[-1]
+            line = line.split("=", 1)[-1] if line.startswith("--editable=") else line.split()[-1]
             egg = re.search(r"#egg=([\w.-]+)", line)
             if egg is None:
                 continue  # a local path: nothing an index answers for

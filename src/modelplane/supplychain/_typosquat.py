@@ -97,12 +97,16 @@ def osa_distance(a: str, b: str, limit: int) -> int:
 
 
 def _neighbours(a: str, b: str) -> bool:
+    """Whether two keys touch on a QWERTY keyboard (each row sits half a key right of the one
+    above: the row above touches columns i and i+1, the row below i-1 and i)."""
     for row_index, row in enumerate(_KEYBOARD):
         if a in row:
             i = row.index(a)
             near = row[max(0, i - 1) : i + 2]
-            for other in _KEYBOARD[max(0, row_index - 1) : row_index + 2]:
-                near += other[max(0, i - 1) : i + 2]
+            if row_index > 0:
+                near += _KEYBOARD[row_index - 1][i : i + 2]
+            if row_index + 1 < len(_KEYBOARD):
+                near += _KEYBOARD[row_index + 1][max(0, i - 1) : i + 1]
             return b in near
     return False
 
@@ -168,7 +172,9 @@ class TyposquatDetector:
             for s in self._suspicions(key)
             if s.target != key and (rank is None or rank >= self.gap * s.target_rank)
         ]
-        return min(found, key=lambda s: (s.target_rank, s.distance), default=None)
+        # ties go to the first kind found: separators, edits, affixes, words
+        ordered = min(enumerate(found), key=lambda e: (e[1].target_rank, e[0]), default=None)
+        return ordered[1] if ordered else None
 
     def _suspicions(self, key: str) -> Iterable[Suspicion]:
         folded = fold(key)
