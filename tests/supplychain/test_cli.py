@@ -1,0 +1,162 @@
+"""``modelplane audit deps`` and ``audit snapshot``: tables, JSON, SARIF and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.cli._platform import run_cli
+
+from modelplane.supplychain import OnlineIndex, configured_index_url, shown
+
+from .test_guard import write_osv
+
+
+@pytest.fixture
+def project(tmp_path: Path, snapshot_file: Path) -> Path:
+    (tmp_path / "requirements.txt").write_text(
+        "requests==2.31.0\nnumpy>=1.26\nflask-gpt-helper\nreqeusts\n"
+    )
+    return tmp_path
+
+
+def test_deps_prints_a_table_and_exits_1_when_something_is_blocked(project: Path) -> None:
+    result = run_cli("audit", "deps", str(project / "requirements.txt"))
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["PACKAGE", "VERSION", "VERDICT", "WHERE", "REASONS"]
+    assert lines[1].split()[:3] == ["requests", "==2.31.0", "allow"]
+    assert "did you mean requests?" in lines[4]
+    assert lines[-1].startswith("4 dependencies: 2 allowed, 0 warned, 2 blocked")
+
+
+def test_deps_exits_0_when_nothing_is_blocked_and_1_on_warnings_with_fail_on_warn(
+    project: Path, snapshot_file: Path
+) -> None:
+    (project / "ok.txt").write_text("requests\nfresh-thing\n")
+    args = ["audit", "deps", "--snapshot", str(snapshot_file), str(project / "ok.txt")]
+    assert run_cli(*args, "--min-age-days", "100000").exit_code == 0
+    assert run_cli(*args, "--min-age-days", "100000", "--fail-on", "warn").exit_code == 1
+    assert run_cli(*args, "--min-age-days", "0", "--fail-on", "warn").exit_code == 0
+
+
+def test_deps_json_has_a_verdict_per_dependency_and_the_reasons(project: Path) -> None:
+    result = run_cli("audit", "deps", str(project / "requirements.txt"), "-o", "json")
+    doc = json.loads(result.output)
+    assert doc["verdict"] == "block" and doc["snapshotBuilt"] == "2026-12-07"
+    by_name = {d["name"]: d for d in doc["dependencies"]}
+    assert by_name["requests"]["rank"] == 6
+    assert by_name["flask-gpt-helper"]["reasons"][0]["ruleId"] == "MPSC001"
+    assert by_name["reqeusts"]["reasons"][0]["rule"] == "typosquat"
+
+
+def test_deps_sarif_points_at_the_file_and_line_of_each_finding(project: Path) -> None:
+    osv = write_osv(project / "all.zip")
+    result = run_cli(
+        "audit", "deps", str(project / "requirements.txt"), "--osv", str(osv), "-o", "sarif"
+    )
+    assert result.exit_code == 1
+    sarif = json.loads(result.output)
+    assert sarif["version"] == "2.1.0"
+    (run,) = sarif["runs"]
+    rule_ids = [r["id"] for r in run["tool"]["driver"]["rules"]]
+    assert {"MPSC001", "MPSC002", "MPSC004"} <= set(rule_ids)
+    found = {
+        (r["ruleId"], r["level"], r["locations"][0]["physicalLocation"]["region"]["startLine"])
+        for r in run["results"]
+    }
+    assert found == {("MPSC004", "error", 1), ("MPSC001", "error", 3), ("MPSC002", "error", 4)}
+    for r in run["results"]:
+        assert rule_ids[r["ruleIndex"]] == r["ruleId"]
+        location = r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        assert location == str(project / "requirements.txt")
+
+
+def test_deps_reads_names_on_stdin(snapshot_file: Path) -> None:
+    result = run_cli(
+        "audit", "deps", "--snapshot", str(snapshot_file), "-", input="requests\nnumpyy\n"
+    )
+    assert result.exit_code == 1
+    assert "`numpyy` does not exist" in result.output and "did you mean numpy?" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "name at least one file"),
+        (["missing.txt"], "missing.txt: no such file"),
+        (["--snapshot", "nowhere.json", "requirements.txt"], "no such index snapshot"),
+        (["--osv", "nowhere.zip", "requirements.txt"], "no such OSV database"),
+        (["--fail-on", "never", "requirements.txt"], "'never' is not one of"),
+    ],
+)
+def test_mistakes_are_usage_errors_with_exit_code_2(
+    project: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    monkeypatch.chdir(project)
+    result = run_cli("audit", "deps", *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_without_a_snapshot_deps_says_how_to_get_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MODELPLANE_INDEX_SNAPSHOT", raising=False)
+    (tmp_path / "r.txt").write_text("requests\n")
+    result = run_cli("audit", "deps", "r.txt")
+    assert result.exit_code == 2
+    assert "no index snapshot: give --snapshot PATH" in result.output
+
+
+def test_snapshot_builds_the_file_deps_reads(tmp_path: Path, names_file: Path) -> None:
+    out = tmp_path / "snap.json.gz"
+    result = run_cli("audit", "snapshot", str(names_file), "-o", str(out), "--built", "2026-01-02")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"wrote {out}: 16 names, 13 ranked, built 2026-01-02"
+    (tmp_path / "r.txt").write_text("requests\n")
+    check = run_cli("audit", "deps", "--snapshot", str(out), str(tmp_path / "r.txt"))
+    assert check.exit_code == 0
+    assert "built 2026-01-02" in check.output
+
+
+def test_snapshot_reports_a_bad_list_with_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "names.csv"
+    bad.write_text("requests,2011-02,first\n")
+    result = run_cli("audit", "snapshot", str(bad), "-o", str(tmp_path / "s.json"))
+    assert result.exit_code == 2
+    assert f"{bad}:1: rank 'first' is not a whole number" in result.output
+
+
+def test_the_online_index_is_asked_in_pep_691_json_and_cached(tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        assert request.headers["accept"] == "application/vnd.pypi.simple.v1+json"
+        if request.url.path == "/simple/requests/":
+            files = [{"filename": "requests-2.0.tar.gz", "upload-time": "2011-02-14T10:00:00Z"}]
+            return httpx.Response(
+                200,
+                json={"meta": {"api-version": "1.1"}, "name": "requests", "files": files},
+                headers={"content-type": "application/vnd.pypi.simple.v1+json"},
+            )
+        return httpx.Response(404)
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    index = OnlineIndex("https://user:secret@index.invalid/simple", tmp_path / "cache", client)
+    found = index("Requests")
+    assert found is not None and str(found.released) == "2011-02-14"
+    assert index("reqeusts") is None
+    assert index("requests") is not None  # from the cache
+    assert asked == ["/simple/requests/", "/simple/reqeusts/"]
+    assert shown(index.url) == "https://index.invalid/simple/"
+
+
+def test_the_index_is_the_one_pip_is_configured_with(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIP_INDEX_URL", "https://mirror.invalid/simple")
+    assert configured_index_url() == "https://mirror.invalid/simple"
