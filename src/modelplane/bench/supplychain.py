@@ -29,6 +29,7 @@ import datetime as dt
 import gc
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,9 +48,9 @@ from modelplane.supplychain import (
     build,
     fold,
     normalize,
+    osa_distance,
     read_name_list,
 )
-from modelplane.supplychain._typosquat import osa_distance
 
 GOALS = {"nonexistent_blocked": 1.0, "typosquat_recall": 0.90, "fp_rate": 0.01, "p99_ms": 1.0}
 _KEYS = "qwertyuiopasdfghjklzxcvbnm"
@@ -359,7 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=1000, help="squats imitate these top names")
     parser.add_argument("--popular", type=int, default=5000, help="the detector's popular names")
     parser.add_argument("--baseline-sample", type=int, default=300, help="names the scan checks")
-    parser.add_argument("--snapshot-file", default="/tmp/modelplane-bench-snapshot.json.gz")
+    parser.add_argument(
+        "--snapshot-file", help="where the snapshot is written (default: a temp file)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     args = parser.parse_args(argv)
@@ -367,6 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.real, args.squats, args.invented, args.baseline_sample = 100, 100, 100, 30
     if not args.names.is_file():
         parser.error(f"{args.names}: no such name list")
-    result = run(args.names, args)
+    with tempfile.TemporaryDirectory() as scratch:
+        args.snapshot_file = args.snapshot_file or f"{scratch}/index-snapshot.json.gz"
+        result = run(args.names, args)
     print(orjson.dumps(result).decode(), flush=True)
     return 0

@@ -39,7 +39,7 @@ from modelplane.supplychain._snapshot import (
     build,
     read_name_list,
 )
-from modelplane.supplychain._typosquat import Suspicion, TyposquatDetector
+from modelplane.supplychain._typosquat import Suspicion, TyposquatDetector, osa_distance
 
 __all__ = [
     "ALLOW",
@@ -70,6 +70,7 @@ __all__ = [
     "configured_index_url",
     "fold",
     "normalize",
+    "osa_distance",
     "read",
     "read_name_list",
     "read_names",

@@ -62,7 +62,6 @@ def to_sarif(findings: list[Finding], *, version: str) -> dict[str, Any]:
     driver = {
         "name": "modelplane audit deps",
         "version": version,
-        "informationUri": "https://modelplane.dev/docs/supplychain",
         "rules": [
             {
                 "id": r.id,
