@@ -173,3 +173,11 @@ def test_a_dependency_of_another_ecosystem_is_not_checked_and_says_so(
     assert finding.verdict == "warn"
     assert "the index snapshot is of PyPI, not npm" in finding.reasons[0].message
     assert worst([finding, guard(snapshot).check(Dependency("nope-x", "PyPI"))]) == "block"
+
+
+def test_an_advisory_outside_the_osv_schema_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "all.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("X-1.json", json.dumps({"id": "X-1", "affected": ["requests"]}))
+    with pytest.raises(OsvError, match="not in the OSV schema"):
+        OsvDatabase.load(path)

@@ -96,3 +96,13 @@ def test_names_on_stdin_one_per_line() -> None:
         ("requests", "-", 1, "2.0"),
         ("numpy", "-", 4, None),
     ]
+
+
+def test_a_pyproject_of_the_wrong_shape_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "pyproject.toml"
+    path.write_text('[project]\noptional-dependencies = ["x"]\n')
+    with pytest.raises(ManifestError, match="must be tables"):
+        read(path)
+    path.write_text("[project\n")
+    with pytest.raises(ManifestError, match="not TOML"):
+        read(path)

@@ -155,8 +155,10 @@ def _pyproject(path: Path, shown: str) -> list[Dependency]:
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(f"{shown}: not TOML ({exc})") from None
     project = doc.get("project") or {}
-    lists: list[object] = [project.get("dependencies") or []]
-    lists += list((project.get("optional-dependencies") or {}).values())
+    optional = project.get("optional-dependencies") or {} if isinstance(project, dict) else {}
+    if not isinstance(project, dict) or not isinstance(optional, dict):
+        raise ManifestError(f"{shown}: [project] and its optional-dependencies must be tables")
+    lists: list[object] = [project.get("dependencies") or [], *optional.values()]
     found: list[Dependency] = []
     for entries in lists:
         if not isinstance(entries, list):

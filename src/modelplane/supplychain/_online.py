@@ -102,6 +102,11 @@ class OnlineIndex:
                 f"the index {shown(self.url)} answered {response.status_code} for {key}"
                 " without PEP 691 JSON"
             )
-        files = response.json().get("files") or []
-        uploads = sorted(str(f["upload-time"]) for f in files if f.get("upload-time"))
+        try:
+            files = response.json().get("files") or []
+            uploads = sorted(str(f["upload-time"]) for f in files if f.get("upload-time"))
+        except (ValueError, AttributeError, TypeError):
+            raise PackageIndexError(
+                f"the index {shown(self.url)} answered for {key} with JSON that is not PEP 691"
+            ) from None
         return {"exists": True, "first": uploads[0][:10] if uploads else None}

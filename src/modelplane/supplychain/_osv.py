@@ -91,6 +91,8 @@ class OsvDatabase:
                 for member in archive.namelist():
                     if member.endswith(".json"):
                         _add(found, orjson.loads(archive.read(member)), f"{path}:{member}")
+        except (AttributeError, TypeError, KeyError):
+            raise OsvError(f"{path}: an advisory is not in the OSV schema") from None
         except FileNotFoundError:
             raise OsvError(f"{path}: no such OSV database") from None
         except (OSError, zipfile.BadZipFile, orjson.JSONDecodeError) as exc:
@@ -117,7 +119,7 @@ def _add(found: dict[tuple[str, str], list[Advisory]], doc: Any, where: str) -> 
         )
         advisory = Advisory(
             id=str(doc["id"]),
-            summary=str(doc.get("summary") or doc.get("details", "")[:120]),
+            summary=str(doc.get("summary") or str(doc.get("details", ""))[:120]),
             aliases=tuple(doc.get("aliases") or ()),
             versions=frozenset(str(v) for v in affected.get("versions") or ()),
             ranges=ranges,

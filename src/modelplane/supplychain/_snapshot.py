@@ -171,8 +171,14 @@ class IndexSnapshot:
             and isinstance(released, list)
             and isinstance(ranks, list)
             and len(names) == len(released) == len(ranks)
+            and all(isinstance(n, str) for n in names)
+            and all(isinstance(v, int) for v in released)
+            and all(isinstance(v, int) for v in ranks)
         ):
-            raise SnapshotError(f"{path}: names, released and ranks must be arrays of one length")
+            raise SnapshotError(
+                f"{path}: names (strings), released and ranks (integers) must be arrays of one"
+                " length"
+            )
         return cls(
             ecosystem=str(doc.get("ecosystem", "PyPI")),
             built=str(doc.get("built", "")),
