@@ -22,12 +22,14 @@ django\t2005-07\t40\tBSD-3-Clause
 requests-toolbelt\t2014-01\t116\tApache-2.0
 flask\t2010-04\t181\tBSD-3-Clause
 colorama\t2010-11\t81\tBSD-3-Clause
+pandas\t2009-12\t37\tBSD-3-Clause
 yaml\t2015-03\t2900\t
 urllib\t2016-01\t4100\t
 requests2\t2013-05\t90\tApache-2.0
 reqeusts\t2025-06\t\t
 fresh-thing\t2026-12-01\t\tMIT
 gpl-thing\t2012-01\t\tGPL-3.0-only
+pandaz\t2010-01\t13902\tBSD-3-Clause
 """
 
 #: "today" for every check, so that "new" does not depend on when the tests run

@@ -117,7 +117,7 @@ def test_snapshot_builds_the_file_deps_reads(tmp_path: Path, names_file: Path) -
     out = tmp_path / "snap.json.gz"
     result = run_cli("audit", "snapshot", str(names_file), "-o", str(out), "--built", "2026-01-02")
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == f"wrote {out}: 16 names, 13 ranked, built 2026-01-02"
+    assert result.output.strip() == f"wrote {out}: 18 names, 15 ranked, built 2026-01-02"
     (tmp_path / "r.txt").write_text("requests\n")
     check = run_cli("audit", "deps", "--snapshot", str(out), str(tmp_path / "r.txt"))
     assert check.exit_code == 0

@@ -98,6 +98,17 @@ def test_a_registered_typosquat_is_blocked(snapshot: IndexSnapshot) -> None:
     assert finding.verdict == "block"
 
 
+def test_an_established_look_alike_is_a_warning_naming_both_ranks(snapshot: IndexSnapshot) -> None:
+    # pandaz has a download rank of its own: a person decides whether it is meant
+    finding = guard(snapshot).check(Dependency("pandaz", "PyPI"))
+    assert finding.verdict == "warn"
+    assert finding.reasons[0].message == (
+        "`pandaz` is 1 edit from `pandas` (rank 37, 'z' for 's', keyboard neighbours); did you mean"
+        " pandas?"
+        " (`pandaz` has rank 13902)"
+    )
+
+
 def test_a_new_package_is_a_warning_until_it_is_old_enough(snapshot: IndexSnapshot) -> None:
     finding = guard(snapshot).check(Dependency("fresh-thing", "PyPI"))
     assert finding.verdict == "warn"

@@ -176,14 +176,15 @@ def _labelled_set(
     return labelled, registered
 
 
-def _predict(guard: DependencyGuard, name: str) -> tuple[str, int]:
+def _predict(guard: DependencyGuard, name: str) -> tuple[str, str, int]:
+    """(predicted class, verdict, nanoseconds) of one name."""
     started = time.perf_counter_ns()
     finding = guard.check(Dependency(name, "PyPI"))
     elapsed = time.perf_counter_ns() - started
     rules = {reason.rule for reason in finding.reasons}
     if "not-found" in rules or (finding.package is None and finding.verdict == BLOCK):
-        return "invented", elapsed
-    return ("typosquat" if "typosquat" in rules else "real"), elapsed
+        return "invented", finding.verdict, elapsed
+    return ("typosquat" if "typosquat" in rules else "real"), finding.verdict, elapsed
 
 
 def _naive(top: list[tuple[str, int]], name: str) -> bool:
@@ -221,6 +222,11 @@ def _per_stratum(
     return {k: {"n": n, hit: c, "rate": round(c / n, 4)} for k, (c, n) in sorted(strata.items())}
 
 
+def _share(strata: dict[str, Any], hit: str) -> float | None:
+    total = sum(v["n"] for v in strata.values())
+    return round(sum(v[hit] for v in strata.values()) / total, 4) if total else None
+
+
 def _percentile(values: list[int], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000
@@ -249,8 +255,9 @@ def run(names: Path, args: argparse.Namespace) -> dict[str, Any]:
     for name, _, _ in labelled[:200]:
         _predict(guard, name)  # warm-up: first touches of the dicts
     timed = [_predict(guard, name) for name, _, _ in labelled]
-    predicted = [p for p, _ in timed]
-    return _figures(labelled, predicted, [t for _, t in timed], index, build_s, args, r)
+    args.verdicts = [v for _, v, _ in timed]
+    predicted = [p for p, _, _ in timed]
+    return _figures(labelled, predicted, [t for _, _, t in timed], index, build_s, args, r)
 
 
 def _reload(snapshot: IndexSnapshot, args: argparse.Namespace) -> IndexSnapshot:
@@ -275,6 +282,8 @@ def _figures(
 ) -> dict[str, Any]:
     scores = _scores(labelled, predicted)
     real_flags = _per_stratum(labelled, predicted, "real", "typosquat")
+    real_blocked = _per_stratum(labelled, args.verdicts, "real", BLOCK)
+    squats_blocked = _per_stratum(labelled, args.verdicts, "typosquat", BLOCK)
     squat_kinds = _per_stratum(labelled, predicted, "typosquat", "typosquat")
     invented_blocked = _per_stratum(labelled, predicted, "invented", "invented")
     fp_top = real_flags.get("top1000", {}).get("typosquat", 0)
@@ -292,6 +301,8 @@ def _figures(
         "classes": scores,
         "typosquat_recall_by_kind": squat_kinds,
         "real_flagged_by_stratum": real_flags,
+        "real_blocked_by_stratum": real_blocked,
+        "typosquats_blocked": _share(squats_blocked, BLOCK),
         "false_positives_top1000": fp_top,
         "fp_rate_beyond_top1000": round(sum(beyond) / len(beyond), 4) if beyond else None,
         "nonexistent_blocked": invented_blocked["invented"]["rate"],

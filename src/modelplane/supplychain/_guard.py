@@ -101,8 +101,7 @@ class DependencyGuard:
             finding.reasons.append(self._not_found(dep, squat))
             return finding
         if squat is not None:
-            level = WARN if squat.distance > 1 else BLOCK
-            finding.reasons.append(Reason("typosquat", level, squat.message))
+            finding.reasons.append(_squat_reason(squat, package))
         finding.reasons += self._age(dep, package)
         finding.reasons += self._vulnerabilities(dep)
         finding.reasons += self._license(dep, package)
@@ -175,6 +174,16 @@ class DependencyGuard:
                 f" ({', '.join(sorted(self.allow_licenses))}) does not cover",
             )
         ]
+
+
+def _squat_reason(squat: Suspicion, package: Package) -> Reason:
+    """Block an unranked look-alike; an established package (it has a download rank) beside a
+    far more popular one is as often an honest neighbour as a squat, so a person decides."""
+    if package.rank is None and squat.distance <= 1:
+        return Reason("typosquat", BLOCK, squat.message)
+    if package.rank is None:
+        return Reason("typosquat", WARN, squat.message)
+    return Reason("typosquat", WARN, f"{squat.message} (`{package.name}` has rank {package.rank})")
 
 
 def _advisory_message(name: str, version: str, advisory: Advisory) -> str:
