@@ -160,3 +160,34 @@ def test_the_online_index_is_asked_in_pep_691_json_and_cached(tmp_path: Path) ->
 def test_the_index_is_the_one_pip_is_configured_with(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIP_INDEX_URL", "https://mirror.invalid/simple")
     assert configured_index_url() == "https://mirror.invalid/simple"
+
+
+def test_an_npm_snapshot_checks_package_json_with_npm_names(tmp_path: Path) -> None:
+    # given an npm index where lodash.merge and lodash-merge would be two packages
+    names = tmp_path / "npm.csv"
+    names.write_text("lodash,2012-04,1,MIT\nexpress,2010-12,2,MIT\nlodash.merge,2013-09,40,MIT\n")
+    snap = tmp_path / "npm-snapshot.json"
+    made = run_cli("audit", "snapshot", "--npm", str(names), "-o", str(snap))
+    assert made.exit_code == 0, made.output
+    (tmp_path / "package.json").write_text(
+        json.dumps(
+            {
+                "dependencies": {
+                    "express": "4.19.2",
+                    "lodash.merge": "4.6.2",
+                    "lodash-merge": "1.0.0",
+                },
+                "devDependencies": {"lodahs": "1.0.0"},
+            }
+        )
+    )
+    result = run_cli(
+        "audit", "deps", "--snapshot", str(snap), str(tmp_path / "package.json"), "-o", "json"
+    )
+    verdicts = {d["name"]: d["verdict"] for d in json.loads(result.output)["dependencies"]}
+    assert verdicts == {
+        "express": "allow",
+        "lodash.merge": "allow",
+        "lodash-merge": "block",
+        "lodahs": "block",
+    }

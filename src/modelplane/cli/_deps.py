@@ -207,7 +207,7 @@ def snapshot(names: str, out: str, from_index: bool, built: dt.datetime | None, 
     from modelplane import supplychain as sc
 
     try:
-        packages = sc.read_name_list(Path(names))
+        packages = sc.read_name_list(Path(names), "npm" if npm else "PyPI")
         if from_index:
             packages = _ask_index(packages)
     except (sc.SnapshotError, sc.PackageIndexError) as exc:

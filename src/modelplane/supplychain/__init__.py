@@ -22,7 +22,7 @@ from modelplane.supplychain._guard import (
 )
 from modelplane.supplychain._licenses import LicenseError, allowed
 from modelplane.supplychain._manifests import Dependency, ManifestError, read, read_names
-from modelplane.supplychain._names import fold, normalize
+from modelplane.supplychain._names import fold, normalize, package_key
 from modelplane.supplychain._online import (
     OnlineIndex,
     PackageIndexError,
@@ -71,6 +71,7 @@ __all__ = [
     "fold",
     "normalize",
     "osa_distance",
+    "package_key",
     "read",
     "read_name_list",
     "read_names",

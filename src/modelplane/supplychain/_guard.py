@@ -93,7 +93,9 @@ class DependencyGuard:
         if dep.ecosystem != self.snapshot.ecosystem:
             why = f"the index snapshot is of {self.snapshot.ecosystem}, not {dep.ecosystem}"
             return Finding(dep, [Reason("not-checked", WARN, f"`{dep.name}` not checked: {why}")])
-        package = (self.lookup or self.snapshot.get)(dep.name)
+        # the live index speaks PEP 691, so it answers for PyPI names only
+        online = self.lookup is not None and dep.ecosystem == "PyPI"
+        package = (self.lookup if online and self.lookup else self.snapshot.get)(dep.name)
         finding = Finding(dep, package=package)
         assert self.detector is not None
         squat = self.detector.check(dep.name, exists=package is not None)
@@ -110,7 +112,7 @@ class DependencyGuard:
     def _not_found(self, dep: Dependency, squat: Suspicion | None) -> Reason:
         where = (
             "the package index"
-            if self.lookup is not None
+            if self.lookup is not None and dep.ecosystem == "PyPI"
             else f"the index snapshot (built {self.snapshot.built})"
         )
         message = f"`{dep.name}` does not exist in {where}"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from modelplane.supplychain._names import normalize
+from modelplane.supplychain._names import package_key
 
 
 class ManifestError(ValueError):
@@ -38,7 +38,7 @@ class Dependency:
 
     @property
     def key(self) -> str:
-        return normalize(self.name) if self.ecosystem == "PyPI" else self.name.lower()
+        return package_key(self.name, self.ecosystem)
 
     @property
     def pinned(self) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from packaging.version import InvalidVersion, Version
 
-from modelplane.supplychain._names import normalize
+from modelplane.supplychain._names import package_key
 
 
 class OsvError(ValueError):
@@ -77,8 +77,7 @@ class OsvDatabase:
         return sum(len(v) for v in self._by_package.values())
 
     def advisories(self, ecosystem: str, name: str) -> list[Advisory]:
-        key = normalize(name) if ecosystem == "PyPI" else name.lower()
-        return self._by_package.get((ecosystem, key), [])
+        return self._by_package.get((ecosystem, package_key(name, ecosystem)), [])
 
     def affecting(self, ecosystem: str, name: str, version: str) -> list[Advisory]:
         return [a for a in self.advisories(ecosystem, name) if a.affects(version)]
@@ -124,5 +123,4 @@ def _add(found: dict[tuple[str, str], list[Advisory]], doc: Any, where: str) -> 
             versions=frozenset(str(v) for v in affected.get("versions") or ()),
             ranges=ranges,
         )
-        key = normalize(name) if ecosystem == "PyPI" else name.lower()
-        found.setdefault((ecosystem, key), []).append(advisory)
+        found.setdefault((ecosystem, package_key(name, ecosystem)), []).append(advisory)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import orjson
 
-from modelplane.supplychain._names import normalize
+from modelplane.supplychain._names import normalize, package_key
 
 FORMAT = "modelplane.dev/index-snapshot/v1"
 
@@ -116,11 +116,15 @@ class IndexSnapshot:
         return len(self.names)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and normalize(name) in self._index
+        return isinstance(name, str) and self.key(name) in self._index
+
+    def key(self, name: str) -> str:
+        """The form this snapshot's names are kept in."""
+        return package_key(name, self.ecosystem)
 
     def get(self, name: str) -> Package | None:
         """The package of that name (any spelling PEP 503 folds to it), or None."""
-        key = normalize(name)
+        key = self.key(name)
         i = self._index.get(key)
         if i is None:
             return None
@@ -221,7 +225,7 @@ def _merge(a: Package, b: Package) -> Package:
     )
 
 
-def read_name_list(path: Path) -> list[Package]:
+def read_name_list(path: Path, ecosystem: str = "PyPI") -> list[Package]:
     """Packages from a TSV or CSV list. With a header row its columns are found by name (name;
     first release, month or date; rank; license); without one the columns are name, first
     release, rank and optionally license, in that order."""
@@ -232,10 +236,10 @@ def read_name_list(path: Path) -> list[Package]:
     first = next((r for r in text.splitlines() if r.strip() and not r.startswith("#")), "")
     delimiter = "\t" if "\t" in first else ","
     rows = csv.reader(io.StringIO(text), delimiter=delimiter)
-    return list(_packages(path, rows))
+    return list(_packages(path, rows, ecosystem))
 
 
-def _packages(path: Path, rows: Iterable[Sequence[str]]) -> Iterable[Package]:
+def _packages(path: Path, rows: Iterable[Sequence[str]], ecosystem: str) -> Iterable[Package]:
     columns: dict[str, int] = {"name": 0, "released": 1, "rank": 2, "license": 3}
     first = True
     for line, row in enumerate(rows, start=1):
@@ -247,7 +251,7 @@ def _packages(path: Path, rows: Iterable[Sequence[str]]) -> Iterable[Package]:
             continue
         first = False
         try:
-            yield _package(row, columns)
+            yield _package(row, columns, ecosystem)
         except SnapshotError as exc:
             raise SnapshotError(f"{path}:{line}: {exc}") from None
 
@@ -274,7 +278,7 @@ def _cell(row: Sequence[str], columns: dict[str, int], column: str) -> str:
     return row[i].strip() if i is not None and i < len(row) else ""
 
 
-def _package(row: Sequence[str], columns: dict[str, int]) -> Package:
+def _package(row: Sequence[str], columns: dict[str, int], ecosystem: str) -> Package:
     rank_text = _cell(row, columns, "rank")
     try:
         rank = int(rank_text) if rank_text else None
@@ -286,7 +290,7 @@ def _package(row: Sequence[str], columns: dict[str, int]) -> Package:
     if not _NAME.fullmatch(name):
         raise SnapshotError(f"{name!r} is not a package name")
     return Package(
-        normalize(name),
+        package_key(name, ecosystem),
         Release.parse(_cell(row, columns, "released")),
         rank,
         _cell(row, columns, "license") or None,

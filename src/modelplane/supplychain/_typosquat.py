@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from modelplane.supplychain._names import fold, normalize
+from modelplane.supplychain._names import fold
 from modelplane.supplychain._snapshot import IndexSnapshot
 
 #: prefixes and suffixes squatters add to (or drop from) a popular name, folded
@@ -162,7 +162,7 @@ class TyposquatDetector:
     def check(self, name: str, *, exists: bool) -> Suspicion | None:
         """The popular name ``name`` imitates, or None. A name in the snapshot is suspect only
         when it is not popular itself and its neighbour is ``gap`` times better ranked."""
-        key = normalize(name)
+        key = self.snapshot.key(name)
         rank = self.snapshot.rank(key) if exists else None
         if rank is not None and rank <= self.trusted_rank:
             return None
