@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from pathlib import Path
 
 import httpx
@@ -191,3 +193,56 @@ def test_an_npm_snapshot_checks_package_json_with_npm_names(tmp_path: Path) -> N
         "lodash-merge": "block",
         "lodahs": "block",
     }
+
+
+class _Index(http.server.BaseHTTPRequestHandler):
+    """A PEP 691 index over loopback that knows one project, requests."""
+
+    def do_GET(self) -> None:
+        if self.path != "/simple/requests/":
+            self.send_response(404)
+            self.end_headers()
+            return
+        body = json.dumps(
+            {
+                "meta": {"api-version": "1.1"},
+                "name": "requests",
+                "files": [
+                    {"filename": "requests-0.2.0.tar.gz", "upload-time": "2011-02-14T00:00:00Z"}
+                ],
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_online_asks_the_index_pip_is_configured_with(
+    tmp_path: Path, snapshot_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Index)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{server.server_port}/simple/")
+        (tmp_path / "r.txt").write_text("requests\nnumpy\n")
+        result = run_cli(
+            "audit",
+            "deps",
+            "--online",
+            "--snapshot",
+            str(snapshot_file),
+            str(tmp_path / "r.txt"),
+            env={"MODELPLANE_HOME": str(tmp_path / "home")},
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    # numpy is in the snapshot but not in this index: the index is what answers
+    assert result.exit_code == 1
+    assert "`numpy` does not exist in the package index" in result.output
+    assert (tmp_path / "home" / "cache" / "simple-index" / "requests.json").is_file()
