@@ -77,7 +77,10 @@ def deps(
 ) -> None:
     """Check the dependencies FILES name (requirements files, pyproject.toml, package.json, or
     - for names on stdin): does each exist, imitate a popular name, is it new, vulnerable, or
-    under a license not allowed. Verdicts allow, warn or block, each with its reasons."""
+    under a license not allowed. Verdicts allow, warn or block, each with its reasons.
+
+    Exit code 0 when nothing is blocked, 1 when something is (or is warned about, with
+    --fail-on warn), 2 when the dependencies could not be checked."""
     from modelplane import supplychain as sc
 
     if not files:

@@ -202,15 +202,15 @@ def build(
     for pkg in packages:
         old = by_name.get(pkg.name)
         by_name[pkg.name] = pkg if old is None else _merge(old, pkg)
-    names = sorted(by_name)
+    ordered = [by_name[name] for name in sorted(by_name)]
     return IndexSnapshot(
         ecosystem=ecosystem,
         built=built.isoformat(),
         source=source,
-        names=names,
-        released=[p.released.packed() if p.released else 0 for p in map(by_name.get, names) if p],
-        ranks=[p.rank or 0 for p in map(by_name.get, names) if p],
-        licenses={n: p.license for n, p in by_name.items() if p.license},
+        names=[p.name for p in ordered],
+        released=[p.released.packed() if p.released else 0 for p in ordered],
+        ranks=[p.rank or 0 for p in ordered],
+        licenses={p.name: p.license for p in ordered if p.license},
     )
 
 
