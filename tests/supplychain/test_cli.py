@@ -5,13 +5,14 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from tests.cli._platform import run_cli
 
-from modelplane.supplychain import OnlineIndex, configured_index_url, shown
+from modelplane.supplychain import IndexSnapshot, OnlineIndex, configured_index_url, shown
 
 from .test_guard import write_osv
 
@@ -222,27 +223,49 @@ class _Index(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_online_asks_the_index_pip_is_configured_with(
-    tmp_path: Path, snapshot_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def index_url() -> Iterator[str]:
+    """The URL of a PEP 691 index served on loopback for the test."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Index)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{server.server_port}/simple/")
-        (tmp_path / "r.txt").write_text("requests\nnumpy\n")
-        result = run_cli(
-            "audit",
-            "deps",
-            "--online",
-            "--snapshot",
-            str(snapshot_file),
-            str(tmp_path / "r.txt"),
-            env={"MODELPLANE_HOME": str(tmp_path / "home")},
-        )
+        yield f"http://127.0.0.1:{server.server_port}/simple/"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_online_asks_the_index_pip_is_configured_with(
+    tmp_path: Path, snapshot_file: Path, index_url: str
+) -> None:
+    (tmp_path / "r.txt").write_text("requests\nnumpy\n")
+    home = tmp_path / "home"
+    result = run_cli(
+        "audit",
+        "deps",
+        "--online",
+        "--snapshot",
+        str(snapshot_file),
+        str(tmp_path / "r.txt"),
+        env={"MODELPLANE_HOME": str(home), "PIP_INDEX_URL": index_url},
+    )
     # numpy is in the snapshot but not in this index: the index is what answers
     assert result.exit_code == 1
     assert "`numpy` does not exist in the package index" in result.output
-    assert (tmp_path / "home" / "cache" / "simple-index" / "requests.json").is_file()
+    assert (home / "cache" / "simple-index" / "requests.json").is_file()
+
+
+def test_snapshot_from_the_index_keeps_the_names_it_knows_with_their_first_upload(
+    tmp_path: Path, index_url: str
+) -> None:
+    names = tmp_path / "names.csv"
+    names.write_text("requests,,6\nflask-gpt-helper,,\n")
+    out = tmp_path / "snap.json"
+    env = {"MODELPLANE_HOME": str(tmp_path / "home"), "PIP_INDEX_URL": index_url}
+    result = run_cli("audit", "snapshot", "--from-index", str(names), "-o", str(out), env=env)
+    assert result.exit_code == 0, result.output
+    assert "flask-gpt-helper does not exist in the package index; left out" in result.output
+    snap = IndexSnapshot.load(out)
+    requests = snap.get("requests")
+    assert snap.names == ["requests"]
+    assert requests is not None and (str(requests.released), requests.rank) == ("2011-02-14", 6)
