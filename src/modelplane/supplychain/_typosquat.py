@@ -148,11 +148,11 @@ class TyposquatDetector:
         self.trusted_rank = trusted_rank
         self.gap = gap
         self._targets = snapshot.top(popular)
+        self._folded = [fold(name) for name, _ in self._targets]
         self._by_fold: dict[str, int] = {}
         self._by_delete: dict[str, list[int]] = {}
         self._by_stripped: dict[str, int] = {}
-        for i, (name, _) in enumerate(self._targets):
-            folded = fold(name)
+        for i, folded in enumerate(self._folded):
             self._by_fold.setdefault(folded, i)
             for key in _deletes(folded, max_distance(len(folded))):
                 self._by_delete.setdefault(key, []).append(i)
@@ -199,7 +199,7 @@ class TyposquatDetector:
                 if i in seen:
                     continue
                 seen.add(i)
-                target_fold = fold(self._targets[i][0])
+                target_fold = self._folded[i]
                 limit = max_distance(len(target_fold))
                 distance = osa_distance(folded, target_fold, limit)
                 if 0 < distance <= limit:
@@ -207,8 +207,7 @@ class TyposquatDetector:
                     best = candidate if best is None or candidate < best else best
         if best is not None:
             distance, _, i = best
-            target = fold(self._targets[i][0])
-            detail = describe_edit(folded, target) if distance == 1 else ""
+            detail = describe_edit(folded, self._folded[i]) if distance == 1 else ""
             yield self._suspicion(key, i, "edit", distance, detail)
 
     def _affixes(self, key: str, folded: str) -> Iterable[Suspicion]:
@@ -219,7 +218,7 @@ class TyposquatDetector:
                 yield self._suspicion(key, i, "affix", 0, f"{extra!r} added")
         i = self._by_stripped.get(folded)
         if i is not None:
-            dropped = fold(self._targets[i][0]).replace(folded, "", 1)
+            dropped = self._folded[i].replace(folded, "", 1)
             yield self._suspicion(key, i, "affix", 0, f"{dropped!r} dropped")
 
     def _combosquats(self, key: str) -> Iterable[Suspicion]:
