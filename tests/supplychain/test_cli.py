@@ -269,3 +269,16 @@ def test_snapshot_from_the_index_keeps_the_names_it_knows_with_their_first_uploa
     requests = snap.get("requests")
     assert snap.names == ["requests"]
     assert requests is not None and (str(requests.released), requests.rank) == ("2011-02-14", 6)
+
+
+def test_online_without_a_snapshot_checks_existence_and_says_what_it_cannot(
+    tmp_path: Path, index_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.txt").write_text("requests\nreqeusts\n")
+    env = {"MODELPLANE_HOME": str(tmp_path / "home"), "PIP_INDEX_URL": index_url}
+    result = run_cli("audit", "deps", "--online", "r.txt", "-o", "json", env=env)
+    assert result.exit_code == 1
+    assert "no index snapshot: typosquats are not looked for" in result.stderr
+    doc = json.loads(result.stdout)
+    assert [d["verdict"] for d in doc["dependencies"]] == ["allow", "block"]
