@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from modelplane.cli._context import connection_options, settings
+from modelplane.cli._deps import deps, snapshot
 from modelplane.cli._output import console, echo_error, print_table, to_json, to_yaml
 
 _HEADERS = ("SEQ", "TIME", "PRINCIPAL", "CATEGORY", "ACTION", "RESOURCE", "DECISION", "POLICIES")
@@ -19,7 +20,12 @@ _HEADERS = ("SEQ", "TIME", "PRINCIPAL", "CATEGORY", "ACTION", "RESOURCE", "DECIS
 
 @click.group()
 def audit() -> None:
-    """The audit log of every decision: read it, verify its hash chain."""
+    """The audit log of every decision (read it, verify its hash chain), and the dependency
+    guard (deps, snapshot)."""
+
+
+audit.add_command(deps)
+audit.add_command(snapshot)
 
 
 @audit.command("log")
