@@ -25,12 +25,11 @@ from modelplane.agents._routes import (
     _op,
     _request_body,
     _segment,
-    _shown,
     agents_url,
 )
 from modelplane.agents.authz import AdminsDecide, ApprovalGate
 from modelplane.agents.runtime import Instances
-from modelplane.api import Principal, check_dns_label, check_dns_subdomain, principal_of
+from modelplane.api import Principal, check_dns_label, check_dns_subdomain, principal_of, shown
 from modelplane.api.errors import BadRequest, Forbidden
 from modelplane.store import Store
 
@@ -70,7 +69,7 @@ def routes(store: Store, gate: ApprovalGate | None = None) -> list[BaseRoute]:
         q = request.query_params
         which = q.get("state") or "open"
         if which not in STATES:
-            raise BadRequest(f"query parameter state={_shown(which)} must be one of {STATES}")
+            raise BadRequest(f"query parameter state={shown(which)} must be one of {STATES}")
         namespace = q.get("namespace") or None
         if namespace is not None:
             try:
@@ -80,8 +79,8 @@ def routes(store: Store, gate: ApprovalGate | None = None) -> list[BaseRoute]:
         items = await run_in_threadpool(
             instances().approvals.list, state=which, namespace=namespace
         )
-        shown = await run_in_threadpool(visible, principal_of(request.scope), items)
-        return _json({"items": shown})
+        seen = await run_in_threadpool(visible, principal_of(request.scope), items)
+        return _json({"items": seen})
 
     async def one(request: Request) -> Response:
         approval = _approval_id(request)
@@ -94,7 +93,7 @@ def routes(store: Store, gate: ApprovalGate | None = None) -> list[BaseRoute]:
         approval = _approval_id(request)
         verb = request.path_params["verb"]
         if verb not in ("approve", "deny"):
-            raise BadRequest(f"POST .../{_shown(verb)}: use approve or deny")
+            raise BadRequest(f"POST .../{shown(verb)}: use approve or deny")
         reason = _reason(await _body(request))
         principal = principal_of(request.scope)
         approvals = instances().approvals

@@ -34,6 +34,8 @@ from modelplane.api import (
     check_dns_subdomain,
     json_object,
     principal_of,
+    query_count,
+    shown,
 )
 from modelplane.api.errors import BadRequest, Forbidden
 from modelplane.store import Store
@@ -74,10 +76,6 @@ _JSON_TYPES = {
 }
 
 
-def _shown(value: str) -> str:
-    return repr(value if len(value) <= 80 else value[:77] + "...")
-
-
 def _checked(params: Mapping[str, Any]) -> tuple[str, ...]:
     """The namespace, agent (and instance id) of a path, each checked against the name rules."""
     out: list[str] = []
@@ -107,17 +105,6 @@ def _instance_id(body: Mapping[str, Any]) -> str | None:
         return check_dns_subdomain(value, "id in the request body")
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-
-
-def _whole_number(query: Mapping[str, str], key: str, default: int) -> int:
-    value = query.get(key)
-    if value is None or value == "":
-        return default
-    if not value.isascii() or not value.isdigit() or len(value) > 18:
-        raise BadRequest(
-            f"query parameter {key}={_shown(value)} must be a whole number of at least 0"
-        )
-    return int(value)
 
 
 def _actor(request: Request) -> str:
@@ -207,7 +194,8 @@ class _InstanceEndpoints:
         if request.method == "POST":
             return await self._create(request, ns, agent)
         q = request.query_params
-        limit = _whole_number(q, "limit", 100)
+        given = query_count(q, "limit")
+        limit = 100 if given is None else given
         status = q.get("status") or None
         token = q.get("continue") or None
         if token is not None:
@@ -265,13 +253,13 @@ class _InstanceEndpoints:
             case ("cancel", "POST"):
                 call = partial(i.cancel, *key, actor=actor)
             case ("journal", "GET"):
-                after = _whole_number(request.query_params, "after", 0)
+                after = query_count(request.query_params, "after") or 0
                 return _json({"items": await run_in_threadpool(i.journal, *key, after=after)})
             case ("audit", "GET"):
                 return _json({"items": await run_in_threadpool(i.audit, *key)})
             case _:
                 raise BadRequest(
-                    f"{request.method} .../{_shown(what)} is not an instance action; use POST"
+                    f"{request.method} .../{shown(what)} is not an instance action; use POST"
                     " messages, input or cancel, or GET journal or audit"
                 )
         await run_in_threadpool(call)

@@ -23,7 +23,7 @@ Example::
 
 from modelplane.api import errors
 from modelplane.api._agent import BUNDLE_DIGEST, Agent, AgentSpec, Tool
-from modelplane.api._body import json_object
+from modelplane.api._body import json_object, query_count, shown
 from modelplane.api._cells import age, cell, human_duration, parse_timestamp
 from modelplane.api._dra import DeviceClass, ResourceClaim, ResourceSlice
 from modelplane.api._endpoint import Endpoint
@@ -201,7 +201,9 @@ __all__ = [
     "parse_quantity",
     "parse_timestamp",
     "principal_of",
+    "query_count",
     "resolve",
     "service_account",
+    "shown",
     "validate",
 ]

@@ -7,6 +7,7 @@ renders it in its own protocol (a Kubernetes ``Status``, an OpenAI error).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -35,3 +36,21 @@ def json_object(
     if not isinstance(value, dict):
         raise BadRequest("the request body must be a JSON object")
     return value
+
+
+def shown(value: str) -> str:
+    """``value`` quoted for a message, cut short when a client sent something huge."""
+    return repr(value if len(value) <= 80 else value[:77] + "...")
+
+
+def query_count(query: Mapping[str, str], key: str) -> int | None:
+    """A whole-number query parameter (at least 0); None when absent or empty. The REST API's
+    ``limit``/``resourceVersion`` and the agent routes' ``limit``/``after`` read it alike."""
+    value = query.get(key)
+    if value is None or value == "":
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise BadRequest(
+            f"query parameter {key}={shown(value)} must be a whole number of at least 0"
+        )
+    return int(value)

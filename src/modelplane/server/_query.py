@@ -19,16 +19,13 @@ from typing import Literal
 
 from starlette.datastructures import QueryParams
 
+from modelplane.api import query_count as count
+from modelplane.api import shown
 from modelplane.api.errors import BadRequest
 
 FieldValidation = Literal["Ignore", "Warn", "Strict"]
 FIELD_VALIDATIONS: tuple[FieldValidation, ...] = ("Ignore", "Warn", "Strict")
 RESOURCE_VERSION_MATCHES = ("NotOlderThan", "Exact")
-
-
-def shown(value: str) -> str:
-    """``value`` quoted for a message, cut short when a client sent something huge."""
-    return repr(value if len(value) <= 80 else value[:77] + "...")
 
 
 def flag(query: QueryParams, key: str) -> bool | None:
@@ -42,18 +39,6 @@ def flag(query: QueryParams, key: str) -> bool | None:
     if value in ("true", "1"):
         return True
     raise BadRequest(f"query parameter {key}={shown(raw)} must be true or false")
-
-
-def count(query: QueryParams, key: str) -> int | None:
-    """A whole-number parameter (at least 0); None when absent or empty."""
-    value = query.get(key)
-    if value is None or value == "":
-        return None
-    if not value.isascii() or not value.isdigit() or len(value) > 18:
-        raise BadRequest(
-            f"query parameter {key}={shown(value)} must be a whole number of at least 0"
-        )
-    return int(value)
 
 
 def text(query: QueryParams, key: str) -> str | None:

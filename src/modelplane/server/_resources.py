@@ -38,7 +38,14 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelplane.api import KindInfo, check_dns_label, check_dns_subdomain, principal_of, validate
+from modelplane.api import (
+    KindInfo,
+    check_dns_label,
+    check_dns_subdomain,
+    principal_of,
+    shown,
+    validate,
+)
 from modelplane.api.errors import (
     AlreadyExists,
     BadRequest,
@@ -77,7 +84,6 @@ from modelplane.server._query import (
     field_validation,
     flag,
     list_options,
-    shown,
     text,
 )
 from modelplane.server._responses import JSONResponse, dump_json
