@@ -28,7 +28,7 @@ from modelplane.egress import EgressRules
 from modelplane.store import Store
 
 if TYPE_CHECKING:
-    from modelplane.policy import AgentPolicy, AuditLog, AuditSink
+    from modelplane.policy import AgentPolicy, AuditLog, AuditSink, Relations
 
 
 class Service(Protocol):
@@ -111,13 +111,15 @@ def routes(
     home: str,
     egress: EgressRules | None = None,
     audit: AuditLog | None = None,
+    relations: Relations | None = None,
 ) -> Sequence[BaseRoute]:
     """Routes mounted beside ``/apis``: gateways and runtimes that answer on the same address.
 
     ``home``: where uploaded agent bundles are kept; ``egress``: the operator's rules for the hosts
     upstream Model versions and Streamable HTTP ToolServers may call; ``audit``: the log ``/audit``
     reads (none: not mounted), where approval decisions and the MCP gateway's tool calls are
-    recorded.
+    recorded; ``relations``: the Relationships the API server follows (give the server the same
+    one), so that the gateway and the agent routes decide membership as the API does.
     """
     from modelplane.agents import BundleStore, agent_routes, approval_routes, bundle_routes
     from modelplane.gateway import mount as gateway_mount
@@ -126,12 +128,13 @@ def routes(
     from modelplane.policy import AgentPolicy, RuntimePolicies, Tenancy, audit_routes
 
     tool_policy = AgentPolicy(RuntimePolicies(store))  # the MCP gateway audits its own calls
+    members = Tenancy(relations=relations)
     return [
-        gateway_mount(store, egress=egress, audit=audit),
+        gateway_mount(store, egress=egress, audit=audit, tenancy=members),
         mcp_mount(
             store, egress=egress, audit=audit, authorizer=tool_policy.tool_authorizer(tenancy)
         ),
-        *agent_routes(store, Tenancy()),
+        *agent_routes(store, members),
         *approval_routes(store, agent_policy(store, audit)),
         *bundle_routes(BundleStore(home)),
         *(audit_routes(audit) if audit is not None else ()),
@@ -164,3 +167,11 @@ def openapi() -> Sequence[Mapping[str, Mapping[str, Any]]]:
     from modelplane.policy import audit_openapi_paths
 
     return [gateway_paths(), agent_paths(), approval_paths(), bundle_paths(), audit_openapi_paths()]
+
+
+def relationships(store: Store) -> Relations:
+    """The Relationships of ``store`` that every surface of this process decides membership by:
+    hand the one object to :func:`routes` and to the server."""
+    from modelplane.policy import Relations
+
+    return Relations(store)

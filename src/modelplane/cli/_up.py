@@ -352,6 +352,7 @@ def up(**options: Any) -> None:
     if o.inventories:
         _publish_inventory(store, o.inventories)
     embedded = _Embedded(store, settings, o.paths, audit)
+    relations = platform.relationships(store)  # one membership for the API, /v1 and /agents
     try:
         serve(
             store,
@@ -364,11 +365,16 @@ def up(**options: Any) -> None:
             on_started=embedded.on_started,
             install_signal_handlers=True,
             routes=platform.routes(
-                store, home=str(settings.home), egress=settings.egress, audit=audit
+                store,
+                home=str(settings.home),
+                egress=settings.egress,
+                audit=audit,
+                relations=relations,
             ),
             openapi=platform.openapi(),
             tls=settings.tls,
             audit=audit,
+            relations=relations,
         )
         click.echo("Stopping...")
     finally:

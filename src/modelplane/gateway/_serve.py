@@ -20,22 +20,28 @@ from modelplane.egress import EgressRules
 from modelplane.gateway._app import require_admin
 from modelplane.gateway._errors import GatewayError, error_body, error_response
 from modelplane.gateway._gateway import Gateway
-from modelplane.policy import AuditSink, RuntimePolicies
+from modelplane.policy import AuditSink, RuntimePolicies, Tenancy
 from modelplane.store import Store
 
 
 def mount(
-    store: Store, *, egress: EgressRules | None = None, audit: AuditSink | None = None
+    store: Store,
+    *,
+    egress: EgressRules | None = None,
+    audit: AuditSink | None = None,
+    tenancy: Tenancy | None = None,
 ) -> Mount:
     """``Mount("/v1", ...)`` serving a :class:`Gateway` over ``store``.
 
     Its informers start with the first request (so nothing runs if the server never listens) and
     are daemon threads that live as long as the process (``modelplane up``). ``egress``: the
     rules for upstream hosts (see :class:`~modelplane.egress.EgressRules`); ``audit``: where its
-    model-access decisions are recorded. Model calls pass the ``scope: runtime`` Policies.
+    model-access decisions are recorded; ``tenancy``: who may call a namespace's models (give
+    the API's, which follows Relationships). Model calls pass the ``scope: runtime`` Policies.
     """
     runtime = RuntimePolicies(store)
-    return Mount("/v1", app=Gateway(store, egress=egress, audit=audit, runtime=runtime).app)
+    gateway = Gateway(store, egress=egress, audit=audit, runtime=runtime, tenancy=tenancy)
+    return Mount("/v1", app=gateway.app)
 
 
 def standalone_app(gateway: Gateway, middleware: Sequence[Middleware] = ()) -> Starlette:

@@ -157,6 +157,7 @@ def create_app(
     openapi: Sequence[OpenAPIPart] = (),
     registry: CollectorRegistry | None = None,
     audit: AuditSink | None = None,
+    relations: Relations | None = None,
 ) -> Starlette:
     """The REST API over ``store`` as an ASGI application.
 
@@ -172,12 +173,16 @@ def create_app(
     ``/openapi.json`` (one part per mounted set of routes). Every write passes the admission
     Policies (:mod:`modelplane.policy`), followed from the store while the app runs; their
     decisions are counted in ``registry`` when one is given, and appended to ``audit``.
+    ``relations``: the Relationships tenancy and admission follow (none: the app makes its own);
+    pass the one :func:`modelplane.platform.routes` was given, so that the gateway and the agent
+    routes decide membership as the API does.
     """
     middleware = [Middleware(CatchAll)]
     if tokens is not None or oidc is not None:
         middleware.append(Middleware(BearerAuth, tokens=tokens, oidc=oidc))
     middleware.append(Middleware(BodySizeLimit, max_bytes=max_body_bytes))
-    relations = Relations(store)  # Relationship parents of principals; follows on first use
+    if relations is None:
+        relations = Relations(store)  # Relationship parents of principals; follows on first use
     admission = Admission(store, registry=registry, audit=audit, relations=relations)
 
     @asynccontextmanager

@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute
 
 from modelplane.api import Principal
 from modelplane.api.errors import BadRequest, Unavailable
-from modelplane.policy import AuditSink
+from modelplane.policy import AuditSink, Relations
 from modelplane.server._app import DEFAULT_MAX_BODY_BYTES, create_app
 from modelplane.server._context import ServerContext
 from modelplane.server._oidc import JWTVerifier
@@ -80,6 +80,7 @@ def serve(
     openapi: Sequence[OpenAPIPart] = (),
     tls: TLS | None = None,
     audit: AuditSink | None = None,
+    relations: Relations | None = None,
 ) -> None:
     """Serve the REST API over ``store`` until Ctrl-C, SIGTERM or ``stop`` is set.
 
@@ -87,7 +88,8 @@ def serve(
     ``port`` is 0). With ``install_signal_handlers`` (and in the main thread) SIGINT and SIGTERM
     stop the server; then, or when ``stop`` is set, it ends open watch streams, finishes running
     requests and returns. A port already in use raises
-    :class:`~modelplane.api.errors.Unavailable`. Admission decisions are appended to ``audit``.
+    :class:`~modelplane.api.errors.Unavailable`. Admission decisions are appended to ``audit``;
+    ``relations`` as in :func:`create_app`.
     """
     app = create_app(
         store,
@@ -98,6 +100,7 @@ def serve(
         routes=routes,
         openapi=openapi,
         audit=audit,
+        relations=relations,
     )
     run_app(
         app,
