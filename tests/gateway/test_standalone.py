@@ -12,8 +12,10 @@ import httpx
 import orjson
 from tests.control._wait import wait_until
 from tests.e2e._proc import UpProcess, free_port
+from tests.policy._manifests import runtime_policy
 
 from modelplane.api import validate
+from modelplane.policy import open_audit_log
 from modelplane.store import open_store
 from modelplane.testing import FakeUpstream
 
@@ -168,3 +170,78 @@ def test_rest_api_under_up_answers_an_unknown_method_with_a_status_despite_httpt
     assert obj["kind"] == "Status" and obj["status"] == "Failure", obj
     assert obj["code"] == status
     assert b"Traceback" not in (tmp_path / "home" / "up.log").read_bytes()
+
+
+CAPPED = """
+@id("small-calls")
+@reason("calls ask for at most 100 tokens")
+forbid(principal, action == Action::"model.call", resource)
+when { context.max_tokens > 100 };
+"""
+
+
+def test_gateway_command_applies_runtime_policies_and_records_their_decisions(
+    tmp_path: Path,
+) -> None:
+    db = f"sqlite:///{tmp_path / 'shared.db'}"
+    with FakeUpstream("provider", reply="pong") as provider, open_store(db) as store:
+        # given a served model and a runtime Policy capping max_tokens, in the shared store
+        store.create(validate(_upstream_model("hosted", provider.url)))
+        store.create(validate(_endpoint("ping", "hosted")))
+        store.create(validate(runtime_policy("small-calls", "default", CAPPED)))
+        port = free_port()
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "modelplane.cli", "gateway", "--port", str(port)),
+                *("--database-url", db, "--home", str(tmp_path), "--allow-loopback-upstreams"),
+            ],
+            stderr=subprocess.PIPE,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_until(
+                lambda: (r := _get(f"{base}/readyz")) is not None and r.status_code == 200,
+                timeout=20,
+                what="the gateway to be ready",
+            )
+            # when a client asks for 500 tokens, then for 50
+            over, under = (
+                httpx.post(
+                    f"{base}/v1/chat/completions",
+                    json={"model": "ping", "messages": [{"role": "user", "content": "hi"}]}
+                    | {"max_tokens": n},
+                    timeout=30,
+                )
+                for n in (500, 50)
+            )
+            # then the standalone gateway refuses the first naming the policy, serves the second
+            assert over.status_code == 403, over.text
+            assert "small-calls" in over.json()["error"]["message"]
+            assert under.status_code == 200, under.text
+        finally:
+            proc.terminate()
+            _, err = proc.communicate(timeout=15)
+        assert b"Traceback" not in err
+    # and both decisions are in the platform's audit log, in the shared database
+    with open_audit_log(db) as log:
+        events = [r.event for r in log.records()]
+    decisions = [(e.category, e.decision) for e in events if e.category == "model"]
+    assert decisions == [("model", "deny"), ("model", "allow")]
+
+
+def _upstream_model(name: str, source: str) -> dict[str, object]:
+    return {
+        "apiVersion": "modelplane.dev/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": name},
+        "spec": {"versions": [{"name": "v1", "format": "upstream", "source": source}]},
+    }
+
+
+def _endpoint(name: str, model: str) -> dict[str, object]:
+    return {
+        "apiVersion": "modelplane.dev/v1alpha1",
+        "kind": "Endpoint",
+        "metadata": {"name": name},
+        "spec": {"model": model},
+    }

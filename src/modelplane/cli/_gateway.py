@@ -53,6 +53,7 @@ def gateway(
     )
     from starlette.middleware import Middleware
 
+    from modelplane import platform
     from modelplane.gateway import serve_gateway
     from modelplane.server import TLS, BearerAuth
     from modelplane.store import default_url, open_store
@@ -75,6 +76,11 @@ def gateway(
     url = database_url or default_url()
     store = open_store(url, encryption_key_file=encryption_key_file)
     try:
+        audit = platform.audit_log(store)  # the decisions of model calls, as up records them
+    except ModelplaneError as exc:
+        store.close()
+        raise click.ClickException(str(exc)) from None
+    try:
         serve_gateway(
             store,
             host=host,
@@ -83,8 +89,10 @@ def gateway(
             on_started=lambda u: click.echo(f"Modelplane gateway serving {u}/v1", err=True),
             middleware=auth,
             tls_files=tls_files,
+            audit=audit,
         )
     finally:
+        audit.close()
         store.close()
 
 

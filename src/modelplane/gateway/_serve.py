@@ -20,7 +20,7 @@ from modelplane.egress import EgressRules
 from modelplane.gateway._app import require_admin
 from modelplane.gateway._errors import GatewayError, error_body, error_response
 from modelplane.gateway._gateway import Gateway
-from modelplane.policy import AuditSink, RuntimePolicies, Tenancy
+from modelplane.policy import AuditSink, Relations, RuntimePolicies, Tenancy
 from modelplane.store import Store
 
 
@@ -93,10 +93,16 @@ def serve_gateway(
     stop: threading.Event | None = None,
     middleware: Sequence[Middleware] = (),
     tls_files: tuple[str, str] | None = None,
+    audit: AuditSink | None = None,
 ) -> None:
     """Run the gateway alone until Ctrl-C, SIGTERM or ``stop``; blocks. ``middleware`` wraps
-    every route (authentication); ``tls_files`` (certificate, private key): serve HTTPS."""
-    gateway = Gateway(store, egress=egress).start()
+    every route (authentication); ``tls_files`` (certificate, private key): serve HTTPS.
+
+    As under ``up``: who may call a namespace's models follows the store's Relationships, model
+    calls pass the ``scope: runtime`` Policies, and their decisions are recorded in ``audit``."""
+    relations, runtime = Relations(store), RuntimePolicies(store)
+    tenancy = Tenancy(relations=relations)
+    gateway = Gateway(store, egress=egress, audit=audit, runtime=runtime, tenancy=tenancy).start()
     http, loop = _http_protocol(), _loop()
     config = uvicorn.Config(
         standalone_app(gateway, middleware),
@@ -114,6 +120,8 @@ def serve_gateway(
         server.run()
     finally:
         gateway.stop()
+        runtime.stop()
+        relations.stop()
 
 
 class _Server(uvicorn.Server):
