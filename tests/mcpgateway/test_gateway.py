@@ -15,6 +15,7 @@ from mcp import ClientSession, MCPError
 
 from modelplane.egress import EgressRules
 from modelplane.mcpgateway import open_session
+from modelplane.policy import AuditEvent
 
 from .conftest import Platform, start_platform, tool_server
 
@@ -47,6 +48,12 @@ INITIALIZE = {
 ALL_TOOLS = ["add", "calls", "echo", "exit", "pid", "shell_exec"]
 
 
+def calls(platform: Platform) -> list[AuditEvent]:
+    """The audited tool calls (an SDK client also lists the tools before it calls one, and each
+    listing records the tools it hid)."""
+    return [e for e in platform.audit.events if e.action == "tools/call"]
+
+
 def test_tools_list_shows_only_the_tools_the_caller_may_call(platform: Platform) -> None:
     async def main() -> tuple[list[str], list[str]]:
         # given a member of team-a and an administrator, both on team-a's `tools` server
@@ -61,6 +68,13 @@ def test_tools_list_shows_only_the_tools_the_caller_may_call(platform: Platform)
     alice, admin = run(main)
     assert alice == [t for t in ALL_TOOLS if t != "shell_exec"]
     assert admin == alice
+    # and each hiding is audited as a refused listing, naming the policy that decided
+    hidden = [
+        (e.principal, e.action, e.resource, e.decision, e.policies) for e in platform.audit.events
+    ]
+    assert hidden == [
+        (who, "tools/list", "tools/shell_exec", "deny", ("no-shell",)) for who in ("alice", "root")
+    ]
 
 
 def test_an_allowed_call_reaches_the_stdio_server_and_is_audited_with_its_digest(
@@ -75,7 +89,7 @@ def test_an_allowed_call_reaches_the_stdio_server_and_is_audited_with_its_digest
     assert not result.is_error, text(result)
     assert result.structured_content == {"result": 5}
     # and the call is audited: who, what, where, allowed, and the digest of canonical JSON
-    [event] = platform.audit.events
+    [event] = calls(platform)
     digest = hashlib.sha256(b'{"a":2,"b":3}').hexdigest()
     assert (event.category, event.principal, event.action, event.resource) == (
         "tool",
@@ -111,7 +125,7 @@ def test_a_denied_call_is_a_tool_error_naming_why_and_never_reaches_the_server(
     # and the server ran only the allowed call
     assert ran == {"result": ["echo"]}
     # and the denials are audited with the policies that decided
-    denials = [(e.resource, e.policies) for e in platform.audit.events if e.decision == "deny"]
+    denials = [(e.resource, e.policies) for e in calls(platform) if e.decision == "deny"]
     assert denials == [("tools/shell_exec", ("no-shell",)), ("tools/echo", ("no-secrets",))]
 
 
@@ -196,7 +210,7 @@ def test_arguments_that_are_not_a_json_object_get_a_clear_error(platform: Platfo
         "tools/call add: `arguments` must be a JSON object of the tool's parameters"
         ' ({"name": value, ...}), not a list'
     )
-    [event] = platform.audit.events
+    [event] = calls(platform)
     assert (event.decision, event.resource) == ("deny", "tools/add")
     assert event.arguments_digest == "sha256:" + hashlib.sha256(b"[2,3]").hexdigest()
 

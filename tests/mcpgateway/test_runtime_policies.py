@@ -51,6 +51,6 @@ def test_a_runtime_policy_hides_a_tool_from_the_list_and_denies_its_call(tmp_pat
     assert pid.is_error and "no-pid" in text(pid) and "not for team-a" in text(pid)
     assert not add.is_error and add.structured_content == {"result": 3}
     # and both calls are audited with the version of the policy set that decided
-    calls = [(e.resource, e.decision) for e in platform.audit.events]
+    calls = [(e.resource, e.decision) for e in platform.audit.events if e.action == "tools/call"]
     assert calls == [("tools/pid", "deny"), ("tools/add", "allow")]
     assert platform.audit.events[0].policy_version.startswith("sha256:")

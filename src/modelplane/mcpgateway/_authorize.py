@@ -90,14 +90,16 @@ def call_event(
     tool: str,
     arguments: Any,
     decision: Decision,
+    action: str = "tools/call",
 ) -> AuditEvent:
-    """The audit record of one ``tools/call``."""
+    """The audit record of one ``tools/call`` (or, with ``action="tools/list"``, of a tool hidden
+    from a listing: ``arguments`` is then None)."""
     return AuditEvent.of(
         decision,
         category="tool",
         principal=principal.name,
-        action="tools/call",
+        action=action,
         resource=f"{server}/{tool}",
         namespace=namespace,
-        arguments_digest=arguments_digest(arguments),
+        arguments_digest="" if arguments is None else arguments_digest(arguments),
     )

@@ -15,7 +15,8 @@ Streamable HTTP session manager (one of each per namespace and ToolServer, made 
   error: MCP clients hand a tool result to the model, which can read why and choose another way,
   while a JSON-RPC error ends the step as a protocol failure. Protocol faults stay JSON-RPC
   errors: arguments that are not a JSON object (``-32602``), a server that cannot be reached;
-* every ``tools/call`` decision is appended to the audit sink, with the arguments' digest.
+* every ``tools/call`` decision is appended to the audit sink, with the arguments' digest, and
+  so is every tool a ``tools/list`` hides (action ``tools/list``, decision deny).
 
 The gateway never reads the store per request: ToolServers come from ``servers`` (an informer's
 cache in :func:`mount`). Each stdio process runs under the platform with the SDK's minimal
@@ -202,13 +203,15 @@ class McpGateway:
         self, endpoint: _Endpoint, principal: Principal, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         page = await _upstream(endpoint.upstream.list_tools(params.cursor if params else None))
-        allowed = [
-            tool
-            for tool in page.tools
-            if decide(
-                self._authorizer, principal, endpoint.namespace, endpoint.server, tool.name, None
-            ).allowed
-        ]
+        ns, server = endpoint.namespace, endpoint.server
+        allowed = []
+        for tool in page.tools:
+            decision = decide(self._authorizer, principal, ns, server, tool.name, None)
+            if decision.allowed:
+                allowed.append(tool)
+            elif self._audit is not None:  # a hidden tool is a refusal worth a record
+                event = call_event(principal, ns, server, tool.name, None, decision, "tools/list")
+                self._audit.append(event)
         return types.ListToolsResult(tools=allowed, next_cursor=page.next_cursor)
 
     async def _call_tool(
