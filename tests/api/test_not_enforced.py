@@ -77,9 +77,7 @@ QUIET = [
     ),
     pytest.param(_endpoint("plain"), id="endpoint-without-slo"),
     # the SLO controller evaluates spec.slo (modelplane.sre)
-    pytest.param(
-        _endpoint("e", slo={"ttftP99": "500ms", "errorRate": 0.01}), id="endpoint-slo"
-    ),
+    pytest.param(_endpoint("e", slo={"ttftP99": "500ms", "errorRate": 0.01}), id="endpoint-slo"),
     # runtime Policies are enforced on agents' tool calls and approvals
     pytest.param(_POLICY, id="runtime-policy"),
 ]

@@ -5,13 +5,22 @@ from __future__ import annotations
 import pytest
 
 from modelplane.rollout import Sample
-from modelplane.sre import Objective, alert_rules, assess, assess_endpoint, objectives, sample_counts
+from modelplane.sre import (
+    Objective,
+    alert_rules,
+    assess,
+    assess_endpoint,
+    objectives,
+    sample_counts,
+)
 
 NOW = 1_000_000.0
 AVAILABILITY = Objective("availability", 0.999)
 
 
-def _steady(count: int, seconds: float, *, every_nth_fails: int = 0, ttft: float = 0.1) -> list[Sample]:
+def _steady(
+    count: int, seconds: float, *, every_nth_fails: int = 0, ttft: float = 0.1
+) -> list[Sample]:
     """``count`` requests spread evenly over the last ``seconds``."""
     return [
         Sample(
@@ -84,7 +93,9 @@ def test_a_scaled_clock_runs_the_same_rules_in_seconds() -> None:
 
 
 def test_objectives_of_a_spec_and_what_counts_as_good() -> None:
-    found = {o.name: o for o in objectives({"availability": 0.999, "ttftP99": "500ms", "tpot": "50ms"})}
+    found = {
+        o.name: o for o in objectives({"availability": 0.999, "ttftP99": "500ms", "tpot": "50ms"})
+    }
     assert found["availability"].budget == pytest.approx(0.001)
     assert found["ttftP99"].threshold_s == 0.5 and found["ttftP99"].target == 0.99
     assert found["ttftP99"].good(Sample(t=0, ttft_s=0.6)) is False

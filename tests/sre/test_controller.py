@@ -39,7 +39,9 @@ def _create(store: Store, slo: dict[str, Any]) -> None:
     )
 
 
-def _serve(samples: RecordedSamples, clock: _Clock, count: int, *, ttft: float, error: bool = False) -> None:
+def _serve(
+    samples: RecordedSamples, clock: _Clock, count: int, *, ttft: float, error: bool = False
+) -> None:
     """``count`` requests over the next 60 s of the clock."""
     for _ in range(count):
         clock.now += 60 / count
@@ -88,7 +90,9 @@ def receiver() -> Iterator[_Receiver]:
     r.close()
 
 
-def _controller(store: Store, samples: RecordedSamples, clock: _Clock, egress: EgressRules) -> SLOController:
+def _controller(
+    store: Store, samples: RecordedSamples, clock: _Clock, egress: EgressRules
+) -> SLOController:
     return SLOController(store, samples=samples, clock=clock, egress=egress, scale=1 / 720)
 
 
@@ -121,7 +125,9 @@ def test_a_slow_endpoint_raises_an_alert_with_an_event_and_a_webhook_then_resolv
     assert "resolved" in {r["status"] for r in receiver.received}
 
 
-def test_a_webhook_on_a_refused_host_is_not_called_and_says_why(store: Store, receiver: _Receiver) -> None:
+def test_a_webhook_on_a_refused_host_is_not_called_and_says_why(
+    store: Store, receiver: _Receiver
+) -> None:
     # given the default egress rules (no loopback) and a webhook on loopback
     _create(store, {"availability": 0.99, "minEvents": 10, "alertWebhook": receiver.url})
     samples, clock = RecordedSamples(), _Clock()
@@ -136,7 +142,9 @@ def test_a_webhook_on_a_refused_host_is_not_called_and_says_why(store: Store, re
     assert "loopback" in failed["message"]
 
 
-def test_few_requests_raise_nothing_and_an_endpoint_without_slo_gets_no_report(store: Store) -> None:
+def test_few_requests_raise_nothing_and_an_endpoint_without_slo_gets_no_report(
+    store: Store,
+) -> None:
     # given an Endpoint with an objective and only a handful of failing requests
     _create(store, {"availability": 0.999})
     samples, clock = RecordedSamples(), _Clock()

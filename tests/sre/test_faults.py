@@ -22,7 +22,9 @@ def test_the_quick_suite_detects_every_fault_and_meets_its_goals() -> None:
     assert all(figures["goals"].values()), figures["goals"]
 
 
-def test_bench_slo_prints_one_json_object_on_its_last_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_slo_prints_one_json_object_on_its_last_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["--quick", "--runs", "1", "--healthy-runs", "1"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     figures = orjson.loads(last)
