@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import yaml
 from click.testing import CliRunner
@@ -30,7 +31,7 @@ def test_the_rules_read_only_metrics_the_gateway_exports_with_its_buckets() -> N
     exported = _exported()
     assert set(METRICS) <= exported
     assert BUCKETS == _BUCKETS
-    rules = prometheus_rules([yaml.safe_load(open(EXAMPLE))])
+    rules = prometheus_rules([yaml.safe_load(Path(EXAMPLE).read_text())])
     for group in rules["groups"]:
         for rule in group["rules"]:
             for name in re.findall(r"\bmodelplane_gateway_\w+", rule["expr"]):
