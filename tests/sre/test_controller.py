@@ -28,13 +28,14 @@ class _Clock:
         return self.now
 
 
-def _create(store: Store, slo: dict[str, Any]) -> None:
+def _create(store: Store, slo: dict[str, Any], *, traffic: bool = True) -> None:
+    split = {"traffic": [{"version": "v1", "weight": 100}]} if traffic else {}
     store.create(
         {
             "apiVersion": "modelplane.dev/v1alpha1",
             "kind": "Endpoint",
             "metadata": {"name": "chat", "namespace": NS},
-            "spec": {"model": "m", "traffic": [{"version": "v1", "weight": 100}], "slo": slo},
+            "spec": {"model": "m", **split, "slo": slo},
         }
     )
 
@@ -93,7 +94,8 @@ def receiver() -> Iterator[_Receiver]:
 def _controller(
     store: Store, samples: RecordedSamples, clock: _Clock, egress: EgressRules
 ) -> SLOController:
-    return SLOController(store, samples=samples, clock=clock, egress=egress, scale=1 / 720)
+    # one simulated hour lasts a minute of the test's clock
+    return SLOController(store, samples=samples, clock=clock, egress=egress, scale=1 / 60)
 
 
 def test_a_slow_endpoint_raises_an_alert_with_an_event_and_a_webhook_then_resolves(
@@ -111,16 +113,18 @@ def test_a_slow_endpoint_raises_an_alert_with_an_event_and_a_webhook_then_resolv
     (objective,) = report["objectives"]
     assert objective["name"] == "ttftP99" and objective["sli"] == 0
     assert objective["burnRates"]["1h"] == pytest.approx(100)
-    assert any(a["severity"] == "page" for a in report["alerts"])
+    assert any(a["rule"] == "14.4x over 1h and 5m" for a in report["alerts"])
     # and a Warning Event and a webhook call announce each alert that started
     assert _events(store, "SLOBurnRate") and _events(store, "SLOBurnRate")[0]["type"] == "Warning"
     assert {r["status"] for r in receiver.received} == {"firing"}
     assert receiver.received[0]["endpoint"] == "chat"
-    # when the requests are fast again for long enough that the short windows are clean
+    # when the requests are fast again for a simulated hour (a minute of this clock)
     _serve(samples, clock, 600, ttft=0.05)
     controller.reconcile(REQ)
     # then the fast page resolves, with a Normal Event and a webhook call
-    assert not any(a["rule"].startswith("14.4x") for a in _slo(store)["alerts"])
+    report = _slo(store)
+    assert report["objectives"][0]["burnRates"]["1h"] < 1
+    assert not any(a["rule"].startswith("14.4x") for a in report["alerts"])
     assert _events(store, "SLOBurnRateResolved")
     assert "resolved" in {r["status"] for r in receiver.received}
 
@@ -159,3 +163,31 @@ def test_few_requests_raise_nothing_and_an_endpoint_without_slo_gets_no_report(
     store.update({**ep, "spec": {k: v for k, v in ep["spec"].items() if k != "slo"}})
     controller.reconcile(REQ)
     assert "slo" not in (store.get("Endpoint", NS, "chat").get("status") or {})
+
+
+def test_an_endpoint_without_a_split_is_judged_on_its_models_last_version(store: Store) -> None:
+    # given an Endpoint that names no split (its Model's last version takes everything) and
+    # allows no error at all
+    store.create(
+        {
+            "apiVersion": "modelplane.dev/v1alpha1",
+            "kind": "Model",
+            "metadata": {"name": "m", "namespace": NS},
+            "spec": {
+                "versions": [
+                    {"name": "v1", "format": "upstream", "source": "https://api.example.com/v1"}
+                ]
+            },
+        }
+    )
+    _create(store, {"errorRate": 0, "minEvents": 10}, traffic=False)
+    samples, clock = RecordedSamples(), _Clock()
+    controller = _controller(store, samples, clock, EgressRules())
+    # when one request of 100 fails
+    _serve(samples, clock, 99, ttft=0.1)
+    _serve(samples, clock, 1, ttft=0.1, error=True)
+    controller.reconcile(REQ)
+    # then v1's requests are counted, and the budget of zero is broken
+    (objective,) = _slo(store)["objectives"]
+    assert objective["events"] == 100 and objective["sli"] == 0.99
+    assert _slo(store)["alerts"]

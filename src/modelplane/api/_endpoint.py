@@ -171,7 +171,7 @@ class Slo(Schema):
     )
     error_rate: float | None = Field(
         default=None,
-        gt=0,
+        ge=0,
         le=1,
         description="Fraction of failed requests allowed, 0 to 1 (the error budget).",
     )

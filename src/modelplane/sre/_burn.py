@@ -26,6 +26,7 @@ Nothing here reads a clock, a store or the network: counts come from a :data:`Co
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -174,7 +175,9 @@ def burn_rate(counts: Counts, budget: float) -> float | None:
     events, bad = counts
     if events <= 0:
         return None
-    return (bad / events) / budget if budget > 0 else float("inf") if bad else 0.0
+    if budget <= 0:  # no error allowed at all: any bad request burns without bound
+        return math.inf if bad else 0.0
+    return (bad / events) / budget
 
 
 def assess(
@@ -195,7 +198,8 @@ def assess(
     }
     events, bad = total
     sli = (events - bad) / events if events else None
-    left = None if not events else 1.0 - (bad / events) / objective.budget
+    spent = burn_rate(total, objective.budget)
+    left = None if spent is None else 1.0 - spent
     found = Assessment(objective, events, sli, left, burns)
     for rule in alert_rules(window_s):
         long_counts = counts(WINDOWS[rule.long] * scale)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import socket
 import time
@@ -159,7 +160,8 @@ class SLOController(Controller):
         ns, name = str(meta.get("namespace") or ""), str(meta["name"])
         horizon = max(slo_window_seconds(str(slo.get("window") or "30d")), WINDOWS["3d"]) * scale
         try:
-            streams = {v: source.samples(ns, name, v, now - horizon) for v in _versions(endpoint)}
+            versions = _versions(endpoint) or _last_version(self.store, endpoint)
+            streams = {v: source.samples(ns, name, v, now - horizon) for v in versions}
         except ModelplaneError as exc:
             report["message"] = f"samples unavailable: {exc}"
             return report, {}
@@ -286,6 +288,17 @@ def _versions(endpoint: JSON) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def _last_version(store: Store, endpoint: JSON) -> list[str]:
+    """No split named and no replica: the Model's last version takes everything (an upstream)."""
+    ns = str(endpoint["metadata"].get("namespace") or "")
+    try:
+        model = store.get("Model", ns, str((endpoint.get("spec") or {}).get("model")))
+    except ModelplaneError:
+        return []
+    versions = (model.get("spec") or {}).get("versions") or []
+    return [str(versions[-1]["name"])] if versions and versions[-1].get("name") else []
+
+
 def _objective(a: Assessment) -> JSON:
     return {
         "name": a.objective.name,
@@ -326,8 +339,10 @@ def _changes(
 
 
 def _round(value: float | None) -> float | None:
-    if value is None:
+    if value is None or math.isnan(value):
         return None
+    if math.isinf(value):
+        return 1e300  # JSON has no infinity: an objective that allows no error, broken
     return float(f"{value:.4g}")
 
 
