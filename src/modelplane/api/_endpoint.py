@@ -151,8 +151,8 @@ class Slo(Schema):
         gt=0,
         lt=1,
         description=(
-            "Fraction of requests that must not fail (a failed request: an error status or a"
-            " broken stream, as the gateway records it), e.g. 0.999."
+            "Fraction of requests that must not fail (a failed request: a 5xx answer, as the"
+            " gateway records it), e.g. 0.999."
         ),
     )
     ttft_p99: Duration | None = Field(
