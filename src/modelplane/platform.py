@@ -40,23 +40,30 @@ class Service(Protocol):
 
 
 def controllers(
-    store: Store, *, model_roots: Sequence[str | Path] = (), api_token: str | None = None
+    store: Store,
+    *,
+    model_roots: Sequence[str | Path] = (),
+    api_token: str | None = None,
+    egress: EgressRules | None = None,
 ) -> list[Controller]:
     """The controllers of the control plane, bound to ``store``.
 
     ``api_token``: the bearer token controllers send to the platform's own HTTP APIs (the
     gateway's samples), when it requires one.
+    ``egress``: the operator's rules for the hosts SLO alert webhooks may name.
     """
     from modelplane.gateway import GraphController
     from modelplane.rollout import RolloutController
     from modelplane.scheduling import scheduling_controllers
     from modelplane.serving import ModelController
+    from modelplane.sre import SLOController
 
     return [
         ModelController(store, model_roots=model_roots),
         *scheduling_controllers(store),
         RolloutController(store, token=api_token),
         GraphController(store),
+        SLOController(store, token=api_token, egress=egress),
     ]
 
 

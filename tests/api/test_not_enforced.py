@@ -52,9 +52,6 @@ _POLICY = {
 #: (object, the field path its only warning names)
 CASES = [
     pytest.param(
-        _endpoint("e", slo={"ttftP99": "500ms", "errorRate": 0.01}), "spec.slo", id="endpoint-slo"
-    ),
-    pytest.param(
         _model("sig", signature="oci://registry/m.sig"),
         "spec.versions[0].signature",
         id="signature",
@@ -79,6 +76,8 @@ QUIET = [
         id="upstream-https",
     ),
     pytest.param(_endpoint("plain"), id="endpoint-without-slo"),
+    # the SLO controller evaluates spec.slo (modelplane.sre)
+    pytest.param(_endpoint("e", slo={"ttftP99": "500ms", "errorRate": 0.01}), id="endpoint-slo"),
     # runtime Policies are enforced on agents' tool calls and approvals
     pytest.param(_POLICY, id="runtime-policy"),
 ]
@@ -87,7 +86,6 @@ QUIET = [
 @pytest.mark.parametrize(
     "path",
     [
-        "endpoint.spec.slo",
         "model.spec.versions.signature",
         "model.spec.versions.license",
         "model.spec.versions.source",
@@ -148,16 +146,18 @@ def test_creating_an_object_with_an_unenforced_field_answers_a_warning_header(
 
 
 def test_replacing_and_patching_warn_too_and_a_plain_object_gets_no_warning(api_url: str) -> None:
-    # given an Endpoint without objectives: no warning
-    plain = _endpoint("ep")
+    # given a Model without a license: no warning
+    plain = _model("lm")
     created = httpx.post(api_url + _url(plain), content=orjson.dumps(plain))
     assert created.status_code == 201 and _warnings(created) == []
-    # when it is replaced with an SLO, then the answer warns
+    # when it is replaced with a license, then the answer warns
     body = created.json()
-    body["spec"]["slo"] = {"ttftP99": "1s"}
+    body["spec"]["versions"][0]["license"] = "apache-2.0"
     replaced = httpx.put(api_url + _url(plain, name=True), content=orjson.dumps(body))
     assert replaced.status_code == 200, replaced.text
-    assert [w.split(":")[0] for w in _warnings(replaced)] == ['299 - "spec.slo is not enforced yet']
+    assert [w.split(":")[0] for w in _warnings(replaced)] == [
+        '299 - "spec.versions[0].license is not enforced yet'
+    ]
     # and a merge patch of another field warns while the stored object still sets it
     patched = httpx.patch(
         api_url + _url(plain, name=True),
@@ -165,7 +165,7 @@ def test_replacing_and_patching_warn_too_and_a_plain_object_gets_no_warning(api_
         headers={"content-type": "application/merge-patch+json"},
     )
     assert patched.status_code == 200, patched.text
-    assert len(_warnings(patched)) == 1 and "spec.slo" in _warnings(patched)[0]
+    assert len(_warnings(patched)) == 1 and "license" in _warnings(patched)[0]
 
 
 def test_modelplane_apply_prints_the_servers_warnings_on_stderr(
@@ -180,11 +180,11 @@ def test_modelplane_apply_prints_the_servers_warnings_on_stderr(
     )
     # when it is applied
     result = run_cli("--server", api_url, "apply", "-f", str(manifest))
-    # then both objects are created, and each warning is printed as kubectl prints them
+    # then both objects are created, and the warning is printed as kubectl prints them (the
+    # SLO is enforced: no warning for it)
     assert result.exit_code == 0, result.output
     assert "created" in result.stdout
     warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning: ")]
-    assert len(warnings) == 2, result.stderr
+    assert len(warnings) == 1, result.stderr
     assert warnings[0].startswith("Warning: spec.versions[0].source is not enforced yet: ")
     assert "modelplane models import" in warnings[0]
-    assert warnings[1].startswith("Warning: spec.slo is not enforced yet: ")

@@ -54,6 +54,8 @@ NOT_RUN: dict[str, str] = {
     "python benchmarks/store.py": "the full benchmark (about 40 s); its --quick form is run",
     "python benchmarks/audit.py": "the full benchmark (about a minute); its --quick form is run",
     "modelplane bench policy": "the full benchmark takes minutes; its --quick form is run",
+    "python benchmarks/slo.py": "the full suite (about 20 s); its --quick form is run, and"
+    " tests/sre/test_faults.py runs a shorter one",
     "python benchmarks/store.py --no-postgres": "the full benchmark without PostgreSQL; --quick is"
     " run, and tests/cli/test_local.py runs `bench store --quick --no-postgres`",
 }

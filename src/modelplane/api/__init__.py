@@ -26,7 +26,7 @@ from modelplane.api._agent import BUNDLE_DIGEST, Agent, AgentSpec, Tool
 from modelplane.api._body import json_object, query_count, shown
 from modelplane.api._cells import age, cell, human_duration, parse_timestamp
 from modelplane.api._dra import DeviceClass, ResourceClaim, ResourceSlice
-from modelplane.api._endpoint import Endpoint
+from modelplane.api._endpoint import Endpoint, slo_window_seconds
 from modelplane.api._event import Event
 from modelplane.api._explain import explain
 from modelplane.api._graph import Graph
@@ -205,5 +205,6 @@ __all__ = [
     "resolve",
     "service_account",
     "shown",
+    "slo_window_seconds",
     "validate",
 ]

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
 from modelplane.api._dra import DeviceClaim
 from modelplane.api._meta import READY_COLUMN, OpenSchema, Resource, Schema, Status
 from modelplane.api._names import RoutingPolicy
-from modelplane.api._types import Duration, Name, Problems, duplicates, refuse_unknown_fields
-from modelplane.api._unenforced import SLO, note
+from modelplane.api._types import (
+    Duration,
+    Name,
+    Problems,
+    duplicates,
+    parse_duration,
+    refuse_unknown_fields,
+)
 
 _FALLBACK_PART = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
@@ -133,14 +139,88 @@ class Routing(Schema):
 
 
 class Slo(Schema):
-    """Service-level objectives (recorded; not enforced yet)."""
+    """Service-level objectives, watched by the SLO controller with multi-window burn-rate alerts.
 
+    Each objective set is evaluated on the gateway's requests to this Endpoint: the share of
+    requests that are good against the target, the error budget left over ``window``, and the
+    burn rate over 5m, 30m, 1h, 6h and 3d (see ``modelplane slo status`` and docs/slo.md).
+    """
+
+    availability: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description=(
+            "Fraction of requests that must not fail (a failed request: a 5xx answer, as the"
+            " gateway records it), e.g. 0.999."
+        ),
+    )
     ttft_p99: Duration | None = Field(
-        default=None, description='99th-percentile time to first token, e.g. "500ms".'
+        default=None,
+        description=(
+            '99th-percentile time to first token, e.g. "500ms": 99% of requests must see their'
+            " first token within it."
+        ),
+    )
+    tpot: Duration | None = Field(
+        default=None,
+        description=(
+            'Time per output token, e.g. "50ms": 99% of requests that report one must stay'
+            " within it."
+        ),
     )
     error_rate: float | None = Field(
-        default=None, ge=0, le=1, description="Fraction of failed requests allowed, 0 to 1."
+        default=None,
+        ge=0,
+        le=1,
+        description="Fraction of failed requests allowed, 0 to 1 (the error budget).",
     )
+    window: str = Field(
+        default="30d",
+        description='The period the objectives hold over (the error budget\'s): "30d", "7d", "720h".',
+    )
+    min_events: int = Field(
+        default=100,
+        ge=1,
+        description=(
+            "Requests the long window of an alert must hold before it may fire, so that a"
+            " handful of requests raises no alert."
+        ),
+    )
+    alert_webhook: str | None = Field(
+        default=None,
+        description=(
+            "URL the controller POSTs each alert to (JSON) when it starts and when it resolves;"
+            " its host must pass the platform's egress rules, like an upstream model's."
+        ),
+    )
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, window: str) -> str:
+        if slo_window_seconds(window) <= 0:
+            raise ValueError(f"window {window!r} must be longer than 0, e.g. 30d")
+        return window
+
+    @field_validator("alert_webhook")
+    @classmethod
+    def _webhook(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError(f"{url!r} is not an http(s) URL, e.g. https://alerts.example.com/hook")
+        return url
+
+
+def slo_window_seconds(text: str) -> float:
+    """Seconds in an SLO window: whole days (``"30d"``) or a duration (``"720h"``)."""
+    days = re.fullmatch(r"(\d+)d", text.strip()) if isinstance(text, str) else None
+    if days:
+        return int(days.group(1)) * 86400.0
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise ValueError(
+            f'{text!r} is not a window; write whole days such as "30d" or a duration such as "720h"'
+        ) from None
 
 
 class Budget(Schema):
@@ -191,7 +271,13 @@ class EndpointSpec(Schema):
         ),
     )
     routing: Routing = Field(default_factory=Routing, description="Replica selection.")
-    slo: Slo | None = Field(default=None, description=f"Service-level objectives. {note(SLO)}")
+    slo: Slo | None = Field(
+        default=None,
+        description=(
+            "Service-level objectives, with burn-rate alerts in status.slo, Events and an"
+            " optional webhook."
+        ),
+    )
     limits: Limits | None = Field(default=None, description="Rate and spend limits.")
     fallbacks: list[str] = Field(
         default_factory=list,
@@ -304,6 +390,20 @@ class RolloutStatus(OpenSchema):
     message: str | None = Field(default=None, description="What happened last, for people.")
 
 
+class SloStatus(OpenSchema):
+    """The objectives as the SLO controller last evaluated them (see ``modelplane slo status``)."""
+
+    evaluated_at: str | None = Field(default=None, description="When (RFC 3339).")
+    objectives: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Per objective: sli, events, budgetLeft and burnRates by window.",
+    )
+    alerts: list[dict[str, Any]] | None = Field(
+        default=None, description="Firing alerts: objective, severity, rule, scope, since."
+    )
+    message: str | None = Field(default=None, description="What the evaluation found, in words.")
+
+
 class EndpointStatus(Status):
     """Observed state of the endpoint."""
 
@@ -326,6 +426,9 @@ class EndpointStatus(Status):
     url: str | None = Field(default=None, description="Where the endpoint is served.")
     rollout: RolloutStatus | None = Field(
         default=None, description="The canary rollout in progress or last finished."
+    )
+    slo: SloStatus | None = Field(
+        default=None, description="Service-level objectives: burn rates, budget, alerts."
     )
 
 

@@ -13,10 +13,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-SLO = (
-    "nothing watches these objectives or alerts on them; a rollout's spec.rollout.analysis is"
-    " what judges latency and errors today"
-)
 SIGNATURE = "the signature is not verified; only the digest is checked"
 LICENSE = "the license is recorded only; nothing checks or restricts it"
 REMOTE_SOURCE = (
@@ -49,9 +45,7 @@ def not_enforced(obj: Mapping[str, Any]) -> list[str]:
         return []
     kind = obj.get("kind")
     found: list[tuple[str, str]] = []
-    if kind == "Endpoint" and spec.get("slo") is not None:
-        found.append(("spec.slo", SLO))
-    elif kind == "Model":
+    if kind == "Model":
         versions = spec.get("versions")
         for i, version in enumerate(versions if isinstance(versions, list) else []):
             if isinstance(version, Mapping):

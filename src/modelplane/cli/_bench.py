@@ -80,6 +80,7 @@ _BENCHMARKS = {
     "mcp": "The MCP gateway: added tools/call latency over calling the MCP server directly.",
     "policy": "Cedar decisions beside the naive use, decisions/s, admission overhead, list"
     " filtering.",
+    "slo": "SLO burn-rate alerts on simulated faults: time to detect, false alarms.",
 }
 #: benchmarks whose module is not named as the command (``mcp`` would shadow the SDK)
 _MODULES = {"mcp": "mcp_gateway"}

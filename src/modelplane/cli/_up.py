@@ -228,7 +228,10 @@ class _Embedded:
             store,
             identity=f"{socket.gethostname()}-{os.getpid()}",
             controllers=platform.controllers(
-                store, model_roots=settings.model_roots, api_token=settings.internal_token
+                store,
+                model_roots=settings.model_roots,
+                api_token=settings.internal_token,
+                egress=settings.egress,
             ),
         )
         self.services: list[platform.Service] = []

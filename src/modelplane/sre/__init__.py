@@ -1,0 +1,60 @@
+"""Service-level objectives of Endpoints: burn-rate alerts, their controller, rules and faults.
+
+Owns: ``Endpoint.status.slo`` and the ``SLOBurnRate`` Events (:class:`SLOController`); the
+objectives and the multi-window multi-burn-rate rules as pure computation (:func:`objectives`,
+:func:`assess`, :func:`assess_endpoint`, :func:`alert_rules`); the same rules as Prometheus
+recording and alerting rules over the gateway's metrics (:func:`prometheus_rules`); and the
+fault-injection suite in simulated time (:func:`suite`).
+
+Must not touch: ``spec`` of any object, status fields other than ``slo``, or the gateway's
+internals (samples are read over HTTP with ``modelplane.rollout``'s sample sources). Diagnosis,
+remediation playbooks and cost accounting are not built yet.
+
+Example::
+
+    from modelplane.rollout import RecordedSamples
+    from modelplane.sre import assess_endpoint
+
+    recorded = RecordedSamples.load("samples.json")   # saved from /v1/_modelplane/samples
+    streams = {v: recorded.samples("default", "chat", v, 0) for v in ("v1", "v2")}
+    for a in assess_endpoint({"availability": 0.999}, streams, now=time.time()):
+        print(a.objective.name, a.sli, a.burns, [x.message("chat") for x in a.alerts])
+"""
+
+from modelplane.sre._burn import (
+    WINDOWS,
+    Alert,
+    AlertRule,
+    Assessment,
+    Objective,
+    alert_rules,
+    assess,
+    assess_endpoint,
+    burn_rate,
+    objectives,
+    sample_counts,
+)
+from modelplane.sre._controller import TIME_SCALE_ENV, SLOController, time_scale
+from modelplane.sre._faults import suite
+from modelplane.sre._rules import BUCKETS, METRICS, prometheus_rules
+
+__all__ = [
+    "BUCKETS",
+    "METRICS",
+    "TIME_SCALE_ENV",
+    "WINDOWS",
+    "Alert",
+    "AlertRule",
+    "Assessment",
+    "Objective",
+    "SLOController",
+    "alert_rules",
+    "assess",
+    "assess_endpoint",
+    "burn_rate",
+    "objectives",
+    "prometheus_rules",
+    "sample_counts",
+    "suite",
+    "time_scale",
+]
