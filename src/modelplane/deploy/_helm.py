@@ -4,7 +4,7 @@
 Helm installs before the templates and never templates), ``templates/platform.yaml`` (the
 components in the release's namespace; ``helm install --create-namespace`` makes it) and
 ``templates/endpoints.yaml`` (each Endpoint's replicas, in the Endpoints' own namespaces). The
-templates use only ``{{ .Release.Namespace }}`` and ``{{ .Values.<path> }}``.
+templates use only ``{{ .Release.Namespace }}``, ``{{ .Values.<path> }}`` and ``{{ .Values.image | quote }}``.
 """
 
 from __future__ import annotations
@@ -88,5 +88,5 @@ def _templated(obj: dict[str, Any]) -> dict[str, Any]:
 
 def _expressions(text: str) -> str:
     text = text.replace(NAMESPACE_MARK, "{{ .Release.Namespace }}")
-    text = text.replace(IMAGE_MARK, "{{ .Values.image }}")
+    text = text.replace(IMAGE_MARK, "{{ .Values.image | quote }}")
     return _REPLICAS_MARK.sub(r"{{ .Values.\1.replicas }}", text)
