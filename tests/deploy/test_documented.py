@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 from tests.deploy._k8s import problems
@@ -67,3 +68,21 @@ def test_the_documented_commands_run_and_their_output_validates(tmp_path: Path) 
         "default",
     }
     assert [p for obj in streamed for p in problems(obj)] == []
+    gpu = list(yaml.safe_load_all((cwd / "gpu-k8s" / "20-endpoints.yaml").read_text()))
+    template = next(o for o in gpu if o["kind"] == "ResourceClaimTemplate")
+    shown = _yaml_block_after("modelplane render kubernetes -f examples/kubernetes/")
+    assert {k: template[k] for k in ("apiVersion", "kind")} == {
+        k: shown[k] for k in ("apiVersion", "kind")
+    }
+    assert template["spec"] == shown["spec"]
+    assert template["metadata"]["name"] == shown["metadata"]["name"]
+    assert [p for obj in gpu for p in problems(obj)] == []
+
+
+def _yaml_block_after(command: str) -> dict[str, Any]:
+    """The first ```yaml block of the page after ``command``: what the page says it writes."""
+    text = (ROOT / "docs" / "kubernetes.md").read_text()
+    after = text[text.index(command) :]
+    start = after.index("```yaml\n") + len("```yaml\n")
+    block: dict[str, Any] = yaml.safe_load(after[start : after.index("```", start)])
+    return block

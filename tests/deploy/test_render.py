@@ -31,34 +31,7 @@ from modelplane.deploy import (
 ROOT = Path(__file__).parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart"
 
-GPU_ENDPOINT = """
-apiVersion: modelplane.dev/v1alpha1
-kind: Model
-metadata: {name: llama, namespace: team-a}
-spec:
-  task: chat
-  versions:
-  - {name: v1, source: artifacts/llama-v1, format: safetensors,
-     digest: "sha256:1111111111111111111111111111111111111111111111111111111111111111"}
-  - {name: v2, source: artifacts/llama-v2, format: safetensors,
-     digest: "sha256:2222222222222222222222222222222222222222222222222222222222222222"}
----
-apiVersion: modelplane.dev/v1alpha1
-kind: Endpoint
-metadata: {name: llama, namespace: team-a}
-spec:
-  model: llama
-  traffic: [{version: v1, weight: 90}, {version: v2, weight: 10}]
-  replicas: {min: 2, max: 4}
-  devices:
-    requests:
-    - name: gpu
-      exactly:
-        deviceClassName: gpu.nvidia.com
-        count: 1
-        selectors:
-        - cel: {expression: "device.capacity['gpu.nvidia.com'].memory.compareTo(quantity('40Gi')) >= 0"}
-"""
+GPU_ENDPOINT = ROOT / "examples" / "kubernetes" / "llama-gpu.yaml"
 
 
 def _crd_schema(kind: str) -> dict[str, Any]:
@@ -90,6 +63,30 @@ def test_every_crd_is_structural_and_valid_on_each_kubernetes_version() -> None:
         schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         assert structural_problems(schema) == [], info.kind
         assert problems(crd) == []
+
+
+def _defaults(node: Any, path: str) -> list[tuple[str, dict[str, Any], Any]]:
+    if not isinstance(node, dict):
+        return []
+    found = []
+    if "default" in node:
+        found.append((path, {k: v for k, v in node.items() if k != "default"}, node["default"]))
+    for name, child in (node.get("properties") or {}).items():
+        found.extend(_defaults(child, f"{path}.{name}"))
+    for key in ("items", "additionalProperties"):
+        found.extend(_defaults(node.get(key), f"{path}.{key}"))
+    return found
+
+
+def test_every_default_in_a_crd_is_valid_against_its_own_schema() -> None:
+    # kube-apiserver refuses a CRD whose defaults its own schema would refuse
+    checked = 0
+    for info in crd_kinds():
+        schema = _crd_schema(info.kind)
+        for path, node, default in _defaults(schema, info.kind):
+            assert list(jsonschema.Draft4Validator(node).iter_errors(default)) == [], path
+            checked += 1
+    assert checked > 10
 
 
 def test_crds_cover_our_kinds_but_not_dra_nor_the_core_shaped_ones() -> None:
@@ -218,7 +215,7 @@ def test_components_have_probes_service_accounts_and_least_rbac() -> None:
 
 
 def test_an_endpoint_with_devices_gets_a_v1_resource_claim_template_per_its_pods() -> None:
-    rendered = render(load_manifests(GPU_ENDPOINT, "gpu.yaml"), image="modelplane:test")
+    rendered = render(load_paths([GPU_ENDPOINT]), image="modelplane:test")
     objects = rendered.endpoints
     assert [p for obj in objects for p in problems(obj)] == []
     template = _by(objects, "ResourceClaimTemplate", "llama-devices")

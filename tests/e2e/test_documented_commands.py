@@ -52,6 +52,8 @@ NOT_RUN: dict[str, str] = {
     "modelplane render kubernetes -f examples/quickstart/ --namespace ml-platform --image"
     " modelplane:0.1.0 > quickstart-k8s.yaml": "needs no server: run, and its output validated,"
     " by tests/deploy/test_documented.py",
+    "modelplane render kubernetes -f examples/kubernetes/ -o gpu-k8s/": "needs no server: run,"
+    " and its output validated, by tests/deploy/test_documented.py",
     "kubernetes-validate --strict k8s/00-crds.yaml k8s/10-platform.yaml k8s/20-endpoints.yaml": (
         "needs no server: run by tests/deploy/test_documented.py"
     ),
