@@ -316,3 +316,18 @@ def test_output_to_a_folder_writes_one_file_per_stage(tmp_path: Path) -> None:
     crds = list(yaml.safe_load_all((tmp_path / "k8s" / "00-crds.yaml").read_text()))
     assert {c["kind"] for c in crds} == {"CustomResourceDefinition"}
     assert len(crds) == len(crd_kinds())
+
+
+def test_the_commands_the_components_run_are_the_cli_s_or_documented_as_coming() -> None:
+    objects = render([], image="modelplane:test").platform
+    subcommands = {
+        c["command"][1]
+        for o in objects
+        if o["kind"] in ("Deployment", "DaemonSet")
+        for c in o["spec"]["template"]["spec"]["containers"]
+    }
+    assert subcommands == {"server", "gateway", "agent-worker", "node"}
+    # `server` and `node` are the scale-out step's; when they land, update docs/kubernetes.md
+    assert subcommands - set(cli.commands) == {"server", "node"}
+    page = (ROOT / "docs" / "kubernetes.md").read_text()
+    assert "The `modelplane server` and `modelplane node` commands" in page
