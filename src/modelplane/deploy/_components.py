@@ -168,9 +168,14 @@ def _pod(component: Component, image: str) -> dict[str, Any]:
         },
         "volumeMounts": [
             {"name": "home", "mountPath": HOME},
+            {"name": "tmp", "mountPath": "/tmp"},
             {"name": "encryption", "mountPath": _KEY_DIR, "readOnly": True},
         ],
     }
+    if component.workload == "DaemonSet":  # which machine this agent is (the downward API)
+        container["env"].append(
+            {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}
+        )
     if component.port is not None:
         container["ports"] = [{"name": "http", "containerPort": component.port}]
         container["livenessProbe"] = _probe("/healthz", period=10, failures=3)
@@ -182,6 +187,7 @@ def _pod(component: Component, image: str) -> dict[str, Any]:
         "containers": [container],
         "volumes": [
             {"name": "home", "emptyDir": {}},
+            {"name": "tmp", "emptyDir": {}},
             {"name": "encryption", "secret": {"secretName": ENCRYPTION_SECRET}},
         ],
     }

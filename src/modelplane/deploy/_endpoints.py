@@ -136,14 +136,24 @@ class _Replicas:
             "startupProbe": _health(period=5, failures=120),
             "livenessProbe": _health(period=10, failures=3),
             "readinessProbe": _health(period=5, failures=2),
-            "volumeMounts": [{"name": "models", "mountPath": f"{HOME}/models"}],
-            "securityContext": {"allowPrivilegeEscalation": False},
+            # caches (torch, transformers) go to $HOME: a scratch folder, the image stays read-only
+            "env": [{"name": "HOME", "value": "/tmp"}, {"name": "MODELPLANE_HOME", "value": HOME}],
+            "volumeMounts": [
+                {"name": "models", "mountPath": f"{HOME}/models"},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
         }
         pod: dict[str, Any] = {
             "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
             "containers": [container],
             "volumes": [
                 {"name": "models", "persistentVolumeClaim": {"claimName": MODELS_CLAIM}},
+                {"name": "tmp", "emptyDir": {}},
             ],
         }
         if self.devices:
