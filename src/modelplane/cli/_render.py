@@ -77,6 +77,9 @@ def kubernetes(
     become Deployments (a DaemonSet for the node agent) in --namespace; each Endpoint in the
     manifests gets a Deployment and a Service per served version, and a resource.k8s.io/v1
     ResourceClaimTemplate for its devices. Apply the output with `kubectl apply -f DIR`.
+
+    Not runnable yet: the server and node agent pods run `modelplane server` and `modelplane
+    node`, which come with the scale-out step (docs/kubernetes.md says what else is not built).
     """
     manifests = load_paths(paths)
     rendered = render(manifests, namespace=namespace, image=image)
