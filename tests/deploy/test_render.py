@@ -145,6 +145,12 @@ def test_the_structural_check_sees_what_kube_apiserver_refuses() -> None:
         },
     }
     found = "\n".join(structural_problems(bad))
+    root = structural_problems(
+        {"type": "array", "additionalProperties": {}, "properties": {"kind": {"type": "integer"}}}
+    )
+    assert "openAPIV3Schema: the root must be of type object" in root
+    assert "openAPIV3Schema: additionalProperties must not be used at the root" in root
+    assert "openAPIV3Schema.kind: must be of type string" in root
     for expected in (
         "openAPIV3Schema.a: '$ref' is not allowed",
         "openAPIV3Schema.a: no type",

@@ -104,10 +104,12 @@ def _object_schema(info: KindInfo) -> dict[str, Any]:
     # the API server owns these three; a CRD may not constrain metadata beyond its name
     properties["apiVersion"] = {"type": "string", "description": "Group and version of the kind."}
     properties["kind"] = {"type": "string", "description": "The kind."}
-    properties["metadata"] = {"type": "object"}
+    del properties["metadata"]
     raw = {**raw, "properties": properties}
     raw.pop("x-kubernetes-group-version-kind", None)
     schema = structural(raw)
+    # after the conversion, which would mark a bare object free-form: metadata must be just this
+    schema["properties"] = {"metadata": {"type": "object"}, **schema["properties"]}
     required = [
         r for r in schema.get("required", []) if r not in ("apiVersion", "kind", "metadata")
     ]

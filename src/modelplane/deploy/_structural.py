@@ -57,6 +57,7 @@ KNOWN_FORMATS = frozenset(
 _FREE = "x-kubernetes-preserve-unknown-fields"
 _INT_OR_STRING = "x-kubernetes-int-or-string"
 _JUNCTORS = ("anyOf", "allOf", "oneOf", "not")
+_X = (_FREE, _INT_OR_STRING, "x-kubernetes-embedded-resource", "x-kubernetes-list-type")
 # what Go's RE2 (kube-apiserver's regexp engine) cannot compile
 _NOT_RE2 = ("(?=", "(?!", "(?<=", "(?<!")
 
@@ -163,7 +164,18 @@ def _typed(node: dict[str, Any]) -> dict[str, Any]:
 def structural_problems(schema: dict[str, Any], path: str = "") -> list[str]:
     """Every way ``schema`` is not a structural CRD schema, one line each with its path."""
     problems: list[str] = []
-    _check(schema, path or "openAPIV3Schema", problems, in_junctor=False)
+    root = path or "openAPIV3Schema"
+    _check(schema, root, problems, in_junctor=False)
+    if schema.get("type") != "object":
+        problems.append(f"{root}: the root must be of type object")
+    if "additionalProperties" in schema:
+        problems.append(f"{root}: additionalProperties must not be used at the root")
+    properties = schema.get("properties") or {}
+    for name in ("apiVersion", "kind"):
+        if name in properties and properties[name].get("type") != "string":
+            problems.append(f"{root}.{name}: must be of type string")
+    if "metadata" in properties and properties["metadata"] != {"type": "object"}:
+        problems.append(f"{root}.metadata: may restrict only name and generateName")
     return problems
 
 
@@ -175,8 +187,10 @@ def _check(node: Any, path: str, problems: list[str], *, in_junctor: bool) -> No
         if key not in ALLOWED_KEYS:
             problems.append(f"{path}: {key!r} is not allowed in a CRD schema")
     exempt = node.get(_FREE) is True or node.get(_INT_OR_STRING) is True
+    if node.get(_FREE) is True and node.get(_INT_OR_STRING) is True:
+        problems.append(f"{path}: int-or-string and preserve-unknown-fields together")
     if in_junctor:
-        for key in ("type", "description", "default", "additionalProperties", "nullable"):
+        for key in ("type", "description", "default", "additionalProperties", "nullable", *_X):
             if key in node and not (key == "type" and _int_or_string_branch(node)):
                 problems.append(f"{path}: {key!r} inside anyOf/allOf/oneOf/not")
     elif "type" not in node and not exempt:
