@@ -337,3 +337,12 @@ def test_the_commands_the_components_run_are_the_cli_s_or_documented_as_coming()
     assert subcommands - set(cli.commands) == {"server", "node"}
     page = (ROOT / "docs" / "kubernetes.md").read_text()
     assert "The `modelplane server` and `modelplane node` commands" in page
+
+
+def test_an_output_folder_that_is_a_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    result = CliRunner().invoke(cli, ["render", "kubernetes", "-o", str(taken)])
+    assert result.exit_code == 1
+    assert f"cannot write {taken}" in result.output
+    assert "Traceback" not in result.output and "bug" not in result.output

@@ -83,12 +83,17 @@ def kubernetes(
     """
     manifests = load_paths(paths)
     rendered = render(manifests, namespace=namespace, image=image)
-    if output == "-":
-        click.echo(to_yaml(rendered.all()), nl=False)
-    else:
-        for path in write(rendered, Path(output)):
-            click.echo(f"wrote {path}", err=True)
-    if helm_dir is not None:
-        marked = render(manifests, namespace=NAMESPACE_MARK, image=IMAGE_MARK)
-        for path in write_chart(chart(marked, image), helm_dir):
-            click.echo(f"wrote {path}", err=True)
+    written: list[Path] = []
+    try:
+        if output == "-":
+            click.echo(to_yaml(rendered.all()), nl=False)
+        else:
+            written += write(rendered, Path(output))
+        if helm_dir is not None:
+            marked = render(manifests, namespace=NAMESPACE_MARK, image=IMAGE_MARK)
+            written += write_chart(chart(marked, image), helm_dir)
+    except OSError as exc:
+        where = exc.filename or output
+        raise click.ClickException(f"cannot write {where}: {exc.strerror or exc}") from None
+    for path in written:
+        click.echo(f"wrote {path}", err=True)
