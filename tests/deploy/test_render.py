@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner
+from tests.api._objects import ALL
 from tests.deploy._k8s import VERSIONS, problems
 
 from modelplane.api import load_manifests, load_paths, validate
@@ -346,3 +347,11 @@ def test_an_output_folder_that_is_a_file_is_an_error_naming_it(tmp_path: Path) -
     assert result.exit_code == 1
     assert f"cannot write {taken}" in result.output
     assert "Traceback" not in result.output and "bug" not in result.output
+
+
+def test_an_object_of_every_crd_kind_as_our_api_stores_it_validates_against_its_crd() -> None:
+    # normalised (defaults applied, as stored): what the operator mode will write into a cluster
+    for info in crd_kinds():
+        stored = validate(ALL[info.kind]())
+        errors = list(jsonschema.Draft4Validator(_crd_schema(info.kind)).iter_errors(stored))
+        assert [e.message for e in errors] == [], info.kind
