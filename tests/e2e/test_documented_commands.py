@@ -47,6 +47,28 @@ NOT_RUN: dict[str, str] = {
     "./dev up --database-url postgresql://127.0.0.1:5432/test": "the same platform on PostgreSQL;"
     " `modelplane up --database-url` on PostgreSQL is run by tests/e2e/test_crash_recovery.py",
     "./dev test": "runs the whole test suite, this test included",
+    "modelplane render kubernetes -f examples/quickstart/ -o k8s/ --helm chart/": "needs no"
+    " server: run, and its output validated, by tests/deploy/test_documented.py",
+    "modelplane render kubernetes -f examples/quickstart/ --namespace ml-platform --image"
+    " modelplane:0.1.0 > quickstart-k8s.yaml": "needs no server: run, and its output validated,"
+    " by tests/deploy/test_documented.py",
+    "modelplane render kubernetes -f examples/kubernetes/ -o gpu-k8s/": "needs no server: run,"
+    " and its output validated, by tests/deploy/test_documented.py",
+    "kubernetes-validate --strict k8s/00-crds.yaml k8s/10-platform.yaml k8s/20-endpoints.yaml": (
+        "needs no server: run by tests/deploy/test_documented.py"
+    ),
+    "kubectl create namespace modelplane": "needs a Kubernetes cluster (none on these machines)",
+    "kubectl -n modelplane create secret generic modelplane-database"
+    " --from-literal=url=postgresql://modelplane@postgres.modelplane:5432/modelplane": "needs a"
+    " Kubernetes cluster (none on these machines)",
+    "kubectl -n modelplane create secret generic modelplane-encryption"
+    " --from-file=encryption.key=.modelplane/encryption.key": "needs a Kubernetes cluster (none"
+    " on these machines)",
+    "kubectl apply -f k8s/": "needs a Kubernetes cluster (none on these machines); the objects are"
+    " validated against Kubernetes' OpenAPI schemas by tests/deploy/",
+    "helm install modelplane chart/ --namespace modelplane --create-namespace"
+    " --set gateway.replicas=5": "needs a Kubernetes cluster and the helm binary (neither on"
+    " these machines); tests/deploy/test_helm.py renders the chart's templates",
     "modelplane bench gateway": "the full benchmark takes minutes; its --quick form is run",
     "modelplane bench agents -o json": "the full benchmark takes minutes; its --quick form is run",
     "modelplane bench scheduling": "the full benchmark takes minutes; its --quick form is run",

@@ -39,6 +39,7 @@ from modelplane.cli._gateway import chat, gateway
 from modelplane.cli._get import get
 from modelplane.cli._models import models
 from modelplane.cli._output import echo_error
+from modelplane.cli._render import render_group
 from modelplane.cli._rollout import rollout
 from modelplane.cli._sim import sim
 from modelplane.cli._slo import slo
@@ -145,6 +146,7 @@ for _command in (
     gateway,
     chat,
     models,
+    render_group,
     agents,
     approvals,
     agent_worker,
