@@ -1,0 +1,250 @@
+"""Native tools in a bubblewrap sandbox: namespaces, a read-only system, rlimits, a wall clock.
+
+A sandboxed process sees the system directories (``/usr``, ``/etc`` and the ``/bin``, ``/lib``
+links) read-only, a private ``/tmp``, a private ``/proc`` and ``/dev``, nothing else of the host
+unless a directory is granted; it has no network unless granted (``--share-net``), no environment
+of the platform's (only ``PATH``, ``HOME=/tmp``, ``LANG`` and granted variables), its own PID,
+IPC and UTS namespaces, no capabilities, and runs as ``nobody`` when the platform runs as root.
+Resource limits are set in the child before bubblewrap starts (CPU seconds, address space,
+processes, file size); a wall-clock timeout kills the whole process group (``--die-with-parent``
+takes the sandbox with it, SIGTERM ignored or not); stdout and stderr are capped.
+
+Where bubblewrap is missing or the kernel refuses namespaces, :class:`SandboxUnavailable` says
+which and what to install; the tool never runs unsandboxed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import selectors
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from modelplane.sandbox.errors import (
+    SandboxUnavailable,
+    ToolDeadlineExceeded,
+    ToolFailed,
+    ToolOutputTooLarge,
+)
+
+#: what a sandbox sees of the host's filesystem, read-only (symlinks are recreated as links)
+SYSTEM_PATHS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
+_BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
+#: the user a root platform drops to before bubblewrap starts (RLIMIT_NPROC never binds root)
+NOBODY = 65534
+_INSTALL = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
+_USERNS = (
+    "the kernel refused the namespaces bubblewrap needs: allow unprivileged user namespaces"
+    " (sysctl kernel.unprivileged_userns_clone=1 on Debian;"
+    " kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 24.04), or run in a container"
+    " that permits them"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessLimits:
+    """What one sandboxed run may use."""
+
+    wall_s: float = 30.0
+    cpu_s: int = 10
+    memory_bytes: int = 1024 * 1024 * 1024
+    processes: int = 64
+    file_bytes: int = 64 * 1024 * 1024
+    output_bytes: int = 1024 * 1024
+    #: after SIGTERM at the deadline, how long before SIGKILL
+    grace_s: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessGrants:
+    """What a sandboxed process may reach beyond the defaults; the default grants nothing."""
+
+    network: bool = False
+    ro_dirs: tuple[Path, ...] = ()
+    rw_dirs: tuple[Path, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessResult:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    seconds: float
+
+
+def bwrap_argv(grants: ProcessGrants) -> list[str]:
+    """The bubblewrap command line (up to ``--``) for ``grants``."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise SandboxUnavailable(f"bubblewrap (bwrap) is not on PATH: {_INSTALL}")
+    argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    if grants.network:
+        argv.append("--share-net")
+    for path in SYSTEM_PATHS:
+        if os.path.islink(path):
+            argv += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            argv += ["--ro-bind", path, path]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp"]
+    for d in grants.ro_dirs:
+        argv += ["--ro-bind", str(d), str(d)]
+    for d in grants.rw_dirs:
+        argv += ["--bind", str(d), str(d)]
+    return [*argv, "--"]
+
+
+def _limit_child(limits: ProcessLimits) -> None:
+    """In the child, before exec: rlimits, then drop root so that RLIMIT_NPROC binds."""
+    for which, value in (
+        (resource.RLIMIT_CPU, limits.cpu_s),
+        (resource.RLIMIT_AS, limits.memory_bytes),
+        (resource.RLIMIT_NPROC, limits.processes),
+        (resource.RLIMIT_FSIZE, limits.file_bytes),
+        (resource.RLIMIT_CORE, 0),
+    ):
+        resource.setrlimit(which, (value, value))
+    if os.getuid() == 0:
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+
+
+@cache
+def _check_namespaces() -> None:
+    """Once per process: can bubblewrap build a sandbox here? (SandboxUnavailable if not.)"""
+    probe = ProcessSandbox(check=False).run(["/bin/true"], limits=ProcessLimits(wall_s=10.0))
+    if probe.returncode != 0:
+        said = probe.stderr.decode(errors="replace").strip()
+        raise SandboxUnavailable(f"{_USERNS} (bwrap said: {said or 'nothing'})")
+
+
+class ProcessSandbox:
+    """Runs commands under bubblewrap with limits and grants; see the module docstring."""
+
+    def __init__(self, *, check: bool = True) -> None:
+        self._check = check
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: bytes = b"",
+        limits: ProcessLimits | None = None,
+        grants: ProcessGrants | None = None,
+    ) -> ProcessResult:
+        """Run ``argv`` in a fresh sandbox; its exit status and (capped) output."""
+        limits = limits or ProcessLimits()
+        grants = grants or ProcessGrants()
+        if self._check:
+            _check_namespaces()
+        command = [*bwrap_argv(grants), *argv]
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**_BASE_ENV, **grants.env},
+            start_new_session=True,
+            preexec_fn=lambda: _limit_child(limits),
+        )
+        try:
+            out, err = _pump(proc, stdin, start + limits.wall_s, limits)
+        finally:
+            _kill_group(proc, limits.grace_s)
+        return ProcessResult(proc.returncode, out, err, time.perf_counter() - start)
+
+    def call_json(
+        self,
+        argv: Sequence[str],
+        args: Any,
+        *,
+        limits: ProcessLimits | None = None,
+        grants: ProcessGrants | None = None,
+    ) -> Any:
+        """Run ``argv`` with ``args`` as JSON on stdin; its stdout read as JSON."""
+        payload = json.dumps(args).encode()
+        result = self.run(argv, stdin=payload, limits=limits, grants=grants)
+        if result.returncode != 0:
+            tail = result.stderr.decode(errors="replace").strip()[-500:]
+            raise ToolFailed(f"{argv[0]} exited with status {result.returncode}: {tail}")
+        try:
+            return json.loads(result.stdout)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ToolFailed(f"{argv[0]} wrote output that is not JSON: {exc}") from None
+
+
+def _pump(
+    proc: subprocess.Popen[bytes], stdin: bytes, deadline: float, limits: ProcessLimits
+) -> tuple[bytes, bytes]:
+    """Feed stdin, collect stdout and stderr until both close; raise at the deadline or cap."""
+    assert proc.stdin and proc.stdout and proc.stderr
+    chunks: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
+    sizes = dict.fromkeys(chunks, 0)
+    sel = selectors.DefaultSelector()
+    for fd in chunks:
+        sel.register(fd, selectors.EVENT_READ)
+    pending = memoryview(stdin)
+    stdin_fd = proc.stdin.fileno()
+    if pending:
+        os.set_blocking(stdin_fd, False)
+        sel.register(stdin_fd, selectors.EVENT_WRITE)
+    else:
+        proc.stdin.close()
+    while len(sel.get_map()) > 0:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            raise ToolDeadlineExceeded(f"the process ran past its wall-clock limit of {limits.wall_s}s")
+        for key, _ in sel.select(left):
+            fd = key.fd
+            if fd == stdin_fd:
+                try:
+                    pending = pending[os.write(fd, pending) :]
+                except BrokenPipeError:
+                    pending = pending[:0]
+                if not pending:
+                    sel.unregister(fd)
+                    proc.stdin.close()
+                continue
+            data = os.read(fd, 65536)
+            if not data:
+                sel.unregister(fd)
+                continue
+            sizes[fd] += len(data)
+            if sizes[fd] > limits.output_bytes:
+                which = "stdout" if fd == proc.stdout.fileno() else "stderr"
+                raise ToolOutputTooLarge(
+                    f"the process wrote more than {limits.output_bytes} bytes to {which}; it was cut off"
+                )
+            chunks[fd].append(data)
+    proc.wait(max(0.0, deadline - time.perf_counter()) + limits.grace_s)
+    return b"".join(chunks[proc.stdout.fileno()]), b"".join(chunks[proc.stderr.fileno()])
+
+
+def _kill_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM then SIGKILL to the whole process group of ``proc``; reap it."""
+    if proc.poll() is None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(grace_s)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        proc.wait()
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
