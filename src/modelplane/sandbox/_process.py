@@ -29,6 +29,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from modelplane.sandbox._seccomp import filter_program
 from modelplane.sandbox.errors import (
     SandboxUnavailable,
     ToolDeadlineExceeded,
@@ -41,13 +42,18 @@ SYSTEM_PATHS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
 _BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
 #: the user a root platform drops to before bubblewrap starts (RLIMIT_NPROC never binds root)
 NOBODY = 65534
-_INSTALL = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
+_INSTALL = (
+    "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
+)
 _USERNS = (
     "the kernel refused the namespaces bubblewrap needs: allow unprivileged user namespaces"
     " (sysctl kernel.unprivileged_userns_clone=1 on Debian;"
     " kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 24.04), or run in a container"
     " that permits them"
 )
+
+
+_FILTER = filter_program()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +88,8 @@ class ProcessResult:
     seconds: float
 
 
-def bwrap_argv(grants: ProcessGrants) -> list[str]:
-    """The bubblewrap command line (up to ``--``) for ``grants``."""
+def bwrap_argv(grants: ProcessGrants, seccomp_fd: int | None = None) -> list[str]:
+    """The bubblewrap command line (up to ``--``) for ``grants``, the filter read from a fd."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxUnavailable(f"bubblewrap (bwrap) is not on PATH: {_INSTALL}")
@@ -100,6 +106,10 @@ def bwrap_argv(grants: ProcessGrants) -> list[str]:
         argv += ["--ro-bind", str(d), str(d)]
     for d in grants.rw_dirs:
         argv += ["--bind", str(d), str(d)]
+    # the sandbox's own root (a tmpfs bubblewrap builds) is read-only too, once set up
+    argv += ["--remount-ro", "/"]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
     return [*argv, "--"]
 
 
@@ -147,17 +157,8 @@ class ProcessSandbox:
         grants = grants or ProcessGrants()
         if self._check:
             _check_namespaces()
-        command = [*bwrap_argv(grants), *argv]
         start = time.perf_counter()
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={**_BASE_ENV, **grants.env},
-            start_new_session=True,
-            preexec_fn=lambda: _limit_child(limits),
-        )
+        proc = _spawn(argv, limits, grants)
         try:
             out, err = _pump(proc, stdin, start + limits.wall_s, limits)
         finally:
@@ -184,6 +185,30 @@ class ProcessSandbox:
             raise ToolFailed(f"{argv[0]} wrote output that is not JSON: {exc}") from None
 
 
+def _spawn(
+    argv: Sequence[str], limits: ProcessLimits, grants: ProcessGrants
+) -> subprocess.Popen[bytes]:
+    """Start bubblewrap, handing it the seccomp filter through a pipe."""
+    read, write = os.pipe()
+    try:
+        try:
+            os.write(write, _FILTER)  # a few hundred bytes: well within a pipe's buffer
+        finally:
+            os.close(write)
+        return subprocess.Popen(
+            [*bwrap_argv(grants, read), *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**_BASE_ENV, **grants.env},
+            start_new_session=True,
+            pass_fds=(read,),
+            preexec_fn=lambda: _limit_child(limits),
+        )
+    finally:
+        os.close(read)
+
+
 def _pump(
     proc: subprocess.Popen[bytes], stdin: bytes, deadline: float, limits: ProcessLimits
 ) -> tuple[bytes, bytes]:
@@ -204,7 +229,9 @@ def _pump(
     while len(sel.get_map()) > 0:
         left = deadline - time.perf_counter()
         if left <= 0:
-            raise ToolDeadlineExceeded(f"the process ran past its wall-clock limit of {limits.wall_s}s")
+            raise ToolDeadlineExceeded(
+                f"the process ran past its wall-clock limit of {limits.wall_s}s"
+            )
         for key, _ in sel.select(left):
             fd = key.fd
             if fd == stdin_fd:

@@ -40,7 +40,8 @@ ABI = "modelplane-json-v1"
 WASI_MODULE = "wasi_snapshot_preview1"
 #: the epoch ticker's period: a deadline is met to within about one tick
 TICK_S = 0.002
-_PAGE = 65536
+#: a trap with this share of the memory limit in use is reported as out of memory
+OOM_SHARE = 0.9
 _ENGINE_TAG = hashlib.sha256(f"{ABI}:{wasmtime.__name__}:epoch".encode()).hexdigest()[:12]
 
 
@@ -102,7 +103,11 @@ def to_wasm(data: bytes) -> bytes:
 
 
 def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    """The line of a wasmtime error that says what happened (its cause, not the backtrace)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if "Caused by:" in lines and lines[-1] != "Caused by:":
+        return lines[-1]
+    return lines[0] if lines else type(exc).__name__
 
 
 class _EpochTicker:
@@ -249,15 +254,18 @@ class WasmTool:
         try:
             return json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ToolFailed(f"tool {self.digest[:19]} returned output that is not JSON: {exc}")
+            raise ToolFailed(
+                f"tool {self.digest[:19]} returned output that is not JSON: {exc}"
+            ) from None
 
     def _run(self, store: wasmtime.Store, payload: bytes, limits: WasmLimits) -> bytes:
         memory: wasmtime.Memory | None = None
         try:
             instance = self._pre.instantiate(store)
             exports = instance.exports(store)
-            memory, alloc, run = exports["memory"], exports["alloc"], exports["run"]
-            assert isinstance(memory, wasmtime.Memory)
+            exported, alloc, run = exports["memory"], exports["alloc"], exports["run"]
+            assert isinstance(exported, wasmtime.Memory)
+            memory = exported
             assert isinstance(alloc, wasmtime.Func) and isinstance(run, wasmtime.Func)
             ptr = alloc(store, len(payload))
             memory.write(store, payload, ptr)
@@ -286,10 +294,12 @@ class WasmTool:
         name = f"tool {self.digest[:19]}"
         if isinstance(exc, wasmtime.Trap) and exc.trap_code == wasmtime.TrapCode.INTERRUPT:
             return ToolDeadlineExceeded(f"{name} ran past its deadline of {limits.timeout_s}s")
-        if memory is not None and memory.data_len(store) + _PAGE > limits.memory_bytes:
+        # wasmtime-py cannot make a refused memory.grow trap: the tool sees -1 and usually traps
+        # soon after, so a trap with its memory near the limit is reported as out of memory
+        if memory is not None and memory.data_len(store) >= OOM_SHARE * limits.memory_bytes:
             return ToolOutOfMemory(
                 f"{name} reached its memory limit of {limits.memory_bytes} bytes"
-                f" ({_first_line(exc)})"
+                f" (it had {memory.data_len(store)}; then {_first_line(exc)})"
             )
         if memory is None and "memory" in str(exc):
             return ToolOutOfMemory(
