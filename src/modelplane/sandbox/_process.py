@@ -34,6 +34,7 @@ from modelplane.sandbox.errors import (
     SandboxUnavailable,
     ToolDeadlineExceeded,
     ToolFailed,
+    ToolInvalid,
     ToolOutputTooLarge,
 )
 
@@ -102,10 +103,11 @@ def bwrap_argv(grants: ProcessGrants, seccomp_fd: int | None = None) -> list[str
         elif os.path.isdir(path):
             argv += ["--ro-bind", path, path]
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp"]
-    for d in grants.ro_dirs:
-        argv += ["--ro-bind", str(d), str(d)]
-    for d in grants.rw_dirs:
-        argv += ["--bind", str(d), str(d)]
+    for flag, dirs in (("--ro-bind", grants.ro_dirs), ("--bind", grants.rw_dirs)):
+        for d in dirs:
+            if not d.is_dir():
+                raise ToolInvalid(f"granted directory {d} does not exist")
+            argv += [flag, str(d), str(d)]
     # the sandbox's own root (a tmpfs bubblewrap builds) is read-only too, once set up
     argv += ["--remount-ro", "/"]
     if seccomp_fd is not None:

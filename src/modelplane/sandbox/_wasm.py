@@ -40,8 +40,9 @@ ABI = "modelplane-json-v1"
 WASI_MODULE = "wasi_snapshot_preview1"
 #: the epoch ticker's period: a deadline is met to within about one tick
 TICK_S = 0.002
-#: a trap with this share of the memory limit in use is reported as out of memory
-OOM_SHARE = 0.9
+#: a trap with more than this share of the memory limit in use is reported as out of memory
+#: (an allocator that doubles its heap is refused once it holds just over half the limit)
+OOM_SHARE = 0.5
 _ENGINE_TAG = hashlib.sha256(f"{ABI}:{wasmtime.__name__}:epoch".encode()).hexdigest()[:12]
 
 
@@ -295,11 +296,11 @@ class WasmTool:
         if isinstance(exc, wasmtime.Trap) and exc.trap_code == wasmtime.TrapCode.INTERRUPT:
             return ToolDeadlineExceeded(f"{name} ran past its deadline of {limits.timeout_s}s")
         # wasmtime-py cannot make a refused memory.grow trap: the tool sees -1 and usually traps
-        # soon after, so a trap with its memory near the limit is reported as out of memory
-        if memory is not None and memory.data_len(store) >= OOM_SHARE * limits.memory_bytes:
+        # soon after, so a trap with much of the limit in use is reported as out of memory
+        if memory is not None and memory.data_len(store) > OOM_SHARE * limits.memory_bytes:
             return ToolOutOfMemory(
-                f"{name} reached its memory limit of {limits.memory_bytes} bytes"
-                f" (it had {memory.data_len(store)}; then {_first_line(exc)})"
+                f"{name} trapped at its memory limit of {limits.memory_bytes} bytes"
+                f" ({memory.data_len(store)} in use; {_first_line(exc)})"
             )
         if memory is None and "memory" in str(exc):
             return ToolOutOfMemory(
