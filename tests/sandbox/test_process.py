@@ -88,7 +88,7 @@ def test_the_environment_has_only_the_basics_and_grants(sandbox: ProcessSandbox)
 
 
 def test_a_granted_directory_is_readable_and_stays_read_only(sandbox: ProcessSandbox) -> None:
-    # a root platform runs tools as nobody: the granted folder must be readable by nobody
+    # a root platform runs each tool as a user of its own: the granted folder must be readable by all
     with tempfile.TemporaryDirectory() as tmp:
         os.chmod(tmp, 0o755)
         _read_only_grant(sandbox, Path(tmp))

@@ -80,6 +80,8 @@ _BENCHMARKS = {
     "mcp": "The MCP gateway: added tools/call latency over calling the MCP server directly.",
     "policy": "Cedar decisions beside the naive use, decisions/s, admission overhead, list"
     " filtering.",
+    "sandbox": "WASM tool calls beside a fresh compile and python -c, runaway stops, process"
+    " sandbox starts, escape probes.",
 }
 #: benchmarks whose module is not named as the command (``mcp`` would shadow the SDK)
 _MODULES = {"mcp": "mcp_gateway"}

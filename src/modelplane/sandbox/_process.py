@@ -4,7 +4,8 @@ A sandboxed process sees the system directories (``/usr``, ``/etc`` and the ``/b
 links) read-only, a private ``/tmp``, a private ``/proc`` and ``/dev``, nothing else of the host
 unless a directory is granted; it has no network unless granted (``--share-net``), no environment
 of the platform's (only ``PATH``, ``HOME=/tmp``, ``LANG`` and granted variables), its own PID,
-IPC and UTS namespaces, no capabilities, and runs as ``nobody`` when the platform runs as root.
+IPC and UTS namespaces, no capabilities, and a user of its own (from :data:`SANDBOX_UIDS`) when
+the platform runs as root.
 Resource limits are set in the child before bubblewrap starts (CPU seconds, address space,
 processes, file size); a wall-clock timeout kills the whole process group (``--die-with-parent``
 takes the sandbox with it, SIGTERM ignored or not); stdout and stderr are capped.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import resource
 import selectors
 import shutil
@@ -41,8 +43,10 @@ from modelplane.sandbox.errors import (
 #: what a sandbox sees of the host's filesystem, read-only (symlinks are recreated as links)
 SYSTEM_PATHS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
 _BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
-#: the user a root platform drops to before bubblewrap starts (RLIMIT_NPROC never binds root)
-NOBODY = 65534
+#: a root platform runs each sandbox as its own user, drawn from this range: RLIMIT_NPROC never
+#: binds root, and counts per user, so one uid per run keeps one tool's processes (and a fork
+#: bomb's leftovers still being torn down) from counting against another's
+SANDBOX_UIDS = range(10_000_000, 10_000_000 + (1 << 20))
 _INSTALL = (
     "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
 )
@@ -115,7 +119,7 @@ def bwrap_argv(grants: ProcessGrants, seccomp_fd: int | None = None) -> list[str
     return [*argv, "--"]
 
 
-def _limit_child(limits: ProcessLimits) -> None:
+def _limit_child(limits: ProcessLimits, uid: int) -> None:
     """In the child, before exec: rlimits, then drop root so that RLIMIT_NPROC binds."""
     for which, value in (
         (resource.RLIMIT_CPU, limits.cpu_s),
@@ -127,8 +131,8 @@ def _limit_child(limits: ProcessLimits) -> None:
         resource.setrlimit(which, (value, value))
     if os.getuid() == 0:
         os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
+        os.setgid(uid)
+        os.setuid(uid)
 
 
 @cache
@@ -191,6 +195,7 @@ def _spawn(
     argv: Sequence[str], limits: ProcessLimits, grants: ProcessGrants
 ) -> subprocess.Popen[bytes]:
     """Start bubblewrap, handing it the seccomp filter through a pipe."""
+    uid = random.choice(SANDBOX_UIDS)
     read, write = os.pipe()
     try:
         try:
@@ -205,7 +210,7 @@ def _spawn(
             env={**_BASE_ENV, **grants.env},
             start_new_session=True,
             pass_fds=(read,),
-            preexec_fn=lambda: _limit_child(limits),
+            preexec_fn=lambda: _limit_child(limits, uid),
         )
     finally:
         os.close(read)

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,11 +134,20 @@ class _EpochTicker:
             self._active -= 1
 
     def _run(self) -> None:
+        # an epoch stands for TICK_S of wall time: a late wake-up catches up on the ticks it
+        # missed, so a deadline of N ticks is N * TICK_S however busy the machine is
+        epochs = 0
+        origin = time.monotonic()
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._active > 0)
+                if self._active == 0:
+                    self._cond.wait_for(lambda: self._active > 0)
+                    origin, epochs = time.monotonic(), 0
                 self._cond.wait(TICK_S)
-            self._engine.increment_epoch()
+            due = int((time.monotonic() - origin) / TICK_S)
+            while epochs < due:
+                self._engine.increment_epoch()
+                epochs += 1
 
 
 @dataclass(frozen=True, slots=True)

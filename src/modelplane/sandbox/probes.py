@@ -171,3 +171,8 @@ def run_escape_probes(
         out = probe()
         results.append(ProbeResult(name, out.startswith("DENIED"), out))
     return results
+
+
+#: the reference tools, for the benchmark and the docs
+ECHO_WAT = _tools.ECHO
+RUNAWAY_WAT = _tools.RUNAWAY
