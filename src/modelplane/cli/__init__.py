@@ -40,6 +40,7 @@ from modelplane.cli._get import get
 from modelplane.cli._models import models
 from modelplane.cli._output import echo_error
 from modelplane.cli._rollout import rollout
+from modelplane.cli._sandbox import sandbox
 from modelplane.cli._sim import sim
 from modelplane.cli._up import up
 from modelplane.cli._version import version
@@ -148,6 +149,7 @@ for _command in (
     approvals,
     agent_worker,
     rollout,
+    sandbox,
 ):
     cli.add_command(_command)
 

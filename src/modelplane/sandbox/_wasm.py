@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -92,16 +93,20 @@ def to_wasm(data: bytes) -> bytes:
     """The binary of ``data``: a WebAssembly binary as it is, WAT text compiled to one."""
     if data.startswith(b"\0asm"):
         return data
-    text = data.lstrip()
+    text = _LEADING_COMMENTS.sub(b"", data)
     if not text.startswith(b"(module"):
         raise ToolInvalid(
             "not WebAssembly: a tool is a binary module (starting with \\0asm) or WAT text"
-            f" (starting with '(module'); got {data[:16]!r}"
+            f" (starting with '(module', after any ;; comments); got {data[:16]!r}"
         )
     try:
         return bytes(wasmtime.wat2wasm(text.decode("utf-8", errors="replace")))
     except wasmtime.WasmtimeError as exc:
         raise ToolInvalid(f"malformed WAT: {_first_line(exc)}") from None
+
+
+#: blank lines and ``;;`` comment lines before a WAT module's ``(module``
+_LEADING_COMMENTS = re.compile(rb"\A(?:\s+|;;[^\n]*(?:\n|\Z))*")
 
 
 def _first_line(exc: BaseException) -> str:
