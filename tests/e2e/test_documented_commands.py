@@ -65,6 +65,7 @@ NOT_RUN: dict[str, str] = {
             "modelplane sandbox call examples/sandbox/environ.wat --env 'API_TOKEN=t0k'",
             "modelplane sandbox run -- /usr/bin/python3 -c 'import os; print(sorted(os.environ))'",
             "modelplane sandbox probes",
+            "modelplane sandbox digest examples/sandbox/echo.wat",
         )
     },
     "modelplane bench sandbox --quick": "needs no server: tests/sandbox/test_bench_sandbox.py runs"

@@ -41,8 +41,10 @@ def test_the_doc_shows_the_sandbox_commands() -> None:
 def test_documented_command_runs(sandbox: ProcessSandbox, command: str) -> None:
     result = _shell(command)
     assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
-    if "echo.wat" in command:
+    if "echo.wat '{" in command:
         assert json.loads(result.stdout) == {"city": "Paris"}
+    if command.startswith("modelplane sandbox digest"):
+        assert result.stdout.strip() in (ROOT / DOC).read_text()  # the digest the doc pins
     if "--env 'API_TOKEN=t0k'" in command:
         assert json.loads(result.stdout) == {"env": "API_TOKEN=t0k"}
 

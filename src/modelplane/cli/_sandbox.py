@@ -1,8 +1,8 @@
-"""``modelplane sandbox call|run|probes``: run one tool in a sandbox, locally, without a server.
+"""``modelplane sandbox call|digest|run|probes``: run one tool in a sandbox, locally, without a server.
 
 ``call`` runs a WebAssembly tool (a ``.wasm`` binary or ``.wat`` text following the
 ``modelplane-json-v1`` ABI) on JSON arguments and prints its JSON result; ``run`` runs a command
-under the process sandbox and passes its output and exit status through; ``probes`` runs the
+under the process sandbox and passes its output and exit status through; ``digest`` prints a module's digest; ``probes`` runs the
 escape probes and exits 1 if any got out. Grants are given on the command line; nothing is
 granted by default. Compiled modules are cached under ``$MODELPLANE_HOME/sandbox/wasm``.
 """
@@ -82,6 +82,16 @@ def call(
         grants=WasmGrants(dirs=tuple(grants), env=_pairs(env, "--env")),
     )
     click.echo(json.dumps(result))
+
+
+@sandbox.command("digest")
+@click.argument("tool", type=click.Path(exists=True, dir_okay=False))
+def digest(tool: str) -> None:
+    """Print the sha256 digest of TOOL's binary (what an Agent's wasm tool pins)."""
+    from modelplane.sandbox import digest_of
+    from modelplane.sandbox.probes import to_wasm
+
+    click.echo(digest_of(to_wasm(Path(tool).read_bytes())))
 
 
 @sandbox.command("run", context_settings={"ignore_unknown_options": True})

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from modelplane.sandbox import _tools
 from modelplane.sandbox._process import ProcessGrants, ProcessLimits, ProcessSandbox
-from modelplane.sandbox._wasm import WasmRuntime
+from modelplane.sandbox._wasm import WasmRuntime, to_wasm
 from modelplane.sandbox.errors import SandboxError, ToolDeadlineExceeded, ToolOutOfMemory
 
 #: the host's secrets a probe looks for: a file outside every grant, a variable of the platform
@@ -172,6 +172,15 @@ def run_escape_probes(
         results.append(ProbeResult(name, out.startswith("DENIED"), out))
     return results
 
+
+__all__ = [
+    "ECHO_WAT",
+    "PROCESS_PROBES",
+    "RUNAWAY_WAT",
+    "ProbeResult",
+    "run_escape_probes",
+    "to_wasm",
+]
 
 #: the reference tools, for the benchmark and the docs
 ECHO_WAT = _tools.ECHO
