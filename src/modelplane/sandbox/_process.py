@@ -6,7 +6,7 @@ unless a directory is granted; it has no network unless granted (``--share-net``
 of the platform's (only ``PATH``, ``HOME=/tmp``, ``LANG`` and granted variables), its own PID,
 IPC and UTS namespaces, no capabilities, and a user of its own (from :data:`SANDBOX_UIDS`) when
 the platform runs as root.
-Resource limits are set in the child before bubblewrap starts (CPU seconds, address space,
+Resource limits are set by ``prlimit`` before bubblewrap starts (CPU seconds, address space,
 processes, file size); a wall-clock timeout kills the whole process group (``--die-with-parent``
 takes the sandbox with it, SIGTERM ignored or not); stdout and stderr are capped.
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import resource
 import selectors
 import shutil
 import signal
@@ -119,20 +118,27 @@ def bwrap_argv(grants: ProcessGrants, seccomp_fd: int | None = None) -> list[str
     return [*argv, "--"]
 
 
-def _limit_child(limits: ProcessLimits, uid: int) -> None:
-    """In the child, before exec: rlimits, then drop root so that RLIMIT_NPROC binds."""
-    for which, value in (
-        (resource.RLIMIT_CPU, limits.cpu_s),
-        (resource.RLIMIT_AS, limits.memory_bytes),
-        (resource.RLIMIT_NPROC, limits.processes),
-        (resource.RLIMIT_FSIZE, limits.file_bytes),
-        (resource.RLIMIT_CORE, 0),
-    ):
-        resource.setrlimit(which, (value, value))
-    if os.getuid() == 0:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
+def _prlimit_argv(limits: ProcessLimits) -> list[str]:
+    """``prlimit`` (util-linux) setting the rlimits, then exec'ing bubblewrap.
+
+    Not a ``preexec_fn``: the runtime calling the sandbox has threads, and a Python function
+    between fork and exec may deadlock there; ``prlimit`` is a program, so nothing of ours runs
+    in the child.
+    """
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        raise SandboxUnavailable(
+            "prlimit is not on PATH: install util-linux (Debian/Ubuntu: apt-get install util-linux)"
+        )
+    return [
+        prlimit,
+        f"--cpu={limits.cpu_s}",
+        f"--as={limits.memory_bytes}",
+        f"--nproc={limits.processes}",
+        f"--fsize={limits.file_bytes}",
+        "--core=0",
+        "--",
+    ]
 
 
 @cache
@@ -195,22 +201,26 @@ def _spawn(
     argv: Sequence[str], limits: ProcessLimits, grants: ProcessGrants
 ) -> subprocess.Popen[bytes]:
     """Start bubblewrap, handing it the seccomp filter through a pipe."""
-    uid = random.choice(SANDBOX_UIDS)
+    # a root platform drops to a uid of the run's own (see SANDBOX_UIDS) before prlimit starts
+    uid = random.choice(SANDBOX_UIDS) if os.getuid() == 0 else None
     read, write = os.pipe()
     try:
         try:
             os.write(write, _FILTER)  # a few hundred bytes: well within a pipe's buffer
         finally:
             os.close(write)
+        bwrap = bwrap_argv(grants, read)  # first: a missing bwrap is the error to name
         return subprocess.Popen(
-            [*bwrap_argv(grants, read), *argv],
+            [*_prlimit_argv(limits), *bwrap, *argv],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**_BASE_ENV, **grants.env},
             start_new_session=True,
             pass_fds=(read,),
-            preexec_fn=lambda: _limit_child(limits, uid),
+            user=uid,
+            group=uid,
+            extra_groups=[] if uid is not None else None,
         )
     finally:
         os.close(read)
