@@ -62,6 +62,13 @@ def test_the_wall_clock_kills_the_whole_group_even_when_sigterm_is_ignored(
     assert _processes_with(marker) == []
 
 
+def test_a_tool_that_closes_its_output_and_stays_is_stopped_at_the_deadline(
+    sandbox: ProcessSandbox,
+) -> None:
+    with pytest.raises(ToolDeadlineExceeded, match="wall-clock"):
+        sandbox.run(["/bin/sh", "-c", "exec >&- 2>&-; sleep 30"], limits=ProcessLimits(wall_s=0.3))
+
+
 def test_a_tool_writing_without_end_is_cut_off(sandbox: ProcessSandbox) -> None:
     # /bin/yes would write 1 GB and more; the cap stops it at the first MiB
     with pytest.raises(ToolOutputTooLarge, match="more than 1048576 bytes to stdout"):

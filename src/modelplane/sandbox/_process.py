@@ -271,7 +271,12 @@ def _pump(
                     f"the process wrote more than {limits.output_bytes} bytes to {which}; it was cut off"
                 )
             chunks[fd].append(data)
-    proc.wait(max(0.0, deadline - time.perf_counter()) + limits.grace_s)
+    try:  # its output closed; it may still run (a child that closed stdout and stayed)
+        proc.wait(max(0.0, deadline - time.perf_counter()))
+    except subprocess.TimeoutExpired:
+        raise ToolDeadlineExceeded(
+            f"the process ran past its wall-clock limit of {limits.wall_s}s"
+        ) from None
     return b"".join(chunks[proc.stdout.fileno()]), b"".join(chunks[proc.stderr.fileno()])
 
 

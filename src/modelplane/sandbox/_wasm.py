@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,8 @@ TICK_S = 0.002
 #: a trap with more than this share of the memory limit in use is reported as out of memory
 #: (an allocator that doubles its heap is refused once it holds just over half the limit)
 OOM_SHARE = 0.5
-_ENGINE_TAG = hashlib.sha256(f"{ABI}:{wasmtime.__name__}:epoch".encode()).hexdigest()[:12]
+#: part of a cache file's name: a compiled module fits only the wasmtime and settings it was made by
+_ENGINE_TAG = hashlib.sha256(f"{ABI}:{version('wasmtime')}:epoch".encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True, slots=True)
