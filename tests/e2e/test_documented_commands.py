@@ -80,6 +80,22 @@ NOT_RUN: dict[str, str] = {
     " tests/sre/test_faults.py runs a shorter one",
     "python benchmarks/store.py --no-postgres": "the full benchmark without PostgreSQL; --quick is"
     " run, and tests/cli/test_local.py runs `bench store --quick --no-postgres`",
+    # docs/sandbox.md: local commands (no server), run by tests/sandbox/test_documented_sandbox.py
+    **{
+        command: "needs no server: tests/sandbox/test_documented_sandbox.py runs it"
+        for command in (
+            'modelplane sandbox call examples/sandbox/echo.wat \'{"city": "Paris"}\'',
+            "modelplane sandbox call examples/sandbox/environ.wat",
+            "modelplane sandbox call examples/sandbox/environ.wat --env 'API_TOKEN=t0k'",
+            "modelplane sandbox run -- /usr/bin/python3 -c 'import os; print(sorted(os.environ))'",
+            "modelplane sandbox probes",
+            "modelplane sandbox digest examples/sandbox/echo.wat",
+        )
+    },
+    "modelplane bench sandbox --quick": "needs no server: tests/sandbox/test_bench_sandbox.py runs"
+    " it",
+    "modelplane bench sandbox": "the full benchmark (about a minute); tests/sandbox/"
+    "test_bench_sandbox.py runs its --quick form",
 }
 
 #: watches (they run until Ctrl-C): the first lines they must print, then Ctrl-C

@@ -9,12 +9,18 @@ the ``mcp`` SDK finds it installed (it is a dependency of modelplane).
 
 A streamable-http tool's ``url`` is used in one place, :func:`_open_http`, where rules on which
 hosts agents may reach apply.
+
+A wasm tool is a WebAssembly module of the Agent's bundle (``tools[].module``), pinned by
+``tools[].digest`` and run by :mod:`modelplane.sandbox` with no capabilities granted; a sandbox
+failure (deadline, trap, out of memory) raises like any failed tool, so the step retries.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +29,7 @@ from typing import Any
 from modelplane.agents.errors import ToolRefused, ToolServerMissing
 from modelplane.api import Tool, ToolServerSpec
 from modelplane.egress import EgressRefused, EgressRules
+from modelplane.sandbox import WasmRuntime
 
 #: commands that mean "the Python that runs the agents"
 _THIS_PYTHON = ("python", "python3")
@@ -71,6 +78,36 @@ async def _open_http(url: str, egress: EgressRules) -> AsyncIterator[tuple[Any, 
         yield streams[0], streams[1]
 
 
+_wasm_runtime: list[WasmRuntime] = []
+_wasm_lock = threading.Lock()
+
+
+def _wasm() -> WasmRuntime:
+    """The process's WASM runtime: each module is compiled once per digest (in memory)."""
+    with _wasm_lock:
+        if not _wasm_runtime:
+            _wasm_runtime.append(WasmRuntime())
+        return _wasm_runtime[0]
+
+
+async def _call_wasm(spec: Tool, tool: str, arguments: dict[str, Any], folder: Path | None) -> Any:
+    assert spec.module is not None
+    if tool != "run":
+        raise ToolServerMissing(
+            f"tool {spec.name} is a WebAssembly module with one function: call {spec.name}.run"
+        )
+    if folder is None:
+        raise ToolServerMissing(
+            f"tool {spec.name}: a wasm tool's module is a file of the Agent's bundle; upload"
+            " the bundle (spec.bundle) with the module in it"
+        )
+    path = (folder / spec.module).resolve()
+    if not path.is_relative_to(folder.resolve()) or not path.is_file():
+        raise ToolServerMissing(f"tool {spec.name}: the bundle has no file {spec.module!r}")
+    loaded = _wasm().load(path.read_bytes(), digest=spec.digest)
+    return await asyncio.to_thread(loaded.call, arguments)
+
+
 async def call_tool(
     spec: Tool,
     tool: str,
@@ -87,6 +124,8 @@ async def call_tool(
     """
     from mcp import ClientSession
 
+    if spec.transport == "wasm":
+        return await _call_wasm(spec, tool, arguments, folder)
     if spec.transport == "stdio":
         from mcp import StdioServerParameters
         from mcp.client.stdio import stdio_client

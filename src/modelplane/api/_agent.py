@@ -26,8 +26,10 @@ class Tool(Schema):
     """An MCP server the agent may call."""
 
     name: Name = Field(description="Unique within the agent; tools are called as `<name>.<tool>`.")
-    transport: Literal["stdio", "streamable-http"] = Field(
+    transport: Literal["stdio", "streamable-http", "wasm"] = Field(
         description="stdio (a local process) or streamable-http (a remote MCP server)."
+        " wasm: a WebAssembly module of the Agent's bundle, run in the WASM sandbox"
+        " (docs/sandbox.md)."
     )
     server: Name | None = Field(
         default=None,
@@ -35,6 +37,16 @@ class Tool(Schema):
         " program to start.",
     )
     url: str | None = Field(default=None, description="streamable-http: the server's URL.")
+    module: str | None = Field(
+        default=None,
+        description="wasm: the module's path inside the Agent's bundle (.wasm binary or .wat"
+        " text, the modelplane-json-v1 ABI); called as `<name>.run` with JSON arguments.",
+    )
+    digest: str | None = Field(
+        default=None,
+        description="wasm: the sha256:<hex> digest of the module's binary; another module is"
+        " refused.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -56,6 +68,13 @@ class Tool(Schema):
     @model_validator(mode="after")
     def _transport(self) -> Self:
         problems = Problems()
+        if self.transport == "wasm":
+            _check_wasm(self, problems)
+            problems.raise_any()
+            return self
+        for key in ("module", "digest"):
+            if getattr(self, key) is not None:
+                problems.add((key,), f"{key} is for wasm tools")
         if self.transport == "stdio":
             if not self.server:
                 problems.add(
@@ -79,6 +98,25 @@ class Tool(Schema):
                 )
         problems.raise_any()
         return self
+
+
+def _check_wasm(tool: Tool, problems: Problems) -> None:
+    """A wasm tool names a relative path inside its bundle and the digest of its binary."""
+    module = tool.module or ""
+    if not module or module.startswith("/") or ".." in module.split("/"):
+        problems.add(
+            ("module",),
+            "a wasm tool needs `module: PATH`, a relative path inside the Agent's bundle"
+            " (e.g. tools/echo.wasm), without '..'",
+        )
+    if not tool.digest or not BUNDLE_DIGEST.match(tool.digest):
+        problems.add(
+            ("digest",),
+            "a wasm tool needs `digest: sha256:<64 hex>`, the digest of its module's binary",
+        )
+    for key in ("server", "url"):
+        if getattr(tool, key) is not None:
+            problems.add((key,), f"{key} is not for wasm tools; a wasm tool has a module")
 
 
 class Memory(Schema):

@@ -41,6 +41,7 @@ from modelplane.cli._models import models
 from modelplane.cli._output import echo_error
 from modelplane.cli._render import render_group
 from modelplane.cli._rollout import rollout
+from modelplane.cli._sandbox import sandbox
 from modelplane.cli._sim import sim
 from modelplane.cli._slo import slo
 from modelplane.cli._up import up
@@ -152,6 +153,7 @@ for _command in (
     agent_worker,
     rollout,
     slo,
+    sandbox,
 ):
     cli.add_command(_command)
 

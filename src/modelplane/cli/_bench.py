@@ -81,6 +81,8 @@ _BENCHMARKS = {
     "policy": "Cedar decisions beside the naive use, decisions/s, admission overhead, list"
     " filtering.",
     "slo": "SLO burn-rate alerts on simulated faults: time to detect, false alarms.",
+    "sandbox": "WASM tool calls beside a fresh compile and python -c, runaway stops, process"
+    " sandbox starts, escape probes.",
 }
 #: benchmarks whose module is not named as the command (``mcp`` would shadow the SDK)
 _MODULES = {"mcp": "mcp_gateway"}

@@ -1,0 +1,15 @@
+;; modelplane-json-v1: returns {"env": "NAME=VALUE"} of its one granted variable, {"env": ""} without
+(module
+ (import "wasi_snapshot_preview1" "environ_sizes_get" (func $sizes (param i32 i32) (result i32)))
+ (import "wasi_snapshot_preview1" "environ_get" (func $get (param i32 i32) (result i32)))
+ (memory (export "memory") 1)
+ (data (i32.const 2040) "{\"env\":\"")
+ (func (export "alloc") (param i32) (result i32) i32.const 8192)
+ (func (export "run") (param i32 i32) (result i64) (local $size i32)
+   (drop (call $sizes (i32.const 512) (i32.const 516)))
+   (local.set $size (i32.load (i32.const 516)))
+   (if (i32.eqz (local.get $size))
+     (then (local.set $size (i32.const 1)))
+     (else (drop (call $get (i32.const 600) (i32.const 2048)))))
+   (i32.store16 (i32.add (i32.const 2047) (local.get $size)) (i32.const 0x7d22))
+   (i64.or (i64.shl (i64.extend_i32_u (i32.const 2040)) (i64.const 32)) (i64.extend_i32_u (i32.add (local.get $size) (i32.const 9))))))
