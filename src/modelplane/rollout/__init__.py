@@ -31,12 +31,13 @@ from modelplane.api import ACTION_ANNOTATION
 from modelplane.rollout._controller import (
     ACTIONS,
     CONDITION,
-    GATEWAY_URL_ENV,
     RolloutController,
 )
 from modelplane.rollout._judge import Criteria, Judgement, MetricResult, Verdict, judge
 from modelplane.rollout._samples import (
+    GATEWAY_URL_ENV,
     GatewaySamples,
+    GivenOrGateways,
     RecordedSamples,
     Sample,
     SampleSource,
@@ -50,6 +51,7 @@ __all__ = [
     "GATEWAY_URL_ENV",
     "Criteria",
     "GatewaySamples",
+    "GivenOrGateways",
     "Judgement",
     "MetricResult",
     "RecordedSamples",

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -46,14 +45,13 @@ from modelplane.control import (
     set_condition,
 )
 from modelplane.rollout._judge import Criteria, Judgement, judge
-from modelplane.rollout._samples import GatewaySamples, SampleSource
+from modelplane.rollout._samples import GATEWAY_URL_ENV, GivenOrGateways, SampleSource
 
 if TYPE_CHECKING:
     from modelplane.store import Store
 
 log = logging.getLogger("modelplane.rollout")
 
-GATEWAY_URL_ENV = "MODELPLANE_GATEWAY_URL"
 ACTIONS = ("promote", "abort")
 CONDITION = "Rollout"
 #: seconds between looks while a step waits for its canary replica or a sample source
@@ -86,30 +84,16 @@ class RolloutController(Controller):
         token: str | None = None,
     ) -> None:
         super().__init__(store, namespace=namespace, workers=workers)
-        self._samples = samples
-        #: the bearer token for the gateways' samples (None: they require none)
-        self._token = token
-        self._from_env: tuple[str, GatewaySamples] | None = None
+        self._sources = GivenOrGateways(samples, token=token)
         self.clock = clock
 
     def sample_source(self) -> SampleSource | None:
         """The source given, else one for the gateways in ``MODELPLANE_GATEWAY_URL``, else None."""
-        if self._samples is not None:
-            return self._samples
-        text = os.environ.get(GATEWAY_URL_ENV, "").strip()
-        if not text:
-            return None
-        if self._from_env is None or self._from_env[0] != text:
-            if self._from_env is not None:
-                self._from_env[1].close()
-            self._from_env = (text, GatewaySamples.from_text(text, token=self._token))
-        return self._from_env[1]
+        return self._sources.get()
 
     def stop(self, timeout: float | None = None) -> bool:
         ok = super().stop(timeout)
-        if self._from_env is not None:
-            self._from_env[1].close()
-            self._from_env = None
+        self._sources.close()
         return ok
 
     # -- reconcile ----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ for offline analysis (``modelplane rollout analyze``) and for tests of the judge
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,37 @@ class GatewaySamples:
             out.extend(sample_from_json(s) for s in body.get("samples") or [])
         out.sort(key=lambda s: s.t)
         return out
+
+
+#: where controllers find the gateways whose samples they read: comma-separated base URLs
+GATEWAY_URL_ENV = "MODELPLANE_GATEWAY_URL"
+
+
+class GivenOrGateways:
+    """A controller's sample source: the one given, else the gateways named in
+    ``MODELPLANE_GATEWAY_URL`` (read again at each :meth:`get`, so a changed value takes effect),
+    else None. :meth:`close` releases the connections of the gateways' source."""
+
+    def __init__(self, given: SampleSource | None, *, token: str | None = None) -> None:
+        self._given = given
+        self._token = token
+        self._from_env: tuple[str, GatewaySamples] | None = None
+
+    def get(self) -> SampleSource | None:
+        if self._given is not None:
+            return self._given
+        text = os.environ.get(GATEWAY_URL_ENV, "").strip()
+        if not text:
+            return None
+        if self._from_env is None or self._from_env[0] != text:
+            self.close()
+            self._from_env = (text, GatewaySamples.from_text(text, token=self._token))
+        return self._from_env[1]
+
+    def close(self) -> None:
+        if self._from_env is not None:
+            self._from_env[1].close()
+            self._from_env = None
 
 
 def _samples_url(base: str) -> str:

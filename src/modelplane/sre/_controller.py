@@ -35,7 +35,7 @@ from modelplane.api import slo_window_seconds
 from modelplane.api.errors import ModelplaneError
 from modelplane.control import Controller, Request, Result, commit_status, record_event
 from modelplane.egress import EgressRules
-from modelplane.rollout import GATEWAY_URL_ENV, GatewaySamples, SampleSource
+from modelplane.rollout import GATEWAY_URL_ENV, GivenOrGateways, SampleSource
 from modelplane.sre._burn import WINDOWS, Alert, Assessment, assess_endpoint
 
 if TYPE_CHECKING:
@@ -92,31 +92,19 @@ class SLOController(Controller):
         post: Callable[[str, JSON, str | None], None] | None = None,
     ) -> None:
         super().__init__(store, namespace=namespace)
-        self._samples = samples
-        self._token = token
-        self._from_env: tuple[str, GatewaySamples] | None = None
+        self._sources = GivenOrGateways(samples, token=token)
         self.egress = egress if egress is not None else EgressRules()
         self.scale = scale
         self.clock = clock
         self._post = post or _post_json
 
     def sample_source(self) -> SampleSource | None:
-        if self._samples is not None:
-            return self._samples
-        text = os.environ.get(GATEWAY_URL_ENV, "").strip()
-        if not text:
-            return None
-        if self._from_env is None or self._from_env[0] != text:
-            if self._from_env is not None:
-                self._from_env[1].close()
-            self._from_env = (text, GatewaySamples.from_text(text, token=self._token))
-        return self._from_env[1]
+        """The source given, else one for the gateways in ``MODELPLANE_GATEWAY_URL``, else None."""
+        return self._sources.get()
 
     def stop(self, timeout: float | None = None) -> bool:
         ok = super().stop(timeout)
-        if self._from_env is not None:
-            self._from_env[1].close()
-            self._from_env = None
+        self._sources.close()
         return ok
 
     def reconcile(self, request: Request) -> Result:
