@@ -2,8 +2,9 @@
 
 Owns the dependency guard (``modelplane audit deps``): reading dependency files, the offline
 index snapshot (``modelplane audit snapshot``), typosquat detection, OSV advisories, SPDX license
-allow-lists, and the JSON and SARIF reports. Model and dataset signing and the AI-BOM belong
-here too and are not built yet.
+allow-lists, and the JSON and SARIF reports; model artifacts signed and verified with
+``model-signing`` (per-file SHA-256 manifests), pickles inspected without unpickling, and the
+AI-BOM (CycloneDX 1.6) of Models, Endpoints and the serving code's Python dependencies.
 Must not touch: the store or other subsystems; it reads files (and the package index pip is
 configured with, when asked) and answers verdicts.
 """
@@ -30,7 +31,24 @@ from modelplane.supplychain._online import (
     shown,
 )
 from modelplane.supplychain._osv import Advisory, OsvDatabase, OsvError
+from modelplane.supplychain._pickles import (
+    SAFE_GLOBALS,
+    PickleUnreadable,
+    UnsafeGlobal,
+    globals_of,
+    unsafe_globals,
+)
 from modelplane.supplychain._report import to_document, to_sarif
+from modelplane.supplychain._signing import (
+    FileMismatch,
+    SignatureError,
+    file_manifest,
+    generate_key,
+    sign,
+    signature_path,
+    signed_manifest,
+    verify,
+)
 from modelplane.supplychain._snapshot import (
     IndexSnapshot,
     Package,
@@ -45,10 +63,12 @@ __all__ = [
     "ALLOW",
     "BLOCK",
     "RULES",
+    "SAFE_GLOBALS",
     "WARN",
     "Advisory",
     "Dependency",
     "DependencyGuard",
+    "FileMismatch",
     "Finding",
     "IndexSnapshot",
     "LicenseError",
@@ -59,16 +79,22 @@ __all__ = [
     "OsvError",
     "Package",
     "PackageIndexError",
+    "PickleUnreadable",
     "Reason",
     "Release",
     "Rule",
+    "SignatureError",
     "SnapshotError",
     "Suspicion",
     "TyposquatDetector",
+    "UnsafeGlobal",
     "allowed",
     "build",
     "configured_index_url",
+    "file_manifest",
     "fold",
+    "generate_key",
+    "globals_of",
     "normalize",
     "osa_distance",
     "package_key",
@@ -76,7 +102,12 @@ __all__ = [
     "read_name_list",
     "read_names",
     "shown",
+    "sign",
+    "signature_path",
+    "signed_manifest",
     "to_document",
     "to_sarif",
+    "unsafe_globals",
+    "verify",
     "worst",
 ]
