@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from modelplane.api._meta import READY_COLUMN, OpenSchema, Resource, Schema, Status
 from modelplane.api._secret import check_secret_key
 from modelplane.api._types import Digest, FieldProblems, Name, Problems, duplicates
-from modelplane.api._unenforced import LICENSE, ONNX, REMOTE_SOURCE, SIGNATURE, note
+from modelplane.api._unenforced import LICENSE, ONNX, REMOTE_SOURCE, note
 
 ModelTask = Literal["chat", "completion", "embedding"]
 ModelFormat = Literal["safetensors", "gguf", "onnx", "upstream", "pytorch"]
@@ -82,7 +82,10 @@ class ModelVersion(Schema):
     signature: str | None = Field(
         default=None,
         description=(
-            f"Reference to a signature of the artifact (e.g. a Sigstore bundle). {note(SIGNATURE)}"
+            "`sha256:<64 hex>` of the artifact's model-signing signature (`modelplane models sign`),"
+            " imported with it (`modelplane models import` prints it). The Model controller and"
+            " the node agent verify it with the operator's key (`modelplane up"
+            " --model-signing-key`) before any load; without a trusted key the version is refused."
         ),
     )
     license: str | None = Field(

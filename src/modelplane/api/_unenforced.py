@@ -17,7 +17,6 @@ SLO = (
     "nothing watches these objectives or alerts on them; a rollout's spec.rollout.analysis is"
     " what judges latency and errors today"
 )
-SIGNATURE = "the signature is not verified; only the digest is checked"
 LICENSE = "the license is recorded only; nothing checks or restricts it"
 REMOTE_SOURCE = (
     "artifacts are not downloaded from remote sources (s3://, hf://, https://...): such a"
@@ -71,8 +70,6 @@ def _version_fields(version: Mapping[str, Any]) -> list[tuple[str, str]]:
         found.append(("source", REMOTE_SOURCE))
     if version.get("format") == "onnx":
         found.append(("format", ONNX))
-    if version.get("signature") is not None:
-        found.append(("signature", SIGNATURE))
     if version.get("license") is not None:
         found.append(("license", LICENSE))
     return found
