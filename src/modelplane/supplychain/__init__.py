@@ -9,6 +9,9 @@ Must not touch: the store or other subsystems; it reads files (and the package i
 configured with, when asked) and answers verdicts.
 """
 
+from modelplane.supplychain._bom import BomError, PythonPackage, python_dependencies
+from modelplane.supplychain._bom import build as build_bom
+from modelplane.supplychain._bom import validate as validate_bom
 from modelplane.supplychain._guard import (
     ALLOW,
     BLOCK,
@@ -66,6 +69,7 @@ __all__ = [
     "SAFE_GLOBALS",
     "WARN",
     "Advisory",
+    "BomError",
     "Dependency",
     "DependencyGuard",
     "FileMismatch",
@@ -80,6 +84,7 @@ __all__ = [
     "Package",
     "PackageIndexError",
     "PickleUnreadable",
+    "PythonPackage",
     "Reason",
     "Release",
     "Rule",
@@ -90,6 +95,7 @@ __all__ = [
     "UnsafeGlobal",
     "allowed",
     "build",
+    "build_bom",
     "configured_index_url",
     "file_manifest",
     "fold",
@@ -98,6 +104,7 @@ __all__ = [
     "normalize",
     "osa_distance",
     "package_key",
+    "python_dependencies",
     "read",
     "read_name_list",
     "read_names",
@@ -108,6 +115,7 @@ __all__ = [
     "to_document",
     "to_sarif",
     "unsafe_globals",
+    "validate_bom",
     "verify",
     "worst",
 ]
