@@ -55,7 +55,9 @@ class FileMismatch:
 
 def signature_path(path: str | os.PathLike[str]) -> Path:
     """Where :func:`sign` writes the signature of ``path``: beside it, ``PATH.sig``."""
-    artifact = Path(path).absolute()
+    artifact = Path(path)
+    if artifact.name in ("", ".", ".."):
+        artifact = artifact.resolve()  # "." has no name to put .sig after
     return artifact.with_name(artifact.name + ".sig")
 
 
