@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from tests.e2e._documented import ROOT, DocCommand, extract
 
-
 #: commands of the docs that ask the API: not run here, where no platform is up
 NEEDS_SERVER = ("modelplane audit bom",)
 
