@@ -182,3 +182,30 @@ def _ready(store: Store, status: str) -> dict[str, Any] | None:
     obj = store.get("Model", "team-a", "model")
     cond = get_condition(obj.get("status"), "Ready")
     return cond if cond and cond["status"] == status else None
+
+
+def test_a_signature_that_is_not_a_digest_is_refused_when_written() -> None:
+    from pydantic import ValidationError
+
+    from modelplane.api import Model
+
+    with pytest.raises(ValidationError) as caught:
+        Model.model_validate(
+            {
+                "apiVersion": "modelplane.dev/v1alpha1",
+                "kind": "Model",
+                "metadata": {"name": "m"},
+                "spec": {
+                    "versions": [
+                        {
+                            "name": "v1",
+                            "source": "m.safetensors",
+                            "format": "safetensors",
+                            "digest": "sha256:" + "a" * 64,
+                            "signature": "oci://registry/m.sig",
+                        }
+                    ]
+                },
+            }
+        )
+    assert "modelplane models import" in str(caught.value)

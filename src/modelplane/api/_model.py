@@ -17,6 +17,7 @@ ModelTask = Literal["chat", "completion", "embedding"]
 ModelFormat = Literal["safetensors", "gguf", "onnx", "upstream", "pytorch"]
 
 _HTTP_URL = re.compile(r"^https?://[^\s/]+")
+_SIGNATURE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class SecretKeyRef(Schema):
@@ -79,7 +80,7 @@ class ModelVersion(Schema):
             " Required unless the format is upstream."
         ),
     )
-    signature: str | None = Field(
+    signature: Digest | None = Field(
         default=None,
         description=(
             "`sha256:<64 hex>` of the artifact's model-signing signature (`modelplane models sign`),"
@@ -115,6 +116,17 @@ class ModelVersion(Schema):
             " Only for artifacts from a source you trust."
         ),
     )
+
+    @field_validator("signature", mode="before")
+    @classmethod
+    def _signature(cls, value: Any) -> Any:
+        if isinstance(value, str) and not _SIGNATURE.match(value):
+            raise ValueError(
+                f"{value[:80]!r} is not a signature digest: write 'sha256:' and the 64 hex"
+                " characters `modelplane models import` prints for the signature file beside the"
+                " artifact (PATH.sig, written by `modelplane models sign`)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Self:
