@@ -209,3 +209,92 @@ def test_a_signature_that_is_not_a_digest_is_refused_when_written() -> None:
             }
         )
     assert "modelplane models import" in str(caught.value)
+
+
+def _certificate_pair(tmp_path: Path, name: str) -> tuple[Path, Path, Path]:
+    """A CA and a code-signing leaf it issued (ECDSA P-256): (ca.pem, leaf.pem, leaf-key.pem)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, leaf_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} signer")]))
+        .issuer_name(ca_name)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=7))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = (
+        tmp_path / f"{name}-ca.pem",
+        tmp_path / f"{name}-leaf.pem",
+        tmp_path / f"{name}-key.pem",
+    )
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        leaf_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+def test_certificate_mode_verifies_against_the_ca_offline_and_refuses_another_ca(
+    tmp_path: Path,
+) -> None:
+    # given a folder signed with a code-signing certificate issued by "acme" CA
+    folder = _model_folder(tmp_path)
+    ca, leaf, key = _certificate_pair(tmp_path, "acme")
+    other_ca, _leaf, _key = _certificate_pair(tmp_path, "other")
+    runner = CliRunner()
+    signed = runner.invoke(
+        cli,
+        ["models", "sign", str(folder), "--key", str(key), "--certificate", str(leaf)]
+        + ["--chain", str(ca)],
+    )
+    assert signed.exit_code == 0, signed.output
+    # when it is verified trusting acme's CA, then exit 0; trusting another CA, exit 1
+    ok = runner.invoke(cli, ["models", "verify", str(folder), "--ca", str(ca)])
+    assert ok.exit_code == 0, ok.output
+    other = runner.invoke(cli, ["models", "verify", str(folder), "--ca", str(other_ca)])
+    assert other.exit_code == 1 and "does not verify with" in other.output
+    # and a changed byte names the file, as in key mode
+    _flip_one_byte(folder / "config.json")
+    bad = runner.invoke(cli, ["models", "verify", str(folder), "--ca", str(ca)])
+    assert bad.exit_code == 1 and "config.json: expected sha256:" in bad.output
+    # and neither --key nor --ca is a usage error
+    assert runner.invoke(cli, ["models", "verify", str(folder)]).exit_code == 2

@@ -115,13 +115,25 @@ def keygen(private_key: str) -> None:
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--key", required=True, metavar="KEY", help="The private key (PEM) to sign with.")
 @click.option("--signature", metavar="SIG", help="Write the signature here (default: PATH.sig).")
-def sign(path: str, key: str, signature: str | None) -> None:
-    """Sign PATH (a file or a folder) with model-signing: a per-file SHA-256 manifest, signed."""
+@click.option("--certificate", metavar="CERT", help="KEY's signing certificate (certificate mode).")
+@click.option(
+    "--chain", multiple=True, metavar="CERT", help="An issuer of CERT (at least one); repeatable."
+)
+def sign(
+    path: str, key: str, signature: str | None, certificate: str | None, chain: tuple[str, ...]
+) -> None:
+    """Sign PATH (a file or a folder) with model-signing: a per-file SHA-256 manifest, signed
+    with KEY (and carrying CERT and its chain with --certificate)."""
     from modelplane.supplychain import SignatureError
     from modelplane.supplychain import sign as sign_artifact
 
+    if bool(chain) != (certificate is not None):
+        raise click.UsageError(
+            "--certificate and --chain go together: the signing certificate, and at least the CA"
+            " certificate that issued it"
+        )
     try:
-        written = sign_artifact(path, key, signature)
+        written = sign_artifact(path, key, signature, certificate=certificate, chain=chain)
     except SignatureError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"signed {path} -> {written}")
@@ -129,16 +141,24 @@ def sign(path: str, key: str, signature: str | None) -> None:
 
 @models.command()
 @click.argument("path", type=click.Path(exists=True))
-@click.option("--key", required=True, metavar="PUB", help="The public key (PEM) to verify with.")
+@click.option("--key", metavar="PUB", help="The public key (PEM) to verify with.")
+@click.option(
+    "--ca",
+    multiple=True,
+    metavar="CERT",
+    help="Trust certificates issued by this CA (certificate mode, instead of --key); repeatable.",
+)
 @click.option("--signature", metavar="SIG", help="The signature (default: PATH.sig).")
-def verify(path: str, key: str, signature: str | None) -> None:
+def verify(path: str, key: str | None, ca: tuple[str, ...], signature: str | None) -> None:
     """Verify PATH against its signature: exit 0 when every file is as signed, 1 naming each
     file that is not (expected and found digests)."""
     from modelplane.supplychain import SignatureError
     from modelplane.supplychain import verify as verify_artifact
 
+    if (key is None) == (not ca):
+        raise click.UsageError("give either --key PUB or --ca CERT")
     try:
-        manifest = verify_artifact(path, key, signature)
+        manifest = verify_artifact(path, key, signature, trusted_certificates=ca)
     except SignatureError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"verified {path}: {len(manifest)} files as signed")

@@ -6,8 +6,9 @@ signed with an elliptic-curve private key. :func:`sign` writes it beside the art
 (``PATH.sig``); :func:`verify` checks the signature with a public key, hashes every file again and,
 when a file differs, names it with the expected and found digests.
 
-Certificate mode (``model_signing.verifying.Config.use_certificate_verifier``) is offline too but
-not wired to a command yet; keyless Sigstore signing needs the network (see docs/supplychain.md).
+Certificate mode is offline too: the bundle carries the signing certificate and its chain, and
+:func:`verify` checks that it chains to the CA certificates given. Keyless Sigstore signing needs
+the network (see docs/supplychain.md).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import base64
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,17 +93,35 @@ def sign(
     path: str | os.PathLike[str],
     private_key: str | os.PathLike[str],
     signature: str | os.PathLike[str] | None = None,
+    *,
+    certificate: str | os.PathLike[str] | None = None,
+    chain: Sequence[str | os.PathLike[str]] = (),
 ) -> Path:
     """Sign the file or folder ``path`` with ``private_key`` (PEM); returns the signature's path
-    (``signature``, else ``PATH.sig``). Raises SignatureError when it cannot."""
+    (``signature``, else ``PATH.sig``). With ``certificate`` (the key's signing certificate, PEM)
+    and ``chain`` (its issuers), the bundle carries the certificates instead of a key hint
+    (model-signing's certificate mode). Raises SignatureError when it cannot."""
     from model_signing import signing
 
+    if certificate is not None and not chain:
+        raise SignatureError("SigningFailed", "a certificate needs its chain: at least its CA")
     target = Path(signature) if signature is not None else signature_path(path)
-    _must_exist(path, "artifact")
-    _must_exist(private_key, "private key")
+    for given, what in (
+        (path, "artifact"),
+        (private_key, "private key"),
+        *_certs(certificate, chain),
+    ):
+        _must_exist(given, what)
     try:
         config = signing.Config()  # type: ignore[no-untyped-call]
-        config.use_elliptic_key_signer(private_key=Path(private_key))
+        if certificate is None:
+            config.use_elliptic_key_signer(private_key=Path(private_key))
+        else:
+            config.use_certificate_signer(
+                private_key=Path(private_key),
+                signing_certificate=Path(certificate),
+                certificate_chain=[Path(c) for c in chain],
+            )
         config.sign(Path(path), target)
     except (ValueError, TypeError, OSError) as exc:
         message = f"cannot sign {path} with {private_key}: {exc}"
@@ -109,34 +129,52 @@ def sign(
     return target
 
 
+def _certs(
+    certificate: str | os.PathLike[str] | None, chain: Sequence[str | os.PathLike[str]]
+) -> list[tuple[str | os.PathLike[str], str]]:
+    given = [(certificate, "certificate")] if certificate is not None else []
+    return [*given, *((c, "certificate") for c in chain)]
+
+
 def verify(
     path: str | os.PathLike[str],
-    public_key: str | os.PathLike[str],
+    public_key: str | os.PathLike[str] | None,
     signature: str | os.PathLike[str] | None = None,
+    *,
+    trusted_certificates: Sequence[str | os.PathLike[str]] = (),
 ) -> dict[str, str]:
-    """Check that ``signature`` (else ``PATH.sig``) signs ``path`` with ``public_key``.
+    """Check that ``signature`` (else ``PATH.sig``) signs ``path`` with ``public_key``, or (when
+    ``public_key`` is None) with a certificate that chains to ``trusted_certificates`` (PEM CA
+    certificates; model-signing's certificate mode, offline).
 
     Returns the signed manifest (file name -> ``sha256:<hex>``). Raises SignatureError:
-    ``SignatureNotFound``, ``SignatureInvalid`` (wrong key, a damaged bundle) or
+    ``SignatureNotFound``, ``SignatureInvalid`` (wrong key or issuer, a damaged bundle) or
     ``ArtifactTampered`` naming each file with its expected and found digests.
     """
     from model_signing import verifying
 
     sig = Path(signature) if signature is not None else signature_path(path)
-    _must_exist(path, "artifact")
-    _must_exist(public_key, "public key")
+    trust = public_key if public_key is not None else ", ".join(map(str, trusted_certificates))
+    if public_key is None and not trusted_certificates:
+        raise SignatureError("NotFound", "give a public key, or the certificates to trust")
+    givens = [(path, "artifact"), *_certs(None, trusted_certificates)]
+    for given, what in givens + ([(public_key, "public key")] if public_key is not None else []):
+        _must_exist(given, what)
     if not sig.is_file():
         raise SignatureError(
             "SignatureNotFound",
             f"no signature {sig}; sign it with `modelplane models sign {path} --key KEY`",
         )
+    expected = signed_manifest(sig)
     try:
-        expected = signed_manifest(sig)
         checker = verifying.Config()  # type: ignore[no-untyped-call]
-        checker.use_elliptic_key_verifier(public_key=Path(public_key))
+        if public_key is not None:
+            checker.use_elliptic_key_verifier(public_key=Path(public_key))
+        else:
+            checker.use_certificate_verifier(
+                certificate_chain=[Path(c) for c in trusted_certificates]
+            )
         checker.verify(Path(path), sig)
-    except SignatureError:
-        raise
     except ValueError as exc:
         if str(exc).startswith("Signature mismatch"):
             files = _differences(Path(path), expected)
@@ -146,11 +184,11 @@ def verify(
                 files,
             ) from None
         raise SignatureError(
-            "SignatureInvalid", f"{sig} does not verify with {public_key}: {exc}"
+            "SignatureInvalid", f"{sig} does not verify with {trust}: {exc}"
         ) from None
-    except Exception as exc:  # a damaged bundle or key fails deep inside the library
+    except Exception as exc:  # a damaged bundle, key or chain fails deep inside the library
         raise SignatureError(
-            "SignatureInvalid", f"{sig} does not verify with {public_key}: {exc}"
+            "SignatureInvalid", f"{sig} does not verify with {trust}: {exc}"
         ) from None
     return expected
 
