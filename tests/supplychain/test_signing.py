@@ -281,11 +281,8 @@ def test_certificate_mode_verifies_against_the_ca_offline_and_refuses_another_ca
     ca, leaf, key = _certificate_pair(tmp_path, "acme")
     other_ca, _leaf, _key = _certificate_pair(tmp_path, "other")
     runner = CliRunner()
-    signed = runner.invoke(
-        cli,
-        ["models", "sign", str(folder), "--key", str(key), "--certificate", str(leaf)]
-        + ["--chain", str(ca)],
-    )
+    certificate = ["--certificate", str(leaf), "--chain", str(ca)]
+    signed = runner.invoke(cli, ["models", "sign", str(folder), "--key", str(key), *certificate])
     assert signed.exit_code == 0, signed.output
     # when it is verified trusting acme's CA, then exit 0; trusting another CA, exit 1
     ok = runner.invoke(cli, ["models", "verify", str(folder), "--ca", str(ca)])
