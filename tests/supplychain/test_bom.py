@@ -111,3 +111,28 @@ def test_traffic_targets_choose_the_versions_an_endpoint_depends_on() -> None:
     models = [c for c in bom["components"] if c["type"] == "machine-learning-model"]
     assert [c["version"] for c in models] == ["v1", "v2"]  # upstream versions have no artifact
     assert models[1]["modelCard"]["modelParameters"]["outputs"] == [{"format": "embedding"}]
+
+
+def test_osv_advisories_affecting_an_installed_version_are_vulnerabilities_of_its_library(
+    tmp_path: Path, server: str
+) -> None:
+    # given an OSV zip with an advisory for requests < 2.32.0, and a BOM of packages built by hand
+    from modelplane.supplychain import OsvDatabase
+
+    from .test_guard import write_osv
+
+    osv = OsvDatabase.load(write_osv(tmp_path / "all.zip"))
+    packages = [PythonPackage("requests", "2.31.0", "Apache-2.0"), PythonPackage("click", "8.1.0")]
+    bom = json.loads(build_bom([], [], packages, osv=osv))
+    # then the affected library has the advisory, its alias and the fixed version; the BOM validates
+    (vulnerability,) = bom["vulnerabilities"]
+    assert vulnerability["id"] == "GHSA-0001"
+    assert vulnerability["affects"] == [{"ref": "pypi:requests@2.31.0"}]
+    assert vulnerability["recommendation"] == "upgrade requests to 2.32.0"
+    assert {"name": "modelplane:alias", "value": "CVE-2024-0001"} in vulnerability["properties"]
+    # and the command takes the zip too
+    result = CliRunner().invoke(
+        cli, ["audit", "bom", "--server", server, "--osv", str(tmp_path / "all.zip")]
+    )
+    assert result.exit_code == 0, result.output
+    assert validate_bom(result.stdout) is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
 import click
 
@@ -29,13 +30,28 @@ class _Route:
 @click.command()
 @click.argument("endpoint", required=False)
 @click.option("-o", "--output", "out", metavar="FILE", help="Write the BOM here (default: stdout).")
+@click.option(
+    "--osv",
+    type=click.Path(dir_okay=False, exists=True),
+    help="An OSV database zip (all.zip): add the advisories affecting the installed versions.",
+)
 @connection_options()
-def bom(endpoint: str | None, out: str | None) -> None:
+def bom(endpoint: str | None, out: str | None, osv: str | None) -> None:
     """The AI-BOM (CycloneDX 1.6 JSON) of the namespace (-n), or of ENDPOINT: machine-learning-model
     components for Model versions (digest, license, model card), Endpoints depending on the
     versions they serve, and the serving code's Python dependencies with their licenses."""
-    from modelplane.supplychain import BomError, build_bom, python_dependencies
+    from modelplane.supplychain import (
+        BomError,
+        OsvDatabase,
+        OsvError,
+        build_bom,
+        python_dependencies,
+    )
 
+    try:
+        database = OsvDatabase.load(Path(osv)) if osv else None
+    except OsvError as exc:
+        raise click.ClickException(str(exc)) from None
     given = settings()
     with given.client() as client:
         models, _ = client.list_all(_Route("models"), given.namespace)
@@ -46,7 +62,9 @@ def bom(endpoint: str | None, out: str | None) -> None:
             wanted = {str((e.get("spec") or {}).get("model")) for e in endpoints}
             models = [m for m in models if (m.get("metadata") or {}).get("name") in wanted]
     try:
-        text = build_bom(models, endpoints, python_dependencies(), serving_version=_version())
+        text = build_bom(
+            models, endpoints, python_dependencies(), serving_version=_version(), osv=database
+        )
     except BomError as exc:
         raise click.ClickException(str(exc)) from None
     if out is None:

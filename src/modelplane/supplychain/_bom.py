@@ -12,7 +12,10 @@ the store):
   ``traffic`` targets with weight above 0, else the Model's last version) and on the serving code;
 * the serving code is the ``modelplane`` application, depending on every Python distribution it
   requires (the transitive closure of the installed distribution's metadata, extras left out),
-  each a ``library`` with its version, ``pkg:pypi`` purl and license from its metadata.
+  each a ``library`` with its version, ``pkg:pypi`` purl and license from its metadata;
+* with an OSV database (:class:`~modelplane.supplychain.OsvDatabase`), a ``vulnerabilities`` entry
+  for each advisory affecting an installed version, naming the library it affects, its aliases
+  and the fixed versions.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelplane.supplychain._osv import OsvDatabase
 
 JSON = dict[str, Any]
 
@@ -96,6 +102,7 @@ def build(
     packages: Sequence[PythonPackage],
     *,
     serving_version: str = "",
+    osv: OsvDatabase | None = None,
 ) -> str:
     """The CycloneDX 1.6 JSON document of ``models`` (their artifact versions), ``endpoints``
     and the serving code's ``packages``, validated against the 1.6 schema."""
@@ -115,6 +122,10 @@ def build(
     for library in libraries:
         bom.components.add(library)
     bom.register_dependency(serving, libraries)
+    if osv is not None:
+        for package, library in zip(packages, libraries, strict=True):
+            for vulnerability in _vulnerabilities(osv, package, library):
+                bom.vulnerabilities.add(vulnerability)
     cards: dict[str, JSON] = {}
     versions: dict[str, Component] = {}
     for model in models:
@@ -160,6 +171,32 @@ def _library(package: PythonPackage) -> Any:
         purl=PackageURL(type="pypi", name=package.name, version=package.version),
         licenses=_licenses(package.license),
     )
+
+
+def _vulnerabilities(osv: OsvDatabase, package: PythonPackage, library: Any) -> list[Any]:
+    from cyclonedx.model.vulnerability import BomTarget, Vulnerability, VulnerabilitySource
+
+    found = []
+    for advisory in osv.affecting("PyPI", package.name, package.version):
+        fixed = advisory.fixed_in()
+        found.append(
+            Vulnerability(
+                bom_ref=f"vuln:{advisory.id}:{package.name}@{package.version}",
+                id=advisory.id,
+                source=VulnerabilitySource(name="OSV"),
+                description=advisory.summary or None,
+                recommendation=f"upgrade {package.name} to {' or '.join(fixed)}" if fixed else None,
+                affects=[BomTarget(ref=str(library.bom_ref))],
+                properties=_alias_properties(advisory.aliases),
+            )
+        )
+    return found
+
+
+def _alias_properties(aliases: Sequence[str]) -> list[Any]:
+    from cyclonedx.model import Property
+
+    return [Property(name="modelplane:alias", value=a) for a in aliases]
 
 
 def _licenses(expression: str) -> list[Any]:
