@@ -295,3 +295,18 @@ def test_certificate_mode_verifies_against_the_ca_offline_and_refuses_another_ca
     assert bad.exit_code == 1 and "config.json: expected sha256:" in bad.output
     # and neither --key nor --ca is a usage error
     assert runner.invoke(cli, ["models", "verify", str(folder)]).exit_code == 2
+
+
+def test_the_operators_key_reaches_the_node_agent_from_up_through_the_environment(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given `up --model-signing-key PUB`, which sets MODELPLANE_MODEL_SIGNING_KEY for its process
+    from modelplane.serving import MODEL_SIGNING_KEY_ENV
+
+    _artifacts, model, home = _signed_import(tmp_path)
+    monkeypatch.setenv(MODEL_SIGNING_KEY_ENV, str(tmp_path / "key.pub"))
+    # when a node agent made without a key prepares the signed version, then it verifies it
+    agent = NodeAgent(store, "node-a", home)
+    assert agent.signatures.trusted_key == tmp_path / "key.pub"
+    path, _digest = agent._artifact(model, model["spec"]["versions"][0])
+    assert (path / "model.safetensors").is_file()
