@@ -75,6 +75,8 @@ NOT_RUN: dict[str, str] = {
     "modelplane bench mcp": "the full benchmark takes minutes; its --quick form is run",
     "python benchmarks/store.py": "the full benchmark (about 40 s); its --quick form is run",
     "python benchmarks/audit.py": "the full benchmark (about a minute); its --quick form is run",
+    "python benchmarks/model_verify.py": "writes and hashes 2 GiB; its --quick form is run (and"
+    " tests/supplychain/test_bench_verify.py runs it)",
     "modelplane bench policy": "the full benchmark takes minutes; its --quick form is run",
     "python benchmarks/slo.py": "the full suite (about 20 s); its --quick form is run, and"
     " tests/sre/test_faults.py runs a shorter one",

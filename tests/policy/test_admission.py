@@ -289,3 +289,38 @@ def test_the_cli_asks_the_same_questions_as_kubectl_auth(api: Api) -> None:
     assert create.exit_code == 0 and create.output.strip() == "yes"
     assert tool.exit_code == 1 and "system:masters" in tool.output
     assert as_admin.exit_code == 0 and as_admin.output == ""
+
+
+def _model(name: str, signature: str | None) -> dict[str, Any]:
+    version = {"name": "v1", "source": "m.safetensors", "format": "safetensors"}
+    version["digest"] = "sha256:" + "a" * 64
+    if signature:
+        version["signature"] = signature
+    return {
+        "apiVersion": GROUP,
+        "kind": "Model",
+        "metadata": {"name": name},
+        "spec": {"versions": [version]},
+    }
+
+
+def test_a_namespace_requiring_signed_models_refuses_an_unsigned_version(api: Api) -> None:
+    # given the documented Policy requiring signed Model versions in team-a
+    example = Path(__file__).parents[2] / "examples/policies/require-signed-models.yaml"
+    import yaml
+
+    policy = yaml.safe_load(example.read_text())
+    assert api.admin.post(_url("policies"), json=policy).status_code == 201
+
+    # when a tenant creates an unsigned Model version, and a signed one
+    refused = api.tenant.post(_url("models"), json=_model("plain", None))
+    allowed = api.tenant.post(_url("models"), json=_model("signed", "sha256:" + "b" * 64))
+
+    # then the unsigned one is refused naming the policy and what to do, the signed one admitted
+    assert refused.status_code == 403, refused.text
+    assert "require-signed-models" in refused.json()["message"]
+    assert "modelplane models sign" in refused.json()["message"]
+    assert allowed.status_code == 201, allowed.text
+    # and another namespace is not bound by it
+    other = api.admin.post(_url("models", namespace="team-b"), json=_model("plain", None))
+    assert other.status_code == 201, other.text

@@ -11,12 +11,13 @@ from pydantic import Field, field_validator, model_validator
 from modelplane.api._meta import READY_COLUMN, OpenSchema, Resource, Schema, Status
 from modelplane.api._secret import check_secret_key
 from modelplane.api._types import Digest, FieldProblems, Name, Problems, duplicates
-from modelplane.api._unenforced import LICENSE, ONNX, REMOTE_SOURCE, SIGNATURE, note
+from modelplane.api._unenforced import LICENSE, ONNX, REMOTE_SOURCE, note
 
 ModelTask = Literal["chat", "completion", "embedding"]
 ModelFormat = Literal["safetensors", "gguf", "onnx", "upstream", "pytorch"]
 
 _HTTP_URL = re.compile(r"^https?://[^\s/]+")
+_SIGNATURE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class SecretKeyRef(Schema):
@@ -79,10 +80,13 @@ class ModelVersion(Schema):
             " Required unless the format is upstream."
         ),
     )
-    signature: str | None = Field(
+    signature: Digest | None = Field(
         default=None,
         description=(
-            f"Reference to a signature of the artifact (e.g. a Sigstore bundle). {note(SIGNATURE)}"
+            "`sha256:<64 hex>` of the artifact's model-signing signature (`modelplane models sign`),"
+            " imported with it (`modelplane models import` prints it). The Model controller and"
+            " the node agent verify it with the operator's key (`modelplane up"
+            " --model-signing-key`) before any load; without a trusted key the version is refused."
         ),
     )
     license: str | None = Field(
@@ -112,6 +116,17 @@ class ModelVersion(Schema):
             " Only for artifacts from a source you trust."
         ),
     )
+
+    @field_validator("signature", mode="before")
+    @classmethod
+    def _signature(cls, value: Any) -> Any:
+        if isinstance(value, str) and not _SIGNATURE.match(value):
+            raise ValueError(
+                f"{value[:80]!r} is not a signature digest: write 'sha256:' and the 64 hex"
+                " characters `modelplane models import` prints for the signature file beside the"
+                " artifact (PATH.sig, written by `modelplane models sign`)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -3,7 +3,7 @@
 A field stays in the schema so that manifests written for what is coming keep applying; until a
 subsystem implements it, its help text (``modelplane explain``) ends with :func:`note`, and
 :func:`not_enforced` lists the ones an object sets, which the REST API returns as ``Warning``
-headers (``299 - "spec.slo is not enforced yet: ..."``), as kube-apiserver warns of deprecated
+headers (``299 - "spec.versions[0].license is not enforced yet: ..."``), as kube-apiserver warns of deprecated
 fields. Remove an entry here when its field starts to work.
 """
 
@@ -13,7 +13,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-SIGNATURE = "the signature is not verified; only the digest is checked"
 LICENSE = "the license is recorded only; nothing checks or restricts it"
 REMOTE_SOURCE = (
     "artifacts are not downloaded from remote sources (s3://, hf://, https://...): such a"
@@ -65,8 +64,6 @@ def _version_fields(version: Mapping[str, Any]) -> list[tuple[str, str]]:
         found.append(("source", REMOTE_SOURCE))
     if version.get("format") == "onnx":
         found.append(("format", ONNX))
-    if version.get("signature") is not None:
-        found.append(("signature", SIGNATURE))
     if version.get("license") is not None:
         found.append(("license", LICENSE))
     return found

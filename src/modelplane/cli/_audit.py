@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from modelplane.cli._bom import bom
 from modelplane.cli._context import connection_options, settings
 from modelplane.cli._deps import deps, snapshot
 from modelplane.cli._output import console, echo_error, print_table, to_json, to_yaml
@@ -26,6 +27,7 @@ def audit() -> None:
 
 audit.add_command(deps)
 audit.add_command(snapshot)
+audit.add_command(bom)
 
 
 @audit.command("log")

@@ -132,6 +132,7 @@ class _Options:
     paths: tuple[str, ...]
     inventories: tuple[str, ...]
     model_roots: tuple[str, ...]
+    model_signing_key: str | None
     agent_packages: str
     max_body_bytes: int | None
     audit_retention: str | None
@@ -190,6 +191,11 @@ class _Settings:
             )
         self.agent_packages = parse_packages(o.agent_packages)
         self.model_roots = [str(Path(r).absolute()) for r in o.model_roots]
+        if o.model_signing_key is not None:
+            # read by the Model controller and the node agent of this process (serving._signed)
+            from modelplane.serving import MODEL_SIGNING_KEY_ENV
+
+            os.environ[MODEL_SIGNING_KEY_ENV] = str(Path(o.model_signing_key).absolute())
         self.egress = egress_rules(o.upstream_allow, o.allow_loopback_upstreams)
         #: the authentication options as given, for the banner
         self.auth_flags = dict(auth_flags)
@@ -306,6 +312,14 @@ class _Embedded:
     dir_okay=False,
     metavar="FILE",
     help="Publish this device inventory (`modelplane sim cluster` output) at start; repeatable.",
+)
+@existing_option(
+    "--model-signing-key",
+    "model_signing_key",
+    dir_okay=False,
+    metavar="PUB",
+    help="The public key (PEM) signed Model versions are verified with before any load (see"
+    " `modelplane models sign`); without it a version naming a signature is refused.",
 )
 @existing_option(
     "--model-root",

@@ -209,8 +209,21 @@ def resource_entity(obj: Mapping[str, Any]) -> tuple[str, JSON]:
         "labels": {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
         "spec": cedar_value(obj.get("spec") or {}),
     }
+    if kind == "Model":
+        # Cedar cannot ask "has every version a signature?" of a list of records: say it here
+        attrs["unsignedVersions"] = unsigned_versions(obj.get("spec"))
     entity = {"uid": {"type": kind, "id": uid}, "attrs": attrs, "parents": []}
     return f'{kind}::"{_escape(uid)}"', entity
+
+
+def unsigned_versions(spec: Any) -> list[str]:
+    """The names of a Model's artifact versions (not ``upstream``) that name no ``signature``."""
+    versions = spec.get("versions") if isinstance(spec, dict) else None
+    return [
+        str(v.get("name") or f"#{i}")
+        for i, v in enumerate(versions if isinstance(versions, list) else [])
+        if isinstance(v, dict) and v.get("format") != "upstream" and not v.get("signature")
+    ]
 
 
 def cedar_value(value: Any) -> Any:

@@ -35,11 +35,13 @@ from modelplane.serving._digest import DigestCache, artifact_digest
 from modelplane.serving._engine import Delta, Engine, GenerationRequest
 from modelplane.serving._errors import ArtifactError, EngineError, SourceNotAllowed
 from modelplane.serving._model_controller import ModelController, local_source
+from modelplane.serving._signed import MODEL_SIGNING_KEY_ENV, SignatureCheck
 from modelplane.serving.simulated import LatencyModel, SimulatedEngine, create_simulated_app
 
 __all__ = [
     "DEMAND_ANNOTATION",
     "IDLE_TIMEOUT_ANNOTATION",
+    "MODEL_SIGNING_KEY_ENV",
     "PICKLE_SUFFIXES",
     "SIMULATED_ANNOTATION",
     "SIMULATED_LABEL",
@@ -54,6 +56,7 @@ __all__ = [
     "LatencyModel",
     "ModelController",
     "NodeAgent",
+    "SignatureCheck",
     "SimulatedEngine",
     "SourceNotAllowed",
     "artifact_digest",

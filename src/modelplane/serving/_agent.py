@@ -33,8 +33,11 @@ labelled :data:`SIMULATED_LABEL` ``=true`` (or of an Endpoint annotated
 **Artifacts**: before starting a real worker the agent finds the version's artifact in the
 content-addressed store by digest (importing it from ``source`` the first time, and only from inside
 the operator's ``model_roots``: elsewhere the reason is ``SourceNotAllowed``) and verifies its
-digest; a mismatch or pickled weights keep the replica stopped with the reason in status. The worker
-verifies again before it loads.
+digest; a mismatch or pickled weights keep the replica stopped with the reason in status. A version
+that names a ``signature`` is checked with the operator's trusted key (``model_signing_key``,
+:mod:`modelplane.serving._signed`) before any load: a tampered file keeps the replica stopped with
+reason ``ArtifactTampered`` naming the file and its expected and found digests. The worker verifies
+the digest again before it loads.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ from modelplane.serving._digest import DigestCache
 from modelplane.serving._errors import ArtifactError, ReplicaProblem, SourceNotAllowed
 from modelplane.serving._model_controller import local_source
 from modelplane.serving._replica import ReplicaProcess, ReplicaSpec
+from modelplane.serving._signed import SignatureCheck
 from modelplane.store import Store
 
 log = logging.getLogger("modelplane.serving.agent")
@@ -98,6 +102,7 @@ class NodeAgent:
         idle_timeout: float = 300.0,
         python: str = sys.executable,
         model_roots: Sequence[str | Path] = (),
+        model_signing_key: str | Path | None = None,
     ) -> None:
         self.store = store
         #: folders a version's local ``source`` may be imported from (``--model-root``)
@@ -108,6 +113,8 @@ class NodeAgent:
         self.idle_timeout = idle_timeout
         self.python = python
         self.artifacts = ArtifactStore(self.home)
+        #: checks signed versions with the operator's public key (``--model-signing-key``)
+        self.signatures = SignatureCheck(self.artifacts, model_signing_key)
         self.component = f"node-agent/{node_name}"
         self._digests = DigestCache()
         self._informers = {
@@ -424,7 +431,12 @@ class NodeAgent:
                     source, allow_pickle=allow_pickle, expected_digest=digest
                 )
             refuse_pickle(artifact.path, allow_pickle)
-            verify(artifact.path, digest, self._digests)
+            try:
+                verify(artifact.path, digest, self._digests)
+            except ArtifactError as mismatch:
+                # a signed version names the changed file, with its expected and found digests
+                raise self.signatures.explain(artifact.path, version) or mismatch from None
+            self.signatures.check(artifact.path, digest, version)
         except ArtifactError as exc:
             raise ReplicaProblem(exc.reason, f"version {vname}: {exc.message}") from None
         return artifact.path, digest

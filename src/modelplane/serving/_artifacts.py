@@ -6,6 +6,7 @@ Layout::
     models/sha256/<hex>/                an imported folder's files (a Hugging Face-style folder)
     models/sha256/<hex>.json            what was imported: {digest, format, name, source, derived?}
     models/converted/<gguf hex>.json    {digest} of the safetensors folder converted from a GGUF
+    models/signatures/<hex>.sig         a model-signing bundle, named by its own sha256
 
 ``<hex>`` is the artifact's digest as :func:`modelplane.control.artifact_digest` computes it (the
 file's sha256, or a folder's manifest digest): an artifact is its content, so two imports of the same
@@ -13,7 +14,9 @@ bytes are one entry, and :func:`verify` re-hashes before a load so that an entry
 back is refused rather than served.
 
 Pickle-based files (``.bin``, ``.pt``, ``.pth``, ``.pkl``, ``.ckpt``) can run code when loaded; an
-import containing one is refused unless ``allow_pickle`` is set.
+import containing one is refused unless ``allow_pickle`` is set, and even then each is inspected
+first (its opcodes, never unpickled: :func:`modelplane.supplychain.unsafe_globals`) and refused when
+it names a global outside the allow-list (``os.system``...).
 """
 
 from __future__ import annotations
@@ -83,6 +86,26 @@ def refuse_pickle(path: Path, allow_pickle: bool) -> None:
             f"{path} holds pickle-based files ({names}), which can run arbitrary code when"
             " loaded; convert them to safetensors, or set allowPickle: true on the version if"
             " you trust the source",
+        )
+    for file in found:
+        _inspect_pickle(file)
+
+
+def _inspect_pickle(file: Path) -> None:
+    from modelplane.supplychain import PickleUnreadable, unsafe_globals
+
+    try:
+        unsafe = unsafe_globals(file)
+    except (PickleUnreadable, OSError) as exc:
+        raise ArtifactError(
+            "PickleRefused", f"{file} cannot be inspected as a pickle ({exc}); refusing to load it"
+        ) from None
+    if unsafe:
+        named = ", ".join(f"{u.name} (in {u.file})" for u in unsafe[:5])
+        raise ArtifactError(
+            "UnsafePickle",
+            f"{file} names globals outside the allow-list of PyTorch checkpoints: {named};"
+            " loading it could run that code, so it is refused even with allowPickle",
         )
 
 
@@ -200,6 +223,41 @@ class ArtifactStore:
         found = self.get(digest)
         assert found is not None
         return found
+
+    # -- signatures -------------------------------------------------------------------------------
+
+    def import_signature(self, path: str | os.PathLike[str]) -> str:
+        """Copy the signature bundle at ``path`` into the store; its ``sha256:<hex>``, which a
+        Model version's ``signature`` names."""
+        digest = artifact_digest(path)
+        target = self.signature(digest, must_exist=False)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
+        return digest
+
+    def signature(self, digest: str, *, must_exist: bool = True) -> Path:
+        """Where the signature bundle ``sha256:<hex>`` lies; ArtifactError (``SignatureNotFound``)
+        when it was not imported (or, re-hashed, is not that digest any more)."""
+        hex_digest = digest.removeprefix("sha256:")
+        if len(hex_digest) != 64 or any(c not in "0123456789abcdef" for c in hex_digest):
+            raise ArtifactError(
+                "SignatureNotFound",
+                f"signature {digest!r} is not of the form sha256:<64 hex digits>; import the"
+                " artifact with its signature (`modelplane models import PATH` brings PATH.sig)"
+                " and copy the printed signature",
+            )
+        path = self.root / "signatures" / f"{hex_digest}.sig"
+        if must_exist:
+            if not path.is_file():
+                raise ArtifactError(
+                    "SignatureNotFound",
+                    f"signature {digest} was not imported on this node; run `modelplane models"
+                    " import PATH` with PATH.sig beside the artifact",
+                )
+            verify(path, "sha256:" + hex_digest)
+        return path
 
     # -- GGUF -> safetensors ---------------------------------------------------------------------
 

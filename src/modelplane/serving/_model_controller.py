@@ -14,7 +14,11 @@ For each ``Model`` and each entry of ``spec.versions[]``:
   ``DigestMismatch``, ``DigestMissing``, ``InvalidDigest``, ``SourceNotFound``,
   ``SourceUnreadable``;
 * any other source (``s3://``, ``https://``...) is not ready, reason ``UnsupportedSource``: this
-  controller does not download artifacts.
+  controller does not download artifacts;
+* a version that names a ``signature`` is then checked with the operator's trusted key
+  (:mod:`modelplane.serving._signed`): reason ``SignatureVerified``, or ``ArtifactTampered``
+  (naming the file, its expected and found digests), ``SignatureInvalid``, ``SignatureNotFound``,
+  ``SignatureUntrusted``.
 
 It writes ``status.versions[] {name, ready, digest (observed), message}``,
 ``status.observedGeneration`` and a ``Ready`` condition (True only when every version is ready),
@@ -38,8 +42,10 @@ from urllib.request import url2pathname
 
 from modelplane.api.errors import NotFound
 from modelplane.control import Controller, Request, Result, commit_status, set_condition
+from modelplane.serving._artifacts import ArtifactStore
 from modelplane.serving._digest import DigestCache, artifact_digest, stored_artifact
-from modelplane.serving._errors import SourceNotAllowed
+from modelplane.serving._errors import ArtifactError, SourceNotAllowed
+from modelplane.serving._signed import SignatureCheck
 
 if TYPE_CHECKING:
     from modelplane.store import Store
@@ -135,6 +141,7 @@ class ModelController(Controller):
         digest_cache: DigestCache | None = None,
         artifact_root: str | os.PathLike[str] | None = None,
         model_roots: Sequence[str | os.PathLike[str]] = (),
+        model_signing_key: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(store, namespace=namespace, workers=workers)
         #: the local content-addressed artifact store (``$MODELPLANE_HOME/models``): a version whose
@@ -151,6 +158,12 @@ class ModelController(Controller):
         self.digest_cache = digest_cache if digest_cache is not None else DigestCache()
         #: the folders the operator lets local sources be read from (``--model-root``)
         self.model_roots = tuple(Path(r) for r in model_roots)
+        #: signed versions are checked with the operator's key (``--model-signing-key``)
+        self.signatures = (
+            SignatureCheck(ArtifactStore(self.artifact_root.parent), model_signing_key)
+            if self.artifact_root is not None
+            else None
+        )
 
     def reconcile(self, request: Request) -> Result:
         try:
@@ -269,6 +282,9 @@ class ModelController(Controller):
                 observed,
             )
         if expected.lower() != observed:
+            tampered = self.signatures.explain(Path(path), version) if self.signatures else None
+            if tampered is not None:
+                return _failed(name, tampered.reason, tampered.message, observed)
             return _failed(
                 name,
                 "DigestMismatch",
@@ -276,7 +292,30 @@ class ModelController(Controller):
                 f" re-import the artifact or fix {field}.digest",
                 observed,
             )
-        return _VersionCheck(name, True, "DigestVerified", f"{observed} verified", observed)
+        return self._check_signature(name, version, path, observed)
+
+    def _check_signature(
+        self, name: str, version: dict[str, Any], path: str, digest: str
+    ) -> _VersionCheck:
+        """After the digest holds: the version's signature, when it names one."""
+        if version.get("signature") and self.signatures is None:
+            return _failed(
+                name,
+                "SignatureNotFound",
+                f"version {name}: names a signature, but the controller has no artifact store"
+                " (MODELPLANE_HOME) to find it in",
+                digest,
+            )
+        try:
+            signed = self.signatures is not None and self.signatures.check(
+                Path(path), digest, version
+            )
+        except ArtifactError as exc:
+            return _failed(name, exc.reason, exc.message, digest)
+        if signed:
+            message = f"{digest} verified; signature {version.get('signature')} verified"
+            return _VersionCheck(name, True, "SignatureVerified", message, digest)
+        return _VersionCheck(name, True, "DigestVerified", f"{digest} verified", digest)
 
 
 def _failed(name: str, reason: str, message: str, digest: str | None = None) -> _VersionCheck:
@@ -295,7 +334,7 @@ def _summarise(checks: list[_VersionCheck]) -> tuple[bool, str, str]:
     failed = [c for c in checks if not c.ready]
     if failed:
         return False, failed[0].reason, "; ".join(c.message for c in failed)
-    verified = [c.name for c in checks if c.reason == "DigestVerified"]
+    verified = [c.name for c in checks if c.reason in ("DigestVerified", "SignatureVerified")]
     upstream = [c.name for c in checks if c.reason == "Upstream"]
     parts = []
     if verified:
