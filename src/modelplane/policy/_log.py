@@ -236,7 +236,14 @@ class _Database:
                 )
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={where.synchronous.upper()}")
-                conn.executescript(_DDL)
+                # one write transaction taken up front (the busy timeout applies to it): in
+                # autocommit each CREATE reads then writes, and two processes opening the log at
+                # once could fail "database is locked" on the upgrade instead of waiting
+                try:
+                    conn.executescript(f"BEGIN IMMEDIATE;{_DDL};COMMIT;")
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
             except (OSError, sqlite3.Error) as exc:
                 raise Unavailable(
                     f"audit log: cannot open the SQLite database {where.path}: {exc}; check the"
