@@ -247,6 +247,38 @@ def test_openapi_v3_lists_group_versions_whose_documents_map_kinds(server: Runni
     assert "application/apply-patch+yaml" in patch["requestBody"]["content"]
 
 
+def test_openapi_v3_and_v2_write_exclusive_bounds_as_openapi_3_0_and_swagger_do(
+    server: RunningServer,
+) -> None:
+    # kubectl's OpenAPI parser takes exclusiveMinimum/Maximum as booleans (OpenAPI 3.0, Swagger
+    # 2.0); JSON Schema's numbers made it drop the v3 document and fail every apply
+    root = server.http.get("/openapi/v3").json()
+    v3 = server.http.get(root["paths"]["apis/modelplane.dev/v1alpha1"]["serverRelativeURL"])
+    v2 = server.http.get("/openapi/v2", headers={"Accept": "application/json"})
+    documents = (v3.json()["components"]["schemas"], v2.json()["definitions"])
+
+    bounds = [_bounds(d["dev.modelplane.v1alpha1.Endpoint"]) for d in documents]
+
+    for found in bounds:
+        assert found, "the Endpoint's SLO availability has exclusive bounds"
+        assert all(isinstance(flag, bool) for flag in found)
+    availability = documents[0]["dev.modelplane.v1alpha1.Endpoint"]["properties"]["spec"][
+        "properties"
+    ]["slo"]["properties"]["availability"]
+    assert (availability["minimum"], availability["exclusiveMinimum"]) == (0, True)
+    assert (availability["maximum"], availability["exclusiveMaximum"]) == (1, True)
+
+
+def _bounds(node: Any) -> list[Any]:
+    """Every exclusiveMinimum/exclusiveMaximum value under ``node``."""
+    if isinstance(node, list):
+        return [b for item in node for b in _bounds(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [v for k, v in node.items() if k in ("exclusiveMinimum", "exclusiveMaximum")]
+    return found + [b for v in node.values() for b in _bounds(v)]
+
+
 def test_openapi_v2_is_json_and_refuses_protobuf_only_clients(server: RunningServer) -> None:
     protobuf = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
 

@@ -10,7 +10,8 @@ under ``components.schemas``, named as kube-apiserver names custom resources
 
 The schemas are the kinds' JSON Schemas (:func:`modelplane.api.json_schema`) written the way
 Kubernetes' OpenAPI tooling reads them: ``anyOf`` with ``null`` becomes ``nullable``, ``const`` an
-``enum`` of one value, titles dropped. :mod:`modelplane.server._openapi` (``/openapi.json``, for
+``enum`` of one value, an exclusive bound a ``minimum``/``maximum`` with a boolean
+``exclusiveMinimum``/``exclusiveMaximum``, titles dropped. :mod:`modelplane.server._openapi` (``/openapi.json``, for
 people and generic OpenAPI tools) stays as it is; :mod:`modelplane.server._openapi_v2` renders
 the same operations as Swagger 2.0.
 """
@@ -58,6 +59,9 @@ def gvk(info: KindInfo) -> dict[str, str]:
     return {"group": info.group, "version": info.version, "kind": info.kind}
 
 
+_EXCLUSIVE = {"exclusiveMinimum": "minimum", "exclusiveMaximum": "maximum"}
+
+
 def kube_schema(node: Any, *, nullable: bool) -> Any:
     """A JSON Schema as Kubernetes' OpenAPI tooling reads it (``nullable`` only in OpenAPI 3)."""
     if isinstance(node, list):
@@ -70,6 +74,10 @@ def kube_schema(node: Any, *, nullable: bool) -> Any:
             continue
         if key == "const":
             out["enum"] = [value]
+        elif key in _EXCLUSIVE and not isinstance(value, bool):
+            # JSON Schema's number is OpenAPI 3.0's (and Swagger's) bound plus a boolean flag
+            out[_EXCLUSIVE[key]] = value
+            out[key] = True
         elif key == "properties" and isinstance(value, dict):
             out[key] = {k: kube_schema(v, nullable=nullable) for k, v in value.items()}
         else:
