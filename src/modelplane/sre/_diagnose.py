@@ -1,0 +1,268 @@
+"""Diagnosis: analyzers that read objects' status and name causes and fixes.
+
+Pure computation over the objects as the API returns them (plain dicts), so the CLI
+(``modelplane diagnose``) runs it on what the caller may read, and tests on hand-made objects.
+Each :class:`Finding` has a severity (``critical``, ``warning``), the object, the cause, the
+evidence (the condition, the figures) and the fix. The analyzers:
+
+* **ResourceClaim**: ``Allocated`` condition false for a reason other than waiting (unschedulable:
+  no device matches, or none is free);
+* **Endpoint replicas**: a replica not ready; one whose worker restarted 3 times or more is
+  crash-looping (its message counts the restarts);
+* **Endpoint rollout**: ``status.rollout`` rolled back, paused after a failed analysis, or
+  waiting for a canary replica;
+* **Endpoint SLO**: each firing alert of ``status.slo``; an alert scoped to a version names it and
+  the versions that burn nothing, and proposes the ``shift-traffic`` playbook or a rollback; a
+  playbook's hold (``status.remediation``) is reported with how to undo it;
+* **Model**: ``Ready`` false because an artifact failed verification (``ArtifactTampered``,
+  ``Signature*``, ``Digest*``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+JSON = dict[str, Any]
+#: restarts after which a replica counts as crash-looping
+CRASH_LOOP_RESTARTS = 3
+#: Model Ready reasons that mean an artifact failed verification
+VERIFICATION_REASONS = re.compile(r"^(ArtifactTampered|Signature\w+|Digest\w+)$")
+_RESTARTS = re.compile(r"restart (\d+)")
+_WAITING = ("WaitingForClaims", "Allocated", "Pending")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem found: how bad, where, why, what shows it, what to do."""
+
+    severity: str
+    object: str
+    cause: str
+    evidence: str
+    fix: str
+
+    def to_json(self) -> JSON:
+        return asdict(self)
+
+
+def diagnose(objects: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Finding]:
+    """Every finding over ``objects`` (kind -> list of objects), critical first."""
+    found: list[Finding] = []
+    for kind, items in objects.items():
+        for analyzer in ANALYZERS.get(kind, ()):
+            for obj in items:
+                found.extend(analyzer(obj))
+    order = {"critical": 0, "warning": 1}
+    return sorted(found, key=lambda f: (order.get(f.severity, 2), f.object))
+
+
+def _ref(obj: Mapping[str, Any]) -> str:
+    return f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
+
+
+def _condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if isinstance(c, dict) and c.get("type") == type_:
+            return c
+    return None
+
+
+def claims(claim: Mapping[str, Any]) -> Iterable[Finding]:
+    """An unschedulable ResourceClaim."""
+    c = _condition(claim, "Allocated")
+    if c is None or c.get("status") != "False" or c.get("reason") in _WAITING:
+        return []
+    return [
+        Finding(
+            "warning",
+            _ref(claim),
+            f"not schedulable ({c.get('reason')})",
+            f"condition Allocated=False reason {c.get('reason')}: {c.get('message')}",
+            "free or add devices that match the request (`modelplane get resourceslices`), or"
+            " relax its selectors or count",
+        )
+    ]
+
+
+def replicas(endpoint: Mapping[str, Any]) -> Iterable[Finding]:
+    """Replicas that do not serve, crash-looping ones as critical."""
+    out: list[Finding] = []
+    for r in (endpoint.get("status") or {}).get("replicas") or []:
+        if not isinstance(r, dict) or r.get("ready"):
+            continue
+        message = str(r.get("message") or "no message")
+        restarts = max((int(n) for n in _RESTARTS.findall(message)), default=0)
+        where = f"replica {r.get('name')} of version {r.get('version')} on {r.get('node') or '?'}"
+        if restarts >= CRASH_LOOP_RESTARTS:
+            out.append(
+                Finding(
+                    "critical",
+                    _ref(endpoint),
+                    f"{where} is crash-looping ({restarts} restarts)",
+                    message,
+                    "read the worker's log under the node agent's home; fix the artifact or the"
+                    " Endpoint's config, or roll back the version",
+                )
+            )
+        else:
+            out.append(
+                Finding(
+                    "warning",
+                    _ref(endpoint),
+                    f"{where} is not ready",
+                    message,
+                    "wait for it to start, or see `modelplane describe` for its Events",
+                )
+            )
+    return out
+
+
+def rollout(endpoint: Mapping[str, Any]) -> Iterable[Finding]:
+    """A rollout that failed or is stuck."""
+    state = (endpoint.get("status") or {}).get("rollout") or {}
+    phase, message = state.get("phase"), str(state.get("message") or "")
+    canary = state.get("canary")
+    if phase == "RolledBack":
+        fix = f"fix version {canary}, then set spec.traffic again to roll it out"
+        return [
+            Finding("warning", _ref(endpoint), f"rollout of {canary} rolled back", message, fix)
+        ]
+    if phase == "Paused":
+        return [
+            Finding(
+                "warning",
+                _ref(endpoint),
+                f"rollout of {canary} failed analysis and is paused",
+                message,
+                f"`modelplane rollout abort {_name(endpoint)}` or `modelplane rollout promote"
+                f" {_name(endpoint)}`",
+            )
+        ]
+    if phase == "Progressing" and "waiting for a ready replica" in message:
+        return [
+            Finding(
+                "warning",
+                _ref(endpoint),
+                f"rollout of {canary} is stuck: no ready replica of it",
+                message,
+                "see the replicas' messages and the claims' conditions above",
+            )
+        ]
+    return []
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name"))
+
+
+def slo(endpoint: Mapping[str, Any]) -> Iterable[Finding]:
+    """Firing SLO alerts, one finding per objective and scope (its strongest alert)."""
+    status = endpoint.get("status") or {}
+    spec_slo = (endpoint.get("spec") or {}).get("slo") or {}
+    alerts = [a for a in (status.get("slo") or {}).get("alerts") or [] if isinstance(a, dict)]
+    out: list[Finding] = _held(endpoint)
+    strongest: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for a in alerts:
+        key = (str(a.get("objective")), str(a.get("scope")))
+        held = strongest.get(key)
+        if held is None or _weight(a) > _weight(held):
+            strongest[key] = a
+    burning = {str(a.get("scope")) for a in alerts}
+    split = status.get("traffic") or (endpoint.get("spec") or {}).get("traffic") or []
+    healthy = [str(t["version"]) for t in split if t.get("weight") and t["version"] not in burning]
+    for (objective, scope), strong in sorted(strongest.items()):
+        out.append(_slo_finding(endpoint, spec_slo, objective, scope, strong, healthy))
+    return out
+
+
+def _weight(alert: Mapping[str, Any]) -> tuple[bool, float]:
+    return alert.get("severity") == "page", float(alert.get("longBurn") or 0)
+
+
+def _slo_finding(
+    endpoint: Mapping[str, Any],
+    spec_slo: Mapping[str, Any],
+    objective: str,
+    scope: str,
+    alert: Mapping[str, Any],
+    healthy: list[str],
+) -> Finding:
+    name = _name(endpoint)
+    target = spec_slo.get(objective)
+    what = f"{objective} {target}" if target is not None else objective
+    subject = f"version {scope}'s" if scope != "endpoint" else "its"
+    cause = (
+        f"{subject} {objective} burns the error budget {alert.get('longBurn')}x"
+        f" (objective {what}; {alert.get('severity')})"
+    )
+    evidence = f"{alert.get('message')} since {alert.get('since')}"
+    if scope != "endpoint" and healthy:
+        others = ", ".join(healthy)
+        enabled = ((spec_slo.get("remediation") or {}).get("enabled")) is True
+        playbook = (
+            "the enabled playbook shift-traffic acts on it"
+            if enabled
+            else "enable spec.slo.remediation {playbook: shift-traffic, enabled: true}"
+        )
+        fix = (
+            f"{others} {'is' if len(healthy) == 1 else 'are'} healthy: shift traffic to"
+            f" {others} ({playbook}) or roll back {scope} (set spec.traffic without it)"
+        )
+    elif scope != "endpoint":
+        fix = f"no other version is healthy: roll back {scope} or add capacity"
+    else:
+        fix = f"see `modelplane slo status {name}` and the replicas; roll back the last change"
+    severity = "critical" if alert.get("severity") == "page" else "warning"
+    return Finding(severity, _ref(endpoint), cause, evidence, fix)
+
+
+def _held(endpoint: Mapping[str, Any]) -> list[Finding]:
+    held = (endpoint.get("status") or {}).get("remediation") or {}
+    if not held.get("active"):
+        return []
+    return [
+        Finding(
+            "warning",
+            _ref(endpoint),
+            f"remediation playbook {held.get('playbook')} holds the traffic split",
+            f"{held.get('message')} at {held.get('actedAt')}",
+            f"once the version is fixed, `modelplane rollout promote {_name(endpoint)}` restores"
+            " the previous split",
+        )
+    ]
+
+
+def models(model: Mapping[str, Any]) -> Iterable[Finding]:
+    """A Model whose artifact failed verification."""
+    c = _condition(model, "Ready")
+    if (
+        c is None
+        or c.get("status") != "False"
+        or not VERIFICATION_REASONS.match(str(c.get("reason") or ""))
+    ):
+        return []
+    versions = [
+        f"{v.get('name')}: {v.get('message')}"
+        for v in (model.get("status") or {}).get("versions") or []
+        if isinstance(v, dict) and not v.get("ready") and v.get("message")
+    ]
+    return [
+        Finding(
+            "critical",
+            _ref(model),
+            f"an artifact failed verification ({c.get('reason')})",
+            "; ".join(versions) or str(c.get("message")),
+            "do not serve it: re-import the artifact from a trusted source and check its digest"
+            " and signature (`modelplane models verify`)",
+        )
+    ]
+
+
+ANALYZERS: dict[str, tuple[Callable[[Mapping[str, Any]], Iterable[Finding]], ...]] = {
+    "ResourceClaim": (claims,),
+    "Endpoint": (replicas, rollout, slo),
+    "Model": (models,),
+}
