@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from modelplane.api import ACTION_ANNOTATION
+from modelplane.api import ACTION_ANNOTATION, Endpoint
 from modelplane.control import Request
 from modelplane.policy import MemoryAudit
 from modelplane.rollout import RolloutController
@@ -218,3 +220,10 @@ def test_the_playbook_acts_at_most_once_per_cooldown(store: Store) -> None:
     controller.reconcile(REQ)
     assert _status(store)["traffic"] == [{"version": "v1", "weight": 100}]
     assert len(audit.events) == 2
+
+
+def test_the_documented_example_enables_shift_traffic() -> None:
+    doc = yaml.safe_load(Path("examples/slo/remediation.yaml").read_text())
+    slo = Endpoint.model_validate(doc).spec.slo
+    assert slo is not None and slo.remediation is not None
+    assert (slo.remediation.playbook, slo.remediation.enabled) == ("shift-traffic", True)
