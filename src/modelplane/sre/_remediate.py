@@ -23,13 +23,12 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from modelplane.api import parse_duration
 from modelplane.api.errors import ModelplaneError
 from modelplane.control import Controller, Request, Result, commit_status, record_event
-from modelplane.sre._controller import time_scale
+from modelplane.sre._controller import _parse_time, _timestamp, time_scale
 
 if TYPE_CHECKING:
     from modelplane.policy import AuditSink
@@ -229,11 +228,4 @@ class RemediationController(Controller):
 
 
 def _seconds(text: Any) -> float:
-    if not text:
-        return 0.0
-    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
-
-
-def _timestamp(seconds: float) -> str:
-    text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
+    return _parse_time(str(text)) if text else 0.0
