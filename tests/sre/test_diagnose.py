@@ -46,13 +46,38 @@ def _endpoint(status: dict[str, Any], slo: dict[str, Any] | None = None) -> dict
 
 
 def test_an_slo_burn_names_the_version_the_objective_and_the_healthy_one() -> None:
-    endpoint = _endpoint({"slo": {"alerts": [_page("v2")]}, "traffic": SPLIT})
+    figures = {
+        "v1": {"window": "1h", "requests": 500, "errorRate": 0, "ttftP99": 0.12},
+        "v2": {"window": "1h", "requests": 500, "errorRate": 0, "ttftP99": 1.2},
+    }
+    slo = {"alerts": [_page("v2")], "versions": figures}
+    endpoint = _endpoint({"slo": slo, "traffic": SPLIT})
     [finding] = diagnose({"Endpoint": [endpoint]})
     assert finding.severity == "critical" and finding.object == "Endpoint/chat"
-    assert "version v2's ttftP99" in finding.cause and "14.2x" in finding.cause
-    assert "ttftP99 500ms" in finding.cause
+    assert finding.cause == (
+        "version v2's TTFT p99 1.20 s over the last 1h exceeds the objective (ttftP99 500ms);"
+        " burn 14.2x and 15.0x over 1h and 5m (page)"
+    )
     assert "since 2026-12-07T11:00:00.000Z" in finding.evidence
-    assert "shift traffic to v1" in finding.fix and "roll back v2" in finding.fix
+    assert finding.fix.startswith(
+        "v1 (TTFT p99 120 ms over the last 1h) is healthy: shift traffic to v1"
+    )
+    assert "roll back v2" in finding.fix
+
+
+def test_the_endpoint_wide_alert_is_folded_into_the_version_that_causes_it() -> None:
+    whole = {**_page("endpoint"), "key": "ttftP99/page-1h/endpoint"}
+    endpoint = _endpoint({"slo": {"alerts": [whole, _page("v2")]}, "traffic": SPLIT})
+    [finding] = diagnose({"Endpoint": [endpoint]})
+    assert finding.cause.startswith("version v2's")
+    [alone] = diagnose({"Endpoint": [_endpoint({"slo": {"alerts": [whole]}})]})
+    assert alone.cause.startswith("its ttftP99") and "roll back" in alone.fix
+
+
+def test_without_figures_the_burn_is_named_by_its_objective() -> None:
+    endpoint = _endpoint({"slo": {"alerts": [_page("v2")]}, "traffic": SPLIT})
+    [finding] = diagnose({"Endpoint": [endpoint]})
+    assert finding.cause.startswith("version v2's ttftP99 exceeds the objective (ttftP99 500ms)")
 
 
 def test_a_held_split_is_reported_with_how_to_undo_it() -> None:

@@ -146,14 +146,14 @@ def _two_versions(client: httpx.Client) -> None:
             "annotations": {
                 "modelplane.dev/simulated": "true",
                 "modelplane.dev/simulated-ttft": "5ms",
-                "modelplane.dev/simulated-ttft.v2": "300ms",
+                "modelplane.dev/simulated-ttft.v2": "800ms",
             },
         },
         "spec": {
             "model": "m",
             "traffic": [{"version": "v1", "weight": 50}, {"version": "v2", "weight": 50}],
             "slo": {
-                "ttftP99": "100ms",
+                "ttftP99": "250ms",
                 "minEvents": 20,
                 "remediation": {"playbook": "shift-traffic", "enabled": False, "cooldown": "1h"},
             },
@@ -180,11 +180,11 @@ def test_diagnose_names_the_slowed_version_and_the_playbook_shifts_traffic_away(
             # when v2 pages, `modelplane diagnose` names v2 and proposes shifting to v1
             def named() -> bool:
                 result = _cli(up, "diagnose", "endpoint/chat")
-                return "version v2's ttftP99" in result.stdout
+                return "version v2's TTFT p99" in result.stdout
 
             wait_until(named, timeout=120, what="`modelplane diagnose` naming version v2")
             found = _cli(up, "diagnose", "endpoint/chat", "-o", "json").stdout
-            assert "shift traffic to v1" in found
+            assert "shift traffic to v1" in found and "objective (ttftP99 250ms)" in found
             # and the playbook, still disabled, has moved nothing
             status = client.get(f"{API}/endpoints/chat").json()["status"]
             assert not (status.get("remediation") or {}).get("active")

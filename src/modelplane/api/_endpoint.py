@@ -432,6 +432,10 @@ class SloStatus(OpenSchema):
     alerts: list[dict[str, Any]] | None = Field(
         default=None, description="Firing alerts: objective, severity, rule, scope, since."
     )
+    versions: dict[str, dict[str, Any]] | None = Field(
+        default=None,
+        description="Per version over the last hour: requests, errorRate and ttftP99 (seconds).",
+    )
     message: str | None = Field(default=None, description="What the evaluation found, in words.")
 
 

@@ -173,7 +173,10 @@ def slo(endpoint: Mapping[str, Any]) -> Iterable[Finding]:
     burning = {str(a.get("scope")) for a in alerts}
     split = status.get("traffic") or (endpoint.get("spec") or {}).get("traffic") or []
     healthy = [str(t["version"]) for t in split if t.get("weight") and t["version"] not in burning]
+    explained = {objective for objective, scope in strongest if scope != "endpoint"}
     for (objective, scope), strong in sorted(strongest.items()):
+        if scope == "endpoint" and objective in explained:
+            continue  # a version's own alert says more: the Endpoint burns because it does
         out.append(_slo_finding(endpoint, spec_slo, objective, scope, strong, healthy))
     return out
 
@@ -191,25 +194,40 @@ def _slo_finding(
     healthy: list[str],
 ) -> Finding:
     name = _name(endpoint)
+    figures: Mapping[str, Any] = ((endpoint.get("status") or {}).get("slo") or {}).get(
+        "versions"
+    ) or {}
     target = spec_slo.get(objective)
     what = f"{objective} {target}" if target is not None else objective
+    rule = str(alert.get("rule") or "")
+    windows = rule.split(" over ", 1)[1] if " over " in rule else "its windows"
     subject = f"version {scope}'s" if scope != "endpoint" else "its"
+    measured = _measured(objective, figures.get(scope) or {})
     cause = (
-        f"{subject} {objective} burns the error budget {alert.get('longBurn')}x"
-        f" (objective {what}; {alert.get('severity')})"
+        f"{subject} {measured or objective} exceeds the objective ({what}); burn"
+        f" {alert.get('longBurn')}x and {alert.get('shortBurn')}x over {windows}"
+        f" ({alert.get('severity')})"
     )
     evidence = f"{alert.get('message')} since {alert.get('since')}"
     if scope != "endpoint" and healthy:
-        others = ", ".join(healthy)
+        others = ", ".join(
+            f"{v} ({_measured(objective, figures.get(v) or {})})"
+            if _measured(objective, figures.get(v) or {})
+            else v
+            for v in healthy
+        )
         enabled = ((spec_slo.get("remediation") or {}).get("enabled")) is True
+        held = ((endpoint.get("status") or {}).get("remediation") or {}).get("active") is True
         playbook = (
-            "the enabled playbook shift-traffic acts on it"
+            "done: playbook shift-traffic holds the split"
+            if held
+            else "the enabled playbook shift-traffic acts on it"
             if enabled
             else "enable spec.slo.remediation {playbook: shift-traffic, enabled: true}"
         )
         fix = (
             f"{others} {'is' if len(healthy) == 1 else 'are'} healthy: shift traffic to"
-            f" {others} ({playbook}) or roll back {scope} (set spec.traffic without it)"
+            f" {', '.join(healthy)} ({playbook}) or roll back {scope} (set spec.traffic without it)"
         )
     elif scope != "endpoint":
         fix = f"no other version is healthy: roll back {scope} or add capacity"
@@ -217,6 +235,20 @@ def _slo_finding(
         fix = f"see `modelplane slo status {name}` and the replicas; roll back the last change"
     severity = "critical" if alert.get("severity") == "page" else "warning"
     return Finding(severity, _ref(endpoint), cause, evidence, fix)
+
+
+def _measured(objective: str, figures: Mapping[str, Any]) -> str:
+    """What the SLO controller measured of ``objective`` over the last hour, in words."""
+    window = figures.get("window") or "1h"
+    if objective == "ttftP99" and figures.get("ttftP99") is not None:
+        return f"TTFT p99 {_duration(float(figures['ttftP99']))} over the last {window}"
+    if objective in ("availability", "errorRate") and figures.get("errorRate") is not None:
+        return f"error rate {float(figures['errorRate']) * 100:.2f}% over the last {window}"
+    return ""
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"
 
 
 def _held(endpoint: Mapping[str, Any]) -> list[Finding]:
