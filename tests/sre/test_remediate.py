@@ -227,3 +227,19 @@ def test_the_documented_example_enables_shift_traffic() -> None:
     slo = Endpoint.model_validate(doc).spec.slo
     assert slo is not None and slo.remediation is not None
     assert (slo.remediation.playbook, slo.remediation.enabled) == ("shift-traffic", True)
+
+
+def test_abort_does_not_end_a_hold_and_says_how(store: Store) -> None:
+    # given the playbook holding the traffic on v1
+    _create(store, {"playbook": "shift-traffic", "enabled": True})
+    clock = _Clock()
+    _controller(store, clock, MemoryAudit()).reconcile(REQ)
+    # when a person runs `modelplane rollout abort chat`
+    store.patch("Endpoint", NS, "chat", {"metadata": {"annotations": {ACTION_ANNOTATION: "abort"}}})
+    RolloutController(store, clock=clock).reconcile(REQ)
+    # then the held split stays, a Warning says promote ends it, and the annotation is removed
+    assert _status(store)["traffic"] == [{"version": "v1", "weight": 100}]
+    [event] = _events(store, "RemediationHolds")
+    assert "`modelplane rollout promote` restores" in event["message"]
+    annotations = store.get("Endpoint", NS, "chat")["metadata"].get("annotations") or {}
+    assert ACTION_ANNOTATION not in annotations
