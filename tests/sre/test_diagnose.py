@@ -201,6 +201,40 @@ def test_diagnose_prints_a_table_and_json(platform: tuple[str, Store]) -> None:
     # and a kind no analyzer reads is a clear error
     bad = run_cli("--server", url, "diagnose", "secret/x")
     assert bad.exit_code != 0 and "no analyzer reads Secret" in bad.output
+    # and an Agent whose instances cannot be listed here (no agent runtime) is read all the same
+    agent = {"apiVersion": "modelplane.dev/v1alpha1", "kind": "Agent"}
+    store.create({**agent, "metadata": {"name": "helper", "namespace": NS}, "spec": {}})
+    agents = run_cli("--server", url, "diagnose", "agents")
+    assert agents.exit_code == 0 and "no problem found" in agents.stdout, agents.output
     # and a healthy namespace says so
     healthy = run_cli("--server", url, "diagnose", "models")
     assert healthy.exit_code == 0 and "no problem found" in healthy.stdout
+
+
+def test_an_agent_not_ready_and_its_failed_corrupt_and_stuck_instances() -> None:
+    condition = {
+        "type": "Ready",
+        "status": "False",
+        "reason": "LoadFailed",
+        "message": "no module x",
+    }
+    agent = {"kind": "Agent", "metadata": {"name": "helper"}, "status": {"conditions": [condition]}}
+
+    def instance(id_: str, status: str, updated: float, error: str | None = None) -> dict[str, Any]:
+        return {"agent": "helper", "id": id_, "status": status, "updated": updated, "error": error}
+
+    now = 10_000.0
+    instances = [
+        instance("a", "failed", now - 5, "tool crashed"),
+        instance("b", "corrupt", now - 5, "journal crc mismatch"),
+        instance("c", "running", now - 3600),
+        instance("d", "running", now - 5),
+    ]
+    findings = diagnose({"Agent": [agent], "AgentInstance": instances}, now=now)
+    assert [(f.severity, f.object, f.cause.split(":")[0]) for f in findings] == [
+        ("critical", "AgentInstance/helper/b", "corrupt"),
+        ("warning", "Agent/helper", "not ready (LoadFailed)"),
+        ("warning", "AgentInstance/helper/a", "failed"),
+        ("warning", "AgentInstance/helper/c", "stuck"),
+    ]
+    assert findings[2].evidence == "tool crashed" and "60 min" in findings[3].cause

@@ -15,12 +15,16 @@ evidence (the condition, the figures) and the fix. The analyzers:
   the versions that burn nothing, and proposes the ``shift-traffic`` playbook or a rollback; a
   playbook's hold (``status.remediation``) is reported with how to undo it;
 * **Model**: ``Ready`` false because an artifact failed verification (``ArtifactTampered``,
-  ``Signature*``, ``Digest*``).
+  ``Signature*``, ``Digest*``);
+* **Agent**: ``Ready`` false (its code could not be loaded); and its instances as the agents API
+  lists them (kind ``AgentInstance``): ``failed`` or ``corrupt`` ones, and ``running`` ones that
+  committed nothing for :data:`STUCK_AFTER` seconds (stuck).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -32,6 +36,8 @@ CRASH_LOOP_RESTARTS = 3
 VERIFICATION_REASONS = re.compile(r"^(ArtifactTampered|Signature\w+|Digest\w+)$")
 _RESTARTS = re.compile(r"restart (\d+)")
 _WAITING = ("WaitingForClaims", "Allocated", "Pending")
+#: seconds a running agent instance may go without a committed step before it counts as stuck
+STUCK_AFTER = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +54,19 @@ class Finding:
         return asdict(self)
 
 
-def diagnose(objects: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Finding]:
-    """Every finding over ``objects`` (kind -> list of objects), critical first."""
+def diagnose(
+    objects: Mapping[str, Sequence[Mapping[str, Any]]], *, now: float | None = None
+) -> list[Finding]:
+    """Every finding over ``objects`` (kind -> list of objects; ``AgentInstance``: instances as
+    the agents API lists them), critical first. ``now``: seconds since the epoch."""
     found: list[Finding] = []
     for kind, items in objects.items():
         for analyzer in ANALYZERS.get(kind, ()):
             for obj in items:
                 found.extend(analyzer(obj))
+    when = time.time() if now is None else now
+    for instance in objects.get("AgentInstance", ()):
+        found.extend(agent_instance(instance, when))
     order = {"critical": 0, "warning": 1}
     return sorted(found, key=lambda f: (order.get(f.severity, 2), f.object))
 
@@ -293,8 +305,52 @@ def models(model: Mapping[str, Any]) -> Iterable[Finding]:
     ]
 
 
+def agents(agent: Mapping[str, Any]) -> Iterable[Finding]:
+    """An Agent whose code could not be loaded."""
+    c = _condition(agent, "Ready")
+    if c is None or c.get("status") != "False":
+        return []
+    return [
+        Finding(
+            "warning",
+            _ref(agent),
+            f"not ready ({c.get('reason')}): its instances do not run",
+            str(c.get("message")),
+            "fix its bundle or entrypoint (`modelplane describe agent`), then apply it again",
+        )
+    ]
+
+
+def agent_instance(instance: Mapping[str, Any], now: float) -> Iterable[Finding]:
+    """A failed, corrupt or stuck agent instance."""
+    ref = f"AgentInstance/{instance.get('agent')}/{instance.get('id')}"
+    status = instance.get("status")
+    if status in ("failed", "corrupt"):
+        fix = (
+            "read its journal (`GET /agents/<namespace>/<agent>/instances/<id>/journal`), fix the"
+            " agent, and create a new instance"
+        )
+        severity = "critical" if status == "corrupt" else "warning"
+        return [Finding(severity, ref, f"{status}", str(instance.get("error") or status), fix)]
+    updated = instance.get("updated")
+    if status == "running" and isinstance(updated, int | float) and now - updated > STUCK_AFTER:
+        idle = now - float(updated)
+        return [
+            Finding(
+                "warning",
+                ref,
+                f"stuck: running, nothing committed for {idle / 60:.0f} min",
+                f"status running, last update {idle:.0f} s ago",
+                "check that an agent worker holds its shard (`modelplane agent-worker`) and that"
+                " the model and tools it calls answer; cancel it if it cannot go on",
+            )
+        ]
+    return []
+
+
 ANALYZERS: dict[str, tuple[Callable[[Mapping[str, Any]], Iterable[Finding]], ...]] = {
     "ResourceClaim": (claims,),
     "Endpoint": (replicas, rollout, slo),
     "Model": (models,),
+    "Agent": (agents,),
 }
