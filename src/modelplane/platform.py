@@ -54,11 +54,12 @@ def controllers(
     ``egress``: the operator's rules for the hosts SLO alert webhooks may name.
     ``audit``: where remediation playbooks record their actions (category ``remediation``).
     """
+    from modelplane import sre
     from modelplane.gateway import GraphController
     from modelplane.rollout import RolloutController
     from modelplane.scheduling import scheduling_controllers
     from modelplane.serving import ModelController
-    from modelplane.sre import RemediationController, SLOController
+    from modelplane.sre import SLOController
 
     return [
         ModelController(store, model_roots=model_roots),
@@ -66,7 +67,7 @@ def controllers(
         RolloutController(store, token=api_token),
         GraphController(store),
         SLOController(store, token=api_token, egress=egress),
-        RemediationController(store, audit=audit),
+        sre.RemediationController(store, audit=audit),
     ]
 
 
