@@ -45,13 +45,16 @@ def controllers(
     model_roots: Sequence[str | Path] = (),
     api_token: str | None = None,
     egress: EgressRules | None = None,
+    audit: AuditSink | None = None,
 ) -> list[Controller]:
     """The controllers of the control plane, bound to ``store``.
 
     ``api_token``: the bearer token controllers send to the platform's own HTTP APIs (the
     gateway's samples), when it requires one.
     ``egress``: the operator's rules for the hosts SLO alert webhooks may name.
+    ``audit``: where remediation playbooks record their actions (category ``remediation``).
     """
+    from modelplane import sre
     from modelplane.gateway import GraphController
     from modelplane.rollout import RolloutController
     from modelplane.scheduling import scheduling_controllers
@@ -64,6 +67,7 @@ def controllers(
         RolloutController(store, token=api_token),
         GraphController(store),
         SLOController(store, token=api_token, egress=egress),
+        sre.RemediationController(store, audit=audit),
     ]
 
 

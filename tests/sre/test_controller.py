@@ -114,6 +114,13 @@ def test_a_slow_endpoint_raises_an_alert_with_an_event_and_a_webhook_then_resolv
     assert objective["name"] == "ttftP99" and objective["sli"] == 0
     assert objective["burnRates"]["1h"] == pytest.approx(100)
     assert any(a["rule"] == "14.4x over 1h and 5m" for a in report["alerts"])
+    # and the version's own figures over the last (scaled) hour, which diagnose quotes
+    assert report["versions"]["v1"] == {
+        "window": "1h",
+        "requests": 300,
+        "errorRate": 0,
+        "ttftP99": 0.5,
+    }
     # and a Warning Event and a webhook call announce each alert that started
     assert _events(store, "SLOBurnRate") and _events(store, "SLOBurnRate")[0]["type"] == "Warning"
     assert {r["status"] for r in receiver.received} == {"firing"}

@@ -123,3 +123,103 @@ def test_a_slowed_endpoint_raises_an_alert_visible_in_slo_status(up: UpProcess) 
         # and a Warning Event says so
         events = client.get(f"{API}/events").json()["items"]
         assert any(e["reason"] == "SLOBurnRate" and e["type"] == "Warning" for e in events)
+
+
+def _two_versions(client: httpx.Client) -> None:
+    """Model m with v1 and v2 at 50/50; v2's simulated replica is slow, v1's is not; the
+    playbook is bound but not enabled yet."""
+    digest = "sha256:" + "a" * 64
+    versions = [
+        {"name": v, "source": "x", "format": "safetensors", "digest": digest} for v in ("v1", "v2")
+    ]
+    model = {
+        "apiVersion": "modelplane.dev/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "m"},
+        "spec": {"versions": versions},
+    }
+    endpoint = {
+        "apiVersion": "modelplane.dev/v1alpha1",
+        "kind": "Endpoint",
+        "metadata": {
+            "name": "chat",
+            "annotations": {
+                "modelplane.dev/simulated": "true",
+                "modelplane.dev/simulated-ttft": "5ms",
+                "modelplane.dev/simulated-ttft.v2": "800ms",
+            },
+        },
+        "spec": {
+            "model": "m",
+            "traffic": [{"version": "v1", "weight": 50}, {"version": "v2", "weight": 50}],
+            "slo": {
+                "ttftP99": "250ms",
+                "minEvents": 20,
+                "remediation": {"playbook": "shift-traffic", "enabled": False, "cooldown": "1h"},
+            },
+        },
+    }
+    assert client.post(f"{API}/models", json=model).status_code == 201
+    r = client.post(f"{API}/endpoints", json=endpoint)
+    assert r.status_code == 201, r.text
+
+
+def _cli(up: UpProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, "--server", up.url, *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_diagnose_names_the_slowed_version_and_the_playbook_shifts_traffic_away(
+    up: UpProcess,
+) -> None:
+    with httpx.Client(base_url=up.url, timeout=10) as client:
+        # given an Endpoint serving v1 and a slowed v2 half and half, its playbook not enabled
+        _two_versions(client)
+        with _Load(up.url):
+            # when v2 pages, `modelplane diagnose` names v2 and proposes shifting to v1
+            def named() -> bool:
+                result = _cli(up, "diagnose", "endpoint/chat")
+                return "version v2's TTFT p99" in result.stdout
+
+            wait_until(named, timeout=120, what="`modelplane diagnose` naming version v2")
+            found = _cli(up, "diagnose", "endpoint/chat", "-o", "json").stdout
+            assert "shift traffic to v1" in found and "objective (ttftP99 250ms)" in found
+            # and the playbook, still disabled, has moved nothing
+            status = client.get(f"{API}/endpoints/chat").json()["status"]
+            assert not (status.get("remediation") or {}).get("active")
+            # when it is enabled
+            patch = {"spec": {"slo": {"remediation": {"enabled": True}}}}
+            r = client.patch(
+                f"{API}/endpoints/chat",
+                json=patch,
+                headers={"Content-Type": "application/merge-patch+json"},
+            )
+            assert r.status_code == 200, r.text
+
+            # then it shifts all the traffic to v1, keeping the split it replaced
+            def shifted() -> dict[str, object] | None:
+                st = client.get(f"{API}/endpoints/chat").json()["status"]
+                return st if (st.get("remediation") or {}).get("active") else None
+
+            wait_until(shifted, timeout=60, what="the playbook shifting traffic")
+        status = client.get(f"{API}/endpoints/chat").json()["status"]
+        assert status["traffic"] == [{"version": "v1", "weight": 100}]
+        assert {t["version"]: t["weight"] for t in status["remediation"]["previousTraffic"]} == {
+            "v1": 50,
+            "v2": 50,
+        }
+        # and the action is in the audit log and an Event
+        log = _cli(up, "audit", "log", "--category", "remediation", "-o", "json")
+        assert log.returncode == 0, log.stderr
+        assert "shift-traffic" in log.stdout and "Endpoint/default/chat" in log.stdout
+        events = client.get(f"{API}/events").json()["items"]
+        assert any(e["reason"] == "ShiftedTraffic" for e in events)
+        # and `modelplane rollout promote` restores the previous split
+        assert _cli(up, "rollout", "promote", "chat").returncode == 0
+
+        def restored() -> bool:
+            st = client.get(f"{API}/endpoints/chat").json()["status"]
+            return not st["remediation"]["active"] and len(st["traffic"]) == 2
+
+        wait_until(restored, timeout=30, what="promote restoring the split")

@@ -138,6 +138,29 @@ class Routing(Schema):
     )
 
 
+class Remediation(Schema):
+    """A playbook the remediation controller runs when this Endpoint's SLO alerts page."""
+
+    playbook: Literal["shift-traffic"] = Field(
+        description=(
+            "What to do: shift-traffic moves all traffic to the versions that burn nothing when a"
+            " page-level alert fires for one version (the split in force is kept in"
+            " status.remediation and restored by `modelplane rollout promote`)."
+        ),
+    )
+    enabled: bool = Field(
+        default=False,
+        description="Whether the playbook acts; off by default (findings only, no action).",
+    )
+    cooldown: Duration = Field(
+        default="10m",
+        description=(
+            'Least time between two actions on this Endpoint, e.g. "10m" (scaled by'
+            " MODELPLANE_SLO_TIME_SCALE like the alert windows)."
+        ),
+    )
+
+
 class Slo(Schema):
     """Service-level objectives, watched by the SLO controller with multi-window burn-rate alerts.
 
@@ -192,6 +215,14 @@ class Slo(Schema):
         description=(
             "URL the controller POSTs each alert to (JSON) when it starts and when it resolves;"
             " its host must pass the platform's egress rules, like an upstream model's."
+        ),
+    )
+
+    remediation: Remediation | None = Field(
+        default=None,
+        description=(
+            "A remediation playbook bound to these alerts, e.g. {playbook: shift-traffic,"
+            " enabled: true}; off unless enabled (see docs/slo.md)."
         ),
     )
 
@@ -401,7 +432,36 @@ class SloStatus(OpenSchema):
     alerts: list[dict[str, Any]] | None = Field(
         default=None, description="Firing alerts: objective, severity, rule, scope, since."
     )
+    versions: dict[str, dict[str, Any]] | None = Field(
+        default=None,
+        description="Per version over the last hour: requests, errorRate and ttftP99 (seconds).",
+    )
     message: str | None = Field(default=None, description="What the evaluation found, in words.")
+
+
+class RemediationStatus(OpenSchema):
+    """What a remediation playbook did last, and the split it replaced (written by its controller)."""
+
+    playbook: str | None = Field(default=None, description="The playbook that acted.")
+    active: bool = Field(
+        default=False,
+        description=(
+            "Whether the playbook holds the traffic split now (the rollout controller leaves it"
+            " until `modelplane rollout promote` restores previousTraffic)."
+        ),
+    )
+    traffic: list[TrafficTarget] | None = Field(
+        default=None, description="The split the playbook set."
+    )
+    previous_traffic: list[TrafficTarget] | None = Field(
+        default=None, description="The split in force before (restored on promote)."
+    )
+    alert: str | None = Field(default=None, description="The key of the alert acted on.")
+    acted_at: str | None = Field(default=None, description="When it acted (RFC 3339).")
+    released_at: str | None = Field(
+        default=None, description="When a person restored the previous split (RFC 3339)."
+    )
+    message: str | None = Field(default=None, description="What happened, for people.")
 
 
 class EndpointStatus(Status):
@@ -429,6 +489,9 @@ class EndpointStatus(Status):
     )
     slo: SloStatus | None = Field(
         default=None, description="Service-level objectives: burn rates, budget, alerts."
+    )
+    remediation: RemediationStatus | None = Field(
+        default=None, description="The remediation playbook's last action (spec.slo.remediation)."
     )
 
 

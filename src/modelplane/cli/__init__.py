@@ -34,6 +34,7 @@ from modelplane.cli._context import Settings, connection_options
 from modelplane.cli._create import create
 from modelplane.cli._delete import delete
 from modelplane.cli._describe import describe
+from modelplane.cli._diagnose import diagnose
 from modelplane.cli._explain import explain
 from modelplane.cli._gateway import chat, gateway
 from modelplane.cli._get import get
@@ -154,6 +155,7 @@ for _command in (
     rollout,
     slo,
     sandbox,
+    diagnose,
 ):
     cli.add_command(_command)
 

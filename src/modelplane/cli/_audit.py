@@ -32,7 +32,7 @@ audit.add_command(bom)
 
 @audit.command("log")
 @click.option("--principal", help="Only decisions about this user or service account.")
-@click.option("--category", help="admission, model, tool, message or approval.")
+@click.option("--category", help="admission, model, tool, message, approval or remediation.")
 @click.option("--decision", type=click.Choice(["allow", "deny", "approval"]), help="Only these.")
 @click.option("--since", help="From this time (RFC 3339) or this long ago (30m, 2h, 7d).")
 @click.option("--until", help="Before this time (RFC 3339) or this long ago.")

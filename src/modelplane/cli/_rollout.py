@@ -117,7 +117,10 @@ _TIMEOUT = click.option(
 @click.argument("endpoint")
 @_TIMEOUT
 def promote(endpoint: str, timeout: float) -> None:
-    """Send ENDPOINT's wanted split (spec.traffic) in full now, skipping the remaining steps."""
+    """Send ENDPOINT's wanted split (spec.traffic) in full now, skipping the remaining steps.
+
+    While a remediation playbook holds the split (status.remediation), restore the one it replaced.
+    """
     _request(endpoint, "promote", timeout)
 
 

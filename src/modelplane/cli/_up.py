@@ -238,6 +238,7 @@ class _Embedded:
                 model_roots=settings.model_roots,
                 api_token=settings.internal_token,
                 egress=settings.egress,
+                audit=audit,
             ),
         )
         self.services: list[platform.Service] = []

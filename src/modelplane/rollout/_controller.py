@@ -19,6 +19,10 @@
   promote|abort`` sets) promotes to ``spec.traffic`` or rolls back by hand; the controller
   removes it once applied.
 
+While ``status.remediation.active`` is true (a remediation playbook of ``modelplane.sre`` moved
+the traffic off a version that burns its SLO), the split in force is left as the playbook set it;
+``promote`` then restores ``status.remediation.previousTraffic`` and ends the hold.
+
 Without ``spec.rollout``, ``status.traffic`` (when some rollout left one) follows ``spec.traffic``
 at once. Samples come from a :class:`~modelplane.rollout.SampleSource`: given to the constructor,
 else the gateways named in ``MODELPLANE_GATEWAY_URL`` (comma-separated base URLs).
@@ -53,6 +57,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelplane.rollout")
 
 ACTIONS = ("promote", "abort")
+#: the status field a remediation playbook (``modelplane.sre``) holds the split with
+REMEDIATION = "remediation"
 CONDITION = "Rollout"
 #: seconds between looks while a step waits for its canary replica or a sample source
 _POLL = 1.0
@@ -111,6 +117,9 @@ class RolloutController(Controller):
         in_force = _split(status["traffic"]) if status.get("traffic") else None
         action = (meta.get("annotations") or {}).get(ACTION_ANNOTATION)
         rollout = spec.get("rollout")
+        held = status.get(REMEDIATION) or {}
+        if held.get("active") and in_force is not None:
+            return self._held(endpoint, held, action)
 
         if rollout is None:
             if in_force is not None and in_force != desired:
@@ -350,6 +359,32 @@ class RolloutController(Controller):
         elif event is not None:
             self._event(endpoint, event)
         return self._clear_action(endpoint)
+
+    def _held(self, endpoint: JSON, held: JSON, action: Any) -> Result:
+        """A remediation playbook holds the split: leave it, until ``promote`` restores the one
+        it replaced (any rollout then carries on from there)."""
+        if not action:
+            return Result()
+        if action != "promote":
+            message = (
+                f"{ACTION_ANNOTATION}={action!r} ignored: remediation playbook"
+                f" {held.get('playbook')} holds the split; `modelplane rollout promote` restores"
+                " the one it replaced"
+            )
+            self._event(endpoint, ("Warning", "RemediationHolds", message))
+            return self._clear_action(endpoint)
+        status = copy.deepcopy(endpoint.get("status") or {})
+        previous = list(held.get("previousTraffic") or []) or status.get("traffic") or []
+        message = f"remediation released by hand; traffic back to {_describe(_split(previous))}"
+        status["traffic"] = previous
+        status[REMEDIATION] = {
+            **held,
+            "active": False,
+            "releasedAt": _timestamp(self.clock()),
+            "message": message,
+        }
+        result = self._write(endpoint, status, ("Normal", "RemediationReleased", message))
+        return result if result.requeue else self._clear_action(endpoint)
 
     def _clear_action(self, endpoint: JSON) -> Result:
         meta = endpoint["metadata"]

@@ -6,9 +6,15 @@ objectives and the multi-window multi-burn-rate rules as pure computation (:func
 recording and alerting rules over the gateway's metrics (:func:`prometheus_rules`); and the
 fault-injection suite in simulated time (:func:`suite`).
 
-Must not touch: ``spec`` of any object, status fields other than ``slo``, or the gateway's
-internals (samples are read over HTTP with ``modelplane.rollout``'s sample sources). Diagnosis,
-remediation playbooks and cost accounting are not built yet.
+Also: diagnosis, analyzers over objects' status naming cause, evidence and fix
+(:func:`diagnose`, run by ``modelplane diagnose``); remediation playbooks bound to the alerts
+(:class:`RemediationController`, the ``shift-traffic`` playbook :func:`plan_shift`), off unless an
+Endpoint enables one in ``spec.slo.remediation``.
+
+Must not touch: ``spec`` of any object; status fields other than ``slo``, except the playbook's
+``traffic`` and ``remediation`` (the rollout controller leaves a held split alone); or the
+gateway's internals (samples are read over HTTP with ``modelplane.rollout``'s sample sources).
+Cost accounting is not built yet.
 
 Example::
 
@@ -35,10 +41,13 @@ from modelplane.sre._burn import (
     sample_counts,
 )
 from modelplane.sre._controller import TIME_SCALE_ENV, SLOController, time_scale
+from modelplane.sre._diagnose import ANALYZERS, Finding, diagnose
 from modelplane.sre._faults import suite
+from modelplane.sre._remediate import RemediationController, Shift, plan_shift
 from modelplane.sre._rules import BUCKETS, METRICS, prometheus_rules
 
 __all__ = [
+    "ANALYZERS",
     "BUCKETS",
     "METRICS",
     "TIME_SCALE_ENV",
@@ -46,13 +55,18 @@ __all__ = [
     "Alert",
     "AlertRule",
     "Assessment",
+    "Finding",
     "Objective",
+    "RemediationController",
     "SLOController",
+    "Shift",
     "alert_rules",
     "assess",
     "assess_endpoint",
     "burn_rate",
+    "diagnose",
     "objectives",
+    "plan_shift",
     "prometheus_rules",
     "sample_counts",
     "suite",

@@ -4,8 +4,9 @@ Every evaluation period it reads the gateway's request samples of each version t
 serves (the same ``/v1/_modelplane/samples`` the rollout controller reads), assesses every
 objective with the multi-window multi-burn-rate rules (:mod:`modelplane.sre._burn`) and writes
 ``status.slo``: per objective the SLI, the error budget left, the burn rate over each window and
-the alerts that fire. An alert that starts records a Warning Event ``SLOBurnRate``; one that
-resolves a Normal Event ``SLOBurnRateResolved``. With ``spec.slo.alertWebhook`` each start and
+the alerts that fire; per version its requests, error rate and TTFT p99 over the last hour
+(``versions``, what ``modelplane diagnose`` quotes). An alert that starts records a Warning Event
+``SLOBurnRate``; one that resolves a Normal Event ``SLOBurnRateResolved``. With ``spec.slo.alertWebhook`` each start and
 resolution is POSTed there as JSON, once its host passed the platform's egress rules (the
 operator's, as for upstream models: loopback only where allowed).
 
@@ -24,7 +25,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -35,7 +36,7 @@ from modelplane.api import slo_window_seconds
 from modelplane.api.errors import ModelplaneError
 from modelplane.control import Controller, Request, Result, commit_status, record_event
 from modelplane.egress import EgressRules
-from modelplane.rollout import GATEWAY_URL_ENV, GivenOrGateways, SampleSource
+from modelplane.rollout import GATEWAY_URL_ENV, GivenOrGateways, Sample, SampleSource
 from modelplane.sre._burn import WINDOWS, Alert, Assessment, assess_endpoint
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ TIME_SCALE_ENV = "MODELPLANE_SLO_TIME_SCALE"
 PERIOD = 30.0
 _MIN_PERIOD = 0.2
 _WEBHOOK_TIMEOUT = 5.0
+#: the window of the per-version figures in status.slo.versions (before scaling)
+FIGURES_WINDOW = "1h"
 
 JSON = dict[str, Any]
 
@@ -155,6 +158,8 @@ class SLOController(Controller):
             return report, {}
         assessments = assess_endpoint(slo, streams, now, scale=scale)
         report["objectives"] = [_objective(a) for a in assessments]
+        since = now - WINDOWS[FIGURES_WINDOW] * scale
+        report["versions"] = {v: version_figures(xs, since) for v, xs in streams.items()}
         alerts = {alert.key: alert for a in assessments for alert in a.alerts}
         firing = sorted({a.rule.severity for a in alerts.values()})
         report["message"] = (
@@ -285,6 +290,20 @@ def _last_version(store: Store, endpoint: JSON) -> list[str]:
         return []
     versions = (model.get("spec") or {}).get("versions") or []
     return [str(versions[-1]["name"])] if versions and versions[-1].get("name") else []
+
+
+def version_figures(samples: Sequence[Sample], since: float) -> JSON:
+    """One version's requests after ``since``: how many, the share failed, the TTFT p99 (s)."""
+    recent = [x for x in samples if x.t > since]
+    ttfts = sorted(x.ttft_s for x in recent if x.ttft_s is not None and not x.error)
+    p99 = ttfts[min(len(ttfts) - 1, math.ceil(0.99 * len(ttfts)) - 1)] if ttfts else None
+    errors = sum(1 for x in recent if x.error)
+    return {
+        "window": FIGURES_WINDOW,
+        "requests": len(recent),
+        "errorRate": _round(errors / len(recent)) if recent else None,
+        "ttftP99": _round(p99),
+    }
 
 
 def _objective(a: Assessment) -> JSON:
