@@ -42,6 +42,7 @@ from modelplane.cli._output import echo_error
 from modelplane.cli._render import render_group
 from modelplane.cli._rollout import rollout
 from modelplane.cli._sandbox import sandbox
+from modelplane.cli._server import node, server
 from modelplane.cli._sim import sim
 from modelplane.cli._slo import slo
 from modelplane.cli._up import up
@@ -154,6 +155,8 @@ for _command in (
     rollout,
     slo,
     sandbox,
+    server,
+    node,
 ):
     cli.add_command(_command)
 
