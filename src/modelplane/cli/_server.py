@@ -9,15 +9,18 @@ machine's devices and runs the replicas placed on it, with ``/healthz``, ``/read
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import socket
 import threading
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from modelplane.api.errors import ModelplaneError
 from modelplane.cli._options import (
     database_url_option,
     encryption_key_option,
@@ -74,6 +77,10 @@ class _Node:
         self._started.set()
         click.echo(f"Modelplane node {self.name} is up; probes at {url} (Ctrl-C to stop).")
 
+    @property
+    def started(self) -> bool:
+        return self._started.is_set()
+
     def readiness(self) -> str | None:
         return None if self._started.is_set() else "the node agent is starting"
 
@@ -84,6 +91,37 @@ class _Node:
         self._started.clear()
         for service in reversed(self.services):
             service.stop(_STOP_TIMEOUT)
+
+
+def _probe_server_class() -> type[Any]:
+    import uvicorn
+
+    class ProbeServer(uvicorn.Server):
+        """uvicorn's server that reports where it listens, and returns on SIGINT or SIGTERM
+        (uvicorn would re-raise the signal after its graceful shutdown, ending the process before
+        the node agent stops its replicas)."""
+
+        def __init__(self, config: uvicorn.Config, on_started: Callable[[str], None]) -> None:
+            super().__init__(config)
+            self._on_started = on_started
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                bound = self.servers[0].sockets[0].getsockname()
+                self._on_started(f"http://{bound[0]}:{bound[1]}")
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            signals = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return ProbeServer
 
 
 @click.command("node")
@@ -115,11 +153,11 @@ def node(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    import uvicorn
     from starlette.applications import Starlette
 
     from modelplane.cli._probes import probe_routes
     from modelplane.drivers import local_node_name
-    from modelplane.server import run_app
     from modelplane.store import default_url, open_store
 
     home_dir = Path(home).expanduser().absolute()
@@ -135,11 +173,10 @@ def node(
     )
     try:
         app = Starlette(routes=probe_routes(agent.readiness, agent.gauges))
-        run_app(
-            app, host=host, port=port, on_started=agent.on_started, install_signal_handlers=True
-        )
-    except ModelplaneError as exc:
-        raise click.ClickException(str(exc)) from None
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        _probe_server_class()(config, agent.on_started).run()
+        if not agent.started:
+            raise click.ClickException(f"cannot listen on {host}:{port} (see above)")
     finally:
         agent.stop()
         store.close()

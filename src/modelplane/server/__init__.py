@@ -13,7 +13,7 @@ from modelplane.server._app import DEFAULT_MAX_BODY_BYTES, create_app
 from modelplane.server._auth import BearerAuth, hash_token, load_tokens
 from modelplane.server._oidc import OIDC, JWTVerifier
 from modelplane.server._reviews import CAN_I_PATH, WHOAMI_PATH
-from modelplane.server._serve import TLS, run_app, serve
+from modelplane.server._serve import TLS, serve
 
 __all__ = [
     "CAN_I_PATH",
@@ -26,6 +26,5 @@ __all__ = [
     "create_app",
     "hash_token",
     "load_tokens",
-    "run_app",
     "serve",
 ]
