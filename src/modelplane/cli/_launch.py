@@ -17,15 +17,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, Protocol
 
 import click
 import httpx
 
 from modelplane.store import redact_url
-
-if TYPE_CHECKING:
-    from modelplane.cli._up import _Options
 
 _READY_TIMEOUT = 60.0
 _GRACE = 20.0
@@ -34,7 +31,59 @@ _SERVER_FLAGS = (
     "encryption_key_file", "tls_cert_file", "tls_private_key_file", "max_body_bytes",
     "audit_retention", "model_signing_key",
 )  # fmt: skip
-_AUTH_FLAGS = ("token_file", "oidc_issuer_url", "oidc_client_id", "oidc_jwks_file")
+_AUTH_FLAGS = (
+    "token_file", "oidc_issuer_url", "oidc_client_id", "oidc_jwks_file", "oidc_username_claim",
+    "oidc_groups_claim", "oidc_username_prefix",
+)  # fmt: skip
+
+
+class _Options(Protocol):
+    """The options of ``up`` a launch reads (``_up._Options``)."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def home(self) -> str: ...
+
+    @property
+    def database_url(self) -> str | None: ...
+
+    @property
+    def log_level(self) -> str: ...
+
+    @property
+    def upstream_allow(self) -> tuple[str, ...]: ...
+
+    @property
+    def allow_loopback_upstreams(self) -> bool: ...
+
+    @property
+    def model_roots(self) -> tuple[str, ...]: ...
+
+    @property
+    def paths(self) -> tuple[str, ...]: ...
+
+    @property
+    def inventories(self) -> tuple[str, ...]: ...
+
+    @property
+    def tls_cert_file(self) -> str | None: ...
+
+    @property
+    def agent_packages(self) -> str: ...
+
+    @property
+    def servers(self) -> int: ...
+
+    @property
+    def gateways(self) -> int: ...
+
+    @property
+    def agent_workers(self) -> int: ...
 
 
 @dataclass
