@@ -2,19 +2,22 @@
 
 - two ``modelplane server`` processes: kill -9 the leader; the standby leads once the lease
   lapses, and a Model applied after the kill is reconciled (the failover time is printed);
+- three ``modelplane gateway`` processes: kill -9 one in the middle of a stream; the client's
+  retry on another gateway is answered whole;
 - ``modelplane up --scale-out``: every component starts as its own process, answers its probes,
   and Ctrl-C stops them all.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -24,6 +27,7 @@ from tests.control._wait import wait_until
 from tests.e2e._proc import free_port
 
 from modelplane.cli import cli
+from modelplane.testing import FakeUpstream
 
 LEASE = 3.0  # seconds: a short lease, so that the failover test takes seconds
 MODELS = "/apis/modelplane.dev/v1alpha1/namespaces/default/models"
@@ -198,3 +202,86 @@ def test_scale_out_needs_postgresql(url: str | None, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, args, env=env, standalone_mode=False)
     assert isinstance(result.exception, Exception)
     assert "--scale-out needs --database-url postgresql://" in str(result.exception)
+
+
+class GatewayProcess:
+    """``modelplane gateway`` in a child process on a port of its own."""
+
+    def __init__(self, home: Path, database_url: str, name: str) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.log = home / f"{name}.log"
+        home.mkdir(parents=True, exist_ok=True)
+        port = self.url.rsplit(":", 1)[1]
+        args = [sys.executable, "-m", "modelplane.cli", "gateway", "--port", port]
+        args += ["--home", str(home)]
+        args += ["--database-url", database_url, "--allow-loopback-upstreams"]
+        env = {k: v for k, v in os.environ.items() if k != "MODELPLANE_DATABASE_URL"}
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"gateway exited:\n{self.log.read_text()}")
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200
+        except httpx.TransportError:
+            return False
+
+
+def _hosted_endpoint(database_url: str, upstream: str) -> None:
+    from modelplane.api import validate
+    from modelplane.store import open_store
+
+    versions = [{"name": "v1", "format": "upstream", "source": upstream}]
+    with open_store(database_url) as store:
+        for obj in (
+            {"kind": "Model", "metadata": {"name": "hosted"}, "spec": {"versions": versions}},
+            {"kind": "Endpoint", "metadata": {"name": "chat"}, "spec": {"model": "hosted"}},
+        ):
+            store.create(validate({"apiVersion": "modelplane.dev/v1alpha1", **obj}))
+
+
+def _stream(url: str, on_first: Callable[[], None] | None = None) -> tuple[str, bool]:
+    """Stream one reply from the gateway at ``url``: (text, whether it ended with [DONE])."""
+    body = {"model": "chat", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    text = ""
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=30) as r:
+        assert r.status_code == 200, r.read()
+        for line in r.iter_lines():
+            if line == "data: [DONE]":
+                return text, True
+            if line.startswith("data: "):
+                for choice in json.loads(line[6:]).get("choices") or []:
+                    text += (choice.get("delta") or {}).get("content") or ""
+                if text and on_first is not None:
+                    on_first()
+                    on_first = None
+    return text, False
+
+
+def test_a_gateway_killed_mid_stream_and_the_client_retries_on_another(
+    pg_url: str, tmp_path: Path
+) -> None:
+    with FakeUpstream("provider", reply="the answer is forty-two", chunks=4) as provider:
+        provider.done_gap = 3.0  # the stream stays open after its text: time to kill mid-stream
+        _hosted_endpoint(pg_url, provider.url)
+        gateways = [GatewayProcess(tmp_path / "home", pg_url, f"gateway-{i}") for i in range(3)]
+        try:
+            for g in gateways:
+                wait_until(g.ready, timeout=60, what="a gateway ready")
+            victim = gateways[0]
+            # when the gateway streaming a reply is killed -9 after its first words
+            with pytest.raises(httpx.TransportError):
+                text, done = _stream(victim.url, on_first=victim.proc.kill)
+                assert not done  # reached only if the stream ended quietly: it must not
+            victim.proc.wait(10)
+            # then the client retries on another gateway, which answers it whole
+            provider.done_gap = None
+            text, done = _stream(gateways[1].url)
+            assert done and text == "the answer is forty-two"
+            assert gateways[2].ready()  # and the third never noticed
+        finally:
+            for g in gateways:
+                if g.proc.poll() is None:
+                    g.proc.terminate()
+                    g.proc.wait(20)
