@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from modelplane.cli._launch import plan
 from modelplane.cli._up import _Options
 from modelplane.store import open_store
 
-from ._platform import clean_env, modelplane_command, wait_for
+from ._platform import clean_env, modelplane_command, run_cli, wait_for
 
 
 def _start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
@@ -120,3 +121,24 @@ def test_port_0_gives_each_process_a_free_port_of_its_own(count: int) -> None:
     urls = [c.url for c in children if c.url]
     assert len(urls) == 3 + count and len(set(urls)) == len(urls)
     assert all(not u.endswith(":0") for u in urls)
+
+
+def test_a_node_name_that_is_no_dns_name_is_refused(tmp_path: Path) -> None:
+    result = run_cli("node", "--node-name", "GPU_Box", "--home", str(tmp_path))
+    assert result.exit_code == 2
+    assert "--node-name" in result.output and "RFC 1123 subdomain" in result.output
+
+
+def test_a_node_on_a_busy_port_says_so(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        command = modelplane_command("node", "--port", str(port), "--home", str(tmp_path))
+        command += ["--database-url", f"sqlite:///{tmp_path / 'mp.db'}"]
+        result = subprocess.run(
+            command, capture_output=True, text=True, env=clean_env(), timeout=60
+        )
+    assert result.returncode == 1
+    assert f"error: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import socket
 import threading
@@ -35,6 +34,7 @@ from modelplane.cli._up import (
     MODEL_ROOT_OPTION,
     MODEL_SIGNING_KEY_OPTION,
     SERVER,
+    _make_home,
     _Options,
     platform_options,
     run_platform,
@@ -156,27 +156,32 @@ def node(
     import uvicorn
     from starlette.applications import Starlette
 
+    from modelplane.api import check_dns_subdomain
     from modelplane.cli._probes import probe_routes
     from modelplane.drivers import local_node_name
     from modelplane.store import default_url, open_store
 
-    home_dir = Path(home).expanduser().absolute()
-    home_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["MODELPLANE_HOME"] = str(home_dir)
+    name = node_name or local_node_name()
+    try:
+        check_dns_subdomain(name, "--node-name")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--node-name") from None
+    home_dir = _make_home(home)
     use_signing_key(model_signing_key)
     store = open_store(database_url or default_url(), encryption_key_file=encryption_key_file)
     agent = _Node(
         store,
-        node_name or local_node_name(),
+        name,
         home_dir,
         [str(Path(r).absolute()) for r in model_roots],
     )
     try:
         app = Starlette(routes=probe_routes(agent.readiness, agent.gauges))
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-        _probe_server_class()(config, agent.on_started).run()
-        if not agent.started:
-            raise click.ClickException(f"cannot listen on {host}:{port} (see above)")
+        try:
+            _probe_server_class()(config, agent.on_started).run()
+        except SystemExit:  # uvicorn's answer to a port it cannot bind, after logging why
+            raise click.ClickException(f"cannot listen on {host}:{port} (see above)") from None
     finally:
         agent.stop()
         store.close()
