@@ -142,3 +142,9 @@ def test_a_node_on_a_busy_port_says_so(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"error: cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_counts_of_scale_out_are_refused_without_it(tmp_path: Path) -> None:
+    result = run_cli("up", "--gateways", "3", "--home", str(tmp_path))
+    assert result.exit_code == 2
+    assert "--gateways go with --scale-out" in result.output

@@ -417,6 +417,14 @@ def up(**options: Any) -> None:
     """Run Modelplane on this machine: store, controllers and API server in one process."""
     auth_flags = {name: options.pop(name) for name in _AUTH_OPTIONS}
     o = _Options(**options)
+    ctx = click.get_current_context()
+    given = [
+        f"--{n.replace('_', '-')}"
+        for n in ("servers", "gateways", "agent_workers")
+        if ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE
+    ]
+    if given and not o.scale_out:
+        raise click.UsageError(f"{', '.join(given)} go with --scale-out")
     if o.scale_out:
         from modelplane.cli._launch import launch
 
