@@ -11,8 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from tests.e2e._proc import free_port
 
+from modelplane.cli import cli
 from modelplane.cli._launch import plan
 from modelplane.cli._up import _Options
 from modelplane.store import open_store
@@ -148,3 +150,13 @@ def test_the_counts_of_scale_out_are_refused_without_it(tmp_path: Path) -> None:
     result = run_cli("up", "--gateways", "3", "--home", str(tmp_path))
     assert result.exit_code == 2
     assert "--gateways go with --scale-out" in result.output
+
+
+@pytest.mark.parametrize("url", [None, "sqlite:///x.db"])
+def test_scale_out_needs_postgresql(url: str | None, tmp_path: Path) -> None:
+    args = ["up", "--scale-out", "--home", str(tmp_path)]
+    args += ["--database-url", url] if url else []
+    env = {"MODELPLANE_DATABASE_URL": ""}
+    result = CliRunner().invoke(cli, args, env=env, standalone_mode=False)
+    assert isinstance(result.exception, Exception)
+    assert "--scale-out needs --database-url postgresql://" in str(result.exception)

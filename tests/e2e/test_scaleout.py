@@ -22,11 +22,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import CliRunner
 from tests.control._wait import wait_until
 from tests.e2e._proc import free_port
 
-from modelplane.cli import cli
 from modelplane.testing import FakeUpstream
 
 LEASE = 3.0  # seconds: a short lease, so that the failover test takes seconds
@@ -192,16 +190,6 @@ def test_up_scale_out_starts_every_component_and_ctrl_c_stops_them(
     assert proc.returncode == 0, out
     assert "Modelplane stopped." in out
     assert [name for name, (_, pid) in rows.items() if _alive(pid)] == []
-
-
-@pytest.mark.parametrize("url", [None, "sqlite:///x.db"])
-def test_scale_out_needs_postgresql(url: str | None, tmp_path: Path) -> None:
-    args = ["up", "--scale-out", "--home", str(tmp_path)]
-    args += ["--database-url", url] if url else []
-    env = {"MODELPLANE_DATABASE_URL": ""}
-    result = CliRunner().invoke(cli, args, env=env, standalone_mode=False)
-    assert isinstance(result.exception, Exception)
-    assert "--scale-out needs --database-url postgresql://" in str(result.exception)
 
 
 class GatewayProcess:
