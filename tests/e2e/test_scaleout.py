@@ -5,7 +5,7 @@
 - three ``modelplane gateway`` processes: kill -9 one in the middle of a stream; the client's
   retry on another gateway is answered whole;
 - ``modelplane up --scale-out``: every component starts as its own process, answers its probes,
-  and Ctrl-C stops them all.
+  and Ctrl-C stops them all; when one of them dies, up stops the others and exits 1.
 """
 
 from __future__ import annotations
@@ -273,3 +273,22 @@ def test_a_gateway_killed_mid_stream_and_the_client_retries_on_another(
                 if g.proc.poll() is None:
                     g.proc.terminate()
                     g.proc.wait(20)
+
+
+def test_up_scale_out_stops_the_others_when_one_process_dies(pg_url: str, tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "modelplane.cli", "up", "--scale-out", "--port", "0"]
+    args += ["--home", str(tmp_path / "home"), "--database-url", pg_url]
+    args += ["--servers", "1", "--gateways", "0", "--agent-workers", "0"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        rows = _read_table(proc, timeout=120)
+        assert set(rows) == {"server-1", "node"}, rows
+        os.kill(rows["node"][1], signal.SIGKILL)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, out
+    assert "error: node exited with -9" in out
+    assert not _alive(rows["server-1"][1])

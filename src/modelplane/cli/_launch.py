@@ -231,20 +231,16 @@ def _table(children: list[Child], o: _Options, logs: Path) -> str:
 
 
 def _watch(children: list[Child]) -> Child | None:
-    """Block until a child exits (returned) or up is told to stop (None)."""
-    stop: list[int] = []
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
-    try:
-        while not stop:
-            for child in children:
-                if child.proc is not None and child.proc.poll() is not None:
-                    return child
-            time.sleep(0.2)  # polling the children's exit; a signal ends the wait
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return None
+    """Block until a child exits (returned); Ctrl-C or SIGTERM end it with KeyboardInterrupt."""
+    while True:
+        for child in children:
+            if child.proc is not None and child.proc.poll() is not None:
+                return child
+        time.sleep(0.2)  # polling the children's exit; a signal ends the wait
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def launch(o: _Options, auth_flags: dict[str, Any]) -> int:
@@ -252,7 +248,12 @@ def launch(o: _Options, auth_flags: dict[str, Any]) -> int:
     _check(o)
     children = plan(o, auth_flags)
     logs = Path(o.home).expanduser().absolute() / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    try:
+        logs.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot create {logs} ({exc.strerror or exc})") from None
+    # SIGTERM stops them as Ctrl-C does, also while they are starting
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         for child in children:  # one at a time: the first server creates the tables
             _start(child, logs)
@@ -264,6 +265,7 @@ def launch(o: _Options, auth_flags: dict[str, Any]) -> int:
     finally:
         click.echo("Stopping...")
         _stop_all(children)
+        signal.signal(signal.SIGTERM, previous)
     if died is not None and died.proc is not None:
         click.echo(
             f"error: {died.name} exited with {died.proc.returncode}; see {logs}/{died.name}.log",
