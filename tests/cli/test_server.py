@@ -58,6 +58,7 @@ def test_a_server_alone_leads_says_so_in_metrics_and_drains_on_sigterm(tmp_path:
         leads = re.compile(r"^modelplane_controller_leader\{[^}]*\} 1$", re.M)
         wait_for("the lease", lambda: leads.search(httpx.get(f"{url}/metrics").text))
         assert httpx.get(f"{url}/apis/modelplane.dev/v1alpha1/models").status_code == 200
+        assert "/metrics" in httpx.get(f"{url}/openapi.json", timeout=30).json()["paths"]
     finally:
         code, out = _stop(proc)
     assert code == 0, out

@@ -5,6 +5,7 @@ server answers them (``ok``; 503 with the reason while not ready)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -53,3 +54,25 @@ def probe_routes(readiness: Callable[[], str | None], gauges: Gauges) -> list[Ro
         Route("/readyz", readyz, methods=["GET"]),
         metrics_route(gauges),
     ]
+
+
+def metrics_openapi() -> dict[str, Any]:
+    """How :func:`metrics_route` appears in ``/openapi.json`` (a part, as the platform's)."""
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    status = {"application/json": {"schema": {"$ref": "#/components/schemas/v1.Status"}}}
+    return {
+        "paths": {
+            "/metrics": {
+                "get": {
+                    "operationId": "processMetrics",
+                    "summary": "This process's gauges (leader of the controllers, started), in"
+                    " Prometheus' text format",
+                    "tags": ["metrics"],
+                    "responses": {
+                        "200": {"description": "the gauges", "content": text},
+                        "default": {"description": "the request failed", "content": status},
+                    },
+                }
+            }
+        }
+    }

@@ -440,7 +440,7 @@ def run_platform(o: _Options, auth_flags: dict[str, Any], role: Role) -> None:
     settings = _Settings(o, auth_flags)
     # imported here: the other commands need none of this, and start faster without it
     from modelplane import platform
-    from modelplane.cli._probes import metrics_route
+    from modelplane.cli._probes import metrics_openapi, metrics_route
     from modelplane.server import DEFAULT_MAX_BODY_BYTES, serve
     from modelplane.store import default_url, open_store
 
@@ -475,7 +475,7 @@ def run_platform(o: _Options, auth_flags: dict[str, Any], role: Role) -> None:
                     relations=relations,
                 ),
             ],
-            openapi=platform.openapi(),
+            openapi=[*platform.openapi(), metrics_openapi()],
             tls=settings.tls,
             audit=audit,
             relations=relations,
