@@ -161,3 +161,10 @@ def test_scale_out_needs_postgresql(url: str | None, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, args, env=env, standalone_mode=False)
     assert isinstance(result.exception, Exception)
     assert "--scale-out needs --database-url postgresql://" in str(result.exception)
+
+
+def test_gauges_are_written_in_prometheus_text_one_type_line_per_metric() -> None:
+    from modelplane.cli._probes import render_gauges
+
+    text = render_gauges({'a{x="1"}': 1.0, 'a{x="2"}': 0.0, "b": 2.5})
+    assert text == '# TYPE a gauge\na{x="1"} 1\na{x="2"} 0\n# TYPE b gauge\nb 2.5\n'
