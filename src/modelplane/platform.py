@@ -186,3 +186,17 @@ def relationships(store: Store) -> Relations:
     from modelplane.policy import Relations
 
     return Relations(store)
+
+
+def node_services(
+    store: Store, *, node: str, home: str, model_roots: Sequence[str | Path] = ()
+) -> list[Service]:
+    """The services of ``modelplane node``, the node agent of one machine named ``node``: its
+    devices published, the replicas placed on it run (the first two of :func:`services`)."""
+    from modelplane.drivers import LocalDevices
+    from modelplane.serving import NodeAgent
+
+    return [
+        LocalDevices(store, node=node),
+        NodeAgent(store, node, home, model_roots=model_roots),
+    ]

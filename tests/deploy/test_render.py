@@ -325,7 +325,7 @@ def test_output_to_a_folder_writes_one_file_per_stage(tmp_path: Path) -> None:
     assert len(crds) == len(crd_kinds())
 
 
-def test_the_commands_the_components_run_are_the_cli_s_or_documented_as_coming() -> None:
+def test_the_commands_the_components_run_are_the_cli_s() -> None:
     objects = render([], image="modelplane:test").platform
     subcommands = {
         c["command"][1]
@@ -334,10 +334,11 @@ def test_the_commands_the_components_run_are_the_cli_s_or_documented_as_coming()
         for c in o["spec"]["template"]["spec"]["containers"]
     }
     assert subcommands == {"server", "gateway", "agent-worker", "node"}
-    # `server` and `node` are the scale-out step's; when they land, update docs/kubernetes.md
-    assert subcommands - set(cli.commands) == {"server", "node"}
+    # all of them exist now (tests/deploy/test_component_commands.py parses their options), and
+    # docs/kubernetes.md no longer says they are coming
+    assert subcommands - set(cli.commands) == set()
     page = (ROOT / "docs" / "kubernetes.md").read_text()
-    assert "The `modelplane server` and `modelplane node` commands" in page
+    assert "The `modelplane server` and `modelplane node` commands" not in page
 
 
 def test_an_output_folder_that_is_a_file_is_an_error_naming_it(tmp_path: Path) -> None:

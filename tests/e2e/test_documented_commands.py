@@ -98,6 +98,9 @@ NOT_RUN: dict[str, str] = {
     " it",
     "modelplane bench sandbox": "the full benchmark (about a minute); tests/sandbox/"
     "test_bench_sandbox.py runs its --quick form",
+    "modelplane up --scale-out --database-url postgresql://127.0.0.1:5432/test": "starts its own"
+    " platform, on PostgreSQL, until Ctrl-C: tests/e2e/test_scaleout.py runs it (--port 0, a"
+    " fresh schema) and checks every process it prints, then Ctrl-C",
 }
 
 #: watches (they run until Ctrl-C): the first lines they must print, then Ctrl-C

@@ -43,6 +43,7 @@ from modelplane.cli._output import echo_error
 from modelplane.cli._render import render_group
 from modelplane.cli._rollout import rollout
 from modelplane.cli._sandbox import sandbox
+from modelplane.cli._server import node, server
 from modelplane.cli._sim import sim
 from modelplane.cli._slo import slo
 from modelplane.cli._up import up
@@ -156,6 +157,8 @@ for _command in (
     slo,
     sandbox,
     diagnose,
+    server,
+    node,
 ):
     cli.add_command(_command)
 

@@ -32,8 +32,10 @@ from modelplane.cli._agents import parse_packages
 from modelplane.cli._apply import run_apply
 from modelplane.cli._context import Settings
 from modelplane.cli._options import (
+    F,
     authentication,
     authentication_options,
+    count_option,
     egress_rules,
     existing_option,
     server_options,
@@ -52,7 +54,9 @@ _DEFAULT_PORT = 8470
 _STOP_TIMEOUT = 15.0
 
 
-def _banner(api_url: str, store_url: str, home: Path, auth_flags: dict[str, Any]) -> str:
+def _banner(
+    api_url: str, store_url: str, home: Path, auth_flags: dict[str, Any], title: str
+) -> str:
     ways = [
         *([f"bearer tokens from {auth_flags['token_file']}"] if auth_flags["token_file"] else []),
         *([f"JWTs of {auth_flags['oidc_issuer_url']}"] if auth_flags["oidc_issuer_url"] else []),
@@ -60,7 +64,7 @@ def _banner(api_url: str, store_url: str, home: Path, auth_flags: dict[str, Any]
     auth = ", ".join(ways) or "none (anyone who can reach it)"
     return "\n".join(
         [
-            "Modelplane is up.",
+            title,
             f"  API:      {api_url}",
             f"  OpenAPI:  {api_url}/openapi.json",
             f"  Store:    {redact_url(store_url)}",
@@ -133,10 +137,17 @@ class _Options:
     inventories: tuple[str, ...]
     model_roots: tuple[str, ...]
     model_signing_key: str | None
-    agent_packages: str
     max_body_bytes: int | None
     audit_retention: str | None
     log_level: str
+    agent_packages: str = ""
+    #: up --scale-out: start these as child processes instead (``_launch``)
+    scale_out: bool = False
+    servers: int = 2
+    gateways: int = 2
+    agent_workers: int = 1
+    #: server: seconds the controllers' leader lease lasts
+    lease_duration: float = 15.0
 
 
 def _make_home(home: str) -> Path:
@@ -178,6 +189,15 @@ _AUTH_OPTIONS = (
 )
 
 
+def use_signing_key(path: str | None) -> None:
+    """Verify signed Model versions with the public key at ``path`` in this process: read by the
+    Model controller and the node agent (``serving._signed``)."""
+    if path is not None:
+        from modelplane.serving import MODEL_SIGNING_KEY_ENV
+
+        os.environ[MODEL_SIGNING_KEY_ENV] = str(Path(path).absolute())
+
+
 class _Settings:
     """What ``up`` serves with, read and checked from its options before anything starts: a
     usage error names the bad option, in the order a person fixes them."""
@@ -191,11 +211,7 @@ class _Settings:
             )
         self.agent_packages = parse_packages(o.agent_packages)
         self.model_roots = [str(Path(r).absolute()) for r in o.model_roots]
-        if o.model_signing_key is not None:
-            # read by the Model controller and the node agent of this process (serving._signed)
-            from modelplane.serving import MODEL_SIGNING_KEY_ENV
-
-            os.environ[MODEL_SIGNING_KEY_ENV] = str(Path(o.model_signing_key).absolute())
+        use_signing_key(o.model_signing_key)
         self.egress = egress_rules(o.upstream_allow, o.allow_loopback_upstreams)
         #: the authentication options as given, for the banner
         self.auth_flags = dict(auth_flags)
@@ -221,7 +237,7 @@ class _Embedded:
     listens (a second ``up`` on a busy port fails before touching them), stopped in reverse."""
 
     def __init__(
-        self, store: Store, settings: _Settings, paths: tuple[str, ...], audit: AuditLog
+        self, store: Store, settings: _Settings, o: _Options, audit: AuditLog, role: Role
     ) -> None:
         from modelplane import platform
         from modelplane.control import Manager
@@ -229,7 +245,8 @@ class _Embedded:
         self.store = store
         self.audit = audit
         self.settings = settings
-        self.paths = paths
+        self.paths = o.paths
+        self.role = role
         self.manager = Manager(
             store,
             identity=f"{socket.gethostname()}-{os.getpid()}",
@@ -240,12 +257,24 @@ class _Embedded:
                 egress=settings.egress,
                 audit=audit,
             ),
+            # the timings of LeaderElector's defaults (15, 10, 2), scaled to the lease
+            lease_duration=o.lease_duration,
+            renew_deadline=o.lease_duration * 2 / 3,
+            retry_period=o.lease_duration * 2 / 15,
         )
         self.services: list[platform.Service] = []
         self._started = threading.Event()
 
     def readiness(self) -> str | None:
         return None if self._started.is_set() else "the controllers are starting"
+
+    def gauges(self) -> dict[str, float]:
+        """``/metrics``: whether this process leads the controllers, and is started."""
+        who = f'{{identity="{self.manager.identity}"}}'
+        return {
+            f"modelplane_controller_leader{who}": float(self.manager.is_leader),
+            f"modelplane_ready{who}": float(self._started.is_set()),
+        }
 
     def on_started(self, api_url: str) -> None:
         from modelplane import platform
@@ -254,22 +283,23 @@ class _Embedded:
         # the gateway answers on this same address: the rollout controller reads samples there
         os.environ.setdefault("MODELPLANE_GATEWAY_URL", api_url)
         self.manager.start()
-        self.services.extend(
-            platform.services(
-                self.store,
-                api_url=api_url,
-                home=str(s.home),
-                model_roots=s.model_roots,
-                agent_packages=s.agent_packages,
-                api_token=s.internal_token,
-                egress=s.egress,
-                audit=self.audit,
+        if self.role.services:
+            self.services.extend(
+                platform.services(
+                    self.store,
+                    api_url=api_url,
+                    home=str(s.home),
+                    model_roots=s.model_roots,
+                    agent_packages=s.agent_packages,
+                    api_token=s.internal_token,
+                    egress=s.egress,
+                    audit=self.audit,
+                )
             )
-        )
         for service in self.services:
             service.start()
         self._started.set()
-        click.echo(_banner(api_url, self.store.url, s.home, s.auth_flags))
+        click.echo(_banner(api_url, self.store.url, s.home, s.auth_flags, self.role.title))
         if self.paths:
             # as the operator who started up: -f may hold operator-owned kinds and agent code
             threading.Thread(
@@ -289,32 +319,19 @@ class _Embedded:
         self.store.close()
 
 
-@click.command()
-@server_options(
-    _DEFAULT_PORT,
-    home_help="Folder for Modelplane's files (the SQLite store...); sets MODELPLANE_HOME.",
-    log_help="How much the server and controllers log (to stderr).",
-)
-@authentication_options
-@tls_options
-@existing_option(
-    "-f",
-    "--filename",
-    "paths",
-    multiple=True,
-    allow_dash=True,
-    metavar="PATH",
-    help="Apply these manifests once the server listens; repeatable.",
-)
-@existing_option(
-    "--inventory",
-    "inventories",
-    multiple=True,
-    dir_okay=False,
-    metavar="FILE",
-    help="Publish this device inventory (`modelplane sim cluster` output) at start; repeatable.",
-)
-@existing_option(
+@dataclass(frozen=True)
+class Role:
+    """What a process of the platform runs beside the REST API and the controllers."""
+
+    title: str  # the banner's first line
+    services: bool  # the per-process services too (node agent, agents): up does, server not
+
+
+UP = Role("Modelplane is up.", services=True)
+SERVER = Role("Modelplane server is up (REST API; controllers while it leads).", services=False)
+
+#: the options `up` and `server` share, declared once
+MODEL_SIGNING_KEY_OPTION = existing_option(
     "--model-signing-key",
     "model_signing_key",
     dir_okay=False,
@@ -322,7 +339,7 @@ class _Embedded:
     help="The public key (PEM) signed Model versions are verified with before any load (see"
     " `modelplane models sign`); without it a version naming a signature is refused.",
 )
-@existing_option(
+MODEL_ROOT_OPTION = existing_option(
     "--model-root",
     "model_roots",
     multiple=True,
@@ -331,6 +348,56 @@ class _Embedded:
     help="A folder whose files a Model version's local `source` may name; repeatable (default:"
     " none, only artifacts imported with `modelplane models import`).",
 )
+
+
+def platform_options(f: F) -> F:
+    """The options of the commands that serve the REST API (``up``, ``server``)."""
+    for option in (
+        click.option(
+            "--max-body-bytes",
+            type=click.IntRange(min=1),
+            help="Largest request body accepted (default 3 MiB).",
+        ),
+        click.option(
+            "--audit-retention",
+            metavar="DURATION",
+            help="Keep audit records this long (30d, 36h); older ones are pruned (default: for"
+            " ever).",
+        ),
+        MODEL_ROOT_OPTION,
+        MODEL_SIGNING_KEY_OPTION,
+        existing_option(
+            "--inventory",
+            "inventories",
+            multiple=True,
+            dir_okay=False,
+            metavar="FILE",
+            help="Publish this device inventory (`modelplane sim cluster` output) at start;"
+            " repeatable.",
+        ),
+        existing_option(
+            "-f",
+            "--filename",
+            "paths",
+            multiple=True,
+            allow_dash=True,
+            metavar="PATH",
+            help="Apply these manifests once the server listens; repeatable.",
+        ),
+        tls_options,
+        authentication_options,
+        server_options(
+            _DEFAULT_PORT,
+            home_help="Folder for Modelplane's files (the SQLite store...); sets MODELPLANE_HOME.",
+            log_help="How much the server and controllers log (to stderr).",
+        ),
+    ):
+        f = option(f)
+    return f
+
+
+@click.command()
+@platform_options
 @click.option(
     "--agent-packages",
     metavar="MOD,...",
@@ -339,25 +406,42 @@ class _Embedded:
     " (default: none; `apply -f` of an Agent's folder uploads its code as a bundle).",
 )
 @click.option(
-    "--audit-retention",
-    metavar="DURATION",
-    help="Keep audit records this long (30d, 36h); older ones are pruned (default: for ever).",
+    "--scale-out",
+    is_flag=True,
+    help="Run each component as its own process instead (servers, gateways, agent workers, a"
+    " node) on --database-url, a PostgreSQL; ports from --port up. See docs/scaleout.md.",
 )
-@click.option(
-    "--max-body-bytes",
-    type=click.IntRange(min=1),
-    help="Largest request body accepted (default 3 MiB).",
-)
+@count_option("--servers", 2, "With --scale-out: how many `modelplane server` processes.")
+@count_option("--gateways", 2, "With --scale-out: how many `modelplane gateway` processes.")
+@count_option("--agent-workers", 1, "With --scale-out: how many `modelplane agent-worker`s.")
 def up(**options: Any) -> None:
     """Run Modelplane on this machine: store, controllers and API server in one process."""
     auth_flags = {name: options.pop(name) for name in _AUTH_OPTIONS}
     o = _Options(**options)
+    ctx = click.get_current_context()
+    given = [
+        f"--{n.replace('_', '-')}"
+        for n in ("servers", "gateways", "agent_workers")
+        if ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE
+    ]
+    if given and not o.scale_out:
+        raise click.UsageError(f"{', '.join(given)} go with --scale-out")
+    if o.scale_out:
+        from modelplane.cli._launch import launch
+
+        raise SystemExit(launch(o, auth_flags))
+    run_platform(o, auth_flags, UP)
+
+
+def run_platform(o: _Options, auth_flags: dict[str, Any], role: Role) -> None:
+    """Serve the REST API with the controllers (and, for ``up``, the services) until stopped."""
     logging.basicConfig(
         level=o.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = _Settings(o, auth_flags)
     # imported here: the other commands need none of this, and start faster without it
     from modelplane import platform
+    from modelplane.cli._probes import metrics_openapi, metrics_route
     from modelplane.server import DEFAULT_MAX_BODY_BYTES, serve
     from modelplane.store import default_url, open_store
 
@@ -369,7 +453,7 @@ def up(**options: Any) -> None:
         raise click.ClickException(str(exc)) from None
     if o.inventories:
         _publish_inventory(store, o.inventories)
-    embedded = _Embedded(store, settings, o.paths, audit)
+    embedded = _Embedded(store, settings, o, audit, role)
     relations = platform.relationships(store)  # one membership for the API, /v1 and /agents
     try:
         serve(
@@ -382,14 +466,17 @@ def up(**options: Any) -> None:
             readiness=embedded.readiness,
             on_started=embedded.on_started,
             install_signal_handlers=True,
-            routes=platform.routes(
-                store,
-                home=str(settings.home),
-                egress=settings.egress,
-                audit=audit,
-                relations=relations,
-            ),
-            openapi=platform.openapi(),
+            routes=[
+                metrics_route(embedded.gauges),
+                *platform.routes(
+                    store,
+                    home=str(settings.home),
+                    egress=settings.egress,
+                    audit=audit,
+                    relations=relations,
+                ),
+            ],
+            openapi=[*platform.openapi(), metrics_openapi()],
             tls=settings.tls,
             audit=audit,
             relations=relations,

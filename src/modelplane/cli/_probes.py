@@ -1,0 +1,78 @@
+"""The probes of the scaled-out processes: ``/metrics`` in Prometheus' text format, and for a
+process without the REST API (``modelplane node``) ``/healthz`` and ``/readyz`` as the API
+server answers them (``ok``; 503 with the reason while not ready)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+#: ``{"name{label=\"v\"}": value}``: one sample per key, the name before ``{`` its metric
+Gauges = Callable[[], Mapping[str, float]]
+
+
+def render_gauges(samples: Mapping[str, float]) -> str:
+    """Prometheus text exposition of gauges, one ``# TYPE`` line per metric name."""
+    lines: list[str] = []
+    typed: set[str] = set()
+    for key, value in samples.items():
+        name = key.split("{", 1)[0]
+        if name not in typed:
+            typed.add(name)
+            lines.append(f"# TYPE {name} gauge")
+        lines.append(f"{key} {value:g}")
+    return "\n".join(lines) + "\n"
+
+
+def metrics_route(gauges: Gauges) -> Route:
+    async def metrics(request: Request) -> Response:
+        samples = await run_in_threadpool(gauges)
+        return PlainTextResponse(render_gauges(samples), media_type="text/plain; version=0.0.4")
+
+    return Route("/metrics", metrics, methods=["GET"])
+
+
+def probe_routes(readiness: Callable[[], str | None], gauges: Gauges) -> list[Route]:
+    """``/healthz``, ``/readyz`` and ``/metrics`` of a process that serves nothing else."""
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(request: Request) -> Response:
+        reason = await run_in_threadpool(readiness)
+        if reason is None:
+            return PlainTextResponse("ok")
+        return PlainTextResponse(f"not ready: {reason}", status_code=503)
+
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        metrics_route(gauges),
+    ]
+
+
+def metrics_openapi() -> dict[str, Any]:
+    """How :func:`metrics_route` appears in ``/openapi.json`` (a part, as the platform's)."""
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    status = {"application/json": {"schema": {"$ref": "#/components/schemas/v1.Status"}}}
+    return {
+        "paths": {
+            "/metrics": {
+                "get": {
+                    "operationId": "processMetrics",
+                    "summary": "This process's gauges (leader of the controllers, started), in"
+                    " Prometheus' text format",
+                    "tags": ["metrics"],
+                    "responses": {
+                        "200": {"description": "the gauges", "content": text},
+                        "default": {"description": "the request failed", "content": status},
+                    },
+                }
+            }
+        }
+    }
