@@ -98,6 +98,16 @@ NOT_RUN: dict[str, str] = {
     " it",
     "modelplane bench sandbox": "the full benchmark (about a minute); tests/sandbox/"
     "test_bench_sandbox.py runs its --quick form",
+    **{
+        command: "signs, imports and serves a copy of SmolLM2 on a platform of its own:"
+        " tests/e2e/test_signed_serving.py runs it"
+        for command in (
+            "modelplane models sign smollm2 --key signing-key.pem",
+            "modelplane models import smollm2 --name smollm2 > smollm2-signed.yaml",
+            "modelplane up --model-signing-key signing-key.pub -f smollm2-signed.yaml"
+            " -f examples/supplychain/smollm2-endpoint.yaml",
+        )
+    },
 }
 
 #: watches (they run until Ctrl-C): the first lines they must print, then Ctrl-C
