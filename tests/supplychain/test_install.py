@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
+from tests.supplychain._wheels import wheel
 from tests.supplychain.conftest import TODAY
 
 from modelplane.supplychain import (
@@ -79,31 +77,9 @@ def test_options_paths_and_non_lists_are_refused_before_pip(
     assert runner.calls == []
 
 
-def _wheel(folder: Path, name: str, version: str) -> Path:
-    """A minimal pure-Python wheel, enough for pip to resolve it offline."""
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": b"",
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-        b"Tag: py3-none-any\n",
-    }
-    record = []
-    for path, data in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(data)}")
-    record.append(f"{dist}/RECORD,,")
-    wheel = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as z:
-        for path, data in files.items():
-            z.writestr(path, data)
-        z.writestr(f"{dist}/RECORD", "\n".join(record) + "\n")
-    return wheel
-
-
 def test_real_pip_resolves_what_the_guard_allowed(snapshot: IndexSnapshot, tmp_path: Path) -> None:
     # given a local folder of wheels, and pip told to use only it and install nothing
-    _wheel(tmp_path, "requests", "2.32.3")
+    wheel(tmp_path, "requests", "2.32.3")
     guard = InstallGuard(DependencyGuard(snapshot, today=TODAY))
     outputs: list[str] = []
 
