@@ -26,9 +26,12 @@ from ._harness import run, spec, url, wait_status
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT = ROOT / "examples" / "supplychain" / "index-snapshot.json"
-TOOL = ROOT / "examples" / "supplychain" / "install_tool.py"
+INSTALLER = ROOT / "examples" / "supplychain" / "installer"
+TOOL = INSTALLER / "install_tool.py"
+if str(INSTALLER) not in sys.path:  # the example agent's handler, install_agent.py
+    sys.path.insert(0, str(INSTALLER))
 AGENT = spec(
-    "install_handlers:installer",
+    "install_agent:installer",
     tools=[{"name": "installer", "transport": "stdio", "server": "installer"}],
 )
 
@@ -75,8 +78,11 @@ def test_an_invented_name_is_denied_before_the_tool_runs_and_audited(tmp_path: P
     # when an agent asks its install tool for a real package and one an assistant invented
     result, trail = _install(tmp_path, ["requests==2.32.3", "flask-gpt-helper"])
     # then the call was denied with the guard's reason, and the tool server never ran it
-    assert "does not exist in the index snapshot" in result["denied"], result
-    assert "flask-gpt-helper" in result["denied"]
+    assert result["denied"] == (
+        "tool call installer.pip_install denied: install refused by the dependency guard:"
+        " flask-gpt-helper: `flask-gpt-helper` does not exist in the index snapshot (built"
+        " 2026-12-07); check the name, or remove it"
+    ), result
     assert _calls(tmp_path) == []
     # and the instance's audit trail holds the denial with the same reason
     (denied,) = [a for a in trail if a["action"] == "tool.deny"]

@@ -1,4 +1,4 @@
-"""Handlers of the agent-time dependency guard's tests (entrypoints ``install_handlers:<name>``)."""
+"""The installer agent: asks its tool to install packages and returns what it answered."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ packages"); the tool checks again with :func:`modelplane.supplychain.guarded_ins
 is safe outside the platform too. A blocked name (invented, typosquat) never reaches pip.
 
     MODELPLANE_INDEX_SNAPSHOT=examples/supplychain/index-snapshot.json \
-        python examples/supplychain/install_tool.py     # speaks MCP on stdin/stdout
+        python examples/supplychain/installer/install_tool.py    # speaks MCP on stdin/stdout
 
 Packages go into ``INSTALL_TOOL_TARGET`` (default ``site-packages`` in the server's folder), never
 into the Python that runs the server; ``INSTALL_TOOL_PIP_ARGS`` adds the operator's pip options
