@@ -146,3 +146,13 @@ def test_installs_are_refused_without_a_snapshot_or_without_a_package_list() -> 
     assert not no_list.allow and "`packages`, a list of requirements" in no_list.reason
     # and a tool that installs nothing goes to the inner hook alone
     assert other.allow and other.reason == "allowed: no policy restricts tool calls"
+
+
+def test_the_snapshot_comes_from_the_environment_up_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given `up --index-snapshot PATH`, which sets MODELPLANE_INDEX_SNAPSHOT for its process
+    monkeypatch.setenv("MODELPLANE_INDEX_SNAPSHOT", str(SNAPSHOT))
+    # when the agent runtime's guard is made without a path, then it checks against that file
+    installs = PackageInstalls()
+    assert installs.snapshot == str(SNAPSHOT)
+    assert installs.refusal(["requests"]) is None
+    assert "did you mean requests?" in (installs.refusal(["reqeusts"]) or "")

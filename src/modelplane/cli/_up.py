@@ -133,6 +133,7 @@ class _Options:
     inventories: tuple[str, ...]
     model_roots: tuple[str, ...]
     model_signing_key: str | None
+    index_snapshot: str | None
     agent_packages: str
     max_body_bytes: int | None
     audit_retention: str | None
@@ -196,6 +197,11 @@ class _Settings:
             from modelplane.serving import MODEL_SIGNING_KEY_ENV
 
             os.environ[MODEL_SIGNING_KEY_ENV] = str(Path(o.model_signing_key).absolute())
+        if o.index_snapshot is not None:
+            # read by the agent runtime of this process: installs are checked against it
+            from modelplane.agents import INDEX_SNAPSHOT_ENV
+
+            os.environ[INDEX_SNAPSHOT_ENV] = str(Path(o.index_snapshot).absolute())
         self.egress = egress_rules(o.upstream_allow, o.allow_loopback_upstreams)
         #: the authentication options as given, for the banner
         self.auth_flags = dict(auth_flags)
@@ -320,6 +326,15 @@ class _Embedded:
     metavar="PUB",
     help="The public key (PEM) signed Model versions are verified with before any load (see"
     " `modelplane models sign`); without it a version naming a signature is refused.",
+)
+@existing_option(
+    "--index-snapshot",
+    "index_snapshot",
+    dir_okay=False,
+    metavar="PATH",
+    help="The index snapshot (`modelplane audit snapshot`) agents' package installs are checked"
+    " against (default: $MODELPLANE_INDEX_SNAPSHOT); without one, tools that install packages"
+    " are denied.",
 )
 @existing_option(
     "--model-root",
