@@ -154,9 +154,11 @@ def test_signed_smollm2_serves_and_one_changed_byte_is_refused_naming_the_file(
     proc.stop()
 
     # when one byte of the imported weights changes while the platform is down
-    digest = ArtifactStore(proc.home).get(_imported_digest(model))
-    assert digest is not None
-    weights = digest.path / "model.safetensors"
+    imported = ArtifactStore(proc.home).get(_imported_digest(model))
+    assert imported is not None
+    weights = imported.path / "model.safetensors"
+    # (the store's own copy: the user's folder is hard-linked to the session's cached model)
+    assert not weights.samefile(user.cwd / "smollm2" / "model.safetensors")
     expected = _sha256(weights)
     with open(weights, "r+b") as f:
         f.seek(weights.stat().st_size // 2)
