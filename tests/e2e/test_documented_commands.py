@@ -101,6 +101,16 @@ NOT_RUN: dict[str, str] = {
     "modelplane up --scale-out --database-url postgresql://127.0.0.1:5432/test": "starts its own"
     " platform, on PostgreSQL, until Ctrl-C: tests/e2e/test_scaleout.py runs it (--port 0, a"
     " fresh schema) and checks every process it prints, then Ctrl-C",
+    **{
+        command: "signs, imports and serves a copy of SmolLM2 on a platform of its own:"
+        " tests/e2e/test_signed_serving.py runs it"
+        for command in (
+            "modelplane models sign smollm2 --key signing-key.pem",
+            "modelplane models import smollm2 --name smollm2 > smollm2-signed.yaml",
+            "modelplane up --model-signing-key signing-key.pub -f smollm2-signed.yaml"
+            " -f examples/supplychain/smollm2-endpoint.yaml",
+        )
+    },
 }
 
 #: watches (they run until Ctrl-C): the first lines they must print, then Ctrl-C
@@ -366,6 +376,9 @@ def test_every_synopsis_names_a_command_and_options_that_exist(tmp_path: Path) -
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(
+    1800
+)  # every command of every doc, one after another: minutes on a busy machine
 def test_every_documented_command_runs_against_the_quickstart_platform(shell: Shell) -> None:
     # given the quickstart serving (the docs' commands assume it is up and ready)
     with httpx.Client(base_url=shell.up.url, timeout=10) as client:

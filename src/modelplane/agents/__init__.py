@@ -19,6 +19,12 @@ from modelplane.agents._approval_routes import routes as approval_routes
 from modelplane.agents._bundle_routes import openapi_paths as bundle_openapi_paths
 from modelplane.agents._bundle_routes import routes as bundle_routes
 from modelplane.agents._bundles import BundleStore, digest_of, pack
+from modelplane.agents._installs import (
+    INDEX_SNAPSHOT_ENV,
+    PackageInstalls,
+    guard_installs,
+    installs_packages,
+)
 from modelplane.agents._journal import Database, checksum
 from modelplane.agents._loader import parse_packages
 from modelplane.agents._routes import openapi_paths as agent_openapi_paths
@@ -53,6 +59,7 @@ from modelplane.agents.runtime import (
 )
 
 __all__ = [
+    "INDEX_SNAPSHOT_ENV",
     "SHARDS",
     "AdminsDecide",
     "AgentService",
@@ -71,6 +78,7 @@ __all__ = [
     "MessageAuthorizer",
     "NonDeterminism",
     "NotSerializable",
+    "PackageInstalls",
     "Runtime",
     "State",
     "StepFailed",
@@ -85,6 +93,8 @@ __all__ = [
     "bundle_routes",
     "checksum",
     "digest_of",
+    "guard_installs",
+    "installs_packages",
     "pack",
     "parse_packages",
     "shard_of",

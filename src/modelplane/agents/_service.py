@@ -20,7 +20,8 @@ database, a process owns every shard as soon as it has started.
 
 ``authorizer`` and ``message_authorizer``: the hooks every tool call and every message between
 instances pass (:mod:`modelplane.agents.authz`); the platform gives the runtime Policies'
-(``modelplane.policy.AgentPolicy``).
+(``modelplane.policy.AgentPolicy``). A tool call that installs packages is checked by the
+dependency guard before either (:mod:`modelplane.agents._installs`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from modelplane.agents._bundles import BundleStore
+from modelplane.agents._installs import PackageInstalls, guard_installs
 from modelplane.agents._loader import AgentCode, CodeRefused
 from modelplane.agents._routes import agents_url
 from modelplane.agents._shards import ShardLeases
@@ -91,8 +93,9 @@ class AgentService:
             model_api_key=api_token,
             # the operator's rules for the hosts streamable-http tools may be reached on
             egress=egress,
-            # the hook every tool call passes (the platform gives the runtime Policies')
-            authorizer=authorizer,
+            # the hook every tool call passes (the platform gives the runtime Policies'), with
+            # the dependency guard before it for tools that install packages
+            authorizer=guard_installs(authorizer, PackageInstalls()),
             message_authorizer=message_authorizer,
             code=code or AgentCode(packages=tuple(agent_packages), bundles=BundleStore(home)),
             tool_servers=self._tool_server,

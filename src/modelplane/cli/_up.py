@@ -141,6 +141,7 @@ class _Options:
     audit_retention: str | None
     log_level: str
     agent_packages: str = ""
+    index_snapshot: str | None = None
     #: up --scale-out: start these as child processes instead (``_launch``)
     scale_out: bool = False
     servers: int = 2
@@ -212,6 +213,11 @@ class _Settings:
         self.agent_packages = parse_packages(o.agent_packages)
         self.model_roots = [str(Path(r).absolute()) for r in o.model_roots]
         use_signing_key(o.model_signing_key)
+        if o.index_snapshot is not None:
+            # read by the agent runtime of this process: installs are checked against it
+            from modelplane.agents import INDEX_SNAPSHOT_ENV
+
+            os.environ[INDEX_SNAPSHOT_ENV] = str(Path(o.index_snapshot).absolute())
         self.egress = egress_rules(o.upstream_allow, o.allow_loopback_upstreams)
         #: the authentication options as given, for the banner
         self.auth_flags = dict(auth_flags)
@@ -398,6 +404,15 @@ def platform_options(f: F) -> F:
 
 @click.command()
 @platform_options
+@existing_option(
+    "--index-snapshot",
+    "index_snapshot",
+    dir_okay=False,
+    metavar="PATH",
+    help="The index snapshot (`modelplane audit snapshot`) agents' package installs are checked"
+    " against (default: $MODELPLANE_INDEX_SNAPSHOT); without one, tools that install packages"
+    " are denied.",
+)
 @click.option(
     "--agent-packages",
     metavar="MOD,...",

@@ -438,7 +438,10 @@ class NodeAgent:
                 raise self.signatures.explain(artifact.path, version) or mismatch from None
             self.signatures.check(artifact.path, digest, version)
         except ArtifactError as exc:
-            raise ReplicaProblem(exc.reason, f"version {vname}: {exc.message}") from None
+            # a signature's own errors name the version already
+            prefix = f"version {vname}: "
+            message = exc.message if exc.message.startswith(prefix) else prefix + exc.message
+            raise ReplicaProblem(exc.reason, message) from None
         return artifact.path, digest
 
     # -- status -----------------------------------------------------------------------------------

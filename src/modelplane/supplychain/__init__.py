@@ -4,9 +4,10 @@ Owns the dependency guard (``modelplane audit deps``): reading dependency files,
 index snapshot (``modelplane audit snapshot``), typosquat detection, OSV advisories, SPDX license
 allow-lists, and the JSON and SARIF reports; model artifacts signed and verified with
 ``model-signing`` (per-file SHA-256 manifests), pickles inspected without unpickling, and the
-AI-BOM (CycloneDX 1.6) of Models, Endpoints and the serving code's Python dependencies.
+AI-BOM (CycloneDX 1.6) of Models, Endpoints and the serving code's Python dependencies; and the
+agent-time guard (``guarded_install``): an install that pip runs only when nothing is blocked.
 Must not touch: the store or other subsystems; it reads files (and the package index pip is
-configured with, when asked) and answers verdicts.
+configured with, when asked) and answers verdicts; it starts pip only for ``guarded_install``.
 """
 
 from modelplane.supplychain._bom import BomError, PythonPackage, python_dependencies
@@ -23,6 +24,12 @@ from modelplane.supplychain._guard import (
     Reason,
     Rule,
     worst,
+)
+from modelplane.supplychain._install import (
+    InstallGuard,
+    InstallRefused,
+    InstallResult,
+    guarded_install,
 )
 from modelplane.supplychain._licenses import LicenseError, allowed
 from modelplane.supplychain._manifests import Dependency, ManifestError, read, read_names
@@ -75,6 +82,9 @@ __all__ = [
     "FileMismatch",
     "Finding",
     "IndexSnapshot",
+    "InstallGuard",
+    "InstallRefused",
+    "InstallResult",
     "LicenseError",
     "Lookup",
     "ManifestError",
@@ -101,6 +111,7 @@ __all__ = [
     "fold",
     "generate_key",
     "globals_of",
+    "guarded_install",
     "normalize",
     "osa_distance",
     "package_key",
