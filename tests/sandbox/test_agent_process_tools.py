@@ -40,7 +40,7 @@ async def handler(ctx, input):
 
 
 class _Hello(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (the http.server name)
+    def do_GET(self) -> None:
         body = b"hello from the granted host"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
