@@ -10,6 +10,8 @@ tools, not the model (the model's part is tests/e2e/test_quickstart_agent.py).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,14 +21,18 @@ from typing import Any
 import httpx
 import pytest
 from tests.control._wait import wait_until
+from tests.e2e._documented import extract
 from tests.e2e._proc import UpProcess
 
 from modelplane.sandbox import ProcessSandbox, SandboxUnavailable
 
 pytestmark = pytest.mark.slow
 
-AGENT = Path(__file__).parents[2] / "examples" / "quickstart" / "agent"
+ROOT = Path(__file__).parents[2]
+AGENT = ROOT / "examples" / "quickstart" / "agent"
 INSTANCES = "/agents/default/assistant/instances"
+#: the docs' commands with the sandboxed tools (docs/agents.md), run here as a user runs them
+DOCUMENTED = [c for c in extract() if "assistant tools" in c.command]
 
 
 class _Hello(BaseHTTPRequestHandler):
@@ -64,11 +70,11 @@ def _require_sandbox() -> None:
 
 def _ask(client: httpx.Client, message: str, turn: int) -> str:
     """Send ``message``; the answer of the instance's turn number ``turn``."""
-    r = client.post(f"{INSTANCES}/tools/messages", json={"payload": message})
+    r = client.post(f"{INSTANCES}/sandboxed/messages", json={"payload": message})
     assert r.status_code == 202, r.text
 
     def answered() -> dict[str, Any] | None:
-        info: dict[str, Any] = client.get(f"{INSTANCES}/tools").json()
+        info: dict[str, Any] = client.get(f"{INSTANCES}/sandboxed").json()
         done = info["status"] == "idle" and info["state"].get("turns") == turn
         return info if done else None
 
@@ -85,7 +91,7 @@ def test_quickstart_agent_calls_its_wasm_and_process_tools_and_one_host_only(
         with httpx.Client(base_url=up.start().url, timeout=30) as client:
             # given the quickstart's assistant, applied by `up -f`
             def created() -> bool:
-                r = client.post(INSTANCES, json={"id": "tools", "input": {"pause": 0}})
+                r = client.post(INSTANCES, json={"id": "sandboxed", "input": {"pause": 0}})
                 return r.status_code == 201
 
             wait_until(created, timeout=30, what="the assistant instance created")
@@ -98,7 +104,7 @@ def test_quickstart_agent_calls_its_wasm_and_process_tools_and_one_host_only(
             refused = _ask(client, f"fetch http://localhost:{granted_host}/", 3)
             assert refused.startswith("refused:") and "not granted" in refused, refused
             # then the audit trail holds both tool calls and both network decisions
-            audit = client.get(f"{INSTANCES}/tools/audit").json()["items"]
+            audit = client.get(f"{INSTANCES}/sandboxed/audit").json()["items"]
             calls = [
                 (a["action"], a["detail"]["server"]) for a in audit if a["action"] == "tool.allow"
             ]
@@ -112,5 +118,36 @@ def test_quickstart_agent_calls_its_wasm_and_process_tools_and_one_host_only(
                 ("network.allow", f"127.0.0.1:{granted_host}"),
                 ("network.deny", f"localhost:{granted_host}"),
             ]
+            # and the docs' commands do the same from the CLI
+            _run_documented(up)
     finally:
         up.stop()
+
+
+def _run_documented(up: UpProcess) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPLANE_")}
+    env["MODELPLANE_SERVER"] = up.url
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
+
+    def shell(command: str) -> str:
+        argv = [
+            "bash",
+            "-c",
+            command.replace("modelplane ", f"{sys.executable} -m modelplane.cli ", 1),
+        ]
+        done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+        return done.stdout
+
+    assert len(DOCUMENTED) == 4, DOCUMENTED
+    *steps, audit = DOCUMENTED
+    for step in steps:
+        shell(step.text)
+
+    # the audit shows the refusal once the fetch turn has run
+    def refused() -> str | None:
+        out = shell(audit.text)
+        return out if "network.deny" in out else None
+
+    out = wait_until(refused, timeout=60, what="the documented fetch refused and audited")
+    assert "example.com:80" in out and "words" in out and "fetch" in out, out
