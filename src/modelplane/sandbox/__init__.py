@@ -8,7 +8,8 @@ granted, rlimits, a seccomp filter, a wall clock that kills the process group, c
 a :class:`HostForwarder` through which a process reaches only the hosts granted to it,
 and the escape probes that check both (:mod:`modelplane.sandbox.probes`). Every failure is a
 :class:`~modelplane.sandbox.errors.SandboxError`. It must not touch the store or other
-subsystems: what a tool may be granted comes from its caller (the Agent's spec today).
+subsystems (it reads the operator's egress rules, :mod:`modelplane.egress`): what a tool may be
+granted comes from its caller (the Agent's spec today).
 """
 
 from modelplane.sandbox._forward import PROXY_ENV, HostForwarder, NetworkEvent, granted

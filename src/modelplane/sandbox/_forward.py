@@ -62,6 +62,8 @@ class HostForwarder:
         self.grants = tuple(grants)
         self.egress = egress
         self.on_event = on_event
+        #: the connections being served, cancelled when serving ends
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
     async def serving(self, folder: Path) -> AsyncIterator[Path]:
@@ -70,13 +72,11 @@ class HostForwarder:
         path = folder / "proxy.sock"
         server = await asyncio.start_unix_server(self._serve, path=str(path))
         os.chmod(path, 0o777)
-        tasks: set[asyncio.Task[None]] = set()
-        self._tasks = tasks
         try:
             yield path
         finally:
             server.close()
-            for task in tasks:
+            for task in list(self._tasks):
                 task.cancel()
             with contextlib.suppress(Exception):
                 await server.wait_closed()
