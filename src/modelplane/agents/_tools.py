@@ -157,7 +157,8 @@ async def _call_process(
         os.chmod(root, 0o755)
         bundle = root / "bundle"
         if folder is not None:
-            await asyncio.to_thread(shutil.copytree, folder, bundle)
+            # links stay links: a link never copies a host file into the sandbox's reach
+            await asyncio.to_thread(shutil.copytree, folder, bundle, symlinks=True)
         else:
             bundle.mkdir()
         env: dict[str, str] = {}
