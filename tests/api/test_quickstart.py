@@ -95,10 +95,27 @@ def test_quickstart_agent_calls_smollm2_and_an_mcp_server_shipped_beside_its_man
     assert (folder / f"{module}.py").is_file()
     assert f"class {handler}" in (folder / f"{module}.py").read_text()
     # and its stdio tool starts the operator's ToolServer, whose script is a file of that folder
-    (tool,) = spec["tools"]
-    assert tool["transport"] == "stdio"
+    (tool,) = [t for t in spec["tools"] if t["transport"] == "stdio"]
     (server,) = [
         s for s in _objects_by_kind()["ToolServer"] if s["metadata"]["name"] == tool["server"]
     ]
     args = server["spec"]["args"]
     assert args and all((folder / arg).is_file() for arg in args if arg.endswith(".py"))
+
+
+def test_quickstart_agent_ships_a_wasm_tool_with_its_digest_and_a_process_tool() -> None:
+    import wasmtime
+
+    from modelplane.sandbox import digest_of
+
+    (agent,) = _objects_by_kind()["Agent"]
+    folder = _objects.QUICKSTART / "agent"
+    tools = {t["transport"]: t for t in agent["spec"]["tools"]}
+    # the wasm tool's module is a file of the bundle, and the digest pinned is its binary's
+    wasm = tools["wasm"]
+    binary = bytes(wasmtime.wat2wasm((folder / wasm["module"]).read_text()))
+    assert wasm["digest"] == digest_of(binary)
+    # the process tool runs a program of the bundle, granted one host
+    process = tools["process"]
+    assert all((folder / arg).is_file() for arg in process["args"])
+    assert process["hosts"] == ["127.0.0.1"]

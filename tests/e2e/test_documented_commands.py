@@ -141,6 +141,9 @@ EXPECTED: dict[str, Callable[[str], bool]] = {
 EVENTUALLY: dict[str, Callable[[str], bool]] = {
     f"modelplane agents state assistant {name}": lambda out: "Paris" in out
     for name in ("chat", "tour", "demo")
+} | {
+    # docs/agents.md: the sandboxed fetch of a host the tool was not granted is audited
+    "modelplane agents audit assistant tools": lambda out: "network.deny" in out,
 }
 
 

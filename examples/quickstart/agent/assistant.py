@@ -21,13 +21,19 @@ A message ``run <command>`` (``run date``) is answered by the MCP server's ``she
 instead of the model: an allowlisted command picked by name. Runtime Policies decide whether
 the call may run (``examples/policies/forbid-shell.yaml`` forbids it outside sandbox
 namespaces); a refusal is the answer, with its reason.
+
+Two tools run sandboxed (docs/sandbox.md), each answering instead of the model:
+``count <text>`` calls ``words.run``, a WebAssembly module of this bundle (``tools/words.wat``),
+and ``fetch <url>`` calls ``fetch.run``, the program ``tools/fetch.py`` under bubblewrap, which
+reaches only the hosts its ``hosts`` grants. A sandbox failure is a ``StepFailed``: the answer
+says so and the instance goes on.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from modelplane.agents import Context, ToolDenied
+from modelplane.agents import Context, StepFailed, ToolDenied
 
 COUNTRIES = ("france", "germany", "italy", "japan", "kenya", "peru", "spain")
 
@@ -44,6 +50,8 @@ class Assistant:
         ctx.memory.append({"role": "user", "content": text})
         if text.lower().startswith("run "):
             return self._finish(ctx, await _run(ctx, text[4:].strip()))
+        if text.lower().startswith(("count ", "fetch ")):
+            return self._finish(ctx, await _sandboxed(ctx, text[:5].lower(), text[6:].strip()))
         context = "You are a concise assistant."
         country = next((c for c in COUNTRIES if c in text.lower()), None)
         if country is not None:
@@ -75,6 +83,20 @@ async def _run(ctx: Context, command: str) -> str:
         return _text(await ctx.call_tool("geo", "shell.exec", {"command": command}))
     except ToolDenied as denied:
         return f"I may not run {command!r}: {denied.message}"
+
+
+async def _sandboxed(ctx: Context, verb: str, rest: str) -> str:
+    """``words.run`` (count) or ``fetch.run`` (fetch) in their sandboxes: the answer."""
+    try:
+        if verb == "count":
+            counted = await ctx.call_tool("words", "run", {"text": rest})
+            return f"{counted['words']} words"
+        fetched = await ctx.call_tool("fetch", "run", {"url": rest})
+    except (StepFailed, ToolDenied) as failed:
+        return f"the {verb} tool failed: {failed.message}"
+    if "refused" in fetched:
+        return f"refused: {fetched['refused']}"
+    return f"{fetched['status']}: {fetched['body']}"
 
 
 def _text(result: Any) -> str:

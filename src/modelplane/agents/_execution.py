@@ -29,6 +29,7 @@ from modelplane.api.errors import Forbidden, NotFound
 if TYPE_CHECKING:
     from modelplane.agents._loader import AgentCode
     from modelplane.api import AgentSpec, Tool
+    from modelplane.sandbox import NetworkEvent
 
 INSERT_RECORD = (
     "INSERT INTO agent_journal (iid, seq, kind, name, data, crc, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -73,7 +74,12 @@ class Host(Protocol):
     def nudge(self, iid: int) -> None: ...
     async def call_model(self, body: dict[str, Any]) -> dict[str, Any]: ...
     async def call_tool(
-        self, spec: Tool, tool: str, arguments: dict[str, Any], folder: Path | None = None
+        self,
+        spec: Tool,
+        tool: str,
+        arguments: dict[str, Any],
+        folder: Path | None = None,
+        on_network: Callable[[NetworkEvent], None] | None = None,
     ) -> Any: ...
 
 
@@ -471,9 +477,28 @@ class Turn:
         elif not verdict["allow"]:
             raise ToolDenied(f"tool call {name} denied: {verdict['reason']}")
         spec = inst.definition.tools[server]
+        heard = {"on_network": self._network_audit(server, tool)}
         return await self.step(
-            f"tool:{name}", self.rt.call_tool, (spec, tool, arguments, inst.definition.folder), {}
+            f"tool:{name}",
+            self.rt.call_tool,
+            (spec, tool, arguments, inst.definition.folder),
+            heard if spec.transport == "process" else {},
         )
+
+    def _network_audit(self, server: str, tool: str) -> Callable[[NetworkEvent], None]:
+        """Audits each host a process tool asks for (``network.allow`` or ``network.deny``),
+        committed with the step's record (or the next commit of the instance)."""
+        inst = self.inst
+
+        def heard(event: NetworkEvent) -> None:
+            action = "network.allow" if event.allowed else "network.deny"
+            detail = {"server": server, "tool": tool, "host": event.target, "reason": event.reason}
+            now = self.rt.clock.now()
+            actor = f"instance:{inst.ref()}"
+            row = (inst.namespace, inst.agent, inst.name, now, actor, action, orjson.dumps(detail))
+            self._pending().append((INSERT_AUDIT, row))
+
+        return heard
 
     async def _authorize(self, server: str, tool: str, arguments: dict[str, Any]) -> bytes:
         """Ask the hook, and journal its answer with the audit row (and the approval request

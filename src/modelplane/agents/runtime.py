@@ -67,6 +67,7 @@ from modelplane.agents.errors import (
 from modelplane.api import AgentSpec, Tool
 from modelplane.api.errors import AlreadyExists, BadRequest, ModelplaneError, NotFound
 from modelplane.egress import EgressRules
+from modelplane.sandbox import NetworkEvent
 
 logger = logging.getLogger("modelplane.agents")
 
@@ -1071,10 +1072,18 @@ class Runtime:
         return result
 
     async def call_tool(
-        self, spec: Tool, tool: str, arguments: dict[str, Any], folder: Path | None = None
+        self,
+        spec: Tool,
+        tool: str,
+        arguments: dict[str, Any],
+        folder: Path | None = None,
+        on_network: Callable[[NetworkEvent], None] | None = None,
     ) -> Any:
-        """Call ``tool`` of the Agent's tool ``spec``; a stdio server starts in ``folder``."""
-        return await call_tool(spec, tool, arguments, self.tool_servers, folder, self.egress)
+        """Call ``tool`` of the Agent's tool ``spec``; a stdio server starts in ``folder``;
+        ``on_network`` hears each host a process tool asks for."""
+        return await call_tool(
+            spec, tool, arguments, self.tool_servers, folder, self.egress, on_network
+        )
 
     def load_memory(self, iid: int, length: int) -> list[Any]:
         rows = self.db.query(

@@ -26,10 +26,11 @@ class Tool(Schema):
     """An MCP server the agent may call."""
 
     name: Name = Field(description="Unique within the agent; tools are called as `<name>.<tool>`.")
-    transport: Literal["stdio", "streamable-http", "wasm"] = Field(
+    transport: Literal["stdio", "streamable-http", "wasm", "process"] = Field(
         description="stdio (a local process) or streamable-http (a remote MCP server)."
         " wasm: a WebAssembly module of the Agent's bundle, run in the WASM sandbox"
-        " (docs/sandbox.md)."
+        " (docs/sandbox.md). process: a program of the Agent's bundle (or python3 or sh),"
+        " run in the process sandbox, JSON arguments on stdin and a JSON result on stdout."
     )
     server: Name | None = Field(
         default=None,
@@ -47,6 +48,21 @@ class Tool(Schema):
         description="wasm: the sha256:<hex> digest of the module's binary; another module is"
         " refused.",
     )
+    command: str | None = Field(
+        default=None,
+        description="process: the program, a relative path inside the Agent's bundle or one of"
+        " the system's python3 and sh; it starts in the bundle's folder.",
+    )
+    args: list[str] = Field(
+        default_factory=list,
+        description="process: the program's arguments (e.g. [tools/fetch.py]).",
+    )
+    hosts: list[str] = Field(
+        default_factory=list,
+        description="process: the only hosts the tool may reach, each `host` (any port) or"
+        " `host:port`, through the runtime's forwarder (MODELPLANE_PROXY); the platform's egress"
+        " rules apply too, and each use and refusal is audited. Empty: no network.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -54,8 +70,17 @@ class Tool(Schema):
         # The program a tool starts is the operator's choice: say how to move, not "extra field".
         if isinstance(data, dict):
             problems = Problems()
+            # a process tool names a program of its own bundle (checked after), never env
+            own = ("command", "args") if data.get("transport") == "process" else ()
             for key in _COMMAND_FIELDS:
-                if key in data:
+                if key in data and key not in own and data[key] not in (None, [], {}):
+                    if own:
+                        problems.add(
+                            (key,),
+                            "a process tool gets no environment of the Agent's choosing (only"
+                            " PATH, HOME, LANG and MODELPLANE_PROXY); pass settings as arguments",
+                        )
+                        continue
                     problems.add(
                         (key,),
                         "an Agent may not name the program its tool starts; ask an"
@@ -72,6 +97,12 @@ class Tool(Schema):
             _check_wasm(self, problems)
             problems.raise_any()
             return self
+        if self.transport == "process":
+            _check_process(self, problems)
+            problems.raise_any()
+            return self
+        if self.hosts:
+            problems.add(("hosts",), "hosts is for process tools (transport: process)")
         for key in ("module", "digest"):
             if getattr(self, key) is not None:
                 problems.add((key,), f"{key} is for wasm tools")
@@ -117,6 +148,35 @@ def _check_wasm(tool: Tool, problems: Problems) -> None:
     for key in ("server", "url"):
         if getattr(tool, key) is not None:
             problems.add((key,), f"{key} is not for wasm tools; a wasm tool has a module")
+    if tool.hosts:
+        problems.add(
+            ("hosts",),
+            "a wasm tool has no network (WASI preview 1 has no sockets); hosts is for process"
+            " tools",
+        )
+
+
+_HOST_GRANT = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$")
+
+
+def _check_process(tool: Tool, problems: Problems) -> None:
+    """A process tool names a program inside its bundle (or python3, sh) and host grants."""
+    command = tool.command or ""
+    if not command or command.startswith("/") or ".." in command.split("/"):
+        problems.add(
+            ("command",),
+            "a process tool needs `command: PATH`, a relative path inside the Agent's bundle"
+            " (e.g. tools/fetch) without '..', or python3 or sh",
+        )
+    for i, host in enumerate(tool.hosts):
+        if not _HOST_GRANT.match(host):
+            problems.add(
+                ("hosts", i),
+                f"{host!r} is not `host` or `host:port` (e.g. api.example.com:443, 127.0.0.1)",
+            )
+    for key in ("server", "url", "module", "digest"):
+        if getattr(tool, key) is not None:
+            problems.add((key,), f"{key} is not for process tools; a process tool has a command")
 
 
 class Memory(Schema):

@@ -5,11 +5,14 @@ named by its sha256 digest, compiled once and cached on disk, a fresh Store per 
 deadline, memory and output limits, WASI capabilities denied unless granted) and
 :class:`ProcessSandbox` (namespaces, a read-only system, a private ``/tmp``, no network unless
 granted, rlimits, a seccomp filter, a wall clock that kills the process group, capped output),
+a :class:`HostForwarder` through which a process reaches only the hosts granted to it,
 and the escape probes that check both (:mod:`modelplane.sandbox.probes`). Every failure is a
 :class:`~modelplane.sandbox.errors.SandboxError`. It must not touch the store or other
-subsystems: what a tool may be granted comes from its caller (the Agent's spec today).
+subsystems (it reads the operator's egress rules, :mod:`modelplane.egress`): what a tool may be
+granted comes from its caller (the Agent's spec today).
 """
 
+from modelplane.sandbox._forward import PROXY_ENV, HostForwarder, NetworkEvent, granted
 from modelplane.sandbox._process import (
     ProcessGrants,
     ProcessLimits,
@@ -39,7 +42,10 @@ from modelplane.sandbox.errors import (
 
 __all__ = [
     "ABI",
+    "PROXY_ENV",
     "DirGrant",
+    "HostForwarder",
+    "NetworkEvent",
     "ProcessGrants",
     "ProcessLimits",
     "ProcessResult",
@@ -58,4 +64,5 @@ __all__ = [
     "WasmRuntime",
     "WasmTool",
     "digest_of",
+    "granted",
 ]

@@ -82,6 +82,8 @@ class ProcessGrants:
     ro_dirs: tuple[Path, ...] = ()
     rw_dirs: tuple[Path, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    #: where the process starts (a granted folder); ``/tmp`` when None
+    cwd: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +107,8 @@ def bwrap_argv(grants: ProcessGrants, seccomp_fd: int | None = None) -> list[str
             argv += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             argv += ["--ro-bind", path, path]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp"]
+    cwd = str(grants.cwd) if grants.cwd is not None else "/tmp"
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", cwd]
     for flag, dirs in (("--ro-bind", grants.ro_dirs), ("--bind", grants.rw_dirs)):
         for d in dirs:
             if not d.is_dir():
