@@ -43,6 +43,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -221,6 +222,38 @@ def time_bound(text: str, field: str, *, now: float | None = None) -> str:
 # -- the database -----------------------------------------------------------------------------------
 
 
+#: how long opening the SQLite log waits for another process that holds it
+_OPEN_WAIT = 30.0
+
+
+def _open_sqlite(path: Path, synchronous: str) -> Any:
+    """A connection to the log's SQLite file with its tables, waiting out other processes.
+
+    Switching a new file to WAL and creating the tables need the write lock, and SQLite answers
+    "database is locked" at once, without its busy handler, when two processes open the same new
+    file together (seen under load): the open is retried until ``_OPEN_WAIT`` has passed.
+    """
+    deadline = time.monotonic() + _OPEN_WAIT
+    pause = 0.01
+    while True:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            try:  # one write transaction taken up front, so the busy timeout applies to it
+                conn.executescript(f"BEGIN IMMEDIATE;{_DDL};COMMIT;")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)  # another process holds the file's lock: a deadline bounds the wait
+        pause = min(pause * 2, 0.5)
+
+
 class _Database:
     """One connection to the log's tables and the SQL both backends share (``?`` placeholders)."""
 
@@ -231,19 +264,7 @@ class _Database:
             where = parse_sqlite_url(url)
             try:
                 where.path.parent.mkdir(parents=True, exist_ok=True)
-                conn: Any = sqlite3.connect(
-                    where.path, isolation_level=None, check_same_thread=False, timeout=30
-                )
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(f"PRAGMA synchronous={where.synchronous.upper()}")
-                # one write transaction taken up front (the busy timeout applies to it): in
-                # autocommit each CREATE reads then writes, and two processes opening the log at
-                # once could fail "database is locked" on the upgrade instead of waiting
-                try:
-                    conn.executescript(f"BEGIN IMMEDIATE;{_DDL};COMMIT;")
-                finally:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
+                conn: Any = _open_sqlite(where.path, where.synchronous)
             except (OSError, sqlite3.Error) as exc:
                 raise Unavailable(
                     f"audit log: cannot open the SQLite database {where.path}: {exc}; check the"
