@@ -6,6 +6,8 @@ import importlib.util
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -52,21 +54,7 @@ def test_gateway_command_serves_models_from_the_store(tmp_path: Path) -> None:
                 }
             )
         )
-        port = free_port()
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "modelplane.cli", "gateway", "--port", str(port)),
-                *("--database-url", db, "--home", str(tmp_path), "--allow-loopback-upstreams"),
-            ],
-            stderr=subprocess.PIPE,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_until(
-                lambda: (r := _get(f"{base}/readyz")) is not None and r.status_code == 200,
-                timeout=20,
-                what="the gateway to be ready",
-            )
+        with _standalone_gateway(db, tmp_path) as base:
             r = httpx.post(
                 f"{base}/v1/chat/completions",
                 json={"model": "ping", "messages": [{"role": "user", "content": "ping?"}]},
@@ -74,10 +62,6 @@ def test_gateway_command_serves_models_from_the_store(tmp_path: Path) -> None:
             assert r.status_code == 200, r.text
             assert r.json()["choices"][0]["message"]["content"] == "pong"
             assert "modelplane_gateway_requests_total" in httpx.get(f"{base}/metrics").text
-        finally:
-            proc.terminate()
-            _, err = proc.communicate(timeout=15)
-        assert b"Traceback" not in err
 
 
 def _raw(base: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -189,21 +173,7 @@ def test_gateway_command_applies_runtime_policies_and_records_their_decisions(
         store.create(validate(_upstream_model("hosted", provider.url)))
         store.create(validate(_endpoint("ping", "hosted")))
         store.create(validate(runtime_policy("small-calls", "default", CAPPED)))
-        port = free_port()
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "modelplane.cli", "gateway", "--port", str(port)),
-                *("--database-url", db, "--home", str(tmp_path), "--allow-loopback-upstreams"),
-            ],
-            stderr=subprocess.PIPE,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_until(
-                lambda: (r := _get(f"{base}/readyz")) is not None and r.status_code == 200,
-                timeout=20,
-                what="the gateway to be ready",
-            )
+        with _standalone_gateway(db, tmp_path) as base:
             # when a client asks for 500 tokens, then for 50
             over, under = (
                 httpx.post(
@@ -218,10 +188,6 @@ def test_gateway_command_applies_runtime_policies_and_records_their_decisions(
             assert over.status_code == 403, over.text
             assert "small-calls" in over.json()["error"]["message"]
             assert under.status_code == 200, under.text
-        finally:
-            proc.terminate()
-            _, err = proc.communicate(timeout=15)
-        assert b"Traceback" not in err
     # and both decisions are in the platform's audit log, in the shared database
     with open_audit_log(db) as log:
         events = [r.event for r in log.records()]
@@ -245,3 +211,29 @@ def _endpoint(name: str, model: str) -> dict[str, object]:
         "metadata": {"name": name},
         "spec": {"model": model},
     }
+
+
+@contextmanager
+def _standalone_gateway(db: str, home: Path) -> Iterator[str]:
+    """`modelplane gateway` on ``db`` in a process of its own, ready; yields its base URL and, on
+    leaving, stops it and checks that it printed no traceback."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "modelplane.cli", "gateway", "--port", str(port)),
+            *("--database-url", db, "--home", str(home), "--allow-loopback-upstreams"),
+        ],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(
+            lambda: (r := _get(f"{base}/readyz")) is not None and r.status_code == 200,
+            timeout=20,
+            what="the gateway to be ready",
+        )
+        yield base
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    assert b"Traceback" not in err
