@@ -53,7 +53,9 @@ def audit() -> MemoryAudit:
 
 @pytest.fixture
 def policies(store: Store, audit: MemoryAudit) -> Iterator[RuntimePolicies]:
-    p = RuntimePolicies(store, audit=audit)
+    # the time limit has its own test with a clock it moves; here a loaded machine must not turn
+    # a slow decision into a "(timeout)" deny that the test would read as the policy's verdict
+    p = RuntimePolicies(store, audit=audit, timeout=60.0)
     try:
         yield p
     finally:
