@@ -18,35 +18,14 @@ import asyncio
 import queue
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelplane.serving._engine import (
-    Delta,
-    GenerationRequest,
-    SamplingDefaults,
-    safe_prefix_length,
-    truncate_at_stop,
-)
+from modelplane.serving._engine import Delta, GenerationRequest, SamplingDefaults
 from modelplane.serving._errors import EngineError
+from modelplane.serving._sequence import Decoder, Sequence
 
 _STOP = object()
-
-
-@dataclass(eq=False)
-class _Sequence:
-    request: GenerationRequest
-    prompt_ids: list[int]
-    loop: asyncio.AbstractEventLoop
-    out: asyncio.Queue[Delta | BaseException]
-    generated: list[int] = field(default_factory=list)
-    sent: int = 0
-    done: bool = False
-    cancelled: bool = False
-
-    def emit(self, item: Delta | BaseException) -> None:
-        self.loop.call_soon_threadsafe(self.out.put_nowait, item)
 
 
 class TransformersEngine:
@@ -78,13 +57,14 @@ class TransformersEngine:
         if self.tokenizer.eos_token_id is not None:
             eos_ids.append(self.tokenizer.eos_token_id)
         self.eos_ids = {int(i) for i in eos_ids if i is not None}
+        self.decoder = Decoder(torch, self.tokenizer, self.eos_ids, device)
         self.pad_id = int(
             self.tokenizer.pad_token_id
             if self.tokenizer.pad_token_id is not None
             else min(self.eos_ids, default=0)
         )
-        self._pending: queue.Queue[_Sequence | object] = queue.Queue()
-        self._running: list[_Sequence] = []
+        self._pending: queue.Queue[Sequence | object] = queue.Queue()
+        self._running: list[Sequence] = []
         self._kv_tokens = 0
         self._model_lock = threading.Lock()
         self.batches = 0
@@ -133,7 +113,9 @@ class TransformersEngine:
                 " prompt or lower max_tokens",
                 param="max_tokens",
             )
-        seq = _Sequence(request, ids, asyncio.get_running_loop(), asyncio.Queue())
+        seq = self.decoder.seeded(
+            Sequence(request, ids, asyncio.get_running_loop(), asyncio.Queue())
+        )
         self._pending.put(seq)
         try:
             while True:
@@ -182,7 +164,7 @@ class TransformersEngine:
                 except queue.Empty:
                     break
             stop = any(item is _STOP for item in batch)
-            seqs = [s for s in batch if isinstance(s, _Sequence) and not s.cancelled]
+            seqs = [s for s in batch if isinstance(s, Sequence) and not s.cancelled]
             if seqs:
                 try:
                     self._run_batch(seqs)
@@ -197,7 +179,7 @@ class TransformersEngine:
             if stop:
                 return
 
-    def _run_batch(self, seqs: list[_Sequence]) -> None:
+    def _run_batch(self, seqs: list[Sequence]) -> None:
         torch = self._torch
         self._running = seqs
         self.batches += 1
@@ -209,20 +191,16 @@ class TransformersEngine:
         mask = torch.tensor(masks, device=self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         longest = max(s.request.max_tokens for s in seqs)
-        generators = [_generator(torch, s.request.seed, self.device) for s in seqs]
         with torch.inference_mode():
             cache, logits = self._forward(
                 input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=1
             )
             for step in range(longest):
                 self._kv_tokens = len(seqs) * (width + step)
-                chosen = [
-                    self._choose(logits[row], seq.request, generators[row])
-                    for row, seq in enumerate(seqs)
-                ]
+                chosen = [self.decoder.choose(seq, logits[row]) for row, seq in enumerate(seqs)]
                 for row, seq in enumerate(seqs):
                     if not seq.done:
-                        self._advance(seq, chosen[row])
+                        self.decoder.advance(seq, chosen[row])
                 if all(s.done for s in seqs):
                     return
                 next_ids = torch.tensor(chosen, device=self.device).unsqueeze(-1)
@@ -237,60 +215,6 @@ class TransformersEngine:
         with self._model_lock:
             out = self.model(use_cache=True, **inputs)
         return out.cache, out.logits[:, -1, :]
-
-    def _choose(self, logits: Any, request: GenerationRequest, generator: Any) -> int:
-        torch = self._torch
-        if request.temperature <= 0:
-            return int(torch.argmax(logits).item())
-        probs = torch.softmax(logits.float() / request.temperature, dim=-1)
-        if request.top_p < 1.0:
-            sorted_probs, order = torch.sort(probs, descending=True)
-            keep = sorted_probs.cumsum(-1) - sorted_probs < request.top_p
-            sorted_probs = sorted_probs * keep
-            probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
-        return int(torch.multinomial(probs, 1, generator=generator).item())
-
-    def _advance(self, seq: _Sequence, token: int) -> None:
-        """Append ``token`` to ``seq`` and emit the text that became final."""
-        usage = {"prompt_tokens": len(seq.prompt_ids)}
-        if seq.cancelled:
-            seq.done = True
-            return
-        finish: str | None = None
-        if token in self.eos_ids:
-            finish = "stop"
-        else:
-            seq.generated.append(token)
-        text = str(self.tokenizer.decode(seq.generated, skip_special_tokens=True))
-        text, stopped = truncate_at_stop(text, seq.request.stop)
-        if stopped:
-            finish = "stop"
-        elif finish is None and len(seq.generated) >= seq.request.max_tokens:
-            finish = "length"
-        if finish is None:
-            # an incomplete UTF-8 sequence decodes to U+FFFD: wait for its next bytes
-            end = safe_prefix_length(text.rstrip("\ufffd"), seq.request.stop)
-            if end > seq.sent:
-                seq.emit(Delta(text[seq.sent : end]))
-                seq.sent = end
-            return
-        seq.done = True
-        seq.emit(
-            Delta(
-                text[seq.sent :],
-                finish_reason=finish,
-                completion_tokens=len(seq.generated),
-                **usage,
-            )
-        )
-
-
-def _generator(torch: Any, seed: int | None, device: str) -> Any:
-    if seed is None:
-        return None
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
-    return gen
 
 
 def _generation_defaults(config: Any) -> SamplingDefaults:
