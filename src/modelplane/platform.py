@@ -17,7 +17,7 @@ Imports are inside the functions so that the CLI's other commands start without 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -79,13 +79,15 @@ def services(
     model_roots: Sequence[str | Path] = (),
     agent_packages: Sequence[str] = (),
     api_token: str | None = None,
+    model_token: Callable[[str, str], str] | None = None,
     egress: EgressRules | None = None,
     audit: AuditSink | None = None,
 ) -> list[Service]:
     """Per-process services of an embedded platform whose API listens at ``api_url``.
 
-    ``api_token``: the bearer token they send to that API (agents calling models), when it
-    requires one; ``egress``: the operator's rules for the hosts agents' HTTP tools may reach;
+    ``api_token``: the bearer token they send to that API, when it requires one;
+    ``model_token(namespace, agent)``: the token an Agent's model calls send instead, its own
+    service account's (:class:`~modelplane.server.ServiceAccountTokens`); ``egress``: the operator's rules for the hosts agents' HTTP tools may reach;
     ``audit``: where run-time decisions (agents' tool calls) are recorded.
     """
     from modelplane.agents import AgentService
@@ -101,6 +103,7 @@ def services(
             home=home,
             agent_packages=agent_packages,
             api_token=api_token,
+            model_token=model_token,
             egress=egress,
             authorizer=agent_policy(store, audit),
             message_authorizer=agent_policy(store, audit).authorize_message,

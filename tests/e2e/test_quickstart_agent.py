@@ -31,6 +31,8 @@ QUESTION = "What is the capital of France?"
 #: enough that the kill lands in the sleep, and the rest of it passes during the restart
 PAUSE_S = 15.0
 AUTH = {"Authorization": "Bearer tenant-token"}
+#: an administrator, to read the audit log
+OPS = {"Authorization": "Bearer ops-token"}
 
 
 def _seeded_home(smollm2: tuple[Path, str], root: Path) -> Path:
@@ -54,6 +56,14 @@ def _get(client: httpx.Client, path: str) -> Any:
     return r.json()
 
 
+def _model_callers(url: str) -> list[str]:
+    """Who called the model ``smollm2``, by the gateway's audit records (allowed calls)."""
+    query = "/audit/records?category=model&namespace=default&decision=allow"
+    with httpx.Client(base_url=url, timeout=30, headers=OPS) as ops:
+        items = _get(ops, query)["items"]
+    return [i["principal"] for i in items if i["resource"] == "Endpoint/default/smollm2"]
+
+
 def _steps(journal: list[dict[str, Any]]) -> list[str]:
     return [f"{e['kind']}:{e['name']}" for e in journal if e["kind"] in ("step", "authz", "timer")]
 
@@ -72,7 +82,10 @@ def test_quickstart_agent_resumes_its_turn_after_kill_9_without_repeating_tool_o
     # with authentication on and only a tenant's token: up's own clients (the -f apply uploading
     # the agent's bundle, the agent calling the model) must authenticate as up itself
     tokens = tmp_path / "tokens.csv"
-    tokens.write_text("tenant-token,tenant,uid-1,modelplane:namespace:default\n")
+    tokens.write_text(
+        "tenant-token,tenant,uid-1,modelplane:namespace:default\n"
+        'ops-token,ops,uid-0,"system:masters"\n'
+    )
     extra = ["-f", str(QUICKSTART), "--token-file", str(tokens)]
     up = UpProcess(_seeded_home(smollm2, tmp_path), extra=extra)
     leftovers: list[psutil.Process] = []
@@ -107,6 +120,15 @@ def test_quickstart_agent_resumes_its_turn_after_kill_9_without_repeating_tool_o
                 "step:model:smollm2",
                 "timer:",
             ]
+            # and the model call reached the gateway as the Agent's own service account (its
+            # limits, budget and audit), not as up's process
+            # (the audit log commits in batches: wait for both records)
+            calls_as = wait_until(
+                lambda: c if len(c := _model_callers(up.url)) >= 2 else None,
+                timeout=30,
+                what="two model calls in the audit log",
+            )
+            assert calls_as == ["tenant", "system:serviceaccount:default:assistant"], calls_as
             assert up.proc is not None
             leftovers = _orphans_of(psutil.Process(up.proc.pid))
 

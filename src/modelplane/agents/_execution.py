@@ -72,7 +72,9 @@ class Host(Protocol):
     async def commit(self, inst: Instance, ops: Sequence[Op]) -> None: ...
     def timer_set(self, inst: Instance) -> None: ...
     def nudge(self, iid: int) -> None: ...
-    async def call_model(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    async def call_model(
+        self, body: dict[str, Any], caller: tuple[str, str] | None = None
+    ) -> dict[str, Any]: ...
     async def call_tool(
         self,
         spec: Tool,
@@ -455,7 +457,8 @@ class Turn:
                 f" spec.models (now {d.spec.models})"
             )
         body = {"model": model, "messages": messages, **params}
-        result = await self.step(f"model:{model}", self.rt.call_model, (body,), {})
+        caller = {"caller": (d.namespace, d.name)}  # the call is the Agent's service account's
+        result = await self.step(f"model:{model}", self.rt.call_model, (body,), caller)
         assert isinstance(result, dict)
         return result
 

@@ -31,7 +31,7 @@ import contextlib
 import copy
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,7 @@ class AgentService:
         database_url: str | None = None,
         lease_duration: float = 10.0,
         api_token: str | None = None,
+        model_token: Callable[[str, str], str] | None = None,
         egress: EgressRules | None = None,
         authorizer: Authorizer = allow_all,
         message_authorizer: MessageAuthorizer | None = None,
@@ -91,6 +92,8 @@ class AgentService:
             model_base_url=api_url,
             # the bearer token the runtime's model calls send to the API (None: auth is off)
             model_api_key=api_token,
+            # with it, an Agent's model calls send its own service account's token instead
+            model_token=model_token,
             # the operator's rules for the hosts streamable-http tools may be reached on
             egress=egress,
             # the hook every tool call passes (the platform gives the runtime Policies'), with

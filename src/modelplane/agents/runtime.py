@@ -375,6 +375,7 @@ class Runtime:
         message_authorizer: MessageAuthorizer | None = None,
         model_base_url: str = "http://127.0.0.1:8470",
         model_api_key: str | None = None,
+        model_token: Callable[[str, str], str] | None = None,
         owns: Callable[[int], bool] | None = None,
         leases: ShardLeases | None = None,
         max_resident: int = 200_000,
@@ -400,6 +401,9 @@ class Runtime:
         self.message_authorizer = message_authorizer
         self.model_base_url = model_base_url.rstrip("/")
         self.model_api_key = model_api_key
+        #: ``token(namespace, agent)``: the bearer token of an Agent's service account, which
+        #: its model calls send (None: they send ``model_api_key``)
+        self.model_token = model_token
         self.leases = leases
         #: shard -> the fencing token this runtime claimed it with (with ``leases``)
         self.fences: dict[int, int] = {}
@@ -1053,12 +1057,20 @@ class Runtime:
 
     # -- model and tool calls ------------------------------------------------------------
 
-    async def call_model(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def call_model(
+        self, body: dict[str, Any], caller: tuple[str, str] | None = None
+    ) -> dict[str, Any]:
+        """A chat completion through the gateway, as ``caller`` (namespace, agent): with
+        ``model_token`` the call is that Agent's service account's, so the gateway limits,
+        charges, authorizes and audits it as the agent's."""
         import httpx
 
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=120)
-        headers = {"Authorization": f"Bearer {self.model_api_key}"} if self.model_api_key else {}
+        token = self.model_api_key
+        if self.model_token is not None and caller is not None:
+            token = self.model_token(*caller)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         response = await self._http.post(
             f"{self.model_base_url}/v1/chat/completions", json=body, headers=headers
         )

@@ -231,6 +231,11 @@ class _Settings:
         self.internal_token = secrets.token_urlsafe(32) if self.tokens is not None else None
         if self.tokens is not None and self.internal_token is not None:
             self.tokens[self.internal_token] = UP_PRINCIPAL
+        # an Agent's model calls send its service account's token, signed with a key that exists
+        # only in this process's memory (every component that verifies it runs here)
+        from modelplane.server import ServiceAccountTokens
+
+        self.service_accounts = ServiceAccountTokens() if self.tokens is not None else None
         self.tls = _tls(o.tls_cert_file, o.tls_private_key_file)
         #: the CA bundle up's own clients trust when it serves HTTPS
         self.own_ca = (
@@ -298,6 +303,7 @@ class _Embedded:
                     model_roots=s.model_roots,
                     agent_packages=s.agent_packages,
                     api_token=s.internal_token,
+                    model_token=s.service_accounts.token if s.service_accounts else None,
                     egress=s.egress,
                     audit=self.audit,
                 )
@@ -477,6 +483,7 @@ def run_platform(o: _Options, auth_flags: dict[str, Any], role: Role) -> None:
             port=o.port,
             tokens=settings.tokens,
             oidc=settings.oidc,
+            service_accounts=settings.service_accounts,
             max_body_bytes=o.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
             readiness=embedded.readiness,
             on_started=embedded.on_started,

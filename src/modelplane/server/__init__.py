@@ -1,7 +1,7 @@
 """The REST API server: Kubernetes-shaped routes over the store, watch streams, OpenAPI.
 
 Owns: HTTP routing of ``/apis/{group}/{version}/...`` for every kind, discovery, bearer-token
-authentication (token file, OIDC JWTs), request limits, the rendering of every error as a Kubernetes ``Status``, and
+authentication (token file, OIDC JWTs, the platform's service-account tokens), request limits, the rendering of every error as a Kubernetes ``Status``, and
 running the server (uvicorn). It reads and writes objects only through the store contract
 (:mod:`modelplane.store`) and validates them with :mod:`modelplane.api` before a write.
 Must not touch: controllers, subsystems' internals, the store's backends.
@@ -14,6 +14,7 @@ from modelplane.server._auth import BearerAuth, hash_token, load_tokens
 from modelplane.server._oidc import OIDC, JWTVerifier
 from modelplane.server._reviews import CAN_I_PATH, WHOAMI_PATH
 from modelplane.server._serve import TLS, serve
+from modelplane.server._service_accounts import ServiceAccountTokens
 
 __all__ = [
     "CAN_I_PATH",
@@ -23,6 +24,7 @@ __all__ = [
     "WHOAMI_PATH",
     "BearerAuth",
     "JWTVerifier",
+    "ServiceAccountTokens",
     "create_app",
     "hash_token",
     "load_tokens",

@@ -42,6 +42,7 @@ from modelplane.server._resources import Collection, Item, StatusItem
 from modelplane.server._responses import JSONResponse, dump_json
 from modelplane.server._reviews import openapi_part as review_openapi
 from modelplane.server._reviews import routes as review_routes
+from modelplane.server._service_accounts import ServiceAccountTokens
 from modelplane.store import Store
 
 if TYPE_CHECKING:
@@ -150,6 +151,7 @@ def create_app(
     *,
     tokens: Mapping[str, str | Principal] | None = None,
     oidc: JWTVerifier | None = None,
+    service_accounts: ServiceAccountTokens | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     readiness: Callable[[], str | None] | None = None,
     watch_bookmark_interval: float = 30.0,
@@ -163,7 +165,8 @@ def create_app(
 
     ``tokens`` maps bearer tokens to principals, or to user names (principals in no group but
     ``system:authenticated``; see :func:`load_tokens`); ``oidc`` verifies JWTs of an OpenID
-    Connect issuer. With neither, authentication is off, and every
+    Connect issuer; ``service_accounts`` verifies the tokens the platform's own components send
+    as an Agent's service account (with tokens or oidc only). With neither, authentication is off, and every
     request is then :data:`~modelplane.api.LOCAL_OPERATOR`'s. Request bodies over ``max_body_bytes`` are refused with 413.
     ``readiness()`` returns None when the process is ready (its controllers started...), else the
     reason ``/readyz`` answers 503 with. A watch stream that allows bookmarks gets one after
@@ -179,7 +182,9 @@ def create_app(
     """
     middleware = [Middleware(CatchAll)]
     if tokens is not None or oidc is not None:
-        middleware.append(Middleware(BearerAuth, tokens=tokens, oidc=oidc))
+        middleware.append(
+            Middleware(BearerAuth, tokens=tokens, oidc=oidc, service_accounts=service_accounts)
+        )
     middleware.append(Middleware(BodySizeLimit, max_bytes=max_body_bytes))
     if relations is None:
         relations = Relations(store)  # Relationship parents of principals; follows on first use

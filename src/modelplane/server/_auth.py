@@ -35,6 +35,7 @@ from modelplane.api import AUTHENTICATED_GROUP, Principal
 from modelplane.api.errors import BadRequest, Unauthorized
 from modelplane.server._errors import status_response
 from modelplane.server._oidc import JWTVerifier, looks_like_jwt
+from modelplane.server._service_accounts import ServiceAccountTokens
 
 #: paths answered without a token: probes must work for whoever runs the process
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
@@ -138,18 +139,21 @@ def _principal(user: str | Principal) -> Principal:
 
 class BearerAuth:
     """ASGI middleware: only requests with a known bearer token get through: one of ``tokens``
-    (the token file), or a JWT that ``oidc`` verifies."""
+    (the token file), a service-account token of ``service_accounts`` (the platform's own
+    components acting as an Agent), or a JWT that ``oidc`` verifies."""
 
     def __init__(
         self,
         app: ASGIApp,
         tokens: Mapping[str, str | Principal] | None = None,
         oidc: JWTVerifier | None = None,
+        service_accounts: ServiceAccountTokens | None = None,
     ) -> None:
         self.app = app
         # digests only: a lookup by digest needs no token in memory and no timing-safe compare
         self._principals = {_key_digest(t): _principal(u) for t, u in (tokens or {}).items()}
         self._oidc = oidc
+        self._service_accounts = service_accounts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
@@ -171,8 +175,11 @@ class BearerAuth:
             user = self._principals.get(_digest(token))
             if user is not None:
                 return user
-            if self._oidc is not None and looks_like_jwt(token):
-                return await self._oidc.principal(token)
+            if looks_like_jwt(token):
+                if self._service_accounts is not None and ServiceAccountTokens.issued(token):
+                    return self._service_accounts.principal(token)
+                if self._oidc is not None:
+                    return await self._oidc.principal(token)
         if scheme:
             raise Unauthorized("the bearer token is not valid; check the token the client sends")
         raise Unauthorized(

@@ -32,6 +32,7 @@ from modelplane.server._app import DEFAULT_MAX_BODY_BYTES, create_app
 from modelplane.server._context import ServerContext
 from modelplane.server._oidc import JWTVerifier
 from modelplane.server._openapi import OpenAPIPart
+from modelplane.server._service_accounts import ServiceAccountTokens
 from modelplane.store import Store
 
 #: seconds uvicorn waits for requests still running at shutdown before cancelling them
@@ -70,6 +71,7 @@ def serve(
     port: int = 8470,
     tokens: Mapping[str, str | Principal] | None = None,
     oidc: JWTVerifier | None = None,
+    service_accounts: ServiceAccountTokens | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     readiness: Callable[[], str | None] | None = None,
     on_started: Callable[[str], None] | None = None,
@@ -89,12 +91,13 @@ def serve(
     stop the server; then, or when ``stop`` is set, it ends open watch streams, finishes running
     requests and returns. A port already in use raises
     :class:`~modelplane.api.errors.Unavailable`. Admission decisions are appended to ``audit``;
-    ``relations`` as in :func:`create_app`.
+    ``relations`` and ``service_accounts`` as in :func:`create_app`.
     """
     app = create_app(
         store,
         tokens=tokens,
         oidc=oidc,
+        service_accounts=service_accounts,
         max_body_bytes=max_body_bytes,
         readiness=readiness,
         routes=routes,
