@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 from pathlib import Path
 
@@ -15,8 +17,9 @@ from click.testing import CliRunner
 from tests.e2e._proc import free_port
 
 from modelplane.cli import cli
-from modelplane.cli._launch import plan
+from modelplane.cli._launch import _service_account_key, plan
 from modelplane.cli._up import _Options
+from modelplane.server import ServiceAccountTokens
 from modelplane.store import open_store
 
 from ._platform import clean_env, modelplane_command, run_cli, wait_for
@@ -116,6 +119,34 @@ def test_the_scale_out_plan_counts_ports_up_and_passes_each_process_its_options(
     assert "--token-file" not in by["node"] and "--token-file" not in by["agent-worker-1"]
     worker = by["agent-worker-1"]
     assert worker[worker.index("--model-base-url") + 1] == "http://127.0.0.1:8473"
+
+
+def test_with_authentication_every_process_but_the_node_shares_one_service_account_key(
+    tmp_path: Path,
+) -> None:
+    # given up --scale-out with a token file and no key of its own
+    home = tmp_path / "home"
+    auth = {"token_file": "tokens", "oidc_issuer_url": None}
+    key = _service_account_key(home, auth)
+    # then a key is made in the home, readable by its owner only, and kept across starts
+    assert key == str(home / "service-account.key")
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    made = Path(key).read_bytes()
+    assert _service_account_key(home, auth) == key and Path(key).read_bytes() == made
+    # and the servers, gateways and agent workers are all given it (the node calls no model)
+    children = plan(_options(home=str(home)), {**auth, "service_account_key_file": key})
+    for child in children:
+        given = "--service-account-key-file" in child.args
+        assert given == (child.name != "node"), child
+    # and the tokens one signs, another verifies (the agent worker signs, a gateway verifies)
+    signer, verifier = ServiceAccountTokens.from_file(key), ServiceAccountTokens.from_file(key)
+    token = signer.token("team-a", "assistant")
+    assert verifier.principal(token).name == "system:serviceaccount:team-a:assistant"
+
+
+def test_without_authentication_no_service_account_key_is_made(tmp_path: Path) -> None:
+    assert _service_account_key(tmp_path, {"token_file": None, "oidc_issuer_url": None}) is None
+    assert not (tmp_path / "service-account.key").exists()
 
 
 @pytest.mark.parametrize("count", [0, 1])

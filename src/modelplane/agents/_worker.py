@@ -102,10 +102,12 @@ def serve_objects(
     lease_duration: float,
     code: AgentCode,
     token: str | None = None,
+    model_token: Callable[[str, str], str] | None = None,
 ) -> int:
     """Run the store's Agent objects on the shards this process leases, until SIGTERM/SIGINT.
 
-    ``token``: the bearer token its agents' model calls send to ``model_base_url``."""
+    ``token``: the bearer token its agents' model calls send to ``model_base_url``; with
+    ``model_token(namespace, agent)`` they send their Agent's service account's instead."""
     from modelplane.agents._service import AgentService
     from modelplane.store import open_store
 
@@ -122,6 +124,7 @@ def serve_objects(
             database_url=agents_url,
             lease_duration=lease_duration,
             api_token=token,
+            model_token=model_token,
         )
         service.component = "agent-worker"
         service.start()
@@ -141,7 +144,11 @@ def serve_objects(
         store.close()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None, *, model_token: Callable[[str, str], str] | None = None
+) -> int:
+    """The agent worker's command line. ``model_token(namespace, agent)``: the token an Agent's
+    model calls send, its service account's (None: ``MODELPLANE_TOKEN``, the same for all)."""
     parser = argparse.ArgumentParser(prog="agent-worker")
     parser.add_argument(
         "--database-url",
@@ -198,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.lease_duration,
                 code,
                 token=token,
+                model_token=model_token,
             )
         asyncio.run(serve(args.agents_url, args.agent, args.model_base_url, code))
     except (ModelplaneError, ValidationError, ValueError) as exc:

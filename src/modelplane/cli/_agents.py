@@ -15,7 +15,13 @@ import click
 import orjson
 
 from modelplane.cli._context import settings
-from modelplane.cli._options import F, home_option, positive_option
+from modelplane.cli._options import (
+    F,
+    existing_option,
+    home_option,
+    positive_option,
+    service_account_tokens,
+)
 from modelplane.cli._output import to_yaml
 
 
@@ -231,6 +237,13 @@ def parse_packages(text: str) -> tuple[str, ...]:
     help="Bearer token for --api-url (default: MODELPLANE_TOKEN).",
 )
 @click.option("--model-base-url", default="http://127.0.0.1:8470", show_default=True)
+@existing_option(
+    "--service-account-key-file",
+    dir_okay=False,
+    metavar="FILE",
+    help="The platform's service-account signing key (as the servers' and gateways'): an"
+    " Agent's model calls then send its own service account's token, not --token-file's.",
+)
 @positive_option(
     "--lease-duration",
     10.0,
@@ -245,6 +258,7 @@ def agent_worker(
     api_url: str | None,
     token_file: str | None,
     model_base_url: str,
+    service_account_key_file: str | None,
     lease_duration: float,
 ) -> None:
     """Run the store's Agents (as `up` does) until stopped.
@@ -273,4 +287,9 @@ def agent_worker(
         os.environ["MODELPLANE_TOKEN"] = read_token_file(token_file)
     for a in agent_:
         args += ["--agent", a]
-    sys.exit(main(args))
+    accounts = (
+        service_account_tokens(service_account_key_file, auth=True)
+        if service_account_key_file
+        else None
+    )
+    sys.exit(main(args, model_token=accounts.token if accounts else None))

@@ -23,6 +23,7 @@ from modelplane.cli._options import (
     authentication_options,
     egress_rules,
     server_options,
+    service_account_tokens,
     tls_options,
 )
 
@@ -59,8 +60,14 @@ def gateway(
     from modelplane.store import default_url, open_store
 
     egress = egress_rules(upstream_allow, allow_loopback_upstreams)
+    key_file = auth_flags.pop("service_account_key_file", None)
     tokens, oidc = authentication(auth_flags, egress)
-    auth = [Middleware(BearerAuth, tokens=tokens, oidc=oidc)] if tokens or oidc else []
+    accounts = service_account_tokens(key_file, auth=bool(tokens or oidc))
+    auth = (
+        [Middleware(BearerAuth, tokens=tokens, oidc=oidc, service_accounts=accounts)]
+        if tokens or oidc
+        else []
+    )
     if (tls_cert_file is None) != (tls_private_key_file is None):
         raise click.UsageError("--tls-cert-file and --tls-private-key-file go together")
     tls_files = (

@@ -10,6 +10,7 @@ grace); a child that exits by itself stops the others too, and up exits 1.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -33,7 +34,7 @@ _SERVER_FLAGS = (
 )  # fmt: skip
 _AUTH_FLAGS = (
     "token_file", "oidc_issuer_url", "oidc_client_id", "oidc_jwks_file", "oidc_username_claim",
-    "oidc_groups_claim", "oidc_username_prefix",
+    "oidc_groups_claim", "oidc_username_prefix", "service_account_key_file",
 )  # fmt: skip
 
 
@@ -160,8 +161,30 @@ def plan(o: _Options, auth_flags: dict[str, Any]) -> list[Child]:
         args = ["agent-worker", "--home", o.home, "--database-url", str(o.database_url)]
         args += ["--model-base-url", model_url, "--api-url", str(children[0].url)]
         args += ["--agent-packages", o.agent_packages] if o.agent_packages else []
+        args += _given(values, ("service_account_key_file",))
         children.append(Child(f"agent-worker-{i}", args, None, "(no HTTP; runs agent steps)"))
     return children
+
+
+def _service_account_key(home: Path, auth_flags: dict[str, Any]) -> str | None:
+    """The key file every child signs and verifies service-account tokens with: the one given,
+    else ``<home>/service-account.key`` (made once, readable by its owner only) when
+    authentication is on; None when it is off."""
+    given = auth_flags.get("service_account_key_file")
+    if given or not (auth_flags.get("token_file") or auth_flags.get("oidc_issuer_url")):
+        return str(given) if given else None
+    from modelplane.server import ServiceAccountTokens
+
+    path = home / "service-account.key"
+    if not path.exists():
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(ServiceAccountTokens().private_pem())
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {path} ({exc.strerror or exc})") from None
+    return str(path)
 
 
 def _check(o: _Options) -> None:
@@ -246,8 +269,10 @@ def _interrupt(signum: int, frame: object) -> None:
 def launch(o: _Options, auth_flags: dict[str, Any]) -> int:
     """Start the children, print where each listens, wait, stop them all; the exit code."""
     _check(o)
+    home = Path(o.home).expanduser().absolute()
+    auth_flags = {**auth_flags, "service_account_key_file": _service_account_key(home, auth_flags)}
     children = plan(o, auth_flags)
-    logs = Path(o.home).expanduser().absolute() / "logs"
+    logs = home / "logs"
     try:
         logs.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

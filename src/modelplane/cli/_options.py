@@ -14,7 +14,7 @@ from modelplane.egress import EgressRules
 
 if TYPE_CHECKING:
     from modelplane.api import Principal
-    from modelplane.server import JWTVerifier
+    from modelplane.server import JWTVerifier, ServiceAccountTokens
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -219,6 +219,14 @@ def authentication_options(f: F) -> F:
         metavar="ID",
         help="The client id JWTs must name in `aud`; needed with --oidc-issuer-url.",
     )(f)
+    f = existing_option(
+        "--service-account-key-file",
+        dir_okay=False,
+        metavar="FILE",
+        help="The Ed25519 private key (PEM) that signs and verifies the tokens agents' model"
+        " calls send as their service accounts; the same file for every process of a scale-out"
+        " (`openssl genpkey -algorithm ed25519`). Default: a key made in memory at start.",
+    )(f)
     f = click.option(
         "--oidc-issuer-url",
         metavar="URL",
@@ -263,6 +271,20 @@ def authentication(
     except ModelplaneError as exc:
         raise click.ClickException(exc.message) from None
     return tokens, verifier
+
+
+def service_account_tokens(path: str | None, *, auth: bool) -> ServiceAccountTokens | None:
+    """The service-account token maker of ``--service-account-key-file`` (popped by the caller):
+    its key, else one made in memory when ``auth`` is on; None when authentication is off."""
+    from modelplane.api.errors import ModelplaneError
+    from modelplane.server import ServiceAccountTokens
+
+    if path is None:
+        return ServiceAccountTokens() if auth else None
+    try:
+        return ServiceAccountTokens.from_file(path)
+    except ModelplaneError as exc:
+        raise click.ClickException(exc.message) from None
 
 
 def _text_or_none(value: object) -> str | None:

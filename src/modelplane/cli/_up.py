@@ -39,6 +39,7 @@ from modelplane.cli._options import (
     egress_rules,
     existing_option,
     server_options,
+    service_account_tokens,
     tls_options,
 )
 from modelplane.cli._output import echo_error
@@ -187,6 +188,7 @@ _AUTH_OPTIONS = (
     "oidc_username_claim",
     "oidc_groups_claim",
     "oidc_username_prefix",
+    "service_account_key_file",
 )
 
 
@@ -223,7 +225,9 @@ class _Settings:
         self.auth_flags = dict(auth_flags)
         #: ``{token: principal}`` from --token-file, with up's own token added (also when only
         #: JWTs authenticate: up's own clients need their token); None: no authentication
-        self.tokens, self.oidc = authentication(dict(auth_flags), self.egress)
+        flags = dict(auth_flags)
+        key_file = flags.pop("service_account_key_file", None)
+        self.tokens, self.oidc = authentication(flags, self.egress)
         if self.tokens is None and self.oidc is not None:
             self.tokens = {}
         # up's own clients (the -f apply, the rollout controller's samples, agents calling
@@ -231,11 +235,9 @@ class _Settings:
         self.internal_token = secrets.token_urlsafe(32) if self.tokens is not None else None
         if self.tokens is not None and self.internal_token is not None:
             self.tokens[self.internal_token] = UP_PRINCIPAL
-        # an Agent's model calls send its service account's token, signed with a key that exists
-        # only in this process's memory (every component that verifies it runs here)
-        from modelplane.server import ServiceAccountTokens
-
-        self.service_accounts = ServiceAccountTokens() if self.tokens is not None else None
+        # an Agent's model calls send its service account's token, signed with the key of
+        # --service-account-key-file, else one that exists only in this process's memory
+        self.service_accounts = service_account_tokens(key_file, auth=self.tokens is not None)
         self.tls = _tls(o.tls_cert_file, o.tls_private_key_file)
         #: the CA bundle up's own clients trust when it serves HTTPS
         self.own_ca = (
