@@ -46,6 +46,7 @@ def controllers(
     api_token: str | None = None,
     egress: EgressRules | None = None,
     audit: AuditSink | None = None,
+    node_grace: float | None = None,
 ) -> list[Controller]:
     """The controllers of the control plane, bound to ``store``.
 
@@ -53,6 +54,8 @@ def controllers(
     gateway's samples), when it requires one.
     ``egress``: the operator's rules for the hosts SLO alert webhooks may name.
     ``audit``: where remediation playbooks record their actions (category ``remediation``).
+    ``node_grace``: seconds a node agent's lapsed lease is given before its Node is marked
+    ``Ready=Unknown`` and its claims move (default: ``NODE_LEASE_SECONDS``).
     """
     from modelplane import sre
     from modelplane.gateway import GraphController
@@ -63,7 +66,9 @@ def controllers(
 
     return [
         ModelController(store, model_roots=model_roots),
-        *scheduling_controllers(store),
+        *scheduling_controllers(
+            store, **({} if node_grace is None else {"node_grace": node_grace})
+        ),
         RolloutController(store, token=api_token),
         GraphController(store),
         SLOController(store, token=api_token, egress=egress),
@@ -192,14 +197,27 @@ def relationships(store: Store) -> Relations:
 
 
 def node_services(
-    store: Store, *, node: str, home: str, model_roots: Sequence[str | Path] = ()
+    store: Store,
+    *,
+    node: str,
+    home: str,
+    model_roots: Sequence[str | Path] = (),
+    lease_duration: float | None = None,
 ) -> list[Service]:
     """The services of ``modelplane node``, the node agent of one machine named ``node``: its
-    devices published, the replicas placed on it run (the first two of :func:`services`)."""
+    devices published, the replicas placed on it run (the first two of :func:`services`);
+    ``lease_duration``: seconds its heartbeat lease lasts (default ``NODE_LEASE_SECONDS``)."""
+    from modelplane.api import NODE_LEASE_SECONDS
     from modelplane.drivers import LocalDevices
     from modelplane.serving import NodeAgent
 
     return [
         LocalDevices(store, node=node),
-        NodeAgent(store, node, home, model_roots=model_roots),
+        NodeAgent(
+            store,
+            node,
+            home,
+            model_roots=model_roots,
+            lease_duration=NODE_LEASE_SECONDS if lease_duration is None else lease_duration,
+        ),
     ]

@@ -76,7 +76,12 @@ from modelplane.api._names import (
     TEMPLATE_HASH_ANNOTATION,
     RoutingPolicy,
 )
-from modelplane.api._node import TOPOLOGY_LABELS, Node
+from modelplane.api._node import (
+    NODE_LEASE_SECONDS,
+    TOPOLOGY_LABELS,
+    Node,
+    node_lease_name,
+)
 from modelplane.api._openai import STREAM_DONE, openai_error, openai_error_body, openai_stream_error
 from modelplane.api._policy import CLUSTER_POLICY_NAMESPACE, Policy, cedar_error
 from modelplane.api._principal import (
@@ -125,6 +130,7 @@ __all__ = [
     "JOB_LABEL",
     "LOCAL_OPERATOR",
     "NAMESPACE_GROUP_PREFIX",
+    "NODE_LEASE_SECONDS",
     "NODE_POWER_CAP_ANNOTATION",
     "OWNER_KIND_LABEL",
     "PREFIX_POLICIES",
@@ -193,6 +199,7 @@ __all__ = [
     "load_manifests",
     "load_paths",
     "lookup",
+    "node_lease_name",
     "not_enforced",
     "openai_error",
     "openai_error_body",

@@ -4,6 +4,10 @@ Topology lives in labels, as in Kubernetes: ``kubernetes.io/hostname`` names the
 ``topology.modelplane.dev/rack`` and ``topology.modelplane.dev/block`` the rack and block; a Job's
 ``topology`` levels (``host``, ``rack``, ``block``) map to these labels through
 :data:`TOPOLOGY_LABELS`.
+
+A node agent proves it is alive by renewing the store lease :func:`node_lease_name` (as the
+kubelet renews its Lease in ``kube-node-lease``); the scheduling subsystem's node lifecycle
+controller sets ``Ready=Unknown`` on a Node whose lease lapsed.
 """
 
 from __future__ import annotations
@@ -15,6 +19,17 @@ from pydantic import Field
 from modelplane.api._meta import READY_COLUMN, Resource, Schema, Status
 from modelplane.api._names import TOPOLOGY_LABELS as TOPOLOGY_LABELS
 from modelplane.api._quantity import Quantity
+
+#: the store leases node agents renew are named this, then the Node's name
+NODE_LEASE_PREFIX = "node-heartbeat/"
+#: seconds a node agent's lease lasts unless renewed (renewed every third of it), and the grace
+#: the node lifecycle controller gives a lapsed one: Kubernetes' 40 s node-monitor-grace-period
+NODE_LEASE_SECONDS = 40.0
+
+
+def node_lease_name(node: str) -> str:
+    """The store lease the node agent of ``node`` renews while it runs."""
+    return NODE_LEASE_PREFIX + node
 
 
 class NodeSpec(Schema):

@@ -50,6 +50,12 @@ from modelplane.cli._up import (
     "Seconds the controllers' leader lease lasts: a standby server takes over this long after"
     " the leader stopped renewing it (at once when it stops gracefully).",
 )
+@positive_option(
+    "--node-monitor-grace-period",
+    40.0,
+    "Seconds a node agent may go without renewing its lease before its Node is marked"
+    " Ready=Unknown and the replicas placed there are placed on other nodes.",
+)
 def server(**options: Any) -> None:
     """Run the REST API and, while this process leads, the controllers (no node agent, no agents).
 
@@ -62,12 +68,18 @@ def server(**options: Any) -> None:
 class _Node:
     """The node agent's services, started once its probe server listens, stopped in reverse."""
 
-    def __init__(self, store: Any, name: str, home: Path, model_roots: list[str]) -> None:
+    def __init__(
+        self, store: Any, name: str, home: Path, model_roots: list[str], lease_duration: float
+    ) -> None:
         from modelplane import platform
 
         self.name = name
         self.services = platform.node_services(
-            store, node=name, home=str(home), model_roots=model_roots
+            store,
+            node=name,
+            home=str(home),
+            model_roots=model_roots,
+            lease_duration=lease_duration,
         )
         self._started = threading.Event()
 
@@ -137,6 +149,12 @@ def _probe_server_class() -> type[Any]:
 )
 @MODEL_ROOT_OPTION
 @MODEL_SIGNING_KEY_OPTION
+@positive_option(
+    "--node-lease-duration",
+    40.0,
+    "Seconds the node's heartbeat lease lasts (renewed every third of it): once it lapses, the"
+    " servers mark the Node Ready=Unknown and place its replicas elsewhere.",
+)
 @log_level_option("How much the node agent logs (to stderr).")
 def node(
     host: str,
@@ -147,6 +165,7 @@ def node(
     node_name: str | None,
     model_roots: tuple[str, ...],
     model_signing_key: str | None,
+    node_lease_duration: float,
     log_level: str,
 ) -> None:
     """Run the node agent of this machine: publish its devices, run the replicas placed on it."""
@@ -174,6 +193,7 @@ def node(
         name,
         home_dir,
         [str(Path(r).absolute()) for r in model_roots],
+        node_lease_duration,
     )
     try:
         app = Starlette(routes=probe_routes(agent.readiness, agent.gauges))

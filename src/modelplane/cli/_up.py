@@ -150,6 +150,8 @@ class _Options:
     agent_workers: int = 1
     #: server: seconds the controllers' leader lease lasts
     lease_duration: float = 15.0
+    #: server: seconds a node agent's lapsed lease is given before its claims move
+    node_monitor_grace_period: float = 40.0
 
 
 def _make_home(home: str) -> Path:
@@ -269,6 +271,7 @@ class _Embedded:
                 api_token=settings.internal_token,
                 egress=settings.egress,
                 audit=audit,
+                node_grace=o.node_monitor_grace_period,
             ),
             # the timings of LeaderElector's defaults (15, 10, 2), scaled to the lease
             lease_duration=o.lease_duration,

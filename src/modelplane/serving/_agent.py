@@ -58,9 +58,11 @@ from modelplane.api import (
     DEMAND_ANNOTATION,
     HOSTNAME_LABEL,
     IDLE_TIMEOUT_ANNOTATION,
+    NODE_LEASE_SECONDS,
     REPLICA_LABEL,
     SIMULATED_ANNOTATION,
     SIMULATED_LABEL,
+    node_lease_name,
     parse_duration,
 )
 from modelplane.api.errors import NotFound
@@ -89,7 +91,10 @@ class NodeAgent:
     (``models/``) and worker logs (``replicas/``) live; ``simulate``: also run the replicas of
     simulated nodes here; ``idle_timeout``: seconds a scale-to-zero replica may sit idle;
     ``model_roots``: the only folders a version's local ``source`` is read from when its digest is
-    not in the artifact store yet (default: none).
+    not in the artifact store yet (default: none); ``lease_duration``: seconds the node's
+    heartbeat lease (:func:`~modelplane.api.node_lease_name`) lasts, renewed every third of it
+    while the agent runs: once it lapses the Node is marked ``Ready=Unknown`` and its replicas
+    are placed elsewhere.
     """
 
     def __init__(
@@ -103,8 +108,11 @@ class NodeAgent:
         python: str = sys.executable,
         model_roots: Sequence[str | Path] = (),
         model_signing_key: str | Path | None = None,
+        lease_duration: float = NODE_LEASE_SECONDS,
     ) -> None:
         self.store = store
+        self.lease_duration = lease_duration
+        self._renew_at = 0.0
         #: folders a version's local ``source`` may be imported from (``--model-root``)
         self.model_roots = tuple(Path(r) for r in model_roots)
         self.node_name = node_name
@@ -143,6 +151,7 @@ class NodeAgent:
     # -- Service ----------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._heartbeat()  # the lease exists from the start: the Node is watched from then on
         for informer in self._informers.values():
             informer.start()
         self._stop.clear()
@@ -175,12 +184,29 @@ class NodeAgent:
         for informer in self._informers.values():
             informer.wait_for_sync(10.0)
         while not self._stop.is_set():
+            self._heartbeat()
             try:
                 self._sync()
             except Exception:
                 log.exception("%s: sync failed", self.component)
             self._wake.wait(TICK)
             self._wake.clear()
+
+    def _heartbeat(self) -> None:
+        """Renew the node's lease when a third of it has passed (held by the node's name, so a
+        restarted agent renews its predecessor's at once)."""
+        now = time.monotonic()
+        if now < self._renew_at:
+            return
+        try:
+            name = node_lease_name(self.node_name)
+            held = self.store.acquire_lease(name, self.node_name, self.lease_duration)
+        except Exception:  # the store is away: try again next tick, the lease says the rest
+            log.warning("%s: cannot renew the node's lease", self.component, exc_info=True)
+            return
+        if held is None:
+            log.warning("%s: the node's lease is held by another agent", self.component)
+        self._renew_at = now + self.lease_duration / 3
 
     def _sync(self) -> None:
         now = time.monotonic()

@@ -16,8 +16,8 @@ For one claim, ``reconcile``:
 * releases the devices of a claim that is deleted, and deletes a claim whose owner (any
   ``metadata.ownerReferences`` entry) is gone;
 * re-places a claim whose device was tainted ``NoExecute`` (not tolerated), whose node's
-  ``Ready`` condition became False or whose Node was deleted: the old devices are released, new
-  ones are allocated, and the status and a ``Warning`` Event ``Rescheduled`` say what happened
+  ``Ready`` condition became False or Unknown (its agent lost: ``_lifecycle.py``) or whose Node
+  was deleted: the old devices are released, new ones are allocated, and the status and a ``Warning`` Event ``Rescheduled`` say what happened
   ("device gpu-3 on node-a was tainted NoExecute (...); re-placed on node-b: gpu-0").
 
 Workload policy (see ``_admitting.py``): claims that name a Queue (the
@@ -39,7 +39,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from modelplane.api import lookup
+from modelplane.api import NODE_LEASE_SECONDS, lookup
 from modelplane.api.errors import ModelplaneError, NotFound
 from modelplane.control import (
     Controller,
@@ -91,9 +91,11 @@ def _key(claim: Mapping[str, Any]) -> str:
     return f"{meta.get('namespace') or 'default'}/{meta.get('name', '')}"
 
 
-def _ready_false(node: Mapping[str, Any]) -> dict[str, Any] | None:
+def _not_ready(node: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The Node's Ready condition when it says False or Unknown (its agent lost: see
+    ``_lifecycle.py``); None when it is True or absent."""
     cond = get_condition(node.get("status"), "Ready")
-    return cond if cond is not None and cond.get("status") == "False" else None
+    return cond if cond is not None and cond.get("status") in ("False", "Unknown") else None
 
 
 class ResourceClaimController(AdmittingMixin, Controller):
@@ -154,7 +156,7 @@ class ResourceClaimController(AdmittingMixin, Controller):
         present = {str(n["metadata"]["name"]) for n in nodes}
         down: dict[str, str] = {}
         for n in nodes:
-            cond = _ready_false(n)
+            cond = _not_ready(n)
             if cond is not None:
                 why = cond.get("message") or cond.get("reason") or "Ready=False"
                 down[str(n["metadata"]["name"])] = f"is not Ready ({why})"
@@ -559,11 +561,16 @@ def _good_slices(slices: list[JSON], classes: list[JSON]) -> list[JSON]:
     return good
 
 
-def scheduling_controllers(store: Store) -> list[Controller]:
-    """The controllers of device scheduling that ``modelplane up`` runs, bound to ``store``."""
+def scheduling_controllers(
+    store: Store, *, node_grace: float = NODE_LEASE_SECONDS
+) -> list[Controller]:
+    """The controllers of device scheduling that ``modelplane up`` runs, bound to ``store``;
+    ``node_grace``: seconds a node's lapsed heartbeat lease is given before its claims move."""
     from ._claims import AgentClaimController, EndpointClaimController, JobClaimController
+    from ._lifecycle import NodeLifecycleController
 
     return [
+        NodeLifecycleController(store, grace=node_grace),
         ResourceClaimController(store),
         EndpointClaimController(store),
         JobClaimController(store),
