@@ -66,7 +66,7 @@ from modelplane.api import (
     parse_duration,
 )
 from modelplane.api.errors import NotFound
-from modelplane.control import Informer, commit_status, set_condition
+from modelplane.control import Informer, commit_status, get_condition, set_condition
 from modelplane.serving._artifacts import ArtifactStore, refuse_pickle, verify
 from modelplane.serving._digest import DigestCache
 from modelplane.serving._errors import ArtifactError, ReplicaProblem, SourceNotAllowed
@@ -399,6 +399,14 @@ class NodeAgent:
                     return str(spec.get("nodeName") or ""), d
         return None
 
+    def _lost(self, node: str) -> bool:
+        """Whether ``node`` was deleted or is marked not Ready (``Ready`` False or Unknown)."""
+        obj = self._informers["Node"].get("", node)
+        if obj is None:
+            return True
+        ready = get_condition(obj.get("status"), "Ready")
+        return ready is not None and ready.get("status") in ("False", "Unknown")
+
     def _is_simulated(self, node: str) -> bool:
         obj = self._informers["Node"].get("", node)
         labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
@@ -481,10 +489,14 @@ class NodeAgent:
         )
         managed = {r.spec.node for r in mine} | {self.node_name}
         old_status: JSON = endpoint.get("status") or {}
+        # other agents' entries stay, but for nodes that are gone or lost (their agent can no
+        # longer say): a lost node's replica must not look ready, nor be routed to
         others = [
             r
             for r in old_status.get("replicas") or []
-            if isinstance(r, dict) and r.get("node") not in managed
+            if isinstance(r, dict)
+            and r.get("node") not in managed
+            and not self._lost(str(r.get("node") or ""))
         ]
         entries = others + [
             {
