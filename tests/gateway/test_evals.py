@@ -55,7 +55,8 @@ def _rolling_out(
             },
         }
     )
-    canary, stable = list(fakes)[-1], list(fakes)[0]
+    versions_in_order = list(fakes)
+    canary, stable = versions_in_order[-1], versions_in_order[0]
     created["status"] = {
         "traffic": traffic,
         "rollout": {"phase": phase, "canary": canary, "stable": stable, "weight": 50},
