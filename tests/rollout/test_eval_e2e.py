@@ -9,54 +9,29 @@ samples at ``MODELPLANE_GATEWAY_URL``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.control._wait import wait_until
 from tests.e2e._proc import UpProcess
-from tests.rollout.test_e2e import API, AUTH, TOKEN, _endpoint, _Load, _roll_out_v2
+from tests.rollout.test_e2e import API, AUTH, _endpoint, _Load, _roll_out_v2
 
-from modelplane.rollout import GATEWAY_URL_ENV
 from modelplane.testing import FakeUpstream
 
 pytestmark = pytest.mark.slow
 
+GROUP = "modelplane.dev/v1alpha1"
 #: the prompt the load sends, and what a right answer to it holds
 CASE = {"prompt": "hi", "expect": "regex", "answer": "(?i)^hello"}
 
 
-@pytest.fixture
-def up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[UpProcess]:
-    tokens = tmp_path / "tokens.csv"
-    tokens.write_text(f"{TOKEN},tenant,uid-1,modelplane:namespace:default\n")
-    # the fake providers listen on loopback: embedded mode allows it with an explicit flag
-    extra = ["--token-file", str(tokens), "--allow-loopback-upstreams"]
-    proc = UpProcess(tmp_path / "home", extra=extra)
-    monkeypatch.setenv(GATEWAY_URL_ENV, proc.url)
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
 def _apply(client: httpx.Client, v1: FakeUpstream, v2: FakeUpstream) -> None:
-    model = {
-        "apiVersion": "modelplane.dev/v1alpha1",
-        "kind": "Model",
-        "metadata": {"name": "m"},
-        "spec": {
-            "versions": [
-                {"name": "v1", "format": "upstream", "source": v1.url},
-                {"name": "v2", "format": "upstream", "source": v2.url},
-            ]
-        },
-    }
+    hosted = [{"name": f.name, "format": "upstream", "source": f.url} for f in (v1, v2)]
+    model = {"apiVersion": GROUP, "kind": "Model", "metadata": {"name": "m"}}
+    model["spec"] = {"versions": hosted}
     endpoint = {
-        "apiVersion": "modelplane.dev/v1alpha1",
+        "apiVersion": GROUP,
         "kind": "Endpoint",
         "metadata": {"name": "chat"},
         "spec": {

@@ -142,11 +142,11 @@ class Eval(Schema):
         ),
     )
     cases: list[EvalCase] = Field(
-        default_factory=list,
         description=(
             "An eval set: a sampled answer scores 1 when every case that applies to its prompt"
             " passes, else 0; an answer no case applies to is not scored by the set."
         ),
+        default_factory=list,
     )
     judge: EvalJudge | None = Field(
         default=None,

@@ -98,6 +98,18 @@ class Evaluations:
             return False  # a judge's own answer is not evaluated again
         return plan.sample_rate >= 1 or self.random.random() < plan.sample_rate
 
+    def consider(
+        self,
+        route: EndpointRoute,
+        version: str,
+        call: Call,
+        sample: RequestSample,
+        answer: bytes | None,
+    ) -> None:
+        """Offer a whole (non-streamed) answer when it is sampled; None: it was not a success."""
+        if answer is not None and self.sampled(route, call):
+            self.offer(route, version, call, answer, sample, streamed=False)
+
     def offer(
         self,
         route: EndpointRoute,

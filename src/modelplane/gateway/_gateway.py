@@ -598,8 +598,7 @@ class Gateway:
             duration=duration,
             output_tokens=output,
         )
-        if code == 200 and self.evals.sampled(route, call):
-            self.evals.offer(route, version.name, call, content, sample, streamed=False)
+        self.evals.consider(route, version.name, call, sample, content if code == 200 else None)
         media = upstream.headers.get("content-type", "application/json")
         return Response(content, status_code=code, media_type=media, headers=ours)
 
