@@ -123,7 +123,6 @@ class Evaluations:
         """Queue one evaluation; never waits (a full queue drops it, counted ``dropped``)."""
         if route.evals is None or sample.error:
             return
-        queue = self._ensure_workers()
         item = _Item(
             route,
             route.evals,
@@ -134,8 +133,8 @@ class Evaluations:
             sample,
         )
         try:
-            queue.put_nowait(item)
-        except asyncio.QueueFull:
+            self._ensure_workers().put_nowait(item)
+        except (asyncio.QueueFull, RuntimeError):  # RuntimeError: no loop (a stream finalised late)
             self._count(item, "dropped")
 
     def _ensure_workers(self) -> asyncio.Queue[_Item]:
