@@ -147,6 +147,32 @@ def test_the_judge_model_is_called_through_the_gateway_and_its_grade_is_the_scor
     assert 'evaluations_total{model="grader"' not in text
 
 
+def test_the_judge_models_limits_apply_to_the_evaluations_calls(env: Env) -> None:
+    # given a judge Endpoint allowing one request a minute
+    judge = env.fake("judge", reply="1")
+    env.endpoint("grader", {}, upstream={"v1": judge}, limits={"requestsPerMinute": 1})
+    evals = {"sampleRate": 1.0, "judge": {"model": "grader", "prompt": "Grade: {answer}"}}
+    _rolling_out(env, {"v1": env.fake("answering", reply="Paris")}, evals)
+    _evaluating(env)
+    # when three answers are evaluated
+    for _ in range(3):
+        assert env.chat("ep", "Capital?").status_code == 200
+
+    def counted() -> dict[str, str]:
+        text = env.client.get("/_modelplane/metrics").text
+        prefix = 'modelplane_gateway_evaluations_total{model="ep",version="v1",result="'
+        return {
+            line[len(prefix) :].split('"')[0]: line.rsplit(" ", 1)[1]
+            for line in text.splitlines()
+            if line.startswith(prefix)
+        }
+
+    # then the judge's limit refused the calls past the first: one scored, two failed
+    wait_until(lambda: counted() == {"scored": "1", "failed": "2"}, timeout=10, what="3 counted")
+    assert judge.requests["/v1/chat/completions"] == 1
+    assert _scores(env, "v1") == [1.0]
+
+
 def test_a_full_queue_drops_evaluations_and_counts_them_without_holding_answers(
     env: Env,
 ) -> None:
