@@ -692,6 +692,8 @@ class _Relay:
                 if kept is not None:
                     kept.add(chunk)
                 yield chunk
+            if kept is not None:  # a stream the client left early is not evaluated
+                kept.complete = True
         except UpstreamError as exc:
             code = 502
             failure = "stream_interrupted"
@@ -727,7 +729,7 @@ class _Relay:
             duration=duration,
             output_tokens=output,
         )
-        if kept is None or self.evaluated is None or code != 200:
+        if kept is None or self.evaluated is None or code != 200 or not kept.complete:
             return
         if kept.full:  # too long to keep: counted, as a full queue's are
             route = self.route
@@ -752,6 +754,8 @@ class _Kept:
     chunks: list[bytes] = field(default_factory=list)
     size: int = 0
     full: bool = False
+    #: the stream reached its end (not cut short by the client leaving or an error)
+    complete: bool = False
 
     def add(self, chunk: bytes) -> None:
         self.size += len(chunk)
