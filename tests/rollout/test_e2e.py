@@ -1,7 +1,7 @@
 """End to end through a real `modelplane up`: simulated replicas, traffic through /v1, a canary.
 
 The platform's rollout controller reads the gateway's samples at ``MODELPLANE_GATEWAY_URL`` (the
-API's own address in ``up``), set here in the child's environment.
+API's own address in ``up``), set in the child's environment by the ``up`` fixture (conftest).
 """
 
 from __future__ import annotations
@@ -10,40 +10,19 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.control._wait import wait_until
 from tests.e2e._proc import UpProcess
-
-from modelplane.rollout import GATEWAY_URL_ENV
+from tests.rollout.conftest import TOKEN
 
 pytestmark = pytest.mark.slow
 
 API = "/apis/modelplane.dev/v1alpha1/namespaces/default"
-
-
-#: the one token of the platform's token file: a tenant, not an administrator. Authentication is
-#: on, so the rollout controller reads the gateway's samples only if up's own clients send a token.
-TOKEN = "tenant-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CLI = (sys.executable, "-m", "modelplane.cli")
-
-
-@pytest.fixture
-def up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[UpProcess]:
-    tokens = tmp_path / "tokens.csv"
-    tokens.write_text(f"{TOKEN},tenant,uid-1,modelplane:namespace:default\n")
-    proc = UpProcess(tmp_path / "home", extra=["--token-file", str(tokens)])
-    monkeypatch.setenv(GATEWAY_URL_ENV, proc.url)
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 def _apply(client: httpx.Client, annotations: dict[str, str]) -> None:

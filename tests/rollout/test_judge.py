@@ -123,6 +123,37 @@ def test_a_lower_eval_score_fails() -> None:
     assert verdict.verdict == "fail" and "eval score" in verdict.reason
 
 
+def _scored(n: int, scores: list[float]) -> list[Sample]:
+    return [Sample(t=float(i), ttft_s=0.05, score=scores[i % len(scores)]) for i in range(n)]
+
+
+def test_with_an_eval_configured_too_few_scores_hold_the_step_though_latency_passes() -> None:
+    # given plenty of requests on both sides, alike in latency, but only 5 scored each
+    canary = [*_scored(5, [0.0]), *[Sample(t=10.0 + i, ttft_s=0.05) for i in range(60)]]
+    stable = [*_scored(5, [1.0]), *[Sample(t=10.0 + i, ttft_s=0.05) for i in range(60)]]
+    criteria = Criteria.from_analysis({"minSamples": 20, "eval": {"cases": [{"expect": "json"}]}})
+    # when judged
+    verdict = judge(canary, stable, criteria)
+    # then the eval score's guard holds the step rather than letting latency alone pass it
+    assert verdict.verdict == "inconclusive"
+    assert "eval score: too few samples" in verdict.reason and "canary 5" in verdict.reason
+    # and without an eval configured, the same samples pass
+    assert judge(canary, stable, Criteria(min_samples=20)).verdict == "pass"
+
+
+def test_the_score_margin_is_how_far_below_the_stable_mean_the_canary_may_score() -> None:
+    # given a canary right 85% of the time against a stable right 95% of the time
+    canary = _scored(400, [1.0] * 17 + [0.0] * 3)
+    stable = _scored(400, [1.0] * 19 + [0.0] * 1)
+    # when the margin is 0.05 the drop of 0.10 fails; at 0.2 it is within the margin
+    tight = Criteria.from_analysis({"minSamples": 20, "eval": {"scoreMargin": 0.05}})
+    loose = Criteria.from_analysis({"minSamples": 20, "eval": {"scoreMargin": 0.2}})
+    failed = judge(canary, stable, tight)
+    assert failed.verdict == "fail"
+    assert "canary eval score 0.85 vs stable 0.95" in failed.reason
+    assert judge(canary, stable, loose).verdict == "pass"
+
+
 def test_criteria_come_from_the_endpoint_analysis() -> None:
     criteria = Criteria.from_analysis(
         {"minSamples": 30, "metrics": {"ttftP99": "800ms", "tpot": "50ms", "errorRate": 0.02}}

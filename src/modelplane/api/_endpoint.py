@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Literal, Self
 
+import regex  # type: ignore[import-untyped]
 from pydantic import Field, field_validator, model_validator
 
 from modelplane.api._dra import DeviceClaim
@@ -44,6 +45,147 @@ class AnalysisMetrics(Schema):
     )
 
 
+class EvalCase(Schema):
+    """One case of an eval set: which sampled prompts it applies to, and the answer it expects."""
+
+    prompt: str | None = Field(
+        default=None,
+        description=(
+            "The prompts this case applies to (the request's last user message, or a completion's"
+            " prompt): the text itself, or a regular expression with promptMatch: regex. Unset:"
+            " every sampled answer."
+        ),
+    )
+    prompt_match: Literal["exact", "regex"] = Field(
+        default="exact",
+        description=(
+            "exact (the prompt, without surrounding whitespace, equals `prompt`) or regex"
+            " (`prompt` is found in it)."
+        ),
+    )
+    expect: Literal["exact", "regex", "json"] = Field(
+        description=(
+            "What a right answer is: exact (the answer, without surrounding whitespace, equals"
+            " `answer`), regex (`answer` is found in it) or json (the answer parses as JSON)."
+        ),
+    )
+    answer: str | None = Field(
+        default=None,
+        description="The expected answer (exact) or a regular expression (regex); unset for json.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems = Problems()
+        if self.expect == "json" and self.answer is not None:
+            problems.add(("answer",), "expect: json takes no answer; remove `answer`")
+        if self.expect != "json" and self.answer is None:
+            problems.add(
+                ("answer",),
+                f"expect: {self.expect} needs the expected answer, e.g. answer: Paris",
+            )
+        if self.prompt is None and self.prompt_match == "regex":
+            problems.add(("prompt",), "promptMatch: regex needs a `prompt` pattern")
+        for where, pattern, wanted in (
+            ("prompt", self.prompt, self.prompt_match == "regex"),
+            ("answer", self.answer, self.expect == "regex"),
+        ):
+            problem = regex_problem(pattern) if wanted and pattern is not None else None
+            if problem:
+                problems.add((where,), f"{problem}; write a regular expression, e.g. (?i)paris")
+        problems.raise_any()
+        return self
+
+
+class EvalJudge(Schema):
+    """A model served here that grades each sampled answer with a number from 0 to 1."""
+
+    model: Name = Field(
+        description=(
+            "An Endpoint or Graph in this namespace, called through the gateway like any client"
+            " (its limits, policies and traces apply)."
+        ),
+    )
+    prompt: str = Field(
+        min_length=1,
+        description=(
+            "The grading prompt sent as the user message; {prompt} and {answer} are replaced by"
+            " the sampled request's prompt and answer. The judge's answer is read as the first"
+            " number in it (e.g. 0.8, 1); one outside 0 to 1, or none, scores nothing."
+        ),
+    )
+    max_tokens: int = Field(
+        default=16, ge=1, le=4096, description="Most tokens the judge may answer with."
+    )
+
+    @field_validator("prompt")
+    @classmethod
+    def _answer_placeholder(cls, prompt: str) -> str:
+        if "{answer}" not in prompt:
+            raise ValueError(
+                "the grading prompt must contain {answer} (where the sampled answer goes), e.g."
+                ' "Question: {prompt} Answer: {answer} Reply 1 if right, else 0."'
+            )
+        return prompt
+
+
+class Eval(Schema):
+    """Answers of the canary and the stable version sampled and scored while a rollout runs."""
+
+    sample_rate: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description=(
+            "Share of the canary's and the stable version's answers evaluated, 0 to 1, while a"
+            " rollout is in progress; off the request path (never delaying an answer)."
+        ),
+    )
+    cases: list[EvalCase] = Field(
+        description=(
+            "An eval set: a sampled answer scores 1 when every case that applies to its prompt"
+            " passes, else 0; an answer no case applies to is not scored by the set."
+        ),
+        default_factory=list,
+    )
+    judge: EvalJudge | None = Field(
+        default=None,
+        description=(
+            "A judge model served here; with cases too, a sample's score is the mean of the two."
+        ),
+    )
+    score_margin: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description=(
+            "How far the canary's mean score may fall below the stable's (0 to 1) before a"
+            " significant drop fails the step."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _some_scorer(self) -> Self:
+        problems = Problems()
+        if not self.cases and self.judge is None:
+            problems.add(
+                ("cases",),
+                "give an eval set (cases) or a judge model, e.g. cases: [{prompt: '2+2?',"
+                " expect: exact, answer: '4'}]",
+            )
+        problems.raise_any()
+        return self
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not a regular expression (as the gateway's ``regex`` reads it), or None."""
+    try:
+        regex.compile(pattern)
+    except regex.error as exc:
+        return f"{pattern!r} is not a regular expression ({exc})"
+    return None
+
+
 class Analysis(Schema):
     """How each rollout step is judged before moving to the next."""
 
@@ -53,6 +195,13 @@ class Analysis(Schema):
     )
     min_samples: int = Field(
         default=100, ge=1, description="Requests needed at a step before it can be judged."
+    )
+    eval: Eval | None = Field(
+        default=None,
+        description=(
+            "Score sampled answers (an eval set or a judge model); the step then also needs"
+            " minSamples scores per version, and fails when the canary scores lower."
+        ),
     )
 
 
@@ -519,5 +668,16 @@ class Endpoint(Resource):
                     ("spec", "fallbacks", i),
                     f"{entry!r} is this endpoint itself; a fallback must name another model",
                 )
+        rollout = self.spec.rollout
+        evals = rollout.analysis.eval if rollout is not None else None
+        if (
+            evals is not None
+            and evals.judge is not None
+            and evals.judge.model == self.metadata.name
+        ):
+            problems.add(
+                ("spec", "rollout", "analysis", "eval", "judge", "model"),
+                f"{evals.judge.model!r} is this endpoint itself; a judge must be another model",
+            )
         problems.raise_any()
         return self

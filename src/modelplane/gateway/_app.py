@@ -138,8 +138,8 @@ async def _samples(request: Request) -> Response:
     versions = [version] if version else telemetry.versions(namespace, endpoint)
     out = {
         v: [
-            {"t": t, "ttft_s": ttft, "tpot_s": tpot, "error": err}
-            for (t, ttft, tpot, err) in telemetry.window(namespace, endpoint, v, since)
+            {"t": s.t, "ttft_s": s.ttft, "tpot_s": s.tpot, "error": s.error, "score": s.score}
+            for s in telemetry.window(namespace, endpoint, v, since)
         ]
         for v in versions
     }

@@ -28,7 +28,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -47,6 +47,7 @@ from modelplane.egress import EgressRules
 from modelplane.gateway._app import build_app
 from modelplane.gateway._call import Call
 from modelplane.gateway._errors import GatewayError, unavailable
+from modelplane.gateway._evals import Evaluations
 from modelplane.gateway._graphs import run_graph
 from modelplane.gateway._limits import Limiter, Ticket
 from modelplane.gateway._routing import Router, pick_version
@@ -141,6 +142,8 @@ class Gateway:
         self.router = router or Router()
         self.limiter = Limiter()
         self.telemetry = Telemetry()
+        #: answers sampled for a rollout's evaluation, scored off the request path
+        self.evals = Evaluations(self, self.telemetry)
         configure_tracing()
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -169,6 +172,7 @@ class Gateway:
         return self.table.stop(timeout)
 
     async def aclose(self) -> None:
+        await self.evals.aclose()
         if self._scraper is not None:
             self._scraper.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -563,6 +567,7 @@ class Gateway:
                 ttft = time.perf_counter() - start
                 relay = _Relay(self, route, version, replica, upstream, chunks, ticket, start, ttft)
                 relay.prompt_tokens = len(call.prompt) // 4
+                relay.evaluated = call if self.evals.sampled(route, call) else None
                 if call.span is not None:  # the relay ends the span when the stream ends
                     relay.span, call.span = call.span, None
                     record_first_token(relay.span, ttft)
@@ -582,7 +587,7 @@ class Gateway:
             record_answer(call.span, content)
         if ticket is not None:
             self.limiter.settle(ticket, total or self._reservation(call))
-        self.telemetry.record(
+        sample = self.telemetry.record(
             route.namespace,
             route.name,
             version.name,
@@ -593,6 +598,7 @@ class Gateway:
             duration=duration,
             output_tokens=output,
         )
+        self.evals.consider(route, version.name, call, sample, content if code == 200 else None)
         media = upstream.headers.get("content-type", "application/json")
         return Response(content, status_code=code, media_type=media, headers=ours)
 
@@ -660,9 +666,12 @@ class _Relay:
     ttft: float
     prompt_tokens: int = 0
     span: Span | None = None
+    #: the call, when its answer is sampled for an evaluation (the stream is then kept, bounded)
+    evaluated: Call | None = None
 
     async def run(self, first: bytes) -> AsyncIterator[bytes]:
         code = 200
+        kept = _Kept() if self.evaluated is not None else None
         pieces = (
             first.count(b'"content":"') + first.count(b'"text":"') - first.count(b'"content":""')
         )
@@ -670,6 +679,8 @@ class _Relay:
         watch.feed(first)
         failure: str | None = None
         try:
+            if kept is not None:
+                kept.add(first)
             yield first
             async for chunk in self.chunks:
                 pieces += (
@@ -678,7 +689,11 @@ class _Relay:
                     - chunk.count(b'"content":""')
                 )
                 watch.feed(chunk)
+                if kept is not None:
+                    kept.add(chunk)
                 yield chunk
+            if kept is not None:  # a stream the client left early is not evaluated
+                kept.complete = True
         except UpstreamError as exc:
             code = 502
             failure = "stream_interrupted"
@@ -689,13 +704,13 @@ class _Relay:
             yield openai_stream_error(message, "upstream_error", code="stream_interrupted")
         finally:
             # settle first: when the client went away, the await below may be cancelled at once
-            self._settle(code, watch, pieces)
+            self._settle(code, watch, pieces, kept)
             if self.span is not None:
                 record_stream(self.span, first, watch.finish, watch.usage)
                 end_request_span(self.span, code=code, error=failure)
             await self.upstream.aclose()
 
-    def _settle(self, code: int, watch: StreamWatch, pieces: int) -> None:
+    def _settle(self, code: int, watch: StreamWatch, pieces: int, kept: _Kept | None) -> None:
         """Charge what the stream used: the last ``usage`` it carried, else an estimate."""
         gateway = self.gateway
         gateway.router.end(self.replica.url)
@@ -704,7 +719,7 @@ class _Relay:
         duration = time.perf_counter() - self.start
         if self.ticket is not None:
             gateway.limiter.settle(self.ticket, total or output + self.prompt_tokens)
-        gateway.telemetry.record(
+        sample = gateway.telemetry.record(
             self.route.namespace,
             self.route.name,
             self.version.name,
@@ -714,6 +729,40 @@ class _Relay:
             duration=duration,
             output_tokens=output,
         )
+        if kept is None or self.evaluated is None or code != 200 or not kept.complete:
+            return
+        if kept.full:  # too long to keep: counted, as a full queue's are
+            route = self.route
+            gateway.telemetry.count_evaluation(
+                route.namespace, route.name, self.version.name, "dropped"
+            )
+            return
+        answer = b"".join(kept.chunks)
+        gateway.evals.offer(
+            self.route, self.version.name, self.evaluated, answer, sample, streamed=True
+        )
+
+
+#: the most bytes of a streamed answer kept for its evaluation; a longer one is not evaluated
+_KEPT_BYTES = 1 << 20
+
+
+@dataclass
+class _Kept:
+    """The chunks of a streamed answer sampled for an evaluation, up to ``_KEPT_BYTES``."""
+
+    chunks: list[bytes] = field(default_factory=list)
+    size: int = 0
+    full: bool = False
+    #: the stream reached its end (not cut short by the client leaving or an error)
+    complete: bool = False
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > _KEPT_BYTES:
+            self.full, self.chunks = True, []
+        elif not self.full:
+            self.chunks.append(chunk)
 
 
 def _usage(content: bytes) -> tuple[int, int]:

@@ -13,7 +13,9 @@ other versions by the replicas the node agent publishes in ``Endpoint.status.rep
 or its key is missing, the value is not base64, or it holds a line break or another control
 character that would break the ``Authorization`` header) is not routed: it keeps no replica and
 its ``problem`` says why, which the client's error repeats. Nothing here reads a file. The split applied is ``status.traffic`` when the rollout controller set one, else
-``spec.traffic``, else all traffic to the Model's last version.
+``spec.traffic``, else all traffic to the Model's last version. An Endpoint's eval plan
+(``spec.rollout.analysis.eval``) is on its route only while ``status.rollout.phase`` is
+``Progressing``: answers are evaluated while a step is being analysed, not otherwise.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from modelplane.api import (
 )
 from modelplane.api.errors import ModelplaneError
 from modelplane.control import Informer
+from modelplane.gateway._scorers import EvalPlan, eval_plan
 from modelplane.store import JSON, Store
 
 log = logging.getLogger("modelplane.gateway")
@@ -86,6 +89,8 @@ class EndpointRoute:
     created: int = 0
     #: ``spec.replicas.scaleToZero``: a request finding no ready replica waits for one to start
     scale_to_zero: bool = False
+    #: ``spec.rollout.analysis.eval`` while a rollout is in progress: answers sampled and scored
+    evals: EvalPlan | None = None
 
     @property
     def key(self) -> str:
@@ -226,6 +231,7 @@ class RoutingTable:
             fallbacks=_fallbacks(spec, annotations),
             created=_created(meta),
             scale_to_zero=bool((spec.get("replicas") or {}).get("scaleToZero")),
+            evals=eval_plan(spec) if _rolling_out(obj.get("status")) else None,
         )
 
     def _versions(
@@ -324,6 +330,12 @@ def _ready_replicas(published: Any) -> dict[str, list[Replica]]:
         )
         by_version.setdefault(replica.version, []).append(replica)
     return by_version
+
+
+def _rolling_out(status: Any) -> bool:
+    """Whether the rollout controller analyses a step now (``status.rollout.phase``)."""
+    rollout = status.get("rollout") if isinstance(status, dict) else None
+    return isinstance(rollout, dict) and rollout.get("phase") == "Progressing"
 
 
 def _fallbacks(spec: JSON, annotations: dict[str, str]) -> tuple[str, ...]:

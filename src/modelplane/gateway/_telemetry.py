@@ -1,7 +1,9 @@
 """What the gateway observes: per-version request samples (for canary analysis) and metrics.
 
 Samples: per (namespace, endpoint, version) a bounded window of the most recent requests, each
-``(t, ttft_s, tpot_s, error)`` with ``t`` in seconds since the epoch. A streamed answer's TTFT is
+a :class:`RequestSample` ``(t, ttft_s, tpot_s, error, score)`` with ``t`` in seconds since the
+epoch and ``score`` set later when the answer was sampled for an evaluation (``modelplane
+.gateway._evals``; None until then, and for answers not evaluated). A streamed answer's TTFT is
 its first chunk and its TPOT the rest of the stream over its tokens after the first. A
 non-streamed answer's TTFT is its whole duration (its first token reached the client with the
 rest) and its TPOT the one the worker reports in ``Server-Timing`` (:func:`answered_tpot`);
@@ -14,7 +16,10 @@ Metrics, in Prometheus text at ``/v1/_modelplane/metrics`` (and ``/metrics`` whe
 alone): ``modelplane_gateway_requests_total{model,version,code}``,
 ``modelplane_gateway_output_tokens_total{model,version}`` (completion tokens, as the upstream
 reported them, else estimated), ``modelplane_gateway_time_to_first_token_seconds`` and
-``modelplane_gateway_request_duration_seconds`` (histograms by model and version).
+``modelplane_gateway_request_duration_seconds`` (histograms by model and version),
+``modelplane_gateway_evaluations_total{model,version,result}`` (answers sampled for an evaluation:
+``scored``, ``unscored`` when no scorer applied or the judge named no number in 0..1, ``failed``,
+``dropped`` when the evaluation queue was full).
 
 Traces: one OpenTelemetry span per request (kind CLIENT, named ``"{operation} {model}"``, with
 the GenAI conventions' ``gen_ai.*`` attributes, ``server.address``/``server.port`` of the replica
@@ -74,7 +79,16 @@ _done = False
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
-Sample = tuple[float, float | None, float | None, bool]
+
+@dataclass(slots=True)
+class RequestSample:
+    """One finished request (or failed attempt) to one version; ``score`` is set afterwards."""
+
+    t: float
+    ttft: float | None
+    tpot: float | None
+    error: bool
+    score: float | None = None
 
 
 @dataclass(slots=True)
@@ -94,11 +108,12 @@ class Telemetry:
 
     def __init__(self, samples_per_version: int = 4096) -> None:
         self.samples_per_version = samples_per_version
-        self.samples: dict[tuple[str, str, str], deque[Sample]] = {}
+        self.samples: dict[tuple[str, str, str], deque[RequestSample]] = {}
         self.requests: dict[tuple[str, str, str], int] = {}
         self.output_tokens: dict[tuple[str, str], int] = {}
         self.ttft: dict[tuple[str, str], _Histogram] = {}
         self.duration: dict[tuple[str, str], _Histogram] = {}
+        self.evaluations: dict[tuple[str, str, str], int] = {}
 
     def record(
         self,
@@ -111,14 +126,16 @@ class Telemetry:
         tpot: float | None,
         duration: float,
         output_tokens: int,
-    ) -> None:
-        """One finished request (or one failed attempt at it); ``tpot`` None when unknown."""
+    ) -> RequestSample:
+        """One finished request (or one failed attempt at it); ``tpot`` None when unknown.
+        Returns its sample, which an evaluation may give a score later."""
         error = code >= 500
         key = (namespace, endpoint, version)
         window = self.samples.get(key)
         if window is None:
             window = self.samples[key] = deque(maxlen=self.samples_per_version)
-        window.append((time.time(), ttft, tpot, error))
+        sample = RequestSample(time.time(), ttft, tpot, error)
+        window.append(sample)
         model = endpoint if namespace == "default" else f"{namespace}/{endpoint}"
         ckey = (model, version, str(code))
         self.requests[ckey] = self.requests.get(ckey, 0) + 1
@@ -134,19 +151,26 @@ class Telemetry:
         if h is None:
             h = self.duration[hkey] = _Histogram()
         h.observe(duration)
+        return sample
 
     def count_request(self, model: str, version: str, code: int) -> None:
         """A request answered without reaching a replica (404, 429, 503...)."""
         key = (model, version, str(code))
         self.requests[key] = self.requests.get(key, 0) + 1
 
+    def count_evaluation(self, namespace: str, endpoint: str, version: str, result: str) -> None:
+        """One answer sampled for an evaluation, by outcome (see the module docstring)."""
+        model = endpoint if namespace == "default" else f"{namespace}/{endpoint}"
+        key = (model, version, result)
+        self.evaluations[key] = self.evaluations.get(key, 0) + 1
+
     def window(
         self, namespace: str, endpoint: str, version: str, since: float = 0.0
-    ) -> list[Sample]:
+    ) -> list[RequestSample]:
         samples = self.samples.get((namespace, endpoint, version))
         if not samples:
             return []
-        return [s for s in samples if s[0] > since]
+        return [s for s in samples if s.t > since]
 
     def versions(self, namespace: str, endpoint: str) -> list[str]:
         return sorted(v for (ns, ep, v) in self.samples if ns == namespace and ep == endpoint)
@@ -167,6 +191,15 @@ class Telemetry:
         for (model, version), n in sorted(self.output_tokens.items()):
             lines.append(
                 f'modelplane_gateway_output_tokens_total{{model="{_esc(model)}",version="{_esc(version)}"}} {n}'
+            )
+        lines.append(
+            "# HELP modelplane_gateway_evaluations_total Answers sampled for a rollout's"
+            " evaluation, by result."
+        )
+        lines.append("# TYPE modelplane_gateway_evaluations_total counter")
+        for (model, version, result), n in sorted(self.evaluations.items()):
+            lines.append(
+                f'modelplane_gateway_evaluations_total{{model="{_esc(model)}",version="{_esc(version)}",result="{result}"}} {n}'
             )
         for name, what, hists in (
             ("modelplane_gateway_time_to_first_token_seconds", "Time to first token.", self.ttft),

@@ -9,13 +9,15 @@ when both say so (a regression that is statistically significant *and* beyond th
 * **error rate**: Fisher's exact test on the 2x2 table of errors (canary higher?); material when
   the canary's rate exceeds ``error_rate`` (or, without one, the stable rate);
 * **eval score** (when both sides carry ``score``): Mann-Whitney U (canary lower?); material when
-  the canary's mean is below the stable one by ``margin``.
+  the canary's mean is below the stable one by more than ``score_margin`` (absolute, the
+  Endpoint's ``eval.scoreMargin``), or without one by ``margin`` of the stable mean.
 
 **Minimum-sample guard**: a metric with fewer than ``min_samples`` on either side is
 *inconclusive*, never a pass; the verdict is ``fail`` if any metric fails, else ``inconclusive``
 if any metric is, else ``pass``. TPOT is judged when a threshold is set for it or when both sides
-have enough samples (non-streamed requests carry none); an eval score only when both sides have
-enough scores.
+have enough samples (non-streamed requests carry none); an eval score when both sides have
+enough scores, and, when ``require_score`` is set (the Endpoint has an ``eval`` block), always:
+too few scores then hold the step rather than let it pass on latency and errors alone.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ class Criteria:
     alpha: float = 0.01
     #: relative worsening that counts as material when no absolute threshold is set
     margin: float = 0.2
+    #: judge the eval score even with too few scores (inconclusive, then): an eval is configured
+    require_score: bool = False
+    #: how far (absolute) the canary's mean score may fall below the stable's; None: ``margin``
+    score_margin: float | None = None
 
     @classmethod
     def from_analysis(cls, analysis: Mapping[str, Any] | None) -> Criteria:
@@ -55,11 +61,15 @@ class Criteria:
             return None if value is None else parse_duration(str(value))
 
         rate = metrics.get("errorRate")
+        evals = analysis.get("eval")
+        margin = evals.get("scoreMargin", 0.1) if isinstance(evals, Mapping) else None
         return cls(
             min_samples=int(analysis.get("minSamples") or 100),
             ttft_p99=seconds("ttftP99"),
             tpot=seconds("tpot"),
             error_rate=None if rate is None else float(rate),
+            require_score=isinstance(evals, Mapping),
+            score_margin=None if margin is None else float(margin),
         )
 
 
@@ -122,7 +132,7 @@ def judge(
         )
     score_c = [s.score for s in canary if s.score is not None]
     score_s = [s.score for s in stable if s.score is not None]
-    if min(len(score_c), len(score_s)) >= criteria.min_samples:
+    if criteria.require_score or min(len(score_c), len(score_s)) >= criteria.min_samples:
         results.append(_score(score_c, score_s, criteria, names))
 
     failed = [r for r in results if r.verdict == "fail"]
@@ -206,15 +216,23 @@ def _latency(
 def _score(
     canary: list[float], stable: list[float], criteria: Criteria, names: tuple[str, str]
 ) -> MetricResult:
+    held = _too_few("eval score", len(canary), len(stable), criteria, names)
+    if held:
+        return held
     from scipy.stats import mannwhitneyu  # type: ignore[import-untyped]
 
     p = _p(mannwhitneyu(canary, stable, alternative="less").pvalue)
     c_mean, s_mean = _mean(canary), _mean(stable)
     figures = (
         f"{names[0]} eval score {c_mean:.3g} vs {names[1]} {s_mean:.3g}, Mann-Whitney p={p:.2g}"
-        f" over {len(canary) + len(stable)} samples"
+        f" over {len(canary) + len(stable)} scored samples"
     )
-    if p < criteria.alpha and c_mean < s_mean - abs(s_mean) * criteria.margin:
+    drop = (
+        criteria.score_margin
+        if criteria.score_margin is not None
+        else abs(s_mean) * criteria.margin
+    )
+    if p < criteria.alpha and c_mean < s_mean - drop:
         return MetricResult("eval score", "fail", figures, p)
     return MetricResult("eval score", "pass", figures, p)
 

@@ -56,7 +56,8 @@ def _number(value: Any) -> float | None:
 
 
 def sample_from_json(data: Mapping[str, Any]) -> Sample:
-    """A :class:`Sample` from the samples endpoint's ``{"t", "ttft_s", "tpot_s", "error"}``."""
+    """A :class:`Sample` from the samples endpoint's ``{"t", "ttft_s", "tpot_s", "error",
+    "score"}`` (``score`` null or absent when the answer was not evaluated)."""
     t = _number(data.get("t"))
     if t is None:
         raise ValueError(f"a sample needs a time 't' in seconds since the epoch (got {data!r})")
