@@ -30,9 +30,15 @@ def render_gauges(samples: Mapping[str, float]) -> str:
 
 
 def metrics_route(gauges: Gauges) -> Route:
+    """``/metrics``: ``gauges`` and prometheus_client's process-wide registry (the controllers',
+    work queues', REST requests' and policy decisions' series)."""
+
     async def metrics(request: Request) -> Response:
+        from prometheus_client import REGISTRY, generate_latest
+
         samples = await run_in_threadpool(gauges)
-        return PlainTextResponse(render_gauges(samples), media_type="text/plain; version=0.0.4")
+        text = render_gauges(samples) + generate_latest(REGISTRY).decode()
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     return Route("/metrics", metrics, methods=["GET"])
 

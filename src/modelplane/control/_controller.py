@@ -30,6 +30,12 @@ from typing import TYPE_CHECKING, ClassVar
 
 from modelplane.api.errors import ModelplaneError, NotFound
 from modelplane.control._informer import JSON, Informer, object_key
+from modelplane.control._metrics import (
+    ACTIVE_WORKERS,
+    RECONCILE_ERRORS,
+    RECONCILE_TIME,
+    RECONCILES,
+)
 from modelplane.control._queue import RateLimiter, WorkQueue
 
 if TYPE_CHECKING:
@@ -272,9 +278,14 @@ class Controller(abc.ABC):
                 queue.done(request)
 
     def _process(self, queue: WorkQueue[Request], request: Request) -> None:
+        name = self.component
+        ACTIVE_WORKERS.labels(name).inc()
+        began = time.perf_counter()
         try:
             result = self.reconcile(request) or Result()
         except Exception as exc:
+            RECONCILES.labels(name, "error").inc()
+            RECONCILE_ERRORS.labels(name).inc()
             with self._lock:
                 self._reconciles += 1
                 self._errors += 1
@@ -289,6 +300,11 @@ class Controller(abc.ABC):
             )
             queue.add_rate_limited(request)
             return
+        finally:
+            RECONCILE_TIME.labels(name).observe(time.perf_counter() - began)
+            ACTIVE_WORKERS.labels(name).dec()
+        outcome = "requeue_after" if result.requeue_after else "requeue" if result.requeue else ""
+        RECONCILES.labels(name, outcome or "success").inc()
         with self._lock:
             self._reconciles += 1
             if result.requeue or result.requeue_after:

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from modelplane.store import Store
 
+from modelplane.control._metrics import LEADER
+
 log = logging.getLogger("modelplane.control.leader")
 
 
@@ -109,6 +111,7 @@ class LeaderElector:
                     if not self._leading.is_set():
                         log.info("%s: became leader of %s", self.identity, self.lease_name)
                         self._leading.set()
+                        LEADER.labels(self.lease_name).set(1)
                         self._callback(self.on_started_leading, "on_started_leading")
                 elif self._leading.is_set() and (
                     held is False or time.monotonic() - last_renewal >= self.renew_deadline
@@ -139,6 +142,7 @@ class LeaderElector:
 
     def _step_down(self) -> None:
         self._leading.clear()
+        LEADER.labels(self.lease_name).set(0)
         self._callback(self.on_stopped_leading, "on_stopped_leading")
 
     def _release(self) -> None:

@@ -27,6 +27,8 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from modelplane.control._metrics import QueueMetrics
+
 K = TypeVar("K", bound=Hashable)
 
 
@@ -116,6 +118,9 @@ class WorkQueue(Generic[K]):
         self._due: dict[K, float] = {}
         self._seq = itertools.count()
         self._shutting_down = False
+        #: when each queued key was added, and when each processing key was handed out
+        self._since: dict[K, float] = {}
+        self._metrics = QueueMetrics.of(name)
 
     # -- adding ----------------------------------------------------------------------------------
 
@@ -128,9 +133,15 @@ class WorkQueue(Generic[K]):
         if self._shutting_down or key in self._dirty:
             return
         self._dirty.add(key)
+        self._metrics.adds.inc()
         if key in self._processing:
             return  # queued again by done(): never two workers on one key
+        self._enqueue_locked(key)
+
+    def _enqueue_locked(self, key: K) -> None:
         self._queue.append(key)
+        self._since[key] = time.monotonic()
+        self._metrics.depth.set(len(self._queue))
         self._cond.notify()
 
     def add_after(self, key: K, delay: float) -> None:
@@ -152,6 +163,7 @@ class WorkQueue(Generic[K]):
 
     def add_rate_limited(self, key: K) -> None:
         """Retry ``key`` after the delay the rate limiter gives (backoff grows per failure)."""
+        self._metrics.retries.inc()
         self.add_after(key, self.rate_limiter.when(key))
 
     def forget(self, key: K) -> None:
@@ -179,6 +191,9 @@ class WorkQueue(Generic[K]):
                     key = self._queue.popleft()
                     self._processing.add(key)
                     self._dirty.discard(key)
+                    self._metrics.depth.set(len(self._queue))
+                    self._metrics.queued.observe(now - self._since.get(key, now))
+                    self._since[key] = now
                     return key
                 wait = None if deadline is None else deadline - now
                 if wait is not None and wait <= 0:
@@ -200,9 +215,11 @@ class WorkQueue(Generic[K]):
         """Finish processing ``key``; if it was added meanwhile, queue it again."""
         with self._cond:
             self._processing.discard(key)
+            began = self._since.pop(key, None)
+            if began is not None:
+                self._metrics.worked.observe(time.monotonic() - began)
             if key in self._dirty and not self._shutting_down:
-                self._queue.append(key)
-                self._cond.notify()
+                self._enqueue_locked(key)
 
     # -- lifecycle -------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from modelplane.api.errors import Forbidden
 from modelplane.policy._audit import AuditEvent, AuditSink
 from modelplane.policy._cache import PolicyCache
 from modelplane.policy._engine import Counts, Decision, PolicySet, PrincipalResolver
+from modelplane.policy._metrics import DECISIONS, decisions_counter
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -48,16 +49,8 @@ class Admission:
         self._audit = audit
         self._relations = relations
         self.counts = Counts()
-        self._counter: Any = None
-        if registry is not None:
-            from prometheus_client import Counter
-
-            self._counter = Counter(
-                "modelplane_policy_decisions_total",
-                "Policy decisions by result (allow, deny, error) and scope (admission, runtime)",
-                ["result", "scope"],
-                registry=registry,
-            )
+        # the process's series (``/metrics`` of up and server), or a registry of the caller's own
+        self._counter: Any = DECISIONS if registry is None else decisions_counter(registry)
 
     # -- the cache ----------------------------------------------------------------------------------
 
@@ -134,8 +127,7 @@ class Admission:
 
     def _count(self, result: str, scope: str) -> None:
         self.counts.inc(result, scope)
-        if self._counter is not None:
-            self._counter.labels(result=result, scope=scope).inc()
+        self._counter.labels(result=result, scope=scope).inc()
 
 
 def _event(

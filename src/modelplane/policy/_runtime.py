@@ -35,6 +35,7 @@ from modelplane.api.errors import ModelplaneError
 from modelplane.policy._audit import AuditEvent, AuditSink
 from modelplane.policy._cache import PolicyCache
 from modelplane.policy._engine import PolicySet, cedar_value, principal_entities
+from modelplane.policy._metrics import DECISIONS
 
 if TYPE_CHECKING:
     from modelplane.store import Store
@@ -280,6 +281,8 @@ class RuntimePolicies:
     def _record(
         self, principal: Principal, action: str, resource: JSON, decision: RuntimeDecision
     ) -> RuntimeDecision:
+        erred = any(r.startswith("error") for r in decision.reasons)
+        DECISIONS.labels(result="error" if erred else decision.outcome, scope="runtime").inc()
         if self.audit is not None:
             uid = resource["uid"]
             self.audit.append(

@@ -34,6 +34,7 @@ from modelplane.server._context import ServerContext, context
 from modelplane.server._discovery import api_group, api_groups, api_resources
 from modelplane.server._errors import EXCEPTION_HANDLERS, CatchAll, status_response
 from modelplane.server._limits import BodySizeLimit
+from modelplane.server._metrics import RequestMetrics
 from modelplane.server._oidc import JWTVerifier
 from modelplane.server._openapi import OpenAPIPart, build_openapi
 from modelplane.server._openapi_v2 import openapi_v2
@@ -180,7 +181,7 @@ def create_app(
     pass the one :func:`modelplane.platform.routes` was given, so that the gateway and the agent
     routes decide membership as the API does.
     """
-    middleware = [Middleware(CatchAll)]
+    middleware = [Middleware(CatchAll), Middleware(RequestMetrics)]
     if tokens is not None or oidc is not None:
         middleware.append(
             Middleware(BearerAuth, tokens=tokens, oidc=oidc, service_accounts=service_accounts)
