@@ -40,6 +40,7 @@ from modelplane.rollout._samples import (
     GivenOrGateways,
     RecordedSamples,
     Sample,
+    SampledController,
     SampleSource,
     sample_from_json,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "RolloutController",
     "Sample",
     "SampleSource",
+    "SampledController",
     "Verdict",
     "judge",
     "sample_from_json",

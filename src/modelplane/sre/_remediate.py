@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelplane.api import parse_duration
 from modelplane.api.errors import ModelplaneError
-from modelplane.control import Controller, Request, Result, commit_status, record_event
+from modelplane.control import Controller, Request, Result, StatusEvent
 from modelplane.sre._controller import _parse_time, _timestamp, time_scale
 
 if TYPE_CHECKING:
@@ -185,31 +185,13 @@ class RemediationController(Controller):
             "actedAt": _timestamp(now),
             "message": message + "; `modelplane rollout promote` restores the split",
         }
-        updated = commit_status(
-            self.store,
-            endpoint,
-            status,
-            component=self.component,
-            condition=None,
-            observed_generation=False,
-        )
-        if updated is None:
-            return Result(requeue=True)
-        self._record(updated, ns, name, message)
-        return Result()
+        event = StatusEvent("Warning", "ShiftedTraffic", message)
+        result = self.write_status(endpoint, status, event=event)
+        if not result.requeue:
+            self._audit(ns, name, message)
+        return result
 
-    def _record(self, endpoint: JSON, ns: str, name: str, message: str) -> None:
-        try:
-            record_event(
-                self.store,
-                endpoint,
-                type="Warning",
-                reason="ShiftedTraffic",
-                message=message,
-                component=self.component,
-            )
-        except ModelplaneError as exc:  # the status and the audit log say it too
-            log.warning("%s: could not record event: %s", self.component, exc)
+    def _audit(self, ns: str, name: str, message: str) -> None:
         if self.audit is None:
             return
         from modelplane.policy import AuditEvent
