@@ -131,10 +131,16 @@ class Tool(Schema):
         return self
 
 
+def _inside_bundle(path: str | None) -> bool:
+    """Whether ``path`` is a relative path that stays inside the Agent's bundle (no ``..``)."""
+    if not path:
+        return False
+    return not path.startswith("/") and ".." not in path.split("/")
+
+
 def _check_wasm(tool: Tool, problems: Problems) -> None:
     """A wasm tool names a relative path inside its bundle and the digest of its binary."""
-    module = tool.module or ""
-    if not module or module.startswith("/") or ".." in module.split("/"):
+    if not _inside_bundle(tool.module):
         problems.add(
             ("module",),
             "a wasm tool needs `module: PATH`, a relative path inside the Agent's bundle"
@@ -161,8 +167,7 @@ _HOST_GRANT = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})
 
 def _check_process(tool: Tool, problems: Problems) -> None:
     """A process tool names a program inside its bundle (or python3, sh) and host grants."""
-    command = tool.command or ""
-    if not command or command.startswith("/") or ".." in command.split("/"):
+    if not _inside_bundle(tool.command):
         problems.add(
             ("command",),
             "a process tool needs `command: PATH`, a relative path inside the Agent's bundle"
