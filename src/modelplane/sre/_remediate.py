@@ -19,7 +19,6 @@ alert still firing on old samples right after a release does not move the traffi
 from __future__ import annotations
 
 import copy
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
     from modelplane.policy import AuditSink
     from modelplane.store import Store
 
-log = logging.getLogger("modelplane.sre")
 
 JSON = dict[str, Any]
 PLAYBOOKS = ("shift-traffic",)
