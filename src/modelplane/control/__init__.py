@@ -15,7 +15,13 @@ leader elector are daemon threads, as in client-go. A controller is a subclass o
 :class:`Controller` with a ``kind`` and a ``reconcile`` that is safe to run again at any time.
 """
 
-from modelplane.control._conditions import get_condition, now_rfc3339, set_condition
+from modelplane.control._conditions import (
+    get_condition,
+    now_rfc3339,
+    parse_rfc3339,
+    rfc3339,
+    set_condition,
+)
 from modelplane.control._controller import (
     Controller,
     ControllerStats,
@@ -54,6 +60,8 @@ __all__ = [
     "get_condition",
     "map_owner",
     "now_rfc3339",
+    "parse_rfc3339",
     "record_event",
+    "rfc3339",
     "set_condition",
 ]

@@ -35,12 +35,13 @@ import copy
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from modelplane.api import ACTION_ANNOTATION, parse_duration
 from modelplane.api.errors import ModelplaneError, NotFound
 from modelplane.control import Request, Result, StatusEvent, set_condition
+from modelplane.control import parse_rfc3339 as _parse_time
+from modelplane.control import rfc3339 as _timestamp
 from modelplane.rollout._judge import Criteria, Judgement, judge
 from modelplane.rollout._samples import GATEWAY_URL_ENV, SampledController, SampleSource
 
@@ -446,12 +447,3 @@ def _analysis(judged: Judgement, now: float) -> JSON:
         "stableSamples": judged.stable_samples,
         "time": _timestamp(now),
     }
-
-
-def _timestamp(seconds: float) -> str:
-    text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
-
-
-def _parse_time(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

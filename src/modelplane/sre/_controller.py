@@ -26,7 +26,6 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -34,7 +33,7 @@ import httpx
 
 from modelplane.api import slo_window_seconds
 from modelplane.api.errors import ModelplaneError
-from modelplane.control import Request, Result, StatusEvent
+from modelplane.control import Request, Result, StatusEvent, parse_rfc3339, rfc3339
 from modelplane.egress import EgressRules
 from modelplane.rollout import GATEWAY_URL_ENV, Sample, SampledController, SampleSource
 from modelplane.sre._burn import WINDOWS, Alert, Assessment, assess_endpoint
@@ -117,7 +116,7 @@ class SLOController(SampledController):
         last = previous.get("evaluatedAt")
         generation = endpoint["metadata"].get("generation")
         if last and previous.get("observedGeneration") == generation:
-            due = _parse_time(str(last)) + period
+            due = parse_rfc3339(str(last)) + period
             if now < due:  # woken by a write (ours): not yet time to look again
                 return Result(requeue_after=due - now)
         report, alerts = self._evaluate(endpoint, slo, now, scale)
@@ -132,7 +131,7 @@ class SLOController(SampledController):
     def _evaluate(
         self, endpoint: JSON, slo: Mapping[str, Any], now: float, scale: float
     ) -> tuple[JSON, dict[str, Alert]]:
-        report: JSON = {"evaluatedAt": _timestamp(now), "timeScale": scale}
+        report: JSON = {"evaluatedAt": rfc3339(now), "timeScale": scale}
         source = self.sample_source()
         if source is None:
             report["message"] = f"no sample source: set {GATEWAY_URL_ENV} to the gateway's address"
@@ -302,7 +301,7 @@ def _changes(
             "scope": alert.scope,
             "longBurn": _round(alert.long_burn),
             "shortBurn": _round(alert.short_burn),
-            "since": held.get("since") if held else _timestamp(now),
+            "since": held.get("since") if held else rfc3339(now),
             "message": alert.message(endpoint),
         }
         reported.append(entry)
@@ -318,12 +317,3 @@ def _round(value: float | None) -> float | None:
     if math.isinf(value):
         return 1e300  # JSON has no infinity: an objective that allows no error, broken
     return float(f"{value:.4g}")
-
-
-def _timestamp(seconds: float) -> str:
-    text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
-
-
-def _parse_time(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

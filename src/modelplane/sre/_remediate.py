@@ -26,8 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 from modelplane.api import parse_duration
 from modelplane.api.errors import ModelplaneError
-from modelplane.control import Controller, Request, Result, StatusEvent
-from modelplane.sre._controller import _parse_time, _timestamp, time_scale
+from modelplane.control import (
+    Controller,
+    Request,
+    Result,
+    StatusEvent,
+    parse_rfc3339,
+    rfc3339,
+)
+from modelplane.sre._controller import time_scale
 
 if TYPE_CHECKING:
     from modelplane.policy import AuditSink
@@ -180,7 +187,7 @@ class RemediationController(Controller):
             "traffic": shift.traffic,
             "previousTraffic": shift.previous,
             "alert": shift.alert.get("key"),
-            "actedAt": _timestamp(now),
+            "actedAt": rfc3339(now),
             "message": message + "; `modelplane rollout promote` restores the split",
         }
         event = StatusEvent("Warning", "ShiftedTraffic", message)
@@ -208,4 +215,4 @@ class RemediationController(Controller):
 
 
 def _seconds(text: Any) -> float:
-    return _parse_time(str(text)) if text else 0.0
+    return parse_rfc3339(str(text)) if text else 0.0
