@@ -4,8 +4,8 @@ Owns: the machinery that turns store changes into ``reconcile(request)`` calls (
 :class:`WorkQueue`, :class:`Controller`, :class:`Manager`, :class:`LeaderElector`), the helpers every
 controller uses to report what it did (:func:`set_condition`, :func:`commit_status`,
 :meth:`Controller.write_status` for a part of a status a controller owns, :func:`record_event`,
-:meth:`Controller.record`, and :func:`rfc3339` for the times it writes there). No controller of a subsystem lives here (the Model controller is
-``modelplane.serving``'s).
+:meth:`Controller.record`, and :func:`rfc3339` for the times it writes there). No controller of a
+subsystem lives here (the Model controller is ``modelplane.serving``'s).
 
 Must not touch: schemas (``modelplane.api`` validates; controllers read and write plain dicts),
 storage internals (only the ``modelplane.store.Store`` protocol), HTTP, and other subsystems'
