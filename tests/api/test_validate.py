@@ -240,3 +240,50 @@ def test_unknown_kind_in_a_file_is_located_at_the_kind_line() -> None:
     text = "apiVersion: modelplane.dev/v1alpha1\nkind: Endpiont\nmetadata: {name: x}\n"
     (manifest,) = api.load_manifests(text, "x.yaml")
     assert _causes(manifest.obj, manifest=manifest)["kind"].location == "x.yaml:2:1"
+
+
+def _agent_with_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelplane.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {"name": "a", "namespace": "default"},
+        "spec": {"entrypoint": "agent:handle", "tools": [{"name": "t", **tool}]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("tool", "field", "words"),
+    [
+        (
+            {"transport": "wasm", "module": "../echo.wasm", "digest": "sha256:" + "0" * 64},
+            "module",
+            "relative path inside the Agent's bundle",
+        ),
+        (
+            {"transport": "process", "command": "/usr/bin/curl"},
+            "command",
+            "relative path inside the Agent's bundle",
+        ),
+        (
+            {
+                "transport": "wasm",
+                "module": "tools/echo.wasm",
+                "digest": "sha256:" + "0" * 64,
+                "url": "http://localhost:8000/mcp",
+            },
+            "url",
+            "url is not for wasm tools; a wasm tool has a module",
+        ),
+        (
+            {"transport": "process", "command": "tools/fetch", "module": "tools/echo.wasm"},
+            "module",
+            "module is not for process tools; a process tool has a command",
+        ),
+    ],
+)
+def test_a_bundle_tool_with_a_path_outside_its_bundle_or_another_transports_field_is_refused(
+    tool: dict[str, Any], field: str, words: str
+) -> None:
+    # given an Agent whose wasm or process tool is wrong in one field, then that field is named
+    causes = _causes(_agent_with_tool(tool))
+    assert words in causes[f"spec.tools[0].{field}"].message

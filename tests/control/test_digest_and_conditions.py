@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from modelplane.control import parse_rfc3339, rfc3339
 from modelplane.serving import DigestCache, artifact_digest, local_source
 
 
@@ -119,3 +120,15 @@ def test_sources_resolve_to_local_paths_inside_the_model_roots_or_none_for_remot
     assert local_source("s3://bucket/a.gguf", roots) is None
     assert local_source("https://example.com/a.gguf", roots) is None
     assert local_source("file://otherhost/a.gguf", roots) is None
+
+
+def test_a_controllers_time_reads_back_as_the_seconds_it_was_written_from() -> None:
+    # given a moment with milliseconds, when written and read again, then nothing is lost
+    written = rfc3339(1_767_225_845.678)
+    assert written == "2026-01-01T00:04:05.678Z"
+    assert parse_rfc3339(written) == pytest.approx(1_767_225_845.678)
+    # and a Kubernetes timestamp (whole seconds) reads too
+    assert parse_rfc3339("2026-01-01T00:04:05Z") == 1_767_225_845.0
+    # and anything else is refused, naming the text
+    with pytest.raises(ValueError, match="'soon' is not an RFC 3339 time"):
+        parse_rfc3339("soon")

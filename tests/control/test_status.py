@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from modelplane.control import StatusEvent, commit_status, set_condition
+from modelplane.control import (
+    Controller,
+    Request,
+    Result,
+    StatusEvent,
+    commit_status,
+    set_condition,
+)
 from modelplane.store import Store, open_store
 
 
@@ -114,3 +121,42 @@ def test_an_event_the_controller_names_is_recorded_instead_of_the_conditions(
     )
     assert lost is None
     assert len(_events(store)) == 1
+
+
+class _GraphParts(Controller):
+    kind = "Graph"
+    name = "parts"
+
+    def reconcile(self, request: Request) -> Result:  # not run: the tests call write_status
+        return Result()
+
+
+def test_a_controller_writes_its_part_of_the_status_and_its_event_once(store: Store) -> None:
+    graph = _graph(store)
+    controller = _GraphParts(store)
+    event = StatusEvent.of("Normal", "Split", "a 90/10 split")
+    # when a controller writes a part of the status it owns, with an Event of its own
+    result = controller.write_status(graph, {"split": [90, 10]}, event=event, requeue_after=2.0)
+    # then it is stored as given (no observedGeneration stamp), and the result comes back later
+    stored = store.get("Graph", "default", "g")
+    assert stored["status"] == {"split": [90, 10]}
+    assert result == Result(requeue_after=2.0)
+    assert [(e["type"], e["reason"]) for e in _events(store)] == [("Normal", "Split")]
+    # and writing the same again records no second Event
+    controller.write_status(stored, {"split": [90, 10]}, event=event)
+    assert len(_events(store)) == 1
+
+
+def test_a_controllers_status_write_that_lost_a_race_is_requeued(store: Store) -> None:
+    stale = _graph(store)
+    store.update_status({**stale, "status": {"split": [100]}})
+    # when the controller writes from the copy it read before someone else wrote
+    result = _GraphParts(store).write_status(stale, {"split": [50, 50]})
+    # then nothing is written and the request is reconciled again
+    assert result == Result(requeue=True)
+    assert store.get("Graph", "default", "g")["status"] == {"split": [100]}
+
+
+def test_an_event_of_any_other_word_than_warning_is_normal() -> None:
+    assert StatusEvent.of("Warning", "R", "m").type == "Warning"
+    assert StatusEvent.of("Info", "R", "m").type == "Normal"

@@ -131,10 +131,27 @@ class Tool(Schema):
         return self
 
 
+def _inside_bundle(path: str | None) -> bool:
+    """Whether ``path`` is a relative path that stays inside the Agent's bundle (no ``..``)."""
+    if not path:
+        return False
+    return not path.startswith("/") and ".." not in path.split("/")
+
+
+def _not_for(
+    tool: Tool, keys: tuple[str, ...], transport: str, has: str, problems: Problems
+) -> None:
+    """A problem for each of ``keys`` set on a tool of ``transport``, which has ``has`` instead."""
+    for key in keys:
+        if getattr(tool, key) is not None:
+            problems.add(
+                (key,), f"{key} is not for {transport} tools; a {transport} tool has {has}"
+            )
+
+
 def _check_wasm(tool: Tool, problems: Problems) -> None:
     """A wasm tool names a relative path inside its bundle and the digest of its binary."""
-    module = tool.module or ""
-    if not module or module.startswith("/") or ".." in module.split("/"):
+    if not _inside_bundle(tool.module):
         problems.add(
             ("module",),
             "a wasm tool needs `module: PATH`, a relative path inside the Agent's bundle"
@@ -145,9 +162,7 @@ def _check_wasm(tool: Tool, problems: Problems) -> None:
             ("digest",),
             "a wasm tool needs `digest: sha256:<64 hex>`, the digest of its module's binary",
         )
-    for key in ("server", "url"):
-        if getattr(tool, key) is not None:
-            problems.add((key,), f"{key} is not for wasm tools; a wasm tool has a module")
+    _not_for(tool, ("server", "url"), "wasm", "a module", problems)
     if tool.hosts:
         problems.add(
             ("hosts",),
@@ -161,8 +176,7 @@ _HOST_GRANT = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})
 
 def _check_process(tool: Tool, problems: Problems) -> None:
     """A process tool names a program inside its bundle (or python3, sh) and host grants."""
-    command = tool.command or ""
-    if not command or command.startswith("/") or ".." in command.split("/"):
+    if not _inside_bundle(tool.command):
         problems.add(
             ("command",),
             "a process tool needs `command: PATH`, a relative path inside the Agent's bundle"
@@ -174,9 +188,7 @@ def _check_process(tool: Tool, problems: Problems) -> None:
                 ("hosts", i),
                 f"{host!r} is not `host` or `host:port` (e.g. api.example.com:443, 127.0.0.1)",
             )
-    for key in ("server", "url", "module", "digest"):
-        if getattr(tool, key) is not None:
-            problems.add((key,), f"{key} is not for process tools; a process tool has a command")
+    _not_for(tool, ("server", "url", "module", "digest"), "process", "a command", problems)
 
 
 class Memory(Schema):

@@ -55,7 +55,7 @@ import orjson
 from modelplane.agents import Context, Database, Runtime, checksum
 from modelplane.agents.runtime import Instances, shard_of
 from modelplane.api import AgentSpec
-from modelplane.bench._figures import percentile, print_summary, progress
+from modelplane.bench._figures import parse_sized, percentile, print_summary, progress
 
 GOALS: dict[str, float] = {
     "steps_per_s": 2000.0,
@@ -666,18 +666,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--langgraph-turns", type=int, default=1_000)
     parser.add_argument("--samples", type=int, default=500, help="resumes per history length")
     parser.add_argument("--no-competitors", action="store_true", help="skip DBOS and LangGraph")
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--competitor", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--sizes", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    quick = {"sequential": 200, "steps": 2_048, "resident": 5_000, "registered": 20_000}
+    args = parse_sized(
+        parser, argv, {**quick, "turns": 100, "langgraph_turns": 100, "samples": 100}
+    )
     if args.competitor:
         got = _competitor_main(args.competitor, Path(args.workdir), json.loads(args.sizes))
         print_summary(got)
         return 0
-    if args.quick:
-        args.sequential, args.steps, args.resident, args.registered = 200, 2_048, 5_000, 20_000
-        args.turns, args.langgraph_turns, args.samples = 100, 100, 100
     result = run(
         quick=args.quick,
         sequential=args.sequential,

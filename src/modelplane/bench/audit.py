@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from modelplane.bench._figures import percentile, print_summary, progress
+from modelplane.bench._figures import parse_sized, percentile, print_summary, progress
 from modelplane.bench.store import model
 from modelplane.policy import AuditEvent, AuditLog
 from modelplane.store import Store, open_store
@@ -128,10 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--updates", type=int, default=3000, help="updates per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--appends", type=int, default=50_000)
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.objects, args.updates, args.rounds, args.appends = 100, 300, 2, 2000
+    args = parse_sized(parser, argv, {"objects": 100, "updates": 300, "rounds": 2, "appends": 2000})
     result = run(
         objects=args.objects, updates=args.updates, rounds=args.rounds, appends=args.appends
     )

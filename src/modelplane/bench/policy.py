@@ -46,7 +46,7 @@ import orjson
 
 from modelplane import api
 from modelplane.api import Principal
-from modelplane.bench._figures import percentile, print_summary, progress
+from modelplane.bench._figures import parse_sized, percentile, print_summary, progress
 from modelplane.policy import (
     Admission,
     PolicySet,
@@ -440,11 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--objects", type=int, default=10_000, help="objects of the list filter")
     parser.add_argument("--updates", type=int, default=1_000, help="updates per admission round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating admission rounds")
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.entities, args.samples, args.seconds = 500, 200, 0.2
-        args.objects, args.updates, args.rounds = 200, 50, 1
+    quick = {"entities": 500, "samples": 200, "seconds": 0.2}
+    args = parse_sized(parser, argv, {**quick, "objects": 200, "updates": 50, "rounds": 1})
     result = run(
         policies=args.policies,
         entities=args.entities,

@@ -34,7 +34,7 @@ from typing import Any
 
 import wasmtime
 
-from modelplane.bench._figures import percentile, print_summary, progress
+from modelplane.bench._figures import parse_sized, percentile, print_summary, progress
 from modelplane.sandbox import (
     ProcessSandbox,
     SandboxUnavailable,
@@ -230,10 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--spawns", type=int, default=50, help="python -c spawns timed")
     parser.add_argument("--starts", type=int, default=100, help="process-sandbox starts timed")
     parser.add_argument("--idle", type=int, default=2000, help="idle WASM instances held")
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.calls, args.compiles, args.spawns, args.starts, args.idle = 200, 8, 3, 5, 1000
+    quick = {"calls": 200, "compiles": 8, "spawns": 3, "starts": 5, "idle": 1000}
+    args = parse_sized(parser, argv, quick)
     print_summary(
         run(
             calls=args.calls,

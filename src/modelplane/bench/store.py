@@ -47,7 +47,7 @@ from urllib.parse import quote
 
 import orjson
 
-from modelplane.bench._figures import percentile, print_summary, progress
+from modelplane.bench._figures import parse_sized, percentile, print_summary, progress
 from modelplane.store import JSON, Store, Watch, open_store, redact_url
 
 GOALS: dict[str, float] = {
@@ -529,10 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--rate", type=float, default=1000.0, help="updates/s during the watch test"
     )
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each watch test")
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.objects, args.updates, args.seconds = 500, 500, 0.5
+    args = parse_sized(parser, argv, {"objects": 500, "updates": 500, "seconds": 0.5})
     result = run(
         args.sqlite_url,
         None if args.no_postgres else args.postgres_url,

@@ -35,8 +35,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from modelplane.bench._figures import parse_sized, print_summary
 from modelplane.supplychain import (
     BLOCK,
     Dependency,
@@ -375,14 +374,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--snapshot-file", help="where the snapshot is written (default: a temp file)"
     )
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.real, args.squats, args.invented, args.baseline_sample = 100, 100, 100, 30
+    quick = {"real": 100, "squats": 100, "invented": 100, "baseline_sample": 30}
+    args = parse_sized(parser, argv, quick)
     if not args.names.is_file():
         parser.error(f"{args.names}: no such name list")
     with tempfile.TemporaryDirectory() as scratch:
         args.snapshot_file = args.snapshot_file or f"{scratch}/index-snapshot.json.gz"
         result = run(args.names, args)
-    print(orjson.dumps(result).decode(), flush=True)
+    print_summary(result)
     return 0

@@ -22,7 +22,7 @@ from modelplane.cli._options import (
     positive_option,
     service_account_tokens,
 )
-from modelplane.cli._output import to_yaml
+from modelplane.cli._output import document_output_option, print_document
 
 
 def _path(agent: str, name: str | None = None, action: str | None = None) -> str:
@@ -41,16 +41,6 @@ def _value(text: str | None) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return text  # plain text is a string payload
-
-
-def _show(value: Any, output: str | None) -> None:
-    if output == "json":
-        click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
-    else:
-        click.echo(to_yaml(value).rstrip("\n"))
-
-
-_OUTPUT = click.option("-o", "--output", type=click.Choice(["json", "yaml"]), default=None)
 
 
 def _instance(f: F) -> F:
@@ -73,7 +63,7 @@ def agents() -> None:
 @click.argument("name", required=False)
 @click.option("--id", "id_", metavar="NAME", help="Instance id, as NAME (default: generated).")
 @click.option("--input", "input_", help="Input as JSON (or plain text).")
-@_OUTPUT
+@document_output_option
 def create(
     agent: str, name: str | None, id_: str | None, input_: str | None, output: str | None
 ) -> None:
@@ -86,7 +76,7 @@ def create(
         body["id"] = name
     info = _call("POST", _path(agent), body=body)
     if output:
-        _show(info, output)
+        print_document(info, output)
     else:
         click.echo(f"{agent}/{info['id']} created")
 
@@ -111,10 +101,10 @@ def input_cmd(agent: str, name: str, value: str) -> None:
 
 @agents.command()
 @_instance
-@_OUTPUT
+@document_output_option
 def state(agent: str, name: str, output: str | None) -> None:
     """Status, state, result or error of instance NAME of AGENT."""
-    _show(_call("GET", _path(agent, name)), output)
+    print_document(_call("GET", _path(agent, name)), output)
 
 
 @agents.command("list")
@@ -122,7 +112,7 @@ def state(agent: str, name: str, output: str | None) -> None:
 @click.option("--status", help="Only instances with this status.")
 @click.option("--limit", type=int, default=100)
 @click.option("--continue", "token", help="Token of the next page.")
-@_OUTPUT
+@document_output_option
 def list_cmd(
     agent: str, status: str | None, limit: int, token: str | None, output: str | None
 ) -> None:
@@ -134,7 +124,7 @@ def list_cmd(
         params["continue"] = token
     page = _call("GET", _path(agent), params=params)
     if output:
-        _show(page, output)
+        print_document(page, output)
         return
     click.echo(f"{'ID':<24} {'STATUS':<14} {'VERSION':<8} ERROR")
     for item in page["items"]:
@@ -164,11 +154,11 @@ def _records_command(action: str, help: str, line: Callable[[dict[str, Any]], st
 
     @agents.command(action, help=help)
     @_instance
-    @_OUTPUT
+    @document_output_option
     def show(agent: str, name: str, output: str | None) -> None:
         items = _call("GET", _path(agent, name, action))["items"]
         if output:
-            _show(items, output)
+            print_document(items, output)
             return
         for r in items:
             click.echo(line(r))

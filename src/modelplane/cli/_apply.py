@@ -52,6 +52,7 @@ from modelplane.api.errors import BadRequest, Cause, Conflict, ModelplaneError
 from modelplane.cli._client import JSON, Client
 from modelplane.cli._context import Settings, connection_options, settings
 from modelplane.cli._kinds import qualified
+from modelplane.cli._options import manifests_option
 from modelplane.cli._output import console, echo_error
 
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -437,14 +438,8 @@ def run_apply(
 
 
 @click.command()
-@click.option(
-    "-f",
-    "--filename",
-    "paths",
-    multiple=True,
-    required=True,
-    metavar="PATH",
-    help="Manifest file, folder (read recursively) or - for stdin; repeatable.",
+@manifests_option(
+    "Manifest file, folder (read recursively) or - for stdin; repeatable.", required=True
 )
 @click.option(
     "--dry-run",

@@ -8,23 +8,17 @@ or denies it here. The commands go through the REST API (``/approvals``).
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import click
-import orjson
 
 from modelplane.api import cell, human_duration
 from modelplane.cli._context import settings
-from modelplane.cli._output import console, print_table, to_yaml
-
-_OUTPUT = click.option("-o", "--output", type=click.Choice(["json", "yaml"]), default=None)
-
-
-def _show(value: Any, output: str) -> None:
-    if output == "json":
-        click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
-    else:
-        click.echo(to_yaml(value).rstrip("\n"))
+from modelplane.cli._output import (
+    console,
+    document_output_option,
+    print_document,
+    print_table,
+)
 
 
 @click.group()
@@ -41,7 +35,7 @@ def approvals() -> None:
     help="Waiting ones, decided ones, or both.",
 )
 @click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace, not only -n's.")
-@_OUTPUT
+@document_output_option
 def list_cmd(state: str, all_namespaces: bool, output: str | None) -> None:
     """Approvals you may decide (`approvals list`, `approvals list --state all -o json`)."""
     params = {"state": state}
@@ -50,7 +44,7 @@ def list_cmd(state: str, all_namespaces: bool, output: str | None) -> None:
     with settings().client() as client:
         page = client.request("GET", "/approvals", params=params)
     if output:
-        _show(page, output)
+        print_document(page, output)
         return
     now = time.time()
     rows = [
@@ -75,7 +69,7 @@ def _decide(approval: str, verb: str, reason: str, output: str | None) -> None:
     with settings().client() as client:
         decided = client.request("POST", f"/approvals/{approval}/{verb}", body={"reason": reason})
     if output:
-        _show(decided, output)
+        print_document(decided, output)
     else:
         click.echo(f"approval/{approval} {decided['decision']}")
 
@@ -84,7 +78,7 @@ def _decision(verb: str, summary: str, reason: str) -> None:
     @approvals.command(verb, help=summary)
     @click.argument("approval", metavar="ID")
     @click.option("--reason", default="", help=reason)
-    @_OUTPUT
+    @document_output_option
     def command(approval: str, reason: str, output: str | None) -> None:
         _decide(approval, verb, reason, output)
 

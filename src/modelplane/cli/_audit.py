@@ -14,7 +14,13 @@ import click
 from modelplane.cli._bom import bom
 from modelplane.cli._context import connection_options, settings
 from modelplane.cli._deps import deps, snapshot
-from modelplane.cli._output import console, echo_error, print_table, to_json, to_yaml
+from modelplane.cli._output import (
+    console,
+    document_output_option,
+    echo_error,
+    print_document,
+    print_table,
+)
 
 _HEADERS = ("SEQ", "TIME", "PRINCIPAL", "CATEGORY", "ACTION", "RESOURCE", "DECISION", "POLICIES")
 
@@ -37,7 +43,7 @@ audit.add_command(bom)
 @click.option("--since", help="From this time (RFC 3339) or this long ago (30m, 2h, 7d).")
 @click.option("--until", help="Before this time (RFC 3339) or this long ago.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many records.")
-@click.option("-o", "--output", type=click.Choice(["json", "yaml"]), help="json or yaml.")
+@document_output_option
 @connection_options()
 def log(
     principal: str | None,
@@ -73,10 +79,8 @@ def log(
             if not page.get("continue"):
                 break
             params["continue"] = page["continue"]
-    if output == "json":
-        click.echo(to_json({"items": items}))
-    elif output == "yaml":
-        click.echo(to_yaml({"items": items}).rstrip("\n"))
+    if output is not None:
+        print_document({"items": items}, output)
     elif not items:
         click.echo("No audit records found.", err=True)
     else:

@@ -14,7 +14,7 @@ import click
 
 from modelplane.cli._context import connection_options, settings
 from modelplane.cli._kinds import kind
-from modelplane.cli._output import to_yaml
+from modelplane.cli._output import document_output_option, print_document
 
 
 @click.group()
@@ -23,7 +23,7 @@ def auth() -> None:
 
 
 @auth.command()
-@click.option("-o", "--output", type=click.Choice(["json", "yaml"]), help="json or yaml.")
+@document_output_option
 @connection_options()
 def whoami(output: str | None) -> None:
     """Print the user and groups the server's authentication gives your token."""
@@ -35,11 +35,8 @@ def whoami(output: str | None) -> None:
             WHOAMI_PATH,
             body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
         )
-    if output == "json":
-        click.echo(_json(review))
-        return
-    if output == "yaml":
-        click.echo(to_yaml(review).rstrip("\n"))
+    if output is not None:
+        print_document(review, output)
         return
     user = (review.get("status") or {}).get("userInfo") or {}
     click.echo(f"{'ATTRIBUTE':<10} VALUE")
@@ -109,9 +106,3 @@ def hash_token() -> None:
     if any(c.isspace() or c == "," for c in token):
         raise click.UsageError("a token has no spaces or commas; pass the token alone on stdin")
     click.echo(digest(token))
-
-
-def _json(value: object) -> str:
-    import orjson
-
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()

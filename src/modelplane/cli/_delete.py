@@ -18,7 +18,7 @@ from modelplane.cli._apply import read_manifests
 from modelplane.cli._client import JSON, Client, later_version
 from modelplane.cli._context import Settings, connection_options, settings
 from modelplane.cli._kinds import qualified, select
-from modelplane.cli._options import positive_option
+from modelplane.cli._options import manifests_option, positive_option
 from modelplane.cli._output import echo_error
 
 
@@ -124,14 +124,7 @@ def _from_files(paths: Sequence[str], s: Settings) -> tuple[list[tuple[KindInfo,
 
 @click.command()
 @click.argument("args", nargs=-1, metavar="KIND NAME... | KIND/NAME...")
-@click.option(
-    "-f",
-    "--filename",
-    "paths",
-    multiple=True,
-    metavar="PATH",
-    help="Delete the objects named in these manifests (files, folders or -).",
-)
+@manifests_option("Delete the objects named in these manifests (files, folders or -).")
 @click.option("-l", "--selector", metavar="SELECTOR", help="Delete the objects with these labels.")
 @click.option(
     "--all", "all_", is_flag=True, help="Delete every object of the kind in the namespace."

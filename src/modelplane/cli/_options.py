@@ -1,5 +1,5 @@
 """Options several commands share, declared once: where a server listens, the platform's home and
-store, the log level, the encryption key of Secrets, the egress rules for model upstreams, and a
+store, the manifests to read, the log level, the encryption key of Secrets, the egress rules for model upstreams, and a
 number that must be above zero, and a count."""
 
 from __future__ import annotations
@@ -110,6 +110,19 @@ def existing_option(
         multiple=multiple,
         type=click.Path(exists=True, file_okay=file_okay, dir_okay=dir_okay, allow_dash=allow_dash),
         metavar=metavar,
+        help=help,
+    )
+
+
+def manifests_option(help: str, *, required: bool = False) -> Callable[[F], F]:
+    """``-f/--filename PATH``, repeatable, into ``paths``: manifest files, folders or ``-``."""
+    return click.option(
+        "-f",
+        "--filename",
+        "paths",
+        multiple=True,
+        required=required,
+        metavar="PATH",
         help=help,
     )
 

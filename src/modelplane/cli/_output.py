@@ -128,6 +128,17 @@ def to_json(data: Any) -> str:
     return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
 
 
+#: ``-o json|yaml`` of a command that prints one document (and something else without it)
+document_output_option = click.option(
+    "-o", "--output", type=click.Choice(["json", "yaml"]), default=None, help="json or yaml."
+)
+
+
+def print_document(value: Any, output: str | None) -> None:
+    """``value`` as indented JSON with ``-o json``, else as YAML."""
+    click.echo(to_json(value) if output == "json" else to_yaml(value).rstrip("\n"))
+
+
 class _Dumper(yaml.SafeDumper):
     """Block-style YAML with multi-line strings as ``|`` blocks (Cedar policies stay readable)."""
 

@@ -13,6 +13,7 @@ import click
 
 from modelplane import __version__
 from modelplane.api import load_paths
+from modelplane.cli._options import manifests_option
 from modelplane.deploy import (
     DEFAULT_NAMESPACE,
     IMAGE_MARK,
@@ -31,14 +32,7 @@ def render_group() -> None:
 
 
 @render_group.command("kubernetes")
-@click.option(
-    "-f",
-    "--filename",
-    "paths",
-    multiple=True,
-    metavar="PATH",
-    help="Manifests (file, folder or -) whose Endpoints get replicas; repeatable.",
-)
+@manifests_option("Manifests (file, folder or -) whose Endpoints get replicas; repeatable.")
 @click.option(
     "--namespace",
     default=DEFAULT_NAMESPACE,

@@ -3,8 +3,9 @@
 Owns: the machinery that turns store changes into ``reconcile(request)`` calls (:class:`Informer`,
 :class:`WorkQueue`, :class:`Controller`, :class:`Manager`, :class:`LeaderElector`), the helpers every
 controller uses to report what it did (:func:`set_condition`, :func:`commit_status`,
-:func:`record_event`). No controller of a subsystem lives here (the Model controller is
-``modelplane.serving``'s).
+:meth:`Controller.write_status` for a part of a status a controller owns, :func:`record_event`,
+:meth:`Controller.record`, and :func:`rfc3339` for the times it writes there). No controller of a
+subsystem lives here (the Model controller is ``modelplane.serving``'s).
 
 Must not touch: schemas (``modelplane.api`` validates; controllers read and write plain dicts),
 storage internals (only the ``modelplane.store.Store`` protocol), HTTP, and other subsystems'
@@ -15,7 +16,13 @@ leader elector are daemon threads, as in client-go. A controller is a subclass o
 :class:`Controller` with a ``kind`` and a ``reconcile`` that is safe to run again at any time.
 """
 
-from modelplane.control._conditions import get_condition, now_rfc3339, set_condition
+from modelplane.control._conditions import (
+    get_condition,
+    now_rfc3339,
+    parse_rfc3339,
+    rfc3339,
+    set_condition,
+)
 from modelplane.control._controller import (
     Controller,
     ControllerStats,
@@ -54,6 +61,8 @@ __all__ = [
     "get_condition",
     "map_owner",
     "now_rfc3339",
+    "parse_rfc3339",
     "record_event",
+    "rfc3339",
     "set_condition",
 ]

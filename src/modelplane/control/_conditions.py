@@ -10,10 +10,28 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from modelplane.api import parse_timestamp
+
 
 def now_rfc3339() -> str:
     """The current time as Kubernetes writes timestamps: RFC 3339, UTC, whole seconds."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339(seconds: float) -> str:
+    """``seconds`` since the epoch as RFC 3339 in UTC with milliseconds, e.g.
+    ``2026-01-02T03:04:05.678Z`` (the times controllers put in the status parts they own)."""
+    text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def parse_rfc3339(text: str) -> float:
+    """Seconds since the epoch of an RFC 3339 time (``Z`` or an offset), as :func:`rfc3339`
+    and :func:`now_rfc3339` write them; ValueError when ``text`` is not one."""
+    parsed = parse_timestamp(text)
+    if parsed is None:
+        raise ValueError(f"{text!r} is not an RFC 3339 time, e.g. 2026-01-02T03:04:05Z")
+    return parsed.timestamp()
 
 
 def _as_status(value: str | bool) -> str:

@@ -37,6 +37,7 @@ from modelplane.control._metrics import (
     RECONCILES,
 )
 from modelplane.control._queue import RateLimiter, WorkQueue
+from modelplane.control._status import StatusEvent, commit_status, record_status_event
 
 if TYPE_CHECKING:
     from modelplane.store import Store
@@ -192,6 +193,36 @@ class Controller(abc.ABC):
         queue = self._queue
         if queue is not None:
             queue.add_after(request, after)
+
+    def write_status(
+        self,
+        obj: JSON,
+        status: JSON,
+        *,
+        event: StatusEvent | None = None,
+        requeue_after: float | None = None,
+    ) -> Result:
+        """Write the part of ``obj``'s status this controller owns (a rollout's split, an SLO's
+        figures) with :func:`~modelplane.control.commit_status`: no Ready transition of its own and
+        no ``observedGeneration`` stamp (the part carries its own); ``event`` is recorded once the
+        status was written. A write that lost a race (someone else wrote first) asks to be
+        reconciled again; otherwise the result comes back after ``requeue_after`` seconds."""
+        updated = commit_status(
+            self.store,
+            obj,
+            status,
+            component=self.component,
+            condition=None,
+            observed_generation=False,
+            event=event,
+        )
+        if updated is None:
+            return Result(requeue=True)
+        return Result(requeue_after=requeue_after)
+
+    def record(self, obj: JSON, event: StatusEvent) -> None:
+        """Record ``event`` about ``obj`` as this controller, best effort (a failure is logged)."""
+        record_status_event(self.store, obj, event, self.component)
 
     def stats(self) -> ControllerStats:
         with self._lock:

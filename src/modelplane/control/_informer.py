@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelplane.api.errors import Expired
+from modelplane.control._loop import DaemonLoop
 
 if TYPE_CHECKING:
     from modelplane.store import Store, Watch
@@ -62,7 +63,7 @@ def _rv(obj: JSON) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
-class Informer:
+class Informer(DaemonLoop):
     """A watched cache of objects of ``kind`` (in ``namespace``, or all; matching a label selector).
 
     ``resync``: every that many seconds, call ``on_update(obj, obj)`` for every cached object, so
@@ -96,8 +97,7 @@ class Informer:
         #: version the cache reflects; None until the first list
         self._resource_version: int | None = None
         self._synced = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(f"informer-{kind}")
 
     # -- reading the cache --------------------------------------------------------------------------
 
@@ -169,26 +169,7 @@ class Informer:
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start listing and watching on a daemon thread (returns at once)."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"informer-{self.kind}", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float | None = None) -> bool:
-        """Stop the thread; returns False if it did not end within ``timeout`` seconds."""
-        self._stop.set()
-        thread = self._thread
-        if thread is None or thread is threading.current_thread():
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+    # (start, stop and running: DaemonLoop's; listing and watching run on its thread)
 
     # -- the loop -----------------------------------------------------------------------------------
 

@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from modelplane.control._loop import DaemonLoop
+
 if TYPE_CHECKING:
     from modelplane.store import Store
 
@@ -31,7 +33,7 @@ from modelplane.control._metrics import LEADER
 log = logging.getLogger("modelplane.control.leader")
 
 
-class LeaderElector:
+class LeaderElector(DaemonLoop):
     """Campaigns for lease ``lease_name`` as ``identity`` on ``store`` (a ``modelplane.store.Store``).
 
     Timings are seconds; they must satisfy ``lease_duration > renew_deadline > retry_period > 0``.
@@ -66,8 +68,7 @@ class LeaderElector:
         self.on_started_leading = on_started_leading
         self.on_stopped_leading = on_stopped_leading
         self._leading = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(f"leader-{lease_name}")
 
     @property
     def is_leader(self) -> bool:
@@ -77,27 +78,12 @@ class LeaderElector:
         """Block until this candidate leads or ``timeout`` seconds pass; returns whether it leads."""
         return self._leading.wait(timeout)
 
-    def start(self) -> None:
-        """Campaign on a daemon thread (returns at once)."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name=f"leader-{self.lease_name}", daemon=True
-        )
-        self._thread.start()
-
     def stop(self, timeout: float | None = None) -> bool:
         """Stop campaigning; if leading, run ``on_stopped_leading`` and release the lease.
 
         Returns False if that did not finish within ``timeout`` seconds.
         """
-        self._stop.set()
-        thread = self._thread
-        if thread is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        return super().stop(timeout)
 
     def _run(self) -> None:
         last_renewal = 0.0

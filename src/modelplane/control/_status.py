@@ -34,6 +34,11 @@ class StatusEvent:
     reason: str
     message: str
 
+    @classmethod
+    def of(cls, type_: str, reason: str, message: str) -> StatusEvent:
+        """The event of ``type_`` ``"Warning"``, or ``"Normal"`` for any other word."""
+        return cls("Warning" if type_ == "Warning" else "Normal", reason, message)
+
 
 def commit_status(
     store: Store,
@@ -72,7 +77,7 @@ def commit_status(
         log.debug("%s: status of %s lost a race; reading again", component, _name(obj))
         return None
     if event is not None:
-        _record(store, stored, event, component)
+        record_status_event(store, stored, event, component)
     elif condition is not None:
         _record_transition(store, stored, old, new, condition, compared, component)
     return stored
@@ -93,10 +98,14 @@ def _record_transition(
         return
     kind: Literal["Normal", "Warning"] = "Normal" if after.get("status") == "True" else "Warning"
     event = StatusEvent(kind, str(after.get("reason", "")), str(after.get("message", "")))
-    _record(store, obj, event, component)
+    record_status_event(store, obj, event, component)
 
 
-def _record(store: Store, obj: dict[str, Any], event: StatusEvent, component: str) -> None:
+def record_status_event(
+    store: Store, obj: dict[str, Any], event: StatusEvent, component: str
+) -> None:
+    """Record ``event`` about ``obj`` as ``component``, best effort: a failure is logged, never
+    raised (the status says it too; a lost event must not undo a correct reconcile)."""
     try:
         record_event(
             store,

@@ -7,7 +7,8 @@ weight, last analysis), the ``Rollout`` condition and the rollout Events
 same window (:func:`judge`: Mann-Whitney U on latencies, Fisher's exact test on errors, a
 minimum-sample guard); and where request samples come from (:class:`SampleSource`: the gateway's
 ``/v1/_modelplane/samples`` over HTTP, :class:`GatewaySamples`, or a recording in memory or a file,
-:class:`RecordedSamples`).
+:class:`RecordedSamples`), and :class:`SampledController`, the base of every controller that reads
+them (this one and ``modelplane.sre``'s).
 
 Must not touch: the gateway's or the node agent's internals (samples are read over HTTP; replicas
 from ``status.replicas``), ``spec`` of any object (what a person wants is theirs; ``modelplane
@@ -40,6 +41,7 @@ from modelplane.rollout._samples import (
     GivenOrGateways,
     RecordedSamples,
     Sample,
+    SampledController,
     SampleSource,
     sample_from_json,
 )
@@ -58,6 +60,7 @@ __all__ = [
     "RolloutController",
     "Sample",
     "SampleSource",
+    "SampledController",
     "Verdict",
     "judge",
     "sample_from_json",

@@ -35,21 +35,15 @@ import copy
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from modelplane.api import ACTION_ANNOTATION, parse_duration
 from modelplane.api.errors import ModelplaneError, NotFound
-from modelplane.control import (
-    Controller,
-    Request,
-    Result,
-    commit_status,
-    record_event,
-    set_condition,
-)
+from modelplane.control import Request, Result, StatusEvent, set_condition
+from modelplane.control import parse_rfc3339 as _parse_time
+from modelplane.control import rfc3339 as _timestamp
 from modelplane.rollout._judge import Criteria, Judgement, judge
-from modelplane.rollout._samples import GATEWAY_URL_ENV, GivenOrGateways, SampleSource
+from modelplane.rollout._samples import GATEWAY_URL_ENV, SampledController, SampleSource
 
 if TYPE_CHECKING:
     from modelplane.store import Store
@@ -68,7 +62,7 @@ Split = dict[str, int]
 JSON = dict[str, Any]
 
 
-class RolloutController(Controller):
+class RolloutController(SampledController):
     """Canary rollouts of Endpoints (see the module docstring).
 
     ``samples``: where request samples come from (default: ``MODELPLANE_GATEWAY_URL``, read at
@@ -89,18 +83,8 @@ class RolloutController(Controller):
         clock: Callable[[], float] = time.time,
         token: str | None = None,
     ) -> None:
-        super().__init__(store, namespace=namespace, workers=workers)
-        self._sources = GivenOrGateways(samples, token=token)
+        super().__init__(store, samples=samples, token=token, namespace=namespace, workers=workers)
         self.clock = clock
-
-    def sample_source(self) -> SampleSource | None:
-        """The source given, else one for the gateways in ``MODELPLANE_GATEWAY_URL``, else None."""
-        return self._sources.get()
-
-    def stop(self, timeout: float | None = None) -> bool:
-        ok = super().stop(timeout)
-        self._sources.close()
-        return ok
 
     # -- reconcile ----------------------------------------------------------------------------------
 
@@ -408,34 +392,11 @@ class RolloutController(Controller):
         requeue_after: float | None = None,
     ) -> Result:
         # the rollout's own Events say what it did; no Ready transition of its own to record
-        updated = commit_status(
-            self.store,
-            endpoint,
-            status,
-            component=self.component,
-            condition=None,
-            observed_generation=False,
-        )
-        if updated is None:
-            # someone else (a node agent reporting replicas) wrote first: read again
-            return Result(requeue=True)
-        if event is not None and updated is not endpoint:
-            self._event(updated, event)
-        return Result(requeue_after=requeue_after)
+        written = StatusEvent.of(*event) if event is not None else None
+        return self.write_status(endpoint, status, event=written, requeue_after=requeue_after)
 
     def _event(self, endpoint: JSON, event: tuple[str, str, str]) -> None:
-        type_, reason, message = event
-        try:
-            record_event(
-                self.store,
-                endpoint,
-                type="Warning" if type_ == "Warning" else "Normal",
-                reason=reason,
-                message=message,
-                component=self.component,
-            )
-        except ModelplaneError as exc:  # the status says it too; an event is best effort
-            log.warning("%s: could not record event %s: %s", self.component, reason, exc)
+        self.record(endpoint, StatusEvent.of(*event))
 
 
 # -- splits ------------------------------------------------------------------------------------------
@@ -486,12 +447,3 @@ def _analysis(judged: Judgement, now: float) -> JSON:
         "stableSamples": judged.stable_samples,
         "time": _timestamp(now),
     }
-
-
-def _timestamp(seconds: float) -> str:
-    text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
-
-
-def _parse_time(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

@@ -17,12 +17,16 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import orjson
 
 from modelplane.api.errors import Invalid, Unavailable
+from modelplane.control import Controller
+
+if TYPE_CHECKING:
+    from modelplane.store import Store
 
 #: how long one samples request may take before the analysis holds the step
 _TIMEOUT = 5.0
@@ -146,6 +150,37 @@ class GivenOrGateways:
         if self._from_env is not None:
             self._from_env[1].close()
             self._from_env = None
+
+
+class SampledController(Controller):
+    """A controller that judges Endpoints by request samples (the rollout and SLO controllers).
+
+    ``samples``: where the samples come from (default: the gateways in
+    ``MODELPLANE_GATEWAY_URL``, read at each :meth:`sample_source`, so a platform may set it after
+    building its controllers); ``token``: the bearer token for those gateways. :meth:`stop` also
+    releases the gateways' connections.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        samples: SampleSource | None = None,
+        token: str | None = None,
+        namespace: str | None = None,
+        workers: int = 1,
+    ) -> None:
+        super().__init__(store, namespace=namespace, workers=workers)
+        self._sources = GivenOrGateways(samples, token=token)
+
+    def sample_source(self) -> SampleSource | None:
+        """The source given, else one for the gateways in ``MODELPLANE_GATEWAY_URL``, else None."""
+        return self._sources.get()
+
+    def stop(self, timeout: float | None = None) -> bool:
+        ok = super().stop(timeout)
+        self._sources.close()
+        return ok
 
 
 def _samples_url(base: str) -> str:

@@ -245,25 +245,18 @@ def assess_endpoint(
     window = str(slo.get("window") or "30d")
     min_events = int(slo.get("minEvents") or 100)
     merged = [s for samples in streams.values() for s in samples]
+
+    def assessed(objective: Objective, samples: Sequence[Timed], scope: str) -> Assessment:
+        counts = sample_counts(samples, objective, now)
+        return assess(
+            objective, counts, window=window, scale=scale, min_events=min_events, scope=scope
+        )
+
     out: list[Assessment] = []
     for objective in objectives(slo):
-        whole = assess(
-            objective,
-            sample_counts(merged, objective, now),
-            window=window,
-            scale=scale,
-            min_events=min_events,
-        )
+        whole = assessed(objective, merged, "endpoint")
         if len(streams) > 1:
             for version, samples in sorted(streams.items()):
-                one = assess(
-                    objective,
-                    sample_counts(samples, objective, now),
-                    window=window,
-                    scale=scale,
-                    min_events=min_events,
-                    scope=version,
-                )
-                whole.alerts.extend(one.alerts)
+                whole.alerts.extend(assessed(objective, samples, version).alerts)
         out.append(whole)
     return out

@@ -26,7 +26,6 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -34,9 +33,9 @@ import httpx
 
 from modelplane.api import slo_window_seconds
 from modelplane.api.errors import ModelplaneError
-from modelplane.control import Controller, Request, Result, commit_status, record_event
+from modelplane.control import Request, Result, StatusEvent, parse_rfc3339, rfc3339
 from modelplane.egress import EgressRules
-from modelplane.rollout import GATEWAY_URL_ENV, GivenOrGateways, Sample, SampleSource
+from modelplane.rollout import GATEWAY_URL_ENV, Sample, SampledController, SampleSource
 from modelplane.sre._burn import WINDOWS, Alert, Assessment, assess_endpoint
 
 if TYPE_CHECKING:
@@ -70,7 +69,7 @@ def time_scale() -> float:
     return value
 
 
-class SLOController(Controller):
+class SLOController(SampledController):
     """Service-level objectives of Endpoints (see the module docstring).
 
     ``samples``: where request samples come from (default: the gateways in
@@ -94,21 +93,11 @@ class SLOController(Controller):
         scale: float | None = None,
         post: Callable[[str, JSON, str | None], None] | None = None,
     ) -> None:
-        super().__init__(store, namespace=namespace)
-        self._sources = GivenOrGateways(samples, token=token)
+        super().__init__(store, samples=samples, token=token, namespace=namespace)
         self.egress = egress if egress is not None else EgressRules()
         self.scale = scale
         self.clock = clock
         self._post = post or _post_json
-
-    def sample_source(self) -> SampleSource | None:
-        """The source given, else one for the gateways in ``MODELPLANE_GATEWAY_URL``, else None."""
-        return self._sources.get()
-
-    def stop(self, timeout: float | None = None) -> bool:
-        ok = super().stop(timeout)
-        self._sources.close()
-        return ok
 
     def reconcile(self, request: Request) -> Result:
         endpoint = self.live_object(request)
@@ -119,7 +108,7 @@ class SLOController(Controller):
         if not slo:
             if "slo" not in status:
                 return Result()
-            return self._write(endpoint, {k: v for k, v in status.items() if k != "slo"})
+            return self.write_status(endpoint, {k: v for k, v in status.items() if k != "slo"})
         scale = self.scale if self.scale is not None else time_scale()
         period = max(_MIN_PERIOD, PERIOD * scale)
         now = self.clock()
@@ -127,14 +116,14 @@ class SLOController(Controller):
         last = previous.get("evaluatedAt")
         generation = endpoint["metadata"].get("generation")
         if last and previous.get("observedGeneration") == generation:
-            due = _parse_time(str(last)) + period
+            due = parse_rfc3339(str(last)) + period
             if now < due:  # woken by a write (ours): not yet time to look again
                 return Result(requeue_after=due - now)
         report, alerts = self._evaluate(endpoint, slo, now, scale)
         report["observedGeneration"] = generation
         report["alerts"], started, resolved = _changes(previous, alerts, now, request.name)
         new_status = {**copy.deepcopy(status), "slo": report}
-        result = self._write(endpoint, new_status, requeue_after=period)
+        result = self.write_status(endpoint, new_status, requeue_after=period)
         if not result.requeue:
             self._announce(endpoint, slo, started, resolved)
         return result
@@ -142,7 +131,7 @@ class SLOController(Controller):
     def _evaluate(
         self, endpoint: JSON, slo: Mapping[str, Any], now: float, scale: float
     ) -> tuple[JSON, dict[str, Alert]]:
-        report: JSON = {"evaluatedAt": _timestamp(now), "timeScale": scale}
+        report: JSON = {"evaluatedAt": rfc3339(now), "timeScale": scale}
         source = self.sample_source()
         if source is None:
             report["message"] = f"no sample source: set {GATEWAY_URL_ENV} to the gateway's address"
@@ -199,31 +188,8 @@ class SLOController(Controller):
             message = f"could not deliver the alert to {url}: {exc}"
             self._event(endpoint, "Warning", "SLOWebhookFailed", message)
 
-    def _write(self, endpoint: JSON, status: JSON, *, requeue_after: float | None = None) -> Result:
-        updated = commit_status(
-            self.store,
-            endpoint,
-            status,
-            component=self.component,
-            condition=None,
-            observed_generation=False,
-        )
-        if updated is None:
-            return Result(requeue=True)
-        return Result(requeue_after=requeue_after)
-
     def _event(self, endpoint: JSON, type_: str, reason: str, message: str) -> None:
-        try:
-            record_event(
-                self.store,
-                endpoint,
-                type="Warning" if type_ == "Warning" else "Normal",
-                reason=reason,
-                message=message,
-                component=self.component,
-            )
-        except ModelplaneError as exc:  # the status says it too; an event is best effort
-            log.warning("%s: could not record event %s: %s", self.component, reason, exc)
+        self.record(endpoint, StatusEvent.of(type_, reason, message))
 
 
 class _Refused(Exception):
@@ -335,7 +301,7 @@ def _changes(
             "scope": alert.scope,
             "longBurn": _round(alert.long_burn),
             "shortBurn": _round(alert.short_burn),
-            "since": held.get("since") if held else _timestamp(now),
+            "since": held.get("since") if held else rfc3339(now),
             "message": alert.message(endpoint),
         }
         reported.append(entry)
@@ -351,12 +317,3 @@ def _round(value: float | None) -> float | None:
     if math.isinf(value):
         return 1e300  # JSON has no infinity: an objective that allows no error, broken
     return float(f"{value:.4g}")
-
-
-def _timestamp(seconds: float) -> str:
-    text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
-
-
-def _parse_time(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

@@ -19,7 +19,6 @@ alert still firing on old samples right after a release does not move the traffi
 from __future__ import annotations
 
 import copy
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,14 +26,20 @@ from typing import TYPE_CHECKING, Any
 
 from modelplane.api import parse_duration
 from modelplane.api.errors import ModelplaneError
-from modelplane.control import Controller, Request, Result, commit_status, record_event
-from modelplane.sre._controller import _parse_time, _timestamp, time_scale
+from modelplane.control import (
+    Controller,
+    Request,
+    Result,
+    StatusEvent,
+    parse_rfc3339,
+    rfc3339,
+)
+from modelplane.sre._controller import time_scale
 
 if TYPE_CHECKING:
     from modelplane.policy import AuditSink
     from modelplane.store import Store
 
-log = logging.getLogger("modelplane.sre")
 
 JSON = dict[str, Any]
 PLAYBOOKS = ("shift-traffic",)
@@ -182,34 +187,16 @@ class RemediationController(Controller):
             "traffic": shift.traffic,
             "previousTraffic": shift.previous,
             "alert": shift.alert.get("key"),
-            "actedAt": _timestamp(now),
+            "actedAt": rfc3339(now),
             "message": message + "; `modelplane rollout promote` restores the split",
         }
-        updated = commit_status(
-            self.store,
-            endpoint,
-            status,
-            component=self.component,
-            condition=None,
-            observed_generation=False,
-        )
-        if updated is None:
-            return Result(requeue=True)
-        self._record(updated, ns, name, message)
-        return Result()
+        event = StatusEvent("Warning", "ShiftedTraffic", message)
+        result = self.write_status(endpoint, status, event=event)
+        if not result.requeue:
+            self._audit(ns, name, message)
+        return result
 
-    def _record(self, endpoint: JSON, ns: str, name: str, message: str) -> None:
-        try:
-            record_event(
-                self.store,
-                endpoint,
-                type="Warning",
-                reason="ShiftedTraffic",
-                message=message,
-                component=self.component,
-            )
-        except ModelplaneError as exc:  # the status and the audit log say it too
-            log.warning("%s: could not record event: %s", self.component, exc)
+    def _audit(self, ns: str, name: str, message: str) -> None:
         if self.audit is None:
             return
         from modelplane.policy import AuditEvent
@@ -228,4 +215,4 @@ class RemediationController(Controller):
 
 
 def _seconds(text: Any) -> float:
-    return _parse_time(str(text)) if text else 0.0
+    return parse_rfc3339(str(text)) if text else 0.0
