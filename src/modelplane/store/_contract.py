@@ -202,6 +202,30 @@ class Store(Protocol):
 
     def get_lease(self, name: str) -> Lease | None: ...
 
+    # -- allowances (limits shared by many processes) ----------------------------------------
+
+    def take_allowance(
+        self,
+        pool: str,
+        holder: str,
+        *,
+        window: int,
+        limit: float,
+        used: float,
+        want: float,
+        duration: float,
+    ) -> float:
+        """Report ``holder``'s use of pool ``pool`` in ``window`` and take up to ``want`` more of
+        the window's ``limit``, in one atomic step; returns the holder's allowance for the window
+        (the most it may use there: ``used`` plus the headroom it got, which lapses after
+        ``duration`` seconds unless taken again). ``want=0`` gives unused headroom back.
+
+        Other holders count against the limit with their live allowance, or only with the use
+        they reported once theirs lapsed. ``used`` is the holder's total in the window, so a
+        repeated take charges nothing twice. See :mod:`modelplane.store._allowances`.
+        """
+        ...
+
     @property
     def closed(self) -> bool:
         """True once :meth:`close` was called: every call but ``close`` raises Unavailable."""

@@ -5,7 +5,8 @@ the write transaction are the one SQL flow of :mod:`~modelplane.store._sql`, and
 :class:`BaseStore` implements everything the contract specifies on top of them, so both backends
 behave the same by construction. What each
 method does to an object is in :mod:`~modelplane.store._lifecycle`; continue tokens in
-:mod:`~modelplane.store._paging`; leases in :mod:`~modelplane.store._leases`; watches in
+:mod:`~modelplane.store._paging`; leases in :mod:`~modelplane.store._leases`; shared allowances
+in :mod:`~modelplane.store._allowances`; watches in
 :mod:`~modelplane.store._hub`; sealing Secrets at rest in :mod:`~modelplane.store._codec`.
 
 What this module owns beyond calling those:
@@ -31,7 +32,7 @@ from contextlib import AbstractContextManager, contextmanager
 import orjson
 
 from modelplane.api.errors import AlreadyExists, BadRequest, Expired, NotFound, Unavailable
-from modelplane.store import _leases
+from modelplane.store import _allowances, _leases
 from modelplane.store._codec import Codec, dumps, loads, opener
 from modelplane.store._contract import JSON, Closing, EventType, Lease, ObjectList
 from modelplane.store._gc import gc_paused
@@ -416,6 +417,28 @@ class BaseStore(Closing, ABC):
         with self._read(snapshot=False) as r:
             lease = r.lease(name)
         return lease if lease is not None and lease.holder else None
+
+    # -- allowances --------------------------------------------------------------------------
+
+    def take_allowance(
+        self,
+        pool: str,
+        holder: str,
+        *,
+        window: int,
+        limit: float,
+        used: float,
+        want: float,
+        duration: float,
+    ) -> float:
+        _allowances.check_request(pool, holder, limit, used, want, duration)
+        with self._write() as tx:
+            now = time.time()
+            row = _allowances.taken(
+                tx.w.allowances(pool), holder, window, limit, used, want, now + duration, now
+            )
+            tx.w.put_allowance(pool, row)
+        return row.granted
 
     # -- lifecycle ---------------------------------------------------------------------------
 

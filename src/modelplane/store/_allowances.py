@@ -1,0 +1,74 @@
+"""Allowances: slices of a per-window limit that holders in many processes take from one pool.
+
+A pool (say, one tenant's tokens per minute) has a ``limit`` per window (windows are numbered by
+the caller, e.g. ``int(time.time() // 60)``). Each holder (a gateway process) keeps one row per
+pool: the window it is about, what it reported having ``used`` there, what it was ``granted``
+(the most it may use: its use plus the headroom it holds) and when that grant lapses.
+
+A take is one compare-and-set inside the store's write transaction, so holders in every process
+sharing the database agree: the holder reports its use and asks for ``want`` more; what others
+hold counts against the limit (a live grant fully, a lapsed one only for the use it reported),
+and the holder gets at most what is left. Asking for 0 gives the unused headroom back. A holder
+that dies stops counting beyond its reported use once its grant lapses, so it locks nobody out
+for longer than the grant's duration. ``used`` is the holder's total, not an increment: a take
+repeated (a retry) charges nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from modelplane.api.errors import BadRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """One holder's row in a pool."""
+
+    holder: str
+    window: int
+    used: float
+    granted: float
+    #: seconds since the epoch at which the headroom of the grant lapses
+    expires_at: float
+
+
+def check_request(
+    pool: str, holder: str, limit: float, used: float, want: float, duration: float
+) -> None:
+    """BadRequest unless the take names a pool and a holder, with sane amounts."""
+    if not pool or not holder:
+        raise BadRequest("an allowance needs a pool and a holder (who is taking it)")
+    if limit < 0 or used < 0 or want < 0:
+        raise BadRequest(
+            f"allowance amounts must not be negative (limit {limit}, used {used}, want {want})"
+        )
+    if not duration > 0:
+        raise BadRequest(f"allowance duration {duration} must be a positive number of seconds")
+
+
+def held_by_others(rows: Iterable[Allowance], holder: str, window: int, now: float) -> float:
+    """What the other holders count for in ``window``: a live grant in full (or the use, when a
+    request overshot it), a lapsed one only for the use it reported."""
+    return sum(
+        max(r.granted, r.used) if r.expires_at > now else r.used
+        for r in rows
+        if r.window == window and r.holder != holder
+    )
+
+
+def taken(
+    rows: Iterable[Allowance],
+    holder: str,
+    window: int,
+    limit: float,
+    used: float,
+    want: float,
+    expires_at: float,
+    now: float,
+) -> Allowance:
+    """The holder's row after it reports ``used`` and asks for ``want`` more of ``limit``."""
+    left = limit - held_by_others(rows, holder, window, now) - used
+    grant = max(0.0, min(want, left))
+    return Allowance(holder, window, used, used + grant, expires_at)
