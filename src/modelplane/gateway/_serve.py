@@ -99,10 +99,13 @@ def serve_gateway(
     every route (authentication); ``tls_files`` (certificate, private key): serve HTTPS.
 
     As under ``up``: who may call a namespace's models follows the store's Relationships, model
-    calls pass the ``scope: runtime`` Policies, and their decisions are recorded in ``audit``."""
+    calls pass the ``scope: runtime`` Policies, and their decisions are recorded in ``audit``.
+    Rate limits and budgets hold across every gateway on the store (several may share it)."""
     relations, runtime = Relations(store), RuntimePolicies(store)
     tenancy = Tenancy(relations=relations)
-    gateway = Gateway(store, egress=egress, audit=audit, runtime=runtime, tenancy=tenancy).start()
+    gateway = Gateway(
+        store, egress=egress, audit=audit, runtime=runtime, tenancy=tenancy, shared_limits=True
+    ).start()
     http, loop = _http_protocol(), _loop()
     config = uvicorn.Config(
         standalone_app(gateway, middleware),

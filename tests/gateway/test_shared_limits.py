@@ -1,0 +1,154 @@
+"""Limits shared by several gateways on one store: slices of each window, taken and leased."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from modelplane.gateway import Limits
+from modelplane.gateway._shared_limits import Denied, Share, SharedLimits
+from modelplane.store import Store, open_store
+
+TENANT = ("default", "chat", "alice")
+#: a fixed instant in the middle of a minute, so that no test sees the window roll
+NOW = 60.0 * 29_000_000 + 30.0
+
+
+class CountingStore:
+    """The store as a gateway sees it, counting the takes (round trips) it makes."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.takes = 0
+
+    def take_allowance(self, *args: Any, **kwargs: Any) -> float:
+        self.takes += 1
+        return self.store.take_allowance(*args, **kwargs)
+
+
+@pytest.fixture
+def stores(store_url: str) -> Iterator[tuple[Store, Store]]:
+    """Two store instances on one database: what two gateway processes have."""
+    with open_store(store_url) as a, open_store(store_url) as b:
+        yield a, b
+
+
+def gateway(store: Any, name: str, lease: float = 10.0) -> SharedLimits:
+    return SharedLimits(store, lease=lease, holder=name, clock=lambda: NOW)
+
+
+async def admit_until_refused(
+    gateways: list[SharedLimits], limits: Limits, tokens: int
+) -> list[Share]:
+    """Take requests round-robin from ``gateways`` until each of them refuses one."""
+    admitted: list[Share] = []
+    refused: set[int] = set()
+    while len(refused) < len(gateways):
+        for i, gw in enumerate(gateways):
+            if i in refused:
+                continue
+            share = await gw.take(TENANT, limits, tokens)
+            if isinstance(share, Denied):
+                refused.add(i)
+            else:
+                admitted.append(share)
+    return admitted
+
+
+def test_two_gateways_admit_the_limit_and_overshoot_it_by_at_most_a_request_each(
+    stores: tuple[Store, Store],
+) -> None:
+    # given 100 tokens per minute shared by two gateways, and requests reserving 7 tokens each
+    limits = Limits(tokens_per_minute=100)
+    gateways = [gateway(stores[0], "a"), gateway(stores[1], "b")]
+
+    # when both admit requests until each of them is refused
+    admitted = asyncio.run(admit_until_refused(gateways, limits, 7))
+
+    # then together they admitted the limit, and overshot it by at most one request each
+    assert 100 <= len(admitted) * 7 < 100 + 2 * 7
+
+
+def test_requests_per_minute_hold_exactly_across_gateways(stores: tuple[Store, Store]) -> None:
+    limits = Limits(requests_per_minute=25)
+    gateways = [gateway(stores[0], "a"), gateway(stores[1], "b")]
+
+    admitted = asyncio.run(admit_until_refused(gateways, limits, 50))
+
+    assert len(admitted) == 25
+
+
+def test_requests_are_served_from_the_slice_without_a_store_round_trip_each(
+    store: Store,
+) -> None:
+    # given a gateway whose store counts the takes
+    counting = CountingStore(store)
+    gw = gateway(counting, "a")
+    limits = Limits(requests_per_minute=10_000, tokens_per_minute=1_000_000)
+
+    # when it admits 200 requests (a slice is a tenth of the limit: 1000 requests)
+    async def admit() -> list[Share | Denied]:
+        return [await gw.take(TENANT, limits, 10) for _ in range(200)]
+
+    shares = asyncio.run(admit())
+
+    # then all were admitted with one take per limit, not one per request
+    assert not any(isinstance(s, Denied) for s in shares)
+    assert counting.takes == 2
+
+
+def test_a_request_is_charged_the_usage_it_reported_once(stores: tuple[Store, Store]) -> None:
+    # given gateway a admitted a request reserving 60 of 100 tokens, which used 10
+    limits = Limits(tokens_per_minute=100)
+    a, b = gateway(stores[0], "a"), gateway(stores[1], "b")
+
+    async def run() -> list[Share]:
+        share = await a.take(TENANT, limits, 60)
+        assert isinstance(share, Share)
+        a.settle(share, 10)
+        await a.aclose()  # a gives its unused headroom back, reporting its use
+        await a.aclose()  # a report repeated charges nothing more
+        return await admit_until_refused([b], limits, 10)
+
+    # then b may use the other 90
+    assert len(asyncio.run(run())) * 10 == 90
+
+
+def test_a_gateway_that_dies_holding_a_slice_locks_the_tenant_out_only_until_its_lease_lapses(
+    stores: tuple[Store, Store],
+) -> None:
+    # given gateway a took the whole allowance on a short lease, used 50 of it and died
+    limits = Limits(tokens_per_minute=100)
+    dead, b = gateway(stores[0], "dead", lease=0.5), gateway(stores[1], "b", lease=0.5)
+
+    async def run() -> None:
+        assert isinstance(await dead.take(TENANT, limits, 50), Share)  # slice 50, then a refill
+        deadline = time.monotonic() + 10
+        while dead._pools[("limits/default/chat/alice/tokens", 60.0)].granted < 100:
+            assert time.monotonic() < deadline, "the prefetch never took the second slice"
+            await asyncio.sleep(0.01)
+        # while its lease runs, b gets nothing
+        assert isinstance(await b.take(TENANT, limits, 10), Denied)
+        # once it lapsed, b gets the allowance back, all but the 50 the dead one reported
+        while isinstance(await b.take(TENANT, limits, 10), Denied):
+            assert time.monotonic() < deadline, "the dead gateway's slice never lapsed"
+            await asyncio.sleep(0.05)
+        more = await admit_until_refused([b], limits, 10)
+        assert (1 + len(more)) * 10 == 50
+
+    asyncio.run(run())
+
+
+def test_when_the_store_is_away_a_gateway_admits_on_its_own_limits(store_url: str) -> None:
+    # given a gateway whose store has gone
+    store = open_store(store_url)
+    store.close()
+    gw = gateway(store, "a")
+
+    # then requests are still admitted (the per-process limiter still applies to them)
+    share = asyncio.run(gw.take(TENANT, Limits(requests_per_minute=1), 10))
+    assert isinstance(share, Share)
