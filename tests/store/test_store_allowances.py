@@ -72,6 +72,18 @@ def test_a_holder_that_overshot_its_grant_is_charged_its_use(store: Store) -> No
     assert take(store, "b", want=100) == 20
 
 
+def test_an_allowance_never_exceeds_what_the_others_leave_even_below_the_use(
+    store: Store,
+) -> None:
+    # given a holds 60 and b 40 of 100
+    take(store, "a", want=60)
+    take(store, "b", want=40)
+
+    # when a's requests reserved 70 (more than they will use, once settled)
+    # then its allowance stays 60: it admits again only once its settled use is below that
+    assert take(store, "a", used=70, want=10) == 60
+
+
 def test_a_lapsed_grant_counts_only_for_the_use_it_reported(store: Store) -> None:
     # given a took everything for a short lease, reported 25 used, then died
     take(store, "a", want=100, duration=0.3)

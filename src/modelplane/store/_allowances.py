@@ -8,7 +8,7 @@ pool: the window it is about, what it reported having ``used`` there, what it wa
 A take is one compare-and-set inside the store's write transaction, so holders in every process
 sharing the database agree: the holder reports its use and asks for ``want`` more; what others
 hold counts against the limit (a live grant fully, a lapsed one only for the use it reported),
-and the holder gets at most what is left. Asking for 0 gives the unused headroom back. A holder
+and the holder's allowance is at most what is left (below its use, when it overshot). Asking for 0 gives the unused headroom back. A holder
 that dies stops counting beyond its reported use once its grant lapses, so it locks nobody out
 for longer than the grant's duration. ``used`` is the holder's total, not an increment: a take
 repeated (a retry) charges nothing twice.
@@ -68,7 +68,10 @@ def taken(
     expires_at: float,
     now: float,
 ) -> Allowance:
-    """The holder's row after it reports ``used`` and asks for ``want`` more of ``limit``."""
-    left = limit - held_by_others(rows, holder, window, now) - used
-    grant = max(0.0, min(want, left))
-    return Allowance(holder, window, used, used + grant, expires_at)
+    """The holder's row after it reports ``used`` and asks for ``want`` more of ``limit``.
+
+    The allowance never exceeds what the others leave of the limit, even when that is below
+    ``used`` (the holder's requests overshot, or reserved more than they will use): the holder
+    then admits nothing until its use, settled, falls below it."""
+    left = max(0.0, limit - held_by_others(rows, holder, window, now))
+    return Allowance(holder, window, used, min(used + want, left), expires_at)

@@ -218,7 +218,8 @@ class Store(Protocol):
         """Report ``holder``'s use of pool ``pool`` in ``window`` and take up to ``want`` more of
         the window's ``limit``, in one atomic step; returns the holder's allowance for the window
         (the most it may use there: ``used`` plus the headroom it got, which lapses after
-        ``duration`` seconds unless taken again). ``want=0`` gives unused headroom back.
+        ``duration`` seconds unless taken again; never more than the others leave of the limit,
+        so below ``used`` when the holder overshot). ``want=0`` gives unused headroom back.
 
         Other holders count against the limit with their live allowance, or only with the use
         they reported once theirs lapsed. ``used`` is the holder's total in the window, so a
