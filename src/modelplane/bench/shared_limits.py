@@ -80,13 +80,20 @@ def hosted_endpoints(database_url: str, upstream: str, limits: dict[str, dict[st
             store.create(validate({"apiVersion": "modelplane.dev/v1alpha1", **obj}))
 
 
+@dataclass(frozen=True)
+class GatewayProcess:
+    """A started ``modelplane gateway``: its base URL and its process."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+
+
 @contextlib.contextmanager
 def gateways(
     database_url: str, home: Path, count: int = 3, *, per_process: bool = False
-) -> Iterator[list[str]]:
-    """``count`` ``modelplane gateway`` processes on ``database_url``, ready; yields their URLs."""
-    procs: list[subprocess.Popen[bytes]] = []
-    urls: list[str] = []
+) -> Iterator[list[GatewayProcess]]:
+    """``count`` ``modelplane gateway`` processes on ``database_url``, ready; stopped on leaving."""
+    started: list[GatewayProcess] = []
     env = {k: v for k, v in os.environ.items() if k != "MODELPLANE_DATABASE_URL"}
     home.mkdir(parents=True, exist_ok=True)
     try:
@@ -97,13 +104,13 @@ def gateways(
             args += ["--allow-loopback-upstreams"]
             args += ["--per-process-limits"] if per_process else []
             with open(home / f"gateway-{i}.log", "ab") as log:
-                procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env))
-            urls.append(f"http://127.0.0.1:{port}")
-        for proc, url in zip(procs, urls, strict=True):
-            _wait_ready(proc, url)
-        yield urls
+                proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+            started.append(GatewayProcess(f"http://127.0.0.1:{port}", proc))
+        for g in started:
+            _wait_ready(g.proc, g.url)
+        yield started
     finally:
-        stop_processes(*procs)
+        stop_processes(*(g.proc for g in started))
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float = 90.0) -> None:
@@ -249,9 +256,10 @@ def run(database_url: str, *, quick: bool = False, requests: int | None = None) 
         hosted_endpoints(url, upstream.url, limits)
         _say("starting 3 gateways with shared limits and 3 with per-process limits")
         with (
-            gateways(url, Path(tmp) / "shared") as shared,
-            gateways(url, Path(tmp) / "local", per_process=True) as local,
+            gateways(url, Path(tmp) / "shared") as shared_set,
+            gateways(url, Path(tmp) / "local", per_process=True) as local_set,
         ):
+            shared, local = [g.url for g in shared_set], [g.url for g in local_set]
             _say(f"overshoot: hammering {rpm} requests/min and {tpm} tokens/min, shared")
             figures["shared"] = _overshoot(shared, rpm, tpm, shared=True)
             _say("overshoot: the same, per-process limits")
