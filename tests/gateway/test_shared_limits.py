@@ -11,7 +11,7 @@ import pytest
 
 from modelplane.gateway import Limits
 from modelplane.gateway._shared_limits import Denied, Share, SharedLimits
-from modelplane.store import Store, open_store
+from modelplane.store import AllowanceRequest, Store, open_store
 
 TENANT = ("default", "chat", "alice")
 #: a fixed instant in the middle of a minute, so that no test sees the window roll
@@ -25,9 +25,9 @@ class CountingStore:
         self.store = store
         self.takes = 0
 
-    def take_allowance(self, *args: Any, **kwargs: Any) -> float:
+    def take_allowance(self, request: AllowanceRequest) -> float:
         self.takes += 1
-        return self.store.take_allowance(*args, **kwargs)
+        return self.store.take_allowance(request)
 
 
 @pytest.fixture

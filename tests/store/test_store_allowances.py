@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
-from store_helpers import wait_until
+from store_helpers import race, wait_until
 
 from modelplane.api.errors import BadRequest
-from modelplane.store import Store, open_store
+from modelplane.store import AllowanceRequest, Store, open_store
 
 POOL = "limits/default/chat/alice/tokens"
 
@@ -23,9 +22,7 @@ def take(
     window: int = 7,
     duration: float = 60,
 ) -> float:
-    return store.take_allowance(
-        POOL, holder, window=window, limit=100, used=used, want=want, duration=duration
-    )
+    return store.take_allowance(AllowanceRequest(POOL, holder, window, 100, used, want, duration))
 
 
 def test_holders_share_one_limit_per_window(store: Store) -> None:
@@ -110,9 +107,7 @@ def test_bad_allowance_requests_are_refused(
     store: Store, pool: str, holder: str, limit: float, used: float, want: float, duration: float
 ) -> None:
     with pytest.raises(BadRequest):
-        store.take_allowance(
-            pool, holder, window=1, limit=limit, used=used, want=want, duration=duration
-        )
+        store.take_allowance(AllowanceRequest(pool, holder, 1, limit, used, want, duration))
 
 
 def test_holders_racing_from_two_processes_never_get_more_than_the_limit(
@@ -126,14 +121,7 @@ def test_holders_racing_from_two_processes_never_get_more_than_the_limit(
             for _ in range(5):
                 last[who] = take(s, who, want=30)
 
-        threads = [
-            threading.Thread(target=contend, args=(store if i % 2 else other, f"p{i}"))
-            for i in range(6)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        race((other, store), contend)
 
     # what they hold together is the whole limit, never more
     assert sum(last.values()) == 100

@@ -278,13 +278,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="modelplane bench shared-limits", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--quick", action="store_true", help="Small sizes: a smoke test.")
-    parser.add_argument("--requests", type=int, help="Sequential requests per latency set.")
     parser.add_argument(
         "--database-url",
         default=os.environ.get("MODELPLANE_TEST_DATABASE_URL", "postgresql://127.0.0.1:5432/test"),
         help="The PostgreSQL to work in (a schema of its own is created and dropped).",
     )
+    parser.add_argument("--quick", action="store_true", help="Small sizes: a smoke test.")
+    parser.add_argument("--requests", type=int, help="Sequential requests per latency set.")
     args = parser.parse_args(argv)
     print_summary(run(args.database_url, quick=args.quick, requests=args.requests))
     return 0

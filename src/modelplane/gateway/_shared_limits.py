@@ -44,9 +44,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from modelplane.gateway._table import Limits
-from modelplane.store import Store
+from modelplane.store import AllowanceRequest, Store
 
 log = logging.getLogger("modelplane.gateway.limits")
 
@@ -58,11 +59,13 @@ _REFUSED_FOR = 0.5
 _OFFLINE_FOR = 1.0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # a pool is itself: compared and hashed by identity
 class _Pool:
     """One tenant's allowance of one unit in the current window, as this gateway holds it."""
 
+    #: the pool's name in the store: ``limits/<namespace>/<endpoint>/<caller>/<unit>``
     name: str
+    #: seconds per window: 60, or the budget's period
     period: float
     limit: float = 0.0
     slice: float = 0.0
@@ -101,12 +104,12 @@ class Share:
     parts: tuple[_Part, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Denied:
+class Denied(NamedTuple):
     """The allowance of ``unit`` (``requests``, ``tokens`` or ``budget``) is used up."""
 
     unit: str
     limit: float
+    #: seconds until the window ends, or until slices may come back (the lease), if sooner
     retry_after: float
 
 
@@ -280,16 +283,10 @@ class SharedLimits:
         """One take from the store, off the serving loop; the pool's new slice when it answers."""
         window, used, asked = pool.window, pool.used, self.monotonic()
         try:
-            granted = await asyncio.to_thread(
-                self.store.take_allowance,
-                pool.name,
-                self.holder,
-                window=window,
-                limit=pool.limit,
-                used=max(used, 0.0),
-                want=want,
-                duration=self.lease,
+            request = AllowanceRequest(
+                pool.name, self.holder, window, pool.limit, max(used, 0.0), want, self.lease
             )
+            granted = await asyncio.to_thread(self.store.take_allowance, request)
         except Exception as exc:  # the store is away: serve on local limits meanwhile
             log.warning("shared limit %s: the store did not answer (%s)", pool.name, exc)
             pool.offline, pool.ask_after = True, asked + _OFFLINE_FOR

@@ -21,6 +21,7 @@ Where things are:
 
 from modelplane.store._contract import (
     JSON,
+    AllowanceRequest,
     EventType,
     Lease,
     ObjectList,
@@ -35,6 +36,7 @@ from modelplane.store._urls import SQLiteURL, backend_of, parse_sqlite_url, reda
 
 __all__ = [
     "JSON",
+    "AllowanceRequest",
     "EventType",
     "FieldSelector",
     "Lease",

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from modelplane.api.errors import BadRequest
+from modelplane.store._contract import AllowanceRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,18 +35,18 @@ class Allowance:
     expires_at: float
 
 
-def check_request(
-    pool: str, holder: str, limit: float, used: float, want: float, duration: float
-) -> None:
+def check_request(request: AllowanceRequest) -> None:
     """BadRequest unless the take names a pool and a holder, with sane amounts."""
-    if not pool or not holder:
+    r = request
+    if not r.pool or not r.holder:
         raise BadRequest("an allowance needs a pool and a holder (who is taking it)")
-    if limit < 0 or used < 0 or want < 0:
+    if r.limit < 0 or r.used < 0 or r.want < 0:
         raise BadRequest(
-            f"allowance amounts must not be negative (limit {limit}, used {used}, want {want})"
+            f"allowance amounts must not be negative (limit {r.limit}, used {r.used},"
+            f" want {r.want})"
         )
-    if not duration > 0:
-        raise BadRequest(f"allowance duration {duration} must be a positive number of seconds")
+    if not r.duration > 0:
+        raise BadRequest(f"allowance duration {r.duration} must be a positive number of seconds")
 
 
 def held_by_others(rows: Iterable[Allowance], holder: str, window: int, now: float) -> float:
@@ -58,20 +59,12 @@ def held_by_others(rows: Iterable[Allowance], holder: str, window: int, now: flo
     )
 
 
-def taken(
-    rows: Iterable[Allowance],
-    holder: str,
-    window: int,
-    limit: float,
-    used: float,
-    want: float,
-    expires_at: float,
-    now: float,
-) -> Allowance:
+def taken(rows: Iterable[Allowance], request: AllowanceRequest, now: float) -> Allowance:
     """The holder's row after it reports ``used`` and asks for ``want`` more of ``limit``.
 
     The allowance never exceeds what the others leave of the limit, even when that is below
     ``used`` (the holder's requests overshot, or reserved more than they will use): the holder
     then admits nothing until its use, settled, falls below it."""
-    left = max(0.0, limit - held_by_others(rows, holder, window, now))
-    return Allowance(holder, window, used, min(used + want, left), expires_at)
+    r = request
+    left = max(0.0, r.limit - held_by_others(rows, r.holder, r.window, now))
+    return Allowance(r.holder, r.window, r.used, min(r.used + r.want, left), now + r.duration)

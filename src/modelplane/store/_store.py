@@ -34,7 +34,14 @@ import orjson
 from modelplane.api.errors import AlreadyExists, BadRequest, Expired, NotFound, Unavailable
 from modelplane.store import _allowances, _leases
 from modelplane.store._codec import Codec, dumps, loads, opener
-from modelplane.store._contract import JSON, Closing, EventType, Lease, ObjectList
+from modelplane.store._contract import (
+    JSON,
+    AllowanceRequest,
+    Closing,
+    EventType,
+    Lease,
+    ObjectList,
+)
 from modelplane.store._gc import gc_paused
 from modelplane.store._hub import Hub, HubWatch, Record, expired, parse_since
 from modelplane.store._lifecycle import (
@@ -420,24 +427,12 @@ class BaseStore(Closing, ABC):
 
     # -- allowances --------------------------------------------------------------------------
 
-    def take_allowance(
-        self,
-        pool: str,
-        holder: str,
-        *,
-        window: int,
-        limit: float,
-        used: float,
-        want: float,
-        duration: float,
-    ) -> float:
-        _allowances.check_request(pool, holder, limit, used, want, duration)
+    def take_allowance(self, request: AllowanceRequest) -> float:
+        _allowances.check_request(request)
         with self._write() as tx:
             now = time.time()
-            row = _allowances.taken(
-                tx.w.allowances(pool), holder, window, limit, used, want, now + duration, now
-            )
-            tx.w.put_allowance(pool, row)
+            row = _allowances.taken(tx.w.allowances(request.pool), request, now)
+            tx.w.put_allowance(request.pool, row)
         return row.granted
 
     # -- lifecycle ---------------------------------------------------------------------------
