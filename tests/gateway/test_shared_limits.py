@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,21 @@ from modelplane.store import AllowanceRequest, Store, open_store
 TENANT = ("default", "chat", "alice")
 #: a fixed instant in the middle of a minute, so that no test sees the window roll
 NOW = 60.0 * 29_000_000 + 30.0
+
+
+class StalledStore:
+    """A store whose takes hang until ``answer`` is set (a PostgreSQL that stopped answering)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.answer = threading.Event()
+
+        self.answered = False
+
+    def take_allowance(self, request: AllowanceRequest) -> float:
+        self.answer.wait(30)
+        self.answered = True
+        return self.store.take_allowance(request)
 
 
 class CountingStore:
@@ -152,3 +168,22 @@ def test_when_the_store_is_away_a_gateway_admits_on_its_own_limits(store_url: st
     # then requests are still admitted (the per-process limiter still applies to them)
     share = asyncio.run(gw.take(TENANT, Limits(requests_per_minute=1), 10))
     assert isinstance(share, Share)
+
+
+def test_when_the_store_hangs_a_request_waits_for_a_refill_at_most_refill_wait(
+    store: Store,
+) -> None:
+    # given a gateway whose store stopped answering
+    stalled = StalledStore(store)
+    gw = SharedLimits(stalled, holder="a", clock=lambda: NOW, refill_wait=0.2)
+
+    async def run() -> tuple[Share | Denied, bool]:
+        try:
+            share = await gw.take(TENANT, Limits(requests_per_minute=1), 10)
+            return share, stalled.answered
+        finally:
+            stalled.answer.set()  # let the hung take end with the test
+
+    # then the request is admitted on local limits, without waiting for the store's answer
+    share, answered = asyncio.run(run())
+    assert isinstance(share, Share) and not answered

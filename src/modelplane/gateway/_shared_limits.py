@@ -27,7 +27,8 @@ Slices are a tenth of the limit (at least the request at hand). Every ``lease / 
 gateway reports the use of its tenants: slices in use are renewed, the headroom of idle ones is
 given back for other gateways to take, and pools of past windows are forgotten.
 
-When the store cannot be reached, a gateway admits on its own limits alone (the per-process
+When the store cannot be reached (or takes longer than ``refill_wait``, 2 s, to answer a
+refill that requests wait for), a gateway admits on its own limits alone (the per-process
 limiter still applies) and asks the store again a second later: serving does not stop because
 the store did, and the limits hold again across gateways once it is back.
 """
@@ -126,7 +127,9 @@ class SharedLimits:
     """This gateway's slices of every tenant's allowances (see the module docstring).
 
     ``lease``: seconds a slice lasts unless renewed (a dead gateway's slice comes back after
-    it); ``holder``: this gateway's name in the store (unique per process by default).
+    it); ``holder``: this gateway's name in the store (unique per process by default);
+    ``refill_wait``: the longest a request waits for a refill before it is admitted on local
+    limits (the store is slow or unreachable).
     """
 
     def __init__(
@@ -137,9 +140,11 @@ class SharedLimits:
         holder: str | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        refill_wait: float = 2.0,
     ) -> None:
         self.store = store
         self.lease = lease
+        self.refill_wait = refill_wait
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.clock = clock
         self.monotonic = monotonic
@@ -277,7 +282,12 @@ class SharedLimits:
             if self.monotonic() < pool.ask_after:
                 return
             pool.refill = asyncio.ensure_future(self._take(pool, max(pool.slice, need)))
-        await asyncio.shield(pool.refill)
+        try:
+            await asyncio.wait_for(asyncio.shield(pool.refill), self.refill_wait)
+        except TimeoutError:  # the store is slow: admit on local limits until it answers
+            if pool.refill is not None:
+                log.warning("shared limit %s: the store is slow to answer", pool.name)
+                pool.offline = True
 
     async def _take(self, pool: _Pool, want: float) -> None:
         """One take from the store, off the serving loop; the pool's new slice when it answers."""
