@@ -137,26 +137,40 @@ def test_a_request_is_charged_the_usage_it_reported_once(stores: tuple[Store, St
 def test_a_gateway_that_dies_holding_a_slice_locks_the_tenant_out_only_until_its_lease_lapses(
     stores: tuple[Store, Store],
 ) -> None:
-    # given gateway a took the whole allowance on a short lease, used 50 of it and died
     limits = Limits(tokens_per_minute=100)
-    dead, b = gateway(stores[0], "dead", lease=0.5), gateway(stores[1], "b", lease=0.5)
+    # the lease is short so that the test is, and long enough that b asks before it lapses
+    dead, b = gateway(stores[0], "dead", lease=3.0), gateway(stores[1], "b")
+    deadline = time.monotonic() + 30
 
-    async def run() -> None:
-        assert isinstance(await dead.take(TENANT, limits, 50), Share)  # slice 50, then a refill
-        deadline = time.monotonic() + 10
-        while dead._pools[("limits/default/chat/alice/tokens", 60.0)].granted < 100:
-            assert time.monotonic() < deadline, "the prefetch never took the second slice"
+    async def serve_then_die() -> None:
+        first = await dead.take(TENANT, limits, 50)  # a slice of 50, then a refill in flight
+        assert isinstance(first, Share)
+        dead.settle(first, 30)  # before the refill reports: it reports 30 used, all settled
+        pool = dead._pools[("limits/default/chat/alice/tokens", 60.0)]
+        while pool.granted != 80:
+            assert time.monotonic() < deadline, "the refill never reported"
             await asyncio.sleep(0.01)
+        assert isinstance(await dead.take(TENANT, limits, 50), Share)  # and takes the rest
+        while pool.granted != 100:
+            assert time.monotonic() < deadline, "the second refill never came"
+            await asyncio.sleep(0.01)
+
+    # given gateway a answered a request that used 30 tokens, reported it with its next slice,
+    # admitted another (in flight, 50 reserved), took all that was left, and died (its loop
+    # ended: nothing renews or gives back its slice)
+    asyncio.run(serve_then_die())
+
+    async def others() -> int:
         # while its lease runs, b gets nothing
         assert isinstance(await b.take(TENANT, limits, 10), Denied)
-        # once it lapsed, b gets the allowance back, all but the 50 the dead one reported
+        # once it lapsed, b gets the allowance back
         while isinstance(await b.take(TENANT, limits, 10), Denied):
             assert time.monotonic() < deadline, "the dead gateway's slice never lapsed"
             await asyncio.sleep(0.05)
-        more = await admit_until_refused([b], limits, 10)
-        assert (1 + len(more)) * 10 == 50
+        return 10 * (1 + len(await admit_until_refused([b], limits, 10)))
 
-    asyncio.run(run())
+    # then b gets all but the 30 the dead one settled: its request in flight is not charged
+    assert asyncio.run(others()) == 70
 
 
 def test_when_the_store_is_away_a_gateway_admits_on_its_own_limits(store_url: str) -> None:

@@ -21,8 +21,10 @@ def take(
     want: float,
     window: int = 7,
     duration: float = 60,
+    settled: float | None = None,
 ) -> float:
-    return store.take_allowance(AllowanceRequest(POOL, holder, window, 100, used, want, duration))
+    request = AllowanceRequest(POOL, holder, window, 100, used, want, duration, settled)
+    return store.take_allowance(request)
 
 
 def test_holders_share_one_limit_per_window(store: Store) -> None:
@@ -81,16 +83,18 @@ def test_an_allowance_never_exceeds_what_the_others_leave_even_below_the_use(
     assert take(store, "a", used=70, want=10) == 60
 
 
-def test_a_lapsed_grant_counts_only_for_the_use_it_reported(store: Store) -> None:
-    # given a took everything for a short lease, reported 25 used, then died
+def test_a_lapsed_grant_counts_only_for_the_settled_use_it_reported(store: Store) -> None:
+    # given a took everything for a short lease, then reported 25 used, of which 10 settled
+    # (15 reserved by requests in flight), and died
     take(store, "a", want=100, duration=0.3)
     lapses = time.time() + 0.3
-    take(store, "a", used=25, want=75, duration=0.3)
+    take(store, "a", used=25, want=75, duration=0.3, settled=10)
     assert take(store, "b", want=100) == 0
 
-    # once the lease lapsed, b gets all but the 25 a reported
+    # once the lease lapsed, b gets all but the 10 settled: the requests a had in flight are
+    # not charged (their clients retry elsewhere)
     assert wait_until(lambda: time.time() > lapses + 0.05, timeout=5)
-    assert take(store, "b", want=100) == 75
+    assert take(store, "b", want=100) == 90
 
 
 @pytest.mark.parametrize(

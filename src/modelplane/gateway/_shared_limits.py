@@ -16,12 +16,15 @@ as their clocks agree (keep them in sync with NTP, as leases already ask).
 worth per gateway: a gateway admits while its slice has any headroom left, reserving the
 request's worst case (prompt estimate plus ``max_tokens``; its cost, for budgets), as the
 per-process :class:`~modelplane.gateway._limits.Limiter` does. For requests per minute a request
-is one, so no more than the limit is admitted. A gateway that dies adds at most what it admitted
-since it last reported (at most its slice plus one request): its slice lapses ``lease`` seconds
-after its last renewal, after which the store counts only the use it reported, so a dead gateway
-locks its tenants out for no longer than ``lease`` either. The usage an answer reports is charged
+is one, so no more than the limit is admitted. A gateway that dies adds at most what it had not
+reported as settled (the requests in flight at its last report, and those it admitted after: at
+most their reservations and its slice, plus one request): its slice lapses ``lease`` seconds
+after its last renewal, after which the store counts only the settled use it reported, so a dead
+gateway locks its tenants out for no longer than ``lease`` either. The usage an answer reports is charged
 once: a gateway reports its total use per window, not increments, so a retried report charges
-nothing twice.
+nothing twice; and it reports which part is settled, so the reservations of requests a dead
+gateway had in flight are not charged once its slice lapsed (their clients retry on another
+gateway, which charges them).
 
 Slices are a tenth of the limit (at least the request at hand). Every ``lease / 4`` seconds a
 gateway reports the use of its tenants: slices in use are renewed, the headroom of idle ones is
@@ -71,7 +74,10 @@ class _Pool:
     limit: float = 0.0
     slice: float = 0.0
     window: int = -1
+    #: admitted in the window: settled use plus ``reserved``
     used: float = 0.0
+    #: the reservations of requests in flight (tokens and budget; a request counts at once)
+    reserved: float = 0.0
     granted: float = 0.0
     #: monotonic time at which the last take was asked (its slice lapses ``lease`` after it)
     asked_at: float = float("-inf")
@@ -85,7 +91,8 @@ class _Pool:
 
     def roll(self, window: int) -> None:
         if window != self.window:
-            self.window, self.used, self.granted, self.active = window, 0.0, 0.0, False
+            self.window, self.used, self.reserved, self.granted = window, 0.0, 0.0, 0.0
+            self.active = False
             self.asked_at = float("-inf")
 
 
@@ -170,6 +177,8 @@ class SharedLimits:
         for a in asks:
             pool = a.pool
             pool.used += a.amount
+            if a.per_token is not None:
+                pool.reserved += a.amount
             pool.active = True
             parts.append(_Part(pool, pool.window, a.amount, a.per_token))
             low = pool.granted - pool.used < pool.slice / 2
@@ -182,12 +191,15 @@ class SharedLimits:
         for part in share.parts:
             if part.per_token is not None and part.pool.window == part.window:
                 part.pool.used += used_tokens * part.per_token - part.reserved
+                part.pool.reserved -= part.reserved
 
     def cancel(self, share: Share) -> None:
         """Give back a share whose request was not admitted after all."""
         for part in share.parts:
             if part.pool.window == part.window:
                 part.pool.used -= part.reserved
+                if part.per_token is not None:
+                    part.pool.reserved -= part.reserved
 
     async def refresh(self) -> None:
         """Report use to the store: renew the slices in use, give back the headroom of idle
@@ -291,10 +303,11 @@ class SharedLimits:
 
     async def _take(self, pool: _Pool, want: float) -> None:
         """One take from the store, off the serving loop; the pool's new slice when it answers."""
-        window, used, asked = pool.window, pool.used, self.monotonic()
+        window, used, asked = pool.window, max(pool.used, 0.0), self.monotonic()
+        settled = max(0.0, min(used, pool.used - pool.reserved))
         try:
             request = AllowanceRequest(
-                pool.name, self.holder, window, pool.limit, max(used, 0.0), want, self.lease
+                pool.name, self.holder, window, pool.limit, used, want, self.lease, settled
             )
             granted = await asyncio.to_thread(self.store.take_allowance, request)
         except Exception as exc:  # the store is away: serve on local limits meanwhile

@@ -88,6 +88,9 @@ class AllowanceRequest:
     want: float
     #: seconds until the headroom it gets lapses
     duration: float
+    #: the part of ``used`` that answers reported (the rest: reservations of requests still in
+    #: flight); once the holder's allowance lapsed only this counts. None: all of ``used``
+    settled: float | None = None
 
 
 class Watch(Protocol):
@@ -231,8 +234,9 @@ class Store(Protocol):
         others leave of the limit, so below ``used`` when the holder overshot. ``want=0`` gives
         unused headroom back.
 
-        Other holders count against the limit with their live allowance, or only with the use
-        they reported once theirs lapsed. ``used`` is the holder's total in the window, so a
+        Other holders count against the limit with their live allowance, or only with the
+        settled use they reported once theirs lapsed (the reservations of a dead holder's
+        requests in flight are not charged: a client retrying one elsewhere pays once). ``used`` is the holder's total in the window, so a
         repeated take charges nothing twice. See :mod:`modelplane.store._allowances`.
         """
         ...

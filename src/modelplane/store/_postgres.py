@@ -89,6 +89,7 @@ CREATE TABLE IF NOT EXISTS mp_allowances (
     holder text NOT NULL,
     slot bigint NOT NULL,
     used double precision NOT NULL,
+    settled double precision NOT NULL,
     granted double precision NOT NULL,
     expires_at double precision NOT NULL,
     PRIMARY KEY (pool, holder)

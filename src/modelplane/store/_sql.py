@@ -97,13 +97,14 @@ class Dialect:
             " expires_at = excluded.expires_at, transitions = excluded.transitions"
         )
         self.get_allowances = q(
-            "SELECT holder, slot, used, granted, expires_at FROM mp_allowances WHERE pool = ?"
+            "SELECT holder, slot, used, settled, granted, expires_at FROM mp_allowances"
+            " WHERE pool = ?"
         )
         self.put_allowance = q(
-            "INSERT INTO mp_allowances (pool, holder, slot, used, granted, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pool, holder) DO UPDATE SET"
-            " slot = excluded.slot, used = excluded.used, granted = excluded.granted,"
-            " expires_at = excluded.expires_at"
+            "INSERT INTO mp_allowances (pool, holder, slot, used, settled, granted, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pool, holder) DO UPDATE SET"
+            " slot = excluded.slot, used = excluded.used, settled = excluded.settled,"
+            " granted = excluded.granted, expires_at = excluded.expires_at"
         )
         # rows of windows before the current one count for nothing any more
         self.drop_allowances = q("DELETE FROM mp_allowances WHERE pool = ? AND slot < ?")
@@ -172,7 +173,10 @@ class Rows:
 
     def allowances(self, pool: str) -> list[Allowance]:
         rows = self.conn.execute(self.dialect.get_allowances, (pool,)).fetchall()
-        return [Allowance(h, int(s), float(u), float(g), float(e)) for h, s, u, g, e in rows]
+        return [
+            Allowance(h, int(s), float(u), float(d), float(g), float(e))
+            for h, s, u, d, g, e in rows
+        ]
 
     def events(self, after: int, limit: int) -> tuple[list[Record], int]:
         """Events after ``after`` (at most ``limit``), then the compacted horizon, read after the
@@ -248,7 +252,15 @@ class Transaction(Rows):
         self.pending.append(
             (
                 d.put_allowance,
-                (pool, row.holder, row.window, row.used, row.granted, row.expires_at),
+                (
+                    pool,
+                    row.holder,
+                    row.window,
+                    row.used,
+                    row.settled,
+                    row.granted,
+                    row.expires_at,
+                ),
             )
         )
         self.pending.append((d.drop_allowances, (pool, row.window)))

@@ -11,7 +11,7 @@ Layout (tables are prefixed ``mp_`` so that other subsystems may keep their own 
   from before that column gets it added on open (its old rows read as "labels unchanged").
 * ``mp_meta(key, value)`` — the compacted horizon and the schema version.
 * ``mp_leases(name, holder, expires_at, transitions)``.
-* ``mp_allowances(pool, holder, slot, used, granted, expires_at)`` — slices of per-window limits
+* ``mp_allowances(pool, holder, slot, used, settled, granted, expires_at)`` — slices of per-window limits
   (:mod:`~modelplane.store._allowances`).
 
 Concurrency: the file is in WAL mode, so readers (a small pool of connections) never wait for the
@@ -82,6 +82,7 @@ CREATE TABLE IF NOT EXISTS mp_allowances (
     holder TEXT NOT NULL,
     slot INTEGER NOT NULL,
     used REAL NOT NULL,
+    settled REAL NOT NULL,
     granted REAL NOT NULL,
     expires_at REAL NOT NULL,
     PRIMARY KEY (pool, holder)
