@@ -50,12 +50,19 @@ def test_three_gateways_hammered_together_admit_a_tenants_limit_within_the_state
             _fresh_window(margin=30)
             requests = hammer(urls, "rpm")
             tokens = hammer(urls, "tpm")
+            body = {"model": "rpm", "messages": [{"role": "user", "content": "hi"}]}
+            refused = httpx.post(f"{urls[0]}/v1/chat/completions", json=body, timeout=30)
 
     assert len(requests.windows | tokens.windows) == 1, "the burst crossed a minute"
     # then no more requests than the limit were admitted, and tokens within one request each
     assert requests.refused > 0 and tokens.refused > 0
     assert 45 * 0.9 <= requests.requests <= 45
     assert 450 * 0.9 <= tokens.tokens <= 450 + 3 * RESERVATION
+    # and a refused client is told why, in OpenAI's shape, and when to come back
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    error = refused.json()["error"]
+    assert (error["type"], error["code"]) == ("rate_limit_error", "requests_per_minute")
+    assert "limit of 45 requests per minute (counted across every gateway)" in error["message"]
 
 
 def test_a_gateway_killed_holding_a_slice_keeps_it_only_until_its_lease_lapses(
