@@ -89,6 +89,20 @@ def test_two_gateways_admit_the_limit_and_overshoot_it_by_at_most_a_request_each
     assert 100 <= len(admitted) * 7 < 100 + 2 * 7
 
 
+def test_a_budget_holds_across_gateways_within_one_request_each(
+    stores: tuple[Store, Store],
+) -> None:
+    # given a budget of $0.0001 at $1 per million tokens (100 tokens) shared by two gateways
+    limits = Limits(budget_usd=0.0001, usd_per_token=1e-6)
+    gateways = [gateway(stores[0], "a"), gateway(stores[1], "b")]
+
+    # when both admit requests reserving 7 tokens each until each of them is refused
+    admitted = asyncio.run(admit_until_refused(gateways, limits, 7))
+
+    # then they spent the budget, overshooting it by at most one request's cost each
+    assert 100 - 1e-6 <= len(admitted) * 7 < 100 + 2 * 7
+
+
 def test_requests_per_minute_hold_exactly_across_gateways(stores: tuple[Store, Store]) -> None:
     limits = Limits(requests_per_minute=25)
     gateways = [gateway(stores[0], "a"), gateway(stores[1], "b")]
