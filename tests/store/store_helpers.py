@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from modelplane.store import JSON, Watch, WatchEvent
@@ -54,3 +56,15 @@ def wait_until(condition: Any, timeout: float = 10.0, interval: float = 0.01) ->
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+def race(stores: tuple[Any, Any], contend: Callable[[Any, str], None], count: int = 6) -> None:
+    """Run ``contend(store, name)`` in ``count`` threads at once, alternating between two store
+    instances (two processes' views of one database), and wait for all of them."""
+    threads = [
+        threading.Thread(target=contend, args=(stores[i % 2], f"p{i}")) for i in range(count)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
-from store_helpers import wait_until
+from store_helpers import race, wait_until
 
 from modelplane.api.errors import BadRequest
 from modelplane.store import Store, open_store
@@ -74,14 +73,7 @@ def test_only_one_of_many_contenders_wins(store: Store, store_url: str) -> None:
             if s.acquire_lease("leader", who, 60) is not None:
                 winners.append(who)
 
-        threads = [
-            threading.Thread(target=contend, args=(store if i % 2 else other, f"p{i}"))
-            for i in range(6)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        race((other, store), contend)
 
     assert len(winners) == 1
     lease = store.get_lease("leader")

@@ -81,11 +81,13 @@ _BENCHMARKS = {
     "policy": "Cedar decisions beside the naive use, decisions/s, admission overhead, list"
     " filtering.",
     "slo": "SLO burn-rate alerts on simulated faults: time to detect, false alarms.",
+    "shared-limits": "Rate limits across 3 gateways on PostgreSQL: overshoot, and the latency"
+    " cost beside per-process limits.",
     "sandbox": "WASM tool calls beside a fresh compile and python -c, runaway stops, process"
     " sandbox starts, escape probes.",
 }
 #: benchmarks whose module is not named as the command (``mcp`` would shadow the SDK)
-_MODULES = {"mcp": "mcp_gateway"}
+_MODULES = {"mcp": "mcp_gateway", "shared-limits": "shared_limits"}
 
 
 def _add_benchmark(name: str, help: str) -> None:

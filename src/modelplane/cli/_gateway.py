@@ -32,6 +32,13 @@ from modelplane.cli._options import (
 @server_options(8480)
 @authentication_options
 @tls_options
+@click.option(
+    "--per-process-limits",
+    is_flag=True,
+    help="Keep Endpoint rate limits and budgets in this process only, as with one gateway:"
+    " with N gateways each admits up to the limit. By default they hold across every gateway"
+    " on the store (see docs/gateway.md).",
+)
 def gateway(
     host: str,
     port: int,
@@ -43,6 +50,7 @@ def gateway(
     log_level: str,
     tls_cert_file: str | None,
     tls_private_key_file: str | None,
+    per_process_limits: bool,
     **auth_flags: Any,
 ) -> None:
     """Run the OpenAI-compatible gateway alone, serving /v1 from the store.
@@ -97,6 +105,7 @@ def gateway(
             middleware=auth,
             tls_files=tls_files,
             audit=audit,
+            shared_limits=not per_process_limits,
         )
     finally:
         audit.close()

@@ -3,7 +3,8 @@
 Owns: the data plane of inference requests — model name -> Endpoint or Graph, version by the
 traffic split (sticky per session when asked), replica by routing policy (round-robin,
 least-request, load, prefix-cache, session-affinity, prefix-load), retries before the first
-token, fallback chains, per-tenant rate limits and budgets, Graph execution, per-version request
+token, fallback chains, per-tenant rate limits and budgets (held across gateways by slices taken from
+the store, never a store round trip per request), Graph execution, per-version request
 samples for canary analysis (with the scores of answers evaluated while a rollout runs: an eval
 set, or a judge model called through the same request path), the gateway's metrics, and the :class:`GraphController` (a Graph's
 ``Ready`` condition: do its steps' Endpoints and nodes exist and serve). Runs mounted in ``modelplane up``

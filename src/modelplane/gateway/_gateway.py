@@ -51,6 +51,7 @@ from modelplane.gateway._evals import Evaluations
 from modelplane.gateway._graphs import run_graph
 from modelplane.gateway._limits import Limiter, Ticket
 from modelplane.gateway._routing import Router, pick_version
+from modelplane.gateway._shared_limits import SharedLimits
 from modelplane.gateway._table import (
     EndpointRoute,
     GraphRoute,
@@ -83,7 +84,7 @@ from modelplane.gateway._upstream import (
     UpstreamTimeout,
 )
 from modelplane.policy import AuditEvent, AuditSink, Decision, RuntimePolicies, Tenancy
-from modelplane.store import Store
+from modelplane.store import Store, backend_of
 
 log = logging.getLogger("modelplane.gateway")
 
@@ -111,7 +112,9 @@ class Gateway:
     a request for a scaled-to-zero endpoint waits for a replica to start; ``demand_interval``: the
     least time between two demand signals for one endpoint. ``egress``: the operator's rules
     for the hosts of upstream versions (default: no allow-list, loopback refused); replicas
-    published by our node agents are not upstreams and are not checked.
+    published by our node agents are not upstreams and are not checked. ``shared_limits``:
+    hold ``spec.limits`` across every gateway on the store (None: when the store is PostgreSQL;
+    see :mod:`modelplane.gateway._shared_limits`), else per process.
     """
 
     def __init__(
@@ -132,6 +135,7 @@ class Gateway:
         tenancy: Tenancy | None = None,
         audit: AuditSink | None = None,
         runtime: RuntimePolicies | None = None,
+        shared_limits: bool | None = None,
     ) -> None:
         self.store = store
         self.tenancy = tenancy or Tenancy()
@@ -140,7 +144,9 @@ class Gateway:
         self.table = RoutingTable(store)
         self.egress = egress or EgressRules()
         self.router = router or Router()
-        self.limiter = Limiter()
+        if shared_limits is None:  # embedded SQLite is one gateway; PostgreSQL is scale-out
+            shared_limits = backend_of(store.url) == "postgres"
+        self.limiter = Limiter(shared=SharedLimits(store) if shared_limits else None)
         self.telemetry = Telemetry()
         #: answers sampled for a rollout's evaluation, scored off the request path
         self.evals = Evaluations(self, self.telemetry)
@@ -173,6 +179,7 @@ class Gateway:
 
     async def aclose(self) -> None:
         await self.evals.aclose()
+        await self.limiter.aclose()
         if self._scraper is not None:
             self._scraper.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -323,7 +330,7 @@ class Gateway:
     async def _admitted(self, route: EndpointRoute, call: Call) -> Response:
         ticket: Ticket | None = None
         if route.limits is not None:
-            ticket = self.limiter.admit(
+            ticket = await self.limiter.acquire(
                 route.namespace,
                 route.name,
                 call.principal.name,

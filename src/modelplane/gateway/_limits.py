@@ -12,8 +12,15 @@ Admission and reservation happen with no ``await`` between them, on the serving 
 requests can never both see the same headroom.
 
 Windows slide in 60 buckets (one second each for per-minute limits), so memory is bounded and
-old use leaves the window gradually. Limits are kept per gateway process: with N gateways
-behind a load balancer, each admits up to the limit (divide the limits by N, or pin tenants).
+old use leaves the window gradually. This sliding window is each gateway process's own.
+
+Across gateways: a Limiter given :class:`~modelplane.gateway._shared_limits.SharedLimits`
+(``modelplane gateway``, and any gateway on PostgreSQL) also admits a request only from this
+process's slice of the tenant's allowance for the current fixed window, taken from the store;
+with N gateways sharing the store, together they admit at most the limit plus one request's
+worth per gateway in a window (that module has the bound and how slices are leased). Its
+:meth:`Limiter.acquire` is the admission to use then; :meth:`Limiter.admit` alone is this
+process's sliding window.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelplane.gateway._errors import GatewayError
+from modelplane.gateway._shared_limits import Denied, Share, SharedLimits
 from modelplane.gateway._table import Limits
 
 _BUCKETS = 60
@@ -86,13 +94,18 @@ class Ticket:
     tenant: tuple[str, str, str]
     tokens: int
     usd_per_token: float
+    #: what the request took from the allowances shared by every gateway, if they are
+    share: Share | None = None
 
 
 class Limiter:
     """Admission against ``Limits`` per tenant (see the module docstring)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, shared: SharedLimits | None = None
+    ) -> None:
         self.clock = clock
+        self.shared = shared
         self._tenants: dict[tuple[str, str, str], _Tenant] = {}
         self._since_sweep = 0
 
@@ -147,8 +160,33 @@ class Limiter:
         tenant.spend.reserved += tokens * limits.usd_per_token
         return Ticket(key, tokens, limits.usd_per_token)
 
+    async def acquire(
+        self, namespace: str, endpoint: str, user: str, limits: Limits, tokens: int
+    ) -> Ticket:
+        """As :meth:`admit`, and with :attr:`shared` limits also from this gateway's slice of the
+        tenant's allowance (which may wait for one refill from the store, never a round trip of
+        the request's own)."""
+        if self.shared is None:
+            return self.admit(namespace, endpoint, user, limits, tokens)
+        share = await self.shared.take((namespace, endpoint, user), limits, tokens)
+        if isinstance(share, Denied):
+            raise _shared_denied(namespace, endpoint, user, share)
+        try:
+            ticket = self.admit(namespace, endpoint, user, limits, tokens)
+        except GatewayError:
+            self.shared.cancel(share)
+            raise
+        return Ticket(ticket.tenant, ticket.tokens, ticket.usd_per_token, share)
+
+    async def aclose(self) -> None:
+        """Give this gateway's unused slices of shared allowances back."""
+        if self.shared is not None:
+            await self.shared.aclose()
+
     def settle(self, ticket: Ticket, used_tokens: int) -> None:
         """Replace the reservation by what the request really used."""
+        if ticket.share is not None and self.shared is not None:
+            self.shared.settle(ticket.share, used_tokens)
         tenant = self._tenants.get(ticket.tenant)
         if tenant is None:
             return
@@ -167,6 +205,23 @@ class Limiter:
             return (0.0, 0.0)
         now = self.clock()
         return (tenant.requests.level(now), tenant.tokens.level(now))
+
+
+def _shared_denied(namespace: str, endpoint: str, user: str, denied: Denied) -> GatewayError:
+    who = f"user {user!r} of " if user else ""
+    where = f"{who}endpoint {namespace}/{endpoint}"
+    if denied.unit == "budget":
+        return _limited(
+            f"{where} has spent its budget of ${denied.limit:g} (counted across every gateway)",
+            "budget_exceeded",
+            denied.retry_after,
+        )
+    return _limited(
+        f"{where} is over its limit of {denied.limit:g} {denied.unit} per minute (counted"
+        " across every gateway)",
+        f"{denied.unit}_per_minute",
+        denied.retry_after,
+    )
 
 
 def _limited(message: str, code: str, retry_after: float) -> GatewayError:

@@ -94,15 +94,25 @@ def serve_gateway(
     middleware: Sequence[Middleware] = (),
     tls_files: tuple[str, str] | None = None,
     audit: AuditSink | None = None,
+    shared_limits: bool = True,
 ) -> None:
     """Run the gateway alone until Ctrl-C, SIGTERM or ``stop``; blocks. ``middleware`` wraps
     every route (authentication); ``tls_files`` (certificate, private key): serve HTTPS.
 
     As under ``up``: who may call a namespace's models follows the store's Relationships, model
-    calls pass the ``scope: runtime`` Policies, and their decisions are recorded in ``audit``."""
+    calls pass the ``scope: runtime`` Policies, and their decisions are recorded in ``audit``.
+    Rate limits and budgets hold across every gateway on the store (several may share it), unless
+    ``shared_limits`` is False (then per process)."""
     relations, runtime = Relations(store), RuntimePolicies(store)
     tenancy = Tenancy(relations=relations)
-    gateway = Gateway(store, egress=egress, audit=audit, runtime=runtime, tenancy=tenancy).start()
+    gateway = Gateway(
+        store,
+        egress=egress,
+        audit=audit,
+        runtime=runtime,
+        tenancy=tenancy,
+        shared_limits=shared_limits,
+    ).start()
     http, loop = _http_protocol(), _loop()
     config = uvicorn.Config(
         standalone_app(gateway, middleware),

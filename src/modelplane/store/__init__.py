@@ -13,7 +13,7 @@ Where things are:
 * ``_sql``: the one SQL flow (statements, read snapshot, write transaction) and its ``Dialect``;
 * ``_sqlite``, ``_postgres``: a backend each: its dialect, tables, connections and errors;
 * ``_hub``: watch fan-out; ``_selector``: label and field selectors; ``_paging``: continue tokens;
-* ``_leases``: lease compare-and-set; ``_codec``: the stored JSON and the Codec that seals Secrets,
+* ``_leases``: lease compare-and-set; ``_allowances``: slices of limits shared by processes; ``_codec``: the stored JSON and the Codec that seals Secrets,
   ``_encryption``: that codec; ``_gc``: the garbage-collector pause while parsing many objects;
 * ``_urls``: database URLs (which backend, SQLite's parts, redaction); ``_open``: opening a store;
   ``_pool``: the connection pool.
@@ -21,6 +21,7 @@ Where things are:
 
 from modelplane.store._contract import (
     JSON,
+    AllowanceRequest,
     EventType,
     Lease,
     ObjectList,
@@ -35,6 +36,7 @@ from modelplane.store._urls import SQLiteURL, backend_of, parse_sqlite_url, reda
 
 __all__ = [
     "JSON",
+    "AllowanceRequest",
     "EventType",
     "FieldSelector",
     "Lease",

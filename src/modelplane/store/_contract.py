@@ -71,6 +71,28 @@ class Lease:
     transitions: int
 
 
+@dataclass(frozen=True, slots=True)
+class AllowanceRequest:
+    """What a holder asks of a pool of a per-window limit (:meth:`Store.take_allowance`)."""
+
+    #: the limit's name, shared by every holder (one tenant's tokens per minute, say)
+    pool: str
+    #: who asks: one name per process, the same on every take
+    holder: str
+    #: which window, numbered by the caller (``int(time.time() // 60)`` for minutes)
+    window: int
+    limit: float
+    #: the holder's whole use in the window so far (not an increment)
+    used: float
+    #: how much more headroom it asks for; 0 gives its unused headroom back
+    want: float
+    #: seconds until the headroom it gets lapses
+    duration: float
+    #: the part of ``used`` that answers reported (the rest: reservations of requests still in
+    #: flight); once the holder's allowance lapsed only this counts. None: all of ``used``
+    settled: float | None = None
+
+
 class Watch(Protocol):
     """A stream of events in resourceVersion order, with no gaps and no repeats.
 
@@ -201,6 +223,23 @@ class Store(Protocol):
     def release_lease(self, name: str, holder: str) -> bool: ...
 
     def get_lease(self, name: str) -> Lease | None: ...
+
+    # -- allowances (limits shared by many processes) ----------------------------------------
+
+    def take_allowance(self, request: AllowanceRequest) -> float:
+        """Report a holder's use of a pool in a window and take up to ``want`` more of the
+        window's ``limit``, in one atomic step (see :class:`AllowanceRequest`); returns the
+        holder's allowance for the window: the most it may use there, ``used`` plus the headroom
+        it got, which lapses after ``duration`` seconds unless taken again; never more than the
+        others leave of the limit, so below ``used`` when the holder overshot. ``want=0`` gives
+        unused headroom back.
+
+        Other holders count against the limit with their live allowance, or only with the
+        settled use they reported once theirs lapsed (the reservations of a dead holder's
+        requests in flight are not charged: a client retrying one elsewhere pays once). ``used`` is the holder's total in the window, so a
+        repeated take charges nothing twice. See :mod:`modelplane.store._allowances`.
+        """
+        ...
 
     @property
     def closed(self) -> bool:

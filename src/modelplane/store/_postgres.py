@@ -84,6 +84,16 @@ CREATE TABLE IF NOT EXISTS mp_leases (
     expires_at double precision NOT NULL,
     transitions bigint NOT NULL
 );
+CREATE TABLE IF NOT EXISTS mp_allowances (
+    pool text NOT NULL,
+    holder text NOT NULL,
+    slot bigint NOT NULL,
+    used double precision NOT NULL,
+    settled double precision NOT NULL,
+    granted double precision NOT NULL,
+    expires_at double precision NOT NULL,
+    PRIMARY KEY (pool, holder)
+);
 """
 
 

@@ -1,7 +1,7 @@
 """One SQL flow for both backends: the statements, the read snapshot and the write transaction.
 
 The store's tables are the same on SQLite and PostgreSQL (``mp_objects``, ``mp_events``,
-``mp_meta``, ``mp_leases``; each backend's module has its DDL), and so is every statement that
+``mp_meta``, ``mp_leases``, ``mp_allowances``; each backend's module has its DDL), and so is every statement that
 reads or writes them. What differs is a small :class:`Dialect`:
 
 * how a query names its parameters (``?`` or ``%s``);
@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from modelplane.store._allowances import Allowance
 from modelplane.store._contract import EventType, Lease
 from modelplane.store._hub import Record, record_from_row
 
@@ -95,6 +96,18 @@ class Dialect:
             " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
             " expires_at = excluded.expires_at, transitions = excluded.transitions"
         )
+        self.get_allowances = q(
+            "SELECT holder, slot, used, settled, granted, expires_at FROM mp_allowances"
+            " WHERE pool = ?"
+        )
+        self.put_allowance = q(
+            "INSERT INTO mp_allowances (pool, holder, slot, used, settled, granted, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pool, holder) DO UPDATE SET"
+            " slot = excluded.slot, used = excluded.used, settled = excluded.settled,"
+            " granted = excluded.granted, expires_at = excluded.expires_at"
+        )
+        # rows of windows before the current one count for nothing any more
+        self.drop_allowances = q("DELETE FROM mp_allowances WHERE pool = ? AND slot < ?")
 
     def q(self, statement: str) -> str:
         """``statement`` (written with ``?``) in this dialect's placeholders."""
@@ -157,6 +170,13 @@ class Rows:
     def lease(self, name: str) -> Lease | None:
         row = self.conn.execute(self.dialect.get_lease, (name,)).fetchone()
         return None if row is None else Lease(name, row[0], float(row[1]), int(row[2]))
+
+    def allowances(self, pool: str) -> list[Allowance]:
+        rows = self.conn.execute(self.dialect.get_allowances, (pool,)).fetchall()
+        return [
+            Allowance(h, int(s), float(u), float(d), float(g), float(e))
+            for h, s, u, d, g, e in rows
+        ]
 
     def events(self, after: int, limit: int) -> tuple[list[Record], int]:
         """Events after ``after`` (at most ``limit``), then the compacted horizon, read after the
@@ -225,6 +245,25 @@ class Transaction(Rows):
                 (lease.name, lease.holder, lease.expires_at, lease.transitions),
             )
         )
+
+    def put_allowance(self, pool: str, row: Allowance) -> None:
+        """Write ``row`` and drop the pool's rows of windows before it."""
+        d = self.dialect
+        self.pending.append(
+            (
+                d.put_allowance,
+                (
+                    pool,
+                    row.holder,
+                    row.window,
+                    row.used,
+                    row.settled,
+                    row.granted,
+                    row.expires_at,
+                ),
+            )
+        )
+        self.pending.append((d.drop_allowances, (pool, row.window)))
 
     def compact(self, horizon: int) -> None:
         """Delete events with rv <= horizon and remember horizon as the compacted version."""

@@ -11,6 +11,8 @@ Layout (tables are prefixed ``mp_`` so that other subsystems may keep their own 
   from before that column gets it added on open (its old rows read as "labels unchanged").
 * ``mp_meta(key, value)`` — the compacted horizon and the schema version.
 * ``mp_leases(name, holder, expires_at, transitions)``.
+* ``mp_allowances(pool, holder, slot, used, settled, granted, expires_at)`` — slices of per-window limits
+  (:mod:`~modelplane.store._allowances`).
 
 Concurrency: the file is in WAL mode, so readers (a small pool of connections) never wait for the
 writer. Writes go through one connection per process under a lock, each in ``BEGIN IMMEDIATE``:
@@ -74,6 +76,16 @@ CREATE TABLE IF NOT EXISTS mp_leases (
     holder TEXT NOT NULL,
     expires_at REAL NOT NULL,
     transitions INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mp_allowances (
+    pool TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    slot INTEGER NOT NULL,
+    used REAL NOT NULL,
+    settled REAL NOT NULL,
+    granted REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (pool, holder)
 );
 -- the empty store is version 1, so that no list ever reports 0 ("watch from now")
 INSERT OR IGNORE INTO mp_meta (key, value) VALUES ('compacted', 1);

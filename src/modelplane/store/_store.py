@@ -5,7 +5,8 @@ the write transaction are the one SQL flow of :mod:`~modelplane.store._sql`, and
 :class:`BaseStore` implements everything the contract specifies on top of them, so both backends
 behave the same by construction. What each
 method does to an object is in :mod:`~modelplane.store._lifecycle`; continue tokens in
-:mod:`~modelplane.store._paging`; leases in :mod:`~modelplane.store._leases`; watches in
+:mod:`~modelplane.store._paging`; leases in :mod:`~modelplane.store._leases`; shared allowances
+in :mod:`~modelplane.store._allowances`; watches in
 :mod:`~modelplane.store._hub`; sealing Secrets at rest in :mod:`~modelplane.store._codec`.
 
 What this module owns beyond calling those:
@@ -31,9 +32,16 @@ from contextlib import AbstractContextManager, contextmanager
 import orjson
 
 from modelplane.api.errors import AlreadyExists, BadRequest, Expired, NotFound, Unavailable
-from modelplane.store import _leases
+from modelplane.store import _allowances, _leases
 from modelplane.store._codec import Codec, dumps, loads, opener
-from modelplane.store._contract import JSON, Closing, EventType, Lease, ObjectList
+from modelplane.store._contract import (
+    JSON,
+    AllowanceRequest,
+    Closing,
+    EventType,
+    Lease,
+    ObjectList,
+)
 from modelplane.store._gc import gc_paused
 from modelplane.store._hub import Hub, HubWatch, Record, expired, parse_since
 from modelplane.store._lifecycle import (
@@ -416,6 +424,16 @@ class BaseStore(Closing, ABC):
         with self._read(snapshot=False) as r:
             lease = r.lease(name)
         return lease if lease is not None and lease.holder else None
+
+    # -- allowances --------------------------------------------------------------------------
+
+    def take_allowance(self, request: AllowanceRequest) -> float:
+        _allowances.check_request(request)
+        with self._write() as tx:
+            now = time.time()
+            row = _allowances.taken(tx.w.allowances(request.pool), request, now)
+            tx.w.put_allowance(request.pool, row)
+        return row.granted
 
     # -- lifecycle ---------------------------------------------------------------------------
 
