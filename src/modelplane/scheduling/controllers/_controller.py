@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,6 +52,13 @@ from modelplane.control import (
     get_condition,
     record_event,
     set_condition,
+)
+from modelplane.scheduling.controllers._metrics import (
+    ATTEMPTS,
+    COLLECTOR,
+    DECISION_TIME,
+    Snapshot,
+    by_node,
 )
 from modelplane.store import Store
 
@@ -148,6 +156,27 @@ class ResourceClaimController(AdmittingMixin, Controller):
     def start(self) -> None:
         self._reset()  # a new term of leadership starts from what the store says
         super().start()
+        COLLECTOR.use(self._snapshot)  # /metrics reads this controller's caches
+
+    def stop(self, timeout: float | None = None) -> bool:
+        if COLLECTOR.source == self._snapshot:
+            COLLECTOR.use(None)
+        return super().stop(timeout)
+
+    def _snapshot(self) -> Snapshot:
+        """Pending claims and devices by driver and node, for a scrape of ``/metrics``."""
+        try:
+            claims = self.informer().list()
+        except RuntimeError:  # stopped between the scrape and here
+            return 0, []
+        pending = sum(1 for c in claims if not (c.get("status") or {}).get("allocation"))
+        held = {
+            (str(r.get("driver")), str(r.get("pool")), str(r.get("device")))
+            for allocation in list(self._held.values())
+            for r in (allocation.get("devices") or {}).get("results") or ()
+        }
+        inventory = self._inventory
+        return pending, by_node(iter(inventory.devices), held) if inventory is not None else []
 
     # -- the inventory --------------------------------------------------------------------------
 
@@ -319,13 +348,21 @@ class ResourceClaimController(AdmittingMixin, Controller):
 
     def _decide(self, claim: JSON) -> AllocationResult | Unschedulable:
         inventory, state = self._ensure()
-        return allocate(
-            claim,
-            inventory,
-            allocated_state=state,
-            deadline_ms=self.deadline_ms,
-            policy=self.policy,
-        )
+        began = time.perf_counter()
+        outcome = "error"
+        try:
+            result = allocate(
+                claim,
+                inventory,
+                allocated_state=state,
+                deadline_ms=self.deadline_ms,
+                policy=self.policy,
+            )
+            outcome = "scheduled" if isinstance(result, AllocationResult) else "unschedulable"
+            return result
+        finally:
+            ATTEMPTS.labels(outcome).inc()
+            DECISION_TIME.labels(outcome).observe(time.perf_counter() - began)
 
     def _hold(self, key: str, result: AllocationResult, status: JSON) -> None:
         _, state = self._ensure()
