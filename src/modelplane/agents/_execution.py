@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from modelplane.agents._journal import Database, InstanceIdentity, Op, checksum
+from modelplane.agents._metrics import STEPS
 from modelplane.agents.authz import Authorizer, Decision, InstanceRef, MessageAuthorizer
 from modelplane.agents.context import Context, State, deterministic_random, encode
 from modelplane.agents.errors import (
@@ -285,10 +286,13 @@ class Turn:
     ) -> Any:
         self.step_name = name
         data = self.replayed("step", name)
+        executed = data is None
         if data is None:
             data = await self._execute(name, fn, args, kwargs)
             await self.commit([self.record("step", name, data)])
         value = orjson.loads(data)
+        if executed:
+            STEPS.labels("error" if "error" in value else "ok").inc()
         if "error" in value:
             raise StepFailed(
                 f"step {name!r} failed after {value['attempts']} attempt(s): {value['error']}"

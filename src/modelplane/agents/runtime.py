@@ -51,6 +51,7 @@ from modelplane.agents._journal import (
     checksum,
 )
 from modelplane.agents._loader import AgentCode
+from modelplane.agents._metrics import COMMIT_TIME, INSTANCES, RESUME_TIME
 from modelplane.agents._shards import SHARDS as SHARDS
 from modelplane.agents._shards import Change, ShardLeases
 from modelplane.agents._shards import shard_of as shard_of
@@ -415,6 +416,7 @@ class Runtime:
         self.finished_ttl = finished_ttl
         self.poll_interval = poll_interval
         self.resident: dict[int, Instance] = {}
+        INSTANCES.add(self)  # /metrics counts its resident instances by status
         self._definitions: dict[tuple[str, str], Definition] = {}
         self._sleepers: dict[int, Instance] = {}
         self._inbox_seen = 0
@@ -574,8 +576,10 @@ class Runtime:
 
         Raises :class:`Superseded` (after forgetting the instance here) when the shard moved to
         another runtime: the instance runs there, from the journal."""
+        began = time.perf_counter()
         try:
             await self.writer.submit(ops, inst.fence)
+            COMMIT_TIME.observe(time.perf_counter() - began)
         except Fenced as exc:
             self._superseded(inst, exc)
             raise Superseded(str(exc)) from None
@@ -642,6 +646,13 @@ class Runtime:
         inst = self.resident.get(iid)
         if inst is not None:
             return inst
+        began = time.perf_counter()
+        inst = self._load(iid)
+        if inst is not None:
+            RESUME_TIME.observe(time.perf_counter() - began)
+        return inst
+
+    def _load(self, iid: int) -> Instance | None:
         row = self.db.instance_by_iid(iid)
         if row is None or row.status in TERMINAL or not self.owns(row.shard):
             return None
