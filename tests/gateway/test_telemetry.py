@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from tests.gateway._env import Env
 
 from modelplane.gateway._telemetry import answered_tpot
@@ -96,3 +98,46 @@ def test_a_non_streamed_tpot_comes_from_the_workers_server_timing(
 ) -> None:
     tpot = answered_tpot(header, 1.0, tokens)
     assert tpot is None if expected is None else tpot == pytest.approx(expected)
+
+
+def _families(text: str) -> dict[str, Any]:
+    """The metric families of a Prometheus text page, as prometheus_client's parser reads them."""
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def _count(family: Any, **labels: str) -> float:
+    return sum(
+        s.value
+        for s in family.samples
+        if s.name.endswith("_count") and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_genai_metrics_carry_the_conventions_names_labels_and_buckets(env: Env) -> None:
+    # given an Endpoint answering chat, streamed and not, and one whose replica fails
+    good, bad = env.fake(), env.fake()
+    bad.mode = "fail"
+    env.endpoint("ep", {"v1": [good]})
+    env.endpoint("broken", {"v1": [bad]})
+    env.chat("ep")
+    body = {"model": "ep", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    env.client.post("/chat/completions", json=body).read()
+    env.client.post("/chat/completions", json={**body, "model": "broken", "stream": False})
+    # when the metrics are read by Prometheus' own parser
+    families = _families(env.client.get("/_modelplane/metrics").text)
+    chat = {"gen_ai_operation_name": "chat", "gen_ai_provider_name": "modelplane"}
+    # then token usage is by token type, with the conventions' buckets
+    tokens = families["gen_ai_client_token_usage"]
+    assert tokens.type == "histogram"
+    output = _count(tokens, gen_ai_request_model="ep", gen_ai_token_type="output", **chat)
+    assert output == 2
+    bounds = {float(s.labels["le"]) for s in tokens.samples if s.name.endswith("_bucket")}
+    assert {1, 4, 16, 67108864, float("inf")} <= bounds
+    # and every operation is timed, failures with their error type
+    duration = families["gen_ai_client_operation_duration_seconds"]
+    assert _count(duration, gen_ai_request_model="ep", **chat) == 2
+    assert _count(duration, gen_ai_request_model="broken", **chat) >= 1
+    failed = [s for s in duration.samples if s.labels.get("gen_ai_request_model") == "broken"]
+    assert failed and all(s.labels.get("error_type", "").startswith("5") for s in failed)
+    # and the stream's first token is the server's time to first token (the whole answer is not)
+    assert _count(families["gen_ai_server_time_to_first_token_seconds"], gen_ai_request_model="ep") == 1

@@ -61,6 +61,7 @@ from modelplane.gateway._table import (
     VersionRoute,
 )
 from modelplane.gateway._telemetry import (
+    OPERATIONS,
     StreamWatch,
     Telemetry,
     answered_tpot,
@@ -442,6 +443,7 @@ class Gateway:
                 tpot=None,
                 duration=time.perf_counter() - start,
                 output_tokens=0,
+                operation=OPERATIONS.get(call.path, ""),
             )
         raise _Exhausted(self._no_answer(route, version, len(tried), timeouts, failures))
 
@@ -574,6 +576,7 @@ class Gateway:
                 ttft = time.perf_counter() - start
                 relay = _Relay(self, route, version, replica, upstream, chunks, ticket, start, ttft)
                 relay.prompt_tokens = len(call.prompt) // 4
+                relay.operation = OPERATIONS.get(call.path, "")
                 relay.evaluated = call if self.evals.sampled(route, call) else None
                 if call.span is not None:  # the relay ends the span when the stream ends
                     relay.span, call.span = call.span, None
@@ -604,6 +607,8 @@ class Gateway:
             tpot=answered_tpot(upstream.headers.get("server-timing"), duration, output),
             duration=duration,
             output_tokens=output,
+            operation=OPERATIONS.get(call.path, ""),
+            input_tokens=total - output if total > output else 0,
         )
         self.evals.consider(route, version.name, call, sample, content if code == 200 else None)
         media = upstream.headers.get("content-type", "application/json")
@@ -672,6 +677,8 @@ class _Relay:
     start: float
     ttft: float
     prompt_tokens: int = 0
+    #: the GenAI ``gen_ai.operation.name`` of the call (``chat``...)
+    operation: str = ""
     span: Span | None = None
     #: the call, when its answer is sampled for an evaluation (the stream is then kept, bounded)
     evaluated: Call | None = None
@@ -735,6 +742,9 @@ class _Relay:
             tpot=streamed_tpot(self.ttft, duration, output),
             duration=duration,
             output_tokens=output,
+            operation=self.operation,
+            input_tokens=total - output if total > output else 0,
+            streamed=True,
         )
         if kept is None or self.evaluated is None or code != 200 or not kept.complete:
             return

@@ -19,7 +19,13 @@ reported them, else estimated), ``modelplane_gateway_time_to_first_token_seconds
 ``modelplane_gateway_request_duration_seconds`` (histograms by model and version),
 ``modelplane_gateway_evaluations_total{model,version,result}`` (answers sampled for an evaluation:
 ``scored``, ``unscored`` when no scorer applied or the judge named no number in 0..1, ``failed``,
-``dropped`` when the evaluation queue was full).
+``dropped`` when the evaluation queue was full). Beside them, OpenTelemetry's GenAI metrics as a
+Prometheus exporter names them, with the conventions' buckets and labels
+(``gen_ai_operation_name``, ``gen_ai_provider_name`` = ``modelplane``, ``gen_ai_request_model``):
+``gen_ai_client_token_usage`` (``gen_ai_token_type`` ``input`` or ``output``; input only when
+the answer reported its usage, as the conventions ask), ``gen_ai_client_operation_duration_seconds``
+(``error_type`` on failures), and, measured where the gateway relays a replica's stream,
+``gen_ai_server_time_to_first_token_seconds`` and ``gen_ai_server_time_per_output_token_seconds``.
 
 Traces: one OpenTelemetry span per request (kind CLIENT, named ``"{operation} {model}"``, with
 the GenAI conventions' ``gen_ai.*`` attributes, ``server.address``/``server.port`` of the replica
@@ -91,16 +97,64 @@ class RequestSample:
     score: float | None = None
 
 
+#: the GenAI conventions' explicit bucket boundaries, per metric
+_TOKEN_BUCKETS = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
+_DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+_TTFT_BUCKETS = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+_TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+#: name, help, buckets of each GenAI histogram
+_GENAI = {
+    "tokens": (
+        "gen_ai_client_token_usage",
+        "Number of input and output tokens used.",
+        _TOKEN_BUCKETS,
+    ),
+    "duration": (
+        "gen_ai_client_operation_duration_seconds",
+        "GenAI operation duration.",
+        _DURATION_BUCKETS,
+    ),
+    "ttft": (
+        "gen_ai_server_time_to_first_token_seconds",
+        "Time to generate the first token, for successful streamed responses.",
+        _TTFT_BUCKETS,
+    ),
+    "tpot": (
+        "gen_ai_server_time_per_output_token_seconds",
+        "Time per output token after the first, for successful responses.",
+        _TPOT_BUCKETS,
+    ),
+}
+
+
 @dataclass(slots=True)
 class _Histogram:
-    counts: list[int] = field(default_factory=lambda: [0] * (len(_BUCKETS) + 1))
+    buckets: tuple[float, ...] = _BUCKETS
+    counts: list[int] = field(default_factory=list)
     total: float = 0.0
     n: int = 0
 
     def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(_BUCKETS, value)] += 1
+        if not self.counts:
+            self.counts = [0] * (len(self.buckets) + 1)
+        self.counts[bisect.bisect_left(self.buckets, value)] += 1
         self.total += value
         self.n += 1
+
+    def lines(self, name: str, labels: str) -> Iterator[str]:
+        cumulative = 0
+        for bound, count in zip(self.buckets, self.counts, strict=False):
+            cumulative += count
+            yield f'{name}_bucket{{{labels},le="{bound}"}} {cumulative}'
+        yield f'{name}_bucket{{{labels},le="+Inf"}} {self.n}'
+        yield f"{name}_sum{{{labels}}} {self.total}"
+        yield f"{name}_count{{{labels}}} {self.n}"
 
 
 class Telemetry:
@@ -114,6 +168,8 @@ class Telemetry:
         self.ttft: dict[tuple[str, str], _Histogram] = {}
         self.duration: dict[tuple[str, str], _Histogram] = {}
         self.evaluations: dict[tuple[str, str, str], int] = {}
+        #: GenAI histograms: (metric, its label string) -> histogram
+        self.genai: dict[tuple[str, str], _Histogram] = {}
 
     def record(
         self,
@@ -126,9 +182,15 @@ class Telemetry:
         tpot: float | None,
         duration: float,
         output_tokens: int,
+        operation: str = "",
+        input_tokens: int = 0,
+        streamed: bool = False,
     ) -> RequestSample:
         """One finished request (or one failed attempt at it); ``tpot`` None when unknown.
-        Returns its sample, which an evaluation may give a score later."""
+        Returns its sample, which an evaluation may give a score later. ``operation`` (the GenAI
+        ``gen_ai.operation.name``): with it the GenAI metrics are recorded too; ``input_tokens``
+        as the answer's usage reported them (0: unknown, not recorded); ``streamed``: ``ttft``
+        is a stream's first chunk (else it is the whole answer's time)."""
         error = code >= 500
         key = (namespace, endpoint, version)
         window = self.samples.get(key)
@@ -151,7 +213,42 @@ class Telemetry:
         if h is None:
             h = self.duration[hkey] = _Histogram()
         h.observe(duration)
+        if operation:
+            first = ttft if streamed else None
+            self._genai(operation, model, code, first, tpot, duration, input_tokens, output_tokens)
         return sample
+
+    def _genai(
+        self,
+        operation: str,
+        model: str,
+        code: int,
+        ttft: float | None,
+        tpot: float | None,
+        duration: float,
+        input_tokens: int,
+        output_tokens: int,
+    ) -> None:
+        base = (
+            f'gen_ai_operation_name="{operation}",gen_ai_provider_name="modelplane",'
+            f'gen_ai_request_model="{_esc(model)}"'
+        )
+        failed = f',error_type="{code}"' if code >= 400 else ""
+        observed: list[tuple[str, str, float]] = [("duration", base + failed, duration)]
+        if code < 400:
+            if output_tokens:
+                observed.append(("tokens", base + ',gen_ai_token_type="output"', output_tokens))
+            if input_tokens:
+                observed.append(("tokens", base + ',gen_ai_token_type="input"', input_tokens))
+            if ttft is not None:  # a stream: its first token was timed
+                observed.append(("ttft", base, ttft))
+            if tpot is not None:
+                observed.append(("tpot", base, tpot))
+        for metric, labels, value in observed:
+            h = self.genai.get((metric, labels))
+            if h is None:
+                h = self.genai[(metric, labels)] = _Histogram(_GENAI[metric][2])
+            h.observe(value)
 
     def count_request(self, model: str, version: str, code: int) -> None:
         """A request answered without reaching a replica (404, 429, 503...)."""
@@ -212,14 +309,13 @@ class Telemetry:
             lines.append(f"# HELP {name} {what}")
             lines.append(f"# TYPE {name} histogram")
             for (model, version), h in sorted(hists.items()):
-                labels = f'model="{_esc(model)}",version="{_esc(version)}"'
-                cumulative = 0
-                for bound, count in zip(_BUCKETS, h.counts, strict=False):
-                    cumulative += count
-                    lines.append(f'{name}_bucket{{{labels},le="{bound}"}} {cumulative}')
-                lines.append(f'{name}_bucket{{{labels},le="+Inf"}} {h.n}')
-                lines.append(f"{name}_sum{{{labels}}} {h.total}")
-                lines.append(f"{name}_count{{{labels}}} {h.n}")
+                lines.extend(h.lines(name, f'model="{_esc(model)}",version="{_esc(version)}"'))
+        for metric, (name, what, _) in _GENAI.items():
+            lines.append(f"# HELP {name} {what}")
+            lines.append(f"# TYPE {name} histogram")
+            for (kind, labels), h in sorted(self.genai.items()):
+                if kind == metric:
+                    lines.extend(h.lines(name, labels))
         return "\n".join(lines) + "\n"
 
 
