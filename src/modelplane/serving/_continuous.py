@@ -268,7 +268,7 @@ class ContinuousEngine(TransformersEngine):
         self.joined += 1
         self._event("join", seq)
         if seq.done:
-            self._event("finish", seq)
+            self._event("cancel" if seq.cancelled else "finish", seq)
             return
         self._join(_Slot(seq, len(seq.prompt_ids), token), cache)
 
@@ -288,7 +288,7 @@ class ContinuousEngine(TransformersEngine):
             self.decoder.advance(slot.seq, token)
             slot.next_token = token
             if slot.seq.done:
-                self._event("finish", slot.seq)
+                self._event("cancel" if slot.seq.cancelled else "finish", slot.seq)
         if any(s.seq.done for s in slots):
             self._keep([s for s in slots if not s.seq.done])
 
