@@ -149,8 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = find_model(args.model_dir)
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
-    levels = measure(folder, concurrency, requests, max_tokens, args.max_batch)
+    try:
+        levels = measure(folder, concurrency, requests, max_tokens, args.max_batch)
+    finally:
+        torch.set_num_threads(threads)  # main may run inside a test process
     print_summary(
         {
             "benchmark": "batching",
