@@ -115,12 +115,11 @@ def measure(
 ) -> dict[str, dict[str, Any]]:
     """Load both engines, warm them up, and run every concurrency level on one then the other
     (so that both see the same moment of a shared machine)."""
-    from modelplane.serving._continuous import ContinuousEngine
-    from modelplane.serving._transformers import TransformersEngine
+    from modelplane.serving.worker import load_engine
 
     engines = {
-        "rounds": TransformersEngine(folder, max_batch=batch),
-        "continuous": ContinuousEngine(folder, max_batch=batch),
+        name: load_engine(folder, batching=name, max_batch=batch)
+        for name in ("rounds", "continuous")
     }
     try:
         levels: dict[str, dict[str, Any]] = {}

@@ -64,11 +64,17 @@ class BatchEvent:
 
 @dataclass(eq=False, slots=True)
 class _Prefill:
-    """A waiting sequence being prefilled: its KV so far (None before the first chunk)."""
+    """A waiting sequence, and how far its prefill went."""
 
     seq: Sequence
+    #: its DynamicCache so far, None before its first chunk
     cache: Any = None
+    #: prompt tokens in ``cache`` (reused or run)
     done: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.done == len(self.seq.prompt_ids)
 
 
 @dataclass(eq=False, slots=True)
@@ -76,7 +82,9 @@ class _Slot:
     """A row of the running batch: its sequence, the tokens its KV holds, the token to feed next."""
 
     seq: Sequence
+    #: tokens in its KV rows, padding not counted: also the position of its next token
     length: int
+    #: chosen at the last step, fed to the model at the next one
     next_token: int
 
 
@@ -137,12 +145,13 @@ class ContinuousEngine(TransformersEngine):
         self,
         model_dir: str | Path,
         *,
-        device: str = "cpu",
-        max_batch: int = 8,
-        kv_capacity_tokens: int = 32768,
         prefill_chunk: int = 128,
         prefix_cache_tokens: int = 4096,
+        **options: Any,
     ) -> None:
+        """``options`` are :class:`TransformersEngine` 's (``device``, ``max_batch``,
+        ``kv_capacity_tokens``); ``prefill_chunk``: prompt tokens prefilled per loop at most;
+        ``prefix_cache_tokens``: prompt tokens whose KV is kept for reuse."""
         # set before the base class starts the engine thread, which runs our _loop
         self.prefill_chunk = max(1, prefill_chunk)
         self.steps = 0
@@ -156,9 +165,7 @@ class ContinuousEngine(TransformersEngine):
         self._cache: Any = None  # the batch's DynamicCache
         self._mask: Any = None
         self._prefixes = _PrefixStore(prefix_cache_tokens)
-        super().__init__(
-            model_dir, device=device, max_batch=max_batch, kv_capacity_tokens=kv_capacity_tokens
-        )
+        super().__init__(model_dir, **options)
 
     @property
     def queue_depth(self) -> int:
@@ -225,7 +232,7 @@ class ContinuousEngine(TransformersEngine):
             if head.cache is None and not self._fits(head.seq):
                 return
             budget -= self._prefill_chunk(head, budget)
-            if head.done == len(head.seq.prompt_ids):
+            if head.finished:
                 self._waiting.popleft()
 
     def _fits(self, seq: Sequence) -> bool:

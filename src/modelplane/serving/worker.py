@@ -24,6 +24,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelplane.serving._app import create_worker_app
 from modelplane.serving._artifacts import (
@@ -35,7 +36,12 @@ from modelplane.serving._artifacts import (
 from modelplane.serving._errors import ArtifactError
 from modelplane.serving._serve import announce, bind, exit_with_parent, serve_app
 
+if TYPE_CHECKING:
+    from modelplane.serving._transformers import TransformersEngine
+
 EXIT_ARTIFACT_REFUSED = 3
+#: the schedulers ``--batching`` chooses from, the default first
+BATCHING = ("continuous", "rounds")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,8 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--batching",
-        choices=["continuous", "rounds"],
-        default="continuous",
+        choices=BATCHING,
+        default=BATCHING[0],
         help="continuous: requests join and leave the running batch between decode steps, with"
         " prefix reuse (default); rounds: a batch runs until all its requests finish",
     )
@@ -86,6 +92,20 @@ def load_artifact(model_dir: Path, digest: str, home: str, allow_pickle: bool) -
     return converted.path
 
 
+def load_engine(
+    folder: Path, *, batching: str = "continuous", device: str = "cpu", max_batch: int = 8
+) -> TransformersEngine:
+    """The transformers engine for the model in ``folder``: ``continuous`` or ``rounds``
+    batching (see the module docstring); torch is imported here, not before."""
+    from modelplane.serving._continuous import ContinuousEngine
+    from modelplane.serving._transformers import TransformersEngine
+
+    if batching not in BATCHING:
+        raise ValueError(f"batching must be one of {', '.join(BATCHING)}, not {batching!r}")
+    kind = ContinuousEngine if batching == "continuous" else TransformersEngine
+    return kind(folder, device=device, max_batch=max_batch)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     exit_with_parent()
@@ -94,12 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     except ArtifactError as exc:
         print(f"artifact refused ({exc.reason}): {exc.message}", file=sys.stderr)
         return EXIT_ARTIFACT_REFUSED
-    from modelplane.serving._continuous import ContinuousEngine
-    from modelplane.serving._transformers import TransformersEngine
-
     device = args.device or default_device()
-    kind = ContinuousEngine if args.batching == "continuous" else TransformersEngine
-    engine = kind(folder, device=device, max_batch=args.max_batch)
+    engine = load_engine(folder, batching=args.batching, device=device, max_batch=args.max_batch)
     name = args.name or Path(args.model_dir).name
     app = create_worker_app(engine, model_name=name, digest=args.digest)
     sock = bind(args.host, args.port)
