@@ -55,7 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["cpu", "cuda"], default=None)
     p.add_argument("--home", default=os.environ.get("MODELPLANE_HOME", ".modelplane"))
     p.add_argument(
-        "--max-batch", type=int, default=8, help="most sequences generated together (default 8)"
+        "--max-batch",
+        type=_positive,
+        default=8,
+        help="most sequences generated together (default 8)",
     )
     p.add_argument(
         "--batching",
@@ -67,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-pickle", action="store_true")
     p.add_argument("--log-level", default="warning")
     return p
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def default_device() -> str:
