@@ -272,11 +272,10 @@ class ContinuousEngine(TransformersEngine):
     def _start(self, seq: Sequence, cache: Any, logits: Any) -> None:
         """Choose ``seq``'s first token from its prompt's last logits; if it goes on, it joins."""
         token = self.decoder.choose(seq, logits)
-        self.decoder.advance(seq, token)
-        self.joined += 1
         self._event("join", seq)
+        self._advance(seq, token)
+        self.joined += 1
         if seq.done:
-            self._event("cancel" if seq.cancelled else "finish", seq)
             return
         self._join(_Slot(seq, len(seq.prompt_ids), token), cache)
 
@@ -293,12 +292,18 @@ class ContinuousEngine(TransformersEngine):
         chosen = [self.decoder.choose(slot.seq, logits[row]) for row, slot in enumerate(slots)]
         for slot, token in zip(slots, chosen, strict=True):
             slot.length += 1
-            self.decoder.advance(slot.seq, token)
+            self._advance(slot.seq, token)
             slot.next_token = token
-            if slot.seq.done:
-                self._event("cancel" if slot.seq.cancelled else "finish", slot.seq)
         if any(s.seq.done for s in slots):
             self._keep([s for s in slots if not s.seq.done])
+
+    def _advance(self, seq: Sequence, token: int) -> None:
+        """:meth:`Decoder.advance`, recording whether ``seq`` finished or was found cancelled."""
+        # read before: once the last delta is out, the client's generator sets ``cancelled``
+        cancelled = seq.cancelled
+        self.decoder.advance(seq, token)
+        if seq.done:
+            self._event("cancel" if cancelled else "finish", seq)
 
     # -- the batch's KV rows ----------------------------------------------------------------------
 
