@@ -227,3 +227,29 @@ def test_gauges_show_the_waiting_the_running_and_the_kv_they_hold(
         assert engine.queue_depth == 0
     finally:
         engine.close()
+
+
+def test_a_long_prompt_is_prefilled_in_chunks_between_decode_steps_of_the_running_batch(
+    continuous: ContinuousEngine,
+) -> None:
+    running, long_prompt = _greedy(COUNTING, 200), _greedy(" ".join(PROMPTS * 4), 2)
+    prompt_tokens = len(
+        continuous.tokenizer(long_prompt.prompt, add_special_tokens=False)["input_ids"]
+    )
+    chunks = -(-prompt_tokens // continuous.prefill_chunk)
+    assert chunks > 4  # the prompt is several chunks long (prefill_chunk is 8 here)
+
+    async def scenario() -> int:
+        stream = continuous.generate(running)
+        await anext(stream)
+        # given a sequence decoding, when a long prompt arrives
+        arrived = continuous.steps
+        await _collect(continuous.generate(long_prompt))
+        await stream.aclose()  # type: ignore[attr-defined]
+        return arrived
+
+    arrived = asyncio.run(scenario())
+    # then the running sequence went on decoding, one step per chunk, until the new one joined
+    joined = _recorded(continuous, "join", long_prompt)
+    assert joined.step - arrived >= chunks - 2
+    assert _recorded(continuous, "cancel", running).step >= joined.step
