@@ -13,13 +13,19 @@ from .conftest import WorkerProcess
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def smollm2_worker(smollm2: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> object:
+@pytest.fixture(scope="module", params=["continuous", "rounds"])
+def smollm2_worker(
+    smollm2: tuple[Path, str],
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> object:
+    """The worker with each ``--batching``: both must answer alike over HTTP."""
     folder, digest = smollm2
     tmp = tmp_path_factory.mktemp("worker")
+    args = ["--model-dir", str(folder), "--digest", digest, "--name", "smollm2", "--home", str(tmp)]
     worker = WorkerProcess(
         "modelplane.serving.worker",
-        ["--model-dir", str(folder), "--digest", digest, "--name", "smollm2", "--home", str(tmp)],
+        [*args, "--batching", request.param],
         tmp,
         env={"CUDA_VISIBLE_DEVICES": ""},
     )

@@ -3,13 +3,19 @@
 ::
 
     python -m modelplane.serving.worker --model-dir DIR --digest sha256:... --port 0 \\
-        --port-file FILE [--device cpu|cuda] [--name NAME] [--home HOME] [--allow-pickle]
+        --port-file FILE [--device cpu|cuda] [--name NAME] [--home HOME] [--allow-pickle] \\
+        [--batching continuous|rounds] [--max-batch N]
 
 Before loading, the artifact at ``--model-dir`` (a safetensors folder, or a ``.gguf`` file which is
 converted once into ``$MODELPLANE_HOME/models``) is hashed and must equal ``--digest``; pickle-based
 weights are refused unless ``--allow-pickle``. Exit status 3 means the artifact was refused (the
 reason is the last line on stderr), 2 a bad command line. The device defaults to CUDA when
 ``CUDA_VISIBLE_DEVICES`` names a device and torch sees one, else the CPU.
+
+``--batching continuous`` (the default) lets requests join and leave the running batch between
+decode steps and reuses cached prompt prefixes (:mod:`modelplane.serving._continuous`);
+``--batching rounds`` batches at round boundaries (a request arriving mid-round waits for it to
+end). docs/serving.md compares them.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelplane.serving._app import create_worker_app
 from modelplane.serving._artifacts import (
@@ -29,7 +36,12 @@ from modelplane.serving._artifacts import (
 from modelplane.serving._errors import ArtifactError
 from modelplane.serving._serve import announce, bind, exit_with_parent, serve_app
 
+if TYPE_CHECKING:
+    from modelplane.serving._transformers import TransformersEngine
+
 EXIT_ARTIFACT_REFUSED = 3
+#: the schedulers ``--batching`` chooses from, the default first
+BATCHING = ("continuous", "rounds")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,10 +54,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port-file", default=None, help="write the bound port here once serving")
     p.add_argument("--device", choices=["cpu", "cuda"], default=None)
     p.add_argument("--home", default=os.environ.get("MODELPLANE_HOME", ".modelplane"))
-    p.add_argument("--max-batch", type=int, default=8)
+    p.add_argument(
+        "--max-batch",
+        type=_positive,
+        default=8,
+        help="most sequences generated together (default 8)",
+    )
+    p.add_argument(
+        "--batching",
+        choices=BATCHING,
+        default=BATCHING[0],
+        help="continuous: requests join and leave the running batch between decode steps, with"
+        " prefix reuse (default); rounds: a batch runs until all its requests finish",
+    )
     p.add_argument("--allow-pickle", action="store_true")
     p.add_argument("--log-level", default="warning")
     return p
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def default_device() -> str:
@@ -71,6 +102,20 @@ def load_artifact(model_dir: Path, digest: str, home: str, allow_pickle: bool) -
     return converted.path
 
 
+def load_engine(
+    folder: Path, *, batching: str = "continuous", device: str = "cpu", max_batch: int = 8
+) -> TransformersEngine:
+    """The transformers engine for the model in ``folder``: ``continuous`` or ``rounds``
+    batching (see the module docstring); torch is imported here, not before."""
+    from modelplane.serving._continuous import ContinuousEngine
+    from modelplane.serving._transformers import TransformersEngine
+
+    if batching not in BATCHING:
+        raise ValueError(f"batching must be one of {', '.join(BATCHING)}, not {batching!r}")
+    kind = ContinuousEngine if batching == "continuous" else TransformersEngine
+    return kind(folder, device=device, max_batch=max_batch)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     exit_with_parent()
@@ -79,10 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     except ArtifactError as exc:
         print(f"artifact refused ({exc.reason}): {exc.message}", file=sys.stderr)
         return EXIT_ARTIFACT_REFUSED
-    from modelplane.serving._transformers import TransformersEngine
-
     device = args.device or default_device()
-    engine = TransformersEngine(folder, device=device, max_batch=args.max_batch)
+    engine = load_engine(folder, batching=args.batching, device=device, max_batch=args.max_batch)
     name = args.name or Path(args.model_dir).name
     app = create_worker_app(engine, model_name=name, digest=args.digest)
     sock = bind(args.host, args.port)
