@@ -140,4 +140,7 @@ def test_genai_metrics_carry_the_conventions_names_labels_and_buckets(env: Env) 
     failed = [s for s in duration.samples if s.labels.get("gen_ai_request_model") == "broken"]
     assert failed and all(s.labels.get("error_type", "").startswith("5") for s in failed)
     # and the stream's first token is the server's time to first token (the whole answer is not)
-    assert _count(families["gen_ai_server_time_to_first_token_seconds"], gen_ai_request_model="ep") == 1
+    assert (
+        _count(families["gen_ai_server_time_to_first_token_seconds"], gen_ai_request_model="ep")
+        == 1
+    )
