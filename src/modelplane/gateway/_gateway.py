@@ -558,11 +558,6 @@ class Gateway:
                 raise _Failed(
                     f"{replica.name} answered {upstream.status_code}", code=upstream.status_code
                 )
-            ours = {
-                "x-modelplane-endpoint": route.name,
-                "x-modelplane-version": version.name,
-                "x-modelplane-replica": replica.name,
-            }
             if call.stream and upstream.status_code == 200:
                 chunks = upstream.chunks()
                 try:
@@ -582,13 +577,29 @@ class Gateway:
                     relay.span, call.span = call.span, None
                     record_first_token(relay.span, ttft)
                 return StreamingResponse(
-                    relay.run(first), media_type="text/event-stream", headers=ours
+                    relay.run(first),
+                    media_type="text/event-stream",
+                    headers=_ours(route, version, replica),
                 )
             content = await upstream.read()
         except BaseException:
             await upstream.aclose()
             raise
         await upstream.aclose()
+        return self._answered(route, version, replica, call, ticket, start, upstream, content)
+
+    def _answered(
+        self,
+        route: EndpointRoute,
+        version: VersionRoute,
+        replica: Replica,
+        call: Call,
+        ticket: Ticket | None,
+        start: float,
+        upstream: UpstreamResponse,
+        content: bytes,
+    ) -> Response:
+        """Settle and record a whole (non-streamed) answer, and relay it."""
         duration = time.perf_counter() - start
         self.router.end(replica.url)
         code = upstream.status_code
@@ -612,7 +623,9 @@ class Gateway:
         )
         self.evals.consider(route, version.name, call, sample, content if code == 200 else None)
         media = upstream.headers.get("content-type", "application/json")
-        return Response(content, status_code=code, media_type=media, headers=ours)
+        return Response(
+            content, status_code=code, media_type=media, headers=_ours(route, version, replica)
+        )
 
     # -- load scraping ------------------------------------------------------------------------
 
@@ -661,6 +674,15 @@ class _Failed(Exception):
         super().__init__(message)
         self.code = code
         self.error_type = error_type or str(code)
+
+
+def _ours(route: EndpointRoute, version: VersionRoute, replica: Replica) -> dict[str, str]:
+    """The headers that say which endpoint, version and replica answered."""
+    return {
+        "x-modelplane-endpoint": route.name,
+        "x-modelplane-version": version.name,
+        "x-modelplane-replica": replica.name,
+    }
 
 
 @dataclass
