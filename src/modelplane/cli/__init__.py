@@ -31,6 +31,7 @@ from modelplane.cli._audit import audit
 from modelplane.cli._auth import auth
 from modelplane.cli._bench import bench
 from modelplane.cli._context import Settings, connection_options
+from modelplane.cli._cost import cost
 from modelplane.cli._create import create
 from modelplane.cli._delete import delete
 from modelplane.cli._describe import describe
@@ -157,6 +158,7 @@ for _command in (
     slo,
     sandbox,
     diagnose,
+    cost,
     server,
     node,
 ):

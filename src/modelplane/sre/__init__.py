@@ -41,6 +41,7 @@ from modelplane.sre._burn import (
     sample_counts,
 )
 from modelplane.sre._controller import TIME_SCALE_ENV, SLOController, time_scale
+from modelplane.sre._cost import CostReport, cost_report
 from modelplane.sre._diagnose import ANALYZERS, Finding, diagnose
 from modelplane.sre._faults import suite
 from modelplane.sre._remediate import RemediationController, Shift, plan_shift
@@ -55,6 +56,7 @@ __all__ = [
     "Alert",
     "AlertRule",
     "Assessment",
+    "CostReport",
     "Finding",
     "Objective",
     "RemediationController",
@@ -64,6 +66,7 @@ __all__ = [
     "assess",
     "assess_endpoint",
     "burn_rate",
+    "cost_report",
     "diagnose",
     "objectives",
     "plan_shift",
