@@ -3,11 +3,13 @@ attributes, a child span per upstream attempt; recorded by the real SDK's in-mem
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from tests.control._wait import wait_until
 from tests.gateway._env import Env
 from tests.gateway._spans import children, requests
 
@@ -122,3 +124,30 @@ def test_tracing_is_configured_only_when_the_environment_asks() -> None:
     # given no OTLP endpoint and no MODELPLANE_TRACE, then nothing is installed
     assert configure_tracing({}) is None
     assert configure_tracing({"MODELPLANE_TRACE": "off"}) is None
+
+
+def test_a_request_carrying_trace_context_continues_that_trace_to_the_replica(
+    env: Env, spans: InMemorySpanExporter
+) -> None:
+    # given a client (an agent's turn, say) whose own span is the request's parent
+    fake = env.fake("smollm2")
+    env.endpoint("ep", {"v1": [fake]})
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    headers = {"traceparent": f"00-{trace_id}-{parent_id}-01"}
+    # when it calls through the gateway
+    body = {"model": "ep", "messages": [{"role": "user", "content": "hi"}]}
+    r = env.client.post("/chat/completions", json=body, headers=headers)
+    assert r.status_code == 200, r.text
+
+    # then the gateway's span is in the client's trace, under the client's span
+    def in_trace() -> list[Any] | None:
+        found = [s for s in spans.get_finished_spans() if s.name == "chat ep"]
+        return found or None
+
+    (span,) = wait_until(in_trace, timeout=10, what="the request span")
+    assert span.context is not None and span.parent is not None
+    assert f"{span.context.trace_id:032x}" == trace_id
+    assert f"{span.parent.span_id:016x}" == parent_id
+    # and the replica was asked within the same trace, on behalf of the gateway's span
+    sent = fake.headers[-1]["traceparent"].split("-")
+    assert sent[1] == trace_id and sent[2] == f"{span.context.span_id:016x}"

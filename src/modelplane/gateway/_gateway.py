@@ -76,6 +76,7 @@ from modelplane.gateway._telemetry import (
     start_request_span,
     streamed_tpot,
     token_counts,
+    trace_headers,
 )
 from modelplane.gateway._upstream import (
     UpstreamClient,
@@ -540,7 +541,8 @@ class Gateway:
         ticket: Ticket | None,
         start: float,
     ) -> Response:
-        headers = {"content-type": "application/json"}
+        # the replica's spans, if it makes any, join the request's trace
+        headers = {"content-type": "application/json", **trace_headers(call.span)}
         raw = call.raw
         if replica.upstream:
             raw = orjson.dumps({**call.body, "model": version.upstream_model})

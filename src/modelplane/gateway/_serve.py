@@ -20,6 +20,7 @@ from modelplane.egress import EgressRules
 from modelplane.gateway._app import require_admin
 from modelplane.gateway._errors import GatewayError, error_body, error_response
 from modelplane.gateway._gateway import Gateway
+from modelplane.gateway._telemetry import TraceContext
 from modelplane.policy import AuditSink, Relations, RuntimePolicies, Tenancy
 from modelplane.store import Store
 
@@ -41,7 +42,7 @@ def mount(
     """
     runtime = RuntimePolicies(store)
     gateway = Gateway(store, egress=egress, audit=audit, runtime=runtime, tenancy=tenancy)
-    return Mount("/v1", app=gateway.app)
+    return Mount("/v1", app=TraceContext(gateway.app))
 
 
 def standalone_app(gateway: Gateway, middleware: Sequence[Middleware] = ()) -> Starlette:
@@ -76,7 +77,7 @@ def standalone_app(gateway: Gateway, middleware: Sequence[Middleware] = ()) -> S
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
-            Mount("/v1", app=gateway.app),
+            Mount("/v1", app=TraceContext(gateway.app)),
         ],
         middleware=list(middleware),
         lifespan=lifespan,

@@ -54,7 +54,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from opentelemetry import trace
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
 
 from modelplane.gateway._errors import GatewayError
@@ -638,3 +639,41 @@ def _server(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return parts.hostname or "", port
+
+
+class TraceContext:
+    """ASGI middleware: a request that carries W3C trace context (``traceparent``,
+    ``tracestate``) has its spans continue that trace, so an agent's turn, a client's own trace
+    or a Graph step reaches the replica as one trace. Without the header, or with tracing off,
+    nothing changes."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        carrier = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope.get("headers") or ()
+            if k in (b"traceparent", b"tracestate")
+        }
+        if not carrier:
+            await self.app(scope, receive, send)
+            return
+        token = otel_context.attach(propagate.extract(carrier))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            otel_context.detach(token)
+
+
+def trace_headers(span: Span | None) -> dict[str, str]:
+    """``traceparent`` (and ``tracestate``) naming ``span``, for a request made on its behalf;
+    empty when the span is not recorded."""
+    if span is None or not span.is_recording():
+        return {}
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier
