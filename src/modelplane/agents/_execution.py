@@ -16,6 +16,7 @@ import orjson
 
 from modelplane.agents._journal import Database, InstanceIdentity, Op, checksum
 from modelplane.agents._metrics import STEPS
+from modelplane.agents._tracing import step_span
 from modelplane.agents.authz import Authorizer, Decision, InstanceRef, MessageAuthorizer
 from modelplane.agents.context import Context, State, deterministic_random, encode
 from modelplane.agents.errors import (
@@ -288,7 +289,8 @@ class Turn:
         data = self.replayed("step", name)
         executed = data is None
         if data is None:
-            data = await self._execute(name, fn, args, kwargs)
+            with step_span(name):  # a replayed step did not run again: no span
+                data = await self._execute(name, fn, args, kwargs)
             await self.commit([self.record("step", name, data)])
         value = orjson.loads(data)
         if executed:

@@ -56,6 +56,7 @@ from modelplane.agents._shards import SHARDS as SHARDS
 from modelplane.agents._shards import Change, ShardLeases
 from modelplane.agents._shards import shard_of as shard_of
 from modelplane.agents._tools import ToolServers, call_tool
+from modelplane.agents._tracing import trace_headers, turn_span
 from modelplane.agents.authz import Authorizer, MessageAuthorizer, allow_all
 from modelplane.agents.context import encode
 from modelplane.agents.errors import (
@@ -877,41 +878,50 @@ class Runtime:
         delay = d.backoff_initial
         while True:
             attempt += 1
-            turn = Turn(self, inst)
-            ctx = turn.ctx
-            try:
-                result: Any = None
-                # a turn begins with its start record (the first turn) or a message it receives
-                first = inst.tail[0][1] if inst.tail else None
-                start = turn.replayed("start", "") if first == "start" else None
-                if start is not None:
-                    value = orjson.loads(start)
-                    turn.now = value["at"]
-                    if d.is_class:
-                        handler = d.handler()
-                        if hasattr(handler, "start"):
-                            result = await handler.start(ctx, value["payload"])
-                    else:
-                        result = await d.handler(ctx, value["payload"])
+            with turn_span(inst.namespace, inst.agent, inst.name):
+                retry = await self._turn_attempt(inst, attempt)
+            if not retry:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * d.backoff_multiplier, d.backoff_max)
+
+    async def _turn_attempt(self, inst: Instance, attempt: int) -> bool:
+        """Run the turn once: False when it ended (done or failed for good), True to retry."""
+        d = inst.definition
+        turn = Turn(self, inst)
+        ctx = turn.ctx
+        try:
+            result: Any = None
+            # a turn begins with its start record (the first turn) or a message it receives
+            first = inst.tail[0][1] if inst.tail else None
+            start = turn.replayed("start", "") if first == "start" else None
+            if start is not None:
+                value = orjson.loads(start)
+                turn.now = value["at"]
+                if d.is_class:
+                    handler = d.handler()
+                    if hasattr(handler, "start"):
+                        result = await handler.start(ctx, value["payload"])
                 else:
-                    message = await turn.receive()
-                    result = await d.handler().on_message(ctx, message)
-                await self._end_turn(turn, result)
-                return
-            except asyncio.CancelledError:
-                raise
-            except (StepFailed, NotSerializable, NonDeterminism) as exc:
+                    result = await d.handler(ctx, value["payload"])
+            else:
+                message = await turn.receive()
+                result = await d.handler().on_message(ctx, message)
+            await self._end_turn(turn, result)
+            return False
+        except asyncio.CancelledError:
+            raise
+        except (StepFailed, NotSerializable, NonDeterminism) as exc:
+            await self._fail(turn, exc)
+            return False
+        except Exception as exc:
+            if isinstance(exc, ModelplaneError) and exc.code in (403, 404):
                 await self._fail(turn, exc)
-                return
-            except Exception as exc:
-                if isinstance(exc, ModelplaneError) and exc.code in (403, 404):
-                    await self._fail(turn, exc)
-                    return
-                if attempt >= d.max_attempts:
-                    await self._fail(turn, exc, attempts=attempt)
-                    return
-                await asyncio.sleep(delay)
-                delay = min(delay * d.backoff_multiplier, d.backoff_max)
+                return False
+            if attempt >= d.max_attempts:
+                await self._fail(turn, exc, attempts=attempt)
+                return False
+            return True
 
     async def _end_turn(self, turn: Turn, result: Any) -> None:
         inst = turn.inst
@@ -1081,7 +1091,8 @@ class Runtime:
         token = self.model_api_key
         if self.model_token is not None and caller is not None:
             token = self.model_token(*caller)
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # the gateway's request span joins the turn's trace
+        headers = {**trace_headers(), **({"Authorization": f"Bearer {token}"} if token else {})}
         response = await self._http.post(
             f"{self.model_base_url}/v1/chat/completions", json=body, headers=headers
         )
