@@ -78,6 +78,11 @@ NOT_RUN: dict[str, str] = {
     "python benchmarks/model_verify.py": "writes and hashes 2 GiB; its --quick form is run (and"
     " tests/supplychain/test_bench_verify.py runs it)",
     "modelplane bench policy": "the full benchmark takes minutes; its --quick form is run",
+    "python benchmarks/evals.py": "the full benchmark (about 30 s); its --quick form is run",
+    "python benchmarks/batching.py --model-dir .pytest_cache/d/modelplane-smollm2/safetensors": (
+        "the full benchmark (about 5 minutes); its --quick form is run, and"
+        " tests/serving/test_bench_batching.py runs it"
+    ),
     "python benchmarks/slo.py": "the full suite (about 20 s); its --quick form is run, and"
     " tests/sre/test_faults.py runs a shorter one",
     "python benchmarks/store.py --no-postgres": "the full benchmark without PostgreSQL; --quick is"
