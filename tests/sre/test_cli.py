@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import orjson
-import pytest
 from tests.cli._platform import run_cli
-from tests.server.conftest import serving
 
 from modelplane.control import Request
 from modelplane.rollout import RecordedSamples, Sample
-from modelplane.server import create_app
 from modelplane.sre import SLOController
-from modelplane.store import Store, open_store
+from modelplane.store import Store
 
 NS = "default"
-
-
-@pytest.fixture
-def platform(tmp_path: Path) -> Iterator[tuple[str, Store]]:
-    store = open_store(f"sqlite:///{tmp_path / 'modelplane.db'}")
-    try:
-        with serving(create_app(store)) as url:
-            yield url, store
-    finally:
-        store.close()
 
 
 def _endpoint(store: Store, name: str, slo: dict[str, object] | None) -> None:

@@ -3,18 +3,14 @@ node and rack; shared devices split; devices without a price counted as unpriced
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from tests.cli._platform import run_cli
-from tests.server.conftest import serving
 
-from modelplane.server import create_app
 from modelplane.sre import cost_report
-from modelplane.store import Store, open_store
+from modelplane.store import Store
 
 
 def _slice(node: str, rack: str, devices: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
@@ -105,16 +101,6 @@ def test_power_is_reported_published_and_allocated_per_node_and_rack() -> None:
     nodes = {p.name: (p.published, p.allocated) for p in report.nodes}
     assert nodes == {"n1": (1400, 1400), "n2": (300, 300)}
     assert [(r.name, r.published, r.allocated) for r in report.racks] == [("r1", 1700, 1700)]
-
-
-@pytest.fixture
-def platform(tmp_path: Path) -> Iterator[tuple[str, Store]]:
-    store = open_store(f"sqlite:///{tmp_path / 'modelplane.db'}")
-    try:
-        with serving(create_app(store)) as url:
-            yield url, store
-    finally:
-        store.close()
 
 
 def test_modelplane_cost_prints_owners_with_a_total_and_the_report_as_json(

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from tests.cli._platform import run_cli
-from tests.server.conftest import serving
 
 from modelplane.api import Endpoint
 from modelplane.api.errors import Invalid
-from modelplane.server import create_app
 from modelplane.sre import diagnose
-from modelplane.store import Store, open_store
+from modelplane.store import Store
 
 NS = "default"
 SPLIT = [{"version": "v1", "weight": 50}, {"version": "v2", "weight": 50}]
@@ -166,16 +162,6 @@ def test_remediation_is_validated_and_off_by_default() -> None:
 
 
 # -- the command -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def platform(tmp_path: Path) -> Iterator[tuple[str, Store]]:
-    store = open_store(f"sqlite:///{tmp_path / 'modelplane.db'}")
-    try:
-        with serving(create_app(store)) as url:
-            yield url, store
-    finally:
-        store.close()
 
 
 def test_diagnose_prints_a_table_and_json(platform: tuple[str, Store]) -> None:
