@@ -243,3 +243,60 @@ def test_abort_does_not_end_a_hold_and_says_how(store: Store) -> None:
     assert "`modelplane rollout promote` restores" in event["message"]
     annotations = store.get("Endpoint", NS, "chat")["metadata"].get("annotations") or {}
     assert ACTION_ANNOTATION not in annotations
+
+
+def test_the_rollback_playbook_aborts_a_rollout_whose_canary_pages(store: Store) -> None:
+    # given an Endpoint rolling v2 out over v1, with the rollback playbook enabled
+    slo = {"ttftP99": "500ms", "remediation": {"playbook": "rollback", "enabled": True}}
+    store.create(
+        {
+            "apiVersion": "modelplane.dev/v1alpha1",
+            "kind": "Endpoint",
+            "metadata": {"name": "chat", "namespace": NS},
+            "spec": {
+                "model": "m",
+                "traffic": [{"version": "v1", "weight": 100}],
+                "rollout": {"steps": [10, 50, 100]},
+                "slo": slo,
+            },
+        }
+    )
+    clock = _Clock()
+    rollout = RolloutController(store, clock=clock)
+    rollout.reconcile(REQ)
+    wanted = [{"version": "v1", "weight": 0}, {"version": "v2", "weight": 100}]
+    store.patch("Endpoint", NS, "chat", {"spec": {"traffic": wanted}})
+    rollout.reconcile(REQ)
+    assert _status(store)["rollout"]["phase"] == "Progressing"
+    # when the canary v2 pages
+    _fire(store)
+    audit = MemoryAudit()
+    _controller(store, clock, audit).reconcile(REQ)
+    # then the playbook asks for the abort, says why in the status, an Event and the audit log
+    endpoint = store.get("Endpoint", NS, "chat")
+    assert endpoint["metadata"]["annotations"][ACTION_ANNOTATION] == "abort"
+    acted = _status(store)["remediation"]
+    assert (acted["playbook"], acted["active"], acted["alert"]) == (
+        "rollback",
+        False,
+        "ttftP99/page-1h/v2",
+    )
+    [event] = _events(store, "RolledBackOnAlert")
+    assert event["type"] == "Warning" and "canary v2 pages" in event["message"]
+    [record] = audit.events
+    assert (record.action, record.resource) == ("rollback", "Endpoint/default/chat")
+    # and the rollout controller rolls back to the split before the rollout
+    rollout.reconcile(REQ)
+    status = _status(store)
+    assert status["rollout"]["phase"] == "Aborted"
+    assert [t for t in status["traffic"] if t["weight"]] == [{"version": "v1", "weight": 100}]
+
+
+def test_the_rollback_playbook_leaves_an_endpoint_without_a_rollout_alone(store: Store) -> None:
+    # given v2 paging on an Endpoint whose split is not being rolled out
+    _create(store, {"playbook": "rollback", "enabled": True})
+    audit = MemoryAudit()
+    _controller(store, _Clock(), audit).reconcile(REQ)
+    # then nothing is done: shifting traffic is the other playbook's job
+    annotations = store.get("Endpoint", NS, "chat")["metadata"].get("annotations") or {}
+    assert ACTION_ANNOTATION not in annotations and audit.events == []

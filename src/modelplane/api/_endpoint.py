@@ -290,11 +290,13 @@ class Routing(Schema):
 class Remediation(Schema):
     """A playbook the remediation controller runs when this Endpoint's SLO alerts page."""
 
-    playbook: Literal["shift-traffic"] = Field(
+    playbook: Literal["shift-traffic", "rollback"] = Field(
         description=(
             "What to do: shift-traffic moves all traffic to the versions that burn nothing when a"
             " page-level alert fires for one version (the split in force is kept in"
-            " status.remediation and restored by `modelplane rollout promote`)."
+            " status.remediation and restored by `modelplane rollout promote`); rollback aborts"
+            " a rollout in progress when the alert fires for its canary (traffic back to the"
+            " split before the rollout; apply the Endpoint again to retry)."
         ),
     )
     enabled: bool = Field(

@@ -44,7 +44,13 @@ from modelplane.sre._controller import TIME_SCALE_ENV, SLOController, time_scale
 from modelplane.sre._cost import CostReport, cost_report
 from modelplane.sre._diagnose import ANALYZERS, Finding, diagnose
 from modelplane.sre._faults import suite
-from modelplane.sre._remediate import RemediationController, Shift, plan_shift
+from modelplane.sre._remediate import (
+    RemediationController,
+    Rollback,
+    Shift,
+    plan_rollback,
+    plan_shift,
+)
 from modelplane.sre._rules import BUCKETS, METRICS, prometheus_rules
 
 __all__ = [
@@ -60,6 +66,7 @@ __all__ = [
     "Finding",
     "Objective",
     "RemediationController",
+    "Rollback",
     "SLOController",
     "Shift",
     "alert_rules",
@@ -69,6 +76,7 @@ __all__ = [
     "cost_report",
     "diagnose",
     "objectives",
+    "plan_rollback",
     "plan_shift",
     "prometheus_rules",
     "sample_counts",

@@ -1,4 +1,4 @@
-"""Remediation playbooks bound to SLO alerts: the ``shift-traffic`` playbook and its controller.
+"""Remediation playbooks bound to SLO alerts: ``shift-traffic`` and ``rollback``, and their controller.
 
 An Endpoint opts in with ``spec.slo.remediation: {playbook: shift-traffic, enabled: true}``;
 without it (or with ``enabled: false``) nothing acts. When a **page** alert in ``status.slo``
@@ -10,6 +10,13 @@ then writes, in one status update, ``status.traffic`` (the split the gateway fol
 acted on, when), records a Warning Event ``ShiftedTraffic`` and an audit record (category
 ``remediation``). The rollout controller leaves a held split alone; ``modelplane rollout promote``
 restores ``previousTraffic`` and ends the hold (Event ``RemediationReleased``).
+
+**rollback** (``{playbook: rollback, enabled: true}``): when a page alert fires for the canary of
+a rollout in progress (or paused), the controller sets the annotation ``modelplane rollout abort``
+sets, so the rollout controller restores the split in force before the rollout (phase
+``Aborted``); it records ``status.remediation`` (``active: false``: nothing is held), a Warning
+Event ``RolledBackOnAlert`` and an audit record (action ``rollback``). Applying the Endpoint again
+starts the rollout anew.
 
 Rate limit: at most one action per ``cooldown`` (default 10m, scaled by
 ``MODELPLANE_SLO_TIME_SCALE``) per Endpoint, counted from the last action or release, so an
@@ -24,8 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelplane.api import parse_duration
-from modelplane.api.errors import ModelplaneError
+from modelplane.api import ACTION_ANNOTATION, parse_duration
+from modelplane.api.errors import Conflict, ModelplaneError
 from modelplane.control import (
     Controller,
     Request,
@@ -42,7 +49,9 @@ if TYPE_CHECKING:
 
 
 JSON = dict[str, Any]
-PLAYBOOKS = ("shift-traffic",)
+PLAYBOOKS = ("shift-traffic", "rollback")
+#: the phases of a rollout the rollback playbook may abort
+_ROLLING = ("Progressing", "Paused")
 CATEGORY = "remediation"
 DEFAULT_COOLDOWN = "10m"
 
@@ -86,6 +95,38 @@ def plan_shift(endpoint: Mapping[str, Any], serving: Sequence[str] | None = None
         traffic = _spread({v: split[v] for v in healthy})
         previous = [{"version": v, "weight": w} for v, w in split.items()]
         return Shift(dict(alert), bad, tuple(healthy), previous, traffic)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Rollback:
+    """What ``rollback`` would do: abort the rollout whose ``canary`` pages."""
+
+    alert: JSON
+    canary: str
+    stable: str
+
+    def message(self, endpoint: str) -> str:
+        return (
+            f"playbook rollback: {endpoint} canary {self.canary} pages"
+            f" ({self.alert.get('objective')} burns {self.alert.get('longBurn')}x over"
+            f" {_long(self.alert)}); rollout aborted, traffic back to the split before it"
+            f" (stable {self.stable})"
+        )
+
+
+def plan_rollback(endpoint: Mapping[str, Any]) -> Rollback | None:
+    """The rollback the playbook makes now, or None: a rollout in progress (or paused) whose
+    canary has a page alert scoped to it."""
+    status = endpoint.get("status") or {}
+    rollout = status.get("rollout") or {}
+    if rollout.get("phase") not in _ROLLING or not rollout.get("canary"):
+        return None
+    canary, stable = str(rollout["canary"]), str(rollout.get("stable") or "")
+    alerts = [a for a in (status.get("slo") or {}).get("alerts") or [] if isinstance(a, dict)]
+    for alert in sorted(alerts, key=lambda a: str(a.get("key"))):
+        if alert.get("severity") == "page" and str(alert.get("scope")) == canary:
+            return Rollback(dict(alert), canary, stable)
     return None
 
 
@@ -152,8 +193,12 @@ class RemediationController(Controller):
             return Result()
         if held.get("active"):
             return Result()  # holding already; a person releases it
-        shift = plan_shift(endpoint, self._serving(endpoint))
-        if shift is None:
+        plan: Shift | Rollback | None
+        if playbook.get("playbook") == "rollback":
+            plan = plan_rollback(endpoint)
+        else:
+            plan = plan_shift(endpoint, self._serving(endpoint))
+        if plan is None:
             return Result()
         now = self.clock()
         scale = self.scale if self.scale is not None else time_scale()
@@ -161,7 +206,36 @@ class RemediationController(Controller):
         last = max((_seconds(held.get(k)) for k in ("actedAt", "releasedAt")), default=0.0)
         if now < last + cooldown:
             return Result(requeue_after=last + cooldown - now)  # rate-limited
-        return self._shift(endpoint, shift, now)
+        if isinstance(plan, Rollback):
+            return self._rollback(endpoint, plan, now)
+        return self._shift(endpoint, plan, now)
+
+    def _rollback(self, endpoint: JSON, plan: Rollback, now: float) -> Result:
+        """Ask the rollout controller to abort (the annotation `modelplane rollout abort` sets),
+        then record the action: its status, a Warning Event, an audit record."""
+        meta = endpoint["metadata"]
+        name, ns = str(meta["name"]), str(meta.get("namespace") or "")
+        message = plan.message(name)
+        if (meta.get("annotations") or {}).get(ACTION_ANNOTATION) != "abort":
+            asked = copy.deepcopy(endpoint)
+            asked["metadata"].setdefault("annotations", {})[ACTION_ANNOTATION] = "abort"
+            try:
+                endpoint = self.store.update(asked)
+            except Conflict:
+                return Result(requeue=True)  # changed meanwhile: look again
+        status = copy.deepcopy(endpoint.get("status") or {})
+        status["remediation"] = {
+            "playbook": "rollback",
+            "active": False,
+            "alert": plan.alert.get("key"),
+            "actedAt": rfc3339(now),
+            "message": message + "; apply the Endpoint again to retry the rollout",
+        }
+        event = StatusEvent("Warning", "RolledBackOnAlert", message)
+        result = self.write_status(endpoint, status, event=event)
+        if not result.requeue:
+            self._audit(ns, name, message, action="rollback")
+        return result
 
     def _serving(self, endpoint: JSON) -> list[str]:
         ready = _ready_versions(endpoint.get("status") or {})
@@ -193,10 +267,10 @@ class RemediationController(Controller):
         event = StatusEvent("Warning", "ShiftedTraffic", message)
         result = self.write_status(endpoint, status, event=event)
         if not result.requeue:
-            self._audit(ns, name, message)
+            self._audit(ns, name, message, action="shift-traffic")
         return result
 
-    def _audit(self, ns: str, name: str, message: str) -> None:
+    def _audit(self, ns: str, name: str, message: str, *, action: str) -> None:
         if self.audit is None:
             return
         from modelplane.policy import AuditEvent
@@ -205,7 +279,7 @@ class RemediationController(Controller):
             AuditEvent(
                 category=CATEGORY,
                 principal=f"system:controller:{self.component}",
-                action="shift-traffic",
+                action=action,
                 resource=f"Endpoint/{ns}/{name}",
                 decision="allow",
                 namespace=ns,
