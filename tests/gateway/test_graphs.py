@@ -143,14 +143,40 @@ def test_splitter_sends_requests_by_weight(env: Env) -> None:
     assert min(seen.values()) >= 12  # binomial(60, 0.5): below 12 has odds of about 1e-6
 
 
-def test_a_streamed_graph_answer_arrives_as_sse(env: Env) -> None:
-    _echoes(env, "only")
-    _graph(env, "g", {"root": {"type": "Sequence", "steps": [{"endpoint": "only"}]}})
-    body = {"model": "g", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+def _streamed(env: Env, model: str, text: str) -> tuple[list[str], str]:
+    """The content pieces of a streamed chat answer, and the graph header."""
+    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": text}]}
     with env.client.stream("POST", "/chat/completions", json=body) as r:
+        assert r.status_code == 200
         events = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
+        header = r.headers.get("x-modelplane-graph", "")
     assert events[-1] == "[DONE]"
-    assert orjson.loads(events[0])["choices"][0]["delta"]["content"] == "only: hi"
+    pieces = [
+        orjson.loads(e)["choices"][0]["delta"].get("content") or ""
+        for e in events[:-1]
+        if orjson.loads(e).get("choices")
+    ]
+    return [p for p in pieces if p], header
+
+
+def test_a_streamed_graph_streams_its_last_step_as_it_comes(env: Env) -> None:
+    # given a Sequence of two steps
+    _echoes(env, "draft", "polish")
+    steps = [{"endpoint": "draft"}, {"endpoint": "polish"}]
+    _graph(env, "g", {"root": {"type": "Sequence", "steps": steps}})
+    # when a client asks it to stream
+    pieces, header = _streamed(env, "g", "hello world")
+    # then the last step's answer arrives in several chunks, as that step streamed it
+    assert len(pieces) > 1 and header == "g"
+    assert "".join(pieces) == "polish: draft: hello world"
+
+
+def test_a_streamed_graph_whose_answer_is_an_ensembles_arrives_merged(env: Env) -> None:
+    _echoes(env, "left", "right")
+    steps = [{"endpoint": "left"}, {"endpoint": "right"}]
+    _graph(env, "both", {"root": {"type": "Ensemble", "steps": steps}})
+    pieces, _ = _streamed(env, "both", "hi")
+    assert pieces == ["left: hi\n\nright: hi"]
 
 
 def test_a_graph_step_on_a_missing_endpoint_is_503(env: Env) -> None:

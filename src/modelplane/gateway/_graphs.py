@@ -6,7 +6,12 @@ to that endpoint gets: the endpoint's limits and budget for the calling principa
 split, routing, retries, fallbacks, metrics and samples, and a span of its own, the child of the
 Graph request's span. A step refused or failed fails the Graph request with the step's status
 and error code (a 429 keeps its ``Retry-After``), its message naming the step and the endpoint.
-A streamed request to a Graph gets the final answer as one content chunk once the graph has run.
+A streamed request to a Graph streams: every step before the one whose answer is the Graph's runs
+as before, and that last step (a Sequence's last, the step a Switch or Splitter chose, through
+nested nodes) is asked to stream through the same request path, its chunks relayed to the client
+as they come (their ``model`` is the endpoint that answered, as OpenAI names the model that
+served). An Ensemble merges whole answers, so a Graph whose answer is an Ensemble's arrives as
+one chunk once merged.
 
 * **Sequence**: the first step gets the client's request; each next step gets the previous
   step's answer as its (only) user message. The node's answer is the last step's. An endpoint
@@ -35,7 +40,7 @@ from typing import Any, Protocol
 import cel
 import orjson
 from opentelemetry import trace
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from modelplane.api import Principal
 from modelplane.gateway._call import Call, parse_call
@@ -93,10 +98,13 @@ async def run_graph(gateway: Serving, route: GraphRoute, call: Call) -> Response
     span = start_request_span(call.path, route.name, call.body)
     span.set_attribute("modelplane.graph", route.key)
     # the steps' spans start while this one is current: they become its children
+    runner = _Runner(gateway, route, call.principal, stream=call.stream)
     with ends_on_failure(span), trace.use_span(span, end_on_exit=False):
-        answer = await _Runner(gateway, route, call.principal).node(
-            route.graph.spec.root, call.body, None
-        )
+        answer = await runner.node(route.graph.spec.root, call.body, None, last=True)
+    if isinstance(answer, _Streamed):  # the last step streams; its own span times the stream
+        end_request_span(span, code=answer.response.status_code)
+        answer.response.headers["x-modelplane-graph"] = route.name
+        return answer.response
     created = int(time.time())
     usage = {
         "prompt_tokens": answer.prompt_tokens,
@@ -140,22 +148,40 @@ async def run_graph(gateway: Serving, route: GraphRoute, call: Call) -> Response
     return Response(b"".join(events), media_type="text/event-stream", headers=headers)
 
 
+@dataclass(frozen=True, slots=True)
+class _Streamed:
+    """The Graph's last step, streaming: its response is relayed to the client as it is."""
+
+    response: Response
+
+
 class _Runner:
-    def __init__(self, gateway: Serving, route: GraphRoute, principal: Principal) -> None:
+    """Runs one request through a Graph's nodes; ``stream``: the step whose answer is the
+    Graph's streams (``last`` marks the path to it)."""
+
+    def __init__(
+        self, gateway: Serving, route: GraphRoute, principal: Principal, *, stream: bool = False
+    ) -> None:
         self.principal = principal
         self.gateway = gateway
         self.route = route
         self.nodes = route.graph.spec.nodes
+        self.stream = stream
 
-    async def node(self, name: str, body: dict[str, Any], previous: _Answer | None) -> _Answer:
+    async def node(
+        self, name: str, body: dict[str, Any], previous: _Answer | None, *, last: bool = False
+    ) -> _Answer | _Streamed:
         node = self.nodes[name]
         steps = node.steps
         if node.type == "Sequence":
             answer = previous
             prompt = completion = 0
             current = body
-            for step in steps:
-                answer = await self.step(step, current, answer)
+            for i, step in enumerate(steps):
+                result = await self.step(step, current, answer, last=last and i == len(steps) - 1)
+                if isinstance(result, _Streamed):
+                    return result
+                answer = result
                 prompt += answer.prompt_tokens
                 completion += answer.completion_tokens
                 current = {**body, "messages": [{"role": "user", "content": answer.content}]}
@@ -167,7 +193,7 @@ class _Runner:
             context.add_variable("response", previous.as_cel() if previous else {})
             for i, step in enumerate(steps):
                 if self._holds(name, i, step.condition or "false", context):
-                    return await self.step(step, body, previous)
+                    return await self.step(step, body, previous, last=last)
             raise GatewayError(
                 400,
                 f"Graph {self.route.name!r}: no condition of Switch node {name!r} holds for this"
@@ -177,7 +203,7 @@ class _Runner:
         if node.type == "Ensemble":
             results = await asyncio.gather(
                 *(self.step(s, body, previous) for s in steps), return_exceptions=True
-            )
+            )  # merged whole: none streams
             answers = [r for r in results if isinstance(r, _Answer)]
             if not answers:
                 first = results[0]
@@ -187,7 +213,7 @@ class _Runner:
         # Splitter
         weights = [s.weight or 0 for s in steps]
         (chosen,) = self.gateway.random.choices(steps, weights=weights)
-        return await self.step(chosen, body, previous)
+        return await self.step(chosen, body, previous, last=last)
 
     def _holds(self, node: str, index: int, expression: str, context: Any) -> bool:
         try:
@@ -219,9 +245,11 @@ class _Runner:
             return _Answer(text, self.route.name, prompt, completion)
         return _Answer(pick.content, pick.model, prompt, completion)
 
-    async def step(self, step: Any, body: dict[str, Any], previous: _Answer | None) -> _Answer:
+    async def step(
+        self, step: Any, body: dict[str, Any], previous: _Answer | None, *, last: bool = False
+    ) -> _Answer | _Streamed:
         if step.node is not None:
-            return await self.node(step.node, body, previous)
+            return await self.node(step.node, body, previous, last=last)
         assert step.endpoint is not None
         target = self.gateway.table.lookup(step.endpoint, self.route.namespace)
         if not isinstance(target, EndpointRoute):
@@ -233,14 +261,16 @@ class _Runner:
                 code="graph_step_unavailable",
                 retry_after=2.0,
             )
-        request = {**body, "model": step.endpoint, "stream": False}
+        streams = self.stream and last
+        request = {**body, "model": step.endpoint, "stream": streams}
         if step.system is not None:
             messages = body.get("messages")
             request["messages"] = [
                 {"role": "system", "content": step.system},
                 *(messages if isinstance(messages, list) else []),
             ]
-        request.pop("stream_options", None)
+        if not streams:
+            request.pop("stream_options", None)
         # parsed as a client's request is, so the step has the same prompt estimate for
         # admission and prefix routing; it is the same caller (limits, access, audit)
         _, call = parse_call("/chat/completions", orjson.dumps(request), None)
@@ -261,6 +291,8 @@ class _Runner:
                 param=exc.param,
                 retry_after=exc.retry_after,
             ) from None
+        if streams and isinstance(response, StreamingResponse):
+            return _Streamed(response)
         content = bytes(response.body)
         if response.status_code != 200:
             raise GatewayError(
