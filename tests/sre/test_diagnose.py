@@ -11,6 +11,7 @@ from tests.cli._platform import run_cli
 from modelplane.api import Endpoint
 from modelplane.api.errors import Invalid
 from modelplane.sre import diagnose
+from modelplane.sre._diagnose import DENIAL_SPIKE
 from modelplane.store import Store
 
 NS = "default"
@@ -224,3 +225,30 @@ def test_an_agent_not_ready_and_its_failed_corrupt_and_stuck_instances() -> None
         ("warning", "AgentInstance/helper/c", "stuck"),
     ]
     assert findings[2].evidence == "tool crashed" and "60 min" in findings[3].cause
+
+
+def _denial(principal: str, action: str, resource: str, decision: str = "deny") -> Any:
+    return {
+        "principal": principal,
+        "action": action,
+        "resource": resource,
+        "decision": decision,
+        "namespace": "team-a",
+        "policies": ["no-shell"],
+        "reasons": ["shell is for sandbox namespaces only"],
+    }
+
+
+def test_a_spike_of_denials_of_one_callers_action_is_named_with_the_policy() -> None:
+    sa = "system:serviceaccount:team-a:assistant"
+    records = [
+        _denial(sa, "tools/call", f"Tool/shell.run-{i % 2}") for i in range(DENIAL_SPIKE + 5)
+    ]
+    records += [_denial("alice", "model.call", "Endpoint/team-a/chat") for _ in range(3)]
+    records += [_denial(sa, "model.call", "Endpoint/team-a/chat", "allow") for _ in range(50)]
+    [finding] = diagnose({"AuditRecord": records})
+    assert (finding.severity, finding.object) == ("warning", sa)
+    assert finding.cause == f"{DENIAL_SPIKE + 5} denials of tools/call (a spike)"
+    assert "Tool/shell.run-0, Tool/shell.run-1" in finding.evidence
+    assert "no-shell" in finding.evidence and "sandbox namespaces" in finding.evidence
+    assert "runtime Policy" in finding.fix

@@ -39,7 +39,23 @@ def _objects(target: str | None) -> dict[str, list[dict[str, Any]]]:
         else:
             objects = {k: client.list_all(lookup_kind(k), ns)[0] for k in ANALYZERS}
         objects["AgentInstance"] = _instances(client, ns, objects.get("Agent") or [])
+        objects["AuditRecord"] = _denials(client, ns)
     return objects
+
+
+def _denials(client: Client, ns: str) -> list[dict[str, Any]]:
+    """The last hour's policy denials in ``ns``, where the caller may read the audit log."""
+    params: dict[str, str | int] = {
+        "namespace": ns,
+        "decision": "deny",
+        "since": "1h",
+        "limit": 1000,
+    }
+    try:
+        page = client.request("GET", "/audit/records", params=params)
+    except ModelplaneError:  # not an administrator, or no audit log here
+        return []
+    return list(page.get("items") or []) if isinstance(page, dict) else []
 
 
 def _instances(client: Client, ns: str, agents: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -65,7 +81,9 @@ def diagnose(target: str | None, output: str | None) -> None:
 
     Analyzers: unschedulable ResourceClaims, crash-looping or not-ready replicas, failed or stuck
     rollouts, SLO burns (naming the version that burns), playbooks holding traffic, Models whose
-    artifacts fail verification, Agents not ready and their failed or stuck instances. Exit status 0 either way; -o json|yaml for tools.
+    artifacts fail verification, Agents not ready and their failed or stuck instances, spikes of
+    policy denials (for administrators, who may read the audit log). Exit status 0 either way;
+    -o json|yaml for tools.
     """
     from modelplane.sre import diagnose as run
 

@@ -18,7 +18,10 @@ evidence (the condition, the figures) and the fix. The analyzers:
   ``Signature*``, ``Digest*``);
 * **Agent**: ``Ready`` false (its code could not be loaded); and its instances as the agents API
   lists them (kind ``AgentInstance``): ``failed`` or ``corrupt`` ones, and ``running`` ones that
-  committed nothing for :data:`STUCK_AFTER` seconds (stuck).
+  committed nothing for :data:`STUCK_AFTER` seconds (stuck);
+* **Policy denials**: the audit log's denials (kind ``AuditRecord``, as ``/audit/records`` lists
+  them: administrators only), grouped by principal and action; :data:`DENIAL_SPIKE` or more of one
+  group is a spike: an agent retrying what policy forbids, or a policy that forbids too much.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ _RESTARTS = re.compile(r"restart (\d+)")
 _WAITING = ("WaitingForClaims", "Allocated", "Pending")
 #: seconds a running agent instance may go without a committed step before it counts as stuck
 STUCK_AFTER = 600.0
+#: denials of one principal's action (in what the caller read: the last hour) that make a spike
+DENIAL_SPIKE = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,7 @@ def diagnose(
     when = time.time() if now is None else now
     for instance in objects.get("AgentInstance", ()):
         found.extend(agent_instance(instance, when))
+    found.extend(denial_spikes(objects.get("AuditRecord", ())))
     order = {"critical": 0, "warning": 1}
     return sorted(found, key=lambda f: (order.get(f.severity, 2), f.object))
 
@@ -346,6 +352,33 @@ def agent_instance(instance: Mapping[str, Any], now: float) -> Iterable[Finding]
             )
         ]
     return []
+
+
+def denial_spikes(records: Iterable[Mapping[str, Any]]) -> list[Finding]:
+    """A spike of policy denials per (principal, action): :data:`DENIAL_SPIKE` or more."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for r in records:
+        if r.get("decision") == "deny":
+            groups.setdefault((str(r.get("principal")), str(r.get("action"))), []).append(r)
+    found = []
+    for (principal, action), denied in sorted(groups.items()):
+        if len(denied) < DENIAL_SPIKE:
+            continue
+        resources = sorted({str(r.get("resource")) for r in denied})
+        policies = sorted({str(p) for r in denied for p in r.get("policies") or ()})
+        reason = next((str(x) for r in denied for x in r.get("reasons") or ()), "")
+        found.append(
+            Finding(
+                "warning",
+                principal,
+                f"{len(denied)} denials of {action} (a spike)",
+                f"on {', '.join(resources[:5])}{' and more' if len(resources) > 5 else ''};"
+                f" by {', '.join(policies) or 'no permit'}" + (f": {reason}" if reason else ""),
+                "if the caller should be allowed, grant it in a runtime Policy; if not, fix"
+                " the caller (an agent retrying what policy forbids burns its turns)",
+            )
+        )
+    return found
 
 
 ANALYZERS: dict[str, tuple[Callable[[Mapping[str, Any]], Iterable[Finding]], ...]] = {
