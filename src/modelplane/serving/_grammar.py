@@ -45,9 +45,7 @@ class Constraint:
         allowed = ((words.unsqueeze(-1) >> self._shifts) & 1).bool().flatten()
         vocab = logits.shape[-1]
         if allowed.shape[0] < vocab:  # ids past the tokenizer's (a padded vocabulary) never fit
-            allowed = self._torch.cat(
-                [allowed, allowed.new_zeros(vocab - allowed.shape[0])], dim=0
-            )
+            allowed = self._torch.cat([allowed, allowed.new_zeros(vocab - allowed.shape[0])], dim=0)
         return logits.float().masked_fill(~allowed[:vocab], float("-inf"))
 
     def consume(self, token: int) -> None:
