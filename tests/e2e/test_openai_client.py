@@ -19,35 +19,11 @@ from tests.e2e.test_quickstart_serving import (  # noqa: F401 (the quickstart's 
     serving,
     up,
 )
+from tests.serving._schemas import CITY, WEATHER, WEATHER_PARAMETERS
 
 pytestmark = pytest.mark.slow
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The current weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "city": {"type": "string", "maxLength": 24},
-                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-            },
-            "required": ["city", "unit"],
-            "additionalProperties": False,
-        },
-    },
-}
-CITY = {
-    "type": "object",
-    "properties": {
-        "city": {"type": "string", "maxLength": 24},
-        "capital": {"type": "boolean"},
-    },
-    "required": ["city", "capital"],
-    "additionalProperties": False,
-}
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +32,21 @@ def openai(serving: Any, up: UpProcess) -> OpenAI:  # noqa: F811
     return OpenAI(base_url=f"{up.url}/v1", api_key="unused", timeout=300, max_retries=0)
 
 
+def _chat(openai: OpenAI, **overrides: Any) -> Any:
+    """A greedy, short chat completion of the quickstart's model; ``overrides`` change any of it."""
+    asked: dict[str, Any] = {
+        "model": "smollm2",
+        "messages": QUESTION,
+        "temperature": 0,
+        "max_tokens": 12,
+        **overrides,
+    }
+    return openai.chat.completions.create(**asked)
+
+
 def test_chat_answers_with_the_official_client(openai: OpenAI) -> None:
     # when the client asks a factual question greedily
-    answer = openai.chat.completions.create(
-        model="smollm2", messages=QUESTION, temperature=0, max_tokens=12
-    )
+    answer = _chat(openai)
     # then the parsed answer names Paris and counts its tokens
     assert "Paris" in (answer.choices[0].message.content or "")
     assert answer.usage is not None and answer.usage.completion_tokens > 0
@@ -68,14 +54,7 @@ def test_chat_answers_with_the_official_client(openai: OpenAI) -> None:
 
 def test_streamed_chat_assembles_in_the_official_client(openai: OpenAI) -> None:
     # when the same question is streamed, usage included
-    stream = openai.chat.completions.create(
-        model="smollm2",
-        messages=QUESTION,
-        temperature=0,
-        max_tokens=12,
-        stream=True,
-        stream_options={"include_usage": True},
-    )
+    stream = _chat(openai, stream=True, stream_options={"include_usage": True})
     chunks = list(stream)
     # then the deltas join into the answer, and the last chunk carries the usage
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -87,12 +66,11 @@ def test_required_tool_choice_calls_a_tool_with_arguments_valid_for_its_schema(
     openai: OpenAI,
 ) -> None:
     # when the client requires a tool call
-    answer = openai.chat.completions.create(
-        model="smollm2",
+    answer = _chat(
+        openai,
         messages=[{"role": "user", "content": "What is the weather in Paris?"}],
         tools=[WEATHER],
         tool_choice="required",
-        temperature=0,
         max_tokens=40,
     )
     # then the answer is one call of get_weather whose arguments satisfy its parameters
@@ -102,7 +80,7 @@ def test_required_tool_choice_calls_a_tool_with_arguments_valid_for_its_schema(
     assert call.id.startswith("call_")
     assert call.function.name == "get_weather"
     arguments = json.loads(call.function.arguments)
-    jsonschema.validate(arguments, WEATHER["function"]["parameters"])
+    jsonschema.validate(arguments, WEATHER_PARAMETERS)
 
 
 def test_streamed_named_tool_call_is_assembled_from_delta_tool_calls(openai: OpenAI) -> None:
@@ -137,19 +115,18 @@ def test_streamed_named_tool_call_is_assembled_from_delta_tool_calls(openai: Ope
     (call,) = final.choices[0].message.tool_calls or []
     assert final.choices[0].finish_reason == "tool_calls"
     arguments = json.loads(call.function.arguments)
-    jsonschema.validate(arguments, WEATHER["function"]["parameters"])
+    jsonschema.validate(arguments, WEATHER_PARAMETERS)
 
 
 def test_json_schema_response_format_yields_json_that_validates(openai: OpenAI) -> None:
     # when the client asks for an answer in a strict JSON Schema
-    answer = openai.chat.completions.create(
-        model="smollm2",
+    answer = _chat(
+        openai,
         messages=[{"role": "user", "content": "Name the capital of France as JSON."}],
         response_format={
             "type": "json_schema",
             "json_schema": {"name": "city", "schema": CITY, "strict": True},
         },
-        temperature=0,
         max_tokens=40,
     )
     # then the content parses and satisfies the schema
@@ -159,15 +136,8 @@ def test_json_schema_response_format_yields_json_that_validates(openai: OpenAI) 
 
 def test_n_choices_with_logprobs_each_carry_their_tokens(openai: OpenAI) -> None:
     # when the client asks for two sampled choices with log-probabilities
-    answer = openai.chat.completions.create(
-        model="smollm2",
-        messages=QUESTION,
-        n=2,
-        temperature=0.8,
-        seed=7,
-        max_tokens=6,
-        logprobs=True,
-        top_logprobs=3,
+    answer = _chat(
+        openai, n=2, temperature=0.8, seed=7, max_tokens=6, logprobs=True, top_logprobs=3
     )
     # then there are two choices, each with a logprob per token and three alternatives each
     assert [c.index for c in answer.choices] == [0, 1]
@@ -186,7 +156,6 @@ def test_responses_api_answers_and_streams(openai: OpenAI) -> None:
     # when the client uses the Responses API, plainly and streamed
     response = openai.responses.create(
         model="smollm2",
-        instructions="Answer briefly.",
         input="What is the capital of France?",
         temperature=0,
         max_output_tokens=12,
@@ -233,15 +202,13 @@ def test_responses_api_json_schema_and_required_function_call(openai: OpenAI) ->
     jsonschema.validate(json.loads(structured.output_text), CITY)
     (call,) = [item for item in called.output if item.type == "function_call"]
     assert call.name == "get_weather"
-    jsonschema.validate(json.loads(call.arguments), WEATHER["function"]["parameters"])
+    jsonschema.validate(json.loads(call.arguments), WEATHER_PARAMETERS)
 
 
 def test_an_unsupported_option_is_refused_naming_it(openai: OpenAI) -> None:
     # when the client sends an option the worker does not implement
     with pytest.raises(BadRequestError) as refused:
-        openai.chat.completions.create(
-            model="smollm2", messages=QUESTION, max_tokens=4, logit_bias={"42": 5}
-        )
+        _chat(openai, max_tokens=4, logit_bias={"42": 5})
     # then it is a 400 naming the parameter, not an answer that ignored it
     assert refused.value.status_code == 400
     assert refused.value.param == "logit_bias"

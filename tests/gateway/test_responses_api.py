@@ -11,14 +11,19 @@ from tests.gateway._env import Env
 from modelplane.serving import LatencyModel, create_simulated_app
 
 
-def _simulated(env: Env, output_tokens: int = 4) -> None:
+def _simulated(env: Env, output_tokens: int) -> None:
     latency = LatencyModel(ttft=0, tpot=0, output_tokens=output_tokens)
     env.endpoint("sim", {"v1": [env.worker(create_simulated_app("sim", latency))]})
 
 
+def _four_words(env: Env) -> None:
+    fake = env.fake("w1", reply="the quick brown fox", chunks=4)
+    env.endpoint("sim", {"v1": [fake]})
+
+
 def test_response_carries_the_answer_as_an_output_text_message(env: Env) -> None:
-    # given an endpoint served by a simulated worker that writes four words
-    _simulated(env)
+    # given an endpoint whose upstream answers four words
+    _four_words(env)
     # when a client asks through the Responses API, with instructions and an output limit
     body = {"model": "sim", "instructions": "Be brief.", "input": "hi", "max_output_tokens": 8}
     r = env.client.post("/responses", json=body)
@@ -38,7 +43,55 @@ def test_response_carries_the_answer_as_an_output_text_message(env: Env) -> None
     assert r.headers["x-modelplane-endpoint"] == "sim"
 
 
+def test_request_is_translated_into_the_chat_completion_it_asks_for(env: Env) -> None:
+    # given an endpoint whose upstream records what it is sent
+    fake = env.fake("w1", reply="ok")
+    env.endpoint("chat", {"v1": [fake]})
+    # when a Responses request uses instructions, items, a schema, a function tool
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    body = {
+        "model": "chat",
+        "instructions": "Be brief.",
+        "input": [
+            {"role": "user", "content": [{"type": "input_text", "text": "Weather?"}]},
+            {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+        ],
+        "max_output_tokens": 9,
+        "text": {"format": {"type": "json_schema", "name": "a", "schema": schema}},
+        "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}],
+        "tool_choice": {"type": "function", "name": "f"},
+    }
+    r = env.client.post("/responses", json=body)
+    assert r.status_code == 200, r.text
+    # then the upstream got the equivalent chat completion
+    sent = fake.bodies[-1]
+    assert sent["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Weather?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]
+    assert sent["max_tokens"] == 9
+    assert sent["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "a", "schema": schema},
+    }
+    assert sent["tools"] == [
+        {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    ]
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "f"}}
+    assert r.json()["output"][0]["content"][0]["text"] == "ok"
+
+
 def test_answer_cut_by_max_output_tokens_is_incomplete(env: Env) -> None:
+    # given a simulated worker, which writes until max_tokens (finish_reason "length")
     _simulated(env, output_tokens=16)
     r = env.client.post("/responses", json={"model": "sim", "input": "hi", "max_output_tokens": 2})
     assert r.json()["status"] == "incomplete"
@@ -46,7 +99,7 @@ def test_answer_cut_by_max_output_tokens_is_incomplete(env: Env) -> None:
 
 
 def test_streamed_response_emits_the_events_in_order(env: Env) -> None:
-    _simulated(env)
+    _four_words(env)
     body = {"model": "sim", "input": [{"role": "user", "content": "hi"}], "stream": True}
     with env.client.stream("POST", "/responses", json=body) as r:
         assert r.status_code == 200
@@ -72,7 +125,7 @@ def test_streamed_response_emits_the_events_in_order(env: Env) -> None:
 
 
 def test_fields_the_translation_cannot_carry_are_400_naming_them(env: Env) -> None:
-    _simulated(env)
+    _four_words(env)
     cases: list[tuple[dict[str, Any], str]] = [
         ({"previous_response_id": "resp_1"}, "previous_response_id"),
         ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
@@ -88,7 +141,7 @@ def test_fields_the_translation_cannot_carry_are_400_naming_them(env: Env) -> No
 
 def test_a_feature_the_engine_lacks_is_400_naming_it_through_the_gateway(env: Env) -> None:
     # given an endpoint whose worker is simulated: no grammar, no tools, no logprobs
-    _simulated(env)
+    _simulated(env, output_tokens=4)
     schema = {"type": "json_schema", "name": "x", "schema": {"type": "object"}}
     # when a JSON Schema answer or token log-probabilities are asked for
     answers = [

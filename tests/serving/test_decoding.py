@@ -11,6 +11,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from tests.serving._schemas import CITY, WEATHER, WEATHER_PARAMETERS
 
 from modelplane.serving import EngineError
 from modelplane.serving._engine import Delta, GenerationRequest
@@ -20,26 +21,6 @@ from modelplane.serving._transformers import TransformersEngine
 pytestmark = pytest.mark.slow
 
 QUESTION = [{"role": "user", "content": "Name the capital of France as JSON."}]
-CITY = {
-    "type": "object",
-    "properties": {
-        "city": {"type": "string", "maxLength": 16},
-        "capital": {"type": "boolean"},
-    },
-    "required": ["city", "capital"],
-    "additionalProperties": False,
-}
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "parameters": {
-            "type": "object",
-            "properties": {"unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
-            "required": ["unit"],
-        },
-    },
-}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +60,7 @@ def test_sampled_output_under_a_schema_still_validates(engine: TransformersEngin
     text = "".join(d.text for d in _generate(engine, request))
     _, (call,) = parse_calls(text, ToolChoice("required"), parallel=True)
     assert call.name == "get_weather"
-    jsonschema.validate(json.loads(call.arguments), WEATHER["function"]["parameters"])  # type: ignore[index]
+    jsonschema.validate(json.loads(call.arguments), WEATHER_PARAMETERS)
 
 
 def test_a_schema_that_cannot_be_enforced_is_refused_naming_response_format(

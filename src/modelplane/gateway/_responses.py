@@ -64,6 +64,9 @@ def chat_body(body: dict[str, Any]) -> dict[str, Any]:
             raise _bad(f"{name!r} is not supported by this gateway's /v1/responses.", name)
     if body.get("store"):
         raise _bad("responses are not stored here; send store: false or leave it out.", "store")
+    limit = body.get("max_output_tokens")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise _bad("'max_output_tokens' must be a positive integer.", "max_output_tokens")
     chat: dict[str, Any] = {"model": body.get("model"), "messages": _messages(body)}
     for ours, theirs in (
         ("max_output_tokens", "max_tokens"),
@@ -157,16 +160,10 @@ def _text(i: int, content: Any) -> str:
 
 
 def _text_format(text: Any) -> dict[str, Any] | None:
-    if text is None:
-        return None
     fmt = text.get("format") if isinstance(text, dict) else None
-    if fmt is None:
-        return None
     kind = fmt.get("type") if isinstance(fmt, dict) else None
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return {"type": "json_object"}
+    if fmt is None or kind in ("text", "json_object"):
+        return None if fmt is None else {"type": kind}
     if kind == "json_schema":
         spec = {k: fmt[k] for k in ("name", "schema", "strict", "description") if k in fmt}
         return {"type": "json_schema", "json_schema": spec}
@@ -268,7 +265,9 @@ def _id(prefix: str) -> str:
 
 
 def _message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
-    content = [{"type": "output_text", "text": text, "annotations": []}] if status else []
+    # an item being streamed gets its part by an event of its own
+    part = {"type": "output_text", "text": text, "annotations": []}
+    content = [] if status == "in_progress" else [part]
     return {
         "type": "message",
         "id": item_id,
@@ -299,6 +298,7 @@ class _Events:
         self.sequence = 0
         self.output: list[dict[str, Any]] = []
         self.text: dict[str, Any] | None = None  # the message item being streamed
+        self.pieces: list[str] = []  # its text so far
         self.calls: dict[int, dict[str, Any]] = {}  # function_call items by the chat's index
         self.usage: dict[str, Any] | None = None
         self.finish: str | None = None
@@ -332,31 +332,22 @@ class _Events:
         if self.text is None:
             self.text = _message_item(_id("msg"), "", status="in_progress")
             self.output.append(self.text)
+            part = {"type": "output_text", "text": "", "annotations": []}
             out += [
                 self.event(
                     "response.output_item.added", output_index=self._at(self.text), item=self.text
                 ),
-                self.event(
-                    "response.content_part.added",
-                    item_id=self.text["id"],
-                    output_index=self._at(self.text),
-                    content_index=0,
-                    part={"type": "output_text", "text": "", "annotations": []},
-                ),
+                self._part("response.content_part.added", self.text, part=part),
             ]
-        self.text.setdefault("_text", [])
-        self.text["_text"].append(piece)
-        out.append(
-            self.event(
-                "response.output_text.delta",
-                item_id=self.text["id"],
-                output_index=self._at(self.text),
-                content_index=0,
-                delta=piece,
-                logprobs=[],
-            )
-        )
+        self.pieces.append(piece)
+        out.append(self._part("response.output_text.delta", self.text, delta=piece, logprobs=[]))
         return out
+
+    def _part(self, kind: str, item: dict[str, Any], **fields: Any) -> bytes:
+        """An event about the one text part of the message ``item``."""
+        return self.event(
+            kind, item_id=item["id"], output_index=self._at(item), content_index=0, **fields
+        )
 
     def call(self, delta: dict[str, Any]) -> list[bytes]:
         out = []
@@ -386,29 +377,15 @@ class _Events:
 
     def end(self) -> list[bytes]:
         out = []
-        for item in self.output:
-            at = self._at(item)
+        for at, item in enumerate(self.output):
             item["status"] = "completed"
             if item["type"] == "message":
-                text = "".join(item.pop("_text", []))
+                text = "".join(self.pieces)
                 part = {"type": "output_text", "text": text, "annotations": []}
                 item["content"] = [part]
                 out += [
-                    self.event(
-                        "response.output_text.done",
-                        item_id=item["id"],
-                        output_index=at,
-                        content_index=0,
-                        text=text,
-                        logprobs=[],
-                    ),
-                    self.event(
-                        "response.content_part.done",
-                        item_id=item["id"],
-                        output_index=at,
-                        content_index=0,
-                        part=part,
-                    ),
+                    self._part("response.output_text.done", item, text=text, logprobs=[]),
+                    self._part("response.content_part.done", item, part=part),
                 ]
             else:
                 out.append(

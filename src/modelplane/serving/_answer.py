@@ -35,6 +35,7 @@ class ChoiceShaper:
         self.sent = 0
         self.offset = 0  # characters covered by the log-probabilities sent (text_offset)
         self.last = Delta("")
+        self.role_sent = False
 
     @property
     def _tools(self) -> bool:
@@ -84,6 +85,9 @@ class ChoiceShaper:
                 last = i == len(calls) - 1
                 call_body = {"delta": {"tool_calls": [call.openai(i)]}}
                 out.append(self._choice(call_body, "tool_calls" if last else None, None))
+        if self.chat and out and not self.role_sent:  # a choice's first chunk names the role
+            out[0]["delta"] = {"role": "assistant", **out[0]["delta"]}
+            self.role_sent = True
         return out
 
     def _split(self, text: str) -> tuple[str, list[ToolCall]]:
@@ -179,8 +183,8 @@ async def sse(
     deltas: AsyncIterator[tuple[int, Delta]],
     finished: Callable[[str], None],
 ) -> AsyncIterator[bytes]:
-    """The answer as Server-Sent Events: each choice's role first, then its chunks, the usage
-    chunk when asked for, ``[DONE]``; ``finished`` hears the outcome ("ok" or "error")."""
+    """The answer as Server-Sent Events: each choice's chunks (the first naming the role), the
+    usage chunk when asked for, ``[DONE]``; ``finished`` hears the outcome ("ok" or "error")."""
     obj = "chat.completion.chunk" if chat else "text_completion"
 
     def event(fields: dict[str, Any]) -> bytes:
@@ -190,10 +194,6 @@ async def sse(
     shapers = [ChoiceShaper(i, parsed, chat) for i in range(parsed.n)]
     outcome = "error"
     try:
-        if chat:
-            for s in shapers:
-                role = {"delta": {"role": "assistant", "content": ""}}
-                yield event({"choices": [s._choice(role, None, None)]})
         try:
             async for index, delta in deltas:
                 for choice in shapers[index].chunks(delta):
