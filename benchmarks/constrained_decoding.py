@@ -1,7 +1,7 @@
 """Constrained decoding benchmark: the worker's decode tokens/s with and without a JSON Schema
 (``response_format``), same prompt, same worker, same run.
 
-    python benchmarks/constrained_decoding.py            # 3 alternating rounds of 48 tokens
+    python benchmarks/constrained_decoding.py            # 6 alternating rounds of 48 tokens
     python benchmarks/constrained_decoding.py --quick    # one round of 12 tokens
 
 The last stdout line is one JSON object; see ``modelplane.bench.constrained`` and

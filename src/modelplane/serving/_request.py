@@ -95,7 +95,8 @@ def _check_features(engine: Engine, data: dict[str, Any]) -> None:
     asks = {
         "response_format": (data.get("response_format") or {"type": "text"}) != {"type": "text"},
         "tools": bool(data.get("tools")),
-        "logprobs": data.get("logprobs") not in (None, False),
+        # completions' logprobs: 0 asks for them too (0 == False, hence the identity test)
+        "logprobs": data.get("logprobs") is not None and data.get("logprobs") is not False,
     }
     for feature, asked in asks.items():
         if asked and feature not in engine.features:

@@ -121,7 +121,9 @@ class TransformersEngine:
             raise EngineError(f"the model's chat template rejected the messages: {exc}") from None
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
-        self.decoder.check(request)
+        if request.json_schema is not None:
+            # compiled off the event loop: a tokenizer's first use converts its vocabulary
+            await asyncio.to_thread(self.decoder.check, request)
         ids = list(self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"])
         if not ids:
             raise EngineError("the prompt is empty", param="messages")
