@@ -15,6 +15,7 @@ from tests.serving._schemas import CITY, WEATHER, WEATHER_PARAMETERS
 
 from modelplane.serving import EngineError
 from modelplane.serving._engine import Delta, GenerationRequest
+from modelplane.serving._request import parse_request
 from modelplane.serving._tools import ToolChoice, call_schema, parse_calls, plain_messages
 from modelplane.serving._transformers import TransformersEngine
 
@@ -122,3 +123,38 @@ def test_calls_written_by_the_model_are_parsed_and_the_rest_stays_content() -> N
     assert content == "Let me check.<tool_call>not json</tool_call>"
     _, first_only = parse_calls(text, ToolChoice("auto"), parallel=False)
     assert [c.name for c in first_only] == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("body", "chat", "param"),
+    [
+        ({"response_format": {"type": "xml"}}, True, "response_format"),
+        ({"response_format": {"type": "json_schema"}}, True, "response_format.json_schema.schema"),
+        ({"tools": [{"type": "web_search"}]}, True, "tools[0]"),
+        ({"tools": [WEATHER], "tool_choice": {"function": {"name": "nope"}}}, True, "tool_choice"),
+        ({"tool_choice": "required"}, True, "tool_choice"),
+        ({"tools": [WEATHER], "prompt": "x"}, False, "tools"),
+        ({"top_logprobs": 2}, True, "top_logprobs"),
+        ({"logprobs": True, "top_logprobs": 21}, True, "top_logprobs"),
+        ({"logprobs": 6}, False, "logprobs"),
+        ({"n": 9}, True, "n"),
+        ({"presence_penalty": 0.5}, True, "presence_penalty"),
+        (
+            {
+                "tools": [WEATHER],
+                "tool_choice": "required",
+                "response_format": {"type": "json_object"},
+            },
+            True,
+            "response_format",
+        ),
+    ],
+)
+def test_a_request_the_worker_cannot_honour_is_refused_naming_the_field(
+    engine: TransformersEngine, body: dict[str, Any], chat: bool, param: str
+) -> None:
+    base: dict[str, Any] = {"messages": QUESTION} if chat else {"prompt": "x"}
+    with pytest.raises(EngineError) as refused:
+        parse_request(engine, "smollm2", {**base, **body}, chat)
+    assert refused.value.param == param
+    assert refused.value.status == 400

@@ -9,9 +9,9 @@ mask in tens of microseconds. What is written here is only the glue: one :class:
 model (its tokenizer converted once) and one :class:`Constraint` per sequence (a matcher that
 masks the logits before a token is chosen and consumes the token chosen).
 
-One piece is our own: applying the mask. ``llguidance.torch.apply_token_bitmask_inplace`` takes
-about 250 ms per step on CPU (its kernel is meant for CUDA); unpacking the 32-bit words with one
-shift and one ``masked_fill`` gives the same logits in about a millisecond.
+One piece is our own: applying the mask. ``llguidance.torch.apply_token_bitmask_inplace`` took
+235 to 306 ms per step on our CPU; unpacking the 32-bit words with one shift and one
+``masked_fill`` gives the same logits in about 2 ms (see docs/benchmarks.md).
 """
 
 from __future__ import annotations

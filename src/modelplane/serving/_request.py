@@ -52,6 +52,11 @@ def parse_request(engine: Engine, model: str, data: dict[str, Any], chat: bool) 
         choice = check_tool_choice(data.get("tool_choice"), tools)
         prompt = chat_prompt(engine, data, tools if choice.mode != "none" else [])
     else:
+        for name in ("tools", "tool_choice"):
+            if data.get(name) is not None:
+                raise EngineError(
+                    f"{name} is for chat completions; send it to /v1/chat/completions", param=name
+                )
         prompt = completion_prompt(data)
     parsed = _sampling(engine.sampling_defaults, model, data, prompt)
     parsed.request.logprobs = _logprobs(data, chat)
