@@ -152,6 +152,37 @@ def test_n_choices_with_logprobs_each_carry_their_tokens(openai: OpenAI) -> None
     )
 
 
+def test_streamed_n_choices_each_assemble_with_their_logprobs(openai: OpenAI) -> None:
+    # when two greedy choices are streamed with log-probabilities
+    stream = _chat(openai, n=2, max_tokens=6, stream=True, logprobs=True)
+    texts: list[str] = ["", ""]
+    tokens: list[list[str]] = [[], []]
+    finished = set()
+    for chunk in stream:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+            if choice.logprobs and choice.logprobs.content:
+                tokens[choice.index] += [t.token for t in choice.logprobs.content]
+            if choice.finish_reason:
+                finished.add(choice.index)
+    # then each choice's chunks carry its own text, token by token, and each choice ends
+    assert finished == {0, 1}
+    assert all(texts) and ["".join(t) for t in tokens] == texts
+    assert texts[0] == texts[1]  # greedy: the same answer, sent once per choice
+
+
+def test_completions_carry_logprobs_in_their_own_shape(openai: OpenAI) -> None:
+    answer = openai.completions.create(
+        model="smollm2", prompt="The capital of France is", max_tokens=4, temperature=0, logprobs=2
+    )
+    logprobs = answer.choices[0].logprobs
+    assert logprobs is not None and logprobs.tokens and logprobs.top_logprobs
+    assert answer.usage is not None and len(logprobs.tokens) == answer.usage.completion_tokens
+    assert "".join(logprobs.tokens) == answer.choices[0].text
+    assert all(len(top) == 2 for top in logprobs.top_logprobs)
+    assert logprobs.text_offset == sorted(logprobs.text_offset)
+
+
 def test_responses_api_answers_and_streams(openai: OpenAI) -> None:
     # when the client uses the Responses API, plainly and streamed
     response = openai.responses.create(
