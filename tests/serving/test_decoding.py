@@ -158,3 +158,32 @@ def test_a_request_the_worker_cannot_honour_is_refused_naming_the_field(
         parse_request(engine, "smollm2", {**base, **body}, chat)
     assert refused.value.param == param
     assert refused.value.status == 400
+
+
+def test_a_chat_template_that_takes_tools_renders_them_itself(engine: TransformersEngine) -> None:
+    # given a model whose chat template takes tools (and iterates over calls' arguments)
+    template = (
+        "{% if tools %}TOOLS {{ tools | map(attribute='function.name') | join(',') }}\n{% endif %}"
+        "{% for m in messages %}{{ m.role }}: {{ m.content }}"
+        "{% for c in m.tool_calls or [] %}CALL {{ c.function.name }}"
+        "{% for k, v in c.function.arguments.items() %} {{ k }}={{ v }}{% endfor %}{% endfor %}"
+        "{{ '|' }}{% endfor %}"
+    )
+    history: list[dict[str, Any]] = [
+        {"role": "user", "content": "Weather?"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "c1", "function": {"name": "get_weather", "arguments": '{"unit": "x"}'}}
+            ],
+        },
+    ]
+    original = engine.tokenizer.chat_template
+    engine.tokenizer.chat_template = template
+    try:
+        prompt = engine.render_chat(history, [WEATHER])
+    finally:
+        engine.tokenizer.chat_template = original
+    # then the template got the tools, and each call's arguments as an object
+    assert prompt == "TOOLS get_weather\nuser: Weather?|assistant: CALL get_weather unit=x|"
