@@ -1,7 +1,8 @@
 """The ASGI app of the gateway: OpenAI's routes, request parsing and errors in OpenAI's shape.
 
 Mounted at ``/v1`` (by ``modelplane up`` beside the REST API, or by ``modelplane gateway``), it
-answers ``POST /chat/completions``, ``/completions``, ``/embeddings``, ``GET /models``, and
+answers ``POST /chat/completions``, ``/completions``, ``/embeddings``, ``/responses`` (the
+Responses API, translated to a chat completion), ``GET /models``, and
 Modelplane's own ``GET /_modelplane/samples`` and ``/_modelplane/metrics``.
 """
 
@@ -14,12 +15,14 @@ import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from modelplane.api import Principal, principal_of
+from modelplane.api import Principal, json_object, principal_of
+from modelplane.api.errors import BadRequest
 from modelplane.gateway._call import FIELDS, Call, parse_call
 from modelplane.gateway._errors import GatewayError, error_body, error_response
+from modelplane.gateway._responses import chat_body, response_events, response_object
 from modelplane.gateway._table import EndpointRoute, RoutingTable
 from modelplane.gateway._table import Route as ModelRoute
 from modelplane.gateway._telemetry import Telemetry
@@ -74,7 +77,10 @@ class _OpenAIRoute:
 
     async def endpoint(self, request: Request) -> Response:
         raw = await _read_body(request, self.gateway.max_body_bytes)
-        model, call = parse_call(self.path, raw, request.headers.get("x-session-id"))
+        return await self._serve(request, raw, self.path)
+
+    async def _serve(self, request: Request, raw: bytes, path: str) -> Response:
+        model, call = parse_call(path, raw, request.headers.get("x-session-id"))
         call.principal = principal_of(request.scope)
         try:
             return await self.gateway.handle(model, call)
@@ -88,6 +94,31 @@ class _OpenAIRoute:
                 status_code=500,
                 media_type="application/json",
             )
+
+
+class _ResponsesRoute(_OpenAIRoute):
+    """``POST /responses``: the Responses API, served as the chat completion it translates to
+    (:mod:`modelplane.gateway._responses`), through the same path as any chat call."""
+
+    def __init__(self, gateway: Served) -> None:
+        super().__init__(gateway, "/responses")
+
+    async def endpoint(self, request: Request) -> Response:
+        raw = await _read_body(request, self.gateway.max_body_bytes)
+        try:
+            body = json_object(raw)
+        except BadRequest as exc:
+            raise GatewayError(400, exc.message, code="invalid_json") from None
+        chat = orjson.dumps(chat_body(body))
+        answer = await self._serve(request, chat, "/chat/completions")
+        if answer.status_code != 200:
+            return answer  # an error, already in OpenAI's shape
+        headers = {k: v for k, v in answer.headers.items() if k.startswith("x-modelplane-")}
+        if isinstance(answer, StreamingResponse):
+            events = response_events(body, answer.body_iterator)  # type: ignore[arg-type]
+            return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+        response = response_object(body, orjson.loads(answer.body))
+        return Response(orjson.dumps(response), media_type="application/json", headers=headers)
 
 
 def _served(request: Request) -> Served:
@@ -180,7 +211,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     kind = "not_found" if exc.status_code == 404 else "invalid_request_error"
     message = (
         f"Unknown path {request.url.path}; the OpenAI routes are /v1/chat/completions,"
-        " /v1/completions, /v1/embeddings and /v1/models."
+        " /v1/completions, /v1/embeddings, /v1/responses and /v1/models."
         if exc.status_code == 404
         else f"{request.method} is not allowed on {request.url.path}."
     )
@@ -194,6 +225,7 @@ def build_app(gateway: Served) -> Starlette:
     OpenAI's shape by the app's one error mapping (a GatewayError, or Starlette's 404/405)."""
     routes = [Route(p, _OpenAIRoute(gateway, p).endpoint, methods=["POST"]) for p in FIELDS]
     routes += [
+        Route("/responses", _ResponsesRoute(gateway).endpoint, methods=["POST"]),
         Route("/models", _models, methods=["GET"]),
         Route("/_modelplane/samples", _samples, methods=["GET"]),
         Route("/_modelplane/metrics", _metrics, methods=["GET"]),

@@ -171,6 +171,18 @@ def openapi_paths(prefix: str = "/v1") -> dict[str, Any]:
             _request(["input"], input=_TEXT_INPUT),
             streams=False,
         ),
+        f"{prefix}/responses": _post(
+            "createResponse",
+            "A response (Responses API, served as a chat completion; response.* events with"
+            " stream=true)",
+            _request(
+                ["input"],
+                input={"anyOf": [{"type": "string"}, {"type": "array", "minItems": 1}]},
+                instructions={"type": "string"},
+                max_output_tokens={"type": "integer", "minimum": 1},
+            ),
+            streams=True,
+        ),
         f"{prefix}/models": _get(
             "listModels", "The Endpoints and Graphs served", _json(models, "the models")
         ),

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -27,14 +27,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from modelplane.api import json_object, openai_error_body, openai_stream_error
+from modelplane.api import json_object, openai_error_body
 from modelplane.api.errors import ModelplaneError
+from modelplane.serving._answer import ChoiceShaper, merged, sse, usage
 from modelplane.serving._engine import Delta, Engine, GenerationRequest
 from modelplane.serving._errors import EngineError
+from modelplane.serving._request import Parsed, parse_request
 
 MAX_BODY_BYTES = 4 << 20
-DEFAULT_MAX_TOKENS = 256
-_MAX_STOPS = 4
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _TPOT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -75,14 +75,6 @@ class WorkerMetrics:
         self.requests = Counter(
             "modelplane_worker_requests", "Requests finished, by outcome.", ["outcome"], registry=r
         )
-
-
-@dataclass(slots=True)
-class _Parsed:
-    request: GenerationRequest
-    model: str
-    stream: bool
-    include_usage: bool
 
 
 def error_response(
@@ -236,83 +228,6 @@ async def _read_json(worker: _Worker, request: Request) -> dict[str, Any]:
         raise EngineError(exc.message, status=exc.code) from None
 
 
-def _sampling(worker: _Worker, data: dict[str, Any], prompt: str) -> _Parsed:
-    """The generation a request body asks for; an :class:`EngineError` naming a bad field."""
-    max_tokens = data.get("max_completion_tokens", data.get("max_tokens", DEFAULT_MAX_TOKENS))
-    if max_tokens is None:
-        max_tokens = DEFAULT_MAX_TOKENS
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-        raise EngineError("max_tokens must be a positive integer", param="max_tokens")
-    # unset: what the model's generation config asks for (greedy for most instruct models)
-    defaults = worker.engine.sampling_defaults
-    temperature = data.get("temperature")
-    temperature = defaults.temperature if temperature is None else temperature
-    if not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
-        raise EngineError("temperature must be a number from 0 to 2", param="temperature")
-    top_p = data.get("top_p")
-    top_p = defaults.top_p if top_p is None else top_p
-    if not isinstance(top_p, int | float) or not 0 < top_p <= 1:
-        raise EngineError("top_p must be a number in (0, 1]", param="top_p")
-    stop = data.get("stop") or []
-    stop = [stop] if isinstance(stop, str) else stop
-    if (
-        not isinstance(stop, list)
-        or len(stop) > _MAX_STOPS
-        or not all(isinstance(s, str) for s in stop)
-    ):
-        raise EngineError("stop must be a string or a list of up to 4 strings", param="stop")
-    if data.get("n", 1) not in (1, None):
-        raise EngineError("n must be 1: this worker generates one choice", param="n")
-    seed = data.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise EngineError("seed must be an integer", param="seed")
-    stream = data.get("stream", False)
-    if not isinstance(stream, bool):
-        raise EngineError("stream must be true or false", param="stream")
-    options = data.get("stream_options") or {}
-    model = data.get("model") or worker.model_name
-    return _Parsed(
-        GenerationRequest(prompt, max_tokens, float(temperature), float(top_p), stop, seed),
-        str(model),
-        stream,
-        bool(isinstance(options, dict) and options.get("include_usage")),
-    )
-
-
-def _chat_prompt(engine: Engine, data: dict[str, Any]) -> str:
-    """The prompt of a chat request: its ``messages`` rendered by the model's chat template."""
-    messages = data.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise EngineError("messages must be a non-empty list of {role, content}", param="messages")
-    plain: list[dict[str, str]] = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise EngineError(
-                f"messages[{i}] must be an object with a role", param=f"messages[{i}].role"
-            )
-        content = message.get("content")
-        if isinstance(content, list):  # content parts: keep the text ones
-            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-        if content is None:
-            content = ""
-        if not isinstance(content, str):
-            raise EngineError(
-                f"messages[{i}].content must be a string", param=f"messages[{i}].content"
-            )
-        plain.append({"role": message["role"], "content": content})
-    return engine.render_chat(plain)
-
-
-def _completion_prompt(data: dict[str, Any]) -> str:
-    """The prompt of a completion request: one non-empty string (or a list of one)."""
-    prompt = data.get("prompt")
-    if isinstance(prompt, list) and len(prompt) == 1:
-        prompt = prompt[0]
-    if not isinstance(prompt, str) or not prompt:
-        raise EngineError("prompt must be a non-empty string", param="prompt")
-    return prompt
-
-
 # -- generating -----------------------------------------------------------------------------------
 
 
@@ -322,61 +237,77 @@ async def _generate(request: Request, chat: bool) -> Response:
     worker.in_flight += 1
     try:
         data = await _read_json(worker, request)
-        prompt = _chat_prompt(worker.engine, data) if chat else _completion_prompt(data)
-        return await _run(worker, _sampling(worker, data, prompt), chat)
+        return await _run(worker, parse_request(worker.engine, worker.model_name, data, chat), chat)
     finally:
         worker.in_flight -= 1
         worker.last_request = time.monotonic()
 
 
-async def _run(worker: _Worker, parsed: _Parsed, chat: bool) -> Response:
+async def _run(worker: _Worker, parsed: Parsed, chat: bool) -> Response:
+    """Generate the request's ``n`` choices (``n`` sequences in the engine) and answer them."""
     worker.last_request = time.monotonic()
     metrics = worker.metrics
     rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
-    timing = _Timing()
-    stream = _timed(worker.engine, parsed.request, metrics, timing)
+    timings = [_Timing() for _ in range(parsed.n)]
+    requests = [
+        replace(
+            parsed.request, seed=None if parsed.request.seed is None else parsed.request.seed + i
+        )
+        for i in range(parsed.n)
+    ]
+    deltas = merged(
+        [_timed(worker.engine, r, metrics, t) for r, t in zip(requests, timings, strict=True)]
+    )
     if parsed.stream:
         try:
-            first = await anext(stream)
+            first = await anext(deltas)
         except StopAsyncIteration:
-            first = Delta("", finish_reason="stop")
+            first = (0, Delta("", finish_reason="stop"))
         except EngineError:
             metrics.requests.labels("error").inc()
             raise
-        body = _sse(rid, parsed, chat, created_now(), first, stream, metrics)
+        body = sse(rid, parsed, chat, created_now(), _after(first, deltas), _outcome(metrics))
         return StreamingResponse(
             body,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    text: list[str] = []
-    last = Delta("")
+    per_choice: list[list[Delta]] = [[] for _ in range(parsed.n)]
     try:
-        async for delta in stream:
-            text.append(delta.text)
-            last = delta
+        async for index, delta in deltas:
+            per_choice[index].append(delta)
     except EngineError:
         metrics.requests.labels("error").inc()
         raise
     metrics.requests.labels("ok").inc()
-    content = "".join(text)
-    message = {"message": {"role": "assistant", "content": content}} if chat else {"text": content}
+    shapers = [ChoiceShaper(i, parsed, chat) for i in range(parsed.n)]
     return _json(
         {
             "id": rid,
             "object": "chat.completion" if chat else "text_completion",
             "created": created_now(),
             "model": parsed.model,
-            "choices": [_choice(message, last.finish_reason)],
-            "usage": _usage(last),
+            "choices": [s.whole(d) for s, d in zip(shapers, per_choice, strict=True)],
+            "usage": usage([s.last for s in shapers]),
         },
-        headers=timing.headers(),
+        headers=timings[0].headers(),
     )
 
 
-def _choice(content: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
-    """An OpenAI choice: index 0 (one choice is generated), its content, why it finished."""
-    return {"index": 0, **content, "finish_reason": finish_reason, "logprobs": None}
+def _outcome(metrics: WorkerMetrics) -> Callable[[str], None]:
+    return lambda outcome: metrics.requests.labels(outcome).inc()
+
+
+async def _after(
+    first: tuple[int, Delta], rest: AsyncIterator[tuple[int, Delta]]
+) -> AsyncIterator[tuple[int, Delta]]:
+    """``first``, then ``rest`` (closing this closes ``rest``)."""
+    try:
+        yield first
+        async for item in rest:
+            yield item
+    finally:
+        await rest.aclose()  # type: ignore[attr-defined]
 
 
 def created_now() -> int:
@@ -407,14 +338,6 @@ class _Timing:
         return {"Server-Timing": ", ".join(parts)} if parts else {}
 
 
-def _usage(last: Delta) -> dict[str, int]:
-    return {
-        "prompt_tokens": last.prompt_tokens,
-        "completion_tokens": last.completion_tokens,
-        "total_tokens": last.prompt_tokens + last.completion_tokens,
-    }
-
-
 async def _timed(
     engine: Engine,
     request: GenerationRequest,
@@ -441,48 +364,3 @@ async def _timed(
             yield delta
     finally:
         await gen.aclose()  # type: ignore[attr-defined]
-
-
-async def _sse(
-    rid: str,
-    parsed: _Parsed,
-    chat: bool,
-    created: int,
-    first: Delta,
-    rest: AsyncIterator[Delta],
-    metrics: WorkerMetrics,
-) -> AsyncIterator[bytes]:
-    obj = "chat.completion.chunk" if chat else "text_completion"
-
-    def chunk(delta: Delta, *, role: bool = False) -> bytes:
-        content: dict[str, Any] = {"text": delta.text}
-        if chat:
-            body: dict[str, Any] = {"content": delta.text}
-            if role:
-                body = {"role": "assistant", "content": delta.text}
-            content = {"delta": body if (delta.text or role) else {}}
-        return event({"choices": [_choice(content, delta.finish_reason)]})
-
-    def event(fields: dict[str, Any]) -> bytes:
-        data = {"id": rid, "object": obj, "created": created, "model": parsed.model, **fields}
-        return b"data: " + orjson.dumps(data) + b"\n\n"
-
-    last = first
-    outcome = "error"
-    try:
-        yield chunk(first, role=True)
-        if first.finish_reason is None:
-            try:
-                async for delta in rest:
-                    last = delta
-                    yield chunk(delta)
-            except EngineError as exc:
-                yield openai_stream_error(exc.message, "server_error")
-                return
-        if parsed.include_usage:
-            yield event({"choices": [], "usage": _usage(last)})
-        yield b"data: [DONE]\n\n"
-        outcome = "ok"
-    finally:
-        metrics.requests.labels(outcome).inc()
-        await rest.aclose()  # type: ignore[attr-defined]

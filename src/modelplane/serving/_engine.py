@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(slots=True)
@@ -22,6 +22,10 @@ class GenerationRequest:
     top_p: float = 1.0
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    #: a JSON Schema the output must satisfy (constrained decoding); None: free text
+    json_schema: dict[str, Any] | None = None
+    #: record each token's log-probability and this many alternatives (0..20); None: no logprobs
+    logprobs: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +37,31 @@ class SamplingDefaults:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token: its text, log-probability and the most likely alternatives at its
+    position (``(text, logprob)`` pairs, most likely first), under the model's own distribution
+    (before temperature, top-p and any grammar mask)."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Delta:
-    """Newly generated text; the last delta of a stream carries ``finish_reason`` and usage."""
+    """Newly generated text; the last delta of a stream carries ``finish_reason`` and usage.
+    ``logprobs`` are those of the tokens generated since the previous delta (when asked for)."""
 
     text: str
     finish_reason: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    logprobs: tuple[TokenLogprob, ...] = ()
+
+
+#: what an engine that decodes with :class:`~modelplane.serving._sequence.Decoder` can do beyond
+#: plain sampling: request fields the worker refuses (400, naming them) for an engine without them
+DECODER_FEATURES = frozenset({"response_format", "tools", "logprobs"})
 
 
 class Engine(Protocol):
@@ -50,8 +72,15 @@ class Engine(Protocol):
         """Temperature and top_p for requests that give none (the model's generation config)."""
         ...
 
-    def render_chat(self, messages: list[dict[str, str]]) -> str:
-        """The prompt for a chat, by the model's chat template."""
+    @property
+    def features(self) -> frozenset[str]:
+        """The optional request features it implements (a subset of :data:`DECODER_FEATURES`)."""
+        ...
+
+    def render_chat(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> str:
+        """The prompt for a chat (and the tools it may call), by the model's chat template."""
         ...
 
     def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:

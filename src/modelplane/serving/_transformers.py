@@ -21,9 +21,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from modelplane.serving._engine import Delta, GenerationRequest, SamplingDefaults
+from modelplane.serving._engine import (
+    DECODER_FEATURES,
+    Delta,
+    GenerationRequest,
+    SamplingDefaults,
+)
 from modelplane.serving._errors import EngineError
 from modelplane.serving._sequence import Decoder, Sequence
+from modelplane.serving._tools import plain_messages, template_messages
 
 _STOP = object()
 
@@ -90,19 +96,34 @@ class TransformersEngine:
     def sampling_defaults(self) -> SamplingDefaults:
         return self._sampling_defaults
 
-    def render_chat(self, messages: list[dict[str, str]]) -> str:
-        if not getattr(self.tokenizer, "chat_template", None):
+    @property
+    def features(self) -> frozenset[str]:
+        return DECODER_FEATURES
+
+    def render_chat(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> str:
+        template = getattr(self.tokenizer, "chat_template", None)
+        takes_tools = isinstance(template, str) and "tools" in template
+        if tools and takes_tools:
+            messages, extra = template_messages(messages), {"tools": tools}
+        else:
+            messages, extra = plain_messages(messages, tools or []), {}
+        if not template:
             return "\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\nassistant:"
         try:
             return str(
                 self.tokenizer.apply_chat_template(
-                    messages, tokenize=False, add_generation_prompt=True
+                    messages, tokenize=False, add_generation_prompt=True, **extra
                 )
             )
         except Exception as exc:  # a template may reject a role order, say so
             raise EngineError(f"the model's chat template rejected the messages: {exc}") from None
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+        if request.json_schema is not None:
+            # compiled off the event loop: a tokenizer's first use converts its vocabulary
+            await asyncio.to_thread(self.decoder.check, request)
         ids = list(self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"])
         if not ids:
             raise EngineError("the prompt is empty", param="messages")

@@ -23,6 +23,7 @@ import math
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.applications import Starlette
 
@@ -100,7 +101,14 @@ class SimulatedEngine:
     def sampling_defaults(self) -> SamplingDefaults:
         return SamplingDefaults()
 
-    def render_chat(self, messages: list[dict[str, str]]) -> str:
+    @property
+    def features(self) -> frozenset[str]:
+        # filler words: no grammar, no tools, no token probabilities (the worker answers 400)
+        return frozenset()
+
+    def render_chat(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> str:
         return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
