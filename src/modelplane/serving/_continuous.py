@@ -36,7 +36,6 @@ constrained decoding and logprobs would be lost. The scheduler here is written f
 from __future__ import annotations
 
 import collections
-import contextlib
 import queue
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -355,8 +354,7 @@ class ContinuousEngine(TransformersEngine):
         for seq in live:
             if not seq.done:
                 seq.done = True
-                with contextlib.suppress(RuntimeError):  # its client's event loop is closed
-                    seq.emit(error)
+                seq.emit(error)
         self._slots, self._cache, self._mask = [], None, None
         self._waiting.clear()
         self._publish()

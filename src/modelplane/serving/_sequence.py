@@ -59,8 +59,13 @@ class Sequence:
     chosen_logprob: TokenLogprob | None = None
 
     def emit(self, item: Delta | BaseException) -> None:
-        """Send ``item`` to the client (thread-safe: the engine thread calls it)."""
-        self.loop.call_soon_threadsafe(self.out.put_nowait, item)
+        """Send ``item`` to the client (thread-safe: the engine thread calls it). A client whose
+        event loop has closed reads nothing more: the sequence counts as cancelled (and leaves
+        its batch at the next step) instead of failing the batch it shares with others."""
+        try:
+            self.loop.call_soon_threadsafe(self.out.put_nowait, item)
+        except RuntimeError:  # the loop is closed
+            self.cancelled = True
 
 
 class Decoder:
