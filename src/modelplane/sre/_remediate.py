@@ -214,8 +214,7 @@ class RemediationController(Controller):
         """Ask the rollout controller to abort (the annotation `modelplane rollout abort` sets),
         then record the action: its status, a Warning Event, an audit record."""
         meta = endpoint["metadata"]
-        name, ns = str(meta["name"]), str(meta.get("namespace") or "")
-        message = plan.message(name)
+        message = plan.message(str(meta["name"]))
         if (meta.get("annotations") or {}).get(ACTION_ANNOTATION) != "abort":
             asked = copy.deepcopy(endpoint)
             asked["metadata"].setdefault("annotations", {})[ACTION_ANNOTATION] = "abort"
@@ -223,19 +222,9 @@ class RemediationController(Controller):
                 endpoint = self.store.update(asked)
             except Conflict:
                 return Result(requeue=True)  # changed meanwhile: look again
-        status = copy.deepcopy(endpoint.get("status") or {})
-        status["remediation"] = {
-            "playbook": "rollback",
-            "active": False,
-            "alert": plan.alert.get("key"),
-            "actedAt": rfc3339(now),
-            "message": message + "; apply the Endpoint again to retry the rollout",
-        }
-        event = StatusEvent("Warning", "RolledBackOnAlert", message)
-        result = self.write_status(endpoint, status, event=event)
-        if not result.requeue:
-            self._audit(ns, name, message, action="rollback")
-        return result
+        acted = {"active": False, "alert": plan.alert.get("key"), "actedAt": rfc3339(now)}
+        acted["message"] = message + "; apply the Endpoint again to retry the rollout"
+        return self._acted(endpoint, "rollback", acted, {}, ("RolledBackOnAlert", message))
 
     def _serving(self, endpoint: JSON) -> list[str]:
         ready = _ready_versions(endpoint.get("status") or {})
@@ -250,13 +239,8 @@ class RemediationController(Controller):
         return sorted(ready)
 
     def _shift(self, endpoint: JSON, shift: Shift, now: float) -> Result:
-        meta = endpoint["metadata"]
-        name, ns = str(meta["name"]), str(meta.get("namespace") or "")
-        message = shift.message(name)
-        status = copy.deepcopy(endpoint.get("status") or {})
-        status["traffic"] = shift.traffic
-        status["remediation"] = {
-            "playbook": "shift-traffic",
+        message = shift.message(str(endpoint["metadata"]["name"]))
+        acted = {
             "active": True,
             "traffic": shift.traffic,
             "previousTraffic": shift.previous,
@@ -264,10 +248,28 @@ class RemediationController(Controller):
             "actedAt": rfc3339(now),
             "message": message + "; `modelplane rollout promote` restores the split",
         }
-        event = StatusEvent("Warning", "ShiftedTraffic", message)
-        result = self.write_status(endpoint, status, event=event)
+        traffic = {"traffic": shift.traffic}
+        return self._acted(endpoint, "shift-traffic", acted, traffic, ("ShiftedTraffic", message))
+
+    def _acted(
+        self,
+        endpoint: JSON,
+        playbook: str,
+        acted: JSON,
+        status_changes: JSON,
+        event: tuple[str, str],
+    ) -> Result:
+        """Record a playbook's action: ``status.remediation`` (with ``status_changes``) in one
+        write, its Warning Event, then its audit record once the write held."""
+        meta = endpoint["metadata"]
+        name, ns = str(meta["name"]), str(meta.get("namespace") or "")
+        status = copy.deepcopy(endpoint.get("status") or {})
+        status.update(status_changes)
+        status["remediation"] = {"playbook": playbook, **acted}
+        reason, message = event
+        result = self.write_status(endpoint, status, event=StatusEvent("Warning", reason, message))
         if not result.requeue:
-            self._audit(ns, name, message, action="shift-traffic")
+            self._audit(ns, name, message, action=playbook)
         return result
 
     def _audit(self, ns: str, name: str, message: str, *, action: str) -> None:
