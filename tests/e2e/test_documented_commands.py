@@ -79,6 +79,8 @@ NOT_RUN: dict[str, str] = {
     " tests/supplychain/test_bench_verify.py runs it)",
     "modelplane bench policy": "the full benchmark takes minutes; its --quick form is run",
     "python benchmarks/evals.py": "the full benchmark (about 30 s); its --quick form is run",
+    "python benchmarks/constrained_decoding.py": "the full benchmark (a few minutes); its --quick"
+    " form is run",
     "python benchmarks/batching.py --model-dir .pytest_cache/d/modelplane-smollm2/safetensors": (
         "the full benchmark (about 5 minutes); its --quick form is run, and"
         " tests/serving/test_bench_batching.py runs it"

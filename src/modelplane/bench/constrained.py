@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from modelplane.bench.batching import find_model
 from modelplane.serving import artifact_digest
 
 PROMPT = [{"role": "user", "content": "Describe Paris in detail: its history, its food, its art."}]
@@ -37,7 +38,6 @@ SCHEMA = {
     "required": ["city", "description"],
     "additionalProperties": False,
 }
-_DEFAULT_MODEL = Path(".pytest_cache/d/modelplane-smollm2/safetensors")
 
 
 def _start(model_dir: Path, home: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -153,16 +153,19 @@ def measure(model_dir: Path, rounds: int, max_tokens: int) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--model-dir", type=Path, default=_DEFAULT_MODEL, help="SmolLM2 safetensors")
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="SmolLM2 safetensors (default: found as benchmarks/batching.py finds it)",
+    )
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--max-tokens", type=int, default=48)
     p.add_argument("--quick", action="store_true", help="one round of 12 tokens")
     args = p.parse_args(argv)
-    if not (args.model_dir / "config.json").exists():
-        p.error(
-            f"no model at {args.model_dir}: run the serving tests once (they convert SmolLM2"
-            " there) or give --model-dir"
-        )
+    model_dir = find_model(str(args.model_dir) if args.model_dir else None)
+    if not (model_dir / "config.json").exists():
+        p.error(f"no model at {model_dir}: give --model-dir a SmolLM2 safetensors folder")
     rounds, max_tokens = (1, 12) if args.quick else (args.rounds, args.max_tokens)
-    print(json.dumps(measure(args.model_dir, rounds, max_tokens)))
+    print(json.dumps(measure(model_dir, rounds, max_tokens)))
     return 0
