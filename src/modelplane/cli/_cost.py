@@ -3,19 +3,11 @@ and rack (:mod:`modelplane.sre`'s cost report over the API's claims, slices and 
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from modelplane.cli._context import settings
+from modelplane.cli._kinds import kind
 from modelplane.cli._output import console, document_output_option, print_document, print_table
-
-_CLAIMS = "/apis/resource.k8s.io/v1"
-_OURS = "/apis/modelplane.dev/v1alpha1"
-
-
-def _items(client: Any, path: str) -> list[dict[str, Any]]:
-    return list(client.request("GET", path).get("items") or [])
 
 
 def _money(value: float) -> str:
@@ -33,17 +25,12 @@ def cost(all_namespaces: bool, power: bool, output: str | None) -> None:
     from modelplane.sre import cost_report
 
     s = settings()
-    claims_path = (
-        f"{_CLAIMS}/resourceclaims"
-        if all_namespaces
-        else f"{_CLAIMS}/namespaces/{s.namespace}/resourceclaims"
-    )
     with s.client() as client:
-        report = cost_report(
-            _items(client, claims_path),
-            _items(client, f"{_CLAIMS}/resourceslices"),
-            _items(client, f"{_OURS}/nodes"),
-        )
+        # every page of each list, as `get` reads them (None: every namespace)
+        claims, _ = client.list_all(kind("ResourceClaim"), None if all_namespaces else s.namespace)
+        slices, _ = client.list_all(kind("ResourceSlice"), None)
+        nodes, _ = client.list_all(kind("Node"), None)
+    report = cost_report(claims, slices, nodes)
     if output:
         print_document(report.to_json(), output)
         return
