@@ -101,22 +101,7 @@ def test_standalone_gateway_runs_on_httptools_and_uvloop_when_installed() -> Non
 def test_standalone_gateway_answers_a_malformed_request_with_an_openai_400(
     tmp_path: Path,
 ) -> None:
-    db = f"sqlite:///{tmp_path / 'empty.db'}"
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "modelplane.cli", "gateway", "--port", str(port)),
-            *("--database-url", db, "--home", str(tmp_path)),
-        ],
-        stderr=subprocess.PIPE,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until(
-            lambda: (r := _get(f"{base}/readyz")) is not None and r.status_code == 200,
-            timeout=20,
-            what="the gateway to be ready",
-        )
+    with _standalone_gateway(f"sqlite:///{tmp_path / 'empty.db'}", tmp_path) as base:
         for request in (
             b"FOO /v1/models HTTP/1.1\r\nhost: t\r\n\r\n",  # unknown method
             b"GET /v1/models HTTP/9.9\r\nhost: t\r\n\r\n",  # unknown version
@@ -132,10 +117,6 @@ def test_standalone_gateway_answers_a_malformed_request_with_an_openai_400(
         # and it still serves well-formed requests afterwards
         r = httpx.get(f"{base}/v1/models")
         assert r.status_code == 200, r.text
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=15)
-    assert b"Traceback" not in err
 
 
 def test_rest_api_under_up_answers_an_unknown_method_with_a_status_despite_httptools(
