@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.routing import BaseRoute
 
+from modelplane.api import NODE_LEASE_SECONDS
 from modelplane.control import Controller
 from modelplane.egress import EgressRules
 from modelplane.store import Store
@@ -46,7 +47,7 @@ def controllers(
     api_token: str | None = None,
     egress: EgressRules | None = None,
     audit: AuditSink | None = None,
-    node_grace: float | None = None,
+    node_grace: float = NODE_LEASE_SECONDS,
 ) -> list[Controller]:
     """The controllers of the control plane, bound to ``store``.
 
@@ -55,7 +56,7 @@ def controllers(
     ``egress``: the operator's rules for the hosts SLO alert webhooks may name.
     ``audit``: where remediation playbooks record their actions (category ``remediation``).
     ``node_grace``: seconds a node agent's lapsed lease is given before its Node is marked
-    ``Ready=Unknown`` and its claims move (default: ``NODE_LEASE_SECONDS``).
+    ``Ready=Unknown`` and its claims move.
     """
     from modelplane import sre
     from modelplane.gateway import GraphController
@@ -66,9 +67,7 @@ def controllers(
 
     return [
         ModelController(store, model_roots=model_roots),
-        *scheduling_controllers(
-            store, **({} if node_grace is None else {"node_grace": node_grace})
-        ),
+        *scheduling_controllers(store, node_grace=node_grace),
         RolloutController(store, token=api_token),
         GraphController(store),
         SLOController(store, token=api_token, egress=egress),
@@ -202,12 +201,11 @@ def node_services(
     node: str,
     home: str,
     model_roots: Sequence[str | Path] = (),
-    lease_duration: float | None = None,
+    lease_duration: float = NODE_LEASE_SECONDS,
 ) -> list[Service]:
     """The services of ``modelplane node``, the node agent of one machine named ``node``: its
     devices published, the replicas placed on it run (the first two of :func:`services`);
-    ``lease_duration``: seconds its heartbeat lease lasts (default ``NODE_LEASE_SECONDS``)."""
-    from modelplane.api import NODE_LEASE_SECONDS
+    ``lease_duration``: seconds its heartbeat lease lasts."""
     from modelplane.drivers import LocalDevices
     from modelplane.serving import NodeAgent
 
@@ -218,6 +216,6 @@ def node_services(
             node,
             home,
             model_roots=model_roots,
-            lease_duration=NODE_LEASE_SECONDS if lease_duration is None else lease_duration,
+            lease_duration=lease_duration,
         ),
     ]

@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from modelplane.api import NODE_LEASE_SECONDS
 from modelplane.cli._options import (
     database_url_option,
     encryption_key_option,
@@ -52,7 +53,7 @@ from modelplane.cli._up import (
 )
 @positive_option(
     "--node-monitor-grace-period",
-    40.0,
+    NODE_LEASE_SECONDS,
     "Seconds a node agent may go without renewing its lease before its Node is marked"
     " Ready=Unknown and the replicas placed there are placed on other nodes.",
 )
@@ -151,7 +152,7 @@ def _probe_server_class() -> type[Any]:
 @MODEL_SIGNING_KEY_OPTION
 @positive_option(
     "--node-lease-duration",
-    40.0,
+    NODE_LEASE_SECONDS,
     "Seconds the node's heartbeat lease lasts (renewed every third of it): once it lapses, the"
     " servers mark the Node Ready=Unknown and place its replicas elsewhere.",
 )

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from modelplane.api import ADMIN_GROUP, AUTHENTICATED_GROUP, Principal
+from modelplane.api import ADMIN_GROUP, AUTHENTICATED_GROUP, NODE_LEASE_SECONDS, Principal
 from modelplane.api.errors import ModelplaneError
 from modelplane.cli._agents import parse_packages
 from modelplane.cli._apply import run_apply
@@ -151,7 +151,7 @@ class _Options:
     #: server: seconds the controllers' leader lease lasts
     lease_duration: float = 15.0
     #: server: seconds a node agent's lapsed lease is given before its claims move
-    node_monitor_grace_period: float = 40.0
+    node_monitor_grace_period: float = NODE_LEASE_SECONDS
 
 
 def _make_home(home: str) -> Path:
