@@ -70,7 +70,8 @@ def gateway(
     egress = egress_rules(upstream_allow, allow_loopback_upstreams)
     key_file = auth_flags.pop("service_account_key_file", None)
     tokens, oidc = authentication(auth_flags, egress)
-    accounts = service_account_tokens(key_file, auth=bool(tokens or oidc))
+    # only a key shared with the agent workers can verify their tokens: none of its own
+    accounts = service_account_tokens(key_file, auth=False)
     auth = (
         [Middleware(BearerAuth, tokens=tokens, oidc=oidc, service_accounts=accounts)]
         if tokens or oidc
