@@ -57,7 +57,7 @@ NOT_RUN: dict[str, str] = {
     "kubernetes-validate --strict k8s/00-crds.yaml k8s/10-platform.yaml k8s/20-endpoints.yaml": (
         "needs no server: run by tests/deploy/test_documented.py"
     ),
-    "modelplane operator --kubeconfig ~/.kube/config --namespace team-a --port 8472": "needs a"
+    "modelplane operator --kubeconfig ~/.kube/config --namespace team-a --port 8490": "needs a"
     " Kubernetes cluster (none on these machines); tests/kube/ runs the operator against a fake"
     " API server",
     "kubectl create namespace modelplane": "needs a Kubernetes cluster (none on these machines)",

@@ -61,7 +61,7 @@ def _validate_route() -> Route:
     show_default=True,
     help="Container image of the model workers it creates.",
 )
-@listen_options(8472)
+@listen_options(8490)
 @click.option(
     "--tls-cert-file",
     type=click.Path(exists=True, dir_okay=False),
