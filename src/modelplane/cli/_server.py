@@ -22,6 +22,8 @@ import click
 
 from modelplane.api import NODE_LEASE_SECONDS
 from modelplane.cli._options import (
+    AUTH_OPTIONS,
+    UpOptions,
     database_url_option,
     encryption_key_option,
     home_option,
@@ -30,13 +32,11 @@ from modelplane.cli._options import (
     positive_option,
 )
 from modelplane.cli._up import (
-    _AUTH_OPTIONS,
     _STOP_TIMEOUT,
     MODEL_ROOT_OPTION,
     MODEL_SIGNING_KEY_OPTION,
     SERVER,
     _make_home,
-    _Options,
     platform_options,
     run_platform,
     use_signing_key,
@@ -62,8 +62,8 @@ def server(**options: Any) -> None:
 
     Run several on one PostgreSQL (--database-url) behind a load balancer: all serve the API,
     one at a time runs the controllers (leader election on a lease in the store)."""
-    auth_flags = {name: options.pop(name) for name in _AUTH_OPTIONS}
-    run_platform(_Options(**options), auth_flags, SERVER)
+    auth_flags = {name: options.pop(name) for name in AUTH_OPTIONS}
+    run_platform(UpOptions(**options), auth_flags, SERVER)
 
 
 class _Node:
