@@ -178,7 +178,7 @@ def node(
 
     from modelplane.api import check_dns_subdomain
     from modelplane.cli._probes import probe_routes
-    from modelplane.drivers import local_node_name
+    from modelplane.drivers import accelerator_registry, local_accelerators, local_node_name
     from modelplane.store import default_url, open_store
 
     name = node_name or local_node_name()
@@ -197,7 +197,8 @@ def node(
         node_lease_duration,
     )
     try:
-        app = Starlette(routes=probe_routes(agent.readiness, agent.gauges))
+        accelerators = accelerator_registry(local_accelerators(name))
+        app = Starlette(routes=probe_routes(agent.readiness, agent.gauges, [accelerators]))
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
         try:
             _probe_server_class()(config, agent.on_started).run()
