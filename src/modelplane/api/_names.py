@@ -42,6 +42,9 @@ SIMULATED_LABEL: Final = "modelplane.dev/simulated"
 DEMAND_ANNOTATION: Final = "modelplane.dev/demand"
 #: on an Endpoint: how long a replica may be idle before the node agent stops it
 IDLE_TIMEOUT_ANNOTATION: Final = "modelplane.dev/idle-timeout"
+#: on a Node: the base URL of its node agent's ``/metrics`` (``modelplane node`` writes it), which
+#: Prometheus' service discovery lists
+METRICS_URL_ANNOTATION: Final = "modelplane.dev/metrics-url"
 #: on an Endpoint: serve it with simulated replicas
 SIMULATED_ANNOTATION: Final = "modelplane.dev/simulated"
 # Deprecated annotations, read only when the spec field they stand for is unset (the spec wins):

@@ -85,7 +85,11 @@ class _Node:
         self._started = threading.Event()
 
     def on_started(self, url: str) -> None:
+        from modelplane.drivers import LocalDevices
+
         for service in self.services:
+            if isinstance(service, LocalDevices):
+                service.metrics_url = url  # on the Node, for Prometheus' service discovery
             service.start()
         self._started.set()
         click.echo(f"Modelplane node {self.name} is up; probes at {url} (Ctrl-C to stop).")
