@@ -57,6 +57,7 @@ from modelplane.api._names import (
     HOSTNAME_LABEL,
     IDLE_TIMEOUT_ANNOTATION,
     JOB_LABEL,
+    MAX_TIME_SLICES,
     METRICS_URL_ANNOTATION,
     NODE_POWER_CAP_ANNOTATION,
     OWNER_KIND_LABEL,
@@ -75,6 +76,8 @@ from modelplane.api._names import (
     SIMULATED_LABEL,
     STICKY_ANNOTATION,
     TEMPLATE_HASH_ANNOTATION,
+    TIME_SLICES_CAPACITY,
+    TIME_SLICING_ANNOTATION,
     RoutingPolicy,
 )
 from modelplane.api._node import (
@@ -130,6 +133,7 @@ __all__ = [
     "IDLE_TIMEOUT_ANNOTATION",
     "JOB_LABEL",
     "LOCAL_OPERATOR",
+    "MAX_TIME_SLICES",
     "METRICS_URL_ANNOTATION",
     "NAMESPACE_GROUP_PREFIX",
     "NODE_LEASE_SECONDS",
@@ -153,6 +157,8 @@ __all__ = [
     "STICKY_ANNOTATION",
     "STREAM_DONE",
     "TEMPLATE_HASH_ANNOTATION",
+    "TIME_SLICES_CAPACITY",
+    "TIME_SLICING_ANNOTATION",
     "TOPOLOGY_LABELS",
     "Agent",
     "AgentSpec",

@@ -23,12 +23,12 @@ it unchanged:
 A reading NVML cannot give (no power sensor, no PCIe counter) is left out rather than made up.
 
 **The simulated model** (deterministic, driven by the allocations in the store): a GPU's
-utilisation is the share of it that allocated ResourceClaims hold (a whole-GPU claim holds all of
-it, or ``1/replicas`` of it under time-slicing; a MIG device its fraction of the GPU's memory),
-capped at 1; memory used is 90% of that share of the memory (what a serving engine reserves);
-power is 15% of the device's ``modelplane.dev/powerWatts`` (default 400 W) idle, rising linearly
-to all of it at full use; temperature is 30 C idle, rising linearly to 75 C; energy is power
-integrated over the time between scrapes. No interconnect traffic is simulated.
+utilisation is the share of it that allocated ResourceClaims hold (a whole-GPU claim, or any
+number of time-sliced shares, all of it; a MIG device its fraction of the GPU's memory), capped at
+1; memory used is 90% of that share of the memory (what a serving engine reserves); power is 15%
+of the device's ``modelplane.dev/powerWatts`` (default 400 W) idle, rising linearly to all of it
+at full use; temperature is 30 C idle, rising linearly to 75 C; energy is power integrated over
+the time between scrapes. No interconnect traffic is simulated.
 """
 
 from __future__ import annotations
@@ -155,9 +155,7 @@ def _memory(device: JSON) -> int:
     return int(parse_quantity(raw)) if raw is not None else 0
 
 
-def _held(
-    claims: Sequence[JSON], shares: Callable[[str, str], int]
-) -> dict[tuple[str, str], float]:
+def _held(claims: Sequence[JSON]) -> dict[tuple[str, str], float]:
     """``{(pool, device): share held}``: what the allocated claims hold of each device."""
     held: dict[tuple[str, str], float] = {}
     for claim in claims:
@@ -166,22 +164,19 @@ def _held(
             if result.get("driver") != NVIDIA_DRIVER:
                 continue
             key = (str(result.get("pool")), str(result.get("device")))
-            held[key] = held.get(key, 0.0) + 1.0 / max(1, shares(*key))
+            held[key] = 1.0  # whole, or time-sliced: busy while any share runs
     return held
 
 
 def simulated_readings(
     slices: Sequence[JSON],
     claims: Sequence[JSON],
-    *,
-    shares: Callable[[str, str], int] = lambda pool, device: 1,
 ) -> list[AcceleratorReading]:
     """The modelled telemetry of the whole GPUs in ``slices`` (see the module docstring).
 
-    ``shares(pool, device)``: how many claims may share a device (time-slicing), 1 by default.
     Energy is left out: :class:`Accelerators` integrates it between readings.
     """
-    held = _held(claims, shares)
+    held = _held(claims)
     out: list[AcceleratorReading] = []
     for slice_ in slices:
         spec = slice_.get("spec") or {}
@@ -230,13 +225,11 @@ class Accelerators:
         *,
         nvml: Any | None = None,
         store: Store | None = None,
-        shares: Callable[[str, str], int] = lambda pool, device: 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.node = node
         self.nvml = nvml
         self.store = store
-        self.shares = shares
         self._clock = clock
         self._lock = threading.Lock()
         self._last: dict[str, tuple[float, AcceleratorReading]] = {}
@@ -252,7 +245,7 @@ class Accelerators:
             selector = f"{PUBLISHER_LABEL}={INVENTORY_PUBLISHER}"
             slices = self.store.list("ResourceSlice", label_selector=selector).items
             claims = self.store.list("ResourceClaim").items if slices else []
-            out.extend(simulated_readings(slices, claims, shares=self.shares))
+            out.extend(simulated_readings(slices, claims))
         return out
 
     def readings(self) -> list[AcceleratorReading]:
