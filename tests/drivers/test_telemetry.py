@@ -164,3 +164,23 @@ def test_simulated_gpus_follow_their_allocations(store: Store, tmp_path: Path) -
     # energy: the power between the two scrapes integrated over 100 s (mean of 52.5 W and 350 W)
     joules = _of(after, "hw_energy_joules_total", hw_name="gpu-0", host_name="node-0000")
     assert joules == (52.5 + 350) / 2 * 100
+
+
+def test_a_node_s_metrics_route_serves_its_accelerators_beside_its_gauges() -> None:
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from modelplane.cli._probes import probe_routes
+
+    # given the probe routes of a node agent on a host with two GPUs
+    acc = Accelerators("worker-1", nvml=BusyNvml())
+    app = Starlette(
+        routes=probe_routes(
+            lambda: None, lambda: {"modelplane_ready": 1.0}, [accelerator_registry(acc)]
+        )
+    )
+    # when /metrics is scraped
+    text = TestClient(app).get("/metrics").text
+    # then the gauges and both vocabularies of GPU series parse as one exposition
+    names = {f.name for f in text_string_to_metric_families(text)}
+    assert {"modelplane_ready", "hw_gpu_utilization_ratio", "DCGM_FI_DEV_GPU_UTIL"} <= names

@@ -13,9 +13,11 @@ import httpx
 import pytest
 import yaml
 from tests.cli._platform import UpServer, wait_for
+from tests.drivers.test_drivers import FakeNvml
 from tests.e2e._proc import free_port
 
 from modelplane.api import ADMIN_GROUP, AUTHENTICATED_GROUP, METRICS_URL_ANNOTATION, Principal
+from modelplane.drivers import local_publication, publish
 from modelplane.policy import Tenancy
 from modelplane.sim import generate_cluster
 from modelplane.sre import TARGETS_PATH, metrics_targets
@@ -228,3 +230,24 @@ def test_a_real_prometheus_discovers_and_scrapes_modelplane(
             proc.kill()
             proc.wait(10)
         log.close()
+
+
+def test_a_node_agent_that_publishes_its_metrics_url_becomes_a_target(store: Store) -> None:
+    # given a node agent that listens for probes and publishes its (GPU-less) devices
+    publish(
+        store, local_publication("worker-7", FakeNvml(gpus=0), metrics_url="http://10.1.2.3:8471")
+    )
+    # then the discovery lists its /metrics
+    admin = Principal("prometheus", frozenset({ADMIN_GROUP, AUTHENTICATED_GROUP}))
+    nodes = [g for g in _groups_of(store, admin) if g["labels"]["modelplane_component"] == "node"]
+    assert nodes == [
+        {
+            "targets": ["10.1.2.3:8471"],
+            "labels": {
+                "__scheme__": "http",
+                "__metrics_path__": "/metrics",
+                "modelplane_component": "node",
+                "node": "worker-7",
+            },
+        }
+    ]
