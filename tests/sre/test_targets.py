@@ -17,6 +17,7 @@ from tests.drivers.test_drivers import FakeNvml
 from tests.e2e._proc import free_port
 
 from modelplane.api import ADMIN_GROUP, AUTHENTICATED_GROUP, METRICS_URL_ANNOTATION, Principal
+from modelplane.api.errors import NotFound
 from modelplane.drivers import local_publication, publish
 from modelplane.policy import Tenancy
 from modelplane.sim import generate_cluster
@@ -251,3 +252,31 @@ def test_a_node_agent_that_publishes_its_metrics_url_becomes_a_target(store: Sto
             },
         }
     ]
+
+
+def test_modelplane_node_writes_its_probe_address_on_its_node_once_it_listens(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    from modelplane.cli._server import _Node
+    from modelplane.store import open_store
+
+    store = open_store(sqlite_url)
+    node = _Node(store, "worker-9", tmp_path / "home", [], 15.0)
+    try:
+        # when its probe server reports where it listens
+        node.on_started("http://127.0.0.1:18471")
+
+        # then the Node carries the address, and the discovery lists it
+        def annotated() -> str | None:
+            try:
+                meta = store.get("Node", "", "worker-9")["metadata"]
+            except NotFound:
+                return None
+            return (meta.get("annotations") or {}).get(METRICS_URL_ANNOTATION)
+
+        assert wait_for("the Node's metrics URL", annotated) == "http://127.0.0.1:18471"
+        targets = metrics_targets(store, "http://127.0.0.1:8470")
+        assert ["127.0.0.1:18471"] in [g["targets"] for g in targets]
+    finally:
+        node.stop()
+        store.close()
