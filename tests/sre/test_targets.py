@@ -149,7 +149,7 @@ def up_with_inventory(tmp_path: Path) -> Iterator[UpServer]:
 def _prometheus_config(up: UpServer, token_file: Path) -> dict[str, Any]:
     auth = {"type": "Bearer", "credentials_file": str(token_file)}
     return {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+        "global": {"scrape_interval": "2s", "scrape_timeout": "2s"},
         "scrape_configs": [
             {
                 "job_name": "modelplane",
