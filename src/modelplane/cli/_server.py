@@ -85,7 +85,11 @@ class _Node:
         self._started = threading.Event()
 
     def on_started(self, url: str) -> None:
+        from modelplane.drivers import LocalDevices
+
         for service in self.services:
+            if isinstance(service, LocalDevices):
+                service.metrics_url = url  # on the Node, for Prometheus' service discovery
             service.start()
         self._started.set()
         click.echo(f"Modelplane node {self.name} is up; probes at {url} (Ctrl-C to stop).")
@@ -178,7 +182,7 @@ def node(
 
     from modelplane.api import check_dns_subdomain
     from modelplane.cli._probes import probe_routes
-    from modelplane.drivers import local_node_name
+    from modelplane.drivers import accelerator_registry, local_accelerators, local_node_name
     from modelplane.store import default_url, open_store
 
     name = node_name or local_node_name()
@@ -197,7 +201,8 @@ def node(
         node_lease_duration,
     )
     try:
-        app = Starlette(routes=probe_routes(agent.readiness, agent.gauges))
+        accelerators = accelerator_registry(local_accelerators(name))
+        app = Starlette(routes=probe_routes(agent.readiness, agent.gauges, [accelerators]))
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
         try:
             _probe_server_class()(config, agent.on_started).run()

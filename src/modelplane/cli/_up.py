@@ -436,6 +436,9 @@ def run_platform(o: UpOptions, auth_flags: dict[str, Any], role: Role) -> None:
     if o.inventories:
         _publish_inventory(store, o.inventories)
     embedded = _Embedded(store, settings, o, audit, role)
+    from modelplane.drivers import accelerator_registry, local_accelerators, local_node_name
+
+    accelerators = accelerator_registry(local_accelerators(local_node_name(), store=store))
     relations = platform.relationships(store)  # one membership for the API, /v1 and /agents
     try:
         serve(
@@ -450,7 +453,7 @@ def run_platform(o: UpOptions, auth_flags: dict[str, Any], role: Role) -> None:
             on_started=embedded.on_started,
             install_signal_handlers=True,
             routes=[
-                metrics_route(embedded.gauges),
+                metrics_route(embedded.gauges, [accelerators]),
                 *platform.routes(
                     store,
                     home=str(settings.home),
