@@ -5,7 +5,8 @@ hardware or a store: the cluster and workload generator (HGX-like nodes, MIG, NV
 Alibaba-trace workload and the known hard inputs), the discrete-event simulator of scheduling
 (:func:`simulate`: claims and Jobs through the real :class:`~modelplane.scheduling.Admission`),
 the exact optimum of a batch (:func:`optimum`, an integer program checked by :func:`replay`
-against the real allocator), and the routing simulation (:func:`simulate_routing`: vLLM-like
+against the real allocator), the autoscaled fleet under a load step (:func:`simulate_fleet`:
+the real :class:`~modelplane.autoscaling.KPA`), and the routing simulation (:func:`simulate_routing`: vLLM-like
 replicas behind the gateway's real :class:`~modelplane.gateway.Router`). ``modelplane sim`` and
 the benchmarks of :mod:`modelplane.bench` are built on it.
 
@@ -22,6 +23,7 @@ Example::
     result = simulate(generate_cluster(16), generate_workload(200), "modelplane")
 """
 
+from modelplane.sim._fleet import Fleet, LoadStep, simulate_fleet
 from modelplane.sim._generator import (
     DEFAULT_MIX,
     GPU_MODELS,
@@ -49,7 +51,9 @@ __all__ = [
     "DEFAULT_MIX",
     "GPU_MODELS",
     "WORKLOADS",
+    "Fleet",
     "HardInput",
+    "LoadStep",
     "Optimum",
     "ReplicaModel",
     "TraceError",
@@ -66,6 +70,7 @@ __all__ = [
     "parse_trace",
     "replay",
     "simulate",
+    "simulate_fleet",
     "simulate_routing",
     "split_objects",
 ]

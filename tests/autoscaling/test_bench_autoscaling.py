@@ -1,0 +1,26 @@
+"""``modelplane bench autoscaling --quick``: one JSON object comparing the scalers in one run."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from modelplane.bench.autoscaling import main
+
+
+def test_quick_benchmark_compares_kpa_stable_only_and_a_static_fleet(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--quick"]) == 0
+    figures = orjson.loads(capsys.readouterr().out.rstrip("\n").splitlines()[-1])
+    runs = figures["replicas"]["runs"]
+    assert set(runs) == {"kpa", "stable", "static"}
+    for row in runs.values():
+        assert {"absorbed_after_s", "ttft_p99_s", "replica_seconds", "requests"} <= set(row)
+        assert row["requests"] > 0
+    # the static fleet never scales and pays for max replicas all along
+    assert runs["static"]["scaling_decisions"] == 0
+    assert runs["kpa"]["replica_seconds"] < runs["static"]["replica_seconds"]
+    # panic reacts to the burst no later than the stable window alone
+    assert runs["kpa"]["absorbed_after_s"] <= runs["stable"]["absorbed_after_s"]
+    assert set(figures["replicas"]["ratios"]) >= {"absorb_stable_over_kpa", "cost_kpa_over_static"}
