@@ -107,6 +107,9 @@ class ReplicaAutoscaler(Controller):
             self._readings[url] = reading
             if value is not None:
                 values.append(value)
+        # replicas come and go (a new port each time): forget the readings of gone ones
+        horizon = now - 10 * self.interval
+        self._readings = {u: r for u, r in self._readings.items() if r.time >= horizon}
         if values:
             kpa.record(now, sum(values), len(values))
         elif not ready:
