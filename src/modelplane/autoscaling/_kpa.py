@@ -85,7 +85,8 @@ class KPA:
         self._panic_since: float | None = None
         self._max_panic = 0
         self._last_traffic = now
-        self.desired = max(policy.min_replicas, 0 if policy.scale_to_zero else 1)
+        # Knative's initial scale: one, until the metric or a quiet stable window says otherwise
+        self.desired = max(policy.min_replicas, 1)
         self.last_sample: float | None = None
 
     def record(self, now: float, total: float, ready: int) -> None:
