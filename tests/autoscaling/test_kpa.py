@@ -5,6 +5,10 @@ Time is driven by the test (the maths take ``now``), one sample every 2 s as the
 
 from __future__ import annotations
 
+import pytest
+
+from modelplane.api import validate
+from modelplane.api.errors import Invalid
 from modelplane.autoscaling import KPA, ScalingPolicy, per_replica, read_metric
 
 
@@ -169,3 +173,46 @@ def test_gauge_counter_and_histogram_readings_per_replica() -> None:
     assert h1 is not None and h2 is not None
     assert per_replica(h1, h2) == 1.5
     assert read_metric(_TEXT, "absent_metric", 0.0) is None
+
+
+def _endpoint_with(autoscaling: dict[str, object]) -> dict[str, object]:
+    return {
+        "apiVersion": "modelplane.dev/v1alpha1",
+        "kind": "Endpoint",
+        "metadata": {"name": "e"},
+        "spec": {"model": "m", "replicas": {"min": 1, "max": 4, "autoscaling": autoscaling}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("autoscaling", "field"),
+    [
+        ({"metric": "9-lives", "target": 1}, "spec.replicas.autoscaling.metric"),
+        ({"metric": "m", "target": 0}, "spec.replicas.autoscaling.target"),
+        (
+            {"metric": "m", "target": 1, "stableWindow": "2s"},
+            "spec.replicas.autoscaling.stableWindow",
+        ),
+        (
+            {"metric": "m", "target": 1, "panicWindow": "2m"},
+            "spec.replicas.autoscaling.panicWindow",
+        ),
+        (
+            {"metric": "m", "target": 1, "panicThreshold": 1},
+            "spec.replicas.autoscaling.panicThreshold",
+        ),
+        ({"metric": "m", "target": 1, "window": "6s"}, "spec.replicas.autoscaling.window"),
+    ],
+)
+def test_bad_autoscaling_is_refused_naming_the_field(
+    autoscaling: dict[str, object], field: str
+) -> None:
+    with pytest.raises(Invalid) as exc:
+        validate(_endpoint_with(autoscaling))
+    assert field in str(exc.value)
+
+
+def test_autoscaling_defaults_are_knatives() -> None:
+    replicas = validate(_endpoint_with({"metric": "modelplane_worker_queue_depth", "target": 4}))
+    auto = replicas["spec"]["replicas"]["autoscaling"]
+    assert (auto["stableWindow"], auto["panicWindow"], auto["panicThreshold"]) == ("60s", "6s", 2.0)
