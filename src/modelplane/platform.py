@@ -59,6 +59,7 @@ def controllers(
     ``Ready=Unknown`` and its claims move.
     """
     from modelplane import sre
+    from modelplane.autoscaling import NodePoolController, ReplicaAutoscaler
     from modelplane.gateway import GraphController
     from modelplane.rollout import RolloutController
     from modelplane.scheduling import scheduling_controllers
@@ -67,6 +68,8 @@ def controllers(
 
     return [
         ModelController(store, model_roots=model_roots),
+        ReplicaAutoscaler(store),
+        NodePoolController(store),
         *scheduling_controllers(store, node_grace=node_grace),
         RolloutController(store, token=api_token),
         GraphController(store),

@@ -112,6 +112,21 @@ def node() -> dict[str, Any]:
     }
 
 
+def node_pool() -> dict[str, Any]:
+    return {
+        "apiVersion": GROUP,
+        "kind": "NodePool",
+        "metadata": {"name": "h100"},
+        "spec": {
+            "deviceClassName": "gpu.nvidia.com",
+            "template": {"devices": 8, "attributes": {"type": "gpu", "productName": "H100"}},
+            "limits": {"nodes": 10, "devices": 80},
+            "pricePerHour": 98.32,
+            "consolidateAfter": "5m",
+        },
+    }
+
+
 def secret() -> dict[str, Any]:
     return {
         "apiVersion": GROUP,
@@ -250,6 +265,7 @@ ALL = {
     "ResourceSlice": resource_slice,
     "ResourceClaim": resource_claim,
     "Node": node,
+    "NodePool": node_pool,
     "Queue": queue,
     "Job": job,
     "Event": event,

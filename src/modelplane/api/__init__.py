@@ -8,7 +8,8 @@ read from a manifest by :func:`load_manifests` or :func:`load_paths`.
 
 Kinds (group ``modelplane.dev/v1alpha1`` unless noted): ``Model``, ``Endpoint``, ``Graph``,
 ``Agent``, ``ToolServer`` (cluster-scoped, administrators only), ``Policy``, ``Relationship``
-(administrators only), ``Secret``, ``Node`` (cluster-scoped), ``Queue``, ``Job``, ``Event``, and
+(administrators only), ``Secret``, ``Node`` (cluster-scoped), ``NodePool`` (cluster-scoped, administrators only),
+``Queue``, ``Job``, ``Event``, and
 the DRA kinds
 ``DeviceClass``, ``ResourceSlice`` (cluster-scoped) and ``ResourceClaim`` under
 ``resource.k8s.io/v1``, which are accepted exactly as a Kubernetes cluster serves them.
@@ -86,6 +87,7 @@ from modelplane.api._node import (
     Node,
     node_lease_name,
 )
+from modelplane.api._nodepool import NODEPOOL_LABEL, NodePool
 from modelplane.api._openai import STREAM_DONE, openai_error, openai_error_body, openai_stream_error
 from modelplane.api._policy import CLUSTER_POLICY_NAMESPACE, Policy, cedar_error
 from modelplane.api._principal import (
@@ -136,6 +138,7 @@ __all__ = [
     "MAX_TIME_SLICES",
     "METRICS_URL_ANNOTATION",
     "NAMESPACE_GROUP_PREFIX",
+    "NODEPOOL_LABEL",
     "NODE_LEASE_SECONDS",
     "NODE_POWER_CAP_ANNOTATION",
     "OWNER_KIND_LABEL",
@@ -172,6 +175,7 @@ __all__ = [
     "Manifest",
     "Model",
     "Node",
+    "NodePool",
     "ObjectMeta",
     "Policy",
     "Principal",

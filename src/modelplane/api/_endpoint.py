@@ -236,6 +236,74 @@ class Rollout(Schema):
         return self
 
 
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+class Autoscaling(Schema):
+    """Scale replicas on a metric the workers export, as Knative's KPA does (stable and panic).
+
+    Every replica's ``/metrics`` is read each tick; ``metric`` names a Prometheus family: a gauge
+    is read as it is, a counter as its rate per second, a histogram as the mean of the
+    observations since the previous read. The replicas wanted are ``ceil(ready replicas * mean
+    per replica / target)``, averaged over ``stableWindow``; when the same figure over
+    ``panicWindow`` reaches ``panicThreshold`` times the ready replicas, the autoscaler panics:
+    it scales up on the short window and never down, until a whole stable window passed
+    without reason to panic.
+    """
+
+    metric: str = Field(
+        description=(
+            "A Prometheus metric name the workers export, e.g. modelplane_worker_queue_depth,"
+            " modelplane_worker_kv_cache_usage_ratio,"
+            " modelplane_worker_time_to_first_token_seconds, modelplane_worker_generated_tokens"
+        )
+    )
+    target: float = Field(
+        gt=0, description="The value per replica to hold, e.g. 4 (requests queued) or 0.7."
+    )
+    stable_window: Duration = Field(
+        default="60s", description="The window decisions average over, 6s to 1h (Knative's)."
+    )
+    panic_window: Duration = Field(
+        default="6s", description="The short window a burst is seen on, at most stableWindow."
+    )
+    panic_threshold: float = Field(
+        default=2.0,
+        gt=1.0,
+        description="Panic when the panic window wants this many times the ready replicas (2.0).",
+    )
+    scale_down_delay: Duration = Field(
+        default="0s",
+        description="Scale down only to the most replicas wanted over this long (0s: at once).",
+    )
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, metric: str) -> str:
+        if not _METRIC_NAME.match(metric):
+            raise ValueError(
+                f"{metric!r} is not a Prometheus metric name; write letters, digits, _ and : not"
+                " starting with a digit, e.g. modelplane_worker_queue_depth"
+            )
+        return metric
+
+    @model_validator(mode="after")
+    def _windows(self) -> Self:
+        problems = Problems()
+        stable = parse_duration(self.stable_window)
+        if not 6.0 <= stable <= 3600.0:
+            problems.add(("stableWindow",), f"stableWindow {self.stable_window!r} must be 6s to 1h")
+        panic = parse_duration(self.panic_window)
+        if not 1.0 <= panic <= stable:
+            problems.add(
+                ("panicWindow",),
+                f"panicWindow {self.panic_window!r} must be 1s to stableWindow"
+                f" ({self.stable_window})",
+            )
+        problems.raise_any()
+        return self
+
+
 class Replicas(Schema):
     """How many copies of the model server run."""
 
@@ -246,6 +314,13 @@ class Replicas(Schema):
     scale_to_zero: bool = Field(
         default=False,
         description="Stop every replica when idle and start one on the next request.",
+    )
+    autoscaling: Autoscaling | None = Field(
+        default=None,
+        description=(
+            "Scale between min and max on a worker metric (stable and panic windows); without"
+            " it the node agent adds a replica while every replica has requests queued."
+        ),
     )
 
     @model_validator(mode="after")
@@ -615,6 +690,24 @@ class RemediationStatus(OpenSchema):
     message: str | None = Field(default=None, description="What happened, for people.")
 
 
+class AutoscalingStatus(OpenSchema):
+    """The replica autoscaler's last decision and its inputs (spec.replicas.autoscaling)."""
+
+    desired_replicas: int = Field(ge=0, description="Replicas wanted per version in traffic.")
+    metric: str = Field(description="The metric decided on.")
+    observed: float | None = Field(
+        default=None, description="Its mean per ready replica over the window in force."
+    )
+    ready_replicas: int = Field(default=0, ge=0, description="Ready replicas it was read from.")
+    mode: Literal["stable", "panic"] = Field(
+        description="stable, or panic (a burst: no scale-down)."
+    )
+    last_scale_time: str | None = Field(
+        default=None, description="When desiredReplicas last changed (RFC 3339)."
+    )
+    message: str | None = Field(default=None, description="Why, in words.")
+
+
 class EndpointStatus(Status):
     """Observed state of the endpoint."""
 
@@ -643,6 +736,9 @@ class EndpointStatus(Status):
     )
     remediation: RemediationStatus | None = Field(
         default=None, description="The remediation playbook's last action (spec.slo.remediation)."
+    )
+    autoscaling: AutoscalingStatus | None = Field(
+        default=None, description="The replica autoscaler's decision (spec.replicas.autoscaling)."
     )
 
 

@@ -83,6 +83,8 @@ _BENCHMARKS = {
     "slo": "SLO burn-rate alerts on simulated faults: time to detect, false alarms.",
     "shared-limits": "Rate limits across 3 gateways on PostgreSQL: overshoot, and the latency"
     " cost beside per-process limits.",
+    "autoscaling": "A load step on a simulated fleet: KPA with panic vs stable-only vs static;"
+    " NodePools vs a static cluster.",
     "sandbox": "WASM tool calls beside a fresh compile and python -c, runaway stops, process"
     " sandbox starts, escape probes.",
 }

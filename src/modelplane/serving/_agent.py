@@ -14,7 +14,9 @@ Endpoint's ``status``:
 
 **Which replicas**: per version with weight > 0 in the traffic split (``status.traffic`` when a
 rollout set it, else ``spec.traffic``, else the Model's last version), ``max(replicas.min, 1)``
-replicas, more (up to ``replicas.max``) while every replica has requests queued. A
+replicas, more (up to ``replicas.max``) while every replica has requests queued; with
+``replicas.autoscaling`` instead the count the replica autoscaler wrote to
+``status.autoscaling.desiredReplicas`` (:mod:`modelplane.autoscaling`), applied per version. A
 ``scaleToZero`` endpoint with ``min: 0`` runs none until demand: the gateway sets the annotation
 :data:`DEMAND_ANNOTATION` to the current Unix time (seconds) when a request finds no ready replica;
 replicas stay while requests came within ``idle_timeout`` seconds (the Endpoint annotation
@@ -338,6 +340,13 @@ class NodeAgent:
             base = 1 if now - active < self._idle_timeout(endpoint) else 0
         else:
             base = max(low, 1)
+        if replicas.get("autoscaling"):
+            # the replica autoscaler decides; scale-to-zero's wake-up and idle rule stay ours
+            wanted = ((endpoint.get("status") or {}).get("autoscaling") or {}).get(
+                "desiredReplicas"
+            )
+            count = base if base == 0 or not isinstance(wanted, int) else max(base, wanted)
+            return max(0, min(high, count))
         # load: add a replica while every ready one has queued requests for a while
         key = (ns, name, version)
         ready = [r for r in mine if r.ready]

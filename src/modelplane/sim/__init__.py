@@ -5,7 +5,9 @@ hardware or a store: the cluster and workload generator (HGX-like nodes, MIG, NV
 Alibaba-trace workload and the known hard inputs), the discrete-event simulator of scheduling
 (:func:`simulate`: claims and Jobs through the real :class:`~modelplane.scheduling.Admission`),
 the exact optimum of a batch (:func:`optimum`, an integer program checked by :func:`replay`
-against the real allocator), and the routing simulation (:func:`simulate_routing`: vLLM-like
+against the real allocator), the autoscaled fleet under a load step (:func:`simulate_fleet`:
+the real :class:`~modelplane.autoscaling.KPA`), a NodePool against a static cluster
+(:func:`simulate_nodepool`), and the routing simulation (:func:`simulate_routing`: vLLM-like
 replicas behind the gateway's real :class:`~modelplane.gateway.Router`). ``modelplane sim`` and
 the benchmarks of :mod:`modelplane.bench` are built on it.
 
@@ -22,6 +24,7 @@ Example::
     result = simulate(generate_cluster(16), generate_workload(200), "modelplane")
 """
 
+from modelplane.sim._fleet import Fleet, LoadStep, simulate_fleet
 from modelplane.sim._generator import (
     DEFAULT_MIX,
     GPU_MODELS,
@@ -32,6 +35,7 @@ from modelplane.sim._generator import (
     hard_inputs,
     mean_units,
 )
+from modelplane.sim._nodepool import ClaimLoad, PoolShape, simulate_nodepool
 from modelplane.sim._optimum import Optimum, demand, optimum, replay
 from modelplane.sim._routing import (
     WORKLOADS,
@@ -49,8 +53,12 @@ __all__ = [
     "DEFAULT_MIX",
     "GPU_MODELS",
     "WORKLOADS",
+    "ClaimLoad",
+    "Fleet",
     "HardInput",
+    "LoadStep",
     "Optimum",
+    "PoolShape",
     "ReplicaModel",
     "TraceError",
     "TraceRequest",
@@ -66,6 +74,8 @@ __all__ = [
     "parse_trace",
     "replay",
     "simulate",
+    "simulate_fleet",
+    "simulate_nodepool",
     "simulate_routing",
     "split_objects",
 ]
