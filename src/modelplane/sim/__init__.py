@@ -25,12 +25,15 @@ Example::
 from modelplane.sim._generator import (
     DEFAULT_MIX,
     GPU_MODELS,
+    NIC_DRIVER,
+    NIC_MIX,
     HardInput,
     generate_alibaba_workload,
     generate_cluster,
     generate_workload,
     hard_inputs,
     mean_units,
+    nic_claim,
 )
 from modelplane.sim._optimum import Optimum, demand, optimum, replay
 from modelplane.sim._routing import (
@@ -48,6 +51,8 @@ from modelplane.sim._scheduling import simulate, split_objects
 __all__ = [
     "DEFAULT_MIX",
     "GPU_MODELS",
+    "NIC_DRIVER",
+    "NIC_MIX",
     "WORKLOADS",
     "HardInput",
     "Optimum",
@@ -62,6 +67,7 @@ __all__ = [
     "hard_inputs",
     "load_trace",
     "mean_units",
+    "nic_claim",
     "optimum",
     "parse_trace",
     "replay",
