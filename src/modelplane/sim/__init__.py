@@ -32,6 +32,8 @@ from modelplane.sim._generator import (
     generate_cluster,
     generate_workload,
     hard_inputs,
+    kv_claim,
+    kv_gpu,
     mean_units,
     nic_claim,
 )
@@ -65,6 +67,8 @@ __all__ = [
     "generate_trace",
     "generate_workload",
     "hard_inputs",
+    "kv_claim",
+    "kv_gpu",
     "load_trace",
     "mean_units",
     "nic_claim",

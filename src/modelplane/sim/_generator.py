@@ -33,6 +33,8 @@ __all__ = [
     "generate_cluster",
     "generate_workload",
     "hard_inputs",
+    "kv_claim",
+    "kv_gpu",
     "mean_units",
     "nic_claim",
 ]
@@ -109,6 +111,7 @@ def generate_cluster(
     node_power_cap_watts: float | None = None,
     rack_power_cap_watts: float | None = None,
     nics: bool = False,
+    kv_cache: bool = False,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """DeviceClasses, Nodes and one ResourceSlice per node (pool = node name).
@@ -118,6 +121,8 @@ def generate_cluster(
     with counter sets. ``nvl72`` makes a rack one NVLink domain. Power caps become Node
     annotations the power filter honours. ``nics`` adds the class ``nic.modelplane.dev`` and a
     second slice per node with the node's NICs (see :class:`GpuModel` for the layouts).
+    ``kv_cache`` publishes whole GPUs as shared devices with a KV-cache pool (see :func:`kv_gpu`);
+    it leaves MIG partitions out.
     """
     rng = random.Random(seed)
     mix = mix or {"h100": 0.5, "a100": 0.3, "l40s": 0.2}
@@ -156,10 +161,58 @@ def generate_cluster(
                 },
             }
         )
-        slices.append(_node_slice(name, rack, n, model, gpus_per_node, mig, nvl72))
+        node_slice = _node_slice(name, rack, n, model, gpus_per_node, mig and not kv_cache, nvl72)
+        if kv_cache:
+            node_slice["spec"]["devices"] = [
+                kv_gpu(d, model) for d in node_slice["spec"]["devices"]
+            ]
+        slices.append(node_slice)
         if nics and any(model.nics):
             slices.append(_nic_slice(name, n, model))
     return objs + slices
+
+
+#: KV-cache block size of the generated pools: 2 MiB (16 tokens of a model with 128 KiB of KV
+#: per token, e.g. an 8B model with grouped-query attention in 16-bit).
+KV_BLOCK_MIB = 2
+#: Share of a GPU's memory given to the KV-cache pool, as vLLM's gpu_memory_utilization leaves
+#: what the weights do not take.
+KV_SHARE = 0.6
+
+
+def kv_gpu(device: dict[str, Any], model: GpuModel) -> dict[str, Any]:
+    """``device`` (a whole GPU) as a shared device with a KV-cache pool: DRA consumable capacity.
+
+    ``allowMultipleAllocations``; ``kvCacheBlocks`` (:data:`KV_SHARE` of the memory in
+    :data:`KV_BLOCK_MIB` blocks, taken in steps of 256 blocks) and ``memory`` (the rest, for
+    weights, in 1Gi steps). A claim that asks for neither gets all of both (the whole GPU); one
+    that asks ``capacity.requests`` for some shares the GPU with others until one runs out.
+    """
+    kv_gi = int(model.memory_gi * KV_SHARE)
+    blocks = kv_gi * 1024 // KV_BLOCK_MIB
+    rest = model.memory_gi - kv_gi
+    out = dict(device)
+    out["allowMultipleAllocations"] = True
+    out["capacity"] = {
+        "memory": {
+            "value": f"{rest}Gi",
+            "requestPolicy": {"default": f"{rest}Gi", "validRange": {"min": "1Gi", "step": "1Gi"}},
+        },
+        "kvCacheBlocks": {
+            "value": str(blocks),
+            "requestPolicy": {"default": str(blocks), "validRange": {"min": "256", "step": "256"}},
+        },
+    }
+    return out
+
+
+def kv_claim(name: str, blocks: int, memory_gi: int = 8) -> dict[str, Any]:
+    """One GPU share: ``memory_gi`` of memory for weights and ``blocks`` KV-cache blocks."""
+    req = _gpus(1)
+    req["exactly"]["capacity"] = {
+        "requests": {"memory": f"{memory_gi}Gi", "kvCacheBlocks": str(blocks)}
+    }
+    return _claim(name, [req], [], 0.0, 0.0)
 
 
 def _nic_class() -> dict[str, Any]:
