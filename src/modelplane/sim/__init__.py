@@ -38,6 +38,7 @@ from modelplane.sim._generator import (
     nic_claim,
 )
 from modelplane.sim._optimum import Optimum, demand, optimum, replay
+from modelplane.sim._power import CALIBRATION, PowerModel, ReplicaLoad, simulate_power
 from modelplane.sim._routing import (
     WORKLOADS,
     ReplicaModel,
@@ -51,6 +52,7 @@ from modelplane.sim._routing import (
 from modelplane.sim._scheduling import simulate, split_objects
 
 __all__ = [
+    "CALIBRATION",
     "DEFAULT_MIX",
     "GPU_MODELS",
     "NIC_DRIVER",
@@ -58,6 +60,8 @@ __all__ = [
     "WORKLOADS",
     "HardInput",
     "Optimum",
+    "PowerModel",
+    "ReplicaLoad",
     "ReplicaModel",
     "TraceError",
     "TraceRequest",
@@ -76,6 +80,7 @@ __all__ = [
     "parse_trace",
     "replay",
     "simulate",
+    "simulate_power",
     "simulate_routing",
     "split_objects",
 ]
