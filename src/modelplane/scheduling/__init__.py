@@ -59,7 +59,7 @@ from .allocation._scoring import (
 from .allocation._state import PRICE_ATTRIBUTE, AllocatedState
 from .controllers._claims import AgentClaimController, EndpointClaimController, JobClaimController
 from .controllers._controller import ResourceClaimController, scheduling_controllers
-from .controllers._power import PowerDevice, PowerPlan, plan_power_caps
+from .controllers._power import PowerController, PowerDevice, PowerPlan, plan_power_caps
 from .workloads._admission import Admission, Admitted, Pending, Running
 from .workloads._gang import GangPlacement, GangPlacer, Workload, workloads_from
 from .workloads._preemption import Preemption
@@ -92,6 +92,7 @@ __all__ = [
     "Pending",
     "Placement",
     "Policy",
+    "PowerController",
     "PowerDevice",
     "PowerPlan",
     "PowerScorer",

@@ -605,9 +605,11 @@ def scheduling_controllers(
     ``node_grace``: seconds a node's lapsed heartbeat lease is given before its claims move."""
     from ._claims import AgentClaimController, EndpointClaimController, JobClaimController
     from ._lifecycle import NodeLifecycleController
+    from ._power import PowerController
 
     return [
         NodeLifecycleController(store, grace=node_grace),
+        PowerController(store),
         ResourceClaimController(store),
         EndpointClaimController(store),
         JobClaimController(store),
