@@ -22,6 +22,7 @@ from ._nvml import (
     load_nvml,
     nvml_devices,
     nvml_pool,
+    set_power_limits,
 )
 from ._publish import (
     DRA_API_VERSION,
@@ -60,4 +61,5 @@ __all__ = [
     "nvml_devices",
     "nvml_pool",
     "publish",
+    "set_power_limits",
 ]
