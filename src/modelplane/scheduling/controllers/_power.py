@@ -295,7 +295,11 @@ class PowerController(Controller):
     def _refuse(self, node: JSON, status: JSON, reason: str, message: str) -> Result:
         # the caps already in status.power (if any) stay: nothing else is disturbed
         set_condition(status, CONDITION, False, reason, message)
-        commit_status(self.store, node, status, component=self.name, condition=CONDITION)
+        if (
+            commit_status(self.store, node, status, component=self.name, condition=CONDITION)
+            is None
+        ):
+            return Result(requeue_after=0.5)  # the Node changed meanwhile: read it again
         return Result()
 
 
