@@ -73,6 +73,50 @@ def test_sim_schedule_prints_one_object_with_devices_named_as_in_the_slices(
     assert any(u["reason"].startswith("0/4 nodes are available") for u in out["unschedulable"])
 
 
+def test_sim_cluster_with_nics_places_gpus_and_nics_on_one_pcie_root(tmp_path: Path) -> None:
+    # given a generated cluster with NICs and claims asking for GPUs with NICs on their root
+    from modelplane.api import validate
+    from modelplane.drivers import load_inventory
+    from modelplane.sim import NIC_DRIVER, nic_claim
+
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(_run("sim", "cluster", "--nodes", "3", "--nics", "--seed", "1").output)
+    objs = list(yaml.safe_load_all(cluster.read_text()))
+    for o in objs:
+        validate(o)  # the NIC class and slices are accepted by the API as written
+    assert len(load_inventory([cluster])) == len(objs)  # and by the file driver
+    nic_slices = [
+        o for o in objs if o["kind"] == "ResourceSlice" and o["spec"]["driver"] == NIC_DRIVER
+    ]
+    assert len(nic_slices) == 3  # one per node
+    workload = tmp_path / "workload.yaml"
+    claims = [nic_claim(f"c{i}", g, t=float(i), d=1e6) for i, g in enumerate((2, 4, 8, 4))]
+    workload.write_text("---\n".join(yaml.safe_dump(c) for c in claims))
+    # when the scheduler replays them
+    result = CliRunner().invoke(
+        cli, ["sim", "schedule", "--cluster", str(cluster), "--workload", str(workload)]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    # then every claim got NICs on the PCIe root of its GPUs
+    roots = {
+        (s["spec"]["driver"], s["spec"]["pool"]["name"], d["name"]): d["attributes"][
+            "resource.kubernetes.io/pcieRoot"
+        ]["string"]
+        for s in objs
+        if s["kind"] == "ResourceSlice"
+        for d in s["spec"]["devices"]
+    }
+    assert len(out["allocations"]) == len(claims), out["unschedulable"]
+    for a in out["allocations"]:
+        by_request: dict[str, set[str]] = {}
+        for r in a["results"]:
+            root = roots[(r["driver"], r["pool"], r["device"])]
+            by_request.setdefault(r["request"][-1], set()).add(root)  # "gpu-a" and "nic-a"
+        assert any(r["driver"] == NIC_DRIVER for r in a["results"])
+        assert all(len(v) == 1 for v in by_request.values()), a
+
+
 def test_sim_schedule_bad_file_says_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: v1\nkind: Node\nmetadata: {name: [unclosed\n")

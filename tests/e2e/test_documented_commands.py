@@ -76,6 +76,8 @@ NOT_RUN: dict[str, str] = {
     "modelplane bench agents -o json": "the full benchmark takes minutes; its --quick form is run",
     "modelplane bench scheduling": "the full benchmark takes minutes; its --quick form is run",
     "modelplane bench mcp": "the full benchmark takes minutes; its --quick form is run",
+    "python benchmarks/nics.py": "the full benchmark (about 2 minutes); its --quick form is run",
+    "python benchmarks/power.py": "the full benchmark (about a minute); its --quick form is run",
     "python benchmarks/store.py": "the full benchmark (about 40 s); its --quick form is run",
     "python benchmarks/audit.py": "the full benchmark (about a minute); its --quick form is run",
     "python benchmarks/model_verify.py": "writes and hashes 2 GiB; its --quick form is run (and"

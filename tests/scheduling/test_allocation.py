@@ -330,7 +330,11 @@ def test_consumable_capacity_shares_a_device_until_it_runs_out() -> None:
         state.add(f"team-a/c{i}", result)
     third = allocate(claim("c2", [req]), inv, allocated_state=state)
     assert isinstance(third, Unschedulable)
-    assert "enough free capacity" in third.reason
+    # the message names the capacity that ran out and what was asked
+    assert third.reason == (
+        "0/1 nodes are available: 1 had no device with 3500M of nic.example.com/bandwidth free"
+        " for request net."
+    )
 
 
 def test_untolerated_taints_block_and_tolerations_admit() -> None:

@@ -83,6 +83,10 @@ CONSUMER_CLAIMS_ANNOTATION: Final = "modelplane.dev/consumer-claims"
 #: on a Node: its power cap, and the cap of its rack, in watts (the power scorer reads them)
 NODE_POWER_CAP_ANNOTATION: Final = "modelplane.dev/power-cap-watts"
 RACK_POWER_CAP_ANNOTATION: Final = "modelplane.dev/rack-power-cap-watts"
+#: on a Node: the runtime power budget of the node, and of its rack, in watts: the power
+#: controller keeps the sum of the devices' power caps under them
+NODE_POWER_BUDGET_ANNOTATION: Final = "modelplane.dev/power-budget-watts"
+RACK_POWER_BUDGET_ANNOTATION: Final = "modelplane.dev/rack-power-budget-watts"
 #: on a simulated workload's claim: when it arrives and how long it runs, in seconds
 ARRIVAL_ANNOTATION: Final = "modelplane.dev/arrival-seconds"
 DURATION_ANNOTATION: Final = "modelplane.dev/duration-seconds"

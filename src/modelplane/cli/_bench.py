@@ -80,6 +80,9 @@ _BENCHMARKS = {
     "mcp": "The MCP gateway: added tools/call latency over calling the MCP server directly.",
     "policy": "Cedar decisions beside the naive use, decisions/s, admission overhead, list"
     " filtering.",
+    "nics": "GPU+NIC claims on one PCIe root: aligned when the cluster has them, beside"
+    " first-fit GPUs then NICs.",
+    "power": "Tokens per joule and TPOT p99 under a 25% power cut, against uncapped (simulated).",
     "slo": "SLO burn-rate alerts on simulated faults: time to detect, false alarms.",
     "shared-limits": "Rate limits across 3 gateways on PostgreSQL: overshoot, and the latency"
     " cost beside per-process limits.",

@@ -41,13 +41,34 @@ def sim() -> None:
 @click.option("--gpus-per-node", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--mig/--no-mig", default=False, show_default=True, help="Publish MIG partitions.")
 @click.option("--nvl72", is_flag=True, help="One NVLink domain per rack (NVL72-like).")
+@click.option("--nics", is_flag=True, help="Publish RDMA NICs on the GPUs' PCIe roots.")
+@click.option(
+    "--kv-cache", is_flag=True, help="Publish GPUs as shared, with KV-cache blocks as capacity."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml")
-def cluster(nodes: int, gpus_per_node: int, mig: bool, nvl72: bool, seed: int, output: str) -> None:
+def cluster(
+    nodes: int,
+    gpus_per_node: int,
+    mig: bool,
+    nvl72: bool,
+    nics: bool,
+    kv_cache: bool,
+    seed: int,
+    output: str,
+) -> None:
     """Print an HGX-like cluster: N nodes x 8 GPUs, two PCIe roots, racks of 16, blocks of 8."""
     from modelplane.sim import generate_cluster
 
-    objs = generate_cluster(nodes, gpus_per_node=gpus_per_node, mig=mig, nvl72=nvl72, seed=seed)
+    objs = generate_cluster(
+        nodes,
+        gpus_per_node=gpus_per_node,
+        mig=mig,
+        nvl72=nvl72,
+        nics=nics,
+        kv_cache=kv_cache,
+        seed=seed,
+    )
     for o in objs:
         if o.get("kind") == "Node":
             o["apiVersion"] = _NODE_API_VERSION  # ours, so `modelplane apply -f` takes it as it is

@@ -24,6 +24,7 @@ from ._nvml import (
     load_nvml,
     nvml_devices,
     nvml_pool,
+    set_power_limits,
 )
 from ._publish import (
     DRA_API_VERSION,
@@ -75,5 +76,6 @@ __all__ = [
     "nvml_pool",
     "nvml_readings",
     "publish",
+    "set_power_limits",
     "simulated_readings",
 ]

@@ -12,7 +12,14 @@ from modelplane.api import METRICS_URL_ANNOTATION, TOPOLOGY_LABELS
 from modelplane.store import Store
 
 from ._cpu import cpu_device_class, cpu_pool
-from ._nvml import NvmlUnavailable, gpu_device_class, load_nvml, nvml_pool
+from ._nvml import (
+    NVIDIA_DRIVER,
+    NvmlUnavailable,
+    gpu_device_class,
+    load_nvml,
+    nvml_pool,
+    set_power_limits,
+)
 from ._publish import Publication, PublishReport, publish
 
 __all__ = ["LocalDevices", "local_node_name", "local_publication"]
@@ -85,6 +92,7 @@ class LocalDevices:
         self.last_report: PublishReport | None = None
         #: set before :meth:`start` by ``modelplane node`` once its probes listen
         self.metrics_url: str | None = None
+        self.power_limits: dict[str, float] = {}  # the caps last set through NVML, by GPU name
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -93,6 +101,21 @@ class LocalDevices:
             self.store, local_publication(self.node, self.nvml, metrics_url=self.metrics_url)
         )
         return self.last_report
+
+    def apply_power_caps(self) -> dict[str, float]:
+        """Set the GPU power caps the power controller wrote to this Node's ``status.power``
+        through NVML, when they changed since the last time. Returns the caps now in force."""
+        node = self.store.get("Node", "", self.node)
+        rows = ((node.get("status") or {}).get("power") or {}).get("devices") or ()
+        caps = {
+            str(r["device"]): float(r["capWatts"])
+            for r in rows
+            if r.get("driver") == NVIDIA_DRIVER and r.get("pool") == self.node
+        }
+        if caps and caps != self.power_limits:
+            set_power_limits(self.nvml if self.nvml is not None else load_nvml(), caps)
+            self.power_limits = caps
+        return self.power_limits
 
     def start(self) -> None:
         self._stop.clear()
@@ -103,6 +126,9 @@ class LocalDevices:
         while not self._stop.is_set():
             try:
                 self.publish_once()
+                self.apply_power_caps()
+            except NvmlUnavailable as exc:  # no rights to set limits, say: keep publishing
+                log.warning("setting the power caps of %s failed: %s", self.node, exc)
             except Exception as exc:  # the store is down or busy: keep trying, say why
                 log.warning("publishing the devices of %s failed: %s", self.node, exc)
             self._stop.wait(self.interval)

@@ -7,6 +7,10 @@ attribute names of NVIDIA's ``k8s-dra-driver-gpu`` (``type``, ``uuid``, ``minor`
 ``memory`` capacity in bytes. GPUs with MIG mode enabled are left out (NVIDIA's driver publishes
 their MIG devices instead; that is not done here yet).
 
+Where NVML reports them, each GPU also carries its power figures for the power controller:
+``modelplane.dev/powerWatts`` (the default power limit), ``modelplane.dev/minPowerWatts`` (the
+lowest limit it accepts); :func:`set_power_limits` sets the caps the controller planned.
+
 NVML is reached through the ``pynvml`` module of ``nvidia-ml-py`` (``pip install
 modelplane[gpu]``); any object with the same function names can stand in for it.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from ._publish import DRA_API_VERSION, Pool
@@ -28,6 +33,7 @@ __all__ = [
     "load_nvml",
     "nvml_devices",
     "nvml_pool",
+    "set_power_limits",
 ]
 
 NVIDIA_DRIVER = "gpu.nvidia.com"
@@ -166,6 +172,7 @@ def nvml_devices(nvml: Any) -> list[dict[str, Any]]:
                         "cudaDriverVersion": {"version": cuda_version},
                         "pcieBusID": {"string": bus_id},
                         PCIE_ROOT: {"string": _pcie_root(bus_id)},
+                        **_power_attributes(nvml, handle),
                     },
                     "capacity": {"memory": {"value": str(memory)}},
                 }
@@ -198,3 +205,38 @@ def nvml_pool(node: str, nvml: Any) -> Pool | None:
         node,
         [{"name": f"{node}-{NVIDIA_DRIVER}", "spec": {"nodeName": node, "devices": devices}}],
     )
+
+
+def _power_attributes(nvml: Any, handle: Any) -> dict[str, Any]:
+    """``powerWatts`` and ``minPowerWatts`` from NVML (in mW there); none where unsupported."""
+    try:
+        default_mw = int(nvml.nvmlDeviceGetPowerManagementDefaultLimit(handle))
+        low_mw, _high_mw = nvml.nvmlDeviceGetPowerManagementLimitConstraints(handle)
+    except Exception:  # no such call in this NVML, or NOT_SUPPORTED on this GPU
+        return {}
+    return {
+        "modelplane.dev/powerWatts": {"int": default_mw // 1000},
+        "modelplane.dev/minPowerWatts": {"int": -(-int(low_mw) // 1000)},
+    }
+
+
+def set_power_limits(nvml: Any, caps: Mapping[str, float]) -> dict[str, int]:
+    """Set the power limit of each GPU named in ``caps`` (``gpu-<index>``, as published) to its
+    cap in watts, kept within what the GPU accepts. Returns the limits set, in milliwatts.
+
+    Needs the rights NVML asks for (root, as ``nvidia-smi -pl`` does); a refusal is raised as
+    :class:`NvmlUnavailable` naming the call.
+    """
+    _call(nvml, "nvmlInit")
+    try:
+        done: dict[str, int] = {}
+        for name, watts in sorted(caps.items()):
+            handle = _call(nvml, "nvmlDeviceGetHandleByIndex", int(name.removeprefix("gpu-")))
+            low, high = _call(nvml, "nvmlDeviceGetPowerManagementLimitConstraints", handle)
+            mw = min(max(int(watts * 1000), int(low)), int(high))
+            _call(nvml, "nvmlDeviceSetPowerManagementLimit", handle, mw)
+            done[name] = mw
+        return done
+    finally:
+        with contextlib.suppress(Exception):
+            nvml.nvmlShutdown()

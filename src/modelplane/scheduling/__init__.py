@@ -65,6 +65,7 @@ from .controllers._drivers import (
     DriverVersionController,
     driver_mismatches,
 )
+from .controllers._power import PowerController, PowerDevice, PowerPlan, plan_power_caps
 from .workloads._admission import Admission, Admitted, Pending, Running
 from .workloads._gang import GangPlacement, GangPlacer, Workload, workloads_from
 from .workloads._preemption import Preemption
@@ -100,6 +101,9 @@ __all__ = [
     "Pending",
     "Placement",
     "Policy",
+    "PowerController",
+    "PowerDevice",
+    "PowerPlan",
     "PowerScorer",
     "Preemption",
     "QuantityError",
@@ -124,6 +128,7 @@ __all__ = [
     "parse_quantity",
     "parse_semver",
     "plan_claim",
+    "plan_power_caps",
     "policy_named",
     "priority_of",
     "queue_of",

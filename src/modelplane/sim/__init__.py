@@ -28,15 +28,21 @@ from modelplane.sim._fleet import Fleet, LoadStep, simulate_fleet
 from modelplane.sim._generator import (
     DEFAULT_MIX,
     GPU_MODELS,
+    NIC_DRIVER,
+    NIC_MIX,
     HardInput,
     generate_alibaba_workload,
     generate_cluster,
     generate_workload,
     hard_inputs,
+    kv_claim,
+    kv_gpu,
     mean_units,
+    nic_claim,
 )
 from modelplane.sim._nodepool import ClaimLoad, PoolShape, simulate_nodepool
 from modelplane.sim._optimum import Optimum, demand, optimum, replay
+from modelplane.sim._power import CALIBRATION, PowerModel, ReplicaLoad, simulate_power
 from modelplane.sim._routing import (
     WORKLOADS,
     ReplicaModel,
@@ -50,8 +56,11 @@ from modelplane.sim._routing import (
 from modelplane.sim._scheduling import simulate, split_objects
 
 __all__ = [
+    "CALIBRATION",
     "DEFAULT_MIX",
     "GPU_MODELS",
+    "NIC_DRIVER",
+    "NIC_MIX",
     "WORKLOADS",
     "ClaimLoad",
     "Fleet",
@@ -59,6 +68,8 @@ __all__ = [
     "LoadStep",
     "Optimum",
     "PoolShape",
+    "PowerModel",
+    "ReplicaLoad",
     "ReplicaModel",
     "TraceError",
     "TraceRequest",
@@ -68,14 +79,18 @@ __all__ = [
     "generate_trace",
     "generate_workload",
     "hard_inputs",
+    "kv_claim",
+    "kv_gpu",
     "load_trace",
     "mean_units",
+    "nic_claim",
     "optimum",
     "parse_trace",
     "replay",
     "simulate",
     "simulate_fleet",
     "simulate_nodepool",
+    "simulate_power",
     "simulate_routing",
     "split_objects",
 ]

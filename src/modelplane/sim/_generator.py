@@ -5,6 +5,10 @@ node (or per rack for NVL72-like racks), racks of 16 nodes, blocks of 8 racks. M
 are published the way NVIDIA's DRA driver publishes partitionable devices: one counter set per
 GPU (multiprocessors, memory and one ``memorySliceN`` counter per memory slice) consumed by the
 full GPU and by every MIG placement, so partitions that overlap can never be allocated together.
+With ``nics=True`` every node also publishes its RDMA NICs (driver :data:`NIC_DRIVER`, one slice
+per node) on the PCIe roots of its GPUs, with ``resource.kubernetes.io/pcieRoot``, ``pciBusID``
+and ``numaNode`` and the link bandwidth as capacity, so a claim can ask for GPUs and NICs on one
+PCIe root with ``matchAttribute`` (Kubernetes' standard attributes for cross-driver alignment).
 """
 
 from __future__ import annotations
@@ -22,15 +26,23 @@ from modelplane.api import RACK_POWER_CAP_ANNOTATION as RACK_POWER_CAP
 __all__ = [
     "DEFAULT_MIX",
     "GPU_MODELS",
+    "NIC_DRIVER",
+    "NIC_MIX",
     "HardInput",
     "generate_alibaba_workload",
     "generate_cluster",
     "generate_workload",
     "hard_inputs",
+    "kv_claim",
+    "kv_gpu",
     "mean_units",
+    "nic_claim",
 ]
 
 DRIVER = "gpu.nvidia.com"
+#: the simulated RDMA NIC driver (its DeviceClass has the same name)
+NIC_DRIVER = "nic.modelplane.dev"
+PCIE_ROOT = "resource.kubernetes.io/pcieRoot"
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,11 @@ class GpuModel:
     watts: int
     price_per_hour: float
     sms: int  # multiprocessors; 0 = no MIG
+    # RDMA NICs per PCIe root (root 0, root 1) and their link speed, as HGX-class nodes are
+    # built: H100 one 400 Gb/s NIC per GPU, A100 one 200 Gb/s NIC per two GPUs, L40S
+    # inference nodes one 100 Gb/s NIC on the first root only.
+    nics: tuple[int, int] = (0, 0)
+    nic_gbps: int = 0
     mig_sms: tuple[tuple[str, int, int, tuple[int, ...]], ...] = ()  # profile, SMs, slices, starts
 
 
@@ -55,7 +72,9 @@ _MIG_80GB = (
 )
 
 GPU_MODELS: dict[str, GpuModel] = {
-    "h100": GpuModel("NVIDIA H100 80GB HBM3", "Hopper", "9.0.0", 80, 700, 2.49, 132, _MIG_80GB),
+    "h100": GpuModel(
+        "NVIDIA H100 80GB HBM3", "Hopper", "9.0.0", 80, 700, 2.49, 132, (4, 4), 400, _MIG_80GB
+    ),
     "a100": GpuModel(
         "NVIDIA A100-SXM4-80GB",
         "Ampere",
@@ -64,9 +83,11 @@ GPU_MODELS: dict[str, GpuModel] = {
         400,
         1.29,
         108,
+        (2, 2),
+        200,
         tuple((p, sm * 108 // 132, s, st) for p, sm, s, st in _MIG_80GB),
     ),
-    "l40s": GpuModel("NVIDIA L40S", "Ada Lovelace", "8.9.0", 48, 350, 0.99, 0),
+    "l40s": GpuModel("NVIDIA L40S", "Ada Lovelace", "8.9.0", 48, 350, 0.99, 0, (1, 0), 100),
 }
 
 
@@ -89,6 +110,8 @@ def generate_cluster(
     nvl72: bool = False,
     node_power_cap_watts: float | None = None,
     rack_power_cap_watts: float | None = None,
+    nics: bool = False,
+    kv_cache: bool = False,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """DeviceClasses, Nodes and one ResourceSlice per node (pool = node name).
@@ -96,7 +119,10 @@ def generate_cluster(
     ``mix`` weights GPU generations by key of :data:`GPU_MODELS` (default 50% H100, 30% A100,
     20% L40S; a node has one generation). ``mig`` publishes MIG partitions of MIG-capable GPUs
     with counter sets. ``nvl72`` makes a rack one NVLink domain. Power caps become Node
-    annotations the power filter honours.
+    annotations the power filter honours. ``nics`` adds the class ``nic.modelplane.dev`` and a
+    second slice per node with the node's NICs (see :class:`GpuModel` for the layouts).
+    ``kv_cache`` publishes whole GPUs as shared devices with a KV-cache pool (see :func:`kv_gpu`);
+    it leaves MIG partitions out.
     """
     rng = random.Random(seed)
     mix = mix or {"h100": 0.5, "a100": 0.3, "l40s": 0.2}
@@ -106,6 +132,8 @@ def generate_cluster(
         _device_class("gpu.nvidia.com", "gpu"),
         _device_class("mig.nvidia.com", "mig"),
     ]
+    if nics:
+        objs.append(_nic_class())
     slices: list[dict[str, Any]] = []
     for n in range(nodes):
         name = f"node-{n:04d}"
@@ -133,8 +161,104 @@ def generate_cluster(
                 },
             }
         )
-        slices.append(_node_slice(name, rack, n, model, gpus_per_node, mig, nvl72))
+        node_slice = _node_slice(name, rack, n, model, gpus_per_node, mig and not kv_cache, nvl72)
+        if kv_cache:
+            node_slice["spec"]["devices"] = [
+                kv_gpu(d, model) for d in node_slice["spec"]["devices"]
+            ]
+        slices.append(node_slice)
+        if nics and any(model.nics):
+            slices.append(_nic_slice(name, n, model))
     return objs + slices
+
+
+#: KV-cache block size of the generated pools: 2 MiB (16 tokens of a model with 128 KiB of KV
+#: per token, e.g. an 8B model with grouped-query attention in 16-bit).
+KV_BLOCK_MIB = 2
+#: Share of a GPU's memory given to the KV-cache pool, as vLLM's gpu_memory_utilization leaves
+#: what the weights do not take.
+KV_SHARE = 0.6
+
+
+def kv_gpu(device: dict[str, Any], model: GpuModel) -> dict[str, Any]:
+    """``device`` (a whole GPU) as a shared device with a KV-cache pool: DRA consumable capacity.
+
+    ``allowMultipleAllocations``; ``kvCacheBlocks`` (:data:`KV_SHARE` of the memory in
+    :data:`KV_BLOCK_MIB` blocks, taken in steps of 256 blocks) and ``memory`` (the rest, for
+    weights, in 1Gi steps). A claim that asks for neither gets all of both (the whole GPU); one
+    that asks ``capacity.requests`` for some shares the GPU with others until one runs out.
+    """
+    kv_gi = int(model.memory_gi * KV_SHARE)
+    blocks = kv_gi * 1024 // KV_BLOCK_MIB
+    rest = model.memory_gi - kv_gi
+    out = dict(device)
+    out["allowMultipleAllocations"] = True
+    out["capacity"] = {
+        "memory": {
+            "value": f"{rest}Gi",
+            "requestPolicy": {"default": f"{rest}Gi", "validRange": {"min": "1Gi", "step": "1Gi"}},
+        },
+        "kvCacheBlocks": {
+            "value": str(blocks),
+            "requestPolicy": {"default": str(blocks), "validRange": {"min": "256", "step": "256"}},
+        },
+    }
+    return out
+
+
+def kv_claim(name: str, blocks: int, memory_gi: int = 8) -> dict[str, Any]:
+    """One GPU share: ``memory_gi`` of memory for weights and ``blocks`` KV-cache blocks."""
+    req = _gpus(1)
+    req["exactly"]["capacity"] = {
+        "requests": {"memory": f"{memory_gi}Gi", "kvCacheBlocks": str(blocks)}
+    }
+    return _claim(name, [req], [], 0.0, 0.0)
+
+
+def _nic_class() -> dict[str, Any]:
+    return {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "DeviceClass",
+        "metadata": {"name": NIC_DRIVER},
+        "spec": {"selectors": [{"cel": {"expression": f"device.driver == '{NIC_DRIVER}'"}}]},
+    }
+
+
+def _nic_slice(node: str, n: int, model: GpuModel) -> dict[str, Any]:
+    """The RDMA NICs of node number ``n``, on the PCIe roots of its GPUs (see ``_node_slice``)."""
+    devices: list[dict[str, Any]] = []
+    for root, count in enumerate(model.nics):
+        for k in range(count):
+            i = len(devices)
+            devices.append(
+                {
+                    "name": f"nic-{i}",
+                    "attributes": {
+                        "type": _attr("nic"),
+                        "interface": _attr(f"ibp{0x1A + 0x10 * i}s0"),
+                        "rdma": _attr(True),
+                        PCIE_ROOT: _attr(f"pci{n:04x}:{root:02x}"),
+                        "resource.kubernetes.io/pciBusID": _attr(
+                            f"0000:{0x1A + 0x10 * (root * 4 + k):02x}:00.0"
+                        ),
+                        "resource.kubernetes.io/numaNode": _attr(root),
+                        "modelplane.dev/numaNode": _attr(root),
+                    },
+                    # link bandwidth in bits per second, as a DRA capacity
+                    "capacity": {"bandwidth": {"value": f"{model.nic_gbps}G"}},
+                }
+            )
+    return {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceSlice",
+        "metadata": {"name": f"{node}-{NIC_DRIVER}"},
+        "spec": {
+            "driver": NIC_DRIVER,
+            "pool": {"name": node, "generation": 1, "resourceSliceCount": 1},
+            "nodeName": node,
+            "devices": devices,
+        },
+    }
 
 
 def _device_class(name: str, kind: str) -> dict[str, Any]:
@@ -161,7 +285,7 @@ def _node_slice(
             "cudaComputeCapability": {"version": model.compute_capability},
             "driverVersion": {"version": "570.124.6"},
             "cudaDriverVersion": {"version": "12.8.0"},
-            "resource.kubernetes.io/pcieRoot": _attr(f"pci{n:04x}:{root:02x}"),
+            PCIE_ROOT: _attr(f"pci{n:04x}:{root:02x}"),
             "modelplane.dev/numaNode": _attr(root),
             "modelplane.dev/nvlinkDomain": _attr(rack if nvl72 else node),
         }
@@ -295,7 +419,15 @@ DEFAULT_MIX = {
     "gpu-8": 0.10,
     "firstavailable": 0.05,
     "infeasible": 0.0,
+    "gpu-2-nic": 0.0,
+    "gpu-4-nic": 0.0,
+    "gpu-8-nic": 0.0,
 }
+
+#: Multi-GPU claims that need RDMA NICs on their GPUs' PCIe root (``matchAttribute`` across
+#: the GPU and NIC requests): 2 GPUs + 1 NIC, 4 GPUs + 2 NICs, and 8 GPUs as two roots of
+#: 4 GPUs + 2 NICs each; next to single GPUs and MIG slices, which take no NIC.
+NIC_MIX = {"gpu-1": 0.35, "mig-1g": 0.1, "gpu-2-nic": 0.25, "gpu-4-nic": 0.2, "gpu-8-nic": 0.1}
 
 #: Accelerator units one claim of each shape takes (``firstavailable``: an H100; ``agent``: a
 #: 1g.10gb slice, one-seventh of a GPU's compute).
@@ -311,6 +443,9 @@ SHAPE_UNITS = {
     "gpu-8": 8.0,
     "firstavailable": 1.0,
     "infeasible": 16.0,
+    "gpu-2-nic": 2.0,
+    "gpu-4-nic": 4.0,
+    "gpu-8-nic": 8.0,
 }
 
 
@@ -388,8 +523,33 @@ def gang_job(name: str, replicas: int, t: float, d: float, level: str = "rack") 
     }
 
 
+def _nics(count: int, name: str = "nic") -> dict[str, Any]:
+    return {"name": name, "exactly": {"deviceClassName": NIC_DRIVER, "count": count}}
+
+
+def nic_claim(name: str, gpus: int, t: float = 0.0, d: float = 0.0) -> dict[str, Any]:
+    """``gpus`` GPUs with one NIC per two GPUs on their PCIe root; 8 GPUs as two such roots."""
+    if gpus <= 4:
+        reqs = [_gpus(gpus), _nics(max(1, gpus // 2))]
+        return _claim(name, reqs, [{"requests": ["gpu", "nic"], "matchAttribute": PCIE_ROOT}], t, d)
+    half = gpus // 2
+    reqs = [
+        _gpus(half, name="gpu-a"),
+        _nics(max(1, half // 2), name="nic-a"),
+        _gpus(half, name="gpu-b"),
+        _nics(max(1, half // 2), name="nic-b"),
+    ]
+    cons = [
+        {"requests": ["gpu-a", "nic-a"], "matchAttribute": PCIE_ROOT},
+        {"requests": ["gpu-b", "nic-b"], "matchAttribute": PCIE_ROOT},
+    ]
+    return _claim(name, reqs, cons, t, d)
+
+
 def _shape(name: str, kind: str, t: float, d: float) -> dict[str, Any]:
-    root = "resource.kubernetes.io/pcieRoot"
+    root = PCIE_ROOT
+    if kind.endswith("-nic"):
+        return nic_claim(name, int(kind.split("-")[1]), t, d)
     if kind.startswith("gpu-") or kind == "infeasible":
         count = 16 if kind == "infeasible" else int(kind.split("-")[1])
         cons: list[dict[str, Any]] = []

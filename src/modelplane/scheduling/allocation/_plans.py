@@ -207,6 +207,7 @@ def _constraints(
                 if con.covers(p):
                     p.constraints.append(offset + len(constraints) - 1)
         con.needed = sum(min(p.count for p in alts) for alts in covered)
+        con.parts = tuple((alts[0].base, min(p.count for p in alts)) for alts in covered)
     return constraints
 
 

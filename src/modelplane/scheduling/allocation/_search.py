@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
-from modelplane.api import TIME_SLICES_CAPACITY, parse_quantity
+from modelplane.api import TIME_SLICES_CAPACITY, format_quantity, parse_quantity
 
 from ._inventory import CounterKey, Device
 from ._plans import MAX_RESULTS, RequestPlan
@@ -129,6 +129,7 @@ class NodeSearch:
         self.rank: list[int] = [0] * len(slots)
         self.failures: Counter[int] = Counter()
         self.failed_constraint: Constraint | None = None
+        self.capacity_miss: tuple[int, str] | None = None  # (rank, reason), see _capacity_miss
         self.whole_node = True
         self._groups: dict[tuple[int, int, str], dict[Any, list[Device]]] = {}
         self._sigs: dict[int, tuple[Any, ...]] = {}
@@ -421,6 +422,7 @@ class NodeSearch:
         consumed = consumption(dev, plan) if plan.capacity or dev.allow_multiple else {}
         if consumed is None or (consumed and not self._capacity_fits(dev, consumed)):
             self.failures[_R_CAPACITY] += 1
+            self._capacity_miss(dev, plan)
             return False
         watts = _watts(dev) if exclusive else 0.0
         if watts and not self._power_fits(watts):
@@ -485,6 +487,34 @@ class NodeSearch:
                 return False
         return True
 
+    def _capacity_miss(self, dev: Device, plan: RequestPlan) -> None:
+        """Remember why ``dev`` could not give ``plan`` its ``capacity.requests``: no such
+        capacity, less than asked in all (or beyond its request policy), or too little left.
+        The most telling reason over the devices tried is kept (too little left first)."""
+        for name, value in plan.capacity.items():
+            q = name if "/" in name else f"{dev.driver}/{name}"
+            amount = format_quantity(value)
+            if q not in dev.capacity:
+                miss = (0, f"had no device with capacity {q} for request {plan.name}")
+            else:
+                policy = dev.request_policies.get(q)
+                rounded = _round_up(value, policy) if policy else value
+                if rounded is None or rounded > dev.capacity[q]:
+                    miss = (1, f"had no device with {amount} of {q} for request {plan.name}")
+                elif dev.allow_multiple and (
+                    self.state.capacity_used.get(dev.index, {}).get(q, 0)
+                    + self.capacity.get(dev.index, {}).get(q, 0)
+                    + rounded
+                    > dev.capacity[q]
+                ):
+                    miss = (2, f"had no device with {amount} of {q} free for request {plan.name}")
+                else:
+                    continue  # this capacity fits
+            if self.capacity_miss is None or miss[0] > self.capacity_miss[0]:
+                self.capacity_miss = miss
+            if miss[0] < 2:
+                return
+
     def _power_fits(self, watts: float) -> bool:
         if self.node_cap is not None and self.node_watts + self.watts + watts > self.node_cap:
             self.failures[_R_POWER] += 1
@@ -537,6 +567,8 @@ class NodeSearch:
         if self.failures[_R_COUNTERS]:
             return counters_reason(slots[0][0])
         if self.failures[_R_CAPACITY]:
+            if self.capacity_miss is not None:
+                return self.capacity_miss[1]
             return f"had no device with enough free capacity for request {slots[0][0].name}"
         return "could not fit all requests of the claim together"
 

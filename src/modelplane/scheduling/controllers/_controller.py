@@ -606,10 +606,12 @@ def scheduling_controllers(
     from ._claims import AgentClaimController, EndpointClaimController, JobClaimController
     from ._drivers import DriverVersionController
     from ._lifecycle import NodeLifecycleController
+    from ._power import PowerController
 
     return [
         NodeLifecycleController(store, grace=node_grace),
         DriverVersionController(store),
+        PowerController(store),
         ResourceClaimController(store),
         EndpointClaimController(store),
         JobClaimController(store),

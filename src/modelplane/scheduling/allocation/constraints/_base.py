@@ -61,7 +61,7 @@ class Tracker(ABC):
 class Constraint(ABC):
     """One entry of ``spec.devices.constraints``: an attribute over some of the claim's requests."""
 
-    __slots__ = ("attribute", "needed", "requests")
+    __slots__ = ("attribute", "needed", "parts", "requests")
 
     #: the field of ``spec.devices.constraints[]`` that names this type
     field: ClassVar[str]
@@ -75,6 +75,7 @@ class Constraint(ABC):
         self.attribute = attribute
         self.requests = requests  # empty: every request of the claim
         self.needed = 0  # the fewest devices the covered requests take together
+        self.parts: tuple[tuple[str, int], ...] = ()  # (request, fewest devices) per request
 
     def covers(self, plan: Planned) -> bool:
         """Does the constraint apply to this request (or ``firstAvailable`` alternative)?"""
@@ -85,7 +86,14 @@ class Constraint(ABC):
         """Fresh state for one search: nothing chosen yet."""
 
     def reason(self) -> str:
-        """Why a node failed on this constraint, as the unschedulable message says it."""
+        """Why a node failed on this constraint, as the unschedulable message says it.
+
+        Over several requests (GPUs and the NICs aligned with them) it names each request's
+        share: "had no 2 gpu + 2 nic devices with the same resource.kubernetes.io/pcieRoot".
+        """
+        if len(self.parts) > 1:
+            what = " + ".join(f"{n} {name}" for name, n in self.parts)
+            return f"had no {what} devices with {self.wording} {self.attribute}"
         return f"had no {self.needed} devices with {self.wording} {self.attribute}"
 
     def __repr__(self) -> str:
