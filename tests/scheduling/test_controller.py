@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
-from tests.control._wait import wait_until
+from tests.control._wait import wait_until as _wait_until
 
 from modelplane.api import validate
 from modelplane.control import Controller, get_condition
@@ -29,6 +29,15 @@ from modelplane.store import Store
 from . import _dra
 
 GROUP = "modelplane.dev/v1alpha1"
+
+T = TypeVar("T")
+
+
+def wait_until(
+    check: Callable[[], T | None], *, timeout: float = 60.0, what: str = "condition"
+) -> T:
+    """A generous deadline: the controllers run in threads on a machine that may be busy."""
+    return _wait_until(check, timeout=timeout, what=what)
 
 
 def _cluster(store: Store, nodes: int, gpus: int = 1) -> None:
