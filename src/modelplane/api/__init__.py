@@ -11,7 +11,9 @@ Kinds (group ``modelplane.dev/v1alpha1`` unless noted): ``Model``, ``Endpoint``,
 (administrators only), ``Secret``, ``Node`` (cluster-scoped), ``Queue``, ``Job``, ``Event``, and
 the DRA kinds
 ``DeviceClass``, ``ResourceSlice`` (cluster-scoped) and ``ResourceClaim`` under
-``resource.k8s.io/v1``, which are accepted exactly as a Kubernetes cluster serves them.
+``resource.k8s.io/v1``, which are accepted exactly as a Kubernetes cluster serves them, as are the
+Gateway API's ``HTTPRoute`` (``gateway.networking.k8s.io/v1``) and the Inference Extension's
+``InferencePool`` (``inference.networking.k8s.io/v1``).
 
 Example::
 
@@ -29,6 +31,13 @@ from modelplane.api._dra import DeviceClass, ResourceClaim, ResourceSlice
 from modelplane.api._endpoint import Endpoint, slo_window_seconds
 from modelplane.api._event import Event
 from modelplane.api._explain import explain
+from modelplane.api._gatewayapi import (
+    GATEWAY_GROUP,
+    INFERENCE_GROUP,
+    HeaderMatch,
+    HTTPRoute,
+    InferencePool,
+)
 from modelplane.api._graph import Graph
 from modelplane.api._job import Job
 from modelplane.api._jsonschema import json_schema
@@ -125,8 +134,10 @@ __all__ = [
     "FALLBACKS_ANNOTATION",
     "GANG_ANNOTATION",
     "GANG_SIZE_ANNOTATION",
+    "GATEWAY_GROUP",
     "HOSTNAME_LABEL",
     "IDLE_TIMEOUT_ANNOTATION",
+    "INFERENCE_GROUP",
     "JOB_LABEL",
     "LOCAL_OPERATOR",
     "NAMESPACE_GROUP_PREFIX",
@@ -159,6 +170,9 @@ __all__ = [
     "Endpoint",
     "Event",
     "Graph",
+    "HTTPRoute",
+    "HeaderMatch",
+    "InferencePool",
     "Job",
     "KindInfo",
     "Manifest",

@@ -10,6 +10,7 @@ from modelplane.api._agent import Agent
 from modelplane.api._dra import DeviceClass, ResourceClaim, ResourceSlice
 from modelplane.api._endpoint import Endpoint
 from modelplane.api._event import Event
+from modelplane.api._gatewayapi import HTTPRoute, InferencePool
 from modelplane.api._graph import Graph
 from modelplane.api._job import Job
 from modelplane.api._meta import Resource
@@ -34,6 +35,8 @@ _SCHEMAS: tuple[type[Resource], ...] = (
     DeviceClass,
     ResourceSlice,
     ResourceClaim,
+    HTTPRoute,
+    InferencePool,
     Node,
     Queue,
     Job,
