@@ -59,7 +59,7 @@ def controllers(
     ``Ready=Unknown`` and its claims move.
     """
     from modelplane import sre
-    from modelplane.gateway import GraphController
+    from modelplane.gateway import GraphController, HTTPRouteController
     from modelplane.rollout import RolloutController
     from modelplane.scheduling import scheduling_controllers
     from modelplane.serving import ModelController
@@ -70,6 +70,7 @@ def controllers(
         *scheduling_controllers(store, node_grace=node_grace),
         RolloutController(store, token=api_token),
         GraphController(store),
+        HTTPRouteController(store),
         SLOController(store, token=api_token, egress=egress),
         sre.RemediationController(store, audit=audit),
     ]

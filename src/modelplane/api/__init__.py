@@ -59,6 +59,7 @@ from modelplane.api._names import (
     CONSUMER_CLAIMS_ANNOTATION,
     DEMAND_ANNOTATION,
     DURATION_ANNOTATION,
+    ENDPOINT_LABEL,
     ENSEMBLE_ANNOTATION,
     FALLBACKS_ANNOTATION,
     GANG_ANNOTATION,
@@ -83,6 +84,7 @@ from modelplane.api._names import (
     SIMULATED_LABEL,
     STICKY_ANNOTATION,
     TEMPLATE_HASH_ANNOTATION,
+    VERSION_LABEL,
     RoutingPolicy,
 )
 from modelplane.api._node import (
@@ -130,6 +132,7 @@ __all__ = [
     "CONSUMER_CLAIMS_ANNOTATION",
     "DEMAND_ANNOTATION",
     "DURATION_ANNOTATION",
+    "ENDPOINT_LABEL",
     "ENSEMBLE_ANNOTATION",
     "FALLBACKS_ANNOTATION",
     "GANG_ANNOTATION",
@@ -163,6 +166,7 @@ __all__ = [
     "STREAM_DONE",
     "TEMPLATE_HASH_ANNOTATION",
     "TOPOLOGY_LABELS",
+    "VERSION_LABEL",
     "Agent",
     "AgentSpec",
     "Condition",

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelplane.api import errors
+from modelplane.api import ENDPOINT_LABEL, VERSION_LABEL, errors
 from modelplane.deploy._components import HOME
 from modelplane.deploy._objects import Objects, labels
 
 MODELS_CLAIM = "modelplane-models"
 WORKER_PORT = 8000
-ENDPOINT_LABEL = "modelplane.dev/endpoint"
-VERSION_LABEL = "modelplane.dev/version"
 
 
 def endpoint_objects(

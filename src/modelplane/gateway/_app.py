@@ -22,6 +22,7 @@ from modelplane.api import Principal, json_object, principal_of
 from modelplane.api.errors import BadRequest
 from modelplane.gateway._call import FIELDS, Call, parse_call
 from modelplane.gateway._errors import GatewayError, error_body, error_response
+from modelplane.gateway._matches import RequestFacts
 from modelplane.gateway._responses import chat_body, response_events, response_object
 from modelplane.gateway._table import EndpointRoute, RoutingTable
 from modelplane.gateway._table import Route as ModelRoute
@@ -82,6 +83,7 @@ class _OpenAIRoute:
     async def _serve(self, request: Request, raw: bytes, path: str) -> Response:
         model, call = parse_call(path, raw, request.headers.get("x-session-id"))
         call.principal = principal_of(request.scope)
+        call.facts = _facts(request)
         try:
             return await self.gateway.handle(model, call)
         except GatewayError:
@@ -119,6 +121,19 @@ class _ResponsesRoute(_OpenAIRoute):
             return StreamingResponse(events, media_type="text/event-stream", headers=headers)
         response = response_object(body, orjson.loads(answer.body))
         return Response(orjson.dumps(response), media_type="application/json", headers=headers)
+
+
+def _facts(request: Request) -> RequestFacts:
+    """What HTTPRoute matches and header routes look at (header names lowercase, as Starlette
+    gives them; a repeated header counts with its last value)."""
+    host = (request.headers.get("host") or "").rsplit(":", 1)[0].lower()
+    return RequestFacts(
+        path=request.url.path,
+        method=request.method,
+        host=host,
+        headers=dict(request.headers.items()),
+        query=dict(request.query_params.items()),
+    )
 
 
 def _served(request: Request) -> Served:
