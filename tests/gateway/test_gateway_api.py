@@ -144,6 +144,12 @@ def test_httproute_weights_split_traffic_between_versions(up: UpProcess) -> None
     assert 110 <= seen["v1"] <= 185, seen
 
 
+def test_models_lists_the_names_httproutes_serve(up: UpProcess) -> None:
+    with httpx.Client(base_url=up.url, timeout=10) as client:
+        listed = {m["id"]: m["modelplane"]["kind"] for m in client.get("/v1/models").json()["data"]}
+    assert listed["llm"] == "HTTPRoute" and listed["chat"] == "Endpoint"
+
+
 def test_httproute_header_match_reaches_the_pool_selected_by_labels(up: UpProcess) -> None:
     with httpx.Client(base_url=up.url, timeout=30) as client:
         for tenant in ("gold", "platinum"):

@@ -22,6 +22,7 @@ from modelplane.api import Principal, json_object, principal_of
 from modelplane.api.errors import BadRequest
 from modelplane.gateway._call import FIELDS, Call, parse_call
 from modelplane.gateway._errors import GatewayError, error_body, error_response
+from modelplane.gateway._httproutes import HTTPRouteTable
 from modelplane.gateway._matches import RequestFacts
 from modelplane.gateway._responses import chat_body, response_events, response_object
 from modelplane.gateway._table import EndpointRoute, RoutingTable
@@ -36,6 +37,7 @@ class Served(Protocol):
 
     max_body_bytes: int
     table: RoutingTable
+    http_routes: HTTPRouteTable
     telemetry: Telemetry
     tenancy: Tenancy
 
@@ -142,17 +144,30 @@ def _served(request: Request) -> Served:
 
 
 async def _models(request: Request) -> Response:
-    data = [
-        {
+    served = _served(request)
+    principal = principal_of(request.scope)
+    models = {
+        route.name if route.namespace == "default" else route.key: {
             "id": route.name if route.namespace == "default" else route.key,
             "object": "model",
             "created": route.created,
             "owned_by": route.namespace,
             "modelplane": {"kind": "Endpoint" if isinstance(route, EndpointRoute) else "Graph"},
         }
-        for route in _served(request).callable_routes(principal_of(request.scope))
-    ]
-    data.sort(key=lambda m: str(m["id"]))
+        for route in served.callable_routes(principal)
+    }
+    # an HTTPRoute serves its names (and shadows an Endpoint or Graph of the same name)
+    for key, namespace in served.http_routes.model_names().items():
+        if served.tenancy.decide(principal, "model.call", "Endpoint", namespace).allowed:
+            name = key.partition("/")[2] if namespace == "default" else key
+            models[name] = {
+                "id": name,
+                "object": "model",
+                "created": 0,
+                "owned_by": namespace,
+                "modelplane": {"kind": "HTTPRoute"},
+            }
+    data = sorted(models.values(), key=lambda m: str(m["id"]))
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
 
 
