@@ -175,6 +175,15 @@ class HTTPRouteTable:
 
     def routes_for(self, model: str, namespace: str = "default") -> list[HTTPRouteEntry]:
         """The HTTPRoutes serving ``model`` (``name`` in ``namespace``, or ``namespace/name``)."""
+        key = model if "/" in model else f"{namespace}/{model}"
+        return self._current().get(key, [])
+
+    def model_names(self) -> dict[str, str]:
+        """Every model name an HTTPRoute serves (``ns/name``), with that route's namespace."""
+        return {key: entries[0].namespace for key, entries in self._current().items()}
+
+    def _current(self) -> dict[str, list[HTTPRouteEntry]]:
+        """Routes by model name; rebuilt first if they or the routing table changed."""
         if not self._started:  # as the routing table does: start now, wait once for a list
             self.start()
             self.wait_for_sync(5.0)
@@ -183,13 +192,7 @@ class HTTPRouteTable:
             self._stale.clear()
             self._generation = self.table.generation
             self._by_model = self._build(routes)
-        key = model if "/" in model else f"{namespace}/{model}"
-        return self._by_model.get(key, [])
-
-    def model_names(self) -> dict[str, str]:
-        """Every model name an HTTPRoute serves (``ns/name``), with that route's namespace."""
-        self.routes_for("")
-        return {key: entries[0].namespace for key, entries in self._by_model.items()}
+        return self._by_model
 
     def _build(self, routes: dict[str, Any]) -> dict[str, list[HTTPRouteEntry]]:
         pools = {
