@@ -129,3 +129,55 @@ def test_kinds_are_found_by_plural_and_by_kubectl_group_suffix() -> None:
 def test_explain_describes_backend_ref_weight() -> None:
     text = api.explain("httproute.spec.rules.backendRefs.weight")
     assert "weight" in text and "relative" in text
+
+
+def _endpoint_with_header_routes(routes: list[dict[str, Any]]) -> dict[str, Any]:
+    obj = _objects.endpoint()
+    obj["spec"].setdefault("routing", {})["headerRoutes"] = routes
+    return obj
+
+
+def test_endpoint_header_routes_are_accepted_with_the_gateway_api_header_match() -> None:
+    routes = [
+        {"headers": [{"name": "OpenAI-Project", "value": "proj_canary"}], "version": "v2"},
+        {
+            "headers": [{"type": "RegularExpression", "name": "X-Tenant", "value": "acme|globex"}],
+            "version": "v2",
+        },
+    ]
+    out = api.validate(_endpoint_with_header_routes(routes))
+    assert out["spec"]["routing"]["headerRoutes"][1]["headers"][0]["name"] == "X-Tenant"
+
+
+@pytest.mark.parametrize(
+    ("route", "field", "words"),
+    [
+        (
+            {
+                "headers": [{"type": "RegularExpression", "name": "X-Tenant", "value": "(["}],
+                "version": "v2",
+            },
+            "spec.routing.headerRoutes[0].headers[0].value",
+            "invalid regular expression",
+        ),
+        ({"headers": [], "version": "v2"}, "spec.routing.headerRoutes[0].headers", "at least 1"),
+        (
+            {"header": [{"name": "X-Tenant", "value": "a"}], "version": "v2"},
+            "spec.routing.headerRoutes[0].header",
+            "",
+        ),
+        (
+            {"headers": [{"name": "X-Tenant", "value": "a"}], "version": "V2!"},
+            "spec.routing.headerRoutes[0].version",
+            "RFC 1123",
+        ),
+    ],
+)
+def test_a_bad_endpoint_header_route_is_refused_at_its_field(
+    route: dict[str, Any], field: str, words: str
+) -> None:
+    with pytest.raises(errors.Invalid) as caught:
+        api.validate(_endpoint_with_header_routes([route]))
+    fields = {c.field: c.message for c in caught.value.causes}
+    assert field in fields, f"causes: {fields}"
+    assert words in fields[field]
