@@ -59,7 +59,7 @@ def controllers(
     ``Ready=Unknown`` and its claims move.
     """
     from modelplane import sre
-    from modelplane.gateway import GraphController, HTTPRouteController
+    from modelplane.gateway import GraphController, HTTPRouteController, InferencePoolController
     from modelplane.rollout import RolloutController
     from modelplane.scheduling import scheduling_controllers
     from modelplane.serving import ModelController
@@ -71,6 +71,7 @@ def controllers(
         RolloutController(store, token=api_token),
         GraphController(store),
         HTTPRouteController(store),
+        InferencePoolController(store),
         SLOController(store, token=api_token, egress=egress),
         sre.RemediationController(store, audit=audit),
     ]

@@ -178,6 +178,19 @@ def test_httproute_status_says_whether_its_backends_resolve(up: UpProcess) -> No
     assert "no Endpoint 'nope'" in bad["message"]
     accepted = condition("dangling", "Accepted")
     assert accepted is not None and accepted["status"] == "True"
+    pools = "/apis/inference.networking.k8s.io/v1/namespaces/default/inferencepools"
+
+    def pool_parents() -> list[dict[str, Any]] | None:
+        with httpx.Client(base_url=up.url, timeout=10) as client:
+            status = client.get(f"{pools}/chat-v2-pool").json().get("status") or {}
+        return status.get("parents") or None
+
+    (parent,) = wait_until(pool_parents, timeout=30, what="the pool's status.parents")
+    assert parent["parentRef"]["name"] == "inference-gateway"
+    assert {c["type"]: c["status"] for c in parent["conditions"]} == {
+        "Accepted": "True",
+        "ResolvedRefs": "True",
+    }
     with httpx.Client(base_url=up.url, timeout=10) as client:
         r = _ask(client, "dangling")
     assert r.status_code == 500 and "no Endpoint 'nope'" in r.json()["error"]["message"]

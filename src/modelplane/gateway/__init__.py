@@ -9,7 +9,8 @@ samples for canary analysis (with the scores of answers evaluated while a rollou
 set, or a judge model called through the same request path), the gateway's metrics, the :class:`GraphController` (a Graph's
 ``Ready`` condition: do its steps' Endpoints and nodes exist and serve), Gateway API HTTPRoutes
 and Inference Extension InferencePools (header matches, weighted backendRefs, pools selecting
-replicas by labels) and the :class:`HTTPRouteController` (an HTTPRoute's ``status.parents``). Runs mounted in ``modelplane up``
+replicas by labels) and the :class:`HTTPRouteController` and :class:`InferencePoolController` (their
+``status.parents``). Runs mounted in ``modelplane up``
 (:func:`mount`) or alone (:func:`serve_gateway`, ``modelplane gateway``).
 
 Must not touch: the store per request (an in-memory routing table kept by informers serves every
@@ -37,7 +38,7 @@ from modelplane.gateway._call import Call
 from modelplane.gateway._errors import GatewayError
 from modelplane.gateway._gateway import Gateway
 from modelplane.gateway._graph_controller import GraphController, graph_problems
-from modelplane.gateway._httproute_controller import HTTPRouteController
+from modelplane.gateway._httproute_controller import HTTPRouteController, InferencePoolController
 from modelplane.gateway._limits import Limiter, Ticket
 from modelplane.gateway._openapi import openapi_paths
 from modelplane.gateway._routing import POLICIES, ReplicaLoad, Router, pick_version, prompt_blocks
@@ -67,6 +68,7 @@ __all__ = [
     "GraphController",
     "GraphRoute",
     "HTTPRouteController",
+    "InferencePoolController",
     "Limiter",
     "Limits",
     "Replica",

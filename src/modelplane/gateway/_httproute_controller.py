@@ -1,4 +1,4 @@
-"""The HTTPRoute controller: does our gateway accept each route, and do its backends resolve?
+"""The HTTPRoute and InferencePool controllers: does our gateway accept them, do routes resolve?
 
 For each ``HTTPRoute`` it writes ``status.parents[]`` as the Gateway API defines it: one entry
 per ``spec.parentRefs`` entry (or, for a route naming none, one for the Gateway ``modelplane``,
@@ -13,6 +13,12 @@ carrying the route's generation:
 
 A change of ``ResolvedRefs`` is recorded as an Event. A change to an Endpoint or an InferencePool
 re-reconciles the routes of its namespace.
+
+The :class:`InferencePoolController` writes each ``InferencePool``'s ``status.parents[]`` as the
+Inference Extension defines it: one entry per Gateway that an HTTPRoute sending to the pool is
+attached to (none while no route sends to it), with ``Accepted`` True and ``ResolvedRefs`` True
+(reason ``ResolvedRefs``; the message says that our gateway picks the members itself, so an
+``endpointPickerRef`` is not called).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from modelplane.api import GATEWAY_GROUP
+from modelplane.api import GATEWAY_GROUP, INFERENCE_GROUP
 from modelplane.control import (
     Controller,
     Request,
@@ -34,7 +40,7 @@ from modelplane.control import (
 from modelplane.gateway._httproutes import Ref, resolve_ref
 from modelplane.store import JSON, Store
 
-__all__ = ["CONTROLLER_NAME", "HTTPRouteController", "route_problems"]
+__all__ = ["CONTROLLER_NAME", "HTTPRouteController", "InferencePoolController", "route_problems"]
 
 #: the ``controllerName`` our gateway writes into ``status.parents[]``
 CONTROLLER_NAME = "modelplane.dev/gateway"
@@ -153,3 +159,81 @@ def _previous(status: dict[str, Any], ref: Any) -> dict[str, Any] | None:
         ):
             return entry
     return None
+
+
+def _sends_to_pool(route: JSON, pool: str) -> bool:
+    return any(
+        isinstance(ref, dict)
+        and ref.get("kind") == "InferencePool"
+        and ref.get("group") == INFERENCE_GROUP
+        and ref.get("name") == pool
+        for rule in (route.get("spec") or {}).get("rules") or []
+        for ref in (rule or {}).get("backendRefs") or []
+    )
+
+
+class InferencePoolController(Controller):
+    """Writes each InferencePool's ``status.parents`` (module docstring)."""
+
+    kind = "InferencePool"
+    name = "inferencepool-controller"
+
+    def __init__(self, store: Store, *, namespace: str | None = None, workers: int = 1) -> None:
+        super().__init__(store, namespace=namespace, workers=workers)
+        self.watches = (  # type: ignore[misc]
+            Watches("HTTPRoute", self._pools_of_namespace, namespace=namespace),
+        )
+
+    def _pools_of_namespace(self, obj: JSON) -> list[Request]:
+        namespace = str((obj.get("metadata") or {}).get("namespace") or "default")
+        try:
+            pools = self.informer().list()
+        except RuntimeError:  # stopped
+            return []
+        return [
+            Request(namespace, str(p["metadata"]["name"]))
+            for p in pools
+            if str(p["metadata"].get("namespace") or "default") == namespace
+        ]
+
+    def reconcile(self, request: Request) -> Result:
+        pool = self.live_object(request)
+        if pool is None:
+            return Result()
+        generation = (pool.get("metadata") or {}).get("generation")
+        gateways: list[dict[str, Any]] = []
+        for route in self.informer("HTTPRoute").list():
+            namespace = str(route["metadata"].get("namespace") or "default")
+            if namespace != request.namespace or not _sends_to_pool(route, request.name):
+                continue
+            for ref in (route.get("spec") or {}).get("parentRefs") or [DEFAULT_PARENT]:
+                parent = {k: ref[k] for k in ("group", "kind", "name", "namespace") if k in ref}
+                parent.setdefault("group", GATEWAY_GROUP)
+                parent.setdefault("kind", "Gateway")
+                if parent not in gateways:
+                    gateways.append(parent)
+        old = copy.deepcopy(pool.get("status") or {})
+        parents = []
+        for ref in gateways:
+            entry = _previous(old, ref) or {"parentRef": ref, "controllerName": CONTROLLER_NAME}
+            set_condition(
+                entry, "Accepted", True, "Accepted", "served by the Modelplane gateway", generation
+            )
+            set_condition(
+                entry,
+                "ResolvedRefs",
+                True,
+                "ResolvedRefs",
+                "the Modelplane gateway picks the members itself; endpointPickerRef is not called",
+                generation,
+            )
+            parents.append(entry)
+        written = commit_status(
+            self.store,
+            pool,
+            {**old, "parents": parents},
+            component=self.component,
+            condition=None,
+            observed_generation=False,
+        )
+        return Result(requeue=written is None)
