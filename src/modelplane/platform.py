@@ -146,6 +146,7 @@ def routes(
     from modelplane.mcpgateway import mount as mcp_mount
     from modelplane.mcpgateway import tenancy
     from modelplane.policy import AgentPolicy, RuntimePolicies, Tenancy, audit_routes
+    from modelplane.sre import targets_route
 
     tool_policy = AgentPolicy(RuntimePolicies(store))  # the MCP gateway audits its own calls
     members = Tenancy(relations=relations)
@@ -158,6 +159,7 @@ def routes(
         *approval_routes(store, agent_policy(store, audit)),
         *bundle_routes(BundleStore(home)),
         *(audit_routes(audit) if audit is not None else ()),
+        targets_route(store, members),
     ]
 
 
@@ -185,8 +187,16 @@ def openapi() -> Sequence[Mapping[str, Mapping[str, Any]]]:
     from modelplane.agents import bundle_openapi_paths as bundle_paths
     from modelplane.gateway import openapi_paths as gateway_paths
     from modelplane.policy import audit_openapi_paths
+    from modelplane.sre import targets_openapi
 
-    return [gateway_paths(), agent_paths(), approval_paths(), bundle_paths(), audit_openapi_paths()]
+    return [
+        gateway_paths(),
+        agent_paths(),
+        approval_paths(),
+        bundle_paths(),
+        audit_openapi_paths(),
+        targets_openapi(),
+    ]
 
 
 def relationships(store: Store) -> Relations:

@@ -18,7 +18,7 @@ from tests.e2e._proc import free_port
 
 from modelplane.cli import cli
 from modelplane.cli._launch import _service_account_key, plan
-from modelplane.cli._up import _Options
+from modelplane.cli._options import UpOptions
 from modelplane.server import ServiceAccountTokens
 from modelplane.store import open_store
 
@@ -88,7 +88,7 @@ def test_a_node_publishes_its_node_answers_probes_and_stops_on_sigterm(tmp_path:
         store.close()
 
 
-def _options(**changes: object) -> _Options:
+def _options(**changes: object) -> UpOptions:
     base: dict[str, object] = dict(
         host="127.0.0.1", port=8470, home="h", database_url="postgresql://db/x",
         tls_cert_file=None, tls_private_key_file=None, encryption_key_file=None,
@@ -97,7 +97,7 @@ def _options(**changes: object) -> _Options:
         audit_retention=None, log_level="warning", servers=2, gateways=2, agent_workers=1,
     )  # fmt: skip
     base.update(changes)
-    return _Options(**base)  # type: ignore[arg-type]
+    return UpOptions(**base)  # type: ignore[arg-type]
 
 
 def test_the_scale_out_plan_counts_ports_up_and_passes_each_process_its_options() -> None:

@@ -1,7 +1,7 @@
 """The commands of ``docs/kubernetes.md``, run as written in a user's folder (no server needed).
 
 The end-to-end documented-commands test lists them in its ``NOT_RUN`` naming this test: rendering
-needs no platform. The ``kubectl`` and ``helm`` commands need a cluster, which these machines do
+needs no platform. The ``kubectl``, ``helm`` and ``modelplane operator`` commands need a cluster, which these machines do
 not have; every other command of the page runs here, and its output is checked.
 """
 
@@ -17,8 +17,9 @@ import yaml
 from tests.deploy._k8s import problems
 from tests.e2e._documented import ROOT, DocCommand, extract
 
-#: first words of the page's commands that need a Kubernetes cluster
-NEEDS_A_CLUSTER = ("kubectl ", "helm ")
+#: first words of the page's commands that need a Kubernetes cluster (the operator's is run
+#: against a fake API server by tests/kube/)
+NEEDS_A_CLUSTER = ("kubectl ", "helm ", "modelplane operator ")
 
 
 def _page() -> list[DocCommand]:

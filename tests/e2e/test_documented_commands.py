@@ -57,6 +57,9 @@ NOT_RUN: dict[str, str] = {
     "kubernetes-validate --strict k8s/00-crds.yaml k8s/10-platform.yaml k8s/20-endpoints.yaml": (
         "needs no server: run by tests/deploy/test_documented.py"
     ),
+    "modelplane operator --kubeconfig ~/.kube/config --namespace team-a --port 8490": "needs a"
+    " Kubernetes cluster (none on these machines); tests/kube/ runs the operator against a fake"
+    " API server",
     "kubectl create namespace modelplane": "needs a Kubernetes cluster (none on these machines)",
     "kubectl -n modelplane create secret generic modelplane-database"
     " --from-literal=url=postgresql://modelplane@postgres.modelplane:5432/modelplane": "needs a"

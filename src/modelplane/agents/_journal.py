@@ -23,6 +23,13 @@ transaction. SQLite runs in WAL mode with ``synchronous=FULL`` (the WAL is fsync
 commit), PostgreSQL with its default ``synchronous_commit=on``; a submission's future resolves only
 after its commit returned, so an acknowledged record survives kill -9 and power loss.
 
+A lost database connection (PostgreSQL restarted, a failover) is opened again: reads retry once
+on the new connection; the writer holds its batch, reconnects with backoff until the server
+answers, and writes the batch again. A commit whose answer was lost is ambiguous — it may have
+landed — and a batch carries journal records keyed by ``(iid, seq)``, so writing it again either
+lands it or fails on that key, which means the first commit landed: both resolve the batch as
+durable, and nothing is journaled twice.
+
 Fencing: a runtime on shard leases claims each shard it gains in ``agent_shards`` with its lease's
 token (a claim only ever raises the token), before it reads any instance of that shard. Its
 submissions carry ``(shard, token)``, and the writer checks, inside the commit's transaction, that
@@ -241,7 +248,23 @@ class Database:
 
     def query(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._read_lock:
+            try:
+                return list(self._read.execute(self.sql(text), params).fetchall())
+            except Exception:
+                if not self._reopen_read():
+                    raise
+            # a read is safe to run again on the new connection
             return list(self._read.execute(self.sql(text), params).fetchall())
+
+    def _reopen_read(self) -> bool:
+        """Open the read connection again when the last statement found it lost (PostgreSQL
+        restarted); False when it is not lost (the statement itself failed)."""
+        if not lost(self._read):
+            return False
+        with contextlib.suppress(Exception):
+            self._read.close()
+        self._read = self._pg_connect()
+        return True
 
     def one(self, text: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         rows = self.query(text, params)
@@ -264,6 +287,8 @@ class Database:
         """Run ``ops`` in one transaction on the read connection; returns each op's first row."""
         out: list[Any] = []
         with self._read_lock:
+            if lost(self._read):
+                self._reopen_read()
             conn = self._read
             with self.transaction(conn):
                 for text, params in ops:
@@ -388,7 +413,7 @@ class GroupCommit:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        conn = self._db.writer_connection()
+        conn: Any = self._db.writer_connection()
         try:
             while True:
                 with self._cond:
@@ -403,22 +428,73 @@ class GroupCommit:
                     self._write(conn, batch)
                     results: list[BaseException | None] = [None] * len(batch)
                 except Exception:
-                    results = []
-                    for sub in batch:
-                        try:
-                            self._write(conn, [sub])
-                            results.append(None)
-                        except Exception as exc:
-                            if isinstance(exc, Fenced):
-                                # said here: the instance's turn may be cancelled meanwhile (its
-                                # lease tick noticed too), and nobody waits on the refusal
-                                logger.warning("agent journal writer: %s", exc)
-                            results.append(exc)
+                    again: list[BaseException | None] | None = None
+                    while again is None and lost(conn):
+                        conn = self._reconnect(conn)
+                        if conn is None:  # closed while the database was away
+                            gone = Unavailable("agent runtime: the journal writer is closed")
+                            for sub in batch:
+                                _resolve(sub, gone)
+                            return
+                        again = self._write_again(conn, batch)
+                    results = again if again is not None else self._one_by_one(conn, batch)
                 self.batches += 1
                 for sub, error in zip(batch, results, strict=True):
                     _resolve(sub, error)
         finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+    def _one_by_one(self, conn: Any, batch: Sequence[_Submission]) -> list[BaseException | None]:
+        """A failed batch, one submission at a time: one bad write fails only its own future."""
+        results: list[BaseException | None] = []
+        for sub in batch:
+            try:
+                self._write(conn, [sub])
+                results.append(None)
+            except Exception as exc:
+                if isinstance(exc, Fenced):
+                    # said here: the instance's turn may be cancelled meanwhile (its lease
+                    # tick noticed too), and nobody waits on the refusal
+                    logger.warning("agent journal writer: %s", exc)
+                results.append(exc)
+        return results
+
+    def _reconnect(self, conn: Any) -> Any:
+        """A new connection once the database answers again (backoff up to 2 s), or None when
+        the writer is closed meanwhile."""
+        with contextlib.suppress(Exception):
             conn.close()
+        delay = 0.05
+        while True:
+            try:
+                fresh = self._db.writer_connection()
+                logger.warning("agent journal writer: the database connection was lost; reopened")
+                return fresh
+            except Unavailable as exc:
+                logger.warning("agent journal writer: %s; retrying in %.2fs", exc.message, delay)
+            with self._cond:
+                if self._closed:
+                    return None
+                self._cond.wait(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _write_again(
+        self, conn: Any, batch: Sequence[_Submission]
+    ) -> list[BaseException | None] | None:
+        """The batch whose commit lost its connection, on a new one (module docstring: a key
+        violation means the first commit landed); None when this connection is lost too."""
+        try:
+            self._write(conn, batch)
+        except Exception as exc:
+            if type(exc).__name__ == "UniqueViolation":
+                logger.warning("agent journal writer: the lost commit had landed")
+                return [None] * len(batch)
+            if lost(conn):
+                return None
+            return self._one_by_one(conn, batch)
+        return [None] * len(batch)
 
     def _write(self, conn: Any, batch: Sequence[_Submission]) -> None:
         sql = self._db.sql
@@ -449,6 +525,11 @@ class GroupCommit:
             for token in wanted[shard]:
                 if token != current:
                     raise Fenced(shard, token, current)
+
+
+def lost(conn: Any) -> bool:
+    """Whether ``conn`` (psycopg) lost its server; SQLite connections are never lost."""
+    return bool(getattr(conn, "closed", False) or getattr(conn, "broken", False))
 
 
 def _resolve(sub: _Submission, error: BaseException | None) -> None:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import ConfigDict, Field, model_validator
 
 from modelplane.api._meta import Condition, OpenSchema, Resource
+from modelplane.api._names import MAX_TIME_SLICES, TIME_SLICING_ANNOTATION
 from modelplane.api._quantity import Quantity
 from modelplane.api._types import Problems, duplicates
 
@@ -338,6 +339,22 @@ class DeviceClass(Resource):
     GROUP: ClassVar[str] = _V1
     VERSION: ClassVar[str] = "v1"
     PLURAL: ClassVar[str] = "deviceclasses"
+
+    @model_validator(mode="after")
+    def _time_slicing(self) -> Self:
+        raw = (self.metadata.annotations or {}).get(TIME_SLICING_ANNOTATION)
+        if raw is None:
+            return self
+        if not str(raw).isdigit() or not 2 <= int(raw) <= MAX_TIME_SLICES:
+            problems = Problems()
+            problems.add(
+                ("metadata", "annotations", TIME_SLICING_ANNOTATION),
+                f"{raw!r} is not a number of claims that may share each device: write an integer"
+                f" from 2 to {MAX_TIME_SLICES}, or remove the annotation for exclusive devices",
+            )
+            problems.raise_any()
+        return self
+
     NAMESPACED: ClassVar[bool] = False
     ALSO_ACCEPTED: ClassVar[tuple[str, ...]] = ("modelplane.dev/v1alpha1",)
 

@@ -46,6 +46,16 @@ SIMULATED_LABEL: Final = "modelplane.dev/simulated"
 DEMAND_ANNOTATION: Final = "modelplane.dev/demand"
 #: on an Endpoint: how long a replica may be idle before the node agent stops it
 IDLE_TIMEOUT_ANNOTATION: Final = "modelplane.dev/idle-timeout"
+#: on a Node: the base URL of its node agent's ``/metrics`` (``modelplane node`` writes it), which
+#: Prometheus' service discovery lists
+METRICS_URL_ANNOTATION: Final = "modelplane.dev/metrics-url"
+#: on a DeviceClass: GPU time-slicing, up to this many claims (an integer, 2 to 64) share each of
+#: its devices, each getting one slice of the capacity :data:`TIME_SLICES_CAPACITY`
+TIME_SLICING_ANNOTATION: Final = "modelplane.dev/time-slicing-replicas"
+#: the consumable capacity a time-sliced device offers (its replicas) and each share consumes (1)
+TIME_SLICES_CAPACITY: Final = "modelplane.dev/timeSlices"
+#: the most claims one time-sliced device may be shared by
+MAX_TIME_SLICES: Final = 64
 #: on an Endpoint: serve it with simulated replicas
 SIMULATED_ANNOTATION: Final = "modelplane.dev/simulated"
 # Deprecated annotations, read only when the spec field they stand for is unset (the spec wins):

@@ -223,20 +223,39 @@ def _watch(
 
 
 class _Raw:
-    """The same rows written and read with the raw driver: the floor any layer stands on."""
+    """The same rows written and read with the raw driver: the floor any layer stands on.
+
+    Both drivers run the same SQL; they differ in the tables' names and the parameter mark."""
+
+    def __init__(self, conn: Any, objects: str, events: str, mark: str) -> None:
+        self.conn = conn
+        self._update = (
+            f"UPDATE {objects} SET data = {mark}"
+            f" WHERE kind = 'Model' AND namespace = {mark} AND name = {mark}"
+        )
+        self._event = (
+            f"INSERT INTO {events} (type, kind, namespace, name, object)"
+            f" VALUES ('MODIFIED', 'Model', {mark}, {mark}, {mark})"
+        )
+        self._insert = f"INSERT INTO {objects} VALUES ('Model', {mark}, {mark}, {mark})"
+        self._read = f"SELECT data FROM {objects} WHERE kind = 'Model' ORDER BY namespace, name"
 
     def load(self, objs: list[JSON]) -> None:
         raise NotImplementedError
 
     def write(self, obj: JSON, raw: str) -> None:
         """One transaction: UPDATE the object's row, INSERT its event."""
-        raise NotImplementedError
+        meta = obj["metadata"]
+        self.conn.execute("BEGIN")
+        self.conn.execute(self._update, (raw, meta["namespace"], meta["name"]))
+        self.conn.execute(self._event, (meta["namespace"], meta["name"], raw))
+        self.conn.execute("COMMIT")
 
     def read_all(self) -> list[str]:
-        raise NotImplementedError
+        return [row[0] for row in self.conn.execute(self._read).fetchall()]
 
     def close(self) -> None:
-        raise NotImplementedError
+        self.conn.close()
 
     def update(self, objs: list[JSON], count: int) -> float:
         start = time.perf_counter()
@@ -252,9 +271,15 @@ class _Raw:
         return (time.perf_counter() - start) * 1000
 
 
+def _rows(objs: list[JSON]) -> list[tuple[str, str, str]]:
+    return [
+        (o["metadata"]["namespace"], o["metadata"]["name"], orjson.dumps(o).decode()) for o in objs
+    ]
+
+
 class _RawSQLite(_Raw):
     def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None)
+        super().__init__(sqlite3.connect(path, isolation_level=None), "objects", "events", "?")
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.execute(
@@ -268,42 +293,16 @@ class _RawSQLite(_Raw):
 
     def load(self, objs: list[JSON]) -> None:
         self.conn.execute("BEGIN")
-        self.conn.executemany(
-            "INSERT INTO objects VALUES ('Model', ?, ?, ?)",
-            [
-                (o["metadata"]["namespace"], o["metadata"]["name"], orjson.dumps(o).decode())
-                for o in objs
-            ],
-        )
+        self.conn.executemany(self._insert, _rows(objs))
         self.conn.execute("COMMIT")
-
-    def write(self, obj: JSON, raw: str) -> None:
-        meta = obj["metadata"]
-        self.conn.execute("BEGIN")
-        self.conn.execute(
-            "UPDATE objects SET data = ? WHERE kind = 'Model' AND namespace = ? AND name = ?",
-            (raw, meta["namespace"], meta["name"]),
-        )
-        self.conn.execute(
-            "INSERT INTO events (type, kind, namespace, name, object)"
-            " VALUES ('MODIFIED', 'Model', ?, ?, ?)",
-            (meta["namespace"], meta["name"], raw),
-        )
-        self.conn.execute("COMMIT")
-
-    def read_all(self) -> list[str]:
-        query = "SELECT data FROM objects WHERE kind = 'Model' ORDER BY namespace, name"
-        return [row[0] for row in self.conn.execute(query)]
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 class _RawPostgres(_Raw):
     def __init__(self, url: str) -> None:
         import psycopg
 
-        self.conn = psycopg.connect(url, autocommit=True)
+        conn = psycopg.connect(url, autocommit=True)
+        super().__init__(conn, "bench_objects", "bench_events", "%s")
         self.conn.execute(
             'CREATE TABLE bench_objects (kind text COLLATE "C", namespace text COLLATE "C",'
             ' name text COLLATE "C", data text, PRIMARY KEY (kind, namespace, name))'
@@ -315,37 +314,12 @@ class _RawPostgres(_Raw):
 
     def load(self, objs: list[JSON]) -> None:
         with self.conn.transaction(), self.conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO bench_objects VALUES ('Model', %s, %s, %s)",
-                [
-                    (o["metadata"]["namespace"], o["metadata"]["name"], orjson.dumps(o).decode())
-                    for o in objs
-                ],
-            )
+            cur.executemany(self._insert, _rows(objs))
 
     def write(self, obj: JSON, raw: str) -> None:
-        meta = obj["metadata"]
         # the whole transaction in one round trip: the least any layer could do
         with self.conn.pipeline():
-            self.conn.execute("BEGIN")
-            self.conn.execute(
-                "UPDATE bench_objects SET data = %s"
-                " WHERE kind = 'Model' AND namespace = %s AND name = %s",
-                (raw, meta["namespace"], meta["name"]),
-            )
-            self.conn.execute(
-                "INSERT INTO bench_events (type, kind, namespace, name, object)"
-                " VALUES ('MODIFIED', 'Model', %s, %s, %s)",
-                (meta["namespace"], meta["name"], raw),
-            )
-            self.conn.execute("COMMIT")
-
-    def read_all(self) -> list[str]:
-        query = "SELECT data FROM bench_objects WHERE kind = 'Model' ORDER BY namespace, name"
-        return [row[0] for row in self.conn.execute(query).fetchall()]
-
-    def close(self) -> None:
-        self.conn.close()
+            super().write(obj, raw)
 
 
 # -- one backend --------------------------------------------------------------------------------

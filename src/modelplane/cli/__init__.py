@@ -40,6 +40,7 @@ from modelplane.cli._explain import explain
 from modelplane.cli._gateway import chat, gateway
 from modelplane.cli._get import get
 from modelplane.cli._models import models
+from modelplane.cli._operator import operator
 from modelplane.cli._output import echo_error
 from modelplane.cli._render import render_group
 from modelplane.cli._rollout import rollout
@@ -161,6 +162,7 @@ for _command in (
     cost,
     server,
     node,
+    operator,
 ):
     cli.add_command(_command)
 

@@ -18,11 +18,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import click
 import httpx
 
+from modelplane.cli._options import AUTH_OPTIONS, UpOptions
 from modelplane.store import redact_url
 
 _READY_TIMEOUT = 60.0
@@ -32,59 +33,6 @@ _SERVER_FLAGS = (
     "encryption_key_file", "tls_cert_file", "tls_private_key_file", "max_body_bytes",
     "audit_retention", "model_signing_key",
 )  # fmt: skip
-_AUTH_FLAGS = (
-    "token_file", "oidc_issuer_url", "oidc_client_id", "oidc_jwks_file", "oidc_username_claim",
-    "oidc_groups_claim", "oidc_username_prefix", "service_account_key_file",
-)  # fmt: skip
-
-
-class _Options(Protocol):
-    """The options of ``up`` a launch reads (``_up._Options``)."""
-
-    @property
-    def host(self) -> str: ...
-
-    @property
-    def port(self) -> int: ...
-
-    @property
-    def home(self) -> str: ...
-
-    @property
-    def database_url(self) -> str | None: ...
-
-    @property
-    def log_level(self) -> str: ...
-
-    @property
-    def upstream_allow(self) -> tuple[str, ...]: ...
-
-    @property
-    def allow_loopback_upstreams(self) -> bool: ...
-
-    @property
-    def model_roots(self) -> tuple[str, ...]: ...
-
-    @property
-    def paths(self) -> tuple[str, ...]: ...
-
-    @property
-    def inventories(self) -> tuple[str, ...]: ...
-
-    @property
-    def tls_cert_file(self) -> str | None: ...
-
-    @property
-    def agent_packages(self) -> str: ...
-
-    @property
-    def servers(self) -> int: ...
-
-    @property
-    def gateways(self) -> int: ...
-
-    @property
-    def agent_workers(self) -> int: ...
 
 
 @dataclass
@@ -125,14 +73,14 @@ def _ports(first: int, count: int) -> list[int]:
             s.close()
 
 
-def plan(o: _Options, auth_flags: dict[str, Any]) -> list[Child]:
+def plan(o: UpOptions, auth_flags: dict[str, Any]) -> list[Child]:
     """The child processes of ``up --scale-out``, in the order they start."""
     values = {**vars(o), **auth_flags}
     common = ["--home", o.home, "--database-url", str(o.database_url), "--log-level", o.log_level]
     egress = [a for h in o.upstream_allow for a in ("--upstream-allow", h)]
     egress += ["--allow-loopback-upstreams"] if o.allow_loopback_upstreams else []
     roots = [a for r in o.model_roots for a in ("--model-root", r)]
-    auth = _given(values, _AUTH_FLAGS)
+    auth = _given(values, AUTH_OPTIONS)
     server_args = [*common, *egress, *roots, *auth, *_given(values, _SERVER_FLAGS)]
     ports = iter(_ports(o.port, o.servers + 1 + o.gateways))
     scheme = "https" if o.tls_cert_file else "http"
@@ -187,7 +135,7 @@ def _service_account_key(home: Path, auth_flags: dict[str, Any]) -> str | None:
     return str(path)
 
 
-def _check(o: _Options) -> None:
+def _check(o: UpOptions) -> None:
     if not o.database_url or not o.database_url.startswith(("postgresql:", "postgres:")):
         raise click.UsageError(
             "--scale-out needs --database-url postgresql://...: its processes share one store"
@@ -244,7 +192,7 @@ def _stop_all(children: list[Child]) -> None:
             child.proc.wait()
 
 
-def _table(children: list[Child], o: _Options, logs: Path) -> str:
+def _table(children: list[Child], o: UpOptions, logs: Path) -> str:
     lines = [f"Modelplane is up, scaled out on {redact_url(str(o.database_url))}:"]
     for c in children:
         pid = c.proc.pid if c.proc is not None else 0
@@ -266,7 +214,7 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def launch(o: _Options, auth_flags: dict[str, Any]) -> int:
+def launch(o: UpOptions, auth_flags: dict[str, Any]) -> int:
     """Start the children, print where each listens, wait, stop them all; the exit code."""
     _check(o)
     home = Path(o.home).expanduser().absolute()

@@ -1,15 +1,21 @@
 """Options several commands share, declared once: where a server listens, the platform's home and
 store, the manifests to read, the log level, the encryption key of Secrets, the egress rules for model upstreams, and a
-number that must be above zero, and a count."""
+number that must be above zero, and a count.
+
+Also the values they arrive as where several modules read them: :class:`UpOptions` (``up``,
+``server`` and the scale-out launch) and the names of the authentication options
+(:data:`AUTH_OPTIONS`)."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from modelplane.api import NODE_LEASE_SECONDS
 from modelplane.egress import EgressRules
 
 if TYPE_CHECKING:
@@ -254,6 +260,19 @@ def authentication_options(f: F) -> F:
     )(f)
 
 
+#: the options :func:`authentication_options` declares, as click names them
+AUTH_OPTIONS = (
+    "token_file",
+    "oidc_issuer_url",
+    "oidc_client_id",
+    "oidc_jwks_file",
+    "oidc_username_claim",
+    "oidc_groups_claim",
+    "oidc_username_prefix",
+    "service_account_key_file",
+)
+
+
 def authentication(
     options: dict[str, Any], egress: EgressRules
 ) -> tuple[dict[str, Principal] | None, JWTVerifier | None]:
@@ -302,3 +321,37 @@ def service_account_tokens(path: str | None, *, auth: bool) -> ServiceAccountTok
 
 def _text_or_none(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """``up``'s command-line options (and ``server``'s), as click passes them, but for the
+    authentication options (:data:`AUTH_OPTIONS`), which are handed on apart."""
+
+    host: str
+    port: int
+    home: str
+    database_url: str | None
+    tls_cert_file: str | None
+    tls_private_key_file: str | None
+    encryption_key_file: str | None
+    upstream_allow: tuple[str, ...]
+    allow_loopback_upstreams: bool
+    paths: tuple[str, ...]
+    inventories: tuple[str, ...]
+    model_roots: tuple[str, ...]
+    model_signing_key: str | None
+    max_body_bytes: int | None
+    audit_retention: str | None
+    log_level: str
+    agent_packages: str = ""
+    index_snapshot: str | None = None
+    #: up --scale-out: start these as child processes instead (``_launch``)
+    scale_out: bool = False
+    servers: int = 2
+    gateways: int = 2
+    agent_workers: int = 1
+    #: server: seconds the controllers' leader lease lasts
+    lease_duration: float = 15.0
+    #: server: seconds a node agent's lapsed lease is given before its claims move
+    node_monitor_grace_period: float = NODE_LEASE_SECONDS

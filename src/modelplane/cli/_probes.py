@@ -4,13 +4,16 @@ server answers them (``ok``; 503 with the reason while not ready)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 #: ``{"name{label=\"v\"}": value}``: one sample per key, the name before ``{`` its metric
 Gauges = Callable[[], Mapping[str, float]]
@@ -29,21 +32,30 @@ def render_gauges(samples: Mapping[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def metrics_route(gauges: Gauges) -> Route:
-    """``/metrics``: ``gauges`` and prometheus_client's process-wide registry (the controllers',
-    work queues', REST requests' and policy decisions' series)."""
+def metrics_route(gauges: Gauges, registries: Sequence[CollectorRegistry] = ()) -> Route:
+    """``/metrics``: ``gauges``, prometheus_client's process-wide registry (the controllers',
+    work queues', REST requests' and policy decisions' series) and ``registries`` (the
+    accelerators' telemetry, :func:`modelplane.drivers.accelerator_registry`)."""
 
-    async def metrics(request: Request) -> Response:
+    def render() -> str:
         from prometheus_client import REGISTRY, generate_latest
 
-        samples = await run_in_threadpool(gauges)
-        text = render_gauges(samples) + generate_latest(REGISTRY).decode()
+        parts = [render_gauges(gauges()), generate_latest(REGISTRY).decode()]
+        parts.extend(generate_latest(r).decode() for r in registries)
+        return "".join(parts)
+
+    async def metrics(request: Request) -> Response:
+        text = await run_in_threadpool(render)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     return Route("/metrics", metrics, methods=["GET"])
 
 
-def probe_routes(readiness: Callable[[], str | None], gauges: Gauges) -> list[Route]:
+def probe_routes(
+    readiness: Callable[[], str | None],
+    gauges: Gauges,
+    registries: Sequence[CollectorRegistry] = (),
+) -> list[Route]:
     """``/healthz``, ``/readyz`` and ``/metrics`` of a process that serves nothing else."""
 
     async def healthz(request: Request) -> Response:
@@ -58,7 +70,7 @@ def probe_routes(readiness: Callable[[], str | None], gauges: Gauges) -> list[Ro
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        metrics_route(gauges),
+        metrics_route(gauges, registries),
     ]
 
 

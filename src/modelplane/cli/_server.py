@@ -22,6 +22,8 @@ import click
 
 from modelplane.api import NODE_LEASE_SECONDS
 from modelplane.cli._options import (
+    AUTH_OPTIONS,
+    UpOptions,
     database_url_option,
     encryption_key_option,
     home_option,
@@ -30,13 +32,11 @@ from modelplane.cli._options import (
     positive_option,
 )
 from modelplane.cli._up import (
-    _AUTH_OPTIONS,
     _STOP_TIMEOUT,
     MODEL_ROOT_OPTION,
     MODEL_SIGNING_KEY_OPTION,
     SERVER,
     _make_home,
-    _Options,
     platform_options,
     run_platform,
     use_signing_key,
@@ -62,8 +62,8 @@ def server(**options: Any) -> None:
 
     Run several on one PostgreSQL (--database-url) behind a load balancer: all serve the API,
     one at a time runs the controllers (leader election on a lease in the store)."""
-    auth_flags = {name: options.pop(name) for name in _AUTH_OPTIONS}
-    run_platform(_Options(**options), auth_flags, SERVER)
+    auth_flags = {name: options.pop(name) for name in AUTH_OPTIONS}
+    run_platform(UpOptions(**options), auth_flags, SERVER)
 
 
 class _Node:
@@ -85,7 +85,11 @@ class _Node:
         self._started = threading.Event()
 
     def on_started(self, url: str) -> None:
+        from modelplane.drivers import LocalDevices
+
         for service in self.services:
+            if isinstance(service, LocalDevices):
+                service.metrics_url = url  # on the Node, for Prometheus' service discovery
             service.start()
         self._started.set()
         click.echo(f"Modelplane node {self.name} is up; probes at {url} (Ctrl-C to stop).")
@@ -178,7 +182,7 @@ def node(
 
     from modelplane.api import check_dns_subdomain
     from modelplane.cli._probes import probe_routes
-    from modelplane.drivers import local_node_name
+    from modelplane.drivers import accelerator_registry, local_accelerators, local_node_name
     from modelplane.store import default_url, open_store
 
     name = node_name or local_node_name()
@@ -197,7 +201,8 @@ def node(
         node_lease_duration,
     )
     try:
-        app = Starlette(routes=probe_routes(agent.readiness, agent.gauges))
+        accelerators = accelerator_registry(local_accelerators(name))
+        app = Starlette(routes=probe_routes(agent.readiness, agent.gauges, [accelerators]))
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
         try:
             _probe_server_class()(config, agent.on_started).run()

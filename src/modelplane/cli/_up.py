@@ -26,13 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from modelplane.api import ADMIN_GROUP, AUTHENTICATED_GROUP, NODE_LEASE_SECONDS, Principal
+from modelplane.api import ADMIN_GROUP, AUTHENTICATED_GROUP, Principal
 from modelplane.api.errors import ModelplaneError
 from modelplane.cli._agents import parse_packages
 from modelplane.cli._apply import run_apply
 from modelplane.cli._context import Settings
 from modelplane.cli._options import (
+    AUTH_OPTIONS,
     F,
+    UpOptions,
     authentication,
     authentication_options,
     count_option,
@@ -121,39 +123,6 @@ def _publish_inventory(store: Store, paths: tuple[str, ...]) -> None:
         raise click.ClickException(f"--inventory: {exc}{causes}") from None
 
 
-@dataclass(frozen=True)
-class _Options:
-    """``up``'s command-line options, as click passes them."""
-
-    host: str
-    port: int
-    home: str
-    database_url: str | None
-    tls_cert_file: str | None
-    tls_private_key_file: str | None
-    encryption_key_file: str | None
-    upstream_allow: tuple[str, ...]
-    allow_loopback_upstreams: bool
-    paths: tuple[str, ...]
-    inventories: tuple[str, ...]
-    model_roots: tuple[str, ...]
-    model_signing_key: str | None
-    max_body_bytes: int | None
-    audit_retention: str | None
-    log_level: str
-    agent_packages: str = ""
-    index_snapshot: str | None = None
-    #: up --scale-out: start these as child processes instead (``_launch``)
-    scale_out: bool = False
-    servers: int = 2
-    gateways: int = 2
-    agent_workers: int = 1
-    #: server: seconds the controllers' leader lease lasts
-    lease_duration: float = 15.0
-    #: server: seconds a node agent's lapsed lease is given before its claims move
-    node_monitor_grace_period: float = NODE_LEASE_SECONDS
-
-
 def _make_home(home: str) -> Path:
     home_dir = Path(home).expanduser().absolute()
     try:
@@ -181,19 +150,6 @@ def _tls(cert_file: str | None, private_key_file: str | None) -> TLS | None:
     return tls
 
 
-#: the options of :func:`~modelplane.cli._options.authentication_options`, as click names them
-_AUTH_OPTIONS = (
-    "token_file",
-    "oidc_issuer_url",
-    "oidc_client_id",
-    "oidc_jwks_file",
-    "oidc_username_claim",
-    "oidc_groups_claim",
-    "oidc_username_prefix",
-    "service_account_key_file",
-)
-
-
 def use_signing_key(path: str | None) -> None:
     """Verify signed Model versions with the public key at ``path`` in this process: read by the
     Model controller and the node agent (``serving._signed``)."""
@@ -207,7 +163,7 @@ class _Settings:
     """What ``up`` serves with, read and checked from its options before anything starts: a
     usage error names the bad option, in the order a person fixes them."""
 
-    def __init__(self, o: _Options, auth_flags: dict[str, Any]) -> None:
+    def __init__(self, o: UpOptions, auth_flags: dict[str, Any]) -> None:
         self.home = _make_home(o.home)
         if (o.tls_cert_file is None) != (o.tls_private_key_file is None):
             raise click.UsageError(
@@ -252,7 +208,7 @@ class _Embedded:
     listens (a second ``up`` on a busy port fails before touching them), stopped in reverse."""
 
     def __init__(
-        self, store: Store, settings: _Settings, o: _Options, audit: AuditLog, role: Role
+        self, store: Store, settings: _Settings, o: UpOptions, audit: AuditLog, role: Role
     ) -> None:
         from modelplane import platform
         from modelplane.control import Manager
@@ -442,8 +398,8 @@ def platform_options(f: F) -> F:
 @count_option("--agent-workers", 1, "With --scale-out: how many `modelplane agent-worker`s.")
 def up(**options: Any) -> None:
     """Run Modelplane on this machine: store, controllers and API server in one process."""
-    auth_flags = {name: options.pop(name) for name in _AUTH_OPTIONS}
-    o = _Options(**options)
+    auth_flags = {name: options.pop(name) for name in AUTH_OPTIONS}
+    o = UpOptions(**options)
     ctx = click.get_current_context()
     given = [
         f"--{n.replace('_', '-')}"
@@ -459,7 +415,7 @@ def up(**options: Any) -> None:
     run_platform(o, auth_flags, UP)
 
 
-def run_platform(o: _Options, auth_flags: dict[str, Any], role: Role) -> None:
+def run_platform(o: UpOptions, auth_flags: dict[str, Any], role: Role) -> None:
     """Serve the REST API with the controllers (and, for ``up``, the services) until stopped."""
     logging.basicConfig(
         level=o.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -480,6 +436,9 @@ def run_platform(o: _Options, auth_flags: dict[str, Any], role: Role) -> None:
     if o.inventories:
         _publish_inventory(store, o.inventories)
     embedded = _Embedded(store, settings, o, audit, role)
+    from modelplane.drivers import accelerator_registry, local_accelerators, local_node_name
+
+    accelerators = accelerator_registry(local_accelerators(local_node_name(), store=store))
     relations = platform.relationships(store)  # one membership for the API, /v1 and /agents
     try:
         serve(
@@ -494,7 +453,7 @@ def run_platform(o: _Options, auth_flags: dict[str, Any], role: Role) -> None:
             on_started=embedded.on_started,
             install_signal_handlers=True,
             routes=[
-                metrics_route(embedded.gauges),
+                metrics_route(embedded.gauges, [accelerators]),
                 *platform.routes(
                     store,
                     home=str(settings.home),

@@ -9,6 +9,7 @@ reads nothing but the schemas of ``modelplane.api``.
 """
 
 from modelplane.deploy._crd import crd_kinds, custom_resource_definition, json_path
+from modelplane.deploy._endpoints import endpoint_objects
 from modelplane.deploy._helm import IMAGE_MARK, NAMESPACE_MARK, chart, write_chart
 from modelplane.deploy._render import DEFAULT_NAMESPACE, Rendered, render, to_yaml, write
 from modelplane.deploy._structural import structural, structural_problems
@@ -21,6 +22,7 @@ __all__ = [
     "chart",
     "crd_kinds",
     "custom_resource_definition",
+    "endpoint_objects",
     "json_path",
     "render",
     "structural",

@@ -6,6 +6,8 @@ GPUs (:func:`nvml_pool`), the CPU and memory driver for agent workers (:func:`cp
 inventory for simulated clusters (:func:`load_inventory`, :func:`file_publication`), and
 :func:`publish`, which writes a :class:`Publication` with pool generations and withdraws what is
 no longer published. :class:`LocalDevices` is the service ``modelplane up`` runs for its host.
+:class:`Accelerators` reads the GPUs' telemetry (NVML, or a model for simulated GPUs) for
+``/metrics`` under OpenTelemetry ``hw.gpu.*`` and dcgm-exporter names.
 
 It must not touch ResourceClaims or allocations (the scheduling controller owns those) and
 imports no other subsystem.
@@ -33,6 +35,14 @@ from ._publish import (
     label_value,
     publish,
 )
+from ._telemetry import (
+    AcceleratorReading,
+    Accelerators,
+    accelerator_registry,
+    local_accelerators,
+    nvml_readings,
+    simulated_readings,
+)
 
 __all__ = [
     "CPU_DEVICE_CLASS",
@@ -42,11 +52,14 @@ __all__ = [
     "NODE_API_VERSION",
     "NVIDIA_DRIVER",
     "PUBLISHER_LABEL",
+    "AcceleratorReading",
+    "Accelerators",
     "LocalDevices",
     "NvmlUnavailable",
     "Pool",
     "Publication",
     "PublishReport",
+    "accelerator_registry",
     "cpu_device_class",
     "cpu_pool",
     "file_publication",
@@ -55,9 +68,12 @@ __all__ = [
     "label_value",
     "load_inventory",
     "load_nvml",
+    "local_accelerators",
     "local_node_name",
     "local_publication",
     "nvml_devices",
     "nvml_pool",
+    "nvml_readings",
     "publish",
+    "simulated_readings",
 ]

@@ -8,7 +8,7 @@ import socket
 import threading
 from typing import Any
 
-from modelplane.api import TOPOLOGY_LABELS
+from modelplane.api import METRICS_URL_ANNOTATION, TOPOLOGY_LABELS
 from modelplane.store import Store
 
 from ._cpu import cpu_device_class, cpu_pool
@@ -27,11 +27,16 @@ def local_node_name(hostname: str | None = None) -> str:
     return name[:253] or "localhost"
 
 
-def local_publication(node: str, nvml: Any | None = None) -> Publication:
+def local_publication(
+    node: str, nvml: Any | None = None, *, metrics_url: str | None = None
+) -> Publication:
     """The CPU/memory pool of this host, plus its NVIDIA GPUs when NVML finds any.
 
     ``nvml`` is the ``pynvml`` module or a stand-in; None loads ``pynvml`` if installed.
+    ``metrics_url``: where this node's ``/metrics`` is served (``modelplane node``'s probe
+    address), written on the Node for Prometheus' service discovery.
     """
+    annotations = {METRICS_URL_ANNOTATION: metrics_url} if metrics_url else {}
     pub = Publication(
         publisher=f"local.{node}",
         pools=[cpu_pool(node)],
@@ -41,6 +46,7 @@ def local_publication(node: str, nvml: Any | None = None) -> Publication:
                 "metadata": {
                     "name": node,
                     "labels": {TOPOLOGY_LABELS["host"]: node},
+                    "annotations": annotations,
                 }
             }
         ],
@@ -77,11 +83,15 @@ class LocalDevices:
         self.nvml = nvml
         self.interval = interval
         self.last_report: PublishReport | None = None
+        #: set before :meth:`start` by ``modelplane node`` once its probes listen
+        self.metrics_url: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def publish_once(self) -> PublishReport:
-        self.last_report = publish(self.store, local_publication(self.node, self.nvml))
+        self.last_report = publish(
+            self.store, local_publication(self.node, self.nvml, metrics_url=self.metrics_url)
+        )
         return self.last_report
 
     def start(self) -> None:

@@ -23,8 +23,9 @@ too few scores then hold the step rather than let it pass on latency and errors 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from modelplane.api import parse_duration
@@ -104,36 +105,26 @@ def judge(
 ) -> Judgement:
     """Judge ``canary`` against ``stable`` (samples of the same window); see the module docstring."""
     names = (canary_name, stable_name)
-    results = [_errors(canary, stable, criteria, names)]
-    results.append(
-        _latency(
-            "TTFT p99",
-            [s.ttft_s for s in canary if not s.error and s.ttft_s is not None],
-            [s.ttft_s for s in stable if not s.error and s.ttft_s is not None],
-            criteria,
-            names,
-            threshold=criteria.ttft_p99,
-            statistic=_p99,
-        )
-    )
+    ttft_c = [s.ttft_s for s in canary if not s.error and s.ttft_s is not None]
+    ttft_s = [s.ttft_s for s in stable if not s.error and s.ttft_s is not None]
+    ttft = partial(_latency, threshold=criteria.ttft_p99, statistic=_p99)
+    checks: list[tuple[str, Sequence[Any], Sequence[Any], _Test]] = [
+        ("error rate", canary, stable, _errors),
+        ("TTFT p99", ttft_c, ttft_s, ttft),
+    ]
     tpot_c = [s.tpot_s for s in canary if not s.error and s.tpot_s is not None]
     tpot_s = [s.tpot_s for s in stable if not s.error and s.tpot_s is not None]
     if criteria.tpot is not None or min(len(tpot_c), len(tpot_s)) >= criteria.min_samples:
-        results.append(
-            _latency(
-                "TPOT mean",
-                tpot_c,
-                tpot_s,
-                criteria,
-                names,
-                threshold=criteria.tpot,
-                statistic=_mean,
-            )
-        )
+        tpot = partial(_latency, threshold=criteria.tpot, statistic=_mean)
+        checks.append(("TPOT mean", tpot_c, tpot_s, tpot))
     score_c = [s.score for s in canary if s.score is not None]
     score_s = [s.score for s in stable if s.score is not None]
     if criteria.require_score or min(len(score_c), len(score_s)) >= criteria.min_samples:
-        results.append(_score(score_c, score_s, criteria, names))
+        checks.append(("eval score", score_c, score_s, _score))
+    results = [
+        _too_few(metric, len(c), len(s), criteria, names) or test(metric, c, s, criteria, names)
+        for metric, c, s, test in checks
+    ]
 
     failed = [r for r in results if r.verdict == "fail"]
     held = [r for r in results if r.verdict == "inconclusive"]
@@ -162,12 +153,22 @@ def _too_few(
     )
 
 
+#: one metric's test, on samples enough for it (``_too_few`` guards it)
+_Test = Callable[[str, Any, Any, Criteria, tuple[str, str]], MetricResult]
+
+
+def _outcome(metric: str, figures: str, p: float, worse: bool, criteria: Criteria) -> MetricResult:
+    """A fail when the canary is significantly (``p``) and materially (``worse``) worse."""
+    return MetricResult(metric, "fail" if p < criteria.alpha and worse else "pass", figures, p)
+
+
 def _errors(
-    canary: Sequence[Sample], stable: Sequence[Sample], criteria: Criteria, names: tuple[str, str]
+    metric: str,
+    canary: Sequence[Sample],
+    stable: Sequence[Sample],
+    criteria: Criteria,
+    names: tuple[str, str],
 ) -> MetricResult:
-    held = _too_few("error rate", len(canary), len(stable), criteria, names)
-    if held:
-        return held
     from scipy.stats import fisher_exact  # type: ignore[import-untyped]
 
     ce = sum(1 for s in canary if s.error)
@@ -180,9 +181,7 @@ def _errors(
         f"{names[0]} error rate {c_rate:.1%} vs {names[1]} {s_rate:.1%}, Fisher p={p:.2g} over"
         f" {len(canary) + len(stable)} samples"
     )
-    if p < criteria.alpha and c_rate > limit:
-        return MetricResult("error rate", "fail", figures, p)
-    return MetricResult("error rate", "pass", figures, p)
+    return _outcome(metric, figures, p, c_rate > limit, criteria)
 
 
 def _latency(
@@ -195,9 +194,6 @@ def _latency(
     threshold: float | None,
     statistic: Any,
 ) -> MetricResult:
-    held = _too_few(metric, len(canary), len(stable), criteria, names)
-    if held:
-        return held
     from scipy.stats import mannwhitneyu  # type: ignore[import-untyped]
 
     p = _p(mannwhitneyu(canary, stable, alternative="greater").pvalue)
@@ -208,17 +204,16 @@ def _latency(
         f"{f' (limit {_ms(threshold)})' if threshold is not None else ''},"
         f" Mann-Whitney p={p:.2g} over {len(canary) + len(stable)} samples"
     )
-    if p < criteria.alpha and c_value > limit:
-        return MetricResult(metric, "fail", figures, p)
-    return MetricResult(metric, "pass", figures, p)
+    return _outcome(metric, figures, p, c_value > limit, criteria)
 
 
 def _score(
-    canary: list[float], stable: list[float], criteria: Criteria, names: tuple[str, str]
+    metric: str,
+    canary: list[float],
+    stable: list[float],
+    criteria: Criteria,
+    names: tuple[str, str],
 ) -> MetricResult:
-    held = _too_few("eval score", len(canary), len(stable), criteria, names)
-    if held:
-        return held
     from scipy.stats import mannwhitneyu  # type: ignore[import-untyped]
 
     p = _p(mannwhitneyu(canary, stable, alternative="less").pvalue)
@@ -232,9 +227,7 @@ def _score(
         if criteria.score_margin is not None
         else abs(s_mean) * criteria.margin
     )
-    if p < criteria.alpha and c_mean < s_mean - drop:
-        return MetricResult("eval score", "fail", figures, p)
-    return MetricResult("eval score", "pass", figures, p)
+    return _outcome(metric, figures, p, c_mean < s_mean - drop, criteria)
 
 
 def _p(value: Any) -> float:

@@ -59,14 +59,22 @@ from .allocation._scoring import (
 from .allocation._state import PRICE_ATTRIBUTE, AllocatedState
 from .controllers._claims import AgentClaimController, EndpointClaimController, JobClaimController
 from .controllers._controller import ResourceClaimController, scheduling_controllers
+from .controllers._drivers import (
+    DRIVER_MISMATCH,
+    VERSION_ATTRIBUTES,
+    DriverVersionController,
+    driver_mismatches,
+)
 from .workloads._admission import Admission, Admitted, Pending, Running
 from .workloads._gang import GangPlacement, GangPlacer, Workload, workloads_from
 from .workloads._preemption import Preemption
 from .workloads._queues import QueueSet, claim_usage, priority_of, queue_of
 
 __all__ = [
+    "DRIVER_MISMATCH",
     "PRICE_ATTRIBUTE",
     "TOPOLOGY_LEVELS",
+    "VERSION_ATTRIBUTES",
     "Admission",
     "Admitted",
     "AgentClaimController",
@@ -81,6 +89,7 @@ __all__ = [
     "CounterKey",
     "Device",
     "DeviceResult",
+    "DriverVersionController",
     "EndpointClaimController",
     "FragmentationScorer",
     "GangPlacement",
@@ -110,6 +119,7 @@ __all__ = [
     "claim_key",
     "claim_usage",
     "compile_selector",
+    "driver_mismatches",
     "format_quantity",
     "parse_quantity",
     "parse_semver",

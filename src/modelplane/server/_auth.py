@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from modelplane.api import AUTHENTICATED_GROUP, Principal
 from modelplane.api.errors import BadRequest, Unauthorized
 from modelplane.server._errors import status_response
+from modelplane.server._middleware import HTTPMiddleware
 from modelplane.server._oidc import JWTVerifier, looks_like_jwt
 from modelplane.server._service_accounts import ServiceAccountTokens
 
@@ -137,7 +138,7 @@ def _principal(user: str | Principal) -> Principal:
     return Principal(user, frozenset({AUTHENTICATED_GROUP}))
 
 
-class BearerAuth:
+class BearerAuth(HTTPMiddleware):
     """ASGI middleware: only requests with a known bearer token get through: one of ``tokens``
     (the token file), a service-account token of ``service_accounts`` (the platform's own
     components acting as an Agent), or a JWT that ``oidc`` verifies."""
@@ -149,14 +150,14 @@ class BearerAuth:
         oidc: JWTVerifier | None = None,
         service_accounts: ServiceAccountTokens | None = None,
     ) -> None:
-        self.app = app
+        super().__init__(app)
         # digests only: a lookup by digest needs no token in memory and no timing-safe compare
         self._principals = {_key_digest(t): _principal(u) for t, u in (tokens or {}).items()}
         self._oidc = oidc
         self._service_accounts = service_accounts
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         try:

@@ -16,7 +16,7 @@ import logging
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from modelplane.api.errors import (
     MethodNotAllowed,
@@ -25,6 +25,7 @@ from modelplane.api.errors import (
     Unauthorized,
     Unavailable,
 )
+from modelplane.server._middleware import HTTPMiddleware
 from modelplane.server._responses import JSONResponse
 
 logger = logging.getLogger("modelplane.server")
@@ -84,20 +85,14 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 EXCEPTION_HANDLERS = {ModelplaneError: _modelplane_error, HTTPException: _http_exception}
 
 
-class CatchAll:
+class CatchAll(HTTPMiddleware):
     """Turn any exception that escaped the handlers into a logged bug and a 500 ``Status``.
 
     Starlette's own outermost error middleware re-raises after answering (so servers log it twice
     and test clients raise); this one answers once and keeps the traceback in the server log.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def send_noting_start(message: Message) -> None:

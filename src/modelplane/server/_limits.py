@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelplane.api.errors import RequestEntityTooLarge
 from modelplane.server._errors import status_response
+from modelplane.server._middleware import HTTPMiddleware
 
 #: how much of an oversized body is drained, as a multiple of the limit, before giving up on it
 DRAIN_FACTOR = 8
@@ -36,17 +37,14 @@ async def _drain(receive: Receive, budget: int) -> None:
             return
 
 
-class BodySizeLimit:
+class BodySizeLimit(HTTPMiddleware):
     """Refuse request bodies over ``max_bytes`` with a 413 ``Status``."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.max_bytes
         headers = Headers(scope=scope)
         declared = headers.get("content-length", "")

@@ -21,9 +21,10 @@ from functools import cache
 from urllib.parse import parse_qs
 
 from prometheus_client import Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from modelplane.api import kinds
+from modelplane.server._middleware import HTTPMiddleware
 
 _REQUESTS = Counter(
     "apiserver_request_total",
@@ -75,16 +76,10 @@ def request_labels(method: str, path: str, query: str) -> tuple[str, str, str, s
     return verb, match["group"] or "", resource, sub
 
 
-class RequestMetrics:
+class RequestMetrics(HTTPMiddleware):
     """ASGI middleware counting and timing every HTTP request (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         query = scope.get("query_string", b"").decode("latin-1")
         verb, group, resource, sub = request_labels(scope["method"], scope["path"], query)
         began = time.perf_counter()

@@ -23,6 +23,7 @@ from modelplane.api import (
 )
 from modelplane.serving._agent import (
     NodeAgent,
+    visible_devices,
 )
 from modelplane.serving._app import create_worker_app
 from modelplane.serving._artifacts import (
@@ -64,4 +65,5 @@ __all__ = [
     "create_worker_app",
     "local_source",
     "verify",
+    "visible_devices",
 ]

@@ -24,7 +24,8 @@ replicas stay while requests came within ``idle_timeout`` seconds (the Endpoint 
 **Where**: when the scheduler allocated the Endpoint's ResourceClaims (owned by the Endpoint,
 labelled ``modelplane.dev/replica=<i>``), replica ``i`` of the Endpoint (counting versions in order)
 runs on the claim's node with ``CUDA_VISIBLE_DEVICES`` set to the allocated GPUs' ``index``
-attributes; when the Endpoint has no claims it runs on this node's CPU. Replicas whose node is
+attributes (and ``NVIDIA_VISIBLE_DEVICES`` to their UUIDs, :func:`visible_devices`); when the
+Endpoint has no claims it runs on this node's CPU, both set so that it sees no GPU at all. Replicas whose node is
 labelled :data:`SIMULATED_LABEL` ``=true`` (or of an Endpoint annotated
 ``modelplane.dev/simulated: "true"``) run the simulated worker
 (:mod:`modelplane.serving.simulated`), its latency from the Endpoint annotations
@@ -83,6 +84,29 @@ JSON = dict[str, Any]
 TICK = 0.5
 _SCALE_UP_AFTER = 5.0
 _SCALE_DOWN_AFTER = 60.0
+
+
+def visible_devices(devices: Sequence[JSON]) -> tuple[tuple[str, str], ...]:
+    """The environment that makes a replica see only its allocated GPUs (``devices``: their
+    attributes), whatever the node agent's own environment holds.
+
+    ``CUDA_VISIBLE_DEVICES`` lists their ``index`` attributes; ``NVIDIA_VISIBLE_DEVICES`` (what
+    NVIDIA's container runtime reads) their ``uuid``s. A replica without a GPU gets
+    ``CUDA_VISIBLE_DEVICES=""`` (CUDA then sees none) and ``NVIDIA_VISIBLE_DEVICES=void`` (the
+    runtime mounts none).
+    """
+    indices: list[str] = []
+    ids: list[str] = []
+    for attributes in devices:
+        index = (attributes.get("index") or {}).get("int")
+        if index is None:
+            continue  # not a whole GPU the CUDA runtime numbers (a CPU share, a NIC)
+        indices.append(str(index))
+        ids.append(str((attributes.get("uuid") or {}).get("string") or index))
+    return (
+        ("CUDA_VISIBLE_DEVICES", ",".join(indices)),
+        ("NVIDIA_VISIBLE_DEVICES", ",".join(ids) or "void"),
+    )
 
 
 class NodeAgent:
@@ -274,10 +298,11 @@ class NodeAgent:
         annotations = meta.get("annotations") or {}
         forced_sim = str(annotations.get(SIMULATED_ANNOTATION, "")).lower() == "true"
         out: list[ReplicaSpec] = []
+        gpus: list[JSON]
         slot = 0
         for version in served:
             for index in range(counts[version]):
-                node, gpus = self.node_name, None
+                node, gpus = self.node_name, []  # no claim: this node, no GPU
                 if claims:
                     node, gpus = self._placement(claims.get(slot), endpoint, slot)
                 slot += 1
@@ -288,10 +313,9 @@ class NodeAgent:
                     continue  # another node's agent runs it
                 if simulated:
                     argv = self._simulated_argv(name, version, annotations)
-                    env: tuple[tuple[str, str], ...] = ()
                 else:
                     argv = self._worker_argv(model, versions[version], name)
-                    env = (("CUDA_VISIBLE_DEVICES", ",".join(gpus or [])),)
+                env = visible_devices(gpus)
                 out.append(ReplicaSpec(ns, name, version, index, node, argv, env, simulated))
         return out
 
@@ -363,10 +387,9 @@ class NodeAgent:
                 continue
         return out
 
-    def _placement(
-        self, claim: JSON | None, endpoint: JSON, slot: int
-    ) -> tuple[str, list[str] | None]:
-        """(node, GPU indices) of an allocated claim; raises ReplicaProblem while unallocated."""
+    def _placement(self, claim: JSON | None, endpoint: JSON, slot: int) -> tuple[str, list[JSON]]:
+        """(node, attributes of the allocated devices) of an allocated claim; raises
+        ReplicaProblem while unallocated."""
         name = endpoint["metadata"]["name"]
         if claim is None:
             raise ReplicaProblem(
@@ -382,16 +405,14 @@ class NodeAgent:
             )
         results = ((allocation.get("devices") or {}).get("results")) or []
         node = _node_of(allocation)
-        gpus: list[str] = []
+        devices: list[JSON] = []
         for result in results:
             device = self._device(str(result.get("pool")), str(result.get("device")))
             if device is None:
                 continue
             node = node or str(device[0])
-            index = ((device[1].get("attributes") or {}).get("index") or {}).get("int")
-            if index is not None:
-                gpus.append(str(index))
-        return node or self.node_name, gpus
+            devices.append(device[1].get("attributes") or {})
+        return node or self.node_name, devices
 
     def _device(self, pool: str, device: str) -> tuple[str, JSON] | None:
         for slice_ in self._informers["ResourceSlice"].list():

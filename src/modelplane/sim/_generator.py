@@ -160,6 +160,7 @@ def _node_slice(
             "architecture": _attr(model.architecture),
             "cudaComputeCapability": {"version": model.compute_capability},
             "driverVersion": {"version": "570.124.6"},
+            "cudaDriverVersion": {"version": "12.8.0"},
             "resource.kubernetes.io/pcieRoot": _attr(f"pci{n:04x}:{root:02x}"),
             "modelplane.dev/numaNode": _attr(root),
             "modelplane.dev/nvlinkDomain": _attr(rack if nvl72 else node),

@@ -14,7 +14,8 @@ Endpoint enables one in ``spec.slo.remediation``.
 Must not touch: ``spec`` of any object; status fields other than ``slo``, except the playbook's
 ``traffic`` and ``remediation`` (the rollout controller leaves a held split alone); or the
 gateway's internals (samples are read over HTTP with ``modelplane.rollout``'s sample sources).
-Cost accounting is not built yet.
+Cost accounting is not built yet. Also: Prometheus' HTTP service discovery of every replica's and
+component's ``/metrics`` (:func:`targets_route`, :func:`metrics_targets`).
 
 Example::
 
@@ -52,11 +53,13 @@ from modelplane.sre._remediate import (
     plan_shift,
 )
 from modelplane.sre._rules import BUCKETS, METRICS, prometheus_rules
+from modelplane.sre._targets import TARGETS_PATH, metrics_targets, targets_openapi, targets_route
 
 __all__ = [
     "ANALYZERS",
     "BUCKETS",
     "METRICS",
+    "TARGETS_PATH",
     "TIME_SCALE_ENV",
     "WINDOWS",
     "Alert",
@@ -75,11 +78,14 @@ __all__ = [
     "burn_rate",
     "cost_report",
     "diagnose",
+    "metrics_targets",
     "objectives",
     "plan_rollback",
     "plan_shift",
     "prometheus_rules",
     "sample_counts",
     "suite",
+    "targets_openapi",
+    "targets_route",
     "time_scale",
 ]

@@ -8,6 +8,7 @@ compare without case, and a ``+`` suffix is kept as written (allow it by its own
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 _TOKEN = re.compile(r"\(|\)|[A-Za-z0-9.+:-]+")
 
@@ -28,19 +29,27 @@ def allowed(expression: str, allow: frozenset[str]) -> bool:
 
 
 def _or(tokens: list[str], allow: frozenset[str]) -> tuple[bool, list[str]]:
-    value, rest = _and(tokens, allow)
-    while rest and rest[0].upper() == "OR":
-        right, rest = _and(rest[1:], allow)
-        value = value or right
-    return value, rest
+    return _joined("OR", _and, tokens, allow)
 
 
 def _and(tokens: list[str], allow: frozenset[str]) -> tuple[bool, list[str]]:
-    value, rest = _term(tokens, allow)
-    while rest and rest[0].upper() == "AND":
-        right, rest = _term(rest[1:], allow)
-        value = value and right
-    return value, rest
+    return _joined("AND", _term, tokens, allow)
+
+
+def _joined(
+    operator: str,
+    operand: Callable[[list[str], frozenset[str]], tuple[bool, list[str]]],
+    tokens: list[str],
+    allow: frozenset[str],
+) -> tuple[bool, list[str]]:
+    """One precedence level: ``operand (operator operand)*``, every operand parsed (so a later
+    malformed one is still an error), the values joined by ``OR`` (any) or ``AND`` (all)."""
+    value, rest = operand(tokens, allow)
+    values = [value]
+    while rest and rest[0].upper() == operator:
+        value, rest = operand(rest[1:], allow)
+        values.append(value)
+    return (any(values) if operator == "OR" else all(values)), rest
 
 
 def _term(tokens: list[str], allow: frozenset[str]) -> tuple[bool, list[str]]:

@@ -15,11 +15,19 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
-from modelplane.api import BLOCK_LABEL, HOSTNAME_LABEL, RACK_LABEL, QuantityError, parse_quantity
+from modelplane.api import (
+    BLOCK_LABEL,
+    HOSTNAME_LABEL,
+    RACK_LABEL,
+    TIME_SLICES_CAPACITY,
+    TIME_SLICING_ANNOTATION,
+    QuantityError,
+    parse_quantity,
+)
 from modelplane.api import NODE_POWER_CAP_ANNOTATION as NODE_POWER_CAP
 from modelplane.api import RACK_POWER_CAP_ANNOTATION as RACK_POWER_CAP
 
-from .._errors import CelRuntimeError, MatchingTimeout, SchedulingInputError
+from .._errors import CelCompileError, CelRuntimeError, MatchingTimeout, SchedulingInputError
 from ._cel import CelDevice, SelectorProgram, compile_selector, parse_semver
 
 __all__ = [
@@ -59,6 +67,8 @@ class Device:
     binding_conditions: tuple[str, ...] = ()
     binding_failure_conditions: tuple[str, ...] = ()
     binds_to_node: bool = False
+    #: the time-sliced DeviceClasses whose claims take one slice of it (:func:`_time_slice`)
+    time_sliced_by: frozenset[str] = frozenset()
 
     @property
     def id(self) -> tuple[str, str, str]:
@@ -187,6 +197,7 @@ class Inventory:
             if not name:
                 raise SchedulingInputError("DeviceClass without metadata.name")
             inv.classes[str(name)] = dict(c)
+        _time_slice(inv)
         for node, devices in inv.by_node.items():
             if node not in inv.nodes:
                 inv.nodes[node] = NodeInfo(node, {HOSTNAME_LABEL: node}, "", "", None, None)
@@ -470,6 +481,42 @@ class _Matching:
     result: dict[str, list[Device]] = field(default_factory=dict)
     failed: dict[int, tuple[str, str]] = field(default_factory=dict)  # sig -> expression, error
     errors: dict[str, list[Device]] = field(default_factory=dict)  # node -> failed devices
+
+
+def _time_slice(inv: Inventory) -> None:
+    """GPU time-slicing: every device a DeviceClass annotated with ``TIME_SLICING_ANNOTATION``
+    selects becomes multi-allocatable with the consumable capacity ``TIME_SLICES_CAPACITY`` of
+    that many slices; a claim of the class takes one (``requestPolicy.default``), a claim of any
+    other class all of them (the device whole, as before). Capacities a share does not ask for
+    (memory) are not consumed: time-slicing isolates no memory."""
+    for name, device_class in sorted(inv.classes.items()):
+        raw = ((device_class.get("metadata") or {}).get("annotations") or {}).get(
+            TIME_SLICING_ANNOTATION
+        )
+        if raw is None or not str(raw).isdigit() or int(raw) < 2:
+            continue  # validation refuses such a class at apply; a stale one shares nothing
+        try:
+            programs = [
+                compile_selector(str((sel.get("cel") or {}).get("expression") or "true"))
+                for sel in (device_class.get("spec") or {}).get("selectors") or []
+            ]
+        except CelCompileError:
+            continue
+        slices = Fraction(int(raw))
+        for dev in inv.devices:
+            if dev.allow_multiple and not dev.time_sliced_by:
+                continue  # shared already as its driver published it
+            if dev.capacity.get(TIME_SLICES_CAPACITY, slices) != slices:
+                continue  # sliced differently by another class: the first (by name) holds
+            try:
+                if not all(p.matches(dev.cel) for p in programs):
+                    continue
+            except CelRuntimeError:
+                continue
+            dev.allow_multiple = True
+            dev.capacity[TIME_SLICES_CAPACITY] = slices
+            dev.request_policies[TIME_SLICES_CAPACITY] = {"default": "1"}
+            dev.time_sliced_by = dev.time_sliced_by | {name}
 
 
 class _SelectorFailure(Exception):

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
-from modelplane.api import parse_quantity
+from modelplane.api import TIME_SLICES_CAPACITY, parse_quantity
 
 from ._inventory import CounterKey, Device
 from ._plans import MAX_RESULTS, RequestPlan
@@ -61,8 +61,16 @@ def consumption(dev: Device, plan: RequestPlan) -> dict[str, Fraction] | None:
         # Exclusive devices: the request only has to fit what the device offers.
         return {} if all(v <= dev.capacity[q] for q, v in requested.items()) else None
     consumed: dict[str, Fraction] = {}
+    sliced = bool(dev.time_sliced_by)
     for q, total in dev.capacity.items():
         policy = dev.request_policies.get(q) or {}
+        if sliced and q not in requested:
+            if q != TIME_SLICES_CAPACITY:
+                continue  # time-slicing isolates no memory: a share takes what it asks for
+            # a claim of a time-sliced class takes one slice; any other claim the device whole
+            if plan.class_name not in dev.time_sliced_by:
+                consumed[q] = total
+                continue
         if q in requested:
             rounded = _round_up(requested[q], policy) if policy else requested[q]
             if rounded is None:

@@ -604,10 +604,12 @@ def scheduling_controllers(
     """The controllers of device scheduling that ``modelplane up`` runs, bound to ``store``;
     ``node_grace``: seconds a node's lapsed heartbeat lease is given before its claims move."""
     from ._claims import AgentClaimController, EndpointClaimController, JobClaimController
+    from ._drivers import DriverVersionController
     from ._lifecycle import NodeLifecycleController
 
     return [
         NodeLifecycleController(store, grace=node_grace),
+        DriverVersionController(store),
         ResourceClaimController(store),
         EndpointClaimController(store),
         JobClaimController(store),
