@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from modelplane.api import errors, validate
+from modelplane.api import ENDPOINT_LABEL, VERSION_LABEL, errors, validate
 from modelplane.control import WorkQueue, set_condition
 from modelplane.deploy import endpoint_objects
 from modelplane.kube._client import (
@@ -39,8 +39,6 @@ from modelplane.kube._client import (
 
 log = logging.getLogger(__name__)
 
-ENDPOINT_LABEL = "modelplane.dev/endpoint"
-VERSION_LABEL = "modelplane.dev/version"
 WORKER_PORT = 8000
 #: the kinds an Endpoint owns, pruned when no longer rendered
 OWNED: tuple[Resource, ...] = tuple(RESOURCES.values())
