@@ -13,7 +13,9 @@ other versions by the replicas the node agent publishes in ``Endpoint.status.rep
 or its key is missing, the value is not base64, or it holds a line break or another control
 character that would break the ``Authorization`` header) is not routed: it keeps no replica and
 its ``problem`` says why, which the client's error repeats. Nothing here reads a file. The split applied is ``status.traffic`` when the rollout controller set one, else
-``spec.traffic``, else all traffic to the Model's last version. An Endpoint's eval plan
+``spec.traffic``, else all traffic to the Model's last version; versions only
+``spec.routing.headerRoutes`` name join the route with weight 0 (the header routes, kept on the
+route, send requests to them). An Endpoint's eval plan
 (``spec.rollout.analysis.eval``) is on its route only while ``status.rollout.phase`` is
 ``Progressing``: answers are evaluated while a step is being analysed, not otherwise.
 """
