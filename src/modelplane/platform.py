@@ -60,7 +60,7 @@ def controllers(
     """
     from modelplane import sre
     from modelplane.autoscaling import NodePoolController, ReplicaAutoscaler
-    from modelplane.gateway import GraphController
+    from modelplane.gateway import GraphController, HTTPRouteController, InferencePoolController
     from modelplane.rollout import RolloutController
     from modelplane.scheduling import scheduling_controllers
     from modelplane.serving import ModelController
@@ -73,6 +73,8 @@ def controllers(
         *scheduling_controllers(store, node_grace=node_grace),
         RolloutController(store, token=api_token),
         GraphController(store),
+        HTTPRouteController(store),
+        InferencePoolController(store),
         SLOController(store, token=api_token, egress=egress),
         sre.RemediationController(store, audit=audit),
     ]

@@ -252,6 +252,43 @@ def relationship() -> dict[str, Any]:
     }
 
 
+def http_route() -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "chat-route", "namespace": "default"},
+        "spec": {
+            "parentRefs": [{"name": "modelplane"}],
+            "rules": [
+                {
+                    "matches": [{"headers": [{"name": "OpenAI-Project", "value": "canary"}]}],
+                    "backendRefs": [
+                        {"group": "modelplane.dev", "kind": "Endpoint", "name": "chat"}
+                    ],
+                },
+                {
+                    "backendRefs": [
+                        {"kind": "Service", "name": "chat-v1", "port": 8000, "weight": 90},
+                        {"kind": "Service", "name": "chat-v2", "port": 8000, "weight": 10},
+                    ]
+                },
+            ],
+        },
+    }
+
+
+def inference_pool() -> dict[str, Any]:
+    return {
+        "apiVersion": "inference.networking.k8s.io/v1",
+        "kind": "InferencePool",
+        "metadata": {"name": "chat-pool", "namespace": "default"},
+        "spec": {
+            "selector": {"matchLabels": {"modelplane.dev/endpoint": "chat"}},
+            "targetPorts": [{"number": 8000}],
+        },
+    }
+
+
 ALL = {
     "Model": model,
     "Endpoint": endpoint,
@@ -264,6 +301,8 @@ ALL = {
     "DeviceClass": device_class,
     "ResourceSlice": resource_slice,
     "ResourceClaim": resource_claim,
+    "HTTPRoute": http_route,
+    "InferencePool": inference_pool,
     "Node": node,
     "NodePool": node_pool,
     "Queue": queue,

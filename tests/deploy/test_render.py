@@ -356,3 +356,82 @@ def test_an_object_of_every_crd_kind_as_our_api_stores_it_validates_against_its_
         stored = validate(ALL[info.kind]())
         errors = list(jsonschema.Draft4Validator(_crd_schema(info.kind)).iter_errors(stored))
         assert [e.message for e in errors] == [], info.kind
+
+
+def test_an_endpoint_renders_an_inference_pool_and_an_httproute_with_its_split() -> None:
+    rendered = render(load_paths([GPU_ENDPOINT]), image="modelplane:test")
+    objects = rendered.endpoints
+    assert [p for obj in objects for p in problems(obj)] == []
+    pool = _by(objects, "InferencePool", "llama")
+    assert pool["apiVersion"] == "inference.networking.k8s.io/v1"
+    assert pool["spec"]["selector"]["matchLabels"] == {"modelplane.dev/endpoint": "llama"}
+    assert pool["spec"]["targetPorts"] == [{"number": 8000}]
+    # the pool selects exactly the pods the Deployments make
+    for deployment in (o for o in objects if o["kind"] == "Deployment"):
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert pool["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    route = _by(objects, "HTTPRoute", "llama")
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert route["metadata"]["namespace"] == "team-a"
+    (rule,) = route["spec"]["rules"]
+    assert rule["matches"][0]["headers"] == [
+        {"type": "Exact", "name": "X-Gateway-Model-Name", "value": "llama"}
+    ]
+    endpoint = next(o for o in load_paths([GPU_ENDPOINT]) if o.obj["kind"] == "Endpoint").obj
+    split = {t["version"]: t["weight"] for t in endpoint["spec"]["traffic"]}
+    assert {b["name"]: b["weight"] for b in rule["backendRefs"]} == {
+        f"llama-{v}": w for v, w in split.items()
+    }
+    services = {o["metadata"]["name"] for o in objects if o["kind"] == "Service"}
+    assert {b["name"] for b in rule["backendRefs"]} <= services
+
+
+def test_header_routes_render_a_rule_each_and_their_versions_run_replicas() -> None:
+    text = """
+apiVersion: modelplane.dev/v1alpha1
+kind: Model
+metadata: {name: m}
+spec:
+  versions:
+    - {name: v1, source: x, format: safetensors, digest: "sha256:ONE"}
+    - {name: v2, source: x, format: safetensors, digest: "sha256:TWO"}
+---
+apiVersion: modelplane.dev/v1alpha1
+kind: Endpoint
+metadata: {name: chat}
+spec:
+  model: m
+  traffic: [{version: v1, weight: 100}]
+  routing:
+    headerRoutes: [{headers: [{name: OpenAI-Project, value: proj_canary}], version: v2}]
+""".replace("ONE", "1" * 64).replace("TWO", "2" * 64)
+    objects = render(load_manifests(text, "chat.yaml"), image="modelplane:test").endpoints
+    assert [p for obj in objects for p in problems(obj)] == []
+    assert {"chat-v1", "chat-v2"} <= {
+        o["metadata"]["name"] for o in objects if o["kind"] == "Deployment"
+    }
+    canary, default = _by(objects, "HTTPRoute", "chat")["spec"]["rules"]
+    assert {"type": "Exact", "name": "OpenAI-Project", "value": "proj_canary"} in canary["matches"][
+        0
+    ]["headers"]
+    assert canary["backendRefs"] == [{"kind": "Service", "name": "chat-v2", "port": 8000}]
+    assert [b["name"] for b in default["backendRefs"]] == ["chat-v1"]
+
+
+def test_a_single_version_endpoint_routes_through_its_inference_pool() -> None:
+    rendered = render(load_paths([QUICKSTART]), namespace="modelplane", image="modelplane:test")
+    route = _by(rendered.endpoints, "HTTPRoute", "smollm2")
+    assert route["spec"]["rules"][0]["backendRefs"] == [
+        {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": "smollm2"}
+    ]
+    assert _by(rendered.endpoints, "InferencePool", "smollm2")["spec"]["endpointPickerRef"] == {
+        "name": "smollm2-epp",
+        "port": {"number": 9002},
+        "failureMode": "FailOpen",
+    }
+
+
+def test_the_strict_check_of_gateway_api_objects_sees_an_unknown_field() -> None:
+    route = {**ALL["HTTPRoute"](), "kind": "HTTPRoute"}
+    route["spec"]["rules"][0]["backendRef"] = []
+    assert any("rules[0].backendRef" in p for p in problems(route))

@@ -11,14 +11,21 @@ from tests.server.conftest import RunningServer
 from modelplane.api import kinds
 
 _METHODS = ("get", "put", "post", "patch", "delete")
+GATEWAY = "gateway.networking.k8s.io/v1"
+INFERENCE = "inference.networking.k8s.io/v1"
 
 
-def test_apis_lists_both_groups(server: RunningServer) -> None:
+def test_apis_lists_every_group(server: RunningServer) -> None:
     body = server.http.get("/apis").json()
 
     assert body["kind"] == "APIGroupList"
     versions = {g["name"]: [v["groupVersion"] for v in g["versions"]] for g in body["groups"]}
-    assert versions == {"modelplane.dev": [GROUP], "resource.k8s.io": [DRA]}
+    assert versions == {
+        "modelplane.dev": [GROUP],
+        "resource.k8s.io": [DRA],
+        "gateway.networking.k8s.io": [GATEWAY],
+        "inference.networking.k8s.io": [INFERENCE],
+    }
 
 
 def test_a_group_lists_its_versions(server: RunningServer) -> None:
@@ -32,7 +39,7 @@ def test_a_group_version_lists_every_kind_with_plural_scope_verbs_and_short_name
     server: RunningServer,
 ) -> None:
     served = {}
-    for group_version in (GROUP, DRA):
+    for group_version in (GROUP, DRA, GATEWAY, INFERENCE):
         body = server.http.get(f"/apis/{group_version}").json()
         assert body["kind"] == "APIResourceList"
         assert body["groupVersion"] == group_version

@@ -12,7 +12,9 @@ Kinds (group ``modelplane.dev/v1alpha1`` unless noted): ``Model``, ``Endpoint``,
 ``Queue``, ``Job``, ``Event``, and
 the DRA kinds
 ``DeviceClass``, ``ResourceSlice`` (cluster-scoped) and ``ResourceClaim`` under
-``resource.k8s.io/v1``, which are accepted exactly as a Kubernetes cluster serves them.
+``resource.k8s.io/v1``, which are accepted exactly as a Kubernetes cluster serves them, as are the
+Gateway API's ``HTTPRoute`` (``gateway.networking.k8s.io/v1``) and the Inference Extension's
+``InferencePool`` (``inference.networking.k8s.io/v1``).
 
 Example::
 
@@ -30,6 +32,13 @@ from modelplane.api._dra import DeviceClass, ResourceClaim, ResourceSlice
 from modelplane.api._endpoint import Endpoint, slo_window_seconds
 from modelplane.api._event import Event
 from modelplane.api._explain import explain
+from modelplane.api._gatewayapi import (
+    GATEWAY_GROUP,
+    INFERENCE_GROUP,
+    HeaderMatch,
+    HTTPRoute,
+    InferencePool,
+)
 from modelplane.api._graph import Graph
 from modelplane.api._job import Job
 from modelplane.api._jsonschema import json_schema
@@ -51,6 +60,7 @@ from modelplane.api._names import (
     CONSUMER_CLAIMS_ANNOTATION,
     DEMAND_ANNOTATION,
     DURATION_ANNOTATION,
+    ENDPOINT_LABEL,
     ENSEMBLE_ANNOTATION,
     FALLBACKS_ANNOTATION,
     GANG_ANNOTATION,
@@ -81,6 +91,7 @@ from modelplane.api._names import (
     TEMPLATE_HASH_ANNOTATION,
     TIME_SLICES_CAPACITY,
     TIME_SLICING_ANNOTATION,
+    VERSION_LABEL,
     RoutingPolicy,
 )
 from modelplane.api._node import (
@@ -129,12 +140,15 @@ __all__ = [
     "CONSUMER_CLAIMS_ANNOTATION",
     "DEMAND_ANNOTATION",
     "DURATION_ANNOTATION",
+    "ENDPOINT_LABEL",
     "ENSEMBLE_ANNOTATION",
     "FALLBACKS_ANNOTATION",
     "GANG_ANNOTATION",
     "GANG_SIZE_ANNOTATION",
+    "GATEWAY_GROUP",
     "HOSTNAME_LABEL",
     "IDLE_TIMEOUT_ANNOTATION",
+    "INFERENCE_GROUP",
     "JOB_LABEL",
     "LOCAL_OPERATOR",
     "MAX_TIME_SLICES",
@@ -167,6 +181,7 @@ __all__ = [
     "TIME_SLICES_CAPACITY",
     "TIME_SLICING_ANNOTATION",
     "TOPOLOGY_LABELS",
+    "VERSION_LABEL",
     "Agent",
     "AgentSpec",
     "Condition",
@@ -174,6 +189,9 @@ __all__ = [
     "Endpoint",
     "Event",
     "Graph",
+    "HTTPRoute",
+    "HeaderMatch",
+    "InferencePool",
     "Job",
     "KindInfo",
     "Manifest",

@@ -9,6 +9,7 @@ import regex  # type: ignore[import-untyped]
 from pydantic import Field, field_validator, model_validator
 
 from modelplane.api._dra import DeviceClaim
+from modelplane.api._gatewayapi import HeaderMatch
 from modelplane.api._meta import READY_COLUMN, OpenSchema, Resource, Schema, Status
 from modelplane.api._names import RoutingPolicy
 from modelplane.api._types import (
@@ -340,6 +341,25 @@ class Replicas(Schema):
         return self
 
 
+class HeaderRoute(Schema):
+    """Requests carrying every one of ``headers`` go to ``version``, before the traffic split."""
+
+    headers: list[HeaderMatch] = Field(
+        min_length=1,
+        max_length=16,
+        description=(
+            "Headers that must all match, e.g. `{name: OpenAI-Project, value: proj_canary}` or"
+            " a tenant header; names compare case-insensitively."
+        ),
+    )
+    version: Name = Field(
+        description=(
+            "The Model version these requests go to; it runs replicas even with no weight in"
+            " the traffic split."
+        )
+    )
+
+
 class Routing(Schema):
     """How the gateway picks a replica for each request."""
 
@@ -358,6 +378,15 @@ class Routing(Schema):
             "Keep a session (the request's `user`, or its X-Session-Id header) on one version of"
             " the traffic split, so a conversation does not switch models mid-way. Implied by"
             " policy session-affinity; unset means false."
+        ),
+    )
+    header_routes: list[HeaderRoute] | None = Field(
+        default=None,
+        max_length=16,
+        description=(
+            "Header-based routing beside the weighted split: the first entry whose headers all"
+            " match sends the request to its version (while that version has a ready replica);"
+            " requests no entry matches follow the traffic split."
         ),
     )
 

@@ -30,6 +30,10 @@ REPLICA_LABEL: Final = "modelplane.dev/replica"
 OWNER_KIND_LABEL: Final = "modelplane.dev/owner-kind"
 #: on a ResourceClaim of a Job replica: the Job's name
 JOB_LABEL: Final = "modelplane.dev/job"
+#: the Endpoint a replica (a rendered pod, an InferencePool member) serves
+ENDPOINT_LABEL: Final = "modelplane.dev/endpoint"
+#: the Model version a replica serves
+VERSION_LABEL: Final = "modelplane.dev/version"
 #: on every ResourceSlice a publisher writes: whose it is
 PUBLISHER_LABEL: Final = "modelplane.dev/publisher"
 #: on a Node: the replicas it runs are simulated (no weights are loaded)

@@ -10,6 +10,7 @@ from modelplane.api._agent import Agent
 from modelplane.api._dra import DeviceClass, ResourceClaim, ResourceSlice
 from modelplane.api._endpoint import Endpoint
 from modelplane.api._event import Event
+from modelplane.api._gatewayapi import HTTPRoute, InferencePool
 from modelplane.api._graph import Graph
 from modelplane.api._job import Job
 from modelplane.api._meta import Resource
@@ -35,6 +36,8 @@ _SCHEMAS: tuple[type[Resource], ...] = (
     DeviceClass,
     ResourceSlice,
     ResourceClaim,
+    HTTPRoute,
+    InferencePool,
     Node,
     NodePool,
     Queue,

@@ -6,14 +6,17 @@ least-request, load, prefix-cache, session-affinity, prefix-load), retries befor
 token, fallback chains, per-tenant rate limits and budgets (held across gateways by slices taken from
 the store, never a store round trip per request), Graph execution, per-version request
 samples for canary analysis (with the scores of answers evaluated while a rollout runs: an eval
-set, or a judge model called through the same request path), the gateway's metrics, and the :class:`GraphController` (a Graph's
-``Ready`` condition: do its steps' Endpoints and nodes exist and serve). Runs mounted in ``modelplane up``
+set, or a judge model called through the same request path), the gateway's metrics, the :class:`GraphController` (a Graph's
+``Ready`` condition: do its steps' Endpoints and nodes exist and serve), Gateway API HTTPRoutes
+and Inference Extension InferencePools (header matches, weighted backendRefs, pools selecting
+replicas by labels) and the :class:`HTTPRouteController` and :class:`InferencePoolController` (their
+``status.parents``). Runs mounted in ``modelplane up``
 (:func:`mount`) or alone (:func:`serve_gateway`, ``modelplane gateway``).
 
 Must not touch: the store per request (an in-memory routing table kept by informers serves every
 request), other subsystems' internals (replicas are read from ``Endpoint.status.replicas``, which
-the node agent publishes), or the objects' spec and status: the gateway only reads (the Graph controller writes only a
-Graph's status), except the
+the node agent publishes), or the objects' spec and status: the gateway only reads (the Graph and HTTPRoute controllers write only
+their objects' status), except the
 ``modelplane.dev/demand`` annotation it sets on a ``scaleToZero`` Endpoint to ask for a replica.
 
 Example::
@@ -35,6 +38,7 @@ from modelplane.gateway._call import Call
 from modelplane.gateway._errors import GatewayError
 from modelplane.gateway._gateway import Gateway
 from modelplane.gateway._graph_controller import GraphController, graph_problems
+from modelplane.gateway._httproute_controller import HTTPRouteController, InferencePoolController
 from modelplane.gateway._limits import Limiter, Ticket
 from modelplane.gateway._openapi import openapi_paths
 from modelplane.gateway._routing import POLICIES, ReplicaLoad, Router, pick_version, prompt_blocks
@@ -63,6 +67,8 @@ __all__ = [
     "GatewayError",
     "GraphController",
     "GraphRoute",
+    "HTTPRouteController",
+    "InferencePoolController",
     "Limiter",
     "Limits",
     "Replica",

@@ -22,6 +22,8 @@ from modelplane.api import Principal, json_object, principal_of
 from modelplane.api.errors import BadRequest
 from modelplane.gateway._call import FIELDS, Call, parse_call
 from modelplane.gateway._errors import GatewayError, error_body, error_response
+from modelplane.gateway._httproutes import HTTPRouteTable
+from modelplane.gateway._matches import RequestFacts
 from modelplane.gateway._responses import chat_body, response_events, response_object
 from modelplane.gateway._table import EndpointRoute, RoutingTable
 from modelplane.gateway._table import Route as ModelRoute
@@ -35,6 +37,7 @@ class Served(Protocol):
 
     max_body_bytes: int
     table: RoutingTable
+    http_routes: HTTPRouteTable
     telemetry: Telemetry
     tenancy: Tenancy
 
@@ -82,6 +85,7 @@ class _OpenAIRoute:
     async def _serve(self, request: Request, raw: bytes, path: str) -> Response:
         model, call = parse_call(path, raw, request.headers.get("x-session-id"))
         call.principal = principal_of(request.scope)
+        call.facts = _facts(request)
         try:
             return await self.gateway.handle(model, call)
         except GatewayError:
@@ -121,23 +125,49 @@ class _ResponsesRoute(_OpenAIRoute):
         return Response(orjson.dumps(response), media_type="application/json", headers=headers)
 
 
+def _facts(request: Request) -> RequestFacts:
+    """What HTTPRoute matches and header routes look at (header names lowercase, as Starlette
+    gives them; a repeated header counts with its last value)."""
+    host = (request.headers.get("host") or "").rsplit(":", 1)[0].lower()
+    return RequestFacts(
+        path=request.url.path,
+        method=request.method,
+        host=host,
+        headers=dict(request.headers.items()),
+        query=dict(request.query_params.items()),
+    )
+
+
 def _served(request: Request) -> Served:
     gateway: Served = request.app.state.gateway
     return gateway
 
 
 async def _models(request: Request) -> Response:
-    data = [
-        {
+    served = _served(request)
+    principal = principal_of(request.scope)
+    models = {
+        route.name if route.namespace == "default" else route.key: {
             "id": route.name if route.namespace == "default" else route.key,
             "object": "model",
             "created": route.created,
             "owned_by": route.namespace,
             "modelplane": {"kind": "Endpoint" if isinstance(route, EndpointRoute) else "Graph"},
         }
-        for route in _served(request).callable_routes(principal_of(request.scope))
-    ]
-    data.sort(key=lambda m: str(m["id"]))
+        for route in served.callable_routes(principal)
+    }
+    # an HTTPRoute serves its names (and shadows an Endpoint or Graph of the same name)
+    for key, namespace in served.http_routes.model_names().items():
+        if served.tenancy.decide(principal, "model.call", "Endpoint", namespace).allowed:
+            name = key.partition("/")[2] if namespace == "default" else key
+            models[name] = {
+                "id": name,
+                "object": "model",
+                "created": 0,
+                "owned_by": namespace,
+                "modelplane": {"kind": "HTTPRoute"},
+            }
+    data = sorted(models.values(), key=lambda m: str(m["id"]))
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
 
 

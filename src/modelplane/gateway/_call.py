@@ -14,6 +14,7 @@ from opentelemetry.trace import Span
 from modelplane.api import LOCAL_OPERATOR, Principal, json_object
 from modelplane.api.errors import BadRequest
 from modelplane.gateway._errors import GatewayError
+from modelplane.gateway._matches import RequestFacts
 from modelplane.gateway._routing import prompt_blocks
 
 #: the OpenAI routes served, each with the field that carries its input
@@ -41,6 +42,9 @@ class Call:
     prompt: str = ""
     # the Graph step this call serves (its name, else its endpoint), shown on its span
     step: str | None = None
+    #: the client's HTTP request (path, method, Host, headers, query) for HTTPRoute matches and
+    #: an Endpoint's header routes; None for a Graph's steps
+    facts: RequestFacts | None = None
     # the request's trace span; a streamed answer's relay takes it over (and sets this to None)
     span: Span | None = field(default=None, repr=False)
     _blocks: list[int] | None = field(default=None, repr=False)

@@ -49,6 +49,7 @@ from modelplane.gateway._call import Call
 from modelplane.gateway._errors import GatewayError, unavailable
 from modelplane.gateway._evals import Evaluations
 from modelplane.gateway._graphs import run_graph
+from modelplane.gateway._httproutes import HTTPRouteTable, choose
 from modelplane.gateway._limits import Limiter, Ticket
 from modelplane.gateway._routing import Router, pick_version
 from modelplane.gateway._shared_limits import SharedLimits
@@ -144,6 +145,7 @@ class Gateway:
         self.audit = audit
         self.runtime = runtime
         self.table = RoutingTable(store)
+        self.http_routes = HTTPRouteTable(store, self.table)
         self.egress = egress or EgressRules()
         self.router = router or Router()
         if shared_limits is None:  # embedded SQLite is one gateway; PostgreSQL is scale-out
@@ -174,10 +176,11 @@ class Gateway:
     def start(self) -> Gateway:
         """Start the informers that keep the routing table current (returns at once)."""
         self.table.start()
+        self.http_routes.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> bool:
-        return self.table.stop(timeout)
+        return self.http_routes.stop(timeout) & self.table.stop(timeout)
 
     async def aclose(self) -> None:
         await self.evals.aclose()
@@ -303,7 +306,16 @@ class Gateway:
         return self.tenancy.decide(principal, "model.call", kind, route.namespace).allowed
 
     async def handle(self, model: str, call: Call) -> Response:
-        """Serve one parsed request for the model name the client gave."""
+        """Serve one parsed request for the model name the client gave: through the HTTPRoutes
+        serving that name when there are any (:mod:`modelplane.gateway._httproutes`), else
+        the Endpoint or Graph of that name."""
+        entries = self.http_routes.routes_for(model)
+        if entries and call.facts is not None:
+            if not self.tenancy.decide(
+                call.principal, "model.call", "Endpoint", entries[0].namespace
+            ).allowed:
+                raise self._not_found(model, call.principal)
+            return await self.serve(choose(entries, model, call.facts, self.random), call)
         return await self.serve(self.resolve(model, call.principal), call)
 
     async def serve(self, route: Route, call: Call) -> Response:
@@ -454,10 +466,11 @@ class Gateway:
         """The version to serve ``call`` from (holding the request while a scaled-to-zero
         endpoint starts a replica), with the route as it then stands; raises _Exhausted (503)
         when no version has a ready replica."""
-        version = pick_version(route, call.session, self.random)
+        headers = call.facts.headers if call.facts is not None else None
+        version = pick_version(route, call.session, self.random, headers)
         if version is None and route.scale_to_zero:
             route = await self._hold(route)
-            version = pick_version(route, call.session, self.random)
+            version = pick_version(route, call.session, self.random, headers)
         if version is not None:
             return route, version
         problems = "; ".join(f"version {v.name}: {v.problem}" for v in route.versions if v.problem)

@@ -25,10 +25,11 @@ from __future__ import annotations
 import random
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from modelplane.api import ROUTING_POLICIES
+from modelplane.gateway._matches import headers_fit
 from modelplane.gateway._table import EndpointRoute, Replica, VersionRoute
 
 #: the policies an Endpoint may name (``spec.routing.policy``)
@@ -48,10 +49,24 @@ def prompt_blocks(text: str, block_chars: int = 64, max_blocks: int = 128) -> li
 
 
 def pick_version(
-    route: EndpointRoute, session: str | None, rnd: random.Random
+    route: EndpointRoute,
+    session: str | None,
+    rnd: random.Random,
+    headers: Mapping[str, str] | None = None,
 ) -> VersionRoute | None:
-    """The version by weight among those with ready replicas; a session always gets the same one
-    while the weights stay (and moves only towards versions whose weight grew)."""
+    """The version of the first header route whose headers all match (``headers`` keyed by
+    lowercase name) when it has ready replicas; else by weight among those with ready replicas,
+    a session always getting the same one while the weights stay (and moving only towards
+    versions whose weight grew)."""
+    if headers is not None:
+        for header_route in route.header_routes:
+            if headers_fit(header_route.headers, headers):
+                pinned = next(
+                    (v for v in route.versions if v.name == header_route.version and v.replicas),
+                    None,
+                )
+                if pinned is not None:
+                    return pinned
     live = [v for v in route.versions if v.replicas and v.weight > 0]
     if not live:
         # weights name only versions without replicas: serve from what runs rather than fail

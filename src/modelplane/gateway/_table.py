@@ -13,7 +13,9 @@ other versions by the replicas the node agent publishes in ``Endpoint.status.rep
 or its key is missing, the value is not base64, or it holds a line break or another control
 character that would break the ``Authorization`` header) is not routed: it keeps no replica and
 its ``problem`` says why, which the client's error repeats. Nothing here reads a file. The split applied is ``status.traffic`` when the rollout controller set one, else
-``spec.traffic``, else all traffic to the Model's last version. An Endpoint's eval plan
+``spec.traffic``, else all traffic to the Model's last version; versions only
+``spec.routing.headerRoutes`` name join the route with weight 0 (the header routes, kept on the
+route, send requests to them). An Endpoint's eval plan
 (``spec.rollout.analysis.eval``) is on its route only while ``status.rollout.phase`` is
 ``Progressing``: answers are evaluated while a step is being analysed, not otherwise.
 """
@@ -37,6 +39,7 @@ from modelplane.api import (
 )
 from modelplane.api.errors import ModelplaneError
 from modelplane.control import Informer
+from modelplane.gateway._matches import ValueMatch, header_matches
 from modelplane.gateway._scorers import EvalPlan, eval_plan
 from modelplane.store import JSON, Store
 
@@ -67,6 +70,14 @@ class VersionRoute:
 
 
 @dataclass(frozen=True, slots=True)
+class HeaderRoute:
+    """``spec.routing.headerRoutes[]``: requests with all these headers go to ``version``."""
+
+    headers: tuple[ValueMatch, ...]
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
@@ -91,6 +102,10 @@ class EndpointRoute:
     scale_to_zero: bool = False
     #: ``spec.rollout.analysis.eval`` while a rollout is in progress: answers sampled and scored
     evals: EvalPlan | None = None
+    #: ``spec.routing.headerRoutes``, tried in order before the traffic split
+    header_routes: tuple[HeaderRoute, ...] = ()
+    #: the Endpoint's labels (an InferencePool selects its replicas by them)
+    labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -232,6 +247,8 @@ class RoutingTable:
             created=_created(meta),
             scale_to_zero=bool((spec.get("replicas") or {}).get("scaleToZero")),
             evals=eval_plan(spec) if _rolling_out(obj.get("status")) else None,
+            header_routes=_header_routes(routing),
+            labels=tuple(sorted((str(k), str(v)) for k, v in (meta.get("labels") or {}).items())),
         )
 
     def _versions(
@@ -244,6 +261,13 @@ class RoutingTable:
         traffic = status.get("traffic") or spec.get("traffic") or []
         if not traffic and versions_spec:
             traffic = [{"version": list(versions_spec)[-1], "weight": 100}]
+        # a version only header routes name serves no share of the split (weight 0)
+        split = {str(t.get("version")) for t in traffic}
+        pinned = [str(h.get("version")) for h in _raw_header_routes(spec.get("routing"))]
+        traffic = [
+            *traffic,
+            *({"version": v, "weight": 0} for v in dict.fromkeys(pinned) if v not in split),
+        ]
         replicas_by_version = _ready_replicas(status.get("replicas"))
         versions: list[VersionRoute] = []
         for target in traffic:
@@ -330,6 +354,18 @@ def _ready_replicas(published: Any) -> dict[str, list[Replica]]:
         )
         by_version.setdefault(replica.version, []).append(replica)
     return by_version
+
+
+def _raw_header_routes(routing: Any) -> list[JSON]:
+    listed = routing.get("headerRoutes") if isinstance(routing, dict) else None
+    return [h for h in listed or [] if isinstance(h, dict) and h.get("version")]
+
+
+def _header_routes(routing: Any) -> tuple[HeaderRoute, ...]:
+    return tuple(
+        HeaderRoute(header_matches(h.get("headers")), str(h["version"]))
+        for h in _raw_header_routes(routing)
+    )
 
 
 def _rolling_out(status: Any) -> bool:

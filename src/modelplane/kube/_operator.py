@@ -3,7 +3,7 @@
 For every ``Endpoint`` custom resource (``endpoints.modelplane.dev``, the CRD that ``render
 kubernetes`` writes) the operator applies the objects ``render kubernetes`` would emit for it — a
 Deployment and a Service per served version, the ``resource.k8s.io/v1`` ResourceClaimTemplate of
-its devices — owned by the Endpoint (``ownerReferences``, so deleting the Endpoint deletes them),
+its devices, not the Gateway API objects — owned by the Endpoint (``ownerReferences``, so deleting the Endpoint deletes them),
 deletes the ones it owns that are no longer wanted (a version dropped from the traffic split), and
 writes the Endpoint's ``status`` as the node agent does outside a cluster: ``replicas[]`` with each
 version's Service address (what gateways route to), ``readyReplicas`` from the Deployments, and a
@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from modelplane.api import errors, validate
+from modelplane.api import ENDPOINT_LABEL, VERSION_LABEL, errors, validate
 from modelplane.control import WorkQueue, set_condition
 from modelplane.deploy import endpoint_objects
 from modelplane.kube._client import (
@@ -39,8 +39,6 @@ from modelplane.kube._client import (
 
 log = logging.getLogger(__name__)
 
-ENDPOINT_LABEL = "modelplane.dev/endpoint"
-VERSION_LABEL = "modelplane.dev/version"
 WORKER_PORT = 8000
 #: the kinds an Endpoint owns, pruned when no longer rendered
 OWNED: tuple[Resource, ...] = tuple(RESOURCES.values())
@@ -100,7 +98,13 @@ class Operator:
             "controller": True,
             "blockOwnerDeletion": True,
         }
-        children = endpoint_objects(valid, models, self.image)
+        # the InferencePool and HTTPRoute render kubernetes adds are left to it: a cluster may
+        # have no Gateway API or Inference Extension CRDs, and the operator's role covers none
+        children = [
+            o
+            for o in endpoint_objects(valid, models, self.image)
+            if (o["apiVersion"], o["kind"]) in RESOURCES
+        ]
         for obj in children:
             obj["metadata"]["ownerReferences"] = [owner]
         return children

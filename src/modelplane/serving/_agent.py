@@ -13,10 +13,11 @@ Endpoint's ``status``:
   ``ModelNotFound``, ``ReplicasStarting``, ``CrashLoopBackOff``, ``WaitingForAllocation``...).
 
 **Which replicas**: per version with weight > 0 in the traffic split (``status.traffic`` when a
-rollout set it, else ``spec.traffic``, else the Model's last version), ``max(replicas.min, 1)``
-replicas, more (up to ``replicas.max``) while every replica has requests queued; with
-``replicas.autoscaling`` instead the count the replica autoscaler wrote to
-``status.autoscaling.desiredReplicas`` (:mod:`modelplane.autoscaling`), applied per version. A
+rollout set it, else ``spec.traffic``, else the Model's last version) or named by
+``spec.routing.headerRoutes``, ``max(replicas.min, 1)`` replicas, more (up to ``replicas.max``)
+while every replica has requests queued; with ``replicas.autoscaling`` instead the count the
+replica autoscaler wrote to ``status.autoscaling.desiredReplicas`` (:mod:`modelplane.autoscaling`),
+applied per version. A
 ``scaleToZero`` endpoint with ``min: 0`` runs none until demand: the gateway sets the annotation
 :data:`DEMAND_ANNOTATION` to the current Unix time (seconds) when a request finds no ready replica;
 replicas stay while requests came within ``idle_timeout`` seconds (the Endpoint annotation
@@ -280,6 +281,9 @@ class NodeAgent:
         targets = [str(t["version"]) for t in traffic if int(t.get("weight") or 0) > 0]
         if not traffic and versions:
             targets = [list(versions)[-1]]
+        # a version header routes name serves its requests even without a share of the split
+        header_routes = (spec.get("routing") or {}).get("headerRoutes") or []
+        targets = list(dict.fromkeys([*targets, *(str(h["version"]) for h in header_routes)]))
         for version in targets:
             if version not in versions:
                 raise ReplicaProblem(
