@@ -378,6 +378,25 @@ def test_get_watch_streams_a_row_per_change_until_interrupted(
             watcher.wait(10)
 
 
+def test_get_watch_ends_on_ctrl_c_even_when_started_with_sigint_ignored(
+    mp: Mp, platform: UpServer, ns: str
+) -> None:
+    # given a watcher started as a shell without job control starts `cmd &`: SIGINT ignored
+    mp("apply", "-f", "-", input=upstream_model("present"))
+    args = ["--server", platform.url, "-n", ns, "get", "models", "-w"]
+    watcher = spawn(args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert watcher.stdout is not None
+        LineReader(watcher.stdout).until(lambda line: line.startswith("present"))
+        # when it gets SIGINT, then it ends cleanly all the same (as kubectl does)
+        watcher.send_signal(signal.SIGINT)
+        assert watcher.wait(15) == 0
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait(10)
+
+
 def test_get_watch_only_prints_changes_not_the_existing_objects(
     mp: Mp, platform: UpServer, ns: str
 ) -> None:

@@ -15,6 +15,7 @@ code is 1 (2 for a mistake on the command line); a traceback never reaches the u
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -169,4 +170,17 @@ for _command in (
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``modelplane`` console script."""
+    _ctrl_c_stops()
     cli.main(args=argv, prog_name="modelplane")
+
+
+def _ctrl_c_stops() -> None:
+    """Let SIGINT stop a command even when it was started with SIGINT ignored.
+
+    A shell without job control starts background commands (``cmd &`` in a script, CI runners)
+    with SIGINT ignored, and Python then installs no KeyboardInterrupt handler: ``get -w`` and
+    ``up`` would run on after ``kill -INT``. Go programs such as kubectl take SIGINT back when
+    they ask for it; so does this, the one way every command ends on Ctrl-C.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
