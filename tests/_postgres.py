@@ -62,8 +62,17 @@ class PrivatePostgres:
             command = ["runuser", "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, capture_output=True, timeout=120)
 
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    def start(self, *, also_listen: str = "") -> None:
+        """Start it on 127.0.0.1 (and ``also_listen``, an address it then trusts a /16 of)."""
+        addresses = ",".join(filter(None, ("127.0.0.1", also_listen)))
+        if also_listen:
+            hba = self.data / "pg_hba.conf"
+            net = ".".join(also_listen.split(".")[:2]) + ".0.0/16"
+            line = f"host all all {net} trust\n"
+            if line not in hba.read_text():
+                with hba.open("a") as f:
+                    f.write(line)
+        options = f"-p {self.port} -k {self.root} -c listen_addresses={addresses} -c fsync=off"
         log = str(self.root / "server.log")
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
 
