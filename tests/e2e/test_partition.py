@@ -155,3 +155,116 @@ def test_a_partitioned_gateway_serves_from_its_cache_and_catches_up_when_healed(
                     proc.kill()
                     proc.wait()
     assert "Traceback" not in (tmp_path / "gateway.log").read_text()
+
+
+AGENTS = Path(__file__).resolve().parents[1] / "agents"
+INSTANCES, STEPS = 24, 120
+
+
+def _holders(url: str) -> dict[int, str]:
+    from modelplane.agents import SHARDS
+    from modelplane.agents._shards import SHARD_LEASE
+
+    with open_store(url) as store:
+        now, out = time.time(), {}
+        for shard in range(SHARDS):
+            lease = store.get_lease(SHARD_LEASE.format(shard))
+            if lease is not None and lease.holder and lease.expires_at > now:
+                out[shard] = lease.holder
+        return out
+
+
+def test_an_agent_worker_partitioned_past_its_lease_loses_its_shards_and_nothing_runs_twice(
+    netns: Namespace, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    import orjson
+
+    from modelplane.agents._journal import Database
+    from modelplane.agents.runtime import Instances
+
+    effects = tmp_path / "effects.db"
+    with sqlite3.connect(effects) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(
+            "CREATE TABLE executions (id INTEGER PRIMARY KEY AUTOINCREMENT, instance TEXT,"
+            " step INT, token TEXT)"
+        )
+        conn.execute(
+            "CREATE TABLE effects (key TEXT PRIMARY KEY, instance TEXT, step INT,"
+            " deduplicated INT DEFAULT 0)"
+        )
+    os.environ["CRASH_EFFECTS_DB"] = str(effects)
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(AGENTS), os.environ.get("PYTHONPATH", "")])
+    with private_postgres() as pg:
+        pg.stop()
+        pg.start(also_listen=netns.db_host)
+        # given instances of an agent with side effects, on three workers, one in the namespace
+        with open_store(pg.url) as store:
+            store.create(
+                validate(
+                    {
+                        "apiVersion": "modelplane.dev/v1alpha1",
+                        "kind": "Agent",
+                        "metadata": {"name": "crashy"},
+                        "spec": {"entrypoint": "agent_handlers:crashy"},
+                    }
+                )
+            )
+        db = Database(pg.url)
+        for i in range(INSTANCES):
+            Instances(db).create("default", "crashy", f"i{i:03d}", {"steps": STEPS})
+
+        def worker(url: str) -> list[str]:
+            return [sys.executable, "-m", "modelplane.agents._worker", "--database-url", url,
+                    "--agent-packages", "agent_handlers", "--lease-duration", "2"]  # fmt: skip
+
+        cut_off = netns.run(worker(pg.url.replace("127.0.0.1", netns.db_host)), tmp_path / "w0.log")
+        others = [
+            subprocess.Popen(worker(pg.url), stderr=(tmp_path / f"w{i}.log").open("wb"))
+            for i in (1, 2)
+        ]
+        try:
+            mine = f"/{cut_off.pid}/"
+            wait_until(
+                lambda: len(set(_holders(pg.url).values())) == 3, timeout=60, what="three holders"
+            )
+            steps = "SELECT COUNT(*) FROM agent_journal WHERE kind = 'step'"
+            wait_until(lambda: (db.one(steps) or (0,))[0] > 200, timeout=60, what="progress")
+
+            # when the namespaced worker is cut off from the database past its lease
+            netns.partition(cut=True)
+            wait_until(
+                lambda: (h := _holders(pg.url)) and not any(mine in v for v in h.values()),
+                timeout=60,
+                what="its shards taken over",
+            )
+            # and the network heals while it still believes it holds them
+            netns.partition(cut=False)
+
+            # then every instance completes
+            done = "SELECT COUNT(*) FROM agent_instances WHERE status = 'completed'"
+            wait_until(lambda: (db.one(done) or (0,))[0] == INSTANCES, timeout=180, what="all")
+            assert cut_off.poll() is None and all(w.poll() is None for w in others)
+            journal = db.query("SELECT iid, name, data FROM agent_journal WHERE kind = 'step'")
+            names = dict(db.query("SELECT iid, name FROM agent_instances"))
+        finally:
+            db.close()
+            for proc in (cut_off, *others):
+                proc.kill()
+                proc.wait(10)
+
+    # with every step journaled once, its effect made once, no journaled step run again
+    assert len(journal) == INSTANCES * STEPS
+    with sqlite3.connect(effects) as conn:
+        last = {
+            (inst, step): token
+            for inst, step, token in conn.execute(
+                "SELECT instance, step, token FROM executions ORDER BY id"
+            )
+        }
+        assert conn.execute("SELECT COUNT(*) FROM effects").fetchone()[0] == INSTANCES * STEPS
+    for iid, name, data in journal:
+        text = name if isinstance(name, str) else bytes(name).decode()
+        assert last[(names[iid], int(text.split("-")[1]))] == orjson.loads(bytes(data))["ok"]

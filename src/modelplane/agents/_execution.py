@@ -72,6 +72,8 @@ class Host(Protocol):
 
     def load_memory(self, iid: int, length: int) -> list[Any]: ...
     async def commit(self, inst: Instance, ops: Sequence[Op]) -> None: ...
+
+    async def until_lease_valid(self, inst: Instance) -> None: ...
     def timer_set(self, inst: Instance) -> None: ...
     def nudge(self, iid: int) -> None: ...
     async def call_model(
@@ -309,6 +311,7 @@ class Turn:
         attempt = 0
         while True:
             attempt += 1
+            await self.rt.until_lease_valid(self.inst)
             try:
                 result = fn(*args, **kwargs)
                 if inspect.isawaitable(result):

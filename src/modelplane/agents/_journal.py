@@ -231,8 +231,10 @@ class Database:
     def _pg_connect(self) -> Any:
         import psycopg
 
+        from modelplane.store import guard_session
+
         try:
-            return psycopg.connect(self.url, autocommit=True)
+            return guard_session(psycopg.connect(self.url, autocommit=True))
         except psycopg.Error as exc:
             raise Unavailable(
                 f"agent runtime: cannot reach PostgreSQL: {exc}; check --database-url"

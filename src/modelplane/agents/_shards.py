@@ -88,6 +88,8 @@ class ShardLeases:
         self.holder = holder or new_holder()
         self.duration = duration
         self.tokens: dict[int, int] = {}
+        #: shard -> local monotonic time before the call that last acquired or renewed its lease
+        self.confirmed: dict[int, float] = {}
         self._slot: int | None = None
         self._lock = threading.Lock()
 
@@ -103,6 +105,17 @@ class ShardLeases:
     @property
     def interval(self) -> float:
         return self.duration / 3
+
+    def valid_for(self, shard: int) -> float:
+        """Seconds this process may still act on ``shard`` by its own clock: nine tenths of a
+        lease duration after the call that last renewed it began. A process cut off from the
+        store (a partition, a stall) stops starting work once it can no longer be sure the lease
+        is its own, before anyone else can take the shard."""
+        with self._lock:
+            began = self.confirmed.get(shard) if shard in self.tokens else None
+        if began is None:
+            return 0.0
+        return began + 0.9 * self.duration - time.monotonic()
 
     def reap(self) -> int:
         """Release the unexpired leases of holders on this host whose process is gone (a process
@@ -151,7 +164,10 @@ class ShardLeases:
         change = Change()
         share = math.ceil(SHARDS / self._members())
         for shard, token in sorted(self.tokens.items()):
+            began = time.monotonic()
             lease = self.store.acquire_lease(SHARD_LEASE.format(shard), self.holder, self.duration)
+            if lease is not None:
+                self.confirmed[shard] = began
             if lease is None:
                 change.lost.add(shard)
             elif lease.transitions != token:
@@ -172,8 +188,10 @@ class ShardLeases:
                 break
             if shard in self.tokens or shard in change.surplus:
                 continue
+            began = time.monotonic()
             lease = self.store.acquire_lease(SHARD_LEASE.format(shard), self.holder, self.duration)
             if lease is not None:
+                self.confirmed[shard] = began
                 self.tokens[shard] = lease.transitions
                 change.gained.add(shard)
         return change

@@ -572,6 +572,18 @@ class Runtime:
                 "agent runtime %s: shards %s", self.leases.holder, sorted(self.fences) or "none"
             )
 
+    async def until_lease_valid(self, inst: Instance) -> None:
+        """Wait while this process cannot be sure it still holds ``inst``'s shard (its lease was
+        not renewed for most of a duration: a partition, a stall). A step starts only under a
+        lease known valid, so a worker cut off from the store does not run steps another worker
+        is about to run; once the lease is renewed the step goes on, and if the shard was lost
+        the instance is dropped (:meth:`drop_shards` cancels this wait)."""
+        leases, fence = self.leases, inst.fence
+        if leases is None or fence is None:
+            return
+        while leases.valid_for(fence[0]) <= 0:
+            await asyncio.sleep(0.05)  # polling the lease tick's renewal, not a synchronisation
+
     async def commit(self, inst: Instance, ops: Sequence[Op]) -> None:
         """Write ``ops`` of ``inst`` in one durable transaction, fenced by its shard's token.
 

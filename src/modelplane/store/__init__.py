@@ -31,6 +31,7 @@ from modelplane.store._contract import (
 )
 from modelplane.store._lifecycle import merge_patch
 from modelplane.store._open import default_url, open_store
+from modelplane.store._postgres import guard_session
 from modelplane.store._selector import FieldSelector, parse_field_selector
 from modelplane.store._urls import SQLiteURL, backend_of, parse_sqlite_url, redact_url
 
@@ -47,6 +48,7 @@ __all__ = [
     "WatchEvent",
     "backend_of",
     "default_url",
+    "guard_session",
     "merge_patch",
     "open_store",
     "parse_field_selector",

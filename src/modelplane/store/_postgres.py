@@ -33,7 +33,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg import sql
@@ -95,6 +95,22 @@ CREATE TABLE IF NOT EXISTS mp_allowances (
     PRIMARY KEY (pool, holder)
 );
 """
+
+
+#: how long a session of ours may sit in an open transaction before the server ends it: ours
+#: last milliseconds, so only a client cut off by the network (or stopped) ever reaches it, and
+#: its row locks (a lease, a shard's fencing token) must not stall every other process
+IDLE_IN_TRANSACTION_TIMEOUT = "10s"
+
+
+_C = TypeVar("_C", bound="psycopg.Connection[Any]")
+
+
+def guard_session(conn: _C) -> _C:
+    """``conn`` (an autocommit psycopg connection) with the session settings every process of
+    ours uses on PostgreSQL: :data:`IDLE_IN_TRANSACTION_TIMEOUT`."""
+    conn.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT}'")
+    return conn
 
 
 class PostgresDialect(Dialect):
@@ -182,7 +198,7 @@ class PostgresStore(BaseStore):
 
     def _connect(self) -> Conn:
         try:
-            return psycopg.connect(self.url, **self._connect_kwargs)
+            return guard_session(psycopg.connect(self.url, **self._connect_kwargs))
         except psycopg.Error as exc:
             raise Unavailable(
                 f"cannot reach PostgreSQL at {self._where}: {_first_line(exc)}; check that the"
