@@ -214,6 +214,15 @@ def resource_claim() -> dict[str, Any]:
     }
 
 
+def inference_objective() -> dict[str, Any]:
+    return {
+        "apiVersion": "inference.networking.x-k8s.io/v1alpha2",
+        "kind": "InferenceObjective",
+        "metadata": {"name": "critical"},
+        "spec": {"priority": 10, "poolRef": {"name": "chat"}},
+    }
+
+
 #: in the order of api.kinds()
 def tool_server() -> dict[str, Any]:
     return {
@@ -249,6 +258,7 @@ ALL = {
     "DeviceClass": device_class,
     "ResourceSlice": resource_slice,
     "ResourceClaim": resource_claim,
+    "InferenceObjective": inference_objective,
     "Node": node,
     "Queue": queue,
     "Job": job,

@@ -11,7 +11,8 @@ Kinds (group ``modelplane.dev/v1alpha1`` unless noted): ``Model``, ``Endpoint``,
 (administrators only), ``Secret``, ``Node`` (cluster-scoped), ``Queue``, ``Job``, ``Event``, and
 the DRA kinds
 ``DeviceClass``, ``ResourceSlice`` (cluster-scoped) and ``ResourceClaim`` under
-``resource.k8s.io/v1``, which are accepted exactly as a Kubernetes cluster serves them.
+``resource.k8s.io/v1``, which are accepted exactly as a Kubernetes cluster serves them, as is the
+Gateway API Inference Extension's ``InferenceObjective`` (``inference.networking.x-k8s.io/v1alpha2``).
 
 Example::
 
@@ -26,7 +27,7 @@ from modelplane.api._agent import BUNDLE_DIGEST, Agent, AgentSpec, Tool
 from modelplane.api._body import json_object, query_count, shown
 from modelplane.api._cells import age, cell, human_duration, parse_timestamp
 from modelplane.api._dra import DeviceClass, ResourceClaim, ResourceSlice
-from modelplane.api._endpoint import Endpoint, slo_window_seconds
+from modelplane.api._endpoint import PRIORITY_HEADER, Endpoint, slo_window_seconds
 from modelplane.api._event import Event
 from modelplane.api._explain import explain
 from modelplane.api._graph import Graph
@@ -82,6 +83,7 @@ from modelplane.api._node import (
     Node,
     node_lease_name,
 )
+from modelplane.api._objective import InferenceObjective
 from modelplane.api._openai import STREAM_DONE, openai_error, openai_error_body, openai_stream_error
 from modelplane.api._policy import CLUSTER_POLICY_NAMESPACE, Policy, cedar_error
 from modelplane.api._principal import (
@@ -136,6 +138,7 @@ __all__ = [
     "PREFIX_POLICIES",
     "PRICE_ANNOTATION",
     "PRIORITY_ANNOTATION",
+    "PRIORITY_HEADER",
     "PUBLISHER_LABEL",
     "QUEUE_ANNOTATION",
     "RACK_LABEL",
@@ -159,6 +162,7 @@ __all__ = [
     "Endpoint",
     "Event",
     "Graph",
+    "InferenceObjective",
     "Job",
     "KindInfo",
     "Manifest",

@@ -15,6 +15,7 @@ from modelplane.api._job import Job
 from modelplane.api._meta import Resource
 from modelplane.api._model import Model
 from modelplane.api._node import Node
+from modelplane.api._objective import InferenceObjective
 from modelplane.api._policy import Policy
 from modelplane.api._queue import Queue
 from modelplane.api._relationship import Relationship
@@ -34,6 +35,7 @@ _SCHEMAS: tuple[type[Resource], ...] = (
     DeviceClass,
     ResourceSlice,
     ResourceClaim,
+    InferenceObjective,
     Node,
     Queue,
     Job,
