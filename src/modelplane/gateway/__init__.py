@@ -3,7 +3,8 @@
 Owns: the data plane of inference requests — model name -> Endpoint or Graph, version by the
 traffic split (sticky per session when asked), replica by routing policy (round-robin,
 least-request, load, prefix-cache, session-affinity, prefix-load), retries before the first
-token, fallback chains, per-tenant rate limits and budgets (held across gateways by slices taken from
+token, fallback chains, flow control (requests held by priority class while replicas are
+saturated, the lowest shed first, tenants shared by weight), per-tenant rate limits and budgets (held across gateways by slices taken from
 the store, never a store round trip per request), Graph execution, per-version request
 samples for canary analysis (with the scores of answers evaluated while a rollout runs: an eval
 set, or a judge model called through the same request path), the gateway's metrics, and the :class:`GraphController` (a Graph's
@@ -33,6 +34,17 @@ from modelplane.api import (
 )
 from modelplane.gateway._call import Call
 from modelplane.gateway._errors import GatewayError
+from modelplane.gateway._flow import (
+    OBJECTIVE_HEADER,
+    PRIORITY_VALUE_HEADER,
+    FlowControl,
+    FlowQueue,
+    QosPolicy,
+    RequestClass,
+    TenantRule,
+    Waiter,
+    qos_policy,
+)
 from modelplane.gateway._gateway import Gateway
 from modelplane.gateway._graph_controller import GraphController, graph_problems
 from modelplane.gateway._limits import Limiter, Ticket
@@ -54,29 +66,38 @@ __all__ = [
     "ENSEMBLE_ANNOTATION",
     "FALLBACKS_ANNOTATION",
     "GEN_AI_ATTRIBUTES",
+    "OBJECTIVE_HEADER",
     "POLICIES",
     "PRICE_ANNOTATION",
+    "PRIORITY_VALUE_HEADER",
     "STICKY_ANNOTATION",
     "Call",
     "EndpointRoute",
+    "FlowControl",
+    "FlowQueue",
     "Gateway",
     "GatewayError",
     "GraphController",
     "GraphRoute",
     "Limiter",
     "Limits",
+    "QosPolicy",
     "Replica",
     "ReplicaLoad",
+    "RequestClass",
     "Router",
     "RoutingTable",
     "Telemetry",
+    "TenantRule",
     "Ticket",
     "VersionRoute",
+    "Waiter",
     "graph_problems",
     "mount",
     "openapi_paths",
     "pick_version",
     "prompt_blocks",
+    "qos_policy",
     "serve_gateway",
     "server_stack",
     "standalone_app",

@@ -37,6 +37,7 @@ from modelplane.api import (
 )
 from modelplane.api.errors import ModelplaneError
 from modelplane.control import Informer
+from modelplane.gateway._flow import QosPolicy, qos_policy
 from modelplane.gateway._scorers import EvalPlan, eval_plan
 from modelplane.store import JSON, Store
 
@@ -91,6 +92,8 @@ class EndpointRoute:
     scale_to_zero: bool = False
     #: ``spec.rollout.analysis.eval`` while a rollout is in progress: answers sampled and scored
     evals: EvalPlan | None = None
+    #: ``spec.qos`` with the classes of the InferenceObjectives naming it: flow control applies
+    qos: QosPolicy | None = None
 
     @property
     def key(self) -> str:
@@ -125,7 +128,8 @@ class RoutingTable:
 
     def __init__(self, store: Store) -> None:
         self._informers = {
-            kind: Informer(store, kind) for kind in ("Endpoint", "Model", "Graph", "Secret")
+            kind: Informer(store, kind)
+            for kind in ("Endpoint", "Model", "Graph", "Secret", "InferenceObjective")
         }
         self._stale = threading.Event()
         self._stale.set()
@@ -185,10 +189,11 @@ class RoutingTable:
             (str(m["metadata"].get("namespace") or ""), str(m["metadata"]["name"])): m
             for m in self._informers["Model"].list()
         }
+        objectives = _objectives(self._informers["InferenceObjective"].list())
         snapshot = _Snapshot()
         for obj in self._informers["Endpoint"].list():
             try:
-                route = self._endpoint(obj, models)
+                route = self._endpoint(obj, models, objectives)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 log.warning("endpoint %s skipped: %s", obj.get("metadata", {}).get("name"), exc)
                 continue
@@ -211,7 +216,12 @@ class RoutingTable:
             snapshot.routes.setdefault(groute.key, groute)
         return snapshot
 
-    def _endpoint(self, obj: JSON, models: dict[tuple[str, str], JSON]) -> EndpointRoute:
+    def _endpoint(
+        self,
+        obj: JSON,
+        models: dict[tuple[str, str], JSON],
+        objectives: dict[tuple[str, str], list[tuple[str, int]]],
+    ) -> EndpointRoute:
         meta = obj["metadata"]
         namespace = str(meta.get("namespace") or "default")
         spec = obj.get("spec") or {}
@@ -232,6 +242,7 @@ class RoutingTable:
             created=_created(meta),
             scale_to_zero=bool((spec.get("replicas") or {}).get("scaleToZero")),
             evals=eval_plan(spec) if _rolling_out(obj.get("status")) else None,
+            qos=qos_policy(spec.get("qos"), objectives.get((namespace, str(meta["name"])), ())),
         )
 
     def _versions(
@@ -330,6 +341,22 @@ def _ready_replicas(published: Any) -> dict[str, list[Replica]]:
         )
         by_version.setdefault(replica.version, []).append(replica)
     return by_version
+
+
+def _objectives(listed: list[JSON]) -> dict[tuple[str, str], list[tuple[str, int]]]:
+    """(name, priority) of the InferenceObjectives by the (namespace, Endpoint) their poolRef
+    names (an InferencePool stands for the Endpoint of its name)."""
+    out: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for obj in sorted(listed, key=lambda o: str(o["metadata"]["name"])):
+        meta, spec = obj["metadata"], obj.get("spec") or {}
+        pool = spec.get("poolRef") or {}
+        priority = spec.get("priority")
+        if not isinstance(pool, dict) or not pool.get("name"):
+            continue
+        key = (str(meta.get("namespace") or "default"), str(pool["name"]))
+        value = priority if isinstance(priority, int) and not isinstance(priority, bool) else 0
+        out.setdefault(key, []).append((str(meta["name"]), value))
+    return out
 
 
 def _rolling_out(status: Any) -> bool:
