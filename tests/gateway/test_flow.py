@@ -262,3 +262,16 @@ def test_a_graph_step_is_classed_and_held_at_its_endpoint_like_a_client_request(
         fake.queue_depth = 0.0
         assert answer.result(timeout=20).status_code == 200
     assert fake.headers[-1]["x-modelplane-priority-value"] == "10"
+
+
+def test_a_full_queue_sheds_from_the_tenant_holding_more_than_its_weight() -> None:
+    heavy, light = RequestClass("std", 0, "a", 3.0), RequestClass("std", 0, "b", 1.0)
+    queue = FlowQueue(max_size=4)
+    held = [_waiter(light, float(i)) for i in range(4)]
+    for w in held:
+        queue.push(w)
+    # a arrives at a queue full of b's requests: b holds 4 for weight 1, a would hold 1 for 3
+    assert queue.push(_waiter(heavy, 10.0)) is held[-1]
+    # b arriving again holds more than its share already: it is shed itself
+    late = _waiter(light, 11.0)
+    assert queue.push(late) is late

@@ -514,6 +514,15 @@ class Saturation(Schema):
         ge=1,
         description="Most requests this gateway sends to one replica at once; unset: no bound.",
     )
+    background_share: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description=(
+            "Share of maxInFlight that requests of negative priority may fill, e.g. 0.75: the"
+            " rest stays free for priority 0 and above, which then start without waiting."
+        ),
+    )
 
 
 class Qos(Schema):

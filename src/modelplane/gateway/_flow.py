@@ -18,8 +18,10 @@ and nobody waits, a request goes straight on. Otherwise it waits in the queue:
   "Fairness in Serving Large Language Models", OSDI 2024); a tenant that starts waiting again is
   lifted to the least count of those waiting, so idle time is not saved up as credit;
 * when the queue is full (``queue.maxSize``), the newest request of the lowest priority below the
-  arriving one is shed with 429 and ``Retry-After``; when none is lower, the arriving request is
-  shed: a higher priority is never shed while a lower one waits;
+  arriving one is shed with 429 and ``Retry-After``; at the arriving one's own priority, the
+  newest of the tenant holding the most of the queue for its weight (when that is more than the
+  arriving tenant would hold); else the arriving request is shed: a higher priority is never shed
+  while a lower one waits;
 * a request waiting longer than ``queue.ttl`` is shed with 429 and ``Retry-After``.
 
 :class:`FlowQueue` is plain and synchronous with an explicit clock, so the simulator drives the
@@ -77,6 +79,15 @@ class QosPolicy:
     queue_depth: float = 4.0
     kv_cache: float = 0.9
     max_in_flight: int | None = None
+    background_share: float = 1.0
+
+    def in_flight_bound(self, priority: int) -> int | None:
+        """Most requests in flight per replica before one of ``priority`` waits: background
+        (negative) priorities fill only ``backgroundShare`` of ``maxInFlight``, so the rest is
+        free the moment a higher priority arrives."""
+        if self.max_in_flight is None or priority >= 0:
+            return self.max_in_flight
+        return max(1, math.floor(self.max_in_flight * self.background_share))
 
     def classify(self, named: str | None, principal: Principal) -> RequestClass:
         """The class of a request that names ``named`` (None: none) from ``principal``.
@@ -139,6 +150,7 @@ def qos_policy(raw: Any, objectives: Iterable[tuple[str, int]] = ()) -> QosPolic
         queue_depth=float(saturation.get("queueDepth", 4.0)),
         kv_cache=float(saturation.get("kvCacheUsage", 0.9)),
         max_in_flight=int(most) if most is not None else None,
+        background_share=float(saturation.get("backgroundShare", 1.0)),
     )
 
 
@@ -167,6 +179,10 @@ class FlowQueue:
     def __len__(self) -> int:
         return self.size
 
+    def top(self) -> int | None:
+        """The highest priority waiting, None when nobody waits."""
+        return max(self.bands) if self.bands else None
+
     def waiting(self, priority: int) -> int:
         return sum(len(q) for q in self.bands.get(priority, {}).values())
 
@@ -175,10 +191,9 @@ class FlowQueue:
         waiting is of lower priority), or None."""
         shed: Waiter | None = None
         if self.size >= self.max_size:
-            lowest = min(self.bands, default=None)
-            if lowest is None or lowest >= waiter.klass.priority:
+            shed = self._victim(waiter)
+            if shed is waiter:
                 return waiter
-            shed = self._newest(lowest)
             self.remove(shed)
         band = self.bands.setdefault(waiter.klass.priority, {})
         queue = band.get(waiter.klass.tenant)
@@ -238,8 +253,23 @@ class FlowQueue:
         firsts = [q[0].arrived for band in self.bands.values() for q in band.values()]
         return now - min(firsts) if firsts else 0.0
 
-    def _newest(self, priority: int) -> Waiter:
-        return max((q[-1] for q in self.bands[priority].values()), key=lambda w: w.arrived)
+    def _victim(self, arriving: Waiter) -> Waiter:
+        """Whom a full queue sheds for ``arriving``: the newest of the lowest priority below it;
+        at its own priority, the newest of the tenant holding most of the queue for its weight
+        (when that is more than the arriving tenant would), so shedding keeps the weights;
+        else ``arriving`` itself."""
+        lowest = min(self.bands, default=None)
+        klass = arriving.klass
+        if lowest is None or lowest > klass.priority:
+            return arriving
+        band = self.bands[lowest]
+        if lowest < klass.priority:
+            return max((q[-1] for q in band.values()), key=lambda w: w.arrived)
+        mine = (len(band.get(klass.tenant, ())) + 1) / klass.weight
+        tenant, queue = max(band.items(), key=lambda item: len(item[1]) / item[1][0].klass.weight)
+        if tenant != klass.tenant and len(queue) / queue[0].klass.weight > mine:
+            return queue[-1]
+        return arriving
 
     def _lift(self, priority: int, tenant: str, band: dict[str, deque[Waiter]]) -> None:
         # a tenant that starts waiting again joins at the least count of those waiting: no credit
@@ -257,7 +287,8 @@ class FlowQueue:
             del self.bands[priority]
 
 
-Headroom = Callable[[QosPolicy], float]
+#: how many more requests of a priority the Endpoint's replicas take now, under a policy
+Headroom = Callable[[QosPolicy, int], float]
 
 
 @dataclass(slots=True)
@@ -333,7 +364,10 @@ class FlowControl:
         self, key: str, policy: QosPolicy, klass: RequestClass, cost: float, headroom: Headroom
     ) -> None:
         held = self._held(key, policy, headroom)
-        if not held.queue and held.headroom(policy) > held.granted:
+        top = held.queue.top()
+        if (top is None or top < klass.priority) and headroom(
+            policy, klass.priority
+        ) > held.granted:
             held.queue.charge(klass, cost)
             held.granted += 1
             self._count_admitted(key, klass, waited=False)
@@ -375,7 +409,9 @@ class FlowControl:
                 continue
             for expired in held.queue.expire(self.clock()):
                 self._expire(k, held, expired)
-            while held.queue and held.headroom(held.policy) > held.granted:
+            while (top := held.queue.top()) is not None and (
+                held.headroom(held.policy, top) > held.granted
+            ):
                 waiter = held.queue.pop()
                 assert waiter is not None
                 held.granted += 1

@@ -359,12 +359,12 @@ class Gateway:
         call.priority_value = klass.priority
         urls = [r.url for v in route.versions for r in v.replicas if not r.upstream]
 
-        def headroom(policy: QosPolicy) -> float:
+        def headroom(policy: QosPolicy, priority: int) -> float:
             return self.router.headroom(
                 urls,
                 queue_depth=policy.queue_depth,
                 kv_cache=policy.kv_cache,
-                max_in_flight=policy.max_in_flight,
+                max_in_flight=policy.in_flight_bound(priority),
             )
 
         await self.flow.admit(route.key, qos, klass, self._reservation(call), headroom)
