@@ -27,7 +27,12 @@ from modelplane.api._agent import BUNDLE_DIGEST, Agent, AgentSpec, Tool
 from modelplane.api._body import json_object, query_count, shown
 from modelplane.api._cells import age, cell, human_duration, parse_timestamp
 from modelplane.api._dra import DeviceClass, ResourceClaim, ResourceSlice
-from modelplane.api._endpoint import PRIORITY_HEADER, Endpoint, slo_window_seconds
+from modelplane.api._endpoint import (
+    PRIORITY_HEADER,
+    PRIORITY_VALUE_HEADER,
+    Endpoint,
+    slo_window_seconds,
+)
 from modelplane.api._event import Event
 from modelplane.api._explain import explain
 from modelplane.api._graph import Graph
@@ -139,6 +144,7 @@ __all__ = [
     "PRICE_ANNOTATION",
     "PRIORITY_ANNOTATION",
     "PRIORITY_HEADER",
+    "PRIORITY_VALUE_HEADER",
     "PUBLISHER_LABEL",
     "QUEUE_ANNOTATION",
     "RACK_LABEL",

@@ -432,6 +432,8 @@ class Limits(Schema):
 
 #: the request header that names a request's priority class (``spec.qos.classes[].name``)
 PRIORITY_HEADER = "x-modelplane-priority"
+#: the header the gateway sends a request's priority (an integer, higher first) to a replica in
+PRIORITY_VALUE_HEADER = "x-modelplane-priority-value"
 
 
 class PriorityClass(Schema):

@@ -17,6 +17,10 @@ then, side by side in one run:
 TTFT counts from the request's arrival at the gateway (time held in flow control included). The
 first ``warmup_s`` of arrivals are left out of percentiles: every run starts with empty replicas.
 
+With ``--real``, also the real case (:mod:`modelplane.bench.qos_real`): SmolLM2 behind
+`modelplane up`, a low-priority flood and a high-priority client, the high client's TTFT without
+and with flow control.
+
 Progress on stderr; the last stdout line is one JSON object.
 """
 
@@ -176,12 +180,29 @@ def main(argv: list[str] | None = None) -> int:
         "--patience", type=float, default=30.0, help="seconds a client waits for its first token"
     )
     parser.add_argument("--seed", type=int, default=1)
-    args = parse_sized(parser, argv, {"duration": 20.0})
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help="also the real case: SmolLM2 behind modelplane up (modelplane.bench.qos_real)",
+    )
+    parser.add_argument("--model-dir", default=None, help="real case: SmolLM2 safetensors")
+    parser.add_argument("--flood", type=int, default=8, help="real case: low-priority clients")
+    parser.add_argument("--flood-tokens", type=int, default=64, help="real case: low answers")
+    parser.add_argument("--high-requests", type=int, default=12, help="real case: high requests")
+    parser.add_argument("--high-tokens", type=int, default=8, help="real case: high answers")
+    args = parse_sized(
+        parser, argv, {"duration": 20.0, "flood": 4, "flood_tokens": 32, "high_requests": 4}
+    )
     started = time.perf_counter()
     capacity = _capacity(args)
     _say(f"capacity: {capacity:.1f} requests/s on {args.replicas} replicas")
     priority = _priority(args, capacity)
     fairness = _fairness(args, capacity)
+    real: dict[str, Any] | None = None
+    if args.real:
+        from modelplane.bench.qos_real import run_real
+
+        real = run_real(args)
     print_summary(
         {
             "benchmark": "qos",
@@ -197,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             "priority": priority,
             "fairness": fairness,
             "goals": _goals(priority, fairness),
+            **({"real": real} if real is not None else {}),
             "wall_s": round(time.perf_counter() - started, 1),
         }
     )

@@ -30,13 +30,13 @@ from modelplane.api import (
     ENSEMBLE_ANNOTATION,
     FALLBACKS_ANNOTATION,
     PRICE_ANNOTATION,
+    PRIORITY_VALUE_HEADER,
     STICKY_ANNOTATION,
 )
 from modelplane.gateway._call import Call
 from modelplane.gateway._errors import GatewayError
 from modelplane.gateway._flow import (
     OBJECTIVE_HEADER,
-    PRIORITY_VALUE_HEADER,
     FlowControl,
     FlowQueue,
     QosPolicy,

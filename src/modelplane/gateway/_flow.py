@@ -45,8 +45,6 @@ from modelplane.gateway._telemetry import metric_lines
 
 #: the Gateway API Inference Extension's request header naming an InferenceObjective
 OBJECTIVE_HEADER = "x-gateway-inference-objective"
-#: the header the gateway forwards a request's priority (an integer) to the replica in
-PRIORITY_VALUE_HEADER = "x-modelplane-priority-value"
 
 
 @dataclass(frozen=True, slots=True)

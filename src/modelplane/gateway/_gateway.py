@@ -39,6 +39,7 @@ from modelplane.api import (
     DEMAND_ANNOTATION,
     LOCAL_OPERATOR,
     PREFIX_POLICIES,
+    PRIORITY_VALUE_HEADER,
     SCRAPED_POLICIES,
     Principal,
     openai_stream_error,
@@ -48,7 +49,7 @@ from modelplane.gateway._app import build_app
 from modelplane.gateway._call import Call
 from modelplane.gateway._errors import GatewayError, unavailable
 from modelplane.gateway._evals import Evaluations
-from modelplane.gateway._flow import PRIORITY_VALUE_HEADER, FlowControl, QosPolicy
+from modelplane.gateway._flow import FlowControl, QosPolicy
 from modelplane.gateway._graphs import run_graph
 from modelplane.gateway._limits import Limiter, Ticket
 from modelplane.gateway._routing import Router, pick_version
