@@ -275,3 +275,36 @@ def test_a_full_queue_sheds_from_the_tenant_holding_more_than_its_weight() -> No
     # b arriving again holds more than its share already: it is shed itself
     late = _waiter(light, 11.0)
     assert queue.push(late) is late
+
+
+def test_background_work_fills_only_its_share_so_a_higher_priority_starts_at_once() -> None:
+    import asyncio
+    import contextlib
+
+    from modelplane.gateway import FlowControl
+
+    # given one replica taking 2 requests, background allowed half of them, and 1 in flight
+    policy = QosPolicy(
+        classes={"interactive": 10, "batch": -5}, max_in_flight=2, background_share=0.5
+    )
+    in_flight = 1
+    assert (policy.in_flight_bound(-5), policy.in_flight_bound(10)) == (1, 2)
+
+    def headroom(p: QosPolicy, priority: int) -> float:
+        return float((p.in_flight_bound(priority) or 0) - in_flight)
+
+    async def scenario() -> tuple[bool, bool]:
+        flow = FlowControl()
+        low = asyncio.create_task(flow.admit("ep", policy, LOW, 10, headroom))
+        await asyncio.sleep(0)  # let it reach the queue (one turn of the loop, not a timing)
+        # when a high-priority request arrives, it is let through at once
+        await asyncio.wait_for(flow.admit("ep", policy, HIGH, 10, headroom), timeout=5)
+        low_waits = not low.done() and flow.depth() == {("ep", "-5"): 1}
+        low.cancel()  # and when its client leaves, it is taken out of the queue
+        with contextlib.suppress(asyncio.CancelledError):
+            await low
+        return low_waits, flow.held["ep"].queue.size == 0
+
+    low_waited, emptied = asyncio.run(scenario())
+    # then the low one was still held, and leaving took it out of the queue
+    assert low_waited and emptied
