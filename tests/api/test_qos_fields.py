@@ -92,3 +92,13 @@ def test_an_inference_objective_without_pool_or_with_a_bad_priority_is_refused()
     causes = _causes(obj)
     assert "spec.priority" in causes
     assert "spec.poolRef" in causes
+
+
+def test_kv_cache_reserves_at_or_above_the_saturation_bound_are_refused() -> None:
+    ep = _qos_endpoint(saturation={"kvCacheUsage": 0.8})
+    ep["spec"]["qos"]["classes"][0]["kvCacheReserve"] = 0.5
+    ep["spec"]["qos"]["classes"][1]["kvCacheReserve"] = 0.3
+    causes = _causes(ep)
+    assert "reserve 0.8 of the KV cache" in causes["spec.qos.classes"]
+    ep["spec"]["qos"]["classes"][1]["kvCacheReserve"] = 0.2
+    assert api.validate(ep)["spec"]["qos"]["classes"][0]["kvCacheReserve"] == 0.5

@@ -308,3 +308,29 @@ def test_background_work_fills_only_its_share_so_a_higher_priority_starts_at_onc
     low_waited, emptied = asyncio.run(scenario())
     # then the low one was still held, and leaving took it out of the queue
     assert low_waited and emptied
+
+
+def test_a_class_kv_cache_reserve_holds_lower_priorities_and_lets_the_class_on(
+    env: Env, pool: ThreadPoolExecutor
+) -> None:
+    # given interactive keeping 0.3 of the KV cache, and a replica using 0.7 of it
+    fake = env.fake("replica")
+    fake.kv_cache = 0.7
+    qos = {
+        **QOS,
+        "classes": [
+            {"name": "interactive", "priority": 10, "kvCacheReserve": 0.3},
+            {"name": "batch", "priority": -5},
+        ],
+        "saturation": {"kvCacheUsage": 0.9},
+    }
+    env.endpoint("chat", {"v1": [fake]}, qos=qos)
+    wait_until(lambda: env.gw.gateway.router.load(fake.url).kv_cache == 0.7, what="scrape")
+    # when a batch request and an interactive one arrive
+    low = pool.submit(_send, env, "batch", "low")
+    _held(env, 1)  # batch is held: 0.7 is past its bound of 0.9 - 0.3
+    assert _send(env, "interactive", "high").status_code == 200  # interactive goes on
+    assert not low.done()
+    # and once the cache frees up, the batch request goes too
+    fake.kv_cache = 0.1
+    assert low.result(timeout=20).status_code == 200

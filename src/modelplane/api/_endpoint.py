@@ -450,6 +450,16 @@ class PriorityClass(Schema):
             " InferenceObjective's priority."
         ),
     )
+    kv_cache_reserve: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description=(
+            "Share of each replica's KV cache kept for this class and higher ones, e.g. 0.2:"
+            " a lower-priority request is held once KV-cache use reaches"
+            " saturation.kvCacheUsage less the reserves of the classes above it."
+        ),
+    )
 
 
 class TenantShare(Schema):
@@ -574,6 +584,14 @@ class Qos(Schema):
             problems.add(
                 ("defaultClass",),
                 f"{self.default_class!r} is not a class of classes[] (known: {shown})",
+            )
+        reserved = sum(c.kv_cache_reserve for c in self.classes)
+        if reserved >= self.saturation.kv_cache_usage:
+            problems.add(
+                ("classes",),
+                f"the classes reserve {reserved:g} of the KV cache, not less than"
+                f" saturation.kvCacheUsage ({self.saturation.kv_cache_usage:g}): the lowest class"
+                " could never start; lower the kvCacheReserve values",
             )
         for i, share in enumerate(self.tenants):
             if share.class_ is not None and share.class_ not in known:

@@ -9,7 +9,9 @@ priority 0; a name the Endpoint does not know is a 400 naming the header and the
 
 While the Endpoint has headroom (some replica is below ``spec.qos.saturation``: the queue depth
 and KV-cache use scraped from its ``/metrics``, and the requests this gateway has in flight to it)
-and nobody waits, a request goes straight on. Otherwise it waits in the queue:
+and nobody waits, a request goes straight on. The bounds depend on the priority: background
+(negative) requests fill only ``backgroundShare`` of ``maxInFlight``, and a class's
+``kvCacheReserve`` lowers the KV-cache bound of every class below it, so room stays free for it. Otherwise it waits in the queue:
 
 * the highest priority waiting is served first whenever a replica frees up (or a scrape shows
   headroom again);
@@ -78,6 +80,14 @@ class QosPolicy:
     kv_cache: float = 0.9
     max_in_flight: int | None = None
     background_share: float = 1.0
+    #: priority -> share of the KV cache its class keeps free of lower priorities
+    kv_reserves: Mapping[int, float] = field(default_factory=dict)
+
+    def kv_bound(self, priority: int) -> float:
+        """KV-cache use at which a replica is saturated for ``priority``: ``kvCacheUsage`` less
+        what the classes above it reserve."""
+        above = sum(share for p, share in self.kv_reserves.items() if p > priority)
+        return self.kv_cache - above
 
     def in_flight_bound(self, priority: int) -> int | None:
         """Most requests in flight per replica before one of ``priority`` waits: background
@@ -130,6 +140,11 @@ def qos_policy(raw: Any, objectives: Iterable[tuple[str, int]] = ()) -> QosPolic
         return None
     qos: dict[str, Any] = raw if isinstance(raw, dict) else {}
     classes = {str(c["name"]): int(c["priority"]) for c in qos.get("classes") or []}
+    reserves: dict[int, float] = {}
+    for c in qos.get("classes") or []:
+        if c.get("kvCacheReserve"):
+            priority = int(c["priority"])
+            reserves[priority] = reserves.get(priority, 0.0) + float(c["kvCacheReserve"])
     for name, priority in objectives:
         classes.setdefault(name, priority)  # the Endpoint's own class of that name wins
     tenants = {
@@ -149,6 +164,7 @@ def qos_policy(raw: Any, objectives: Iterable[tuple[str, int]] = ()) -> QosPolic
         kv_cache=float(saturation.get("kvCacheUsage", 0.9)),
         max_in_flight=int(most) if most is not None else None,
         background_share=float(saturation.get("backgroundShare", 1.0)),
+        kv_reserves=reserves,
     )
 
 

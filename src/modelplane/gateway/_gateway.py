@@ -364,7 +364,7 @@ class Gateway:
             return self.router.headroom(
                 urls,
                 queue_depth=policy.queue_depth,
-                kv_cache=policy.kv_cache,
+                kv_cache=policy.kv_bound(priority),
                 max_in_flight=policy.in_flight_bound(priority),
             )
 

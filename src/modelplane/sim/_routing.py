@@ -419,7 +419,7 @@ class _Simulation:
         return self.router.headroom(
             [r.url for r in self.route_replicas],
             queue_depth=qos.queue_depth,
-            kv_cache=qos.kv_cache,
+            kv_cache=qos.kv_bound(priority),
             max_in_flight=qos.in_flight_bound(priority),
         )
 
