@@ -229,6 +229,15 @@ def resource_claim() -> dict[str, Any]:
     }
 
 
+def inference_objective() -> dict[str, Any]:
+    return {
+        "apiVersion": "inference.networking.x-k8s.io/v1alpha2",
+        "kind": "InferenceObjective",
+        "metadata": {"name": "critical"},
+        "spec": {"priority": 10, "poolRef": {"name": "chat"}},
+    }
+
+
 #: in the order of api.kinds()
 def tool_server() -> dict[str, Any]:
     return {
@@ -303,6 +312,7 @@ ALL = {
     "ResourceClaim": resource_claim,
     "HTTPRoute": http_route,
     "InferencePool": inference_pool,
+    "InferenceObjective": inference_objective,
     "Node": node,
     "NodePool": node_pool,
     "Queue": queue,

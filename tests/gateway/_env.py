@@ -120,6 +120,7 @@ class Env:
         annotations: dict[str, str] | None = None,
         namespace: str = "default",
         upstream: dict[str, FakeUpstream] | None = None,
+        qos: JSON | None = None,
     ) -> None:
         """A Model with ``replicas``' versions (workers) and ``upstream`` versions, and an
         Endpoint serving it, with the replicas published in its status as the node agent does.
@@ -146,6 +147,8 @@ class Env:
             spec["routing"] = {"policy": policy}
         if limits:
             spec["limits"] = limits
+        if qos:
+            spec["qos"] = qos
         created = self.create(
             {
                 "apiVersion": "modelplane.dev/v1alpha1",

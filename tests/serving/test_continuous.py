@@ -253,3 +253,40 @@ def test_a_long_prompt_is_prefilled_in_chunks_between_decode_steps_of_the_runnin
     joined = _recorded(continuous, "join", long_prompt)
     assert joined.step - arrived >= chunks - 2
     assert _recorded(continuous, "cancel", running).step >= joined.step
+
+
+def test_a_high_priority_request_preempts_a_low_one_which_resumes_with_the_same_answer(
+    smollm2: tuple[Path, str], rounds: TransformersEngine
+) -> None:
+    # given a full batch (max_batch 2) of two low-priority requests, each answered alone before
+    engine = ContinuousEngine(smollm2[0], max_batch=2)
+    lows = [GenerationRequest(p, 24, temperature=0.0, priority=-5) for p in (COUNTING, PROMPTS[1])]
+    high = GenerationRequest(PROMPTS[0], 4, temperature=0.0, priority=10)
+    expected = [_alone(rounds, r)[0] for r in lows]
+    try:
+
+        async def scenario() -> list[tuple[str, Delta]]:
+            tasks = [asyncio.create_task(_collect(engine.generate(r))) for r in lows]
+            await _wait(
+                lambda: all(_event(engine, "join", r) for r in lows), "both low requests to run"
+            )
+            base = engine.steps
+            await _wait(lambda: engine.steps >= base + 2, "two decode steps")
+            # when a high-priority request arrives
+            await _collect(engine.generate(high))
+            return await asyncio.gather(*tasks)
+
+        got = asyncio.run(scenario())
+        # then a low one left the batch at a decode step, the high one ran and finished, and the
+        # low one came back afterwards
+        preempted = next(e for e in engine.events if e.kind == "preempt")
+        assert preempted.request is lows[1]  # the latest joined of the lowest priority
+        high_join, high_done = _recorded(engine, "join", high), _recorded(engine, "finish", high)
+        resumed = _recorded(engine, "resume", lows[1])
+        assert preempted.step <= high_join.step <= high_done.step <= resumed.step
+        assert high_done.step < _recorded(engine, "finish", lows[1]).step
+        assert engine.preemptions == 1
+        # and each low answer is the one it gives alone (greedy): only later, not different
+        assert [text for text, _ in got] == expected
+    finally:
+        engine.close()

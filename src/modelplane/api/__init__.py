@@ -14,7 +14,8 @@ the DRA kinds
 ``DeviceClass``, ``ResourceSlice`` (cluster-scoped) and ``ResourceClaim`` under
 ``resource.k8s.io/v1``, which are accepted exactly as a Kubernetes cluster serves them, as are the
 Gateway API's ``HTTPRoute`` (``gateway.networking.k8s.io/v1``) and the Inference Extension's
-``InferencePool`` (``inference.networking.k8s.io/v1``).
+``InferencePool`` (``inference.networking.k8s.io/v1``) and ``InferenceObjective``
+(``inference.networking.x-k8s.io/v1alpha2``).
 
 Example::
 
@@ -29,7 +30,12 @@ from modelplane.api._agent import BUNDLE_DIGEST, Agent, AgentSpec, Tool
 from modelplane.api._body import json_object, query_count, shown
 from modelplane.api._cells import age, cell, human_duration, parse_timestamp
 from modelplane.api._dra import DeviceClass, ResourceClaim, ResourceSlice
-from modelplane.api._endpoint import Endpoint, slo_window_seconds
+from modelplane.api._endpoint import (
+    PRIORITY_HEADER,
+    PRIORITY_VALUE_HEADER,
+    Endpoint,
+    slo_window_seconds,
+)
 from modelplane.api._event import Event
 from modelplane.api._explain import explain
 from modelplane.api._gatewayapi import (
@@ -101,6 +107,7 @@ from modelplane.api._node import (
     node_lease_name,
 )
 from modelplane.api._nodepool import NODEPOOL_LABEL, NodePool
+from modelplane.api._objective import InferenceObjective
 from modelplane.api._openai import STREAM_DONE, openai_error, openai_error_body, openai_stream_error
 from modelplane.api._policy import CLUSTER_POLICY_NAMESPACE, Policy, cedar_error
 from modelplane.api._principal import (
@@ -162,6 +169,8 @@ __all__ = [
     "PREFIX_POLICIES",
     "PRICE_ANNOTATION",
     "PRIORITY_ANNOTATION",
+    "PRIORITY_HEADER",
+    "PRIORITY_VALUE_HEADER",
     "PUBLISHER_LABEL",
     "QUEUE_ANNOTATION",
     "RACK_LABEL",
@@ -191,6 +200,7 @@ __all__ = [
     "Graph",
     "HTTPRoute",
     "HeaderMatch",
+    "InferenceObjective",
     "InferencePool",
     "Job",
     "KindInfo",

@@ -534,6 +534,179 @@ class Limits(Schema):
     )
 
 
+#: the request header that names a request's priority class (``spec.qos.classes[].name``)
+PRIORITY_HEADER = "x-modelplane-priority"
+#: the header the gateway sends a request's priority (an integer, higher first) to a replica in
+PRIORITY_VALUE_HEADER = "x-modelplane-priority-value"
+
+
+class PriorityClass(Schema):
+    """A named request class and its priority: higher is served first, negative is background."""
+
+    name: Name = Field(
+        description=f"The class name a request gives in the {PRIORITY_HEADER} header."
+    )
+    priority: int = Field(
+        ge=-1000,
+        le=1000,
+        description=(
+            "Higher first; 0 is normal, negative is background (shed first under load), as"
+            " InferenceObjective's priority."
+        ),
+    )
+    kv_cache_reserve: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description=(
+            "Share of each replica's KV cache kept for this class and higher ones, e.g. 0.2:"
+            " a lower-priority request is held once KV-cache use reaches"
+            " saturation.kvCacheUsage less the reserves of the classes above it."
+        ),
+    )
+
+
+class TenantShare(Schema):
+    """A tenant's default class and its weight for fair sharing inside a class."""
+
+    tenant: str = Field(
+        min_length=1,
+        max_length=253,
+        description=(
+            "A principal name (user or system:serviceaccount:ns:name) or a namespace the"
+            " principal belongs to."
+        ),
+    )
+    class_: Name | None = Field(
+        default=None,
+        alias="class",
+        description="The class of this tenant's requests that name none (else defaultClass).",
+    )
+    weight: float = Field(
+        default=1.0,
+        gt=0,
+        le=1000,
+        description=(
+            "Share of the class's throughput under saturation against other tenants of the"
+            " class (tokens served are counted divided by the weight; least count goes first)."
+        ),
+    )
+
+
+class FlowQueue(Schema):
+    """The gateway's queue of requests held while every replica is saturated."""
+
+    max_size: int = Field(
+        default=256,
+        ge=0,
+        le=100000,
+        description=(
+            "Most requests held for this Endpoint; when full, the newest request of the lowest"
+            " priority below the arriving one is shed (429), else the arriving one is."
+        ),
+    )
+    ttl: Duration = Field(
+        default="30s",
+        description='Longest a request is held before it is shed with 429, e.g. "30s".',
+    )
+
+
+class Saturation(Schema):
+    """When a replica counts as saturated (requests are then held in the gateway's queue)."""
+
+    queue_depth: float = Field(
+        default=4.0,
+        ge=0,
+        description="Requests waiting in the replica's own queue (scraped from its /metrics).",
+    )
+    kv_cache_usage: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="Fraction of the replica's KV cache in use (scraped from its /metrics).",
+    )
+    max_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most requests this gateway sends to one replica at once; unset: no bound.",
+    )
+    background_share: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description=(
+            "Share of maxInFlight that requests of negative priority may fill, e.g. 0.75: the"
+            " rest stays free for priority 0 and above, which then start without waiting."
+        ),
+    )
+
+
+class Qos(Schema):
+    """Request classes and flow control: priority, fairness between tenants, and shedding."""
+
+    classes: list[PriorityClass] = Field(
+        default_factory=list,
+        description="The classes requests may name; an unnamed request gets defaultClass.",
+    )
+    default_class: Name | None = Field(
+        default=None,
+        description="The class of a request that names none and whose tenant has none (else 0).",
+    )
+    tenants: list[TenantShare] = Field(
+        default_factory=list,
+        description="Per tenant: its default class and its fair-share weight (default 1).",
+    )
+    queue: FlowQueue = Field(default_factory=FlowQueue, description="The gateway's queue.")
+    saturation: Saturation = Field(
+        default_factory=Saturation, description="When a replica counts as saturated."
+    )
+
+    @field_validator("classes")
+    @classmethod
+    def _unique_classes(cls, classes: list[PriorityClass]) -> list[PriorityClass]:
+        problems = Problems()
+        for i, name, first in duplicates(c.name for c in classes):
+            problems.add((i, "name"), f"class {name!r} appears twice (also classes[{first}])")
+        problems.raise_any()
+        return classes
+
+    @field_validator("tenants")
+    @classmethod
+    def _unique_tenants(cls, tenants: list[TenantShare]) -> list[TenantShare]:
+        problems = Problems()
+        for i, tenant, first in duplicates(t.tenant for t in tenants):
+            problems.add((i, "tenant"), f"tenant {tenant!r} appears twice (also tenants[{first}])")
+        problems.raise_any()
+        return tenants
+
+    @model_validator(mode="after")
+    def _known_classes(self) -> Self:
+        problems = Problems()
+        known = [c.name for c in self.classes]
+        shown = ", ".join(known) or "none: add classes[] first"
+        if self.default_class is not None and self.default_class not in known:
+            problems.add(
+                ("defaultClass",),
+                f"{self.default_class!r} is not a class of classes[] (known: {shown})",
+            )
+        reserved = sum(c.kv_cache_reserve for c in self.classes)
+        if reserved >= self.saturation.kv_cache_usage:
+            problems.add(
+                ("classes",),
+                f"the classes reserve {reserved:g} of the KV cache, not less than"
+                f" saturation.kvCacheUsage ({self.saturation.kv_cache_usage:g}): the lowest class"
+                " could never start; lower the kvCacheReserve values",
+            )
+        for i, share in enumerate(self.tenants):
+            if share.class_ is not None and share.class_ not in known:
+                problems.add(
+                    ("tenants", i, "class"),
+                    f"{share.class_!r} is not a class of classes[] (known: {shown})",
+                )
+        problems.raise_any()
+        return self
+
+
 class EndpointSpec(Schema):
     """What to serve and how."""
 
@@ -565,6 +738,13 @@ class EndpointSpec(Schema):
         ),
     )
     limits: Limits | None = Field(default=None, description="Rate and spend limits.")
+    qos: Qos | None = Field(
+        default=None,
+        description=(
+            "Request classes and flow control in the gateway: priority classes, tenants' fair"
+            " shares, the queue held while every replica is saturated, and shedding (429)."
+        ),
+    )
     fallbacks: list[str] = Field(
         default_factory=list,
         description=(

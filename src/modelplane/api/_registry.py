@@ -17,6 +17,7 @@ from modelplane.api._meta import Resource
 from modelplane.api._model import Model
 from modelplane.api._node import Node
 from modelplane.api._nodepool import NodePool
+from modelplane.api._objective import InferenceObjective
 from modelplane.api._policy import Policy
 from modelplane.api._queue import Queue
 from modelplane.api._relationship import Relationship
@@ -38,6 +39,7 @@ _SCHEMAS: tuple[type[Resource], ...] = (
     ResourceClaim,
     HTTPRoute,
     InferencePool,
+    InferenceObjective,
     Node,
     NodePool,
     Queue,

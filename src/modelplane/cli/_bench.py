@@ -77,6 +77,8 @@ _BENCHMARKS = {
     "agents": "The agent runtime: durable steps/s beside DBOS and LangGraph, residency, resume,"
     " storage.",
     "routing": "Routing policies on simulated vLLM-like replicas: TTFT, throughput, cache hits.",
+    "qos": "Flow control on simulated replicas beside FCFS: high-priority TTFT at 3x overload,"
+    " shedding, tenants' weighted shares.",
     "mcp": "The MCP gateway: added tools/call latency over calling the MCP server directly.",
     "policy": "Cedar decisions beside the naive use, decisions/s, admission overhead, list"
     " filtering.",

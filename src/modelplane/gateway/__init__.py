@@ -3,7 +3,8 @@
 Owns: the data plane of inference requests — model name -> Endpoint or Graph, version by the
 traffic split (sticky per session when asked), replica by routing policy (round-robin,
 least-request, load, prefix-cache, session-affinity, prefix-load), retries before the first
-token, fallback chains, per-tenant rate limits and budgets (held across gateways by slices taken from
+token, fallback chains, flow control (requests held by priority class while replicas are
+saturated, the lowest shed first, tenants shared by weight), per-tenant rate limits and budgets (held across gateways by slices taken from
 the store, never a store round trip per request), Graph execution, per-version request
 samples for canary analysis (with the scores of answers evaluated while a rollout runs: an eval
 set, or a judge model called through the same request path), the gateway's metrics, the :class:`GraphController` (a Graph's
@@ -32,10 +33,21 @@ from modelplane.api import (
     ENSEMBLE_ANNOTATION,
     FALLBACKS_ANNOTATION,
     PRICE_ANNOTATION,
+    PRIORITY_VALUE_HEADER,
     STICKY_ANNOTATION,
 )
 from modelplane.gateway._call import Call
 from modelplane.gateway._errors import GatewayError
+from modelplane.gateway._flow import (
+    OBJECTIVE_HEADER,
+    FlowControl,
+    FlowQueue,
+    QosPolicy,
+    RequestClass,
+    TenantRule,
+    Waiter,
+    qos_policy,
+)
 from modelplane.gateway._gateway import Gateway
 from modelplane.gateway._graph_controller import GraphController, graph_problems
 from modelplane.gateway._httproute_controller import HTTPRouteController, InferencePoolController
@@ -58,11 +70,15 @@ __all__ = [
     "ENSEMBLE_ANNOTATION",
     "FALLBACKS_ANNOTATION",
     "GEN_AI_ATTRIBUTES",
+    "OBJECTIVE_HEADER",
     "POLICIES",
     "PRICE_ANNOTATION",
+    "PRIORITY_VALUE_HEADER",
     "STICKY_ANNOTATION",
     "Call",
     "EndpointRoute",
+    "FlowControl",
+    "FlowQueue",
     "Gateway",
     "GatewayError",
     "GraphController",
@@ -71,18 +87,23 @@ __all__ = [
     "InferencePoolController",
     "Limiter",
     "Limits",
+    "QosPolicy",
     "Replica",
     "ReplicaLoad",
+    "RequestClass",
     "Router",
     "RoutingTable",
     "Telemetry",
+    "TenantRule",
     "Ticket",
     "VersionRoute",
+    "Waiter",
     "graph_problems",
     "mount",
     "openapi_paths",
     "pick_version",
     "prompt_blocks",
+    "qos_policy",
     "serve_gateway",
     "server_stack",
     "standalone_app",

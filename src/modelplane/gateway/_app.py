@@ -18,10 +18,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from modelplane.api import Principal, json_object, principal_of
+from modelplane.api import PRIORITY_HEADER, Principal, json_object, principal_of
 from modelplane.api.errors import BadRequest
 from modelplane.gateway._call import FIELDS, Call, parse_call
 from modelplane.gateway._errors import GatewayError, error_body, error_response
+from modelplane.gateway._flow import OBJECTIVE_HEADER
 from modelplane.gateway._httproutes import HTTPRouteTable
 from modelplane.gateway._matches import RequestFacts
 from modelplane.gateway._responses import chat_body, response_events, response_object
@@ -86,6 +87,9 @@ class _OpenAIRoute:
         model, call = parse_call(path, raw, request.headers.get("x-session-id"))
         call.principal = principal_of(request.scope)
         call.facts = _facts(request)
+        call.priority = request.headers.get(PRIORITY_HEADER) or request.headers.get(
+            OBJECTIVE_HEADER
+        )
         try:
             return await self.gateway.handle(model, call)
         except GatewayError:

@@ -40,6 +40,10 @@ class Call:
     #: on it, never on the body
     principal: Principal = LOCAL_OPERATOR
     prompt: str = ""
+    #: the request class the client named (``x-modelplane-priority``), None when it named none
+    priority: str | None = None
+    #: the priority flow control gave it (None: the endpoint has no classes), sent to the replica
+    priority_value: int | None = None
     # the Graph step this call serves (its name, else its endpoint), shown on its span
     step: str | None = None
     #: the client's HTTP request (path, method, Host, headers, query) for HTTPRoute matches and

@@ -39,6 +39,7 @@ from modelplane.api import (
     DEMAND_ANNOTATION,
     LOCAL_OPERATOR,
     PREFIX_POLICIES,
+    PRIORITY_VALUE_HEADER,
     SCRAPED_POLICIES,
     Principal,
     openai_stream_error,
@@ -48,6 +49,7 @@ from modelplane.gateway._app import build_app
 from modelplane.gateway._call import Call
 from modelplane.gateway._errors import GatewayError, unavailable
 from modelplane.gateway._evals import Evaluations
+from modelplane.gateway._flow import FlowControl, QosPolicy
 from modelplane.gateway._graphs import run_graph
 from modelplane.gateway._httproutes import HTTPRouteTable, choose
 from modelplane.gateway._limits import Limiter, Ticket
@@ -152,6 +154,10 @@ class Gateway:
             shared_limits = backend_of(store.url) == "postgres"
         self.limiter = Limiter(shared=SharedLimits(store) if shared_limits else None)
         self.telemetry = Telemetry()
+        #: requests held by priority while an Endpoint with spec.qos is saturated
+        self.flow = FlowControl()
+        self.telemetry.collectors.append(self.flow.prometheus)
+        self.router.on_release = lambda _url: self.flow.pump()
         #: answers sampled for a rollout's evaluation, scored off the request path
         self.evals = Evaluations(self, self.telemetry)
         configure_tracing()
@@ -352,11 +358,31 @@ class Gateway:
                 self._reservation(call),
             )
         try:
+            if route.qos is not None:
+                await self._flow(route, route.qos, call)
             return await self._serve_chain(route, call, ticket)
         except BaseException:
             if ticket is not None:
                 self.limiter.settle(ticket, 0)
             raise
+
+    async def _flow(self, route: EndpointRoute, qos: QosPolicy, call: Call) -> None:
+        """Wait for flow control to let ``call`` on (raises 429 when it is shed)."""
+        klass = qos.classify(call.priority, call.principal)
+        call.priority_value = klass.priority
+        urls = [r.url for v in route.versions for r in v.replicas if not r.upstream]
+
+        def headroom(policy: QosPolicy, priority: int) -> float:
+            return self.router.headroom(
+                urls,
+                queue_depth=policy.queue_depth,
+                kv_cache=policy.kv_bound(priority),
+                max_in_flight=policy.in_flight_bound(priority),
+            )
+
+        await self.flow.admit(route.key, qos, klass, self._reservation(call), headroom)
+        # from here to the replica's ``router.begin`` nothing awaits: it counts in flight there
+        self.flow.started(route.key)
 
     def _reservation(self, call: Call) -> int:
         body = call.body
@@ -556,6 +582,8 @@ class Gateway:
     ) -> Response:
         # the replica's spans, if it makes any, join the request's trace
         headers = {"content-type": "application/json", **trace_headers(call.span)}
+        if call.priority_value is not None:
+            headers[PRIORITY_VALUE_HEADER] = str(call.priority_value)
         raw = call.raw
         if replica.upstream:
             raw = orjson.dumps({**call.body, "model": version.upstream_model})
@@ -657,13 +685,15 @@ class Gateway:
         urls = {
             replica.url
             for route in self.table.routes().values()
-            if isinstance(route, EndpointRoute) and route.policy in SCRAPED_POLICIES
+            if isinstance(route, EndpointRoute)
+            and (route.policy in SCRAPED_POLICIES or route.qos is not None)
             for version in route.versions
             for replica in version.replicas
             if not replica.upstream
         }
         if urls:
             await asyncio.gather(*(self._scrape(url) for url in urls))
+        self.flow.pump()  # a replica may have room again
 
     async def _scrape(self, url: str) -> None:
         base = url[: -len("/v1")] if url.endswith("/v1") else url

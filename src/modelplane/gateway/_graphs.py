@@ -99,6 +99,7 @@ async def run_graph(gateway: Serving, route: GraphRoute, call: Call) -> Response
     span.set_attribute("modelplane.graph", route.key)
     # the steps' spans start while this one is current: they become its children
     runner = _Runner(gateway, route, call.principal, stream=call.stream)
+    runner.priority = call.priority
     with ends_on_failure(span), trace.use_span(span, end_on_exit=False):
         answer = await runner.node(route.graph.spec.root, call.body, None, last=True)
     if isinstance(answer, _Streamed):  # the last step streams; its own span times the stream
@@ -163,6 +164,8 @@ class _Runner:
         self, gateway: Serving, route: GraphRoute, principal: Principal, *, stream: bool = False
     ) -> None:
         self.principal = principal
+        #: the class the client named: each step is classed by it at its own endpoint
+        self.priority: str | None = None
         self.gateway = gateway
         self.route = route
         self.nodes = route.graph.spec.nodes
@@ -276,6 +279,7 @@ class _Runner:
         _, call = parse_call("/chat/completions", orjson.dumps(request), None)
         call.step = step.name or step.endpoint
         call.principal = self.principal
+        call.priority = self.priority
         what = (
             f"Graph {self.route.name!r}: step {step.name or step.endpoint!r}"
             f" (endpoint {target.key})"

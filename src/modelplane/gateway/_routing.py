@@ -22,6 +22,7 @@ Everything here runs on the serving event loop: no locks.
 
 from __future__ import annotations
 
+import math
 import random
 import zlib
 from collections import OrderedDict
@@ -178,6 +179,8 @@ class Router:
         self.prefix_weight = prefix_weight
         self.random = random.Random(seed)
         self._turn: dict[tuple[str, str], int] = {}
+        #: called after :meth:`end` (a replica has room again): flow control lets requests on
+        self.on_release: Callable[[str], None] | None = None
 
     # -- load bookkeeping -------------------------------------------------------------------
 
@@ -194,6 +197,35 @@ class Router:
         load = self.loads.get(url)
         if load is not None and load.in_flight > 0:
             load.in_flight -= 1
+        if self.on_release is not None:
+            self.on_release(url)
+
+    def headroom(
+        self,
+        urls: Sequence[str],
+        *,
+        queue_depth: float,
+        kv_cache: float,
+        max_in_flight: int | None = None,
+    ) -> float:
+        """How many more requests ``urls`` take before every one is saturated: none on a
+        replica whose scraped queue depth or KV-cache use reached the bound, else the in-flight
+        bound less what is in flight (unbounded without one). No replica: unbounded (the request
+        goes on to the gateway's usual answer: a cold start's hold, or 503)."""
+        if not urls:
+            return math.inf
+        room = 0.0
+        for url in urls:
+            load = self.loads.get(url)
+            if load is None:
+                room += math.inf if max_in_flight is None else max_in_flight
+            elif load.queue_depth >= queue_depth or load.kv_cache >= kv_cache:
+                continue
+            elif max_in_flight is None:
+                room += math.inf
+            else:
+                room += max(0, max_in_flight - load.in_flight)
+        return room
 
     def _pressure(self, url: str) -> float:
         load = self.loads.get(url)

@@ -39,6 +39,7 @@ from modelplane.api import (
 )
 from modelplane.api.errors import ModelplaneError
 from modelplane.control import Informer
+from modelplane.gateway._flow import QosPolicy, qos_policy
 from modelplane.gateway._matches import ValueMatch, header_matches
 from modelplane.gateway._scorers import EvalPlan, eval_plan
 from modelplane.store import JSON, Store
@@ -106,6 +107,8 @@ class EndpointRoute:
     header_routes: tuple[HeaderRoute, ...] = ()
     #: the Endpoint's labels (an InferencePool selects its replicas by them)
     labels: tuple[tuple[str, str], ...] = ()
+    #: ``spec.qos`` with the classes of the InferenceObjectives naming it: flow control applies
+    qos: QosPolicy | None = None
 
     @property
     def key(self) -> str:
@@ -140,7 +143,8 @@ class RoutingTable:
 
     def __init__(self, store: Store) -> None:
         self._informers = {
-            kind: Informer(store, kind) for kind in ("Endpoint", "Model", "Graph", "Secret")
+            kind: Informer(store, kind)
+            for kind in ("Endpoint", "Model", "Graph", "Secret", "InferenceObjective")
         }
         self._stale = threading.Event()
         self._stale.set()
@@ -200,10 +204,11 @@ class RoutingTable:
             (str(m["metadata"].get("namespace") or ""), str(m["metadata"]["name"])): m
             for m in self._informers["Model"].list()
         }
+        objectives = _objectives(self._informers["InferenceObjective"].list())
         snapshot = _Snapshot()
         for obj in self._informers["Endpoint"].list():
             try:
-                route = self._endpoint(obj, models)
+                route = self._endpoint(obj, models, objectives)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 log.warning("endpoint %s skipped: %s", obj.get("metadata", {}).get("name"), exc)
                 continue
@@ -226,7 +231,12 @@ class RoutingTable:
             snapshot.routes.setdefault(groute.key, groute)
         return snapshot
 
-    def _endpoint(self, obj: JSON, models: dict[tuple[str, str], JSON]) -> EndpointRoute:
+    def _endpoint(
+        self,
+        obj: JSON,
+        models: dict[tuple[str, str], JSON],
+        objectives: dict[tuple[str, str], list[tuple[str, int]]],
+    ) -> EndpointRoute:
         meta = obj["metadata"]
         namespace = str(meta.get("namespace") or "default")
         spec = obj.get("spec") or {}
@@ -249,6 +259,7 @@ class RoutingTable:
             evals=eval_plan(spec) if _rolling_out(obj.get("status")) else None,
             header_routes=_header_routes(routing),
             labels=tuple(sorted((str(k), str(v)) for k, v in (meta.get("labels") or {}).items())),
+            qos=qos_policy(spec.get("qos"), objectives.get((namespace, str(meta["name"])), ())),
         )
 
     def _versions(
@@ -366,6 +377,22 @@ def _header_routes(routing: Any) -> tuple[HeaderRoute, ...]:
         HeaderRoute(header_matches(h.get("headers")), str(h["version"]))
         for h in _raw_header_routes(routing)
     )
+
+
+def _objectives(listed: list[JSON]) -> dict[tuple[str, str], list[tuple[str, int]]]:
+    """(name, priority) of the InferenceObjectives by the (namespace, Endpoint) their poolRef
+    names (an InferencePool stands for the Endpoint of its name)."""
+    out: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for obj in sorted(listed, key=lambda o: str(o["metadata"]["name"])):
+        meta, spec = obj["metadata"], obj.get("spec") or {}
+        pool = spec.get("poolRef") or {}
+        priority = spec.get("priority")
+        if not isinstance(pool, dict) or not pool.get("name"):
+            continue
+        key = (str(meta.get("namespace") or "default"), str(pool["name"]))
+        value = priority if isinstance(priority, int) and not isinstance(priority, bool) else 0
+        out.setdefault(key, []).append((str(meta["name"]), value))
+    return out
 
 
 def _rolling_out(status: Any) -> bool:

@@ -47,7 +47,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,6 +171,8 @@ class Telemetry:
         self.evaluations: dict[tuple[str, str, str], int] = {}
         #: GenAI histograms: (metric, its label string) -> histogram
         self.genai: dict[tuple[str, str], _Histogram] = {}
+        #: more metric lines for /metrics, each call rendering the current figures (flow control)
+        self.collectors: list[Callable[[], list[str]]] = []
 
     def record(
         self,
@@ -317,7 +319,20 @@ class Telemetry:
             for (kind, labels), h in sorted(self.genai.items()):
                 if kind == metric:
                     lines.extend(h.lines(name, labels))
+        for collect in self.collectors:
+            lines.extend(collect())
         return "\n".join(lines) + "\n"
+
+
+def metric_lines(
+    name: str, kind: str, what: str, samples: Iterable[tuple[dict[str, str], float]]
+) -> list[str]:
+    """One metric in the Prometheus text format: HELP, TYPE, then a line per labelled sample."""
+    lines = [f"# HELP {name} {what}", f"# TYPE {name} {kind}"]
+    for labels, value in samples:
+        shown = ",".join(f'{k}="{_esc(v)}"' for k, v in labels.items())
+        lines.append(f"{name}{{{shown}}} {value:g}")
+    return lines
 
 
 def streamed_tpot(ttft: float, duration: float, output_tokens: int) -> float | None:

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from modelplane.api import json_object, openai_error_body
+from modelplane.api import PRIORITY_VALUE_HEADER, json_object, openai_error_body
 from modelplane.api.errors import ModelplaneError
 from modelplane.serving._answer import ChoiceShaper, merged, sse, usage
 from modelplane.serving._engine import Delta, Engine, GenerationRequest
@@ -237,10 +237,22 @@ async def _generate(request: Request, chat: bool) -> Response:
     worker.in_flight += 1
     try:
         data = await _read_json(worker, request)
-        return await _run(worker, parse_request(worker.engine, worker.model_name, data, chat), chat)
+        parsed = parse_request(worker.engine, worker.model_name, data, chat)
+        priority = _priority(request)
+        if priority:
+            parsed = replace(parsed, request=replace(parsed.request, priority=priority))
+        return await _run(worker, parsed, chat)
     finally:
         worker.in_flight -= 1
         worker.last_request = time.monotonic()
+
+
+def _priority(request: Request) -> int:
+    """The priority the gateway gave the request (its header; 0 without one or when unreadable)."""
+    try:
+        return int(request.headers.get(PRIORITY_VALUE_HEADER, "0"))
+    except ValueError:
+        return 0
 
 
 async def _run(worker: _Worker, parsed: Parsed, chat: bool) -> Response:

@@ -6,11 +6,16 @@ same model loading, ``generate``, ``embed`` and chat rendering) with another sch
 engine thread. Each loop of that thread:
 
 1. drops the sequences whose clients went away (they leave the batch at this step);
-2. prefills waiting sequences, at most ``prefill_chunk`` prompt tokens per loop, each sequence on
+2. preempts for priority: while a waiting sequence has a higher ``priority`` than a running one
+   and the batch is full, the lowest-priority running sequence (the latest joined among equals)
+   leaves the batch with its KV rows (padding cut) and waits; preempted sequences rejoin, highest
+   priority first, when a row is free and nothing of higher priority waits, with the same KV and
+   next token, so a greedy answer is unchanged, only later;
+3. prefills waiting sequences, highest priority first (then in arrival order), at most ``prefill_chunk`` prompt tokens per loop, each sequence on
    its own (batch of one, no padding), so a long prompt is cut into chunks between which the
    running sequences keep decoding; a finished prefill picks the sequence's first token and the
    sequence joins the batch;
-3. runs one decode step for the whole batch: one forward pass, then per sequence
+4. runs one decode step for the whole batch: one forward pass, then per sequence
    :meth:`Decoder.choose` and :meth:`Decoder.advance` (stop strings, ``max_tokens``, streaming);
    finished sequences leave.
 
@@ -54,7 +59,8 @@ _KV = list[tuple[Any, Any]]
 @dataclass(frozen=True, slots=True)
 class BatchEvent:
     """Something the scheduler did to a request, at decode step ``step`` (the engine's counter):
-    ``join`` (its first token was chosen), ``finish`` (it ended) or ``cancel`` (its client left)."""
+    ``join`` (its first token was chosen), ``finish`` (it ended), ``cancel`` (its client left),
+    ``preempt`` (it left the batch for a higher priority) or ``resume`` (it came back)."""
 
     step: int
     kind: str
@@ -136,7 +142,7 @@ class ContinuousEngine(TransformersEngine):
     """A causal LM served with continuous batching and prefix reuse (see the module docstring).
 
     Counters for tests, metrics and benchmarks: ``steps`` (decode steps run), ``prefill_chunks``,
-    ``prefilled_tokens``, ``reused_prefix_tokens``, ``joined``; ``events`` holds the last 1024
+    ``prefilled_tokens``, ``reused_prefix_tokens``, ``joined``, ``preemptions``; ``events`` holds the last 1024
     :class:`BatchEvent` s.
     """
 
@@ -161,6 +167,9 @@ class ContinuousEngine(TransformersEngine):
         self.events: collections.deque[BatchEvent] = collections.deque(maxlen=1024)
         self._waiting: collections.deque[_Prefill] = collections.deque()
         self._slots: list[_Slot] = []
+        #: sequences preempted for a higher priority, each with its own KV (batch of one)
+        self._preempted: list[tuple[_Slot, Any]] = []
+        self.preemptions = 0
         self._cache: Any = None  # the batch's DynamicCache
         self._mask: Any = None
         self._prefixes = _PrefixStore(prefix_cache_tokens)
@@ -174,7 +183,7 @@ class ContinuousEngine(TransformersEngine):
 
     def _loop(self) -> None:
         while True:
-            idle = not self._slots and not self._waiting
+            idle = not self._slots and not self._waiting and not self._preempted
             if not self._take_pending(block=idle):
                 self._fail_all(EngineError("the engine is shutting down", status=503))
                 return
@@ -207,6 +216,8 @@ class ContinuousEngine(TransformersEngine):
 
     def _step(self) -> None:
         self._drop_cancelled()
+        self._preempt()
+        self._resume()
         self._prefill()
         if self._slots:
             self._decode()
@@ -215,6 +226,10 @@ class ContinuousEngine(TransformersEngine):
         for p in [p for p in self._waiting if p.seq.cancelled]:
             self._waiting.remove(p)
             self._event("cancel", p.seq)
+        for slot, cache in [(s, c) for s, c in self._preempted if s.seq.cancelled]:
+            self._preempted.remove((slot, cache))
+            slot.seq.done = True
+            self._event("cancel", slot.seq)
         gone = [s for s in self._slots if s.seq.cancelled]
         for slot in gone:
             slot.seq.done = True
@@ -222,17 +237,51 @@ class ContinuousEngine(TransformersEngine):
         if gone:
             self._keep([s for s in self._slots if not s.seq.cancelled])
 
+    def _preempt(self) -> None:
+        """Make room in a full batch for the highest-priority waiting sequence by taking out
+        the lowest-priority running one, its KV rows kept (see the module docstring)."""
+        while self._waiting and len(self._slots) >= self.max_batch:
+            wanted = self._next_waiting().seq.request.priority
+            victim = min(reversed(self._slots), key=lambda s: s.seq.request.priority, default=None)
+            if victim is None or victim.seq.request.priority >= wanted:
+                return
+            row = self._slots.index(victim)
+            cut = self._mask.shape[1] - victim.length
+            cache = _row_cache(self._cache, row, cut)
+            self._keep([s for s in self._slots if s is not victim])
+            self._preempted.append((victim, cache))
+            self.preemptions += 1
+            self._event("preempt", victim.seq)
+
+    def _resume(self) -> None:
+        """Bring preempted sequences back, highest priority first, into free rows, unless a
+        waiting sequence of higher priority is owed the row."""
+        while self._preempted and len(self._slots) < self.max_batch:
+            best = max(self._preempted, key=lambda e: e[0].seq.request.priority)
+            slot, cache = best
+            waiting = self._next_waiting().seq.request.priority if self._waiting else None
+            if waiting is not None and waiting > slot.seq.request.priority:
+                return
+            self._preempted.remove(best)
+            self._join(slot, cache)
+            self._event("resume", slot.seq)
+
+    def _next_waiting(self) -> _Prefill:
+        """The waiting sequence to prefill next: highest priority, then first come."""
+        return max(self._waiting, key=lambda p: p.seq.request.priority)
+
     def _prefill(self) -> None:
-        """Spend up to ``prefill_chunk`` prompt tokens on the waiting sequences, in arrival order,
-        as far as free rows allow; a sequence whose prompt is all in its KV joins the batch."""
+        """Spend up to ``prefill_chunk`` prompt tokens on the waiting sequences, highest priority
+        first then in arrival order, as far as free rows allow; a sequence whose prompt is all
+        in its KV joins the batch."""
         budget = self.prefill_chunk
         while budget > 0 and self._waiting and len(self._slots) < self.max_batch:
-            head = self._waiting[0]
+            head = self._next_waiting()
             if head.cache is None and not self._fits(head.seq):
                 return
             budget -= self._prefill_chunk(head, budget)
             if head.finished:
-                self._waiting.popleft()
+                self._waiting.remove(head)
 
     def _fits(self, seq: Sequence) -> bool:
         held = sum(s.length for s in self._slots)
@@ -346,17 +395,29 @@ class ContinuousEngine(TransformersEngine):
     def _publish(self) -> None:
         """What the gauges read from other threads: running sequences and KV tokens they hold."""
         prefilling = [p for p in self._waiting if p.cache is not None]
-        self._running = [s.seq for s in self._slots] + [p.seq for p in prefilling]
-        self._kv_tokens = sum(s.length for s in self._slots) + sum(p.done for p in prefilling)
+        paused = [s for s, _ in self._preempted]
+        self._running = (
+            [s.seq for s in self._slots] + [p.seq for p in prefilling] + [s.seq for s in paused]
+        )
+        self._kv_tokens = (
+            sum(s.length for s in self._slots)
+            + sum(p.done for p in prefilling)
+            + sum(s.length for s in paused)
+        )
 
     def _fail_all(self, error: EngineError) -> None:
-        live: Iterable[Sequence] = [s.seq for s in self._slots] + [p.seq for p in self._waiting]
+        live: Iterable[Sequence] = (
+            [s.seq for s in self._slots]
+            + [p.seq for p in self._waiting]
+            + [s.seq for s, _ in self._preempted]
+        )
         for seq in live:
             if not seq.done:
                 seq.done = True
                 seq.emit(error)
         self._slots, self._cache, self._mask = [], None, None
         self._waiting.clear()
+        self._preempted.clear()
         self._publish()
 
 
@@ -366,6 +427,21 @@ def _checked(cache: Any) -> list[Any]:
     if any(getattr(layer, "is_sliding", False) for layer in layers):
         raise EngineError("continuous batching needs a model without sliding-window attention")
     return layers
+
+
+def _row_cache(cache: Any, row: int, cut: int) -> Any:
+    """A DynamicCache of one row of the batch's ``cache``, without its ``cut`` padding columns."""
+    from transformers import DynamicCache
+
+    return DynamicCache(
+        ddp_cache_data=[
+            (
+                layer.keys[row : row + 1, :, cut:].clone(),
+                layer.values[row : row + 1, :, cut:].clone(),
+            )
+            for layer in _checked(cache)
+        ]
+    )
 
 
 def _layers(cache: Any) -> _KV:

@@ -26,6 +26,9 @@ class GenerationRequest:
     json_schema: dict[str, Any] | None = None
     #: record each token's log-probability and this many alternatives (0..20); None: no logprobs
     logprobs: int | None = None
+    #: higher is scheduled first (the gateway's ``x-modelplane-priority-value``); continuous
+    #: batching preempts lower-priority sequences for it
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,17 @@ from typing import Any
 import orjson
 
 from modelplane.api import PREFIX_POLICIES
-from modelplane.gateway import POLICIES, EndpointRoute, Replica, Router, VersionRoute
+from modelplane.gateway import (
+    POLICIES,
+    EndpointRoute,
+    FlowQueue,
+    QosPolicy,
+    Replica,
+    RequestClass,
+    Router,
+    VersionRoute,
+    Waiter,
+)
 
 WORKLOADS = ("shared-prefix", "multi-round", "low-reuse", "hot-prefix")
 #: the gateway hashes at most this many leading blocks of a prompt (``prompt_blocks``)
@@ -69,9 +79,12 @@ class TraceRequest:
     suffix_tokens: int
     output_tokens: int
     session: str = ""
+    #: the request's priority (higher first) and tenant, for flow control (``qos=``)
+    priority: int = 0
+    tenant: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "arrival": round(self.arrival, 6),
             "prefix": self.prefix,
             "prefix_tokens": self.prefix_tokens,
@@ -79,6 +92,11 @@ class TraceRequest:
             "output_tokens": self.output_tokens,
             "session": self.session,
         }
+        if self.priority:
+            out["priority"] = self.priority
+        if self.tenant:
+            out["tenant"] = self.tenant
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +152,15 @@ def _request(obj: dict[str, Any], where: str) -> TraceRequest:
         raise TraceError(f"{where}: prefix_tokens + suffix_tokens: the prompt is empty")
     prefix = obj.get("prefix", "")
     session = obj.get("session", "")
-    if not isinstance(prefix, str) or not isinstance(session, str):
-        raise TraceError(f"{where}: prefix and session must be strings")
-    return TraceRequest(float(arrival), prefix, session=session, **ints)
+    tenant = obj.get("tenant", "")
+    if not isinstance(prefix, str) or not isinstance(session, str) or not isinstance(tenant, str):
+        raise TraceError(f"{where}: prefix, session and tenant must be strings")
+    priority = obj.get("priority", 0)
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TraceError(f"{where}: priority: expected a whole number, got {priority!r}")
+    return TraceRequest(
+        float(arrival), prefix, session=session, priority=priority, tenant=tenant, **ints
+    )
 
 
 def load_trace(path: str | Path) -> list[TraceRequest]:
@@ -328,6 +352,7 @@ class _Simulation:
         queue_timeout_s: float,
         scrape_interval_s: float,
         router: Router | None,
+        qos: QosPolicy | None = None,
     ) -> None:
         self.trace = trace
         self.model = model
@@ -356,6 +381,16 @@ class _Simulation:
         self.last_done = 0.0
         self.event_count = 0
         self._router_blocks: dict[str, list[int]] = {}
+        # flow control: the gateway's own queue, let on whenever a replica frees up or is scraped
+        self.qos = qos
+        self.flow = FlowQueue(qos.max_size, qos.ttl) if qos is not None else None
+        self.shed_indices: list[int] = []
+        self.released = False
+        self.last_arrival = trace[-1].arrival if trace else 0.0
+        #: output tokens per tenant of the requests finished while requests still arrived
+        self.tenant_tokens: dict[str, int] = {}
+        if qos is not None:
+            self.router.on_release = self._released
 
     # -- routing --------------------------------------------------------------------------
 
@@ -377,7 +412,59 @@ class _Simulation:
                 blocks.append(h)
         return blocks
 
+    def _released(self, _url: str) -> None:
+        self.released = True
+
+    def _headroom(self, qos: QosPolicy, priority: int) -> float:
+        return self.router.headroom(
+            [r.url for r in self.route_replicas],
+            queue_depth=qos.queue_depth,
+            kv_cache=qos.kv_bound(priority),
+            max_in_flight=qos.in_flight_bound(priority),
+        )
+
     def arrive(self, index: int, req: TraceRequest) -> None:
+        """A request reaches the gateway: through flow control when it has ``qos``, as the
+        gateway's :class:`~modelplane.gateway.FlowControl` admits it."""
+        flow, qos = self.flow, self.qos
+        if flow is None or qos is None:
+            self.dispatch(index, req, req.arrival)
+            return
+        tenant = req.tenant or "default"
+        rule = qos.tenants.get(tenant)
+        klass = RequestClass(str(req.priority), req.priority, tenant, rule.weight if rule else 1.0)
+        cost = req.prefix_tokens + req.suffix_tokens + req.output_tokens
+        top = flow.top()
+        if (top is None or top < req.priority) and self._headroom(qos, req.priority) > 0:
+            flow.charge(klass, cost)
+            self.dispatch(index, req, req.arrival)
+            return
+        shed = flow.push(Waiter(klass, cost, req.arrival, index))
+        if shed is not None:
+            self._shed(int(shed.token))
+
+    def _shed(self, index: int) -> None:
+        """Flow control refused the request (429): it failed, and is counted as shed."""
+        self.shed_indices.append(index)
+        self.failed_indices.append(index)
+        self.failed += 1
+
+    def pump(self, now: float) -> None:
+        """Let held requests on while a replica has room; shed those past the TTL."""
+        flow, qos = self.flow, self.qos
+        self.released = False
+        if flow is None or qos is None:
+            return
+        for expired in flow.expire(now):
+            self._shed(int(expired.token))
+        while (top := flow.top()) is not None and self._headroom(qos, top) > 0:
+            waiter = flow.pop()
+            assert waiter is not None
+            index = int(waiter.token)
+            self.dispatch(index, self.trace[index], now)
+
+    def dispatch(self, index: int, req: TraceRequest, now: float) -> None:
+        """Send a request to the replica the gateway's Router picks."""
         blocks = self._blocks(index, req) if self.route.policy in PREFIX_POLICIES else []
         replica = self.router.pick(
             self.route, self.version, session=req.session or None, blocks=blocks
@@ -398,7 +485,7 @@ class _Simulation:
         depth = rep.queue_depth()
         if depth > rep.max_queue:
             rep.max_queue = depth
-        self._wake(rep, req.arrival)
+        self._wake(rep, now)
 
     def _fail(self, rep: _Replica, seq: _Seq) -> None:
         self.failed += 1
@@ -445,6 +532,11 @@ class _Simulation:
             rep.release(seq)
             self.completed += 1
             self.output_tokens += seq.request.output_tokens
+            if now <= self.last_arrival:
+                tenant = seq.request.tenant
+                self.tenant_tokens[tenant] = (
+                    self.tenant_tokens.get(tenant, 0) + seq.request.output_tokens
+                )
             self.last_done = now
             self.router.end(rep.url)
         prefill_tokens = self._admit(rep, now)
@@ -510,6 +602,7 @@ class _Simulation:
             now = min(t_arrival, t_event)
             if now >= next_scrape and self.scrape_interval_s > 0:
                 self.scrape()
+                self.released = True  # a replica may have room again
                 next_scrape = (math.floor(now / self.scrape_interval_s) + 1) * (
                     self.scrape_interval_s
                 )
@@ -517,11 +610,16 @@ class _Simulation:
             if t_arrival <= t_event:
                 self.arrive(i, trace[i])
                 i += 1
-                continue
-            at, _, r, version = heapq.heappop(events)
-            rep = self.reps[r]
-            if version == rep.version:
-                self.boundary(rep, at)
+            else:
+                at, _, r, version = heapq.heappop(events)
+                rep = self.reps[r]
+                if version == rep.version:
+                    self.boundary(rep, at)
+            if self.released:
+                self.pump(now)
+            if self.flow and not events and i >= n:
+                # nothing left to free a replica: what is held waits out its TTL and is shed
+                self.pump(now + self.flow.ttl)
         for rep in self.reps:  # anything left waiting can never be admitted: it failed
             for seq in rep.waiting[rep.waiting_head :]:
                 self._fail(rep, seq)
@@ -571,7 +669,39 @@ class _Simulation:
             "simulated_s": round(span, 3),
             "events": self.event_count,
             "wall_s": round(wall_s, 3),
+            "tenant_output_tokens": dict(sorted(self.tenant_tokens.items())),
+            **(self._classes() if self.qos is not None else {}),
         }
+
+    def _classes(self) -> dict[str, Any]:
+        """Flow control's figures: per priority, requests, completions, shed and TTFT; output
+        tokens per tenant finished while requests still arrived (the saturated stretch)."""
+        ttfts: dict[int, list[float]] = {}
+        for index, _, ttft, _, _ in self.firsts:
+            ttfts.setdefault(self.trace[index].priority, []).append(ttft)
+        asked: dict[int, int] = {}
+        for req in self.trace:
+            asked[req.priority] = asked.get(req.priority, 0) + 1
+        shed: dict[int, int] = {}
+        for index in self.shed_indices:
+            p = self.trace[index].priority
+            shed[p] = shed.get(p, 0) + 1
+        failed: dict[int, int] = {}
+        for index in self.failed_indices:
+            p = self.trace[index].priority
+            failed[p] = failed.get(p, 0) + 1
+        classes = {}
+        for p in sorted(asked, reverse=True):
+            got = sorted(ttfts.get(p, []))
+            classes[str(p)] = {
+                "requests": asked[p],
+                "first_tokens": len(got),
+                "shed": shed.get(p, 0),
+                "failed": failed.get(p, 0),
+                "ttft_p50_s": _pct(got, 0.50),
+                "ttft_p99_s": _pct(got, 0.99),
+            }
+        return {"shed": len(self.shed_indices), "classes": classes}
 
 
 def _chain(prefix: str, count: int) -> list[int]:
@@ -600,6 +730,7 @@ def simulate_routing(
     scrape_interval_s: float = 1.0,
     router: Router | None = None,
     per_request: bool = False,
+    qos: QosPolicy | None = None,
 ) -> dict[str, Any]:
     """Replay ``trace`` (sorted by arrival) on ``replicas`` simulated replicas with ``policy``.
 
@@ -611,7 +742,12 @@ def simulate_routing(
     ``router``: a :class:`Router` to use (its settings), else a fresh one seeded with ``seed``.
     ``per_request``: add ``requests_detail``, one dict per request in trace order: ``ok``, and
     for those that got a first token ``replica``, ``ttft_s``, ``uncached_tokens``, ``hit_tokens``.
-    Deterministic for a given trace, policy, model and seed (``wall_s`` aside).
+    ``qos``: put the gateway's flow control in front (its :class:`~modelplane.gateway.FlowQueue`,
+    with the trace's ``priority`` and ``tenant``): requests wait there while every replica is
+    saturated; adds ``shed``, ``classes`` (per priority: requests, first_tokens, shed, failed,
+    ttft_p50_s, ttft_p99_s, TTFT counted from the arrival at the gateway). Always:
+    ``tenant_output_tokens``, output tokens per trace ``tenant`` of the requests finished while
+    requests still arrived. Deterministic for a given trace, policy, model and seed (``wall_s`` aside).
     """
     if policy not in POLICIES:
         raise ValueError(f"policy: expected one of {', '.join(POLICIES)}, got {policy!r}")
@@ -628,6 +764,7 @@ def simulate_routing(
         queue_timeout_s,
         scrape_interval_s,
         router,
+        qos,
     )
     start = time.perf_counter()
     sim.run()
