@@ -26,6 +26,8 @@ class GenerationRequest:
     json_schema: dict[str, Any] | None = None
     #: record each token's log-probability and this many alternatives (0..20); None: no logprobs
     logprobs: int | None = None
+    #: the LoRA adapter to generate with (a registered adapter's name); None: the base model
+    adapter: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
