@@ -15,6 +15,8 @@ from modelplane.serving import ArtifactStore
 from ._lora import MAX_TOKENS, PROMPT, make_adapter, peft_answer
 from .conftest import WorkerProcess
 
+pytestmark = pytest.mark.slow
+
 TOKEN = "test-token-for-the-adapter-routes"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 
