@@ -12,6 +12,9 @@ Policies (``Endpoint.spec.routing.policy``):
 * ``prefix-load`` — prefix match traded against load, never sending to a saturated replica
   (queue or KV cache full, or too many in flight) while an unsaturated one exists.
 
+A request for a LoRA adapter (``route.adapter``) goes, by the policy, among the replicas that
+hold the adapter already when any does (no cold load), else among all.
+
 A prompt's blocks are chained CRC-32 hashes of ``block_chars``-byte slices of its text, so block
 ``i`` identifies the whole prefix up to it. What each replica served is remembered in an LRU of
 block hashes per replica (``blocks_per_replica``) with an inverted index block -> replicas, so a
@@ -213,6 +216,8 @@ class Router:
             replicas = tuple(r for r in replicas if r.url not in exclude)
         if not replicas:
             return None
+        if route.adapter is not None:
+            replicas = tuple(r for r in replicas if route.adapter in r.adapters) or replicas
         if len(replicas) == 1:
             chosen = replicas[0]
         else:

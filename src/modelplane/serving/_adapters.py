@@ -26,6 +26,8 @@ from modelplane.serving._errors import ArtifactError, EngineError
 #: how an adapter is named: a Model version name (a DNS label)
 ADAPTER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DEFAULT_CAPACITY = 4
+#: the environment variable holding the token of the worker's adapter routes (set by the agent)
+WORKER_TOKEN_ENV = "MODELPLANE_WORKER_TOKEN"
 
 
 class AdapterModel(Protocol):

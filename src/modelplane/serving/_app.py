@@ -10,7 +10,7 @@ LoRA adapters (:mod:`modelplane.serving._adapters`): a request whose ``model`` i
 adapter's name, or ``<served name>:<adapter>``, is generated with that adapter. The node agent
 manages them with ``GET /adapters``, ``PUT /adapters/{name}`` (JSON ``{"digest": "sha256:..."}``,
 optional ``"load": true``) and ``DELETE /adapters/{name}``, each with ``Authorization: Bearer
-<token>``, the token the agent gave the worker (:data:`WORKER_TOKEN_ENV`); without a token the
+<token>``, the token the agent gave the worker (``MODELPLANE_WORKER_TOKEN``); without a token the
 routes answer 403. ``/health`` lists ``adapters`` (resident) and ``registeredAdapters``.
 
 A non-streamed completion carries its timing in a ``Server-Timing`` header (W3C; durations in
@@ -44,8 +44,6 @@ from modelplane.serving._errors import EngineError
 from modelplane.serving._request import Parsed, parse_request
 
 MAX_BODY_BYTES = 4 << 20
-#: the environment variable holding the token of the worker's adapter routes (set by the agent)
-WORKER_TOKEN_ENV = "MODELPLANE_WORKER_TOKEN"
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _TPOT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 

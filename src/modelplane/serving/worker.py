@@ -30,8 +30,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelplane.serving._adapters import DEFAULT_CAPACITY, AdapterSet
-from modelplane.serving._app import WORKER_TOKEN_ENV, create_worker_app
+from modelplane.serving._adapters import DEFAULT_CAPACITY, WORKER_TOKEN_ENV, AdapterSet
+from modelplane.serving._app import create_worker_app
 from modelplane.serving._artifacts import (
     ArtifactStore,
     detect_format,
