@@ -38,13 +38,17 @@ def adapters(smollm2: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
     }
 
 
-@pytest.fixture(scope="module")
-def worker(smollm2: tuple[Path, str], adapters: dict[str, Any]) -> Iterator[WorkerProcess]:
+@pytest.fixture(scope="module", params=["continuous", "rounds"])
+def worker(
+    request: pytest.FixtureRequest, smollm2: tuple[Path, str], adapters: dict[str, Any]
+) -> Iterator[WorkerProcess]:
     folder, digest = smollm2
     args = ["--model-dir", str(folder), "--digest", digest, "--name", "smollm2"]
-    args += ["--home", str(adapters["home"]), "--max-adapters", "1"]
+    args += ["--home", str(adapters["home"]), "--max-adapters", "1", "--batching", request.param]
+    run = adapters["tmp"] / request.param  # a port file of its own
+    run.mkdir()
     proc = WorkerProcess(
-        "modelplane.serving.worker", args, adapters["tmp"], env={"MODELPLANE_WORKER_TOKEN": TOKEN}
+        "modelplane.serving.worker", args, run, env={"MODELPLANE_WORKER_TOKEN": TOKEN}
     )
     try:
         proc.wait_ready(timeout=120)
