@@ -102,6 +102,15 @@ def test_an_unknown_digest_is_refused_and_nothing_registered(worker: WorkerProce
     assert "ghost" not in httpx.get(f"{_base(worker)}/health").json()["registeredAdapters"]
 
 
+def test_a_digest_that_is_not_one_is_refused_before_the_store_is_read(
+    worker: WorkerProcess,
+) -> None:
+    body = {"digest": "sha256:../../models"}
+    r = httpx.put(f"{_base(worker)}/adapters/ghost", json=body, headers=AUTH, timeout=30)
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "digest"
+
+
 def test_adapter_answers_as_peft_does_and_differs_from_the_base(
     worker: WorkerProcess, adapters: dict[str, Any], smollm2: tuple[Path, str]
 ) -> None:

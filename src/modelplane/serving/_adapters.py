@@ -25,6 +25,7 @@ from modelplane.serving._errors import ArtifactError, EngineError
 
 #: how an adapter is named: a Model version name (a DNS label)
 ADAPTER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 DEFAULT_CAPACITY = 4
 #: the environment variable holding the token of the worker's adapter routes (set by the agent)
 WORKER_TOKEN_ENV = "MODELPLANE_WORKER_TOKEN"
@@ -101,6 +102,10 @@ class AdapterSet:
             raise EngineError(
                 f"adapter name {name[:80]!r} is not a lowercase DNS label (a Model version name)",
                 param="name",
+            )
+        if not _DIGEST.match(digest):
+            raise EngineError(
+                "digest must be 'sha256:' and 64 lowercase hex digits", param="digest"
             )
         if self.artifacts.get(digest) is None:
             raise EngineError(
