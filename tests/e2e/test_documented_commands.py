@@ -90,6 +90,12 @@ NOT_RUN: dict[str, str] = {
         "the full benchmark (about 5 minutes); its --quick form is run, and"
         " tests/serving/test_bench_batching.py runs it"
     ),
+    "python benchmarks/adapters.py": "the full benchmark (about 2 minutes); its --quick form is"
+    " run, and tests/serving/test_bench_adapters.py runs it",
+    "curl -s localhost:8470/v1/completions -H 'content-type: application/json' -d '{\"model\":"
+    ' "smollm2:sql", "prompt": "The capital of France is", "max_tokens": 8,'
+    ' "temperature": 0}\'': "needs a LoRA adapter the quickstart does not have;"
+    " tests/e2e/test_lora_adapters.py serves one and sends this request",
     "python benchmarks/slo.py": "the full suite (about 20 s); its --quick form is run, and"
     " tests/sre/test_faults.py runs a shorter one",
     "python benchmarks/store.py --no-postgres": "the full benchmark without PostgreSQL; --quick is"

@@ -14,7 +14,9 @@ from modelplane.api._types import Digest, FieldProblems, Name, Problems, duplica
 from modelplane.api._unenforced import LICENSE, ONNX, REMOTE_SOURCE, note
 
 ModelTask = Literal["chat", "completion", "embedding"]
-ModelFormat = Literal["safetensors", "gguf", "onnx", "upstream", "pytorch"]
+ModelFormat = Literal["safetensors", "gguf", "onnx", "upstream", "pytorch", "peft"]
+#: the formats a version may have when it is an adapter (``adapterOf``) of another version
+ADAPTER_FORMATS = ("peft", "safetensors")
 
 _HTTP_URL = re.compile(r"^https?://[^\s/]+")
 _SIGNATURE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -109,6 +111,16 @@ class ModelVersion(Schema):
             " `gpt-4o-mini`); defaults to the Model's name."
         ),
     )
+    adapter_of: Name | None = Field(
+        default=None,
+        description=(
+            "This version is a LoRA adapter of the named version of the same Model (which is not"
+            " itself an adapter): a folder saved by peft's save_pretrained (adapter_config.json"
+            " and adapter_model.safetensors), format peft or safetensors. Replicas of the base"
+            " version load it at run time; requests name it as `<endpoint>:<version>` or by the"
+            " version's own name."
+        ),
+    )
     allow_pickle: bool = Field(
         default=False,
         description=(
@@ -148,6 +160,16 @@ class ModelVersion(Schema):
                 ("digest",),
                 f"a {self.format} artifact needs its digest: 'sha256:' and the 64 hex characters"
                 " printed by `sha256sum FILE`",
+            )
+        if self.format == "peft" and self.adapter_of is None:
+            problems.add(
+                ("adapterOf",),
+                "a peft artifact is an adapter: set adapterOf to the version it adapts",
+            )
+        if self.adapter_of is not None and self.format not in ADAPTER_FORMATS:
+            problems.add(
+                ("format",),
+                f"an adapter (adapterOf) is a peft folder: set format to peft, not {self.format}",
             )
         if self.format == "pytorch" and not self.allow_pickle:
             problems.add(
@@ -203,6 +225,35 @@ class ModelSpec(Schema):
         problems = Problems()
         for i, name, first in duplicates(v.name for v in versions):
             problems.add((i, "name"), f"duplicate version name {name!r} (also versions[{first}])")
+        by_name = {v.name: v for v in versions}
+        if versions and versions[-1].adapter_of is not None:
+            problems.add(
+                (len(versions) - 1, "adapterOf"),
+                "the last version is the default target of traffic and cannot be an adapter;"
+                " list adapters before it",
+            )
+        for i, v in enumerate(versions):
+            if v.adapter_of is None:
+                continue
+            base = by_name.get(v.adapter_of)
+            if base is None:
+                problems.add(
+                    (i, "adapterOf"),
+                    f"adapterOf names version {v.adapter_of!r}, which this Model does not have"
+                    f" (it has {', '.join(by_name)})",
+                )
+            elif base.adapter_of is not None:
+                problems.add(
+                    (i, "adapterOf"),
+                    f"version {base.name!r} is itself an adapter (of {base.adapter_of!r}); name"
+                    " the version it adapts instead",
+                )
+            elif base.format == "upstream":
+                problems.add(
+                    (i, "adapterOf"),
+                    f"version {base.name!r} is served by an upstream API, which cannot load"
+                    " adapters; name a version with weights",
+                )
         problems.raise_any()
         return versions
 

@@ -12,6 +12,11 @@ Policies (``Endpoint.spec.routing.policy``):
 * ``prefix-load`` — prefix match traded against load, never sending to a saturated replica
   (queue or KV cache full, or too many in flight) while an unsaturated one exists.
 
+A request for a LoRA adapter (``route.adapter``) goes, by the policy, among the replicas that
+hold the adapter already (no cold load) and are not saturated nor busier than the least busy
+replica by more than ``adapter_slack`` requests in flight; when none is, among all (a replica
+then loads it: a hot adapter spreads instead of queueing on its first holder).
+
 A prompt's blocks are chained CRC-32 hashes of ``block_chars``-byte slices of its text, so block
 ``i`` identifies the whole prefix up to it. What each replica served is remembered in an LRU of
 block hashes per replica (``blocks_per_replica``) with an inverted index block -> replicas, so a
@@ -159,6 +164,8 @@ class Router:
     matched prompt is worth when ``prefix-load`` trades cache hits against load. The default, 64,
     keeps a prompt on the replica holding its prefix until that replica is clearly busier; with 4,
     deep queues outweighed any cache hit and caches thrashed (``modelplane bench routing``).
+    ``adapter_slack``: how many more requests in flight a replica holding a request's LoRA adapter
+    may have than the least busy replica and still be preferred (``benchmarks/adapters.py``).
     """
 
     def __init__(
@@ -169,6 +176,7 @@ class Router:
         saturation_kv: float = 0.9,
         max_in_flight: int = 64,
         prefix_weight: float = 64.0,
+        adapter_slack: int = 2,
         seed: int | None = None,
     ) -> None:
         self.loads: dict[str, ReplicaLoad] = {}
@@ -177,6 +185,7 @@ class Router:
         self.saturation_kv = saturation_kv
         self.max_in_flight = max_in_flight
         self.prefix_weight = prefix_weight
+        self.adapter_slack = adapter_slack
         self.random = random.Random(seed)
         self._turn: dict[tuple[str, str], int] = {}
         #: called after :meth:`end` (a replica has room again): flow control lets requests on
@@ -260,6 +269,8 @@ class Router:
             replicas = tuple(r for r in replicas if r.url not in exclude)
         if not replicas:
             return None
+        if route.adapter is not None:
+            replicas = self._holding(route.adapter, replicas)
         if len(replicas) == 1:
             chosen = replicas[0]
         else:
@@ -288,6 +299,15 @@ class Router:
         if policy == "prefix-load" and (blocks or session):
             return self._prefix_load(route, version, replicas, blocks, session)
         return self._least(replicas, self._in_flight, self._next_turn(route, version))
+
+    def _holding(self, adapter: str, replicas: tuple[Replica, ...]) -> tuple[Replica, ...]:
+        """The replicas holding ``adapter`` that are not much busier than the least busy one
+        (module docstring), else all of ``replicas``."""
+        holders = [r for r in replicas if adapter in r.adapters and not self.saturated(r.url)]
+        if not holders:
+            return replicas
+        within = min(self._in_flight(r.url) for r in replicas) + self.adapter_slack
+        return tuple(r for r in holders if self._in_flight(r.url) <= within) or replicas
 
     def _next_turn(self, route: EndpointRoute, version: VersionRoute) -> int:
         key = (route.key, version.name)

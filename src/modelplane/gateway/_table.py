@@ -18,6 +18,12 @@ its ``problem`` says why, which the client's error repeats. Nothing here reads a
 route, send requests to them). An Endpoint's eval plan
 (``spec.rollout.analysis.eval``) is on its route only while ``status.rollout.phase`` is
 ``Progressing``: answers are evaluated while a step is being analysed, not otherwise.
+
+LoRA adapters: a Model version with ``adapterOf: B`` is served by the replicas of ``B`` of every
+Endpoint whose split names ``B``. Its routes are ``<endpoint>:<adapter>`` and, when no Endpoint or
+Graph has that name and only one Endpoint serves it, the adapter's own name: the Endpoint's route
+with ``adapter`` set and only version ``B``; each replica's ``adapters`` (what the node agent saw
+it hold) let the router prefer replicas that hold it. They are looked up, not listed in ``routes()``.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import binascii
 import logging
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from modelplane.api import (
@@ -56,6 +62,8 @@ class Replica:
     version: str
     node: str = ""
     upstream: bool = False
+    #: the LoRA adapters the replica holds now (``status.replicas[].adapters``)
+    adapters: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +117,8 @@ class EndpointRoute:
     labels: tuple[tuple[str, str], ...] = ()
     #: ``spec.qos`` with the classes of the InferenceObjectives naming it: flow control applies
     qos: QosPolicy | None = None
+    #: the LoRA adapter a request through this route asks for (a Model version's name)
+    adapter: str | None = None
 
     @property
     def key(self) -> str:
@@ -136,6 +146,8 @@ _PERIODS = {"hour": 3600.0, "day": 86400.0, "week": 7 * 86400.0, "month": 30 * 8
 @dataclass
 class _Snapshot:
     routes: dict[str, Route] = field(default_factory=dict)
+    #: ``ns/endpoint:adapter`` and ``ns/adapter`` -> the adapter's route (module docstring)
+    adapters: dict[str, EndpointRoute] = field(default_factory=dict)
 
 
 class RoutingTable:
@@ -193,9 +205,8 @@ class RoutingTable:
     def lookup(self, model: str, namespace: str = "default") -> Route | None:
         """The route for a model name: ``name`` (in ``namespace``) or ``namespace/name``."""
         routes = self.routes()
-        if "/" in model:
-            return routes.get(model)
-        return routes.get(f"{namespace}/{model}")
+        key = model if "/" in model else f"{namespace}/{model}"
+        return routes.get(key) or self._snapshot.adapters.get(key)
 
     # -- building ---------------------------------------------------------------------------
 
@@ -229,6 +240,7 @@ class RoutingTable:
                 created=_created(meta),
             )
             snapshot.routes.setdefault(groute.key, groute)
+        snapshot.adapters = _adapter_routes(snapshot.routes, models)
         return snapshot
 
     def _endpoint(
@@ -362,6 +374,7 @@ def _ready_replicas(published: Any) -> dict[str, list[Replica]]:
             url=str(r["url"]).rstrip("/"),
             version=str(r.get("version") or ""),
             node=str(r.get("node") or ""),
+            adapters=frozenset(str(a) for a in r.get("adapters") or ()),
         )
         by_version.setdefault(replica.version, []).append(replica)
     return by_version
@@ -392,6 +405,32 @@ def _objectives(listed: list[JSON]) -> dict[tuple[str, str], list[tuple[str, int
         key = (str(meta.get("namespace") or "default"), str(pool["name"]))
         value = priority if isinstance(priority, int) and not isinstance(priority, bool) else 0
         out.setdefault(key, []).append((str(meta["name"]), value))
+    return out
+
+
+def _adapter_routes(
+    routes: dict[str, Route], models: dict[tuple[str, str], JSON]
+) -> dict[str, EndpointRoute]:
+    """The routes of the Models' adapters (module docstring); an own name several Endpoints
+    serve is ambiguous and left out (``<endpoint>:<adapter>`` still names each)."""
+    out: dict[str, EndpointRoute] = {}
+    own: dict[str, list[EndpointRoute]] = {}
+    for route in list(routes.values()):
+        if not isinstance(route, EndpointRoute):
+            continue
+        spec = (models.get((route.namespace, route.model)) or {}).get("spec") or {}
+        served = {v.name: v for v in route.versions}
+        for v in spec.get("versions") or []:
+            base = served.get(str(v.get("adapterOf") or ""))
+            if base is None:
+                continue
+            name = str(v.get("name"))
+            adapted = replace(route, adapter=name, versions=(replace(base, weight=100),))
+            out[f"{route.key}:{name}"] = adapted
+            own.setdefault(f"{route.namespace}/{name}", []).append(adapted)
+    for key, candidates in own.items():
+        if key not in routes and len(candidates) == 1:
+            out.setdefault(key, candidates[0])
     return out
 
 

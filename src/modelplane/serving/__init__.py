@@ -21,6 +21,7 @@ from modelplane.api import (
     SIMULATED_ANNOTATION,
     SIMULATED_LABEL,
 )
+from modelplane.serving._adapters import AdapterSet
 from modelplane.serving._agent import (
     NodeAgent,
     visible_devices,
@@ -46,6 +47,7 @@ __all__ = [
     "PICKLE_SUFFIXES",
     "SIMULATED_ANNOTATION",
     "SIMULATED_LABEL",
+    "AdapterSet",
     "Artifact",
     "ArtifactError",
     "ArtifactStore",

@@ -42,6 +42,15 @@ that names a ``signature`` is checked with the operator's trusted key (``model_s
 :mod:`modelplane.serving._signed`) before any load: a tampered file keeps the replica stopped with
 reason ``ArtifactTampered`` naming the file and its expected and found digests. The worker verifies
 the digest again before it loads.
+
+**LoRA adapters**: the Model's versions with ``adapterOf: V`` are the adapters of every real
+replica of version ``V``. The agent imports each adapter's artifact into the store as above, then
+registers it with each ready replica by name and digest (``PUT /adapters/{name}`` on the worker,
+authenticated with a token the agent gives its workers in ``MODELPLANE_WORKER_TOKEN``); an adapter
+removed from the Model is unregistered (``DELETE``), which unloads it. The worker loads an adapter
+on its first request. ``status.replicas[].adapters`` lists the adapters each replica holds now,
+which the gateway prefers when routing a request for one. A traffic split naming an adapter is
+refused (reason ``AdapterInTraffic``): an adapter is served by its base version's replicas.
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import secrets
 import sys
 import threading
 import time
@@ -71,6 +81,7 @@ from modelplane.api import (
 )
 from modelplane.api.errors import NotFound
 from modelplane.control import Informer, commit_status, get_condition, set_condition
+from modelplane.serving._adapters import WORKER_TOKEN_ENV
 from modelplane.serving._artifacts import ArtifactStore, refuse_pickle, verify
 from modelplane.serving._digest import DigestCache
 from modelplane.serving._errors import ArtifactError, ReplicaProblem, SourceNotAllowed
@@ -170,6 +181,10 @@ class NodeAgent:
         self._serves_workers: dict[tuple[str, str], bool] = {}
         #: replica slots wanted per Endpoint (every version), reported as status.desiredReplicas
         self._desired_slots: dict[tuple[str, str], int] = {}
+        #: per real replica, the adapters (name -> digest) its workers should hold
+        self._adapters: dict[tuple[str, str, str, int], dict[str, str]] = {}
+        #: what the agent's workers accept on their adapter routes (new per agent)
+        self._worker_token = secrets.token_urlsafe(32)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -244,6 +259,7 @@ class NodeAgent:
         ]
         wanted: dict[tuple[str, str, str, int], ReplicaSpec] = {}
         self._problems = {}
+        self._adapters = {}
         for endpoint in endpoints:
             meta = endpoint["metadata"]
             key = (str(meta.get("namespace") or ""), str(meta["name"]))
@@ -261,6 +277,8 @@ class NodeAgent:
                 self._replicas[rkey] = ReplicaProcess(spec, self.home / "replicas")
         for replica in self._replicas.values():
             replica.tick(self._client, now)
+            if replica.ready and not replica.spec.simulated:
+                self._sync_adapters(replica)
         for endpoint in endpoints:
             self._report(endpoint)
 
@@ -291,6 +309,14 @@ class NodeAgent:
                     f"traffic names version {version!r}, which Model {model['metadata']['name']!r}"
                     f" does not have (it has {', '.join(versions) or 'none'})",
                 )
+            if versions[version].get("adapterOf"):
+                raise ReplicaProblem(
+                    "AdapterInTraffic",
+                    f"traffic names version {version!r}, an adapter of"
+                    f" {versions[version]['adapterOf']!r}: send traffic to"
+                    f" {versions[version]['adapterOf']!r} and name the adapter in requests"
+                    f" (model: {name}:{version})",
+                )
         served = [v for v in targets if versions[v].get("format") != "upstream"]
         self._serves_workers[(ns, name)] = bool(served)
         counts = {v: self._count(endpoint, v, now) for v in served}
@@ -318,8 +344,53 @@ class NodeAgent:
                 else:
                     argv = self._worker_argv(model, versions[version], name)
                 env = visible_devices(gpus)
+                if not simulated:
+                    env += ((WORKER_TOKEN_ENV, self._worker_token),)
+                    self._adapters[(ns, name, version, index)] = self._adapters_of(model, version)
                 out.append(ReplicaSpec(ns, name, version, index, node, argv, env, simulated))
         return out
+
+    def _adapters_of(self, model: JSON, version: str) -> dict[str, str]:
+        """name -> digest of the adapters of ``version`` whose artifacts are in the store (an
+        adapter whose artifact is refused is left out and logged: the base still serves)."""
+        out: dict[str, str] = {}
+        for v in (model.get("spec") or {}).get("versions") or []:
+            if v.get("adapterOf") != version:
+                continue
+            try:
+                out[str(v["name"])] = self._artifact(model, v)[1]
+            except ReplicaProblem as problem:
+                log.warning("%s: adapter left out: %s", self.component, problem.message)
+        return out
+
+    def _sync_adapters(self, replica: ReplicaProcess) -> None:
+        """Register the adapters ``replica`` should hold and unregister the others (a restarted
+        worker holds none: its health says what it has)."""
+        wanted = self._adapters.get(replica.spec.key, {})
+        base = replica.url.removesuffix("/v1")
+        auth = {"authorization": f"Bearer {self._worker_token}"}
+        for name, digest in wanted.items():
+            held = name in replica.registered_adapters
+            if held and replica.adapter_digests.get(name) == digest:
+                continue
+            try:
+                r = self._client.put(
+                    f"{base}/adapters/{name}", json={"digest": digest}, headers=auth, timeout=10
+                )
+            except httpx.HTTPError as exc:
+                log.warning("%s: registering adapter %s: %s", self.component, name, exc)
+                continue
+            if r.status_code == 200:
+                replica.adapter_digests[name] = digest
+                replica.registered_adapters |= {name}
+            else:
+                log.warning("%s: adapter %s refused: %s", self.component, name, r.text[:300])
+        for name in replica.registered_adapters - set(wanted):
+            with contextlib.suppress(httpx.HTTPError):  # the next tick tries again
+                r = self._client.delete(f"{base}/adapters/{name}", headers=auth, timeout=10)
+                if r.status_code in (200, 404):
+                    replica.registered_adapters -= {name}
+                    replica.adapter_digests.pop(name, None)
 
     def _count(self, endpoint: JSON, version: str, now: float) -> int:
         meta = endpoint["metadata"]
@@ -541,6 +612,7 @@ class NodeAgent:
                 "ready": r.ready,
                 "message": r.message,
                 **({"simulated": True} if r.spec.simulated else {}),
+                **({"adapters": list(r.adapters)} if r.adapters else {}),
             }
             for r in mine
         ]

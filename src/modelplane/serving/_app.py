@@ -6,6 +6,13 @@ Server-Sent Events in OpenAI's chunk format, ending ``data: [DONE]``), ``POST /v
 seconds) and ``GET /metrics`` (Prometheus text). Errors use OpenAI's shape
 ``{"error": {"message", "type", "param", "code"}}``.
 
+LoRA adapters (:mod:`modelplane.serving._adapters`): a request whose ``model`` is a registered
+adapter's name, or ``<served name>:<adapter>``, is generated with that adapter. The node agent
+manages them with ``GET /adapters``, ``PUT /adapters/{name}`` (JSON ``{"digest": "sha256:..."}``,
+optional ``"load": true``) and ``DELETE /adapters/{name}``, each with ``Authorization: Bearer
+<token>``, the token the agent gave the worker (``MODELPLANE_WORKER_TOKEN``); without a token the
+routes answer 403. ``/health`` lists ``adapters`` (resident) and ``registeredAdapters``.
+
 A non-streamed completion carries its timing in a ``Server-Timing`` header (W3C; durations in
 milliseconds): ``ttft;dur=...`` (request received to first output) and, when more than one token
 was generated, ``tpot;dur=...`` (mean time per output token after the first). The gateway cannot
@@ -14,6 +21,7 @@ see these itself: the whole answer reaches it at once.
 
 from __future__ import annotations
 
+import hmac
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -29,6 +37,7 @@ from starlette.routing import Route
 
 from modelplane.api import PRIORITY_VALUE_HEADER, json_object, openai_error_body
 from modelplane.api.errors import ModelplaneError
+from modelplane.serving._adapters import AdapterSet
 from modelplane.serving._answer import ChoiceShaper, merged, sse, usage
 from modelplane.serving._engine import Delta, Engine, GenerationRequest
 from modelplane.serving._errors import EngineError
@@ -76,6 +85,15 @@ class WorkerMetrics:
             "modelplane_worker_requests", "Requests finished, by outcome.", ["outcome"], registry=r
         )
 
+    def watch_adapters(self, adapters: AdapterSet) -> None:
+        r = self.registry
+        Gauge(
+            "modelplane_worker_adapters_resident", "LoRA adapters loaded now.", registry=r
+        ).set_function(lambda: len(adapters.resident))
+        Gauge(
+            "modelplane_worker_adapter_loads", "LoRA adapter loads since start.", registry=r
+        ).set_function(lambda: adapters.loads)
+
 
 def error_response(
     status: int, message: str, *, param: str | None = None, type_: str | None = None
@@ -102,12 +120,21 @@ class _Worker:
     created: int
     last_request: float
     in_flight: int = 0
+    adapters: AdapterSet | None = None
+    token: str = ""
 
 
 def create_worker_app(
-    engine: Engine, *, model_name: str, digest: str = "", max_body_bytes: int = MAX_BODY_BYTES
+    engine: Engine,
+    *,
+    model_name: str,
+    digest: str = "",
+    max_body_bytes: int = MAX_BODY_BYTES,
+    adapters: AdapterSet | None = None,
+    token: str = "",
 ) -> Starlette:
-    """The worker's ASGI app serving ``engine`` as ``model_name`` (see the module docstring)."""
+    """The worker's ASGI app serving ``engine`` as ``model_name`` (see the module docstring);
+    ``adapters``: the LoRA adapters it may load, managed with ``token``."""
     app = Starlette(
         routes=ROUTES,
         # the one error mapping of this app: every endpoint raises, none renders its own
@@ -121,7 +148,11 @@ def create_worker_app(
         WorkerMetrics(engine),
         created=int(time.time()),
         last_request=time.monotonic(),
+        adapters=adapters,
+        token=token,
     )
+    if adapters is not None:
+        app.state.worker.metrics.watch_adapters(adapters)
     return app
 
 
@@ -189,8 +220,62 @@ async def health(request: Request) -> Response:
             "running": worker.engine.running,
             "inFlight": worker.in_flight,
             "idleSeconds": round(idle, 3),
+            "adapters": list(worker.adapters.resident) if worker.adapters else [],
+            "registeredAdapters": sorted(worker.adapters.registered) if worker.adapters else [],
         }
     )
+
+
+def _adapter_set(request: Request) -> AdapterSet:
+    """The worker's adapters, once the caller showed the agent's token (403 otherwise)."""
+    worker = _worker(request)
+    given = request.headers.get("authorization", "")
+    if not worker.token or not hmac.compare_digest(
+        given.encode(), f"Bearer {worker.token}".encode()
+    ):
+        raise EngineError("adapter routes need the node agent's token", status=403)
+    if worker.adapters is None:
+        raise EngineError("this worker cannot load adapters", status=404)
+    return worker.adapters
+
+
+async def list_adapters(request: Request) -> Response:
+    """``GET /adapters``: every registered adapter, resident or not, and its users."""
+    adapters = _adapter_set(request)
+    return _json({"data": [_adapter_json(a) for a in adapters.describe()]})
+
+
+async def put_adapter(request: Request) -> Response:
+    """``PUT /adapters/{name}``: register an adapter by digest (loaded on first use, or now)."""
+    adapters = _adapter_set(request)
+    name = str(request.path_params["name"])
+    data = await _read_json(_worker(request), request)
+    digest = data.get("digest")
+    if not isinstance(digest, str):
+        raise EngineError("digest must be 'sha256:<64 hex>'", param="digest")
+    adapters.register(name, digest)
+    if data.get("load") is True:
+        await adapters.acquire(name)
+        adapters.release(name)
+    info = next(a for a in adapters.describe() if a.name == name)
+    return _json(_adapter_json(info))
+
+
+async def delete_adapter(request: Request) -> Response:
+    """``DELETE /adapters/{name}``: unload and forget an adapter (409 while requests use it)."""
+    name = str(request.path_params["name"])
+    if not await _adapter_set(request).unregister(name):
+        raise EngineError(f"no adapter {name} is registered", status=404)
+    return _json({"name": name, "deleted": True})
+
+
+def _adapter_json(info: Any) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "digest": info.digest,
+        "resident": info.resident,
+        "inUse": info.in_use,
+    }
 
 
 async def prometheus(request: Request) -> Response:
@@ -206,6 +291,9 @@ ROUTES = [
     Route("/v1/models", models, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
     Route("/metrics", prometheus, methods=["GET"]),
+    Route("/adapters", list_adapters, methods=["GET"]),
+    Route("/adapters/{name}", put_adapter, methods=["PUT"]),
+    Route("/adapters/{name}", delete_adapter, methods=["DELETE"]),
 ]
 
 
@@ -241,6 +329,13 @@ async def _generate(request: Request, chat: bool) -> Response:
         priority = _priority(request)
         if priority:
             parsed = replace(parsed, request=replace(parsed.request, priority=priority))
+        asked = data.get("model")
+        if worker.adapters is not None and isinstance(asked, str):
+            adapter = worker.adapters.resolve(asked, worker.model_name)
+            if adapter is not None:
+                # pinned once per choice: each choice's generator releases its pin when it ends
+                await worker.adapters.acquire(adapter, parsed.n)
+                parsed.request.adapter = adapter
         return await _run(worker, parsed, chat)
     finally:
         worker.in_flight -= 1
@@ -268,7 +363,10 @@ async def _run(worker: _Worker, parsed: Parsed, chat: bool) -> Response:
         for i in range(parsed.n)
     ]
     deltas = merged(
-        [_timed(worker.engine, r, metrics, t) for r, t in zip(requests, timings, strict=True)]
+        [
+            _timed(worker.engine, r, metrics, t, worker.adapters)
+            for r, t in zip(requests, timings, strict=True)
+        ]
     )
     if parsed.stream:
         try:
@@ -355,9 +453,10 @@ async def _timed(
     request: GenerationRequest,
     metrics: WorkerMetrics,
     timing: _Timing,
+    adapters: AdapterSet | None = None,
 ) -> AsyncIterator[Delta]:
     """The engine's deltas, observing TTFT, TPOT and token counts on the way (into ``timing``
-    too)."""
+    too); releases the request's adapter pin when it ends."""
     start = time.monotonic()
     first_at: float | None = None
     gen = engine.generate(request)
@@ -375,4 +474,6 @@ async def _timed(
                     metrics.tpot.observe(timing.tpot)
             yield delta
     finally:
+        if adapters is not None and request.adapter is not None:
+            adapters.release(request.adapter)
         await gen.aclose()  # type: ignore[attr-defined]

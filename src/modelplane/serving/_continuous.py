@@ -29,6 +29,10 @@ used first out, ``prefix_cache_tokens`` in all); a new prompt that starts with a
 shares a leading run of tokens with it, e.g. the chat template's system prompt) starts from a copy
 of those KV rows and prefills only the rest; ``reused_prefix_tokens`` counts the tokens skipped.
 
+LoRA adapters: base and adapter requests share the running batch; every forward pass names each
+row's adapter (peft's mixed-adapter batches), so an adapter costs no batch of its own. Only base
+prompts are stored and reused as prefixes (an adapter changes the KV).
+
 Why not transformers' own continuous batching (``generate_batch``,
 ``ContinuousBatchingManager``, paged attention)? It runs on the CPU here (transformers 5.25 gave
 the right text for two SmolLM2 prompts), but it picks tokens itself inside its forward step
@@ -293,7 +297,9 @@ class ContinuousEngine(TransformersEngine):
         from transformers import DynamicCache
 
         torch, ids = self._torch, p.seq.prompt_ids
-        if p.cache is None:
+        adapter = p.seq.request.adapter
+        # cached prefixes are the base model's KV: an adapter's prompt is computed whole
+        if p.cache is None and adapter is None:
             reused, stored = self._prefixes.longest(ids)
             if stored is not None:  # a copy: the stored rows stay as they are
                 p.cache = DynamicCache(
@@ -303,6 +309,7 @@ class ContinuousEngine(TransformersEngine):
                 self.reused_prefix_tokens += reused
         end = min(len(ids), p.done + budget)
         p.cache, logits = self._forward(
+            [adapter],
             input_ids=torch.tensor([ids[p.done : end]], device=self.device),
             attention_mask=torch.ones((1, end), dtype=torch.long, device=self.device),
             position_ids=torch.arange(p.done, end, device=self.device).unsqueeze(0),
@@ -313,7 +320,8 @@ class ContinuousEngine(TransformersEngine):
         self.prefill_chunks += 1
         self.prefilled_tokens += ran
         if end == len(ids):
-            self._prefixes.add(ids, _layers(p.cache))
+            if adapter is None:
+                self._prefixes.add(ids, _layers(p.cache))
             self._start(p.seq, p.cache, logits[0])
         return ran
 
@@ -332,6 +340,7 @@ class ContinuousEngine(TransformersEngine):
         self.steps += 1
         self._mask = torch.cat([self._mask, torch.ones_like(self._mask[:, :1])], dim=-1)
         self._cache, logits = self._forward(
+            [s.seq.request.adapter for s in slots],
             input_ids=torch.tensor([[s.next_token] for s in slots], device=self.device),
             attention_mask=self._mask,
             position_ids=torch.tensor([[s.length] for s in slots], device=self.device),

@@ -29,6 +29,8 @@ class GenerationRequest:
     #: higher is scheduled first (the gateway's ``x-modelplane-priority-value``); continuous
     #: batching preempts lower-priority sequences for it
     priority: int = 0
+    #: the LoRA adapter to generate with (a registered adapter's name); None: the base model
+    adapter: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

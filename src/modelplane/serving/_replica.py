@@ -58,6 +58,11 @@ class ReplicaProcess:
     reason: str = "Starting"
     restarts: int = 0
     next_start: float = 0.0
+    #: LoRA adapters the worker holds now, and those registered with it (its /health)
+    adapters: tuple[str, ...] = ()
+    registered_adapters: frozenset[str] = frozenset()
+    #: the digest the agent registered for each adapter, by name
+    adapter_digests: dict[str, str] = field(default_factory=dict)
     started_at: float = 0.0
     idle_seconds: float = 0.0
     #: monotonic time of the last change from not ready to ready (0 while never ready)
@@ -128,6 +133,10 @@ class ReplicaProcess:
             self.reason, self.message = "Ready", "serving"
             self.idle_seconds = float(body.get("idleSeconds") or 0.0)
             self.queue_depth = int(body.get("queueDepth") or 0)
+            self.adapters = tuple(str(a) for a in body.get("adapters") or ())
+            self.registered_adapters = frozenset(
+                str(a) for a in body.get("registeredAdapters") or ()
+            )
             if now - self.started_at > STABLE_SECONDS:
                 self.restarts = 0
         else:

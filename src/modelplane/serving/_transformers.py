@@ -73,6 +73,9 @@ class TransformersEngine:
         self._running: list[Sequence] = []
         self._kv_tokens = 0
         self._model_lock = threading.Lock()
+        #: whether ``self.model`` is a peft model holding LoRA adapters (then every forward pass
+        #: names each row's adapter, ``__base__`` for none)
+        self._peft = False
         self.batches = 0
         self.batched_sequences = 0
         self._thread = threading.Thread(target=self._loop, name="engine", daemon=True)
@@ -158,6 +161,36 @@ class TransformersEngine:
 
     # -- the engine thread ------------------------------------------------------------------------
 
+    def load_adapter(self, name: str, folder: Path) -> None:
+        """Load the LoRA adapter saved by peft in ``folder`` as ``name`` (between forward passes:
+        running sequences go on)."""
+        from peft import PeftModel
+
+        with self._model_lock:
+            if self._peft:
+                self.model.load_adapter(str(folder), adapter_name=name)
+            else:
+                model = PeftModel.from_pretrained(self.model, str(folder), adapter_name=name)
+                self.model, self._peft = model.eval(), True
+
+    def unload_adapter(self, name: str) -> None:
+        """Unload adapter ``name``; after the last one the plain model is back."""
+        with self._model_lock:
+            if not self._peft or name not in self.model.peft_config:
+                return
+            if len(self.model.peft_config) == 1:
+                # peft cannot delete its last adapter and still run: take its layers out instead
+                self.model, self._peft = self.model.unload().eval(), False
+            else:
+                self.model.delete_adapter(name)
+
+    def _rows(self, adapters: list[str | None] | None, rows: int) -> dict[str, Any]:
+        """The forward pass's per-row adapters (peft's mixed-adapter batches), when any is held."""
+        if not self._peft:
+            return {}
+        names = adapters if adapters is not None else [None] * rows
+        return {"adapter_names": [a or "__base__" for a in names]}
+
     def _embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
         torch = self._torch
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True)
@@ -166,6 +199,7 @@ class TransformersEngine:
                 input_ids=enc["input_ids"].to(self.device),
                 attention_mask=enc["attention_mask"].to(self.device),
                 output_hidden_states=True,
+                **self._rows(None, len(texts)),
             )
         mask = enc["attention_mask"].to(self.device).unsqueeze(-1).float()
         hidden = out.hidden_states[-1].float()
@@ -212,9 +246,14 @@ class TransformersEngine:
         mask = torch.tensor(masks, device=self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         longest = max(s.request.max_tokens for s in seqs)
+        adapters = [s.request.adapter for s in seqs]
         with torch.inference_mode():
             cache, logits = self._forward(
-                input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=1
+                adapters,
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=positions,
+                logits_to_keep=1,
             )
             for step in range(longest):
                 self._kv_tokens = len(seqs) * (width + step)
@@ -228,13 +267,19 @@ class TransformersEngine:
                 mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
                 positions = positions[:, -1:] + 1
                 cache, logits = self._forward(
-                    input_ids=next_ids, attention_mask=mask, position_ids=positions, cache=cache
+                    adapters,
+                    input_ids=next_ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    cache=cache,
                 )
 
-    def _forward(self, **inputs: Any) -> tuple[Any, Any]:
-        """One forward pass, one batch at a time (the model is shared): (KV cache, last logits)."""
+    def _forward(self, adapters: list[str | None], **inputs: Any) -> tuple[Any, Any]:
+        """One forward pass, one batch at a time (the model is shared): (KV cache, last logits).
+        ``adapters``: each row's LoRA adapter (None: the base model)."""
         with self._model_lock:
-            out = self.model(use_cache=True, **inputs)
+            rows = self._rows(adapters, len(adapters))
+            out = self.model(use_cache=True, **inputs, **rows)
         return out.cache, out.logits[:, -1, :]
 
 

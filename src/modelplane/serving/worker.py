@@ -4,7 +4,7 @@
 
     python -m modelplane.serving.worker --model-dir DIR --digest sha256:... --port 0 \\
         --port-file FILE [--device cpu|cuda] [--name NAME] [--home HOME] [--allow-pickle] \\
-        [--batching continuous|rounds] [--max-batch N]
+        [--batching continuous|rounds] [--max-batch N] [--max-adapters N]
 
 Before loading, the artifact at ``--model-dir`` (a safetensors folder, or a ``.gguf`` file which is
 converted once into ``$MODELPLANE_HOME/models``) is hashed and must equal ``--digest``; pickle-based
@@ -16,6 +16,10 @@ reason is the last line on stderr), 2 a bad command line. The device defaults to
 decode steps and reuses cached prompt prefixes (:mod:`modelplane.serving._continuous`);
 ``--batching rounds`` batches at round boundaries (a request arriving mid-round waits for it to
 end). docs/serving.md compares them.
+
+LoRA adapters are registered by the node agent at run time (:mod:`modelplane.serving._adapters`),
+found in the artifact store under ``--home`` by digest; at most ``--max-adapters`` are resident.
+The agent's token for those routes comes in the environment (``MODELPLANE_WORKER_TOKEN``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelplane.serving._adapters import DEFAULT_CAPACITY, WORKER_TOKEN_ENV, AdapterSet
 from modelplane.serving._app import create_worker_app
 from modelplane.serving._artifacts import (
     ArtifactStore,
@@ -66,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         default=BATCHING[0],
         help="continuous: requests join and leave the running batch between decode steps, with"
         " prefix reuse (default); rounds: a batch runs until all its requests finish",
+    )
+    p.add_argument(
+        "--max-adapters",
+        type=_positive,
+        default=DEFAULT_CAPACITY,
+        help=f"most LoRA adapters resident at once (default {DEFAULT_CAPACITY})",
     )
     p.add_argument("--allow-pickle", action="store_true")
     p.add_argument("--log-level", default="warning")
@@ -127,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device or default_device()
     engine = load_engine(folder, batching=args.batching, device=device, max_batch=args.max_batch)
     name = args.name or Path(args.model_dir).name
-    app = create_worker_app(engine, model_name=name, digest=args.digest)
+    adapters = AdapterSet(engine, args.home, capacity=args.max_adapters)
+    token = os.environ.get(WORKER_TOKEN_ENV, "")
+    app = create_worker_app(
+        engine, model_name=name, digest=args.digest, adapters=adapters, token=token
+    )
     sock = bind(args.host, args.port)
     announce(args.port_file, sock.getsockname()[1])
     try:
