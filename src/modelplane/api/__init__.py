@@ -30,7 +30,7 @@ from modelplane.api._endpoint import Endpoint, slo_window_seconds
 from modelplane.api._event import Event
 from modelplane.api._explain import explain
 from modelplane.api._graph import Graph
-from modelplane.api._job import Job
+from modelplane.api._job import JOB_PYTHON, Job
 from modelplane.api._jsonschema import json_schema
 from modelplane.api._manifest import Manifest, load_manifests, load_paths
 from modelplane.api._meta import (
@@ -132,6 +132,7 @@ __all__ = [
     "HOSTNAME_LABEL",
     "IDLE_TIMEOUT_ANNOTATION",
     "JOB_LABEL",
+    "JOB_PYTHON",
     "LOCAL_OPERATOR",
     "MAX_TIME_SLICES",
     "METRICS_URL_ANNOTATION",
