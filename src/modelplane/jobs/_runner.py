@@ -150,6 +150,8 @@ class JobRunner:
         self._gangs: dict[tuple[str, str, str], _Gang] = {}
         #: when a failed gang may start again (monotonic seconds)
         self._not_before: dict[tuple[str, str, str], float] = {}
+        #: how gangs that ended went, until written in their Job's status
+        self._outcomes: dict[tuple[str, str, str], JSON] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -201,6 +203,11 @@ class JobRunner:
     # -- one Job ----------------------------------------------------------------------------------
 
     def _step(self, key: tuple[str, str, str], job: JSON) -> None:
+        outcome = self._outcomes.get(key)
+        if outcome is not None:  # a gang ended and its outcome is not written yet
+            if self._report(job, **outcome):
+                del self._outcomes[key]
+            return
         gang = self._gangs.get(key)
         placement = self._placement(job)
         if placement.reason:
@@ -299,26 +306,30 @@ class JobRunner:
         }
 
     def _finished(self, key: tuple[str, str, str], job: JSON, gang: _Gang, code: int) -> None:
+        """The gang ended with ``code``: its outcome is written (again on the next ticks until
+        the write lands, so a lost race never starts a finished gang again)."""
         self._end(key)
+        self._outcomes[key] = self._outcome(key, job, gang, code)
+        if self._report(job, **self._outcomes[key]):
+            del self._outcomes[key]
+
+    def _outcome(self, key: tuple[str, str, str], job: JSON, gang: _Gang, code: int) -> JSON:
         spec = job.get("spec") or {}
         replicas = int(spec.get("replicas") or 1)
         if code == 0:
-            self._report(job, complete=True, active=0, succeeded=replicas)
-            return
+            return {"complete": True, "active": 0, "succeeded": replicas}
         what = _what_failed(gang.folder / "launcher.log", code)
         restarts = int((job.get("status") or {}).get("restarts") or 0)
         limit = int(spec.get("backoffLimit", 6))
         if spec.get("restartPolicy") != "OnFailure":
-            self._report(job, failed=("ReplicaFailed", f"{what}; restartPolicy is Never"))
-            return
+            return {"failed": ("ReplicaFailed", f"{what}; restartPolicy is Never")}
         if restarts >= limit:
             message = f"{what}; the gang was restarted {restarts} times (backoffLimit {limit})"
-            self._report(job, failed=("BackoffLimitExceeded", message))
-            return
+            return {"failed": ("BackoffLimitExceeded", message)}
         delay = min(self.backoff_cap, self.backoff_base * 2**restarts)
         self._not_before[key] = time.monotonic() + delay
         message = f"{what}; the gang starts again in {delay:.0f}s"
-        self._report(job, running=(False, "BackOff", message), restarts=restarts + 1, active=0)
+        return {"running": (False, "BackOff", message), "restarts": restarts + 1, "active": 0}
 
     def _end(self, key: tuple[str, str, str], grace_s: float = 5.0) -> None:
         gang = self._gangs.pop(key, None)
@@ -406,16 +417,17 @@ class JobRunner:
         complete: bool = False,
         failed: tuple[str, str] | None = None,
         **counts: int,
-    ) -> None:
+    ) -> bool:
         """Write the runner's part of ``status`` on the stored Job (read again: the scheduler
-        writes ``Admitted`` beside it); a lost race is retried on the next tick."""
+        writes ``Admitted`` beside it); False when the write lost a race (the next tick tries
+        again), True when it landed or there is nothing to write on (the Job is gone or done)."""
         meta = job["metadata"]
         try:
             current = self.store.get("Job", str(meta.get("namespace") or ""), str(meta["name"]))
         except NotFound:
-            return
+            return True
         if current["metadata"].get("uid") != meta.get("uid") or _terminal(current):
-            return
+            return True
         status = copy.deepcopy(current.get("status") or {})
         generation = current["metadata"].get("generation")
         now = now_rfc3339()
@@ -438,13 +450,12 @@ class JobRunner:
             status["failed"] = int((current.get("spec") or {}).get("replicas") or 1)
         status.update(counts)
         condition = "Failed" if failed else "Complete" if complete else "Running"
-        if (
-            commit_status(
-                self.store, current, status, component=self.component, condition=condition
-            )
-            is None
-        ):
+        written = commit_status(
+            self.store, current, status, component=self.component, condition=condition
+        )
+        if written is None:
             self._wake.set()
+        return written is not None
 
 
 def _stage(bundle: Path) -> Path:
