@@ -120,6 +120,8 @@ def test_the_allreduce_example_completes_with_the_sum_in_both_replicas_logs(
         result = json.loads([line for line in lines if line.startswith("{")][-1])
         assert result == {"rank": rank, "worldSize": 2, "sum": [3.0, 30.0]}
     status = job["status"]
+    # and the Job says where the logs are
+    assert str(folder.relative_to(home)) in _condition(job, "Complete")["message"]
     assert _condition(job, "Admitted")["status"] == "True"
     assert status["succeeded"] == 2 and status["active"] == 0
     assert status["startTime"] <= status["completionTime"]

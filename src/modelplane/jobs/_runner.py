@@ -28,9 +28,10 @@ a ``spec.template`` and moves it one step:
   ``BackoffLimitExceeded``). Every replica exiting 0 completes it (``Complete``,
   ``completionTime``).
 * **Logs.** ``$MODELPLANE_HOME/jobs/<namespace>/<job>/<uid8>-<attempt>/replica-<rank>.log``, one
-  folder per start of the gang (``launcher.log`` beside them), copied there when the gang ends;
-  while it runs they grow in its staging folder (a fresh temporary folder holding a copy of the
-  bundle, which the sandbox's own user can reach), named in the ``Running`` condition.
+  folder per start of the gang (``launcher.log`` beside them), copied there when the gang ends
+  (the ``Complete`` or ``Failed`` condition names it); while it runs they grow in its staging
+  folder (a fresh temporary folder holding a copy of the bundle, which the sandbox's own user can
+  reach), named in the ``Running`` condition.
 """
 
 from __future__ import annotations
@@ -316,9 +317,11 @@ class JobRunner:
     def _outcome(self, key: tuple[str, str, str], job: JSON, gang: _Gang, code: int) -> JSON:
         spec = job.get("spec") or {}
         replicas = int(spec.get("replicas") or 1)
+        logs = f"logs in $MODELPLANE_HOME/{gang.folder.relative_to(self.home)}"
         if code == 0:
-            return {"complete": True, "active": 0, "succeeded": replicas}
-        what = _what_failed(gang.folder / "launcher.log", code)
+            done = f"every replica exited 0; {logs}"
+            return {"complete": done, "active": 0, "succeeded": replicas}
+        what = f"{_what_failed(gang.folder / 'launcher.log', code)} ({logs})"
         restarts = int((job.get("status") or {}).get("restarts") or 0)
         limit = int(spec.get("backoffLimit", 6))
         if spec.get("restartPolicy") != "OnFailure":
@@ -414,7 +417,7 @@ class JobRunner:
         job: JSON,
         *,
         running: tuple[bool, str, str] | None = None,
-        complete: bool = False,
+        complete: str = "",
         failed: tuple[str, str] | None = None,
         **counts: int,
     ) -> bool:
@@ -436,12 +439,8 @@ class JobRunner:
             if running[0]:
                 status.setdefault("startTime", now)
         if complete:
-            set_condition(
-                status, "Running", False, "Completed", "every replica exited 0", generation
-            )
-            set_condition(
-                status, "Complete", True, "Completed", "every replica exited 0", generation
-            )
+            set_condition(status, "Running", False, "Completed", complete, generation)
+            set_condition(status, "Complete", True, "Completed", complete, generation)
             status["completionTime"] = now
         if failed is not None:
             set_condition(status, "Running", False, failed[0], failed[1], generation)
