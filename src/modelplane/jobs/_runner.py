@@ -51,11 +51,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from modelplane.agents import BundleError, BundleStore
-from modelplane.api import HOSTNAME_LABEL, JOB_PYTHON, REPLICA_LABEL, SIMULATED_LABEL
+from modelplane.api import JOB_PYTHON, REPLICA_LABEL, SIMULATED_LABEL
 from modelplane.api.errors import NotFound
 from modelplane.control import Informer, commit_status, get_condition, now_rfc3339, set_condition
 from modelplane.sandbox import ProcessGrants, ProcessLimits, ProcessSandbox, SandboxError
-from modelplane.serving import visible_devices
+from modelplane.serving import allocation_node, visible_devices
 from modelplane.store import Store
 
 log = logging.getLogger("modelplane.jobs.runner")
@@ -392,7 +392,7 @@ class JobRunner:
 
     def _allocated(self, allocation: JSON) -> tuple[str, list[JSON]]:
         """(node, attributes of each allocated device) of a claim's ``status.allocation``."""
-        node = _node_of(allocation)
+        node = allocation_node(allocation)
         found: list[JSON] = []
         for result in (allocation.get("devices") or {}).get("results") or ():
             for slice_ in self._informers["ResourceSlice"].list():
@@ -503,12 +503,3 @@ def _what_failed(launcher_log: Path, code: int) -> str:
         return f"replica {rank} exited with status {report['exits'][str(rank)]}"
     except (OSError, IndexError, ValueError, KeyError, TypeError):
         return f"the gang's sandbox exited with status {code} (see launcher.log)"
-
-
-def _node_of(allocation: JSON) -> str:
-    terms = (allocation.get("nodeSelector") or {}).get("nodeSelectorTerms") or []
-    for term in terms:
-        for field in (term.get("matchFields") or []) + (term.get("matchExpressions") or []):
-            if field.get("key") in ("metadata.name", HOSTNAME_LABEL) and field.get("values"):
-                return str(field["values"][0])
-    return ""
