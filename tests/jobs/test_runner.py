@@ -5,6 +5,7 @@ The runs themselves (the sandbox, gloo, restarts) are in tests/e2e/test_jobs.py.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,31 @@ from tests.control._wait import wait_until
 from modelplane.agents import BundleStore, digest_of, pack
 from modelplane.api import REPLICA_LABEL
 from modelplane.jobs import JobRunner
+from modelplane.sandbox import ProcessSandbox, SandboxUnavailable
 from modelplane.store import Store, open_store
 
 CLAIM = {"requests": [{"name": "cpu", "exactly": {"deviceClassName": "cpu.modelplane.dev"}}]}
+
+
+def _require_sandbox() -> None:
+    try:
+        ProcessSandbox().run(["/bin/true"])
+    except SandboxUnavailable as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{exc}; CI=true requires the process sandbox")
+        pytest.skip(str(exc))
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker.encode() in argv and b"main.py" in argv:
+            found.append(int(pid))
+    return found
 
 
 @pytest.fixture
@@ -31,7 +54,8 @@ def bundle(tmp_path: Path) -> str:
     """A bundle holding ``main.py``, uploaded to the runner's home; its digest."""
     code = tmp_path / "code"
     code.mkdir()
-    (code / "main.py").write_text("print('hello')\n")
+    # sleeps until stopped, its argument in its command line (to find it among processes)
+    (code / "main.py").write_text("import sys, time\nprint(sys.argv[1:])\ntime.sleep(300)\n")
     data = pack(code)
     BundleStore(tmp_path / "home").put(digest_of(data), data)
     return digest_of(data)
@@ -138,3 +162,37 @@ def test_a_command_missing_from_its_bundle_or_a_bundle_not_uploaded_fails_the_jo
         lambda: _condition(store, "nobundle", "Failed"), timeout=30, what="nobundle failed"
     )
     assert failed["reason"] == "BundleNotFound", failed
+
+
+def test_a_running_gang_that_loses_a_replicas_allocation_is_stopped_whole(
+    store: Store, bundle: str, tmp_path: Path
+) -> None:
+    _require_sandbox()
+    runner = JobRunner(store, "n1", tmp_path / "home")
+    runner.start()
+    try:
+        # given a gang of two sleeping replicas, both placed on this node, running
+        marker = "job-runner-test-sleeper"
+        job = store.create(
+            _job("sleepers", {"bundle": bundle, "command": ["python3", "main.py", marker]},
+                 claim=CLAIM, restartPolicy="OnFailure")
+        )  # fmt: skip
+        _allocated_claim(store, job, 0, "n1")
+        _allocated_claim(store, job, 1, "n1")
+        wait_until(
+            lambda: len(_processes_with(marker)) == 2, timeout=60, what="both replicas running"
+        )
+        assert _condition(store, "sleepers", "Running", "Started") is not None
+        # when replica 1's claim loses its allocation (preempted, its device failed)
+        claim = store.get("ResourceClaim", "default", "sleepers-claim-1")
+        store.update_status({**claim, "status": {}})
+        # then both replicas stop, and the Job waits to be placed again
+        wait_until(lambda: not _processes_with(marker), timeout=60, what="no replica left")
+        running = wait_until(
+            lambda: _condition(store, "sleepers", "Running", "NotAdmitted"),
+            timeout=30,
+            what="Running=False NotAdmitted",
+        )
+        assert running["status"] == "False"
+    finally:
+        assert runner.stop(10)
