@@ -101,11 +101,13 @@ def services(
     """
     from modelplane.agents import AgentService
     from modelplane.drivers import LocalDevices, local_node_name
+    from modelplane.jobs import JobRunner
     from modelplane.serving import NodeAgent
 
     return [
         LocalDevices(store),
         NodeAgent(store, local_node_name(), home, model_roots=model_roots),
+        JobRunner(store, local_node_name(), home),
         AgentService(
             store,
             api_url=api_url,
@@ -219,9 +221,11 @@ def node_services(
     lease_duration: float = NODE_LEASE_SECONDS,
 ) -> list[Service]:
     """The services of ``modelplane node``, the node agent of one machine named ``node``: its
-    devices published, the replicas placed on it run (the first two of :func:`services`);
+    devices published, the replicas and Jobs placed on it run (the first three of
+    :func:`services`; a Job without a claim runs only on the embedded platform);
     ``lease_duration``: seconds its heartbeat lease lasts."""
     from modelplane.drivers import LocalDevices
+    from modelplane.jobs import JobRunner
     from modelplane.serving import NodeAgent
 
     return [
@@ -233,4 +237,5 @@ def node_services(
             model_roots=model_roots,
             lease_duration=lease_duration,
         ),
+        JobRunner(store, node, home, run_unplaced=False),
     ]

@@ -126,3 +126,27 @@ def test_without_bwrap_the_error_says_what_to_install(monkeypatch: pytest.Monkey
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
         ProcessSandbox(check=False).run(["/bin/true"])
+
+
+def test_a_started_sandbox_runs_until_stopped_and_stop_ends_everything_in_it(
+    sandbox: ProcessSandbox, tmp_path: Path
+) -> None:
+    # given a long-running sandbox (a Job's gang) whose processes ignore SIGTERM
+    marker = "sandbox-started-marker"
+    script = (
+        f"echo started; trap '' TERM; (exec -a {marker} sleep 300) & exec -a {marker} sleep 300"
+    )
+    with (tmp_path / "out.log").open("wb") as output:
+        proc = sandbox.start(["/bin/bash", "-c", script], output=output)
+        # when it runs: start() returned at once, its output goes to the file
+        wait_until(lambda: len(_processes_with(marker)) == 2, timeout=30, what="both running")
+        assert proc.poll() is None
+        wait_until(
+            lambda: (tmp_path / "out.log").read_bytes() == b"started\n",
+            timeout=10,
+            what="its output in the file",
+        )
+        # then stop() ends the sandbox and every process in it
+        ProcessSandbox.stop(proc, grace_s=0.2)
+    assert proc.returncode is not None
+    wait_until(lambda: not _processes_with(marker), timeout=10, what="no sandboxed process left")

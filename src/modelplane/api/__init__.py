@@ -46,7 +46,7 @@ from modelplane.api._gatewayapi import (
     InferencePool,
 )
 from modelplane.api._graph import Graph
-from modelplane.api._job import Job
+from modelplane.api._job import JOB_PYTHON, Job
 from modelplane.api._jsonschema import json_schema
 from modelplane.api._manifest import Manifest, load_manifests, load_paths
 from modelplane.api._meta import (
@@ -157,6 +157,7 @@ __all__ = [
     "IDLE_TIMEOUT_ANNOTATION",
     "INFERENCE_GROUP",
     "JOB_LABEL",
+    "JOB_PYTHON",
     "LOCAL_OPERATOR",
     "MAX_TIME_SLICES",
     "METRICS_URL_ANNOTATION",

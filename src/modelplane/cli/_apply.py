@@ -16,8 +16,8 @@ with its line. The server's errors that name fields are shown with the ``file:li
 each field in the manifest. ``--dry-run`` validates here without a server; ``--dry-run=server``
 sends each object with ``?dryRun=All`` (checked as a write is, stored nowhere).
 
-An Agent whose code sits beside its manifest is packed, and the bundle uploaded (when the server
-lacks it) before the Agent is applied. A failure of one file or object is reported and the others
+An Agent (or a Job) whose code sits beside its manifest is packed, and the bundle uploaded (when
+the server lacks it) before the object is applied. A failure of one file or object is reported and the others
 are still applied; the exit code is 1 if anything failed.
 """
 
@@ -137,21 +137,30 @@ def read_manifests(paths: Sequence[str]) -> tuple[list[Manifest], list[Outcome]]
 
 
 def _code_folder(obj: JSON, manifest: Manifest) -> Path | None:
-    """The folder of an Agent manifest that holds the Agent's code, or None.
+    """The folder of an Agent or Job manifest that holds its code, or None.
 
     An Agent is "local" when the module its entrypoint names is a file or package beside its
-    manifest and the manifest sets no ``spec.bundle`` (an explicit bundle wins).
+    manifest and the manifest sets no ``spec.bundle``; a Job when its ``spec.template.command``
+    names a file beside its manifest (``train.sh``, or ``python3 train.py``) and sets no
+    ``spec.template.bundle`` (an explicit bundle wins).
     """
-    if obj.get("kind") != "Agent" or manifest.source.startswith("<"):
+    if obj.get("kind") not in ("Agent", "Job") or manifest.source.startswith("<"):
         return None
     spec = obj.get("spec")
-    if (
-        not isinstance(spec, dict)
-        or spec.get("bundle")
-        or not isinstance(spec.get("entrypoint"), str)
-    ):
+    if not isinstance(spec, dict):
         return None
     folder = Path(manifest.source).parent.absolute()
+    if obj["kind"] == "Job":
+        template = spec.get("template")
+        if not isinstance(template, dict) or template.get("bundle"):
+            return None
+        command = template.get("command")
+        if not isinstance(command, list) or not command:
+            return None
+        files = [c for c in command[:2] if isinstance(c, str) and c and not c.startswith("/")]
+        return folder if any((folder / f).is_file() for f in files) else None
+    if spec.get("bundle") or not isinstance(spec.get("entrypoint"), str):
+        return None
     top = spec["entrypoint"].partition(":")[0].partition(".")[0]
     if top and ((folder / f"{top}.py").is_file() or (folder / top).is_dir()):
         return folder
@@ -159,7 +168,8 @@ def _code_folder(obj: JSON, manifest: Manifest) -> Path | None:
 
 
 def _bundle(obj: JSON, manifest: Manifest) -> bytes | None:
-    """For a local Agent: its folder packed as a bundle, with ``spec.bundle`` set to its digest.
+    """For a local Agent or Job: its folder packed as a bundle, its digest set in the spec
+    (``spec.bundle``, ``spec.template.bundle``).
 
     The server never reads the client's folder: the code travels as content-addressed bytes, and
     an edit of the code gives a new digest, so a new generation that runs the new code.
@@ -170,8 +180,11 @@ def _bundle(obj: JSON, manifest: Manifest) -> bytes | None:
     try:
         data = pack(folder)
     except BundleError as exc:
-        raise BadRequest(f"{manifest.where}: the Agent's folder: {exc.message}") from None
-    obj["spec"]["bundle"] = digest_of(data)
+        raise BadRequest(f"{manifest.where}: the {obj['kind']}'s folder: {exc.message}") from None
+    if obj["kind"] == "Job":
+        obj["spec"]["template"]["bundle"] = digest_of(data)
+    else:
+        obj["spec"]["bundle"] = digest_of(data)
     return data
 
 
@@ -299,7 +312,8 @@ def _apply_one(client: Client, item: _Prepared, manifest: Manifest, options: _Op
     """Apply one object (one request, after its bundle's upload); returns ``created``,
     ``configured`` or ``unchanged``, with `` (server dry run)`` on a dry run."""
     if item.bundle is not None and not options.server_dry_run:
-        digest = str(item.body["spec"]["bundle"])
+        spec = item.body["spec"]
+        digest = str(spec.get("bundle") or spec["template"]["bundle"])
         if not client.has_bundle(digest):
             client.put_bundle(digest, item.bundle)
     try:

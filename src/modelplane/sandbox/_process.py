@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from modelplane.sandbox._seccomp import filter_program
 from modelplane.sandbox.errors import (
@@ -180,6 +180,30 @@ class ProcessSandbox:
             _kill_group(proc, limits.grace_s)
         return ProcessResult(proc.returncode, out, err, time.perf_counter() - start)
 
+    def start(
+        self,
+        argv: Sequence[str],
+        *,
+        output: IO[bytes],
+        limits: ProcessLimits | None = None,
+        grants: ProcessGrants | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in a fresh sandbox and return at once, for work that outlives a call
+        (a Job's replicas): stdin empty, stdout and stderr to ``output`` (a file the caller
+        opened). The rlimits hold; the wall clock and the output cap are the caller's, who ends
+        the process (and everything in its sandbox) with :meth:`stop`."""
+        limits = limits or ProcessLimits()
+        grants = grants or ProcessGrants()
+        if self._check:
+            _check_namespaces()
+        return _spawn(argv, limits, grants, output)
+
+    @staticmethod
+    def stop(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
+        """End a process :meth:`start` returned: SIGTERM to its group, SIGKILL after ``grace_s``;
+        its sandbox (a PID namespace) goes with it."""
+        _kill_group(proc, grace_s)
+
     def call_json(
         self,
         argv: Sequence[str],
@@ -201,7 +225,10 @@ class ProcessSandbox:
 
 
 def _spawn(
-    argv: Sequence[str], limits: ProcessLimits, grants: ProcessGrants
+    argv: Sequence[str],
+    limits: ProcessLimits,
+    grants: ProcessGrants,
+    output: IO[bytes] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start bubblewrap, handing it the seccomp filter through a pipe."""
     # a root platform drops to a uid of the run's own (see SANDBOX_UIDS) before prlimit starts
@@ -215,9 +242,9 @@ def _spawn(
         bwrap = bwrap_argv(grants, read)  # first: a missing bwrap is the error to name
         return subprocess.Popen(
             [*_prlimit_argv(limits), *bwrap, *argv],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdin=subprocess.PIPE if output is None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if output is None else output,
+            stderr=subprocess.PIPE if output is None else output,
             env={**_BASE_ENV, **grants.env},
             start_new_session=True,
             pass_fds=(read,),

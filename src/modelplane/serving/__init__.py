@@ -24,6 +24,7 @@ from modelplane.api import (
 from modelplane.serving._adapters import AdapterSet
 from modelplane.serving._agent import (
     NodeAgent,
+    allocation_node,
     visible_devices,
 )
 from modelplane.serving._app import create_worker_app
@@ -62,6 +63,7 @@ __all__ = [
     "SignatureCheck",
     "SimulatedEngine",
     "SourceNotAllowed",
+    "allocation_node",
     "artifact_digest",
     "create_simulated_app",
     "create_worker_app",

@@ -484,7 +484,7 @@ class NodeAgent:
                 f"ResourceClaim {claim['metadata']['name']} is not allocated yet (see its status)",
             )
         results = ((allocation.get("devices") or {}).get("results")) or []
-        node = _node_of(allocation)
+        node = allocation_node(allocation)
         devices: list[JSON] = []
         for result in results:
             device = self._device(str(result.get("pool")), str(result.get("device")))
@@ -681,7 +681,8 @@ def _severity(reason: str) -> int:
     return {"ArtifactRefused": 3, "CrashLoopBackOff": 2, "Unhealthy": 1}.get(reason, 0)
 
 
-def _node_of(allocation: JSON) -> str:
+def allocation_node(allocation: JSON) -> str:
+    """The node a claim's ``status.allocation`` names in its ``nodeSelector`` ("" when none)."""
     terms = (allocation.get("nodeSelector") or {}).get("nodeSelectorTerms") or []
     for term in terms:
         for field in (term.get("matchFields") or []) + (term.get("matchExpressions") or []):
