@@ -78,6 +78,8 @@ NOT_RUN: dict[str, str] = {
     "modelplane bench mcp": "the full benchmark takes minutes; its --quick form is run",
     "python benchmarks/nics.py": "the full benchmark (about 2 minutes); its --quick form is run",
     "python benchmarks/power.py": "the full benchmark (about a minute); its --quick form is run",
+    "python benchmarks/soak.py --out soak/": "30 minutes with the scaled-out shape on"
+    " PostgreSQL; tests/e2e/test_bench_soak.py runs 15 seconds of the same code",
     "python benchmarks/store.py": "the full benchmark (about 40 s); its --quick form is run",
     "python benchmarks/audit.py": "the full benchmark (about a minute); its --quick form is run",
     "python benchmarks/model_verify.py": "writes and hashes 2 GiB; its --quick form is run (and"
