@@ -109,7 +109,7 @@ def test_the_scale_out_plan_counts_ports_up_and_passes_each_process_its_options(
         ("node", "http://127.0.0.1:8472"),
         ("gateway-1", "http://127.0.0.1:8473"),
         ("gateway-2", "http://127.0.0.1:8474"),
-        ("agent-worker-1", None),
+        ("agent-worker-1", "http://127.0.0.1:8475"),
     ]
     by = {c.name: c.args for c in children}
     assert by["server-1"][-2:] == ["-f", "m.yaml"] and "-f" not in by["server-2"]
@@ -119,6 +119,7 @@ def test_the_scale_out_plan_counts_ports_up_and_passes_each_process_its_options(
     assert "--token-file" not in by["node"] and "--token-file" not in by["agent-worker-1"]
     worker = by["agent-worker-1"]
     assert worker[worker.index("--model-base-url") + 1] == "http://127.0.0.1:8473"
+    assert worker[worker.index("--port") + 1] == "8475"  # its probes
 
 
 def test_with_authentication_every_process_but_the_node_shares_one_service_account_key(
@@ -153,7 +154,7 @@ def test_without_authentication_no_service_account_key_is_made(tmp_path: Path) -
 def test_port_0_gives_each_process_a_free_port_of_its_own(count: int) -> None:
     children = plan(_options(port=0, servers=2, gateways=count), {})
     urls = [c.url for c in children if c.url]
-    assert len(urls) == 3 + count and len(set(urls)) == len(urls)
+    assert len(urls) == 3 + count + 1 and len(set(urls)) == len(urls)  # and one agent worker
     assert all(not u.endswith(":0") for u in urls)
 
 

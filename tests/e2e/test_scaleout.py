@@ -175,8 +175,10 @@ def test_up_scale_out_starts_every_component_and_ctrl_c_stops_them(
     try:
         rows = _read_table(proc, timeout=120)
         assert set(rows) == {"server-1", "server-2", "node", "gateway-1", "agent-worker-1"}, rows
-        for name in ("server-1", "server-2", "node"):
+        for name in ("server-1", "server-2", "node", "agent-worker-1"):
             assert httpx.get(f"{rows[name][0]}/readyz", timeout=5).status_code == 200, name
+        metrics = httpx.get(f"{rows['agent-worker-1'][0]}/metrics", timeout=5).text
+        assert 'modelplane_ready{component="agent-worker"} 1' in metrics
         gateway = rows["gateway-1"][0].removesuffix("/v1")
         assert httpx.get(f"{gateway}/readyz", timeout=5).status_code == 200
         servers = [rows["server-1"][0], rows["server-2"][0]]

@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import ValidationError
@@ -40,6 +41,9 @@ from modelplane.agents.errors import BundleError
 from modelplane.agents.runtime import Runtime
 from modelplane.api import AgentSpec
 from modelplane.api.errors import ModelplaneError
+
+if TYPE_CHECKING:
+    from modelplane.agents._service import AgentService
 
 
 def _say(message: str) -> None:
@@ -103,11 +107,13 @@ def serve_objects(
     code: AgentCode,
     token: str | None = None,
     model_token: Callable[[str, str], str] | None = None,
+    on_started: Callable[[AgentService], None] | None = None,
 ) -> int:
     """Run the store's Agent objects on the shards this process leases, until SIGTERM/SIGINT.
 
     ``token``: the bearer token its agents' model calls send to ``model_base_url``; with
-    ``model_token(namespace, agent)`` they send their Agent's service account's instead."""
+    ``model_token(namespace, agent)`` they send their Agent's service account's instead.
+    ``on_started(service)``: told once the runtime runs (what ``/readyz`` waits for)."""
     from modelplane.agents._service import AgentService
     from modelplane.store import open_store
 
@@ -138,6 +144,8 @@ def serve_objects(
             f"ready in {1000 * (time.monotonic() - started):.1f} ms, shards"
             f" {sorted(rt.fences)}, {len(rt.resident)} instances resumed"
         )
+        if on_started is not None:
+            on_started(service)
         stop.wait()
         return 0 if service.stop(30) else 1
     finally:
@@ -145,10 +153,14 @@ def serve_objects(
 
 
 def main(
-    argv: list[str] | None = None, *, model_token: Callable[[str, str], str] | None = None
+    argv: list[str] | None = None,
+    *,
+    model_token: Callable[[str, str], str] | None = None,
+    on_started: Callable[[AgentService], None] | None = None,
 ) -> int:
     """The agent worker's command line. ``model_token(namespace, agent)``: the token an Agent's
-    model calls send, its service account's (None: ``MODELPLANE_TOKEN``, the same for all)."""
+    model calls send, its service account's (None: ``MODELPLANE_TOKEN``, the same for all);
+    ``on_started``: as :func:`serve_objects`'."""
     parser = argparse.ArgumentParser(prog="agent-worker")
     parser.add_argument(
         "--database-url",
@@ -206,6 +218,7 @@ def main(
                 code,
                 token=token,
                 model_token=model_token,
+                on_started=on_started,
             )
         asyncio.run(serve(args.agents_url, args.agent, args.model_base_url, code))
     except (ModelplaneError, ValidationError, ValueError) as exc:

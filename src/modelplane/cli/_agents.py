@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -190,6 +191,14 @@ def parse_packages(text: str) -> tuple[str, ...]:
 
 
 @click.command("agent-worker")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address of the probes.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve /healthz, /readyz (ready once the runtime runs) and /metrics on this port (0:"
+    " any free port); default: no HTTP at all.",
+)
 @click.option(
     "--database-url",
     envvar="MODELPLANE_DATABASE_URL",
@@ -240,6 +249,8 @@ def parse_packages(text: str) -> tuple[str, ...]:
     "Seconds a shard stays with a process that stopped renewing its lease.",
 )
 def agent_worker(
+    host: str,
+    port: int | None,
     database_url: str | None,
     agents_url: str | None,
     agent_: tuple[str, ...],
@@ -282,4 +293,23 @@ def agent_worker(
         if service_account_key_file
         else None
     )
-    sys.exit(main(args, model_token=accounts.token if accounts else None))
+    started = threading.Event()
+    if port is not None:
+        from modelplane.cli._probes import serve_probes_in_thread
+
+        def gauges() -> dict[str, float]:
+            return {'modelplane_ready{component="agent-worker"}': float(started.is_set())}
+
+        serve_probes_in_thread(
+            lambda: None if started.is_set() else "the agent runtime is starting",
+            gauges,
+            host,
+            port,
+            lambda url: click.echo(f"agent-worker probes at {url}", err=True),
+        )
+    code = main(
+        args,
+        model_token=accounts.token if accounts else None,
+        on_started=lambda service: started.set(),
+    )
+    sys.exit(code)

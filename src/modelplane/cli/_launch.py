@@ -41,7 +41,7 @@ class Child:
 
     name: str  # server-1, gateway-2, node, agent-worker-1
     args: list[str]  # after `modelplane`
-    url: str | None  # where /readyz answers; None: no HTTP surface (agent workers)
+    url: str | None  # where /readyz answers
     shown: str = ""  # what the table says it serves
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
@@ -82,7 +82,7 @@ def plan(o: UpOptions, auth_flags: dict[str, Any]) -> list[Child]:
     roots = [a for r in o.model_roots for a in ("--model-root", r)]
     auth = _given(values, AUTH_OPTIONS)
     server_args = [*common, *egress, *roots, *auth, *_given(values, _SERVER_FLAGS)]
-    ports = iter(_ports(o.port, o.servers + 1 + o.gateways))
+    ports = iter(_ports(o.port, o.servers + 1 + o.gateways + o.agent_workers))
     scheme = "https" if o.tls_cert_file else "http"
     children: list[Child] = []
     for i in range(1, o.servers + 1):
@@ -106,11 +106,14 @@ def plan(o: UpOptions, auth_flags: dict[str, Any]) -> list[Child]:
         children.append(Child(f"gateway-{i}", args, url, f"{url}/v1"))
     model_url = gateway_urls[0] if gateway_urls else children[0].url or ""
     for i in range(1, o.agent_workers + 1):
-        args = ["agent-worker", "--home", o.home, "--database-url", str(o.database_url)]
+        port = next(ports)
+        args = ["agent-worker", "--host", o.host, "--port", str(port), "--home", o.home]
+        args += ["--database-url", str(o.database_url)]
         args += ["--model-base-url", model_url, "--api-url", str(children[0].url)]
         args += ["--agent-packages", o.agent_packages] if o.agent_packages else []
         args += _given(values, ("service_account_key_file",))
-        children.append(Child(f"agent-worker-{i}", args, None, "(no HTTP; runs agent steps)"))
+        url = f"http://{o.host}:{port}"
+        children.append(Child(f"agent-worker-{i}", args, url, f"{url} (probes)"))
     return children
 
 

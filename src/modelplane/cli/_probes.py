@@ -1,10 +1,13 @@
 """The probes of the scaled-out processes: ``/metrics`` in Prometheus' text format, and for a
-process without the REST API (``modelplane node``) ``/healthz`` and ``/readyz`` as the API
+process without the REST API (``modelplane node``, ``agent-worker --port``) ``/healthz`` and ``/readyz`` as the API
 server answers them (``ok``; 503 with the reason while not ready)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -72,6 +75,37 @@ def probe_routes(
         Route("/readyz", readyz, methods=["GET"]),
         metrics_route(gauges, registries),
     ]
+
+
+def serve_probes_in_thread(
+    readiness: Callable[[], str | None],
+    gauges: Gauges,
+    host: str,
+    port: int,
+    on_started: Callable[[str], None],
+) -> threading.Thread:
+    """:func:`probe_routes` served by uvicorn in a daemon thread (for a process whose main thread
+    is its own: ``agent-worker``); ``on_started(url)`` once it listens. The process's own signal
+    handling stays as it is: the thread ends with the process."""
+    import uvicorn
+    from starlette.applications import Starlette
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                bound = self.servers[0].sockets[0].getsockname()
+                on_started(f"http://{bound[0]}:{bound[1]}")
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            yield  # signals are the main thread's
+
+    app = Starlette(routes=probe_routes(readiness, gauges))
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    thread = threading.Thread(target=_Server(config).run, name="probes", daemon=True)
+    thread.start()
+    return thread
 
 
 def metrics_openapi() -> dict[str, Any]:

@@ -40,8 +40,9 @@ COMPONENTS: tuple[Component, ...] = (
               replicas=2, service=True),
     Component("gateway", ("gateway", "--host", "0.0.0.0", "--port", "8480"), 8480, "Deployment",
               replicas=3, service=True),
-    Component("agent-worker", ("agent-worker", "--home", HOME, "--model-base-url",
-              "http://modelplane-gateway:8480"), None, "Deployment", replicas=3),
+    Component("agent-worker", ("agent-worker", "--host", "0.0.0.0", "--port", "8481", "--home",
+              HOME, "--model-base-url", "http://modelplane-gateway:8480"), 8481, "Deployment",
+              replicas=3),
     Component("node", ("node", "--host", "0.0.0.0", "--port", "8471"), 8471, "DaemonSet"),
 )  # fmt: skip
 
