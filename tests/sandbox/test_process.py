@@ -25,10 +25,12 @@ ECHO = "import json, sys; print(json.dumps({'got': json.load(sys.stdin)}))"
 
 
 def _processes_with(marker: str) -> list[int]:
+    """The processes named ``marker`` (their argv[0]; bwrap's own command line holds the script
+    that names them, so it is not counted)."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] == marker.encode():
                 found.append(int(pid))
         except OSError:
             continue

@@ -13,6 +13,7 @@ from modelplane.api import kinds
 _METHODS = ("get", "put", "post", "patch", "delete")
 GATEWAY = "gateway.networking.k8s.io/v1"
 INFERENCE = "inference.networking.k8s.io/v1"
+OBJECTIVES = "inference.networking.x-k8s.io/v1alpha2"
 
 
 def test_apis_lists_every_group(server: RunningServer) -> None:
@@ -25,6 +26,7 @@ def test_apis_lists_every_group(server: RunningServer) -> None:
         "resource.k8s.io": [DRA],
         "gateway.networking.k8s.io": [GATEWAY],
         "inference.networking.k8s.io": [INFERENCE],
+        "inference.networking.x-k8s.io": [OBJECTIVES],
     }
 
 
@@ -39,7 +41,7 @@ def test_a_group_version_lists_every_kind_with_plural_scope_verbs_and_short_name
     server: RunningServer,
 ) -> None:
     served = {}
-    for group_version in (GROUP, DRA, GATEWAY, INFERENCE):
+    for group_version in (GROUP, DRA, GATEWAY, INFERENCE, OBJECTIVES):
         body = server.http.get(f"/apis/{group_version}").json()
         assert body["kind"] == "APIResourceList"
         assert body["groupVersion"] == group_version
