@@ -130,3 +130,27 @@ def test_records_are_read_a_page_at_a_time(api: Api) -> None:
         params["continue"] = page["continue"]
     # then every record comes once, in order
     assert seen == [f"Endpoint/team-a/e{i}" for i in range(5)]
+
+
+def test_a_decision_is_in_the_next_listing_without_waiting_for_the_writer(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a log whose writer would let a decision linger for a minute before committing it
+    use_key_file(tmp_path, monkeypatch)
+    store = open_store(sqlite_url)
+    log = AuditLog(sqlite_url, linger=60.0)
+    app = create_app(store, tokens=TOKENS, routes=audit_routes(log), audit=log)
+    try:
+        with (
+            serving(app) as base,
+            httpx.Client(base_url=base, headers=_bearer(TENANT_TOKEN), timeout=30) as tenant,
+            httpx.Client(base_url=base, headers=_bearer(ADMIN_TOKEN), timeout=30) as admin,
+        ):
+            # when a write is decided and the log is listed at once (no flush by the caller)
+            assert tenant.post(_url("endpoints"), json=endpoint("now", 1)).status_code == 201
+            items = admin.get(RECORDS_PATH, params={"principal": "alice"}).json()["items"]
+            # then the listing holds it: the route committed what was queued before it
+            assert [i["resource"] for i in items] == ["Endpoint/team-a/now"]
+    finally:
+        log.close()
+        store.close()

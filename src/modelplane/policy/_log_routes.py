@@ -5,6 +5,8 @@
 (an RFC 3339 time, or a duration before now such as ``2h`` or ``7d``), at most ``limit`` (1 to
 1000, default 100) per page; the answer ``{"items": [...], "continue": "<token>"}`` has a
 ``continue`` token while more records match, which the next request passes as ``continue``.
+Appends are asynchronous, so the route first waits (up to 5 s) for what this process queued before
+the request to be committed: a decision is in the next ``modelplane audit log`` of the same process.
 ``GET /audit/verify`` walks the chain: ``{"verified": true, "records": N}``, or ``verified: false``
 with ``firstBad: {sequence, problem}``. Both answer 403 to anyone not in ``system:masters``.
 """
@@ -86,6 +88,9 @@ def audit_routes(log: AuditLog) -> list[BaseRoute]:
     async def records(request: Request) -> Response:
         _admin(request)
         query = query_of(request.query_params)
+        # read your writes: what this process decided before the request is committed first
+        # (appends are asynchronous); a wait cut short still answers with what is committed
+        await run_in_threadpool(log.flush, 5.0)
         # one more than asked: whether a next page exists, without a count
         page = await run_in_threadpool(
             log.records, AuditQuery(**{**_fields(query), "limit": query.limit + 1})
