@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -348,6 +348,7 @@ def run(database_url: str, minutes: float, interval: float, out: Path | None) ->
         proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
+        rows: dict[str, tuple[str, int]] = {}
         try:
             rows = _read_table(proc, timeout=180, home=Path(tmp) / "home")
             threading.Thread(target=lambda: proc.stdout and proc.stdout.read(), daemon=True).start()
@@ -369,9 +370,22 @@ def run(database_url: str, minutes: float, interval: float, out: Path | None) ->
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            _kill_left((pid for _, pid in rows.values()), mark=str(Path(tmp) / "home"))
     if out is not None:
         _write(out, samples)
     return _figures(samples, counts, lost)
+
+
+def _kill_left(pids: Iterable[int], mark: str) -> None:
+    """SIGKILL the components still running after ``up`` stopped (or was killed: its children
+    run in sessions of their own and would outlive it); only processes whose command line names
+    ``mark`` (this soak's home), never a process that took a freed pid."""
+    for pid in pids:
+        try:
+            if mark.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
 
 
 def _soak_for(soak: _Soak, minutes: float, interval: float) -> list[Sample]:
