@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -74,3 +75,15 @@ class UpProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+
+
+def simulated_model(name: str) -> dict[str, Any]:
+    """A Model of one version whose artifact is never loaded: the Endpoints serving it are
+    annotated ``modelplane.dev/simulated`` (replicas of the simulated worker)."""
+    version = {"name": "v1", "source": "x", "format": "safetensors", "digest": "sha256:" + "0" * 64}
+    return {
+        "apiVersion": "modelplane.dev/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": name},
+        "spec": {"versions": [version]},
+    }

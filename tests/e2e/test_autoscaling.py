@@ -9,40 +9,21 @@ decision to ``status.autoscaling``, with an Event per change.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.control._wait import wait_until
-from tests.e2e._proc import UpProcess
+from tests.e2e._proc import UpProcess, simulated_model
 
 pytestmark = pytest.mark.slow
 
 API = "/apis/modelplane.dev/v1alpha1/namespaces/default"
-DIGEST = "sha256:" + "0" * 64
 CLIENTS = 10
 
 
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[UpProcess]:
-    proc = UpProcess(tmp_path / "home").start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
 def _apply(client: httpx.Client) -> None:
-    model = {
-        "apiVersion": "modelplane.dev/v1alpha1",
-        "kind": "Model",
-        "metadata": {"name": "burst-model"},
-        "spec": {
-            "versions": [{"name": "v1", "source": "x", "format": "safetensors", "digest": DIGEST}]
-        },
-    }
+    model = simulated_model("burst-model")
     endpoint = {
         "apiVersion": "modelplane.dev/v1alpha1",
         "kind": "Endpoint",

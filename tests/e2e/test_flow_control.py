@@ -7,45 +7,20 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
 from tests.control._wait import wait_until
-from tests.e2e._proc import UpProcess
+from tests.e2e._proc import UpProcess, simulated_model
 
 pytestmark = pytest.mark.slow
 
 API = "/apis/modelplane.dev/v1alpha1/namespaces/default"
 
 
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[UpProcess]:
-    proc = UpProcess(tmp_path / "home").start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
 def _apply(client: httpx.Client) -> None:
-    model = {
-        "apiVersion": "modelplane.dev/v1alpha1",
-        "kind": "Model",
-        "metadata": {"name": "m"},
-        "spec": {
-            "versions": [
-                {
-                    "name": "v1",
-                    "source": "x",
-                    "format": "safetensors",
-                    "digest": "sha256:" + "a" * 64,
-                }
-            ]
-        },
-    }
+    model = simulated_model("m")
     endpoint = {
         "apiVersion": "modelplane.dev/v1alpha1",
         "kind": "Endpoint",
