@@ -9,15 +9,14 @@ another database and logs every execution, as in ``test_crash.py``.
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 from tests._postgres import private_postgres, unavailable
+from tests.agents._effects import assert_each_step_once, make_effects_db
 
 from modelplane.agents._journal import Database
 from modelplane.agents.runtime import Instances
@@ -64,16 +63,7 @@ def test_a_postgres_restart_under_three_workers_loses_no_step_and_runs_none_twic
     if why := unavailable():
         pytest.skip(why)
     effects = tmp_path / "effects.db"
-    with sqlite3.connect(effects) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(
-            "CREATE TABLE executions (id INTEGER PRIMARY KEY AUTOINCREMENT, instance TEXT,"
-            " step INT, token TEXT)"
-        )
-        conn.execute(
-            "CREATE TABLE effects (key TEXT PRIMARY KEY, instance TEXT, step INT,"
-            " deduplicated INT DEFAULT 0)"
-        )
+    make_effects_db(effects)
     with private_postgres() as pg:
         # given instances of an agent with side effects, run by three workers on PostgreSQL
         with open_store(pg.url) as store:
@@ -129,24 +119,8 @@ def test_a_postgres_restart_under_three_workers_loses_no_step_and_runs_none_twic
                 log.close()
 
     # with every step journaled once, its side effect made once, and no journaled step run again
-    assert len(journal) == INSTANCES * STEPS
-    assert len({(iid, bytes(n) if not isinstance(n, str) else n) for iid, n, _ in journal}) == len(
-        journal
-    )
-    with sqlite3.connect(effects) as conn:
-        last = {
-            (inst, step): token
-            for inst, step, token in conn.execute(
-                "SELECT instance, step, token FROM executions ORDER BY id"
-            )
-        }
-        effect_rows = conn.execute("SELECT COUNT(*), SUM(deduplicated) FROM effects").fetchone()
-        executions = conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0]
-    for iid, name, data in journal:
-        text = bytes(name).decode() if not isinstance(name, str) else name
-        assert last[(names[iid], int(text.split("-")[1]))] == orjson.loads(bytes(data))["ok"]
-    assert effect_rows[0] == INSTANCES * STEPS
+    executions, deduplicated = assert_each_step_once(effects, journal, names, INSTANCES * STEPS)
     print(
         f"\npostgres restart: down {down:.1f}s at step {before} of {INSTANCES * STEPS};"
-        f" {executions} executions, {effect_rows[1]} deduplicated by key"
+        f" {executions} executions, {deduplicated} deduplicated by key"
     )

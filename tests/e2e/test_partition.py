@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests._postgres import private_postgres, unavailable
+from tests.agents._effects import assert_each_step_once, make_effects_db
 from tests.control._wait import wait_until
 
 from modelplane.api import validate
@@ -177,24 +178,11 @@ def _holders(url: str) -> dict[int, str]:
 def test_an_agent_worker_partitioned_past_its_lease_loses_its_shards_and_nothing_runs_twice(
     netns: Namespace, tmp_path: Path
 ) -> None:
-    import sqlite3
-
-    import orjson
-
     from modelplane.agents._journal import Database
     from modelplane.agents.runtime import Instances
 
     effects = tmp_path / "effects.db"
-    with sqlite3.connect(effects) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(
-            "CREATE TABLE executions (id INTEGER PRIMARY KEY AUTOINCREMENT, instance TEXT,"
-            " step INT, token TEXT)"
-        )
-        conn.execute(
-            "CREATE TABLE effects (key TEXT PRIMARY KEY, instance TEXT, step INT,"
-            " deduplicated INT DEFAULT 0)"
-        )
+    make_effects_db(effects)
     os.environ["CRASH_EFFECTS_DB"] = str(effects)
     os.environ["PYTHONPATH"] = os.pathsep.join([str(AGENTS), os.environ.get("PYTHONPATH", "")])
     with private_postgres() as pg:
@@ -256,15 +244,4 @@ def test_an_agent_worker_partitioned_past_its_lease_loses_its_shards_and_nothing
                 proc.wait(10)
 
     # with every step journaled once, its effect made once, no journaled step run again
-    assert len(journal) == INSTANCES * STEPS
-    with sqlite3.connect(effects) as conn:
-        last = {
-            (inst, step): token
-            for inst, step, token in conn.execute(
-                "SELECT instance, step, token FROM executions ORDER BY id"
-            )
-        }
-        assert conn.execute("SELECT COUNT(*) FROM effects").fetchone()[0] == INSTANCES * STEPS
-    for iid, name, data in journal:
-        text = name if isinstance(name, str) else bytes(name).decode()
-        assert last[(names[iid], int(text.split("-")[1]))] == orjson.loads(bytes(data))["ok"]
+    assert_each_step_once(effects, journal, names, INSTANCES * STEPS)
